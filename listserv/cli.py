@@ -1,0 +1,390 @@
+"""The ``commonroom`` command line: a thin door over the list server's functions.
+
+Every command has ``--help``; a failure prints what went wrong and what to do, and exits
+non-zero (click's ``ClickException``: exit 1; usage errors: exit 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlmodel import Session, col, func, select
+
+from listserv import config as config_mod
+from listserv import importer, lists, moderation, subscriptions
+from listserv.config import Config, ConfigError
+from listserv.models import (
+    Action,
+    Address,
+    DeliveryMode,
+    MailingList,
+    Person,
+    PersonKind,
+    Role,
+    Subscription,
+    utcnow,
+)
+from listserv.store import Store
+
+
+class Ctx:
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._cfg: Config | None = None
+
+    @property
+    def cfg(self) -> Config:
+        if self._cfg is None:
+            try:
+                self._cfg = config_mod.load(self.config_path)
+            except ConfigError as e:
+                raise click.ClickException(f"configuration: {e}") from None
+        return self._cfg
+
+    def store(self) -> Store:
+        return Store(self.cfg.database_url)
+
+    @contextmanager
+    def session(self) -> Iterator[tuple[Store, Session]]:
+        store = self.store()
+        try:
+            from listserv.serve import schema_problem
+
+            problem = schema_problem(store)
+            if problem:
+                raise click.ClickException(problem)
+            with store.session() as s:
+                yield store, s
+        finally:
+            store.dispose()
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+def _list_or_fail(s: Session, name: str) -> MailingList:
+    ml = lists.find(s, name)
+    if ml is None:
+        names = ", ".join(s.exec(select(MailingList.name).order_by(MailingList.name)).all())
+        raise click.ClickException(f"there is no list called '{name}' "
+                                   f"(lists: {names or 'none yet; create one with lists create'})")
+    return ml
+
+
+def _address_or_fail(text: str) -> str:
+    email = subscriptions.canonical(text)
+    if email is None:
+        raise click.ClickException(f"'{text}' is not an email address")
+    return email
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="PATH", envvar="COMMONROOM_CONFIG",
+              help="Configuration file (default: commonroom.toml here, or $COMMONROOM_CONFIG).")
+@click.option("-v", "--verbose", is_flag=True, help="Log more (debug level).")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """Commonroom: the community's mailing lists (and, later, its Discord bot)."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    ctx.obj = Ctx(config_path)
+
+
+@main.command()
+@click.option("--domain", default="lists.example.org", show_default=True,
+              help="The mail domain of the lists.")
+@click.option("--force", is_flag=True, help="Overwrite an existing configuration file.")
+@click.pass_context
+def init(ctx: click.Context, domain: str, force: bool) -> None:
+    """Write a commented configuration file and create the store."""
+    path = Path(ctx.obj.config_path or config_mod.DEFAULT_FILE)
+    if path.exists() and not force:
+        raise click.ClickException(f"{path} already exists; use --force to overwrite it, or "
+                                   "'commonroom db upgrade' to bring its store up to date")
+    path.write_text(config_mod.EXAMPLE.format(domain=domain), encoding="utf-8")
+    ctx.obj.config_path = str(path)
+    store = ctx.obj.store()
+    store.upgrade()
+    store.dispose()
+    click.echo(f"wrote {path} and created the store at {ctx.obj.cfg.database_url}")
+    click.echo("next: commonroom lists create NAME --moderator YOU@EXAMPLE.ORG; commonroom serve")
+
+
+@main.command()
+@pass_ctx
+def serve(obj: Ctx) -> None:
+    """Serve SMTP and deliver mail (later: web pages, scheduler, Discord bot)."""
+    from listserv.serve import App, StartupError
+
+    try:
+        asyncio.run(App(obj.cfg).run_forever())
+    except StartupError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(obj: Ctx) -> None:
+    """Create the schema or bring it up to date (safe to run again)."""
+    store = obj.store()
+    try:
+        store.upgrade()
+    except Exception as e:
+        raise click.ClickException(f"could not upgrade {obj.cfg.database_url}: {e}") from None
+    finally:
+        store.dispose()
+    click.echo("the database schema is up to date")
+
+
+# --- lists -------------------------------------------------------------------------------
+
+@main.group("lists")
+def lists_group() -> None:
+    """Create, show and configure mailing lists."""
+
+
+@lists_group.command("create")
+@click.argument("name")
+@click.option("--description", default="", help="One line saying what the list is for.")
+@click.option("--moderator", "moderators", multiple=True, metavar="EMAIL",
+              help="A moderator's address (repeatable); subscribed with the moderator role.")
+@pass_ctx
+def lists_create(obj: Ctx, name: str, description: str, moderators: tuple[str, ...]) -> None:
+    """Create the list NAME (its address is NAME@DOMAIN)."""
+    name = name.lower()
+    problem = lists.name_problem(name)
+    if problem:
+        raise click.ClickException(problem)
+    emails = [_address_or_fail(m) for m in moderators]
+    with obj.session() as (_store, s):
+        if lists.find(s, name):
+            raise click.ClickException(f"the list '{name}' already exists")
+        ml = MailingList(name=name, description=description)
+        s.add(ml)
+        s.flush()
+        for email in emails:
+            subscriptions.add_member(s, ml, email, role=Role.MODERATOR, actor="cli",
+                                     verified=True)
+        from listserv import audit
+
+        audit.record(s, list_id=ml.id, actor="cli", action="list-created", target=name)
+    click.echo(f"created {name}@{obj.cfg.server.domain}")
+
+
+@lists_group.command("list")
+@pass_ctx
+def lists_list(obj: Ctx) -> None:
+    """Show every list with its number of members."""
+    with obj.session() as (_store, s):
+        rows = s.exec(select(MailingList.name, MailingList.description,
+                             func.count(col(Subscription.id)))
+                      .join(Subscription, isouter=True).group_by(
+                          col(MailingList.id)).order_by(MailingList.name)).all()
+        if not rows:
+            click.echo("no lists yet; create one with: commonroom lists create NAME")
+        for name, description, count in rows:
+            click.echo(f"{name}@{obj.cfg.server.domain}\t{count} members\t{description}")
+
+
+@lists_group.command("show")
+@click.argument("name")
+@pass_ctx
+def lists_show(obj: Ctx, name: str) -> None:
+    """Show a list's settings and addresses."""
+    with obj.session() as (_store, s):
+        ml = _list_or_fail(s, name)
+        count = s.exec(select(func.count()).select_from(Subscription).where(
+            Subscription.list_id == ml.id)).one()
+        mods = subscriptions.moderators(s, ml.id or 0)
+        click.echo(f"{ml.name}@{obj.cfg.server.domain}: {ml.description}")
+        click.echo(f"  members: {count}; moderators: {', '.join(mods) or 'none'}")
+        for key in lists.SETTINGS:
+            value = getattr(ml, key)
+            click.echo(f"  {key} = {'' if value is None else value}")
+
+
+@lists_group.command("set")
+@click.argument("name")
+@click.argument("key")
+@click.argument("value")
+@pass_ctx
+def lists_set(obj: Ctx, name: str, key: str, value: str) -> None:
+    """Change one setting: commonroom lists set NAME KEY VALUE."""
+    with obj.session() as (_store, s):
+        ml = _list_or_fail(s, name)
+        problem = lists.apply_setting(ml, key, value)
+        if problem:
+            raise click.ClickException(problem)
+        s.add(ml)
+        from listserv import audit
+
+        audit.record(s, list_id=ml.id, actor="cli", action="list-setting", target=key,
+                     detail=value)
+    click.echo(f"{name}: {key} = {value}")
+
+
+# --- members -----------------------------------------------------------------------------
+
+@main.group("members")
+def members_group() -> None:
+    """Add, remove, list and import a list's members."""
+
+
+@members_group.command("add")
+@click.argument("list_name", metavar="LIST")
+@click.argument("email")
+@click.option("--name", default="", help="Display name.")
+@click.option("--org", default="", help="Organisation.")
+@click.option("--vendor", is_flag=True, help="The person is vendor staff.")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.MEMBER.value,
+              show_default=True)
+@click.option("--delivery", type=click.Choice([m.value for m in DeliveryMode]),
+              default=DeliveryMode.EACH.value, show_default=True)
+@pass_ctx
+def members_add(obj: Ctx, list_name: str, email: str, name: str, org: str, vendor: bool,
+                role: str, delivery: str) -> None:
+    """Subscribe EMAIL to LIST directly (no confirmation mail)."""
+    address = _address_or_fail(email)
+    with obj.session() as (_store, s):
+        ml = _list_or_fail(s, list_name)
+        added = subscriptions.add_member(s, ml, address, name=name, organisation=org,
+                                         vendor=vendor or None, role=Role(role),
+                                         mode=DeliveryMode(delivery), actor="cli",
+                                         verified=True)
+    click.echo(f"{'added' if added else 'already a member:'} {address} to {list_name}")
+
+
+@members_group.command("remove")
+@click.argument("list_name", metavar="LIST")
+@click.argument("email")
+@pass_ctx
+def members_remove(obj: Ctx, list_name: str, email: str) -> None:
+    """Unsubscribe EMAIL from LIST (no confirmation mail)."""
+    address = _address_or_fail(email)
+    with obj.session() as (_store, s):
+        ml = _list_or_fail(s, list_name)
+        if not subscriptions.remove_member(s, ml, address, actor="cli"):
+            raise click.ClickException(f"{address} is not a member of {list_name}")
+    click.echo(f"removed {address} from {list_name}")
+
+
+@members_group.command("list")
+@click.argument("list_name", metavar="LIST")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_ctx
+def members_list(obj: Ctx, list_name: str, as_json: bool) -> None:
+    """Show LIST's members (streamed: fine for very large lists)."""
+    with obj.session() as (_store, s):
+        ml = _list_or_fail(s, list_name)
+        rows = s.exec(select(Address.email, Person.display_name, Person.organisation,
+                             Person.kind, Subscription.role, Subscription.delivery_mode)
+                      .join(Address, col(Address.id) == col(Subscription.address_id))
+                      .join(Person, col(Person.id) == col(Address.person_id))
+                      .where(Subscription.list_id == ml.id)
+                      .order_by(Address.email).execution_options(yield_per=1000))
+        for email, name, org, kind, role, mode in rows:
+            if as_json:
+                click.echo(json.dumps({"email": email, "name": name, "organisation": org,
+                                       "vendor": kind == PersonKind.VENDOR.value,
+                                       "role": role, "delivery": mode}))
+            else:
+                vendor = f" ({org}, vendor)" if kind == PersonKind.VENDOR.value else ""
+                click.echo(f"{email}\t{name}{vendor}\t{role}\t{mode}")
+
+
+@members_group.command("import")
+@click.argument("list_name", metavar="LIST")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_ctx
+def members_import(obj: Ctx, list_name: str, file: Path) -> None:
+    """Import members from a Google Groups member export (CSV)."""
+    try:
+        rows = importer.read_google_groups_csv(file)
+    except importer.ImportProblem as e:
+        raise click.ClickException(str(e)) from None
+    with obj.session() as (store, s):
+        ml = _list_or_fail(s, list_name)
+    summary = importer.Summary()
+    with click.progressbar(length=len(rows), label=f"importing into {list_name}",
+                           file=sys.stderr) as bar:
+        for chunk in importer.chunks(rows, 500):
+            with store.session() as s:
+                ml = _list_or_fail(s, list_name)
+                importer.import_rows(s, ml, chunk, summary)
+            bar.update(len(chunk))
+    click.echo(f"added {summary.added}, skipped {summary.skipped} (already members), "
+               f"invalid {len(summary.invalid)}")
+    for line, why in summary.invalid[:20]:
+        click.echo(f"  line {line}: {why}", err=True)
+    if len(summary.invalid) > 20:
+        click.echo(f"  … and {len(summary.invalid) - 20} more", err=True)
+
+
+# --- queue -------------------------------------------------------------------------------
+
+@main.group("queue")
+def queue_group() -> None:
+    """The moderation queue: held posts."""
+
+
+def _age(then: datetime) -> str:
+    seconds = int((utcnow() - then.replace(tzinfo=then.tzinfo or UTC)).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@queue_group.command("list")
+@click.argument("list_name", metavar="LIST")
+@pass_ctx
+def queue_list(obj: Ctx, list_name: str) -> None:
+    """Show the held posts of LIST: id, sender, subject, reason, age."""
+    with obj.session() as (_store, s):
+        ml = _list_or_fail(s, list_name)
+        items = moderation.pending(s, ml)
+    if not items:
+        click.echo(f"nothing is held on {list_name}")
+    for item in items:
+        click.echo(f"{item.id}\t{item.sender}\t{item.subject}\t{item.reason}\t"
+                   f"{_age(item.held_at)}")
+
+
+def _act(obj: Ctx, held_id: int, action: Action, reason: str) -> None:
+    with obj.session() as (_store, s):
+        result = moderation.act(s, obj.cfg, held_id, action, actor="cli", reason=reason)
+    if not result.ok:
+        raise click.ClickException(result.message)
+    click.echo(result.message)
+
+
+def _queue_command(name: str, action: Action, doc: str) -> None:
+    @queue_group.command(name, help=doc)
+    @click.argument("held_id", metavar="ID", type=int)
+    @click.option("--reason", default="", help="Why (told to the sender on reject).")
+    @pass_ctx
+    def command(obj: Ctx, held_id: int, reason: str) -> None:
+        _act(obj, held_id, action, reason)
+
+
+_queue_command("approve", Action.ACCEPT, "Approve held post ID: it goes to the list.")
+_queue_command("reject", Action.REJECT, "Reject held post ID: the sender is told why.")
+_queue_command("discard", Action.DISCARD, "Discard held post ID silently.")
+
+
+
+

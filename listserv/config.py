@@ -1,0 +1,214 @@
+"""Configuration: a TOML file, every key overridable by ``COMMONROOM_SECTION_KEY``.
+
+Invariants:
+- ``load`` either returns a complete, validated ``Config`` or raises ``ConfigError``
+  whose message names the offending key (``[delivery] connections``) and says what is wrong.
+- Nothing here opens sockets or databases; paths are resolved against the config file's folder
+  (or the working directory when there is no file) so a relative ``var/`` means the same thing
+  whichever directory ``commonroom`` is started from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "COMMONROOM_"
+DEFAULT_FILE = "commonroom.toml"
+
+
+class ConfigError(Exception):
+    """Bad configuration: start-up stops with this message."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    domain: str = "lists.example.org"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    web_base_url: str = "http://127.0.0.1:8080"
+    max_message_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "sqlite:///var/commonroom.db"
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    smarthost: str = ""  # host:port; empty means write into the Maildir below
+    connections: int = 4
+    maildir: str = "var/outbox"
+    dmarc_nameservers: str = ""  # space-separated "ip" or "ip:port"; empty means the system's
+    dmarc_timeout: float = 1.0
+    max_attempts: int = 12  # 4xx retries before a delivery is given up (about two days)
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    @property
+    def smarthost(self) -> tuple[str, int] | None:
+        if not self.delivery.smarthost:
+            return None
+        host, _, port = self.delivery.smarthost.rpartition(":")
+        return host, int(port)
+
+    @property
+    def maildir_path(self) -> Path:
+        return self.base_dir / self.delivery.maildir
+
+    @property
+    def database_url(self) -> str:
+        """The URL with a relative SQLite path made absolute against ``base_dir``."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(self.base_dir / url[len(prefix):])
+        return url
+
+
+SECTIONS: dict[str, type[Any]] = {
+    "server": ServerConfig,
+    "database": DatabaseConfig,
+    "delivery": DeliveryConfig,
+}
+
+
+def _coerce(key: str, raw: Any, want: type[Any] | str) -> Any:
+    kind = want if isinstance(want, str) else want.__name__
+    try:
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be {kind}, got {raw!r}") from None
+
+
+def _validate(cfg: Config) -> None:
+    s, d = cfg.server, cfg.delivery
+    if not s.domain or "@" in s.domain or " " in s.domain or "." not in s.domain:
+        raise ConfigError(f"[server] domain must be a mail domain like lists.example.org, got {s.domain!r}")
+    if not 0 < s.smtp_port < 65536:
+        raise ConfigError(f"[server] smtp_port must be between 1 and 65535, got {s.smtp_port}")
+    if not s.web_base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"[server] web_base_url must start with http:// or https://, got {s.web_base_url!r}")
+    if s.max_message_bytes < 1024:
+        raise ConfigError(f"[server] max_message_bytes must be at least 1024, got {s.max_message_bytes}")
+    if not cfg.database.url.startswith(("sqlite:", "postgresql")):
+        raise ConfigError(
+            f"[database] url must be sqlite:///PATH or postgresql://…, got {cfg.database.url!r}")
+    if not 1 <= d.connections <= 100:
+        raise ConfigError(f"[delivery] connections must be between 1 and 100, got {d.connections}")
+    if d.smarthost:
+        host, sep, port = d.smarthost.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f"[delivery] smarthost must be host:port (e.g. 127.0.0.1:25), got {d.smarthost!r}")
+    if d.dmarc_timeout <= 0:
+        raise ConfigError(f"[delivery] dmarc_timeout must be positive, got {d.dmarc_timeout}")
+
+
+def load(path: Path | str | None = None, env: Mapping[str, str] | None = None,
+         overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Config:
+    """Read the file (if any), then the environment, then ``overrides``; validate."""
+    env = os.environ if env is None else env
+    if path is None and env.get(ENV_PREFIX + "CONFIG"):
+        path = env[ENV_PREFIX + "CONFIG"]
+    data: dict[str, Any] = {}
+    base_dir = Path.cwd()
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist (run 'commonroom init' to write one)")
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
+        base_dir = p.resolve().parent
+    elif Path(DEFAULT_FILE).is_file():
+        return load(DEFAULT_FILE, env, overrides)
+
+    for section in data:
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown section [{section}] (known: {', '.join(SECTIONS)})")
+    built: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
+        values = dict(data.get(section) or {})
+        known = {f.name: f for f in fields(cls)}
+        for key in values:
+            if key not in known:
+                raise ConfigError(f"[{section}] {key} is not a known key (known: {', '.join(known)})")
+        for key in known:
+            env_key = f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+            if env_key in env:
+                values[key] = env[env_key]
+        for key, value in (overrides or {}).get(section, {}).items():
+            values[key] = value
+        for key, value in list(values.items()):
+            values[key] = _coerce(f"[{section}] {key}", value, known[key].type)
+        built[section] = cls(**values)
+    cfg = Config(**built, base_dir=base_dir)
+    _validate(cfg)
+    return cfg
+
+
+def with_overrides(cfg: Config, **sections: Mapping[str, Any]) -> Config:
+    """A copy of ``cfg`` with some keys replaced (used by tests and the CLI)."""
+    changed = {name: replace(getattr(cfg, name), **vals) for name, vals in sections.items()}
+    new = replace(cfg, **changed)
+    _validate(new)
+    return new
+
+
+EXAMPLE = """\
+# Commonroom configuration. Every key can be overridden by an environment variable
+# COMMONROOM_SECTION_KEY, e.g. COMMONROOM_DELIVERY_SMARTHOST=127.0.0.1:25.
+
+[server]
+# The mail domain of the lists: posts go to LIST@domain.
+domain = "{domain}"
+# Where Commonroom's SMTP server listens. Your MTA hands the lists' mail to this port.
+smtp_host = "127.0.0.1"
+smtp_port = 8025
+# The public address of the web pages (unsubscribe and confirmation links point here).
+web_base_url = "http://127.0.0.1:8080"
+# Larger messages are refused with 552.
+max_message_bytes = 10485760
+
+[database]
+# SQLite by default; for several processes use PostgreSQL: postgresql://user@host/dbname
+url = "sqlite:///var/commonroom.db"
+
+[delivery]
+# host:port of the MTA that sends mail on; empty writes outgoing mail into the Maildir below.
+smarthost = ""
+# Parallel SMTP connections to the smarthost.
+connections = 4
+maildir = "var/outbox"
+# DNS servers for DMARC lookups ("" = the system's), and how long to wait for one.
+dmarc_nameservers = ""
+dmarc_timeout = 1.0
+"""

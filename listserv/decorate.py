@@ -1,0 +1,201 @@
+"""Turn a stored post into what members receive: list headers, subject tag, footer, From.
+
+Invariants:
+- The heavy work (parsing, re-encoding the body, adding the footer) happens once per post in
+  ``prepare``; ``PreparedPost.for_recipient`` only prepends the two personal header lines, so a
+  fan-out to 100,000 members costs one parse, not 100,000.
+- The subject tag is added once: never doubled on replies ("Re: [demo] x" stays as is).
+- Headers that would mislead a receiver about this hop (old List-* headers, Return-Path,
+  DKIM signatures that our changes break) are removed, never kept alongside ours.
+- Vendor staff are named as such in the From display name.
+"""
+
+from __future__ import annotations
+
+import email
+import email.charset
+import email.policy
+import io
+import re
+from dataclasses import dataclass
+from email.generator import BytesGenerator
+from email.header import Header, decode_header, make_header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import formataddr
+
+from listserv import links
+
+WIRE = email.policy.compat32.clone(linesep="\r\n", max_line_length=78)
+
+# Headers a list replaces or must not pass on (Mailman's cook-headers does the same).
+STRIPPED = ("list-id", "list-post", "list-help", "list-subscribe", "list-unsubscribe",
+            "list-unsubscribe-post", "list-archive", "list-owner", "precedence", "return-path",
+            "dkim-signature", "x-original-to", "delivered-to", "errors-to", "sender")
+_QP_UTF8 = email.charset.Charset("utf-8")
+_QP_UTF8.body_encoding = email.charset.QP
+
+
+@dataclass(frozen=True)
+class ListInfo:
+    name: str
+    domain: str
+    description: str
+    web_base_url: str
+    subject_prefix: str = ""
+
+    @property
+    def post_address(self) -> str:
+        return f"{self.name}@{self.domain}"
+
+    def address(self, suffix: str) -> str:
+        return f"{self.name}-{suffix}@{self.domain}"
+
+    @property
+    def list_id(self) -> str:
+        return f"{self.name}.{self.domain}"
+
+    @property
+    def tag(self) -> str:
+        return self.subject_prefix or f"[{self.name}]"
+
+
+@dataclass(frozen=True)
+class Author:
+    address: str
+    name: str = ""
+    organisation: str = ""
+    is_vendor: bool = False
+
+
+def display_name(author: Author) -> str:
+    """ "Jane Doe (Acme Ltd, vendor)": vendor staff are recognisable wherever they post."""
+    name = author.name or author.address.split("@", 1)[0]
+    if author.is_vendor:
+        org = f"{author.organisation}, vendor" if author.organisation else "vendor"
+        return f"{name} ({org})"
+    return name
+
+
+def tagged_subject(subject: str, tag: str) -> str:
+    if tag.casefold() in subject.casefold():
+        return subject
+    match = re.match(r"^((?:\s*(?:re|aw|fwd?|sv)\s*:\s*)+)", subject, re.IGNORECASE)
+    if match:  # keep "Re:" first, as Mailman does, so clients still see a reply
+        return f"{match.group(1).strip()} {tag} {subject[match.end():]}".rstrip()
+    return f"{tag} {subject}".rstrip()
+
+
+def footer_text(info: ListInfo) -> str:
+    return (f"\n-- \nYou are subscribed to {info.post_address} ({info.description or info.name}).\n"
+            f"To leave, write to {info.address('leave')} or use the unsubscribe link in the "
+            f"List-Unsubscribe header.\nArchive: {links.archive_url(info.web_base_url, info.name)}\n")
+
+
+def _decoded(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        return str(make_header(decode_header(value)))
+    except (UnicodeDecodeError, LookupError, ValueError, email.errors.HeaderParseError):
+        return value
+
+
+def _header(text: str) -> str | Header:
+    return text if text.isascii() else Header(text, "utf-8")
+
+
+def _add_footer(msg: Message, footer: str) -> Message:
+    """Append the footer where clients will show it; returns the (possibly new) top message."""
+    ctype = msg.get_content_type()
+    if not msg.is_multipart() and ctype == "text/plain" and not msg.get("Content-Disposition"):
+        charset = msg.get_content_charset() or "us-ascii"
+        raw = msg.get_payload(decode=True)
+        try:
+            text = bytes(raw or b"").decode(charset, errors="replace")
+        except LookupError:  # unknown charset: leave the body alone, wrap instead
+            pass
+        else:
+            text = text.rstrip("\n") + "\n" + footer
+            del msg["Content-Transfer-Encoding"]
+            if text.isascii():
+                msg.set_payload(text, "us-ascii")
+            else:
+                msg.set_payload(text, _QP_UTF8)
+            return msg
+    footer_part = MIMEText(footer, "plain", "utf-8" if not footer.isascii() else "us-ascii")
+    footer_part["Content-Disposition"] = "inline"
+    if ctype == "multipart/mixed":
+        msg.attach(footer_part)
+        return msg
+    # Anything else (alternative, related, signed, html-only, attachments) is wrapped, so the
+    # original part stays byte-for-byte intact (a signed part still verifies).
+    outer = MIMEMultipart("mixed")
+    inner = Message()
+    for key, value in list(msg.items()):
+        if key.lower().startswith("content-") or key.lower() == "mime-version":
+            if key.lower() != "mime-version":
+                inner[key] = value
+            del msg[key]
+    inner.set_payload(msg.get_payload())
+    for key, value in msg.items():
+        outer[key] = value
+    outer.attach(inner)
+    outer.attach(footer_part)
+    return outer
+
+
+@dataclass(frozen=True)
+class PreparedPost:
+    """A post ready to go, but for the lines that differ per member."""
+
+    list_name: str
+    body: bytes  # every header but the personal ones, then the body, CRLF line ends
+
+    def for_recipient(self, unsubscribe_url: str, leave_address: str) -> bytes:
+        personal = (f"List-Unsubscribe: <{unsubscribe_url}>,\r\n <mailto:{leave_address}>\r\n"
+                    "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n").encode()
+        return personal + self.body
+
+
+def prepare(raw: bytes, info: ListInfo, author: Author, *, munge_from: bool) -> PreparedPost:
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    for name in STRIPPED:
+        del msg[name]
+    subject = _decoded(msg.get("Subject"))
+    del msg["Subject"]
+    msg["Subject"] = _header(tagged_subject(" ".join(subject.split()), info.tag))
+
+    shown = display_name(author)
+    del msg["From"]
+    if munge_from:
+        # DMARC: the author's domain forbids others to send as it; send as the list instead.
+        msg["From"] = formataddr((f"{shown} via {info.name}", info.post_address), "utf-8")
+        if not msg.get("Reply-To"):
+            msg["Reply-To"] = formataddr((shown, author.address), "utf-8")
+    else:
+        msg["From"] = formataddr((shown, author.address), "utf-8")
+
+    msg = _add_footer(msg, footer_text(info))
+    list_headers = {
+        "List-Id": f"{_header_safe(info.description or info.name)} <{info.list_id}>",
+        "List-Post": f"<mailto:{info.post_address}>",
+        "List-Help": f"<mailto:{info.address('request')}?subject=help>",
+        "List-Subscribe": f"<mailto:{info.address('join')}>",
+        "List-Archive": f"<{links.archive_url(info.web_base_url, info.name)}>",
+        "Precedence": "list",
+    }
+    for key, value in list_headers.items():
+        msg[key] = value
+    if msg.get("MIME-Version") is None:
+        msg["MIME-Version"] = "1.0"
+    out = io.BytesIO()
+    BytesGenerator(out, mangle_from_=False, policy=WIRE).flatten(msg)
+    return PreparedPost(info.name, out.getvalue())
+
+
+def _header_safe(text: str) -> str:
+    """A quoted phrase safe inside List-Id (RFC 2919): ASCII, no brackets, quotes or breaks."""
+    cleaned = re.sub(r"[<>\r\n\"\\]", "", text).strip()
+    return '"' + (cleaned.encode("ascii", "replace").decode() or "list") + '"'

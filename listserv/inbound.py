@@ -1,0 +1,122 @@
+"""One accepted SMTP transaction: store it and do what its recipient addresses ask.
+
+Invariants:
+- Everything a message causes (its rows, thread, outbox entries, notices, audit) commits in one
+  transaction before the SMTP server answers 250.
+- If handling fails with a bug, the transaction is rolled back and the raw message is stored
+  again on its own as "shunted" with the error, so an accepted message is never lost; the
+  server still answers 250 and a person can look at it (``commonroom queue list``).
+- Automatic mail (auto-replies, bounces, loops) is never answered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from listserv import audit, notices, outbox, posting, requests, subscriptions
+from listserv.addresses import Destination, Kind
+from listserv.config import Config
+from listserv.lists import find, list_info
+from listserv.message import ParsedMessage, first_text, parse, set_message_id
+from listserv.models import Bounce, MailingList, Message, MessageStatus
+from listserv.store import Store
+
+log = logging.getLogger("commonroom.inbound")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the SMTP door hands over after DATA."""
+
+    envelope_from: str
+    destinations: Sequence[Destination]
+    raw: bytes
+    dmarc_policy: str = ""
+
+
+def is_automatic(parsed: ParsedMessage, envelope_from: str) -> bool:
+    auto = (parsed.header("Auto-Submitted") or "no").strip().lower()
+    prec = (parsed.header("Precedence") or "").strip().lower()
+    return (not envelope_from or not auto.startswith("no")
+            or prec in ("bulk", "junk", "list", "auto_reply"))
+
+
+def _store_admin(session: Session, ml: MailingList, d: Delivery, parsed: ParsedMessage,
+                 raw: bytes, reason: str) -> None:
+    """Keep administrivia (requests, confirmations, bounces) as received, with what we did."""
+    session.add(Message(list_id=ml.id, message_id=parsed.message_id,
+                        envelope_from=d.envelope_from, envelope_to=f"{ml.name} (admin)",
+                        from_address=parsed.from_address or "", from_name=parsed.from_name,
+                        subject=parsed.subject, date=parsed.date, size=parsed.size,
+                        status=MessageStatus.ADMIN.value, reason=reason, raw=raw))
+
+
+def _handle_one(session: Session, cfg: Config, d: Delivery, dest: Destination, raw: bytes,
+                parsed: ParsedMessage) -> None:
+    ml = find(session, dest.list_name)
+    if ml is None:  # deleted between RCPT and DATA: keep the message, say why
+        raise LookupError(f"list {dest.list_name} no longer exists")
+    sender = subscriptions.canonical(parsed.from_address or d.envelope_from or "") or ""
+    automatic = is_automatic(parsed, d.envelope_from)
+    if dest.kind is Kind.POST:
+        posting.post(session, cfg, ml, raw, parsed, envelope_from=d.envelope_from,
+                     dmarc_policy=d.dmarc_policy)
+        return
+    if dest.kind is Kind.BOUNCES:
+        who = subscriptions.canonical(dest.extra or "") or ""
+        _store_admin(session, ml, d, parsed, raw, f"bounce: {who or 'unknown recipient'}")
+        if who:
+            session.add(Bounce(list_id=ml.id, address=who, status=parsed.subject[:200],
+                               source="dsn"))
+        return
+    if automatic:
+        _store_admin(session, ml, d, parsed, raw,
+                     f"{dest.kind.value}: automatic mail, not answered")
+        return
+    if dest.kind is Kind.JOIN or dest.kind is Kind.LEAVE:
+        action = "subscribe" if dest.kind is Kind.JOIN else "unsubscribe"
+        outcome = subscriptions.request(session, cfg, ml, sender, action,
+                                        display_name=parsed.from_name, via=dest.kind.value)
+        _store_admin(session, ml, d, parsed, raw, f"{dest.kind.value}: {outcome.message}")
+    elif dest.kind is Kind.CONFIRM:
+        outcome = subscriptions.confirm(session, cfg, dest.extra or "", via="confirm address")
+        _store_admin(session, ml, d, parsed, raw, f"confirm: {outcome.message}")
+    elif dest.kind is Kind.REQUEST:
+        results = requests.handle(session, cfg, ml, sender, parsed.subject, first_text(raw))
+        _store_admin(session, ml, d, parsed, raw,
+                     f"request: {len(results)} command(s) understood")
+    elif dest.kind is Kind.OWNER:
+        info = list_info(ml, cfg)
+        assert ml.id is not None
+        for mod in subscriptions.moderators(session, ml.id):
+            outbox.enqueue_notice(session, list_id=ml.id, recipient=mod,
+                                  sender=info.address("bounces"),
+                                  payload=notices.to_owners(info, mod, raw, sender))
+        _store_admin(session, ml, d, parsed, raw, "owner: passed to the moderators")
+
+
+def receive(store: Store, cfg: Config, d: Delivery) -> None:
+    """Store and handle one message for all its recipients; durable when this returns."""
+    parsed = parse(d.raw, domain=cfg.server.domain)
+    raw = set_message_id(d.raw, parsed.message_id) if parsed.message_id_generated else d.raw
+    try:
+        with store.session() as session:
+            for dest in d.destinations:
+                _handle_one(session, cfg, d, dest, raw, parsed)
+    except Exception as exc:  # a bug must not lose an accepted message: shunt it
+        log.exception("handling %s failed; shunted", parsed.message_id,
+                      extra={"message_id": parsed.message_id, "envelope_from": d.envelope_from})
+        with store.session() as session:
+            session.add(Message(message_id=parsed.message_id, envelope_from=d.envelope_from,
+                                envelope_to=", ".join(f"{x.list_name}:{x.kind.value}"
+                                                      for x in d.destinations),
+                                from_address=parsed.from_address or "",
+                                subject=parsed.subject, size=parsed.size,
+                                status=MessageStatus.SHUNTED.value,
+                                reason=f"{type(exc).__name__}: {exc}"[:1000], raw=raw))
+            audit.record(session, list_id=None, actor="server", action="shunted",
+                         target=parsed.message_id, detail=f"{type(exc).__name__}: {exc}"[:500])

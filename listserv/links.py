@@ -1,0 +1,64 @@
+"""Signed links and unguessable tokens.
+
+Invariants:
+- Confirmation tokens are random (``secrets``), single use, and only their SHA-256 is stored, so a
+  leaked database does not let anyone confirm a pending request.
+- Unsubscribe links are stable per (list, address) and signed with the site secret, so they can be
+  put in every delivered message without a table row per message, and cannot be forged.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+TOKEN_BYTES = 18  # 144 bits, 24 URL-safe characters
+
+
+def new_token() -> str:
+    # Lower-case hex survives mail clients that fold the case of an address's local part.
+    return secrets.token_hex(TOKEN_BYTES)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.strip().lower().encode()).hexdigest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def unsubscribe_token(secret: bytes, list_name: str, email: str) -> str:
+    who = _b64(email.encode())
+    mac = hmac.new(secret, f"unsub:{list_name}:{email}".encode(), hashlib.sha256).digest()[:12]
+    return f"{who}.{_b64(mac)}"
+
+
+def check_unsubscribe_token(secret: bytes, list_name: str, token: str) -> str | None:
+    """The address a genuine token was made for, or None."""
+    try:
+        who, _, mac = token.partition(".")
+        email = _unb64(who).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    good = unsubscribe_token(secret, list_name, email)
+    return email if hmac.compare_digest(good, token) else None
+
+
+def unsubscribe_url(web_base_url: str, secret: bytes, list_name: str, email: str) -> str:
+    return f"{web_base_url.rstrip('/')}/lists/{list_name}/unsubscribe/" \
+           f"{unsubscribe_token(secret, list_name, email)}"
+
+
+def confirm_url(web_base_url: str, token: str) -> str:
+    return f"{web_base_url.rstrip('/')}/confirm/{token}"
+
+
+def archive_url(web_base_url: str, list_name: str) -> str:
+    return f"{web_base_url.rstrip('/')}/lists/{list_name}/"

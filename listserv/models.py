@@ -1,0 +1,231 @@
+"""The tables. Plain SQLModel classes, no behaviour: decisions live in pure modules.
+
+Invariants:
+- Every email address is stored normalised (``addresses.normalise_address``) and appears once
+  in ``address``; a person may own several.
+- ``message.raw`` holds the bytes exactly as received (plus a Message-ID header when the sender
+  gave none); parsed columns are derived from them and can be rebuilt.
+- ``outbox`` rows are the only source of outgoing mail. A row is ``pending`` until a worker
+  claims it (``sending``), then ``sent``, ``bounced`` (5xx) or ``failed`` (gave up after 4xx).
+- Timestamps are timezone-aware UTC (``utcnow``); SQLModel's UTCDateTime refuses naive ones.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Role(str, enum.Enum):
+    MEMBER = "member"
+    MODERATOR = "moderator"
+    OWNER = "owner"
+
+
+class DeliveryMode(str, enum.Enum):
+    EACH = "each"
+    PLAIN = "plain"
+    MIME = "mime"
+    HTML = "html"
+    NOMAIL = "nomail"
+
+
+class Action(str, enum.Enum):
+    """What the posting pipeline (or a moderator) does with a post."""
+
+    ACCEPT = "accept"
+    HOLD = "hold"
+    REJECT = "reject"
+    DISCARD = "discard"
+
+
+class PersonKind(str, enum.Enum):
+    MEMBER = "member"
+    VENDOR = "vendor"
+
+
+class MessageStatus(str, enum.Enum):
+    ACCEPTED = "accepted"
+    HELD = "held"
+    REJECTED = "rejected"
+    DISCARDED = "discarded"
+    ADMIN = "admin"  # administrivia: -request, -confirm, -owner, bounces
+    SHUNTED = "shunted"  # processing failed: kept for a person to look at
+
+
+class OutboxState(str, enum.Enum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    BOUNCED = "bounced"
+    FAILED = "failed"
+
+
+class MailingList(SQLModel, table=True):
+    __tablename__ = "mailing_list"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=64)
+    description: str = ""
+    subject_prefix: str = ""  # empty means "[name]"
+    nonmember_action: str = Field(default=Action.HOLD.value, max_length=16)
+    dmarc_mitigation: str = Field(default="auto", max_length=16)  # auto | always | never
+    max_message_bytes: int | None = None  # None: the server's limit
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Person(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    display_name: str = ""
+    organisation: str = ""
+    kind: str = Field(default=PersonKind.MEMBER.value, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Address(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True, max_length=254)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    verified_at: datetime | None = None
+
+
+class Subscription(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("list_id", "address_id"),
+                      Index("ix_subscription_list_mode", "list_id", "delivery_mode", "id"))
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int = Field(foreign_key="mailing_list.id")
+    address_id: int = Field(foreign_key="address.id", index=True)
+    role: str = Field(default=Role.MEMBER.value, max_length=16)
+    delivery_mode: str = Field(default=DeliveryMode.EACH.value, max_length=16)
+    moderation: str = Field(default="", max_length=16)  # "" = list default, else an Action
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Thread(SQLModel, table=True):
+    __table_args__ = (Index("ix_thread_list_key", "list_id", "subject_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int = Field(foreign_key="mailing_list.id")
+    subject: str = ""
+    subject_key: str = Field(default="", max_length=255)
+    first_post_at: datetime = Field(default_factory=utcnow)
+    last_post_at: datetime = Field(default_factory=utcnow)
+    post_count: int = 0
+
+
+class ThreadRef(SQLModel, table=True):
+    """Every Message-ID seen on a list (a post's own, and those it refers to) -> its thread.
+
+    Ids referred to but never received are the "phantom" ancestors that hold a thread together
+    when messages arrive out of order or a parent never arrives.
+    """
+
+    __tablename__ = "thread_ref"
+    list_id: int = Field(foreign_key="mailing_list.id", primary_key=True)
+    ref: str = Field(primary_key=True, max_length=998)
+    thread_id: int = Field(foreign_key="thread.id", index=True)
+
+
+class Message(SQLModel, table=True):
+    __table_args__ = (Index("ix_message_list_msgid", "list_id", "message_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int | None = Field(default=None, foreign_key="mailing_list.id", index=True)
+    thread_id: int | None = Field(default=None, foreign_key="thread.id", index=True)
+    message_id: str = Field(max_length=998)
+    envelope_from: str = ""
+    envelope_to: str = ""
+    from_address: str = ""
+    from_name: str = ""
+    subject: str = ""
+    date: datetime | None = None
+    received_at: datetime = Field(default_factory=utcnow)
+    size: int = 0
+    dmarc_policy: str = Field(default="", max_length=16)  # the author domain's, looked up on arrival
+    status: str = Field(default=MessageStatus.ACCEPTED.value, max_length=16)
+    reason: str = ""
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Held(SQLModel, table=True):
+    """A post waiting for a moderator. ``id`` is the number moderators use."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int = Field(foreign_key="mailing_list.id", index=True)
+    message_pk: int = Field(foreign_key="message.id", unique=True)
+    rule: str = ""
+    reason: str = ""
+    held_at: datetime = Field(default_factory=utcnow)
+    resolved_at: datetime | None = None
+    resolution: str = ""
+    resolved_by: str = ""
+
+
+class Ban(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int | None = Field(default=None, foreign_key="mailing_list.id", index=True)
+    pattern: str = Field(max_length=254)  # an address, or a regular expression starting with ^
+    reason: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+
+
+class Pending(SQLModel, table=True):
+    """A request waiting for confirmation (double opt-in). Only a hash of the token is kept."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    list_id: int = Field(foreign_key="mailing_list.id")
+    email: str = Field(index=True, max_length=254)
+    display_name: str = ""
+    action: str = Field(max_length=16)  # subscribe | unsubscribe
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class Outbox(SQLModel, table=True):
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int | None = Field(default=None, foreign_key="mailing_list.id")
+    message_pk: int | None = Field(default=None, foreign_key="message.id", index=True)
+    payload: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    recipient: str = Field(max_length=254)
+    sender: str = Field(max_length=600)
+    state: str = Field(default=OutboxState.PENDING.value, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    claimed_by: int | None = None
+    last_error: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+
+
+class Bounce(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int | None = Field(default=None, foreign_key="mailing_list.id", index=True)
+    address: str = Field(index=True, max_length=254)
+    at: datetime = Field(default_factory=utcnow)
+    status: str = ""  # the SMTP reply or DSN status
+    source: str = ""  # "smtp" (5xx from the smarthost) or "dsn"
+
+
+class AuditEntry(SQLModel, table=True):
+    __tablename__ = "audit"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    list_id: int | None = Field(default=None, foreign_key="mailing_list.id", index=True)
+    actor: str = ""
+    action: str = Field(max_length=64)
+    target: str = ""
+    detail: str = ""
+
+
+class SiteSetting(SQLModel, table=True):
+    __tablename__ = "site_setting"
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = ""

@@ -1,0 +1,135 @@
+"""Mail the list software writes itself: confirmations, welcomes, held and rejected notices.
+
+Invariants:
+- Every notice carries ``Auto-Submitted`` (RFC 3834) so that auto-responders stay quiet and our
+  own posting rules discard it if it ever comes back: notices can never start a mail loop.
+- Notices are built as complete messages (bytes with CRLF line ends) and go through the same
+  outbox as posts; the envelope sender is the list's -bounces address.
+- Texts speak to a person: what happened, why, and what they can do next.
+"""
+
+from __future__ import annotations
+
+import email.policy
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+
+from listserv import links
+from listserv.decorate import ListInfo
+from listserv.models import utcnow
+
+WIRE = email.policy.SMTP.clone(max_line_length=78)
+
+
+def _base(info: ListInfo, to: str, subject: str, body: str, *, auto: str = "auto-replied",
+          reply_to: str | None = None, from_addr: str | None = None) -> EmailMessage:
+    msg = EmailMessage(policy=WIRE)
+    msg["From"] = formataddr((f"{info.name} list", from_addr or info.address("request")))
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(utcnow())
+    msg["Message-ID"] = make_msgid(domain=info.domain)
+    msg["Auto-Submitted"] = auto
+    msg["Precedence"] = "list"
+    msg["List-Id"] = f"<{info.list_id}>"
+    msg["X-Loop"] = info.post_address
+    if reply_to:
+        msg["Reply-To"] = reply_to
+    msg.set_content(body)
+    return msg
+
+
+def confirm_request(info: ListInfo, to: str, token: str, action: str) -> bytes:
+    """Double opt-in: one mail, three ways to say yes (reply, mail the address, click)."""
+    confirm_addr = info.address(f"confirm+{token}")
+    what = "join" if action == "subscribe" else "leave"
+    body = (
+        f"Someone (hopefully you) asked to {what} the mailing list {info.post_address}\n"
+        f"({info.description or info.name}) with the address {to}.\n\n"
+        "To confirm, do any one of these:\n"
+        "  - reply to this message (the subject and text can stay as they are);\n"
+        f"  - send an empty message to {confirm_addr};\n"
+        f"  - open {links.confirm_url(info.web_base_url, token)}\n\n"
+        "If you did not ask for this, ignore this message: nothing happens unless you confirm,\n"
+        "and the request expires in 72 hours.\n")
+    msg = _base(info, to, f"confirm {token}", body, reply_to=confirm_addr,
+                from_addr=confirm_addr)
+    return msg.as_bytes()
+
+
+def welcome(info: ListInfo, to: str) -> bytes:
+    body = (
+        f"Welcome to {info.post_address} ({info.description or info.name}).\n\n"
+        f"To post, write to {info.post_address}.\n"
+        f"To leave, write to {info.address('leave')} (you will be asked to confirm).\n"
+        f"For help, write to {info.address('request')} with 'help' as the subject.\n"
+        f"The archive: {links.archive_url(info.web_base_url, info.name)}\n")
+    return _base(info, to, f"Welcome to {info.name}", body).as_bytes()
+
+
+def goodbye(info: ListInfo, to: str) -> bytes:
+    body = (f"You have left {info.post_address}. You will get no more posts from it.\n"
+            f"To join again, write to {info.address('join')}.\n")
+    return _base(info, to, f"You have left {info.name}", body).as_bytes()
+
+
+def help_text(info: ListInfo) -> str:
+    return (
+        f"Commands for {info.post_address}, sent to {info.address('request')} in the subject\n"
+        "or one per line in the body:\n"
+        "  subscribe    - join the list (you will be asked to confirm)\n"
+        "  unsubscribe  - leave the list (you will be asked to confirm)\n"
+        "  help         - this text\n\n"
+        f"Shortcuts: write to {info.address('join')} to join, {info.address('leave')} to leave.\n"
+        f"To reach the people who run the list, write to {info.address('owner')}.\n")
+
+
+def request_results(info: ListInfo, to: str, results: list[tuple[str, str]]) -> bytes:
+    """The reply to a -request message: each line understood and what became of it."""
+    lines = [f"> {command}\n{outcome}\n" for command, outcome in results] or [
+        "No commands were found in your message.\n"]
+    body = ("These are the results of your message:\n\n" + "\n".join(lines) + "\n"
+            + help_text(info))
+    return _base(info, to, f"Results of your request to {info.name}", body).as_bytes()
+
+
+def held_for_sender(info: ListInfo, to: str, subject: str, reason: str) -> bytes:
+    body = (f"Your message to {info.post_address} with the subject\n\n    {subject}\n\n"
+            f"is waiting for a moderator, because {reason}.\n\n"
+            "You do not need to do anything. If a moderator approves it, it goes to the list;\n"
+            "if not, you will be told why.\n")
+    return _base(info, to, f"Your message to {info.name} is waiting for a moderator",
+                 body).as_bytes()
+
+
+def rejected_for_sender(info: ListInfo, to: str, subject: str, reason: str) -> bytes:
+    body = (f"Your message to {info.post_address} with the subject\n\n    {subject}\n\n"
+            f"was not posted: {reason}.\n\n"
+            f"If you think this is a mistake, write to {info.address('owner')}.\n")
+    return _base(info, to, f"Your message to {info.name} was not posted", body).as_bytes()
+
+
+def held_for_moderators(info: ListInfo, to: str, held_id: int, sender: str, subject: str,
+                        reason: str, original: bytes) -> bytes:
+    body = (f"A post to {info.post_address} is held for review (queue item {held_id}).\n\n"
+            f"From:    {sender}\nSubject: {subject}\nReason:  {reason}\n\n"
+            "To act on it from the server:\n"
+            f"  commonroom queue approve {held_id}\n"
+            f"  commonroom queue reject {held_id} --reason '...'\n"
+            f"  commonroom queue discard {held_id}\n\n"
+            "The post is attached.\n")
+    msg = _base(info, to, f"[{info.name}] held post {held_id}: {subject}"[:200], body,
+                auto="auto-generated", from_addr=info.address("owner"))
+    msg.add_attachment(original, maintype="message", subtype="rfc822",
+                       filename=f"held-{held_id}.eml")
+    return msg.as_bytes()
+
+
+def to_owners(info: ListInfo, to: str, original: bytes, sender: str) -> bytes:
+    """Mail to LIST-owner, passed on to each moderator as an attachment (never re-sent as is,
+    so the moderators' replies go to the writer, not back into the list)."""
+    body = f"A message for the people who run {info.post_address} arrived from {sender}.\n"
+    msg = _base(info, to, f"[{info.name}] message for the list owners from {sender}"[:200],
+                body, auto="auto-generated", reply_to=sender, from_addr=info.address("owner"))
+    msg.add_attachment(original, maintype="message", subtype="rfc822", filename="message.eml")
+    return msg.as_bytes()

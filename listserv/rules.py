@@ -1,0 +1,147 @@
+"""The posting rules: small pure functions, each with a name and a reason a person can read.
+
+Invariants:
+- A rule looks only at the ``PostFacts`` it is given (no I/O, no clock), so every rule is tested
+  with a table of cases.
+- A rule returns ``None`` (no opinion) or a ``Hit`` carrying the action and a reason written
+  for the sender and the moderators.
+- ``RULES`` is the order the pipeline reads them in: the first hit decides (Mailman's chain).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from listserv.models import Action
+
+# Subjects that are really requests to the list software (after Mailman's administrivia check):
+# a command word with at most two more words, so "Unsubscribe me please" is caught and
+# "Subscription costs for Office 365" or "Help with the new CRM" are not.
+ADMINISTRIVIA = re.compile(
+    r"^\s*(?:(?:re|aw|fwd?)\s*:\s*)*(?:(?:un-?subscribe|subscribe|remove|signoff|leave)"
+    r"(?:\s+\S+){0,2}|help|confirm\s+\S+)\s*$", re.IGNORECASE)
+AUTO_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
+
+
+@dataclass(frozen=True)
+class Ban:
+    pattern: str  # an address, or a regular expression when it starts with "^"
+    expires_at: datetime | None = None
+
+    def matches(self, address: str, now: datetime) -> bool:
+        if self.expires_at is not None and self.expires_at <= now:
+            return False
+        if self.pattern.startswith("^"):
+            try:
+                return re.match(self.pattern, address, re.IGNORECASE) is not None
+            except re.error:
+                return False  # a broken pattern bans nobody rather than everybody
+        return self.pattern.casefold() == address.casefold()
+
+
+@dataclass(frozen=True)
+class PostFacts:
+    """Everything the rules may look at, gathered by the posting service."""
+
+    list_name: str
+    list_post_address: str  # LIST@DOMAIN
+    list_id: str  # the List-Id value we stamp, e.g. "demo.lists.example.org"
+    sender: str  # the From address (or the envelope sender when From is missing)
+    subject: str
+    size: int
+    max_bytes: int
+    now: datetime
+    list_ids_seen: Sequence[str] = ()  # List-Id headers on the incoming message
+    x_loop: Sequence[str] = ()
+    auto_submitted: str = ""
+    precedence: str = ""
+    is_member: bool = False
+    moderation: str = ""  # the member's moderation override ("" = none)
+    nonmember_action: str = Action.HOLD.value
+    bans: Sequence[Ban] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Hit:
+    action: Action
+    reason: str
+
+
+Rule = Callable[[PostFacts], Hit | None]
+
+
+def loop(f: PostFacts) -> Hit | None:
+    ours = f.list_id.casefold()
+    if any(ours in v.casefold() for v in f.list_ids_seen) or any(
+            f.list_post_address.casefold() in v.casefold() for v in f.x_loop):
+        return Hit(Action.DISCARD, f"mail loop: this message has already been through {f.list_name}")
+    return None
+
+
+def auto_generated(f: PostFacts) -> Hit | None:
+    auto = f.auto_submitted.strip().lower()
+    if auto and not auto.startswith("no"):
+        return Hit(Action.DISCARD, f"automatic mail (Auto-Submitted: {auto}) is not posted")
+    prec = f.precedence.strip().lower()
+    if prec in AUTO_PRECEDENCE:
+        return Hit(Action.DISCARD, f"automatic mail (Precedence: {prec}) is not posted")
+    return None
+
+
+def administrivia(f: PostFacts) -> Hit | None:
+    if ADMINISTRIVIA.match(f.subject):
+        return Hit(Action.HOLD,
+                   "this looks like a request for the list software, not a post: send commands "
+                   f"to {f.list_name}-request (e.g. 'unsubscribe'); a moderator will check it")
+    return None
+
+
+def banned(f: PostFacts) -> Hit | None:
+    if any(b.matches(f.sender, f.now) for b in f.bans):
+        return Hit(Action.DISCARD, f"{f.sender} is banned from {f.list_name}")
+    return None
+
+
+def oversize(f: PostFacts) -> Hit | None:
+    if f.size > f.max_bytes:
+        return Hit(Action.HOLD, f"the message is {f.size // 1024} KB; {f.list_name} takes at most "
+                                f"{f.max_bytes // 1024} KB")
+    return None
+
+
+def member_moderation(f: PostFacts) -> Hit | None:
+    if f.is_member and f.moderation:
+        return Hit(Action(f.moderation), f"posts from {f.sender} are set to '{f.moderation}' "
+                                         "by the moderators")
+    return None
+
+
+def member(f: PostFacts) -> Hit | None:
+    return Hit(Action.ACCEPT, "posted by a member") if f.is_member else None
+
+
+def nonmember(f: PostFacts) -> Hit | None:
+    action = Action(f.nonmember_action)
+    reasons = {
+        Action.ACCEPT: "this list accepts posts from anyone",
+        Action.HOLD: f"{f.sender} is not a member of {f.list_name}; a moderator will look at it",
+        Action.REJECT: f"{f.list_name} accepts posts from members only; subscribe first by "
+                       f"writing to {f.list_name}-join",
+        Action.DISCARD: f"{f.sender} is not a member of {f.list_name}",
+    }
+    return Hit(action, reasons[action])
+
+
+RULES: tuple[tuple[str, Rule], ...] = (
+    ("loop", loop),
+    ("auto-generated", auto_generated),
+    ("administrivia", administrivia),
+    ("banned", banned),
+    ("oversize", oversize),
+    ("member-moderation", member_moderation),
+    ("member", member),
+    ("nonmember", nonmember),
+)

@@ -1,0 +1,126 @@
+"""The process entry point: start the doors the configuration asks for, in one event loop.
+
+Now: the SMTP server and the outbox worker (delivery). Later issues add the web pages, the
+scheduler and the Discord bot here. ``App`` is also what the tests start, on loopback.
+
+Invariants:
+- Start-up fails fast, with a message saying what to do, when the schema is not current or the
+  SMTP port cannot be bound.
+- Stopping closes the SMTP server first (no new messages), then lets the outbox worker release
+  what it holds, so a restart resumes deliveries at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from listserv.config import Config
+from listserv.delivery import PostRenderer
+from listserv.dmarc import DmarcResolver
+from listserv.outbox import OutboxWorker
+from listserv.smtp import ListHandler, smtp_factory
+from listserv.store import MIGRATIONS, Store
+from listserv.transports import MaildirTransport, SmtpTransport, Transport
+
+log = logging.getLogger("commonroom.serve")
+
+
+class StartupError(Exception):
+    """Start-up cannot go on; the message says why and what to do."""
+
+
+def schema_problem(store: Store) -> str | None:
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    with store.engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current != head:
+        return (f"the database schema is at {current or 'nothing'}, the code needs {head}: "
+                "run 'commonroom db upgrade' first")
+    return None
+
+
+def resolver_for(cfg: Config) -> DmarcResolver:
+    servers = cfg.delivery.dmarc_nameservers.split()
+    if not servers:
+        return DmarcResolver(timeout=cfg.delivery.dmarc_timeout)
+    hosts, port = [], 53
+    for entry in servers:
+        host, _, p = entry.partition(":")
+        hosts.append(host)
+        port = int(p) if p else port
+    return DmarcResolver(nameservers=hosts, port=port, timeout=cfg.delivery.dmarc_timeout)
+
+
+def transport_factory(cfg: Config) -> Callable[[], Transport]:
+    smarthost = cfg.smarthost
+    if smarthost is None:
+        path = cfg.maildir_path
+        return lambda: MaildirTransport(path)
+    host, port = smarthost
+    return lambda: SmtpTransport(host, port)
+
+
+class App:
+    def __init__(self, cfg: Config, store: Store | None = None) -> None:
+        self.cfg = cfg
+        self.store = store or Store(cfg.database_url)
+        self.worker: OutboxWorker | None = None
+        self.server: asyncio.base_events.Server | None = None
+        self.port = cfg.server.smtp_port
+
+    async def start(self) -> None:
+        problem = await asyncio.to_thread(schema_problem, self.store)
+        if problem:
+            raise StartupError(problem)
+        renderer = await asyncio.to_thread(PostRenderer, self.store, self.cfg)
+        self.worker = OutboxWorker(self.store, transport_factory(self.cfg), renderer,
+                                   connections=self.cfg.delivery.connections,
+                                   max_attempts=self.cfg.delivery.max_attempts)
+        await self.worker.start()
+        handler = ListHandler(self.store, self.cfg, resolver_for(self.cfg), self.worker.wake)
+        loop = asyncio.get_running_loop()
+        try:
+            self.server = await loop.create_server(
+                smtp_factory(handler, self.cfg), host=self.cfg.server.smtp_host,
+                port=self.cfg.server.smtp_port)
+        except OSError as e:
+            await self.worker.stop()
+            raise StartupError(
+                f"cannot listen on {self.cfg.server.smtp_host}:{self.cfg.server.smtp_port} "
+                f"({e.strerror}); is another commonroom running? Change [server] smtp_port "
+                "or stop the other process") from None
+        self.port = self.server.sockets[0].getsockname()[1]
+        where = (f"smarthost {self.cfg.delivery.smarthost}" if self.cfg.smarthost
+                 else f"Maildir {self.cfg.maildir_path}")
+        log.info("SMTP on %s:%s for %s; delivering to %s", self.cfg.server.smtp_host, self.port,
+                 self.cfg.server.domain, where)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        if self.worker is not None:
+            await self.worker.stop()
+
+    async def run_forever(self) -> None:
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            log.info("stopping")
+            await self.stop()
+            self.store.dispose()

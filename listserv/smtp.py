@@ -1,0 +1,90 @@
+"""The SMTP door: an aiosmtpd handler with two hooks that call the list server's functions.
+
+Invariants:
+- RCPT: an address that is not one of a list's is refused with 550 5.1.1 before any data is
+  sent; aiosmtpd itself refuses messages over the size limit with 552.
+- DATA: "250" is answered only after ``inbound.receive`` has committed the message; if the store
+  cannot be written, the answer is 451 and the sending MTA keeps the message and retries.
+- The event loop never blocks on the database: store calls run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from listserv import inbound, lists
+from listserv.addresses import Destination, Kind, parse_recipient
+from listserv.config import Config
+from listserv.dmarc import DmarcResolver
+from listserv.store import Store
+
+log = logging.getLogger("commonroom.smtp")
+
+
+class ListHandler:
+    def __init__(self, store: Store, cfg: Config, resolver: DmarcResolver | None,
+                 on_stored: Callable[[], None]) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.resolver = resolver
+        self.on_stored = on_stored
+
+    def _resolve(self, address: str) -> Destination | None:
+        with self.store.session() as s:
+            return parse_recipient(address, self.cfg.server.domain,
+                                   lambda name: lists.find(s, name) is not None)
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        try:
+            dest = await asyncio.to_thread(self._resolve, address)
+        except Exception:
+            log.exception("RCPT lookup failed for %s", address, extra={"rcpt": address})
+            return "451 4.3.0 Temporary failure looking up the list; try again later"
+        if dest is None:
+            return f"550 5.1.1 <{address}>: no such list at {self.cfg.server.domain}"
+        # Defining handle_RCPT switches off aiosmtpd's default: we record the recipient.
+        envelope.rcpt_tos.append(address)
+        destinations: list[Destination] = getattr(envelope, "destinations", [])
+        destinations.append(dest)
+        envelope.destinations = destinations  # type: ignore[attr-defined]
+        return "250 2.1.5 OK"
+
+    async def _dmarc(self, raw: bytes, destinations: list[Destination]) -> str:
+        if self.resolver is None or not any(d.kind is Kind.POST for d in destinations):
+            return ""
+        from listserv.message import parse
+
+        author = parse(raw, domain=self.cfg.server.domain).from_address or ""
+        if "@" not in author:
+            return ""
+        policy = await self.resolver.policy(author.rsplit("@", 1)[1])
+        return policy.value
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or envelope.content
+        assert isinstance(raw, bytes)
+        destinations: list[Destination] = getattr(envelope, "destinations", [])
+        delivery = inbound.Delivery(envelope_from=envelope.mail_from or "",
+                                    destinations=tuple(destinations), raw=raw,
+                                    dmarc_policy=await self._dmarc(raw, destinations))
+        try:
+            await asyncio.to_thread(inbound.receive, self.store, self.cfg, delivery)
+        except Exception:
+            log.exception("could not store a message from %s", envelope.mail_from,
+                          extra={"envelope_from": envelope.mail_from})
+            return "451 4.3.0 Could not store the message; try again later"
+        self.on_stored()
+        return "250 2.0.0 Message accepted"
+
+
+def smtp_factory(handler: ListHandler, cfg: Config) -> Callable[[], Any]:
+    def make() -> SMTP:
+        return SMTP(handler, data_size_limit=cfg.server.max_message_bytes,
+                    enable_SMTPUTF8=True, hostname=cfg.server.domain, ident="Commonroom")
+    return make

@@ -1,0 +1,109 @@
+"""The store: the only owner of the database engine and its sessions.
+
+Invariants:
+- Nothing else in the code base creates an engine.
+- SQLite runs in WAL mode with foreign keys on and a busy timeout, so a reader never blocks the
+  SMTP server's writes and two writers wait for each other instead of failing.
+- ``postgresql://`` URLs are driven by psycopg 3.
+- The schema is created and upgraded only by Alembic (``upgrade``); tests use the same path.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.pool import NullPool
+from sqlmodel import Session
+
+from listserv.models import SiteSetting
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def engine_url(url: str) -> str:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = engine_url(url)
+        self.engine: Engine = self._create_engine(self.url)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @staticmethod
+    def _create_engine(url: str) -> Engine:
+        if url.startswith("sqlite"):
+            path = url.split(":///", 1)[1] if ":///" in url else ""
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                                   poolclass=NullPool if not path else None)
+
+            @event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                # Let SQLAlchemy manage transactions explicitly (pysqlite's own BEGIN handling
+                # defers it past SELECTs, which breaks read-then-write atomicity).
+                dbapi_conn.isolation_level = None
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _begin(conn: Any) -> None:
+                # IMMEDIATE takes the write lock at once, so two writers queue on busy_timeout
+                # rather than one failing with "database is locked" on upgrade from read.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+            return engine
+        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: committed on normal exit, rolled back on an exception."""
+        with Session(self.engine, expire_on_commit=False) as s:
+            try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Create or upgrade the schema with Alembic."""
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+
+    def secret(self) -> bytes:
+        """The site's secret for signed links, made on first use and kept in the store."""
+        with self.session() as s:
+            row = s.get(SiteSetting, "secret")
+            if row is None:
+                row = SiteSetting(key="secret", value=secrets.token_hex(32))
+                s.add(row)
+            return bytes.fromhex(row.value)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

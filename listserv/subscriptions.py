@@ -1,0 +1,212 @@
+"""Membership: double opt-in requests, confirmations, and direct adds by list owners.
+
+Invariants:
+- Nobody is subscribed or unsubscribed by mail without confirming from the address itself
+  (a token mailed there, single use, expiring after ``CONFIRM_TTL``).
+- No subscription bombing: at most ``MAX_PENDING_PER_DAY`` confirmation mails per address per
+  day, over all lists, and none at all to a banned address.
+- Every change is written to the audit log; the caller's transaction makes it atomic with the
+  mail it queues.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from listserv import audit, links, notices, outbox
+from listserv.addresses import normalise_address
+from listserv.config import Config
+from listserv.lists import list_info
+from listserv.models import (
+    Address,
+    Ban,
+    DeliveryMode,
+    MailingList,
+    Pending,
+    Person,
+    PersonKind,
+    Role,
+    Subscription,
+    utcnow,
+)
+from listserv.rules import Ban as BanRule
+
+CONFIRM_TTL = timedelta(hours=72)
+MAX_PENDING_PER_DAY = 3
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    message: str  # for the person who asked, whatever door they came through
+
+
+def canonical(address: str) -> str | None:
+    """The form addresses are stored and compared in (case-insensitive, like Mailman)."""
+    norm = normalise_address(address)
+    return norm.lower() if norm else None
+
+
+def active_bans(session: Session, list_id: int | None, now: datetime) -> list[BanRule]:
+    rows = session.exec(select(Ban).where(
+        (col(Ban.list_id).is_(None)) | (Ban.list_id == list_id))).all()
+    return [BanRule(b.pattern, b.expires_at) for b in rows
+            if b.expires_at is None or b.expires_at > now]
+
+
+def is_banned(session: Session, list_id: int | None, email: str, now: datetime) -> bool:
+    return any(b.matches(email, now) for b in active_bans(session, list_id, now))
+
+
+def find_subscription(session: Session, list_id: int, email: str) -> Subscription | None:
+    return session.exec(select(Subscription).join(Address).where(
+        Subscription.list_id == list_id, Address.email == email)).first()
+
+
+def _bounces(cfg: Config, ml: MailingList) -> str:
+    return f"{ml.name}-bounces@{cfg.server.domain}"
+
+
+def request(session: Session, cfg: Config, ml: MailingList, address: str, action: str,
+            *, display_name: str = "", via: str = "email") -> Outcome:
+    """Ask ``address`` to confirm joining (action "subscribe") or leaving ("unsubscribe")."""
+    assert ml.id is not None
+    email = canonical(address)
+    if email is None:
+        return Outcome(False, f"'{address}' is not an email address we can write to")
+    now = utcnow()
+    if is_banned(session, ml.id, email, now):
+        audit.record(session, list_id=ml.id, actor=email, action=f"{action}-refused",
+                     target=email, detail=f"banned address (via {via})")
+        return Outcome(False, f"{email} may not join {ml.name}")
+    member = find_subscription(session, ml.id, email)
+    if action == "subscribe" and member is not None:
+        return Outcome(False, f"{email} is already a member of {ml.name}")
+    if action == "unsubscribe" and member is None:
+        return Outcome(False, f"{email} is not a member of {ml.name}")
+    recent = session.exec(select(func.count()).select_from(Pending).where(
+        Pending.email == email, Pending.created_at > now - timedelta(days=1))).one()
+    if recent >= MAX_PENDING_PER_DAY:
+        audit.record(session, list_id=ml.id, actor=email, action=f"{action}-refused",
+                     target=email, detail=f"too many confirmation requests today (via {via})")
+        return Outcome(False, f"too many requests for {email} today; try again tomorrow")
+    token = links.new_token()
+    session.add(Pending(token_hash=links.token_hash(token), list_id=ml.id, email=email,
+                        display_name=display_name, action=action, created_at=now,
+                        expires_at=now + CONFIRM_TTL))
+    info = list_info(ml, cfg)
+    outbox.enqueue_notice(session, list_id=ml.id, recipient=email, sender=_bounces(cfg, ml),
+                          payload=notices.confirm_request(info, email, token, action))
+    audit.record(session, list_id=ml.id, actor=email, action=f"{action}-requested",
+                 target=email, detail=f"via {via}")
+    return Outcome(True, f"a confirmation request was sent to {email}")
+
+
+def confirm(session: Session, cfg: Config, token: str, *, via: str = "email") -> Outcome:
+    """Carry out the pending request that ``token`` was made for."""
+    pending = session.exec(select(Pending).where(
+        Pending.token_hash == links.token_hash(token))).first()
+    if pending is None:
+        return Outcome(False, "that confirmation code is not known; ask again for a new one")
+    if pending.used_at is not None:
+        return Outcome(False, "that confirmation code has already been used")
+    now = utcnow()
+    if pending.expires_at <= now:
+        return Outcome(False, "that confirmation code has expired; ask again for a new one")
+    ml = session.get(MailingList, pending.list_id)
+    assert ml is not None and ml.id is not None
+    pending.used_at = now
+    session.add(pending)
+    info = list_info(ml, cfg)
+    if pending.action == "subscribe":
+        if is_banned(session, ml.id, pending.email, now):
+            return Outcome(False, f"{pending.email} may not join {ml.name}")
+        added = add_member(session, ml, pending.email, name=pending.display_name,
+                           actor=pending.email, verified=True)
+        if added:
+            outbox.enqueue_notice(session, list_id=ml.id, recipient=pending.email,
+                                  sender=_bounces(cfg, ml),
+                                  payload=notices.welcome(info, pending.email))
+        return Outcome(True, f"{pending.email} is now a member of {ml.name}")
+    removed = remove_member(session, ml, pending.email, actor=pending.email)
+    if removed:
+        outbox.enqueue_notice(session, list_id=ml.id, recipient=pending.email,
+                              sender=_bounces(cfg, ml), payload=notices.goodbye(info, pending.email))
+    return Outcome(True, f"{pending.email} has left {ml.name}")
+
+
+def ensure_address(session: Session, email: str, *, name: str = "", organisation: str = "",
+                   vendor: bool | None = None, verified: bool = False) -> Address:
+    """The address row for ``email`` (with its person), created if new; fills blanks only."""
+    addr = session.exec(select(Address).where(Address.email == email)).first()
+    if addr is None:
+        person = Person(display_name=name, organisation=organisation,
+                        kind=(PersonKind.VENDOR if vendor else PersonKind.MEMBER).value)
+        session.add(person)
+        session.flush()
+        assert person.id is not None
+        addr = Address(email=email, person_id=person.id)
+        session.add(addr)
+    else:
+        person = session.get(Person, addr.person_id)
+        assert person is not None
+        person.display_name = person.display_name or name
+        person.organisation = organisation or person.organisation
+        if vendor is not None:
+            person.kind = (PersonKind.VENDOR if vendor else PersonKind.MEMBER).value
+        session.add(person)
+    if verified and addr.verified_at is None:
+        addr.verified_at = utcnow()
+    session.flush()
+    return addr
+
+
+def add_member(session: Session, ml: MailingList, email: str, *, name: str = "",
+               organisation: str = "", vendor: bool | None = None,
+               role: Role = Role.MEMBER, mode: DeliveryMode = DeliveryMode.EACH,
+               actor: str = "", verified: bool = False) -> bool:
+    """Subscribe ``email`` directly (an owner's action, or a confirmed request).
+
+    Returns False when it was already subscribed (its role is raised if asked for).
+    """
+    assert ml.id is not None
+    addr = ensure_address(session, email, name=name, organisation=organisation, vendor=vendor,
+                          verified=verified)
+    assert addr.id is not None
+    existing = find_subscription(session, ml.id, email)
+    if existing is not None:
+        if role is not Role.MEMBER and existing.role != role.value:
+            existing.role = role.value
+            session.add(existing)
+            audit.record(session, list_id=ml.id, actor=actor, action="role-changed",
+                         target=email, detail=role.value)
+        return False
+    session.add(Subscription(list_id=ml.id, address_id=addr.id, role=role.value,
+                             delivery_mode=mode.value))
+    audit.record(session, list_id=ml.id, actor=actor or email, action="subscribed",
+                 target=email, detail=f"role={role.value} delivery={mode.value}")
+    return True
+
+
+def remove_member(session: Session, ml: MailingList, email: str, *, actor: str = "") -> bool:
+    assert ml.id is not None
+    sub = find_subscription(session, ml.id, email)
+    if sub is None:
+        return False
+    session.delete(sub)
+    audit.record(session, list_id=ml.id, actor=actor or email, action="unsubscribed",
+                 target=email)
+    return True
+
+
+def moderators(session: Session, list_id: int) -> list[str]:
+    """Addresses of the list's moderators and owners, for notices."""
+    rows = session.exec(select(Address.email).join(
+        Subscription, col(Subscription.address_id) == col(Address.id)).where(
+        Subscription.list_id == list_id,
+        col(Subscription.role).in_([Role.MODERATOR.value, Role.OWNER.value]))).all()
+    return sorted(rows)

@@ -1,0 +1,85 @@
+"""Shared fixtures: where the real-world corpus lives."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _find_corpus() -> Path | None:
+    candidates = [os.environ.get("COMMONROOM_CORPUS", ""), str(ROOT.parent / "shared" / "corpus"),
+                  "/work/shared/corpus"]
+    for c in candidates:
+        if c and Path(c).is_dir():
+            return Path(c)
+    return None
+
+
+CORPUS = _find_corpus()
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if CORPUS is None:
+        pytest.skip("the shared mail corpus is not here (set COMMONROOM_CORPUS to ../shared/corpus)")
+    return CORPUS
+
+
+# --- the store, on SQLite and (where COMMONROOM_TEST_PG_URL is set) on PostgreSQL -------------
+
+PG_URL = os.environ.get("COMMONROOM_TEST_PG_URL", "")
+BACKENDS = ["sqlite", "postgres"]
+
+
+def _pg_database(base_url: str) -> tuple[str, object]:
+    """Create a throw-away database on the test server; return its URL and a dropper."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from listserv.store import engine_url
+
+    name = f"commonroom_test_{uuid.uuid4().hex[:12]}"
+    admin_url = engine_url(base_url)
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=__import__(
+        "sqlalchemy.pool", fromlist=["NullPool"]).NullPool)
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+
+    def drop() -> None:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url, drop
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A fresh, empty database URL per test (SQLite file, or a new PostgreSQL database)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'commonroom.db'}"
+        return
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need COMMONROOM_TEST_PG_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+    url, drop = _pg_database(PG_URL)
+    try:
+        yield url
+    finally:
+        drop()  # type: ignore[operator]
+
+
+@pytest.fixture
+def store(db_url: str):  # type: ignore[no-untyped-def]
+    """A migrated Store on each backend."""
+    from listserv.store import Store
+
+    s = Store(db_url)
+    s.upgrade()
+    yield s
+    s.dispose()
