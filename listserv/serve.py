@@ -71,12 +71,14 @@ def transport_factory(cfg: Config) -> Callable[[], Transport]:
 
 
 class App:
-    def __init__(self, cfg: Config, store: Store | None = None) -> None:
+    def __init__(self, cfg: Config, store: Store | None = None, *,
+                 smtp_port: int | None = None) -> None:
+        """``smtp_port=0`` asks the system for a free port (tests); ``port`` tells which."""
         self.cfg = cfg
         self.store = store or Store(cfg.database_url)
         self.worker: OutboxWorker | None = None
-        self.server: asyncio.base_events.Server | None = None
-        self.port = cfg.server.smtp_port
+        self.server: asyncio.Server | None = None
+        self.port = cfg.server.smtp_port if smtp_port is None else smtp_port
 
     async def start(self) -> None:
         problem = await asyncio.to_thread(schema_problem, self.store)
@@ -92,11 +94,11 @@ class App:
         try:
             self.server = await loop.create_server(
                 smtp_factory(handler, self.cfg), host=self.cfg.server.smtp_host,
-                port=self.cfg.server.smtp_port)
+                port=self.port)
         except OSError as e:
             await self.worker.stop()
             raise StartupError(
-                f"cannot listen on {self.cfg.server.smtp_host}:{self.cfg.server.smtp_port} "
+                f"cannot listen on {self.cfg.server.smtp_host}:{self.port} "
                 f"({e.strerror}); is another commonroom running? Change [server] smtp_port "
                 "or stop the other process") from None
         self.port = self.server.sockets[0].getsockname()[1]

@@ -1,0 +1,518 @@
+"""Reading incoming mail: the header facts the list server acts on, and the first readable text.
+
+``parse`` runs on every accepted message, so it reads the header block only and never raises:
+whatever is wrong with a message becomes a short note in ``ParsedMessage.defects``, and the
+message is still stored and judged by the rules. ``first_text`` reads the body on demand (for
+``-request`` commands, the participation policy, digests and the Discord bridge).
+
+Invariants of a ``ParsedMessage``:
+- ``message_id`` is never empty; it carries no angle brackets, whitespace or control characters
+  and is at most ``MAX_ID_LENGTH`` characters. A longer id is replaced by a digest of itself
+  (``shorten_id``), the same everywhere, so replies that cite it still thread.
+- ``references`` holds the same kind of ids, without duplicates and never ``message_id``; the
+  In-Reply-To id, when present, is in it (last, unless References already cited it).
+- Text fields are ``str`` with RFC 2047 encoded-words decoded and 8-bit header bytes read as
+  UTF-8 (cp1252 if they are not UTF-8); undecodable bytes become U+FFFD, never an exception.
+- ``date`` is timezone-aware UTC.
+
+``set_message_id`` is the one function that writes: it adds a Message-ID line to raw bytes and
+leaves every other byte as it was, so signatures (DKIM over other headers) survive.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import message_from_bytes
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import getaddresses, parsedate_to_datetime
+from html.parser import HTMLParser
+
+from listserv.addresses import normalise_address
+
+MAX_ID_LENGTH = 250  # fits an indexed VARCHAR(255) on every database we run on
+
+
+@dataclass(frozen=True)
+class ParsedMessage:
+    """The header facts of one message (see the module docstring for the invariants)."""
+
+    message_id: str
+    message_id_generated: bool
+    in_reply_to: str | None
+    references: tuple[str, ...]
+    subject: str
+    from_address: str | None
+    from_name: str
+    date: datetime | None
+    size: int
+    defects: tuple[str, ...]
+    # Top-level headers in order, unfolded and decoded: for reading and rules, not re-sending.
+    headers: tuple[tuple[str, str], ...]
+
+    def get_all(self, name: str) -> list[str]:
+        """Values of every header called ``name`` (case-insensitive), in order."""
+        wanted = name.lower()
+        return [value for key, value in self.headers if key.lower() == wanted]
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or None."""
+        values = self.get_all(name)
+        return values[0] if values else None
+
+
+# --- bytes and encoded-words -------------------------------------------------------------
+
+# Labels that lie in practice: WHATWG decodes these as their supersets, and so do we.
+_CHARSET_SUPERSETS = {
+    "us-ascii": "cp1252", "ascii": "cp1252", "iso-8859-1": "cp1252", "latin1": "cp1252",
+    "latin-1": "cp1252", "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030",
+    "ks_c_5601-1987": "cp949", "euc-kr": "cp949",
+}
+
+
+def decode_bytes(data: bytes, charset: str | None) -> str:
+    """``data`` as text in ``charset``; unknown or missing charsets try UTF-8, then cp1252."""
+    if charset:
+        label = charset.strip().strip('"').lower()
+        try:
+            return data.decode(_CHARSET_SUPERSETS.get(label, label), "replace")
+        except (LookupError, UnicodeError, ValueError, TypeError):
+            pass  # unknown label, or a bytes-to-bytes codec such as "base64": guess instead
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", "replace")
+
+
+def _header_text(value: str) -> str:
+    # BytesParser keeps 8-bit header bytes as surrogate escapes; RFC 6532 says they are UTF-8.
+    if value.isascii():
+        return value
+    return decode_bytes(value.encode("ascii", "surrogateescape"), None)
+
+
+def _unfold(value: str) -> str:
+    return re.sub(r"\r?\n(?=[ \t])", "", value).replace("\r", " ").replace("\n", " ")
+
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([QqBb])\?([^?\s]*)\?=")
+
+
+def _word_bytes(encoding: str, text: str) -> bytes | None:
+    payload = text.encode("ascii", "replace")
+    if encoding in "Qq":
+        return binascii.a2b_qp(payload, header=True)
+    for attempt in (payload, payload.rstrip(b"=")):
+        try:
+            return binascii.a2b_base64(attempt + b"=" * (-len(attempt) % 4))
+        except binascii.Error:
+            continue
+    return None
+
+
+def decode_header_text(text: str) -> str:
+    """Decode RFC 2047 encoded-words in ``text``; malformed words are left as they stand.
+
+    Adjacent words in one charset are joined before decoding, because mailers split multibyte
+    characters across words; whitespace between encoded-words is dropped (RFC 2047 6.2).
+    """
+    if "=?" not in text:
+        return text
+    out: list[str] = []
+    pending = bytearray()
+    pending_charset: str | None = None
+    pos = 0
+    after_word = False
+
+    def flush() -> None:
+        nonlocal pending_charset
+        if pending_charset is not None:
+            out.append(decode_bytes(bytes(pending), pending_charset))
+            pending.clear()
+            pending_charset = None
+
+    for match in _ENCODED_WORD.finditer(text):
+        gap = text[pos : match.start()]
+        if gap and not (after_word and gap.isspace()):
+            flush()
+            out.append(gap)
+        data = _word_bytes(match.group(2), match.group(3))
+        if data is None:
+            flush()
+            out.append(match.group(0))
+            after_word = False
+        else:
+            charset = match.group(1).lower()
+            if charset != pending_charset:
+                flush()
+                pending_charset = charset
+            pending.extend(data)
+            after_word = True
+        pos = match.end()
+    flush()
+    out.append(text[pos:])
+    return "".join(out)
+
+
+# --- message ids ---------------------------------------------------------------------------
+
+
+def shorten_id(message_id: str) -> str:
+    """A stable stand-in, within ``MAX_ID_LENGTH``, for an id that is too long to index."""
+    digest = hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"sha256-{digest}@long-id.invalid"
+
+
+def _clean_id(text: str) -> str | None:
+    # Whitespace inside brackets is a folding artefact ("<invalid.   something@bar.net>").
+    ident = "".join(text.split()).strip("<>")
+    if not ident or not ident.isprintable() or "<" in ident or ">" in ident:
+        return None
+    return ident if len(ident) <= MAX_ID_LENGTH else shorten_id(ident)
+
+
+def _bracketed(value: str) -> list[str]:
+    """Contents of <...> in order, skipping (comments) and "quoted strings" around them."""
+    found: list[str] = []
+    depth, i, n = 0, 0, len(value)
+    while i < n:
+        c = value[i]
+        if c == "\\":
+            i += 2
+            continue
+        if depth:
+            depth += {"(": 1, ")": -1}.get(c, 0)
+        elif c == "(":
+            depth = 1
+        elif c == '"':
+            end = value.find('"', i + 1)
+            i = n if end < 0 else end + 1
+            continue
+        elif c == "<":
+            end = value.find(">", i + 1)
+            if end < 0:
+                break
+            found.append(value[i + 1 : end])
+            i = end + 1
+            continue
+        i += 1
+    # An unbalanced "(" or '"' can swallow the rest; a plain scan then still finds the ids.
+    return found or re.findall(r"<([^<>]*)>", value)
+
+
+def _msg_ids(value: str, *, single: bool, need_at: bool = True) -> tuple[list[str], bool]:
+    """(ids found in a header value, whether they lacked angle brackets).
+
+    Without brackets (LISTSERV writes ids bare) a token counts if it holds "@" (or always,
+    without ``need_at``); with ``single`` only a value that is one such token counts, so
+    "Your message of ..." yields nothing.
+    """
+    ids = [i for i in map(_clean_id, _bracketed(value)) if i]
+    if ids:
+        return ids, False
+    bare = value
+    for _ in range(3):  # nested comments, a few deep at most in real mail
+        bare = re.sub(r"\([^()]*\)", " ", bare)
+    tokens = [t for t in re.split(r"[\s,;]+", bare) if t]
+    if single and len(tokens) != 1:
+        return [], False
+    ids = [i for i in map(_clean_id, tokens) if i and '"' not in i and ("@" in i or not need_at)]
+    return ids, bool(ids)
+
+
+# --- From and Date -----------------------------------------------------------------------
+
+
+def _unquote(name: str) -> str:
+    name = name.strip()
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = re.sub(r"\\(.)", r"\1", name[1:-1])
+    return name
+
+
+def _deobfuscate(addr: str) -> str:
+    # Pipermail archives write "user at host"; an address has no spaces, so this is safe.
+    return re.sub(r"^\s*(\S+)\s+at\s+(\S+)\s*$", r"\1@\2", addr)
+
+
+def _parse_from(value: str) -> tuple[str | None, str]:
+    """(addr-spec, display name) of the first usable mailbox in a raw From value."""
+    try:
+        pairs = getaddresses([value])
+    except Exception:  # the stdlib address parser has raised on hostile input before
+        pairs = []
+    for name, addr in pairs:
+        # getaddresses glues words together when there are no brackets; an address whose
+        # parts are not literally in the header is one of its inventions.
+        found = normalise_address(addr) if addr else None
+        if found and not all(piece in value.lower() for piece in found.lower().split("@")):
+            found = None
+        if found:
+            return found, _unquote(decode_header_text(name))
+    bracket = re.search(r"<([^<>]*)>", value)
+    if bracket:
+        return normalise_address(_deobfuscate(bracket.group(1))), _unquote(
+            decode_header_text(value[: bracket.start()])
+        )
+    comment = re.search(r"\((.*)\)", value)
+    if comment:  # "user at host (Name)"
+        outside = value[: comment.start()] + value[comment.end() :]
+        return normalise_address(_deobfuscate(outside)), decode_header_text(comment.group(1))
+    # LISTSERV: "Name  =?utf-8?b?...?=    user@HOST" with no brackets at all.
+    words = value.split()
+    for k in range(len(words) - 1, -1, -1):
+        found = normalise_address(words[k])
+        if found:
+            return found, decode_header_text(" ".join(words[:k] + words[k + 1 :]))
+    return None, ""
+
+
+def _parse_date(value: str) -> datetime | None:
+    try:
+        when = parsedate_to_datetime(value)
+        if when.tzinfo is None:  # "-0000": the zone is unknown, and UTC is the honest guess
+            when = when.replace(tzinfo=UTC)
+        return when.astimezone(UTC)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+# --- parse ---------------------------------------------------------------------------------
+
+_STDLIB_DEFECTS = {
+    "MissingHeaderBodySeparatorDefect": "a header line without a colon ends the header block",
+    "FirstHeaderLineIsContinuationDefect": "first header line is indented",
+}
+
+
+def _header_block(raw: bytes) -> bytes:
+    # Only the headers matter here; cutting at the blank line skips scanning a large body.
+    if raw[:1] == b"\n" or raw[:2] == b"\r\n":
+        return b""
+    end = re.search(rb"\n\r?\n", raw)
+    return raw if end is None else raw[: end.end()]
+
+
+def _raw_headers(raw: bytes) -> tuple[list[tuple[str, str]], list[str]]:
+    """(name, unfolded text value) pairs of the top-level headers, and parser defects."""
+    try:
+        msg = BytesHeaderParser(policy=compat32).parsebytes(_header_block(raw))
+    except Exception:  # never seen, but a parse that raised would lose an accepted message
+        return [], ["header block could not be parsed"]
+    items = [(_header_text(k).strip(), _unfold(_header_text(str(v)))) for k, v in msg.raw_items()]
+    notes = [_STDLIB_DEFECTS.get(type(d).__name__, type(d).__name__) for d in msg.defects]
+    return items, notes
+
+
+def _values(items: list[tuple[str, str]], name: str) -> list[str]:
+    return [value for key, value in items if key.lower() == name]
+
+
+def _pick_message_id(values: list[str], defects: list[str]) -> str | None:
+    if len(values) > 1:
+        defects.append("several Message-ID headers")
+    for value in values:
+        # A lone bare token is the sender's id even without "@" ("Message-Id:102.102").
+        ids, bare = _msg_ids(value, single=False)
+        if not ids:
+            ids, bare = _msg_ids(value, single=True, need_at=False)
+        if not ids:
+            continue
+        if bare:
+            defects.append("Message-ID without angle brackets")
+        if len(ids) > 1:
+            defects.append("several ids in one Message-ID header")
+        if ids[0].startswith("sha256-") and ids[0].endswith("@long-id.invalid"):
+            defects.append(f"Message-ID longer than {MAX_ID_LENGTH} characters")
+        return ids[0]
+    defects.append("unusable Message-ID" if values else "no Message-ID")
+    return None
+
+
+def parse(raw: bytes, *, domain: str) -> ParsedMessage:
+    """The header facts of ``raw``; ``domain`` names the generated Message-ID if one is needed."""
+    items, defects = _raw_headers(raw)
+
+    message_id = _pick_message_id(_values(items, "message-id"), defects)
+    generated = message_id is None
+    if message_id is None:
+        message_id = f"{uuid.uuid4().hex}@{domain.strip().lower() or 'localhost.invalid'}"
+
+    in_reply_to: str | None = None
+    for value in _values(items, "in-reply-to"):
+        ids, _ = _msg_ids(value, single=True)
+        if ids:
+            in_reply_to = ids[0]
+            break
+        defects.append("empty In-Reply-To" if not value.strip() else "In-Reply-To without an id")
+    references: list[str] = []
+    for value in _values(items, "references"):
+        references.extend(_msg_ids(value, single=False)[0])
+    if in_reply_to is not None:
+        references.append(in_reply_to)
+    references = [r for r in dict.fromkeys(references) if r != message_id]
+    if in_reply_to == message_id:
+        defects.append("In-Reply-To names the message itself")
+        in_reply_to = None
+
+    subjects = _values(items, "subject")
+    subject = " ".join(decode_header_text(subjects[0]).split()) if subjects else ""
+
+    from_address, from_name = None, ""
+    froms = _values(items, "from")
+    if froms:
+        from_address, from_name = _parse_from(froms[0])
+        from_name = " ".join(from_name.split())
+        if from_address is None:
+            defects.append("unparseable From")
+    else:
+        defects.append("no From")
+
+    date = None
+    dates = _values(items, "date")
+    if dates:
+        date = _parse_date(dates[0])
+        if date is None:
+            defects.append("unparseable Date")
+    else:
+        defects.append("no Date")
+
+    return ParsedMessage(
+        message_id=message_id,
+        message_id_generated=generated,
+        in_reply_to=in_reply_to,
+        references=tuple(references),
+        subject=subject,
+        from_address=from_address,
+        from_name=from_name,
+        date=date,
+        size=len(raw),
+        defects=tuple(dict.fromkeys(defects)),
+        headers=tuple((k, decode_header_text(v)) for k, v in items),
+    )
+
+
+def set_message_id(raw: bytes, message_id: str) -> bytes:
+    """``raw`` with ``Message-ID: <message_id>`` added as its first header line.
+
+    Every other byte is kept. Raw bytes that already carry a usable id are returned unchanged
+    when it is this id; a different one means the caller mixed up messages (ValueError).
+    """
+    ident = message_id.strip()
+    if ident.startswith("<") and ident.endswith(">"):
+        ident = ident[1:-1]
+    if _clean_id(ident) != ident or not ident.isascii():
+        raise ValueError(f"not a usable Message-ID: {message_id!r}")
+    existing = _pick_message_id(_values(_raw_headers(raw)[0], "message-id"), [])
+    if existing == ident:
+        return raw
+    if existing is not None:
+        raise ValueError(f"message already has Message-ID {existing!r}")
+    first_nl = raw.find(b"\n")
+    eol = b"\r\n" if first_nl < 0 or raw[first_nl - 1 : first_nl] == b"\r" else b"\n"
+    line = b"Message-ID: <" + ident.encode("ascii") + b">" + eol
+    # An mbox "From " envelope line is not a header; the new header goes below it.
+    at = first_nl + 1 if raw.startswith(b"From ") and first_nl >= 0 else 0
+    return raw[:at] + line + raw[at:]
+
+
+# --- body text -----------------------------------------------------------------------------
+
+# Tags that end a line, and tags that end a paragraph (a blank line after them).
+_LINE_TAGS = frozenset({
+    "br", "dd", "div", "dt", "li", "tr", "header", "footer", "section", "article", "nav", "main",
+})
+_PARAGRAPH_TAGS = frozenset({
+    "p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "table", "ul", "ol", "dl", "hr",
+})
+_HIDDEN_TAGS = frozenset({"head", "script", "style", "title", "template"})
+
+
+class _TextExtractor(HTMLParser):
+    """Collects text, turning block structure into line breaks and HTML spacing into spaces."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.hidden = 0
+        self.pre = 0
+        self.breaks = 0  # line breaks owed before the next visible text
+
+    def _block(self, tag: str) -> None:
+        if tag == "br":
+            self.breaks = min(self.breaks + 1, 2)  # <br><br> is a blank line
+        elif tag in _PARAGRAPH_TAGS:
+            self.breaks = 2
+        elif tag in _LINE_TAGS:
+            self.breaks = max(self.breaks, 1)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.hidden += tag in _HIDDEN_TAGS
+        self.pre += tag == "pre"
+        self._block(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _HIDDEN_TAGS:
+            self.hidden = max(0, self.hidden - 1)
+        if tag == "pre":
+            self.pre = max(0, self.pre - 1)
+        if tag != "br":
+            self._block(tag)
+
+    def handle_data(self, data: str) -> None:
+        if self.hidden:
+            return
+        text = data if self.pre else re.sub(r"\s+", " ", data)
+        if not text.strip() and (self.breaks or not self.parts):
+            return  # spacing between blocks, not content
+        if self.breaks:
+            if self.parts:
+                self.parts.append("\n" * self.breaks)
+            self.breaks = 0
+            text = text.lstrip(" ")
+        self.parts.append(text)
+
+
+def html_to_text(html: str) -> str:
+    """Readable plain text of an HTML body: hidden parts dropped, blocks on their own lines."""
+    extractor = _TextExtractor()
+    extractor.feed(html)
+    extractor.close()
+    return "\n".join(line.rstrip() for line in "".join(extractor.parts).split("\n")).strip()
+
+
+def _part_text(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    return decode_bytes(payload, part.get_content_charset())
+
+
+def first_text(source: bytes | Message) -> str:
+    """The first inline text/plain part as text; else the first text/html reduced to text.
+
+    '' when the message has neither. Attachments are not the body, so they are skipped.
+    """
+    try:
+        msg = source if isinstance(source, Message) else message_from_bytes(source, policy=compat32)
+        html: Message | None = None
+        for part in msg.walk():
+            ctype = part.get_content_type()
+            if ctype not in ("text/plain", "text/html") or part.is_multipart():
+                continue
+            if part.get_content_disposition() == "attachment":
+                continue
+            if ctype == "text/plain":
+                return _part_text(part)
+            if html is None:
+                html = part
+        return html_to_text(_part_text(html)) if html is not None else ""
+    except Exception:  # hostile MIME has broken the stdlib walker before; no text beats a crash
+        return ""

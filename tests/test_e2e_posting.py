@@ -1,0 +1,218 @@
+"""Posting through real SMTP on loopback: smtplib -> Commonroom -> aiosmtpd sink (smarthost)."""
+
+from __future__ import annotations
+
+import re
+import smtplib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from listserv import config as config_mod
+from listserv.models import Held, Message
+from listserv.store import Store
+from tests.harness import DOMAIN, Running, cli, mail, make_list, parse, running, wait_until, \
+    write_config
+from tests.smtpsink import SmtpSink
+
+MEMBERS = ("ann@council.gov.uk", "bob@district.gov.uk", "cat@acme.example")
+MOD = "mod@council.gov.uk"
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    with SmtpSink() as s:
+        yield s
+
+
+@pytest.fixture
+def config_path(tmp_path: Path, db_url: str, sink: SmtpSink) -> Path:
+    return write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}")
+
+
+@pytest.fixture
+def server(store: Store, config_path: Path) -> Iterator[Running]:
+    make_list(store, "demo", moderators=(MOD,), members=MEMBERS)
+    with running(config_mod.load(config_path, env={}), store) as srv:
+        yield srv
+
+
+def statuses(store: Store) -> list[tuple[str, str]]:
+    with store.session() as s:
+        return [(m.subject, m.status) for m in s.exec(select(Message).order_by(Message.id))]
+
+
+def test_member_post_reaches_every_member_once_with_list_headers(server: Running,
+                                                                 sink: SmtpSink) -> None:
+    server.send(MEMBERS[0], f"demo@{DOMAIN}",
+                mail(MEMBERS[0], f"demo@{DOMAIN}", "Which LMS do you use?", message_id="p1@x"))
+    server.drain()
+    got = sorted(sink.messages, key=lambda m: m.rcpt_tos)
+    assert [m.rcpt_tos for m in got] == [(m,) for m in sorted(MEMBERS + (MOD,))]
+    for received in got:
+        rcpt = received.rcpt_tos[0]
+        assert received.mail_from == f"demo-bounces+{rcpt.replace('@', '=')}@{DOMAIN}"
+        msg = parse(received.data)
+        assert msg["Subject"] == "[demo] Which LMS do you use?"
+        assert msg["List-Id"] == f'"Demo list" <demo.{DOMAIN}>'
+        assert msg["List-Post"] == f"<mailto:demo@{DOMAIN}>"
+        assert msg["List-Help"] == f"<mailto:demo-request@{DOMAIN}?subject=help>"
+        assert msg["List-Subscribe"] == f"<mailto:demo-join@{DOMAIN}>"
+        assert msg["List-Archive"] == "<https://lists.example.org/lists/demo/>"
+        assert msg["Precedence"] == "list"
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        unsub = re.findall(r"<([^>]+)>", msg["List-Unsubscribe"])
+        assert unsub[0].startswith("https://lists.example.org/lists/demo/unsubscribe/")
+        assert unsub[1] == f"mailto:demo-leave@{DOMAIN}"
+        assert msg["Message-ID"] == "<p1@x>"
+        body = msg.get_payload(decode=True).decode()
+        assert "Hello." in body and f"demo-leave@{DOMAIN}" in body
+    # Each member's unsubscribe link is their own.
+    links = {re.findall(r"<([^>]+)>", parse(m.data)["List-Unsubscribe"])[0] for m in got}
+    assert len(links) == len(got)
+
+
+def test_reply_subject_is_not_tagged_twice(server: Running, sink: SmtpSink) -> None:
+    server.send(MEMBERS[1], f"demo@{DOMAIN}", mail(MEMBERS[1], f"demo@{DOMAIN}",
+                                                   "Re: [demo] Which LMS do you use?"))
+    server.drain()
+    assert {parse(m.data)["Subject"] for m in sink.messages} == {
+        "Re: [demo] Which LMS do you use?"}
+
+
+def test_vendor_is_named_in_from(server: Running, store: Store, sink: SmtpSink,
+                                 config_path: Path) -> None:
+    result = cli(config_path, "members", "add", "demo", "vic@vendor.example", "--name",
+                 "Vic Vendor", "--org", "Acme Ltd", "--vendor")
+    assert result.exit_code == 0, result.output
+    server.send("vic@vendor.example", f"demo@{DOMAIN}",
+                mail("Vic <vic@vendor.example>", f"demo@{DOMAIN}", "Our new release"))
+    server.drain()
+    froms = {parse(m.data)["From"] for m in sink.messages}
+    assert froms == {'"Vic Vendor (Acme Ltd, vendor)" <vic@vendor.example>'}
+
+
+def test_unknown_address_refused_at_rcpt(server: Running) -> None:
+    for rcpt in (f"nolist@{DOMAIN}", "demo@other.example", f"demo-bogus@{DOMAIN}"):
+        with smtplib.SMTP("127.0.0.1", server.port) as client:
+            client.ehlo()
+            client.mail("x@example.org")
+            code, text = client.rcpt(rcpt)
+            assert code == 550 and b"5.1.1" in text, (rcpt, code, text)
+
+
+def test_oversize_refused_with_552(server: Running) -> None:
+    big = mail(MEMBERS[0], f"demo@{DOMAIN}", "big", ("x" * 70 + "\n") * 4300)
+    # A client that declares SIZE is refused at MAIL FROM ...
+    with pytest.raises(smtplib.SMTPSenderRefused) as err, \
+            smtplib.SMTP("127.0.0.1", server.port) as client:
+        client.sendmail(MEMBERS[0], f"demo@{DOMAIN}", big)
+    assert err.value.smtp_code == 552
+    # ... and one that does not is refused after DATA.
+    with smtplib.SMTP("127.0.0.1", server.port) as client:
+        client.ehlo()
+        assert client.mail(MEMBERS[0])[0] == 250
+        assert client.rcpt(f"demo@{DOMAIN}")[0] == 250
+        code, _ = client.data(big)
+    assert code == 552
+
+
+@pytest.mark.parametrize("headers,rule", [
+    ({"List-Id": f"Demo <demo.{DOMAIN}>"}, "loop"),
+    ({"X-Loop": f"demo@{DOMAIN}"}, "loop"),
+    ({"Auto-Submitted": "auto-replied"}, "auto-generated"),
+    ({"Precedence": "bulk"}, "auto-generated"),
+])
+def test_loops_and_automatic_mail_are_discarded_silently(server: Running, sink: SmtpSink,
+                                                         store: Store, headers: dict[str, str],
+                                                         rule: str) -> None:
+    server.send(MEMBERS[0], f"demo@{DOMAIN}",
+                mail(MEMBERS[0], f"demo@{DOMAIN}", "Out of office", headers=headers))
+    server.drain()
+    assert sink.messages == []
+    with store.session() as s:
+        msg = s.exec(select(Message)).one()
+    assert msg.status == "discarded" and msg.reason
+
+
+def test_banned_sender_discarded(server: Running, sink: SmtpSink, store: Store) -> None:
+    from listserv.models import Ban
+
+    with store.session() as s:
+        s.add(Ban(pattern=r"^.*@spam\.example$"))
+    server.send("x@spam.example", f"demo@{DOMAIN}",
+                mail("x@spam.example", f"demo@{DOMAIN}", "Cheap pills"))
+    server.drain()
+    assert sink.messages == []
+    assert statuses(store) == [("Cheap pills", "discarded")]
+
+
+def test_nonmember_post_is_held_then_approved_once(server: Running, sink: SmtpSink,
+                                                   store: Store, config_path: Path) -> None:
+    outsider = "dan@elsewhere.example"
+    server.send(outsider, f"demo@{DOMAIN}",
+                mail(outsider, f"demo@{DOMAIN}", "Can I ask about CRMs?"))
+    server.drain()
+    by_rcpt = {m.rcpt_tos[0]: parse(m.data) for m in sink.messages}
+    assert set(by_rcpt) == {MOD, outsider}
+    notice = by_rcpt[MOD]
+    assert "held post" in notice["Subject"] and notice["Auto-Submitted"] == "auto-generated"
+    attached = [p for p in notice.walk() if p.get_content_type() == "message/rfc822"]
+    assert attached, "the held post is attached for the moderator"
+    told = by_rcpt[outsider]
+    assert "waiting for a moderator" in told["Subject"]
+    assert "not a member" in told.get_payload(decode=True).decode()
+
+    listing = cli(config_path, "queue", "list", "demo")
+    assert listing.exit_code == 0 and "Can I ask about CRMs?" in listing.output
+    with store.session() as s:
+        held_id = s.exec(select(Held)).one().id
+    sink.messages.clear()
+    ok = cli(config_path, "queue", "approve", str(held_id))
+    assert ok.exit_code == 0, ok.output
+    again = cli(config_path, "queue", "approve", str(held_id))
+    assert again.exit_code == 1 and "already handled" in again.output
+    server.app.worker.wake()  # type: ignore[union-attr]
+    wait_until(lambda: len(sink.messages) >= 4, what="the approved post")
+    server.drain()
+    assert sorted(m.rcpt_tos[0] for m in sink.messages) == sorted(MEMBERS + (MOD,))
+    assert cli(config_path, "queue", "list", "demo").output.startswith("nothing is held")
+
+
+def test_rejected_sender_gets_the_reason(server: Running, sink: SmtpSink, store: Store,
+                                         config_path: Path) -> None:
+    assert cli(config_path, "lists", "set", "demo", "nonmember_action", "reject").exit_code == 0
+    server.send("eve@elsewhere.example", f"demo@{DOMAIN}",
+                mail("eve@elsewhere.example", f"demo@{DOMAIN}", "Hello all"))
+    server.drain()
+    assert [m.rcpt_tos for m in sink.messages] == [("eve@elsewhere.example",)]
+    notice = parse(sink.messages[0].data)
+    assert "members only" in notice.get_payload(decode=True).decode()
+
+
+def test_administrivia_to_post_address_is_held(server: Running, sink: SmtpSink,
+                                               store: Store) -> None:
+    server.send(MEMBERS[0], f"demo@{DOMAIN}", mail(MEMBERS[0], f"demo@{DOMAIN}", "unsubscribe"))
+    server.drain()
+    assert statuses(store) == [("unsubscribe", "held")]
+    assert {m.rcpt_tos[0] for m in sink.messages} == {MOD, MEMBERS[0]}
+
+
+def test_message_without_message_id_gets_one(server: Running, store: Store) -> None:
+    server.send(MEMBERS[0], f"demo@{DOMAIN}", mail(MEMBERS[0], f"demo@{DOMAIN}", "No id"))
+    with store.session() as s:
+        msg = s.exec(select(Message)).one()
+    assert msg.message_id.endswith(f"@{DOMAIN}") and b"Message-ID:" in msg.raw
+    assert msg.thread_id is not None
+
+
+def test_two_lists_in_one_transaction(server: Running, store: Store, sink: SmtpSink) -> None:
+    make_list(store, "other", members=("zed@council.gov.uk",))
+    server.send(MEMBERS[0], [f"demo@{DOMAIN}", f"other@{DOMAIN}"],
+                mail(MEMBERS[0], f"demo@{DOMAIN}, other@{DOMAIN}", "Cross-post"))
+    server.drain()
+    rcpts = sorted(m.rcpt_tos[0] for m in sink.messages)
+    # ann is a member of demo only; other's one member is not.
+    assert rcpts == sorted((*MEMBERS, MOD, MEMBERS[0]))
