@@ -70,7 +70,9 @@ class ListHandler:
         raw = envelope.original_content or envelope.content
         assert isinstance(raw, bytes)
         destinations: list[Destination] = getattr(envelope, "destinations", [])
-        delivery = inbound.Delivery(envelope_from=envelope.mail_from or "",
+        # The null reverse-path (MAIL FROM:<>) marks bounces and other automatic mail.
+        envelope_from = (envelope.mail_from or "").strip().strip("<>")
+        delivery = inbound.Delivery(envelope_from=envelope_from,
                                     destinations=tuple(destinations), raw=raw,
                                     dmarc_policy=await self._dmarc(raw, destinations))
         try:
@@ -83,8 +85,14 @@ class ListHandler:
         return "250 2.0.0 Message accepted"
 
 
+class ListSMTP(SMTP):
+    # RFC 5321 caps lines at 1,000 octets, but real mail (and what an MTA in front relays)
+    # breaks that; refusing it would lose mail, so only absurd lines are refused.
+    line_length_limit = 1 << 20
+
+
 def smtp_factory(handler: ListHandler, cfg: Config) -> Callable[[], Any]:
     def make() -> SMTP:
-        return SMTP(handler, data_size_limit=cfg.server.max_message_bytes,
+        return ListSMTP(handler, data_size_limit=cfg.server.max_message_bytes,
                     enable_SMTPUTF8=True, hostname=cfg.server.domain, ident="Commonroom")
     return make

@@ -1,0 +1,220 @@
+"""Threading: which conversation a post belongs to.
+
+The decision is pure (``subject_key``, ``decide``); ``assign_thread`` is the one function that
+reads and writes the ``thread`` and ``thread_ref`` tables to apply it.
+
+Rules, in order:
+
+1. A post joins the thread of every Message-ID it shares with the list's index: its own id (a
+   reply that arrived first already referred to it) or any id in References/In-Reply-To, whether
+   that id was received or is only a "phantom" someone referred to.
+2. If those ids belong to several threads, the post proves they are one conversation: they are
+   merged into the oldest (lowest id) thread.
+3. Only when no id is known: the thread with the same non-empty ``subject_key`` whose posts lie
+   within ``SUBJECT_WINDOW`` of this post's date (lowest id on a tie). This catches replies from
+   clients that drop References, and replies to parents the list never saw.
+4. Otherwise a new thread.
+
+Invariants kept by ``assign_thread``:
+- Every id a post names (its own and its references, trimmed to ``MAX_REFERENCES``) has a
+  ``thread_ref`` row afterwards, and all of them point at the thread returned; so posts
+  connected by references end up together whatever order they arrive in.
+- A merged thread leaves no trace: its ``thread_ref`` and ``message`` rows are moved to the
+  surviving thread and its ``thread`` row is deleted.
+- ``post_count``, ``first_post_at`` and ``last_post_at`` cover every post assigned; ``subject``
+  and ``subject_key`` are those of the earliest post, so the subject fallback matches a
+  thread's opening subject, not a renamed branch of it.
+- Threading on one list is serialised (SQLite's write lock; an advisory lock on PostgreSQL), so
+  two concurrent posts never both create a thread for the same phantom id.
+
+Deduplicating posts and supplying a Message-ID when the sender gave none are the caller's job.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, text, update
+from sqlmodel import Session, col, select
+
+from listserv.models import Message, Thread, ThreadRef
+
+# Posts sharing only a subject belong together when they are this close in time; further apart,
+# the same subject ("Meeting minutes", "Help") is a new conversation.
+SUBJECT_WINDOW = timedelta(days=30)
+
+# The width of the thread.subject_key and thread_ref.ref columns.
+SUBJECT_KEY_MAX = 255
+REF_MAX = 998
+
+# A hostile post could name thousands of ids. Keep the first (the root) and the nearest
+# ancestors, as Netnews agents trim References: from the second id on, never the first.
+MAX_REFERENCES = 100
+
+# Reply and forward markers in the languages mail clients localise them into. Matched after
+# NFKC normalisation and casefolding, so "RE", "Aw" and a full-width colon are covered too.
+REPLY_MARKERS = ("re", "aw", "fwd", "fw", "sv", "antw", "réf", "ref", "tr", "wg", "vs", "odp",
+                 "ynt", "rif", "r", "res", "enc", "回复", "回覆", "答复", "转发", "轉寄")
+
+# PostgreSQL advisory lock class for "threading on list N" (the second key is the list id).
+_PG_LOCK_CLASS = 0x7468  # "th"
+
+# RFC 5256 2.1 "base subject", widened to the markers above: a marker may carry a count or any
+# bracketed blob before its colon ("Re[2]:", "Re [foo]:"); "Réf." keeps its dot.
+_MARKER = re.compile(
+    r"(?:" + "|".join(sorted((re.escape(m) for m in REPLY_MARKERS), key=len, reverse=True)) + r")"
+    r"\.?\s*(?:\[[^\[\]]*\]|\(\d+\)|\^\d+)?\s*:\s*"
+)
+_BLOB = re.compile(r"\[[^\[\]]*\]\s*")
+_SPACE = re.compile(r"\s+")
+
+
+def subject_key(subject: str, list_name: str | None = None) -> str:
+    """The subject reduced to what stays the same across a conversation.
+
+    RFC 5256's base subject, with more languages' reply markers: strips any number of reply and
+    forward markers and ``[tag]`` blobs at the start, in any order, ``(fwd)`` trailers and
+    ``[fwd: ...]`` wrappers; collapses whitespace, NFKC-normalises and casefolds. A blob that is
+    all that is left is kept ("[xyz]" stays "[xyz]"), except the list's own ``[list_name]`` tag,
+    which says nothing about the conversation. ``''`` for an empty subject.
+    """
+    s = _SPACE.sub(" ", unicodedata.normalize("NFKC", subject)).strip().casefold()
+    tag = f"[{list_name.casefold()}]" if list_name else None
+    # Walk two indices instead of slicing, so a hostile "Re: " * 10**5 costs linear time.
+    pos, end = 0, len(s)
+    while True:
+        while True:
+            while end > pos and s[end - 1] == " ":
+                end -= 1
+            if not s.endswith("(fwd)", pos, end):
+                break
+            end -= 5
+        while pos < end:
+            if s[pos] == " ":
+                pos += 1
+                continue
+            # The colon is part of the marker, so "Report: x" is not "Re" + "port: x".
+            m = _MARKER.match(s, pos, end) or _BLOB.match(s, pos, end)
+            if m is None:
+                break
+            if m.re is _BLOB and m.end() >= end and s[pos:end].rstrip() != tag:
+                break
+            pos = m.end()
+        if s.startswith("[fwd:", pos, end) and s.endswith("]", pos, end):
+            pos, end = pos + 5, end - 1
+            continue
+        break
+    return s[pos:end].strip()[:SUBJECT_KEY_MAX]
+
+
+@dataclass(frozen=True)
+class ThreadDecision:
+    """Join ``thread_id`` (None: start a new thread) and fold the ``merge`` threads into it."""
+
+    thread_id: int | None
+    merge: tuple[int, ...] = ()
+
+
+def decide(known: Mapping[str, int],
+           subject_candidates: Sequence[tuple[int, datetime, datetime]],
+           date: datetime) -> ThreadDecision:
+    """Choose the thread for a post.
+
+    ``known`` maps the post's ids found in the index (its own, its references) to their threads;
+    ``subject_candidates`` are ``(thread_id, first_post_at, last_post_at)`` of threads with the
+    post's subject key (ignored when ``known`` is not empty).
+    """
+    if known:
+        ids = sorted(set(known.values()))
+        return ThreadDecision(ids[0], tuple(ids[1:]))
+    near = [tid for tid, first, last in subject_candidates
+            if first - SUBJECT_WINDOW <= date <= last + SUBJECT_WINDOW]
+    return ThreadDecision(min(near) if near else None)
+
+
+def _clean_ids(message_id: str, references: Iterable[str]) -> list[str]:
+    refs = list(dict.fromkeys(r.strip()[:REF_MAX] for r in references if r and r.strip()))
+    if len(refs) > MAX_REFERENCES:
+        refs = refs[:1] + refs[-(MAX_REFERENCES - 1):]
+    own = message_id.strip()[:REF_MAX]
+    return list(dict.fromkeys([own, *refs] if own else refs))
+
+
+def assign_thread(session: Session, list_id: int, message_id: str, references: Sequence[str],
+                  subject: str, date: datetime, list_name: str | None = None) -> int:
+    """Put a post in its thread, updating the index; return the thread id.
+
+    ``message_id`` and ``references`` are bare ids (no angle brackets); ``references`` includes
+    In-Reply-To. ``date`` must be timezone-aware. Flushes but does not commit.
+    """
+    if date.utcoffset() is None:
+        raise ValueError("assign_thread needs an aware datetime (use listserv.models.utcnow)")
+    date = date.astimezone(UTC)
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:c, :l)"),
+                        {"c": _PG_LOCK_CLASS, "l": list_id})
+
+    ids = _clean_ids(message_id, references)
+    known: dict[str, int] = {}
+    if ids:
+        rows = session.exec(select(ThreadRef.ref, ThreadRef.thread_id)
+                            .where(ThreadRef.list_id == list_id, col(ThreadRef.ref).in_(ids)))
+        known = {ref: tid for ref, tid in rows}
+
+    key = subject_key(subject, list_name)
+    candidates: list[tuple[int, datetime, datetime]] = []
+    if not known and key:
+        rows3 = session.exec(
+            select(Thread.id, Thread.first_post_at, Thread.last_post_at)
+            .where(Thread.list_id == list_id, Thread.subject_key == key,
+                   Thread.first_post_at <= date + SUBJECT_WINDOW,
+                   Thread.last_post_at >= date - SUBJECT_WINDOW))
+        candidates = [(tid, first, last) for tid, first, last in rows3 if tid is not None]
+
+    decision = decide(known, candidates, date)
+    if decision.thread_id is None:
+        thread = Thread(list_id=list_id, subject=subject, subject_key=key,
+                        first_post_at=date, last_post_at=date, post_count=0)
+        session.add(thread)
+    else:
+        found = session.get(Thread, decision.thread_id)
+        if found is None:  # a thread_ref pointing nowhere: the foreign key forbids it
+            raise LookupError(f"thread {decision.thread_id} is in thread_ref but not in thread")
+        thread = found
+    if decision.merge:
+        _merge(session, list_id, thread, decision.merge)
+
+    thread.post_count += 1
+    if thread.post_count == 1 or date < thread.first_post_at:
+        thread.first_post_at, thread.subject, thread.subject_key = date, subject, key
+    thread.last_post_at = max(thread.last_post_at, date)
+    session.flush()
+    assert thread.id is not None
+
+    session.add_all(ThreadRef(list_id=list_id, ref=ref, thread_id=thread.id)
+                    for ref in ids if ref not in known)
+    session.flush()
+    return thread.id
+
+
+def _merge(session: Session, list_id: int, into: Thread, merge: tuple[int, ...]) -> None:
+    """Fold ``merge`` threads into ``into``: totals, span, earliest subject; rows moved."""
+    merged = session.exec(select(Thread).where(col(Thread.id).in_(merge))).all()
+    for other in sorted(merged, key=lambda t: (t.first_post_at, t.id or 0)):
+        into.post_count += other.post_count
+        if other.first_post_at < into.first_post_at:
+            into.first_post_at, into.subject = other.first_post_at, other.subject
+            into.subject_key = other.subject_key
+        into.last_post_at = max(into.last_post_at, other.last_post_at)
+    session.execute(update(ThreadRef)
+                    .where(col(ThreadRef.list_id) == list_id, col(ThreadRef.thread_id).in_(merge))
+                    .values(thread_id=into.id))
+    session.execute(update(Message).where(col(Message.thread_id).in_(merge))
+                    .values(thread_id=into.id))
+    session.execute(delete(Thread).where(col(Thread.id).in_(merge)))
+

@@ -1,0 +1,173 @@
+"""Delivery that survives trouble: smarthost refusals, dropped connections, a killed server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from listserv import config as config_mod
+from listserv.models import Bounce, Outbox
+from listserv.store import Store
+from tests.harness import DOMAIN, Running, mail, make_list, running, wait_until, write_config
+from tests.smtpsink import SmtpSink
+
+MEMBERS = ("ann@council.gov.uk", "bob@district.gov.uk", "cat@acme.example")
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    with SmtpSink() as s:
+        yield s
+
+
+@pytest.fixture
+def config_path(tmp_path: Path, db_url: str, sink: SmtpSink) -> Path:
+    return write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}")
+
+
+@pytest.fixture
+def server(store: Store, config_path: Path) -> Iterator[Running]:
+    make_list(store, "demo", members=MEMBERS)
+    with running(config_mod.load(config_path, env={}), store) as srv:
+        assert srv.app.worker is not None
+        srv.app.worker.backoff = lambda attempts: 0.05  # retry at once in tests
+        yield srv
+
+
+def post(server: Running, subject: str = "Hello") -> None:
+    server.send(MEMBERS[0], f"demo@{DOMAIN}", mail(MEMBERS[0], f"demo@{DOMAIN}", subject))
+
+
+def test_451_then_250_delivers_once(server: Running, sink: SmtpSink, store: Store) -> None:
+    sink.script_data(451, 451)
+    post(server)
+    wait_until(lambda: len(sink.messages) == 3, what="three deliveries")
+    server.drain()
+    assert sorted(m.rcpt_tos[0] for m in sink.messages) == sorted(MEMBERS)
+    with store.session() as s:
+        rows = s.exec(select(Outbox)).all()
+    assert {r.state for r in rows} == {"sent"}
+    assert sum(r.attempts for r in rows) == 5  # two 451s, then three successes
+
+
+def test_5xx_is_a_bounce(server: Running, sink: SmtpSink, store: Store) -> None:
+    sink.rcpt_replies["bob@district.gov.uk"] = 550
+    post(server)
+    server.drain()
+    assert sorted(m.rcpt_tos[0] for m in sink.messages) == ["ann@council.gov.uk",
+                                                            "cat@acme.example"]
+    with store.session() as s:
+        bounce = s.exec(select(Bounce)).one()
+        assert bounce.address == "bob@district.gov.uk" and bounce.status.startswith("550")
+
+
+def test_dropped_connection_is_retried(server: Running, sink: SmtpSink) -> None:
+    from tests.smtpsink import DROP
+
+    sink.script_data(DROP)
+    post(server)
+    wait_until(lambda: len(sink.messages) == 3, what="three deliveries after a drop")
+    assert sorted(m.rcpt_tos[0] for m in sink.messages) == sorted(MEMBERS)
+
+
+def test_connections_are_reused(server: Running, sink: SmtpSink) -> None:
+    for i in range(5):
+        post(server, f"Post {i}")
+    server.drain()
+    assert len(sink.messages) == 15
+    assert len(sink.sessions) <= 2  # [delivery] connections = 2 in the test config
+
+
+# --- a real process, killed with SIGKILL -----------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Process:
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, port: int) -> None:
+        env = {**os.environ, "COMMONROOM_SERVER_SMTP_PORT": str(port)}
+        self.log = self.config_path.parent / "serve.log"
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "listserv", "--config", str(self.config_path), "serve"],
+                env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        def listening() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(self.log.read_text())
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+
+        wait_until(listening, 20, "the server to listen")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def outbox_states(store: Store) -> list[str]:
+    with store.session() as s:
+        return sorted(r.state for r in s.exec(select(Outbox)))
+
+
+@pytest.mark.parametrize("trouble", ["smarthost refusing", "delivery in flight"])
+def test_killed_after_250_delivers_at_once_after_restart(store: Store, config_path: Path,
+                                                         sink: SmtpSink, trouble: str) -> None:
+    make_list(store, "demo", members=MEMBERS)
+    port = free_port()
+    proc = Process(config_path)
+    if trouble == "smarthost refusing":
+        sink.script_data(*[451] * 10)  # every try fails and is put off by the back-off
+    else:
+        sink.delay = 5.0  # the first deliveries are still in flight when the server dies
+    proc.start(port)
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.sendmail(MEMBERS[0], f"demo@{DOMAIN}",
+                            mail(MEMBERS[0], f"demo@{DOMAIN}", "Survives a crash"))
+        if trouble == "smarthost refusing":
+            wait_until(lambda: sink.data_commands >= 1, what="a refused try")
+        else:
+            wait_until(lambda: "sending" in outbox_states(store), what="a delivery in flight")
+        proc.kill()
+        sink.script_data()  # nothing scripted: the smarthost accepts again
+        with sink._lock:
+            sink._data_script.clear()
+        sink.delay = 0.0
+        accepted_before = len(sink.messages)
+        proc.start(port)
+        # "At once": well inside the 30-second back-off and any lease.
+        wait_until(lambda: len({m.rcpt_tos for m in sink.messages}) == 3, 10,
+                   "every member's copy after the restart")
+        wait_until(lambda: outbox_states(store) == ["sent"] * 3, 10, "the outbox to settle")
+        # At-least-once: duplicates only for what was in flight when the process died.
+        assert len(sink.messages) - accepted_before <= 3
+        assert len(sink.messages) <= 3 + 3
+    finally:
+        proc.stop()

@@ -1,0 +1,175 @@
+"""Subscribing and leaving by email, double opt-in, through real SMTP on loopback."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from listserv import config as config_mod
+from listserv.models import Ban, Pending, Subscription
+from listserv.store import Store
+from listserv.subscriptions import MAX_PENDING_PER_DAY
+from tests.harness import DOMAIN, Running, mail, make_list, parse, running, write_config
+from tests.smtpsink import Received, SmtpSink
+
+NEW = "nia@council.gov.uk"
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    with SmtpSink() as s:
+        yield s
+
+
+@pytest.fixture
+def server(store: Store, tmp_path: Path, db_url: str, sink: SmtpSink) -> Iterator[Running]:
+    make_list(store, "demo", moderators=("mod@council.gov.uk",))
+    path = write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}")
+    with running(config_mod.load(path, env={}), store) as srv:
+        yield srv
+
+
+def members(store: Store) -> int:
+    with store.session() as s:
+        return len(s.exec(select(Subscription)).all())
+
+
+def only_mail_to(sink: SmtpSink, rcpt: str) -> list[Received]:
+    return [m for m in sink.messages if m.rcpt_tos == (rcpt,)]
+
+
+def ask(server: Running, sink: SmtpSink, address: str, subject: str = "") -> str:
+    """Send a request and return the token from the confirmation mail it causes."""
+    before = len(sink.messages)
+    server.send(NEW, address, mail(NEW, address, subject))
+    server.drain()
+    new = [parse(m.data) for m in sink.messages[before:] if m.rcpt_tos == (NEW,)]
+    confirms = [m for m in new if m["Subject"].startswith("confirm ")]
+    assert len(confirms) == 1, [m["Subject"] for m in new]
+    confirm = confirms[0]
+    token = re.fullmatch(r"confirm ([0-9a-f]+)", confirm["Subject"])
+    assert token, confirm["Subject"]
+    assert confirm["Reply-To"] == f"demo-confirm+{token.group(1)}@{DOMAIN}"
+    assert confirm["Auto-Submitted"] == "auto-replied"
+    body = confirm.get_payload(decode=True).decode()
+    assert f"https://lists.example.org/confirm/{token.group(1)}" in body
+    return token.group(1)
+
+
+def test_join_then_confirm_by_reply_then_welcome(server: Running, sink: SmtpSink,
+                                                 store: Store) -> None:
+    token = ask(server, sink, f"demo-join@{DOMAIN}")
+    assert members(store) == 1  # only the moderator so far
+    # Replying to the confirmation goes to its Reply-To address, subject kept.
+    reply_to = f"demo-confirm+{token}@{DOMAIN}"
+    server.send(NEW, reply_to, mail(NEW, reply_to, f"Re: confirm {token}", "> quoted text"))
+    server.drain()
+    assert members(store) == 2
+    welcome = parse(only_mail_to(sink, NEW)[-1].data)
+    assert welcome["Subject"] == "Welcome to demo"
+    assert f"demo@{DOMAIN}" in welcome.get_payload(decode=True).decode()
+
+
+def test_request_address_then_confirm_by_mailing_the_confirm_address(
+        server: Running, sink: SmtpSink, store: Store) -> None:
+    token = ask(server, sink, f"demo-request@{DOMAIN}", "subscribe")
+    server.send("someone@else.example", f"demo-confirm+{token}@{DOMAIN}",
+                mail("someone@else.example", f"demo-confirm+{token}@{DOMAIN}", ""))
+    server.drain()
+    assert members(store) == 2
+
+
+def test_request_reply_lists_what_was_understood(server: Running, sink: SmtpSink) -> None:
+    server.send(NEW, f"demo-request@{DOMAIN}",
+                mail(NEW, f"demo-request@{DOMAIN}", "help", "help\nfrobnicate\n"))
+    server.drain()
+    [reply] = only_mail_to(sink, NEW)
+    text = parse(reply.data).get_payload(decode=True).decode()
+    assert "> help" in text and "subscribe" in text and "frobnicate" not in text
+
+
+def test_confirm_via_request_subject(server: Running, sink: SmtpSink, store: Store) -> None:
+    token = ask(server, sink, f"demo-subscribe@{DOMAIN}")
+    server.send(NEW, f"demo-request@{DOMAIN}",
+                mail(NEW, f"demo-request@{DOMAIN}", f"Re: confirm {token}"))
+    server.drain()
+    assert members(store) == 2
+
+
+def test_token_is_single_use_and_expires(server: Running, sink: SmtpSink, store: Store) -> None:
+    token = ask(server, sink, f"demo-join@{DOMAIN}")
+    for _ in range(2):
+        server.send(NEW, f"demo-confirm+{token}@{DOMAIN}",
+                    mail(NEW, f"demo-confirm+{token}@{DOMAIN}", ""))
+    server.drain()
+    assert members(store) == 2
+    assert len([m for m in only_mail_to(sink, NEW)
+                if parse(m.data)["Subject"] == "Welcome to demo"]) == 1
+    # An expired token does nothing.
+    server.send(NEW, f"demo-leave@{DOMAIN}", mail(NEW, f"demo-leave@{DOMAIN}", ""))
+    server.drain()
+    with store.session() as s:
+        pending = s.exec(select(Pending).where(Pending.action == "unsubscribe")).one()
+        pending.expires_at = pending.created_at - timedelta(seconds=1)
+        s.add(pending)
+    token2 = re.search(r"confirm ([0-9a-f]+)",
+                       parse(only_mail_to(sink, NEW)[-1].data)["Subject"]).group(1)  # type: ignore[union-attr]
+    server.send(NEW, f"demo-confirm+{token2}@{DOMAIN}",
+                mail(NEW, f"demo-confirm+{token2}@{DOMAIN}", ""))
+    server.drain()
+    assert members(store) == 2
+
+
+def test_leave_is_confirmed_too(server: Running, sink: SmtpSink, store: Store) -> None:
+    token = ask(server, sink, f"demo-join@{DOMAIN}")
+    server.send(NEW, f"demo-confirm+{token}@{DOMAIN}",
+                mail(NEW, f"demo-confirm+{token}@{DOMAIN}", ""))
+    server.drain()
+    assert members(store) == 2
+    token = ask(server, sink, f"demo-leave@{DOMAIN}")
+    assert members(store) == 2  # nothing happens until confirmed
+    server.send(NEW, f"demo-confirm+{token}@{DOMAIN}",
+                mail(NEW, f"demo-confirm+{token}@{DOMAIN}", ""))
+    server.drain()
+    assert members(store) == 1
+    assert parse(only_mail_to(sink, NEW)[-1].data)["Subject"] == "You have left demo"
+
+
+def test_no_subscription_bombing(server: Running, sink: SmtpSink) -> None:
+    for _ in range(MAX_PENDING_PER_DAY + 3):
+        server.send(NEW, f"demo-join@{DOMAIN}", mail(NEW, f"demo-join@{DOMAIN}", ""))
+    server.drain()
+    assert len(only_mail_to(sink, NEW)) == MAX_PENDING_PER_DAY
+
+
+def test_nothing_is_sent_to_a_banned_address(server: Running, sink: SmtpSink,
+                                             store: Store) -> None:
+    with store.session() as s:
+        s.add(Ban(pattern=NEW))
+    server.send(NEW, f"demo-join@{DOMAIN}", mail(NEW, f"demo-join@{DOMAIN}", ""))
+    server.send(NEW, f"demo-request@{DOMAIN}", mail(NEW, f"demo-request@{DOMAIN}", "subscribe"))
+    server.drain()
+    assert [m for m in sink.messages if "confirm" in parse(m.data)["Subject"]] == []
+
+
+def test_auto_replies_to_request_addresses_are_not_answered(server: Running,
+                                                            sink: SmtpSink) -> None:
+    server.send(NEW, f"demo-request@{DOMAIN}", mail(
+        NEW, f"demo-request@{DOMAIN}", "Out of office", headers={"Auto-Submitted": "auto-replied"}))
+    server.send("", f"demo-join@{DOMAIN}", mail("MAILER-DAEMON@x.example",
+                                                f"demo-join@{DOMAIN}", "failure"))
+    server.drain()
+    assert sink.messages == []
+
+
+def test_owner_address_reaches_moderators(server: Running, sink: SmtpSink) -> None:
+    server.send(NEW, f"demo-owner@{DOMAIN}", mail(NEW, f"demo-owner@{DOMAIN}", "A question"))
+    server.drain()
+    [notice] = sink.messages
+    assert notice.rcpt_tos == ("mod@council.gov.uk",)
+    assert parse(notice.data)["Reply-To"] == NEW
