@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
 
 from listserv import config as config_mod
@@ -290,12 +290,14 @@ def members_list(obj: Ctx, list_name: str, as_json: bool) -> None:
     """Show LIST's members (streamed: fine for very large lists)."""
     with obj.session() as (_store, s):
         ml = _list_or_fail(s, list_name)
-        rows = s.exec(select(Address.email, Person.display_name, Person.organisation,
-                             Person.kind, Subscription.role, Subscription.delivery_mode)
-                      .join(Address, col(Address.id) == col(Subscription.address_id))
-                      .join(Person, col(Person.id) == col(Address.person_id))
-                      .where(Subscription.list_id == ml.id)
-                      .order_by(Address.email).execution_options(yield_per=1000))
+        query = (sa_select(col(Address.email), col(Person.display_name),
+                           col(Person.organisation), col(Person.kind), col(Subscription.role),
+                           col(Subscription.delivery_mode))
+                 .join(Address, col(Address.id) == col(Subscription.address_id))
+                 .join(Person, col(Person.id) == col(Address.person_id))
+                 .where(col(Subscription.list_id) == ml.id)
+                 .order_by(col(Address.email)).execution_options(yield_per=1000))
+        rows = s.execute(query)
         for email, name, org, kind, role, mode in rows:
             if as_json:
                 click.echo(json.dumps({"email": email, "name": name, "organisation": org,

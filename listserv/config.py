@@ -114,7 +114,8 @@ def _validate(cfg: Config) -> None:
     if not 0 < s.smtp_port < 65536:
         raise ConfigError(f"[server] smtp_port must be between 1 and 65535, got {s.smtp_port}")
     if not s.web_base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"[server] web_base_url must start with http:// or https://, got {s.web_base_url!r}")
+        raise ConfigError(
+            f"[server] web_base_url must start with http:// or https://, got {s.web_base_url!r}")
     if s.max_message_bytes < 1024:
         raise ConfigError(f"[server] max_message_bytes must be at least 1024, got {s.max_message_bytes}")
     if not cfg.database.url.startswith(("sqlite:", "postgresql")):

@@ -165,7 +165,7 @@ def prepare(raw: bytes, info: ListInfo, author: Author, *, munge_from: bool) -> 
         del msg[name]
     subject = _decoded(msg.get("Subject"))
     del msg["Subject"]
-    msg["Subject"] = _header(tagged_subject(" ".join(subject.split()), info.tag))
+    msg["Subject"] = _header(tagged_subject(" ".join(subject.split()), info.tag))  # type: ignore[assignment]
 
     shown = display_name(author)
     del msg["From"]

@@ -53,6 +53,11 @@ def _column(header: Sequence[str], *names: str) -> int | None:
     return None
 
 
+def _cell(record: Sequence[str], cols: dict[str, int | None], key: str) -> str:
+    idx = cols.get(key)
+    return record[idx].strip() if idx is not None and idx < len(record) else ""
+
+
 def read_google_groups_csv(path: Path) -> list[Row]:
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -74,12 +79,9 @@ def read_google_groups_csv(path: Path) -> list[Row]:
         if not any(cell.strip() for cell in record):
             continue
 
-        def cell(key: str, rec: list[str] = record) -> str:
-            idx = cols.get(key)
-            return rec[idx].strip() if idx is not None and idx < len(rec) else ""
-
         email = record[email_col].strip() if email_col < len(record) else ""
-        rows.append(Row(line_no, email, cell("name"), cell("role"), cell("preference")))
+        rows.append(Row(line_no, email, _cell(record, cols, "name"), _cell(record, cols, "role"),
+                        _cell(record, cols, "preference")))
     if email_col is None:
         raise ImportProblem(f"{path} has no 'Email address' column; export the members from "
                             "Google Groups (Members > Export members) and try again")

@@ -23,13 +23,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     MEMBER = "member"
     MODERATOR = "moderator"
     OWNER = "owner"
 
 
-class DeliveryMode(str, enum.Enum):
+class DeliveryMode(enum.StrEnum):
     EACH = "each"
     PLAIN = "plain"
     MIME = "mime"
@@ -37,7 +37,7 @@ class DeliveryMode(str, enum.Enum):
     NOMAIL = "nomail"
 
 
-class Action(str, enum.Enum):
+class Action(enum.StrEnum):
     """What the posting pipeline (or a moderator) does with a post."""
 
     ACCEPT = "accept"
@@ -46,12 +46,12 @@ class Action(str, enum.Enum):
     DISCARD = "discard"
 
 
-class PersonKind(str, enum.Enum):
+class PersonKind(enum.StrEnum):
     MEMBER = "member"
     VENDOR = "vendor"
 
 
-class MessageStatus(str, enum.Enum):
+class MessageStatus(enum.StrEnum):
     ACCEPTED = "accepted"
     HELD = "held"
     REJECTED = "rejected"
@@ -60,7 +60,7 @@ class MessageStatus(str, enum.Enum):
     SHUNTED = "shunted"  # processing failed: kept for a person to look at
 
 
-class OutboxState(str, enum.Enum):
+class OutboxState(enum.StrEnum):
     PENDING = "pending"
     SENDING = "sending"
     SENT = "sent"

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import Integer, String, and_, insert, literal, select
+from sqlalchemy import CursorResult, Integer, String, func, insert, literal, select
 from sqlmodel import Session
 
 from listserv import audit, notices, outbox, subscriptions
@@ -30,7 +31,6 @@ from listserv.models import (
     MailingList,
     Message,
     MessageStatus,
-    Outbox,
     OutboxState,
     Subscription,
     utcnow,
@@ -76,28 +76,24 @@ def fan_out(session: Session, ml: MailingList, message_pk: int, domain: str) -> 
     """Queue one delivery per "each post" member, in the database; returns how many."""
     assert ml.id is not None
     now = utcnow()
-    ts = OutboxRow.__table__.c.created_at.type  # type: ignore[attr-defined]
+    outbox_t = OutboxRow.__table__  # type: ignore[attr-defined]
+    sub_t = Subscription.__table__  # type: ignore[attr-defined]
+    addr_t = Address.__table__  # type: ignore[attr-defined]
+    ts = outbox_t.c.created_at.type
     # VERP: LIST-bounces+user=host@DOMAIN, built by the database from each member's address.
-    verp = (literal(f"{ml.name}-bounces+", String) + _replace_at(Address.email)  # type: ignore[arg-type]
-            + literal(f"@{domain}", String))
+    verp = (literal(f"{ml.name}-bounces+", String)
+            + func.replace(addr_t.c.email, "@", "=") + literal(f"@{domain}", String))
     chosen = select(
-        literal(ml.id, Integer), literal(message_pk, Integer), Address.email, verp,  # type: ignore[arg-type]
+        literal(ml.id, Integer), literal(message_pk, Integer), addr_t.c.email, verp,
         literal(OutboxState.PENDING.value, String), literal(0, Integer),
         literal(now, ts), literal(now, ts), literal("", String),
-    ).select_from(Subscription).join(Address, and_(
-        Subscription.address_id == Address.id,  # type: ignore[arg-type]
-        Subscription.list_id == ml.id,  # type: ignore[arg-type]
-        Subscription.delivery_mode == DeliveryMode.EACH.value))  # type: ignore[arg-type]
-    stmt = insert(Outbox).from_select(
+    ).select_from(sub_t.join(addr_t, sub_t.c.address_id == addr_t.c.id)).where(
+        sub_t.c.list_id == ml.id, sub_t.c.delivery_mode == DeliveryMode.EACH.value)
+    stmt = insert(outbox_t).from_select(
         ["list_id", "message_pk", "recipient", "sender", "state", "attempts",
          "next_attempt_at", "created_at", "last_error"], chosen)
-    result = session.execute(stmt)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def _replace_at(column: object) -> object:
-    from sqlalchemy import func
-    return func.replace(column, "@", "=")
+    result = cast(CursorResult[Any], session.execute(stmt))
+    return int(result.rowcount or 0)
 
 
 def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: ParsedMessage,

@@ -152,8 +152,9 @@ def ensure_address(session: Session, email: str, *, name: str = "", organisation
         addr = Address(email=email, person_id=person.id)
         session.add(addr)
     else:
-        person = session.get(Person, addr.person_id)
-        assert person is not None
+        found = session.get(Person, addr.person_id)
+        assert found is not None
+        person = found
         person.display_name = person.display_name or name
         person.organisation = organisation or person.organisation
         if vendor is not None:

@@ -13,8 +13,17 @@ from sqlmodel import select
 from listserv import config as config_mod
 from listserv.models import Held, Message
 from listserv.store import Store
-from tests.harness import DOMAIN, Running, cli, mail, make_list, parse, running, wait_until, \
-    write_config
+from tests.harness import (
+    DOMAIN,
+    Running,
+    cli,
+    mail,
+    make_list,
+    parse,
+    running,
+    wait_until,
+    write_config,
+)
 from tests.smtpsink import SmtpSink
 
 MEMBERS = ("ann@council.gov.uk", "bob@district.gov.uk", "cat@acme.example")
@@ -50,7 +59,7 @@ def test_member_post_reaches_every_member_once_with_list_headers(server: Running
                 mail(MEMBERS[0], f"demo@{DOMAIN}", "Which LMS do you use?", message_id="p1@x"))
     server.drain()
     got = sorted(sink.messages, key=lambda m: m.rcpt_tos)
-    assert [m.rcpt_tos for m in got] == [(m,) for m in sorted(MEMBERS + (MOD,))]
+    assert [m.rcpt_tos for m in got] == [(m,) for m in sorted((*MEMBERS, MOD))]
     for received in got:
         rcpt = received.rcpt_tos[0]
         assert received.mail_from == f"demo-bounces+{rcpt.replace('@', '=')}@{DOMAIN}"
@@ -177,7 +186,7 @@ def test_nonmember_post_is_held_then_approved_once(server: Running, sink: SmtpSi
     server.app.worker.wake()  # type: ignore[union-attr]
     wait_until(lambda: len(sink.messages) >= 4, what="the approved post")
     server.drain()
-    assert sorted(m.rcpt_tos[0] for m in sink.messages) == sorted(MEMBERS + (MOD,))
+    assert sorted(m.rcpt_tos[0] for m in sink.messages) == sorted((*MEMBERS, MOD))
     assert cli(config_path, "queue", "list", "demo").output.startswith("nothing is held")
 
 

@@ -1,8 +1,40 @@
+"""The store: migrations, sessions and the site secret on each backend."""
+
+from __future__ import annotations
+
 from sqlmodel import select
+
 from listserv.models import MailingList
-def test_store(store):
+from listserv.serve import schema_problem
+from listserv.store import Store
+
+
+def test_migrated_store_round_trips(store: Store) -> None:
     with store.session() as s:
         s.add(MailingList(name="x"))
     with store.session() as s:
         assert s.exec(select(MailingList)).one().name == "x"
-    assert len(store.secret()) == 32 and store.secret() == store.secret()
+    assert schema_problem(store) is None
+
+
+def test_secret_is_made_once_and_kept(store: Store) -> None:
+    first = store.secret()
+    assert len(first) == 32 and store.secret() == first
+
+
+def test_unmigrated_store_is_reported(db_url: str) -> None:
+    store = Store(db_url)
+    try:
+        problem = schema_problem(store)
+        assert problem is not None and "commonroom db upgrade" in problem
+    finally:
+        store.dispose()
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
+    store = Store(f"sqlite:///{tmp_path}/x.db")
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        store.dispose()

@@ -1,0 +1,460 @@
+"""Durable delivery: the worker that drains the ``outbox`` table through a transport.
+
+Everything that leaves Commonroom is first an ``outbox`` row, committed together with the
+decision that made it (an accepted post, a confirmation notice). The worker claims due rows in
+batches, hands them to ``connections`` sender tasks (each with its own transport, so SMTP
+connections are reused across messages), and writes the outcomes back in batches.
+
+Invariants:
+- A row is ``sending`` only while a live worker has it in memory; ``claimed_by`` names that
+  worker. Delivery is at-least-once: a worker that dies between the smarthost's 250 and the
+  write-back leaves ``sending`` rows, which are sent again after recovery; nothing else is ever
+  sent twice.
+- Claiming is one UPDATE … RETURNING over at most ``batch`` due rows (with ``FOR UPDATE SKIP
+  LOCKED`` on PostgreSQL, so workers sharing the table never claim the same row). Outcomes are
+  written by one transaction per flush, not one per message.
+- Memory is bounded: at most ``batch`` claimed rows wait in the queue, plus one per sender;
+  write-backs keep ids and addresses, not payloads. Recipients are never loaded wholesale.
+- All database calls run in worker threads (``asyncio.to_thread``): the event loop, which
+  also serves SMTP, never waits on the database.
+- On PostgreSQL each worker holds a session-level advisory lock on its id for its whole life.
+  Recovery resets another worker's ``sending`` rows only when it can take that lock, i.e. when
+  that worker's database session is gone; a live worker's rows are never stolen. On SQLite
+  (one process) every ``sending`` row at start-up belongs to a dead worker.
+- ``attempts`` counts deliveries tried, including the successful one. A 4xx (or a connection
+  failure) schedules a retry with exponential back-off until ``max_attempts``, then ``failed``;
+  a 5xx makes the row ``bounced`` and records a ``Bounce``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Table, bindparam, exists, insert, or_, select, text, update
+from sqlmodel import Session
+
+from listserv.models import Bounce, Outbox, OutboxState, utcnow
+from listserv.store import Store
+from listserv.transports import Outcome, SendResult, Transport
+
+log = logging.getLogger("commonroom.outbox")
+
+OUTBOX: Table = Outbox.__table__  # type: ignore[attr-defined]
+BOUNCE: Table = Bounce.__table__  # type: ignore[attr-defined]
+
+# The first key of the two-key advisory locks on PostgreSQL: the (int, int) lock space is
+# separate from the single-bigint one, so worker ids cannot collide with other locks.
+LOCK_CLASS = 0x4F555442  # "OUTB"
+CHUNK = 500  # ids per IN (...) list: well inside every backend's parameter limit
+
+PENDING, SENDING = OutboxState.PENDING.value, OutboxState.SENDING.value
+SENT, BOUNCED, FAILED = OutboxState.SENT.value, OutboxState.BOUNCED.value, OutboxState.FAILED.value
+
+_jitter = random.Random()
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Delay before the next try after ``attempts`` failed ones: 30 s doubling, about 1 h max.
+
+    The ±20 % jitter spreads out retries of a large post that all failed at the same moment.
+    """
+    base = min(30.0 * 2.0 ** max(attempts - 1, 0), 3600.0)
+    return base * _jitter.uniform(0.8, 1.2)
+
+
+def enqueue_notice(session: Session, *, list_id: int | None, recipient: str, sender: str,
+                   payload: bytes) -> Outbox:
+    """Queue one ready-made message (a confirmation, a reply to a command, a bounce notice).
+
+    The row is committed with the caller's session; call ``OutboxWorker.wake`` afterwards.
+    """
+    row = Outbox(list_id=list_id, recipient=recipient, sender=sender, payload=payload)
+    session.add(row)
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    list_id: int | None
+    message_pk: int | None
+    payload: bytes | None
+    recipient: str
+    sender: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """A finished try, kept until it is written back (no payload: memory stays small)."""
+
+    id: int
+    list_id: int | None
+    recipient: str
+    attempts: int  # before this try
+    result: SendResult
+
+
+class OutboxWorker:
+    def __init__(self, store: Store, transport_factory: Callable[[], Transport],
+                 render: Callable[[int, str], bytes], *, connections: int, max_attempts: int,
+                 batch: int = 200, poll_interval: float = 1.0,
+                 clock: Callable[[], datetime] = utcnow,
+                 backoff: Callable[[int], float] = backoff_seconds,
+                 recover_interval: float = 60.0, flush_interval: float = 0.1) -> None:
+        if connections < 1 or batch < 1 or max_attempts < 1:
+            raise ValueError("connections, batch and max_attempts must be at least 1")
+        self.store = store
+        self.transport_factory = transport_factory
+        self.render = render
+        self.connections = connections
+        self.max_attempts = max_attempts
+        self.batch = batch
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self.backoff = backoff
+        self.recover_interval = recover_interval
+        # Outcomes are written when a batch of them is ready or this many seconds passed:
+        # few transactions, and a crash re-sends at most that much.
+        self.flush_interval = flush_interval
+        self.worker_id = 0  # set by start(); the claimed_by of this worker's rows
+        self._low_water = max(batch // 2, connections)
+        self._queue: asyncio.Queue[Claimed | None] = asyncio.Queue()
+        self._done: list[Done] = []
+        self._released: list[int] = []
+        self._in_flight: dict[int, Claimed] = {}
+        self._wake = asyncio.Event()
+        self._need_more = asyncio.Event()
+        self._flush_now = asyncio.Event()
+        self._stopping = False
+        self._closing_writer = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock_conn: Connection | None = None
+        self._feeder: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._recoverer: asyncio.Task[None] | None = None
+        self._senders: list[asyncio.Task[None]] = []
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._take_identity)
+        recovered = await asyncio.to_thread(self._recover_at_start)
+        if recovered:
+            log.info("outbox recovery made %d rows due now", recovered,
+                     extra={"worker": self.worker_id, "rows": recovered})
+        self._senders = [asyncio.create_task(self._sender(i), name=f"outbox-sender-{i}")
+                         for i in range(self.connections)]
+        self._writer = asyncio.create_task(self._write_loop(), name="outbox-writer")
+        self._feeder = asyncio.create_task(self._feed_loop(), name="outbox-feeder")
+        if self.store.is_postgres:
+            self._recoverer = asyncio.create_task(self._recover_loop(), name="outbox-recovery")
+
+    def wake(self) -> None:
+        """New rows are committed: claim now rather than at the next poll. Thread-safe."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming, let in-flight sends finish (up to ``grace`` s), release the rest."""
+        if self._feeder is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        self._need_more.set()
+        if self._recoverer is not None:
+            self._recoverer.cancel()
+            await asyncio.gather(self._recoverer, return_exceptions=True)
+        await asyncio.gather(self._feeder, return_exceptions=True)
+        while not self._queue.empty():
+            row = self._queue.get_nowait()
+            if row is not None:
+                self._released.append(row.id)
+        for _ in self._senders:
+            self._queue.put_nowait(None)
+        _, late = await asyncio.wait(self._senders, timeout=grace)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*self._senders, return_exceptions=True)
+        self._released.extend(row.id for row in self._in_flight.values())
+        self._in_flight.clear()
+        self._closing_writer = True
+        self._flush_now.set()
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+        await asyncio.to_thread(self._drop_identity)
+        self._feeder = None
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Return once no row is ``sending`` or due ``pending`` (for tests and the CLI)."""
+        deadline = time.monotonic() + timeout
+        self.wake()
+        while self._busy() or await asyncio.to_thread(self._has_due_work):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"outbox still has due rows after {timeout} s")
+            await asyncio.sleep(0.02)
+
+    def _busy(self) -> bool:
+        # Work in memory means "not drained" without asking the database, which keeps the
+        # polling of drain() off the database while a large batch is on its way.
+        return bool(not self._queue.empty() or self._in_flight or self._done or self._released)
+
+    # --- the tasks -----------------------------------------------------------------------
+
+    async def _feed_loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()  # before claiming, so a wake() during the claim is not lost
+            room = self.batch - self._queue.qsize()
+            try:
+                rows = await asyncio.to_thread(self._claim, room)
+            except Exception:
+                log.exception("outbox claim failed; trying again", extra={"worker": self.worker_id})
+                await _wait(self._wake, self.poll_interval)
+                continue
+            for row in rows:
+                self._queue.put_nowait(row)
+            if len(rows) < room:  # nothing more is due: sleep until woken or the next poll
+                await _wait(self._wake, self.poll_interval)
+            elif self._queue.qsize() > self._low_water:
+                self._need_more.clear()
+                await self._need_more.wait()
+
+    async def _sender(self, index: int) -> None:
+        transport = self.transport_factory()
+        try:
+            while True:
+                row = await self._queue.get()
+                if row is None:
+                    return
+                if self._queue.qsize() <= self._low_water:
+                    self._need_more.set()
+                self._in_flight[index] = row
+                result = await self._deliver(transport, row)
+                del self._in_flight[index]
+                self._done.append(Done(row.id, row.list_id, row.recipient, row.attempts, result))
+                if len(self._done) >= self.batch or self._queue.empty():
+                    self._flush_now.set()
+        finally:
+            try:
+                await transport.close()
+            except Exception:
+                log.exception("closing a transport failed")
+
+    async def _deliver(self, transport: Transport, row: Claimed) -> SendResult:
+        try:
+            if row.payload is not None:
+                data = row.payload
+            elif row.message_pk is not None:
+                data = self.render(row.message_pk, row.recipient)
+            else:
+                return SendResult(Outcome.RETRY, 0, "outbox row has neither payload nor message")
+        except Exception as e:  # a bug in rendering: retrying lets a fixed deploy send it
+            log.exception("rendering outbox row failed", extra=_extra(row))
+            return SendResult(Outcome.RETRY, 0, f"render failed: {e!r}")
+        try:
+            return await transport.send(row.sender, row.recipient, data)
+        except Exception as e:  # transports return outcomes; an exception here is a bug
+            log.exception("transport raised", extra=_extra(row))
+            return SendResult(Outcome.RETRY, 0, f"transport error: {e!r}")
+
+    async def _write_loop(self) -> None:
+        while True:
+            await _wait(self._flush_now, self.flush_interval)
+            self._flush_now.clear()
+            done, self._done = self._done, []
+            released, self._released = self._released, []
+            if done or released:
+                try:
+                    await asyncio.to_thread(self._write, done, released)
+                except Exception:
+                    log.exception("outbox write-back failed; keeping the outcomes to retry",
+                                  extra={"worker": self.worker_id})
+                    self._done[:0], self._released[:0] = done, released
+                    if self._closing_writer:
+                        return  # the rows stay 'sending' and recovery re-sends them
+                    await asyncio.sleep(self.poll_interval)
+                    continue
+            if self._closing_writer and not self._done and not self._released:
+                return
+
+    async def _recover_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.recover_interval)
+            try:
+                if await asyncio.to_thread(self._recover_dead):
+                    self._wake.set()
+            except Exception:
+                log.exception("outbox recovery failed", extra={"worker": self.worker_id})
+
+    # --- database work (runs in threads) -------------------------------------------------
+
+    def _take_identity(self) -> None:
+        if not self.store.is_postgres:
+            self.worker_id = secrets.randbelow(2**31 - 2) + 1
+            return
+        conn = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        while True:  # claimed_by is a 32-bit column: ids are 31-bit and must be unique live
+            wid = secrets.randbelow(2**31 - 2) + 1
+            if conn.execute(text("SELECT pg_try_advisory_lock(:c, :w)"),
+                            {"c": LOCK_CLASS, "w": wid}).scalar():
+                break
+        self.worker_id, self._lock_conn = wid, conn
+
+    def _drop_identity(self) -> None:
+        conn, self._lock_conn = self._lock_conn, None
+        if conn is None:
+            return
+        try:
+            conn.execute(text("SELECT pg_advisory_unlock(:c, :w)"),
+                         {"c": LOCK_CLASS, "w": self.worker_id})
+        finally:
+            conn.close()
+
+    def _claim(self, limit: int) -> list[Claimed]:
+        now = self.clock()
+        due = (select(OUTBOX.c.id)
+               .where(OUTBOX.c.state == PENDING, OUTBOX.c.next_attempt_at <= now)
+               # Oldest due first, straight off ix_outbox_due (state, next_attempt_at): no sort
+               # of every due row per claim. Ties (a post's rows share one timestamp) come in
+               # index order, which on SQLite is id order.
+               .order_by(OUTBOX.c.next_attempt_at).limit(limit))
+        if self.store.is_postgres:
+            due = due.with_for_update(skip_locked=True)
+        stmt = (update(OUTBOX).where(OUTBOX.c.id.in_(due))
+                .values(state=SENDING, claimed_by=self.worker_id)
+                .returning(OUTBOX.c.id, OUTBOX.c.list_id, OUTBOX.c.message_pk, OUTBOX.c.payload,
+                           OUTBOX.c.recipient, OUTBOX.c.sender, OUTBOX.c.attempts))
+        with self.store.engine.begin() as conn:
+            rows = [Claimed(*r) for r in conn.execute(stmt)]
+        rows.sort(key=lambda r: r.id)  # RETURNING promises no order
+        return rows
+
+    def _write(self, done: Sequence[Done], released: Sequence[int]) -> None:
+        now = self.clock()
+        mine = OUTBOX.c.claimed_by == self.worker_id
+        sent = [d.id for d in done if d.result.outcome is Outcome.SENT]
+        retries: list[dict[str, Any]] = []
+        bounces: list[Done] = []
+        for d in done:
+            if d.result.outcome is Outcome.BOUNCE:
+                bounces.append(d)
+            elif d.result.outcome is Outcome.RETRY:
+                attempts = d.attempts + 1
+                give_up = attempts >= self.max_attempts
+                retries.append({
+                    "b_id": d.id, "b_attempts": attempts, "b_error": d.result.status[:1000],
+                    "b_state": FAILED if give_up else PENDING,
+                    "b_next": now + timedelta(seconds=0 if give_up else self.backoff(attempts))})
+                log.log(logging.WARNING if give_up else logging.INFO,
+                        "delivery %s after attempt %d: %s", "failed" if give_up else "deferred",
+                        attempts, d.result.status, extra=_extra(d, attempts))
+        for d in bounces:
+            log.info("delivery bounced: %s", d.result.status, extra=_extra(d, d.attempts + 1))
+        with self.store.engine.begin() as conn:
+            for chunk in _chunks(sent):
+                conn.execute(update(OUTBOX).where(OUTBOX.c.id.in_(chunk), mine)
+                             .values(state=SENT, sent_at=now, attempts=OUTBOX.c.attempts + 1))
+            if retries:
+                conn.execute(_RETRY.where(mine), retries)
+            if bounces:
+                conn.execute(update(OUTBOX).where(OUTBOX.c.id == bindparam("b_id"), mine)
+                             .values(state=BOUNCED, attempts=OUTBOX.c.attempts + 1,
+                                     last_error=bindparam("b_error")),
+                             [{"b_id": d.id, "b_error": d.result.status[:1000]} for d in bounces])
+                conn.execute(insert(BOUNCE), [
+                    {"list_id": d.list_id, "address": d.recipient, "at": now,
+                     "status": d.result.status[:1000], "source": "smtp"} for d in bounces])
+            for chunk in _chunks(released):
+                conn.execute(update(OUTBOX)
+                             .where(OUTBOX.c.id.in_(chunk), mine, OUTBOX.c.state == SENDING)
+                             .values(state=PENDING, claimed_by=None))
+
+    def _recover_at_start(self) -> int:
+        """Make everything that a restart should deliver due now; return how many rows."""
+        now = self.clock()
+        count = 0
+        with self.store.engine.begin() as conn:
+            if not self.store.is_postgres:  # one process: no other worker is alive
+                count += conn.execute(update(OUTBOX).where(OUTBOX.c.state == SENDING)
+                                      .values(state=PENDING, claimed_by=None,
+                                              next_attempt_at=now)).rowcount
+            count += conn.execute(update(OUTBOX).where(OUTBOX.c.state == PENDING,
+                                                       OUTBOX.c.next_attempt_at > now)
+                                  .values(next_attempt_at=now)).rowcount
+        if self.store.is_postgres:
+            count += self._recover_dead()
+        return count
+
+    def _recover_dead(self) -> int:
+        """Reset ``sending`` rows of workers whose advisory lock is free (they are gone)."""
+        now = self.clock()
+        count = 0
+        reset = (update(OUTBOX).where(OUTBOX.c.state == SENDING)
+                 .values(state=PENDING, claimed_by=None, next_attempt_at=now))
+        with self.store.engine.connect() as c:
+            conn = c.execution_options(isolation_level="AUTOCOMMIT")
+            owners = conn.execute(select(OUTBOX.c.claimed_by).distinct().where(
+                OUTBOX.c.state == SENDING,
+                or_(OUTBOX.c.claimed_by.is_(None), OUTBOX.c.claimed_by != self.worker_id),
+            )).scalars().all()
+            for owner in owners:
+                if owner is None:
+                    count += conn.execute(reset.where(OUTBOX.c.claimed_by.is_(None))).rowcount
+                    continue
+                lock = {"c": LOCK_CLASS, "w": owner}
+                if not conn.execute(text("SELECT pg_try_advisory_lock(:c, :w)"), lock).scalar():
+                    continue  # that worker is alive and still owns its rows
+                try:
+                    count += conn.execute(reset.where(OUTBOX.c.claimed_by == owner)).rowcount
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:c, :w)"), lock)
+        if count:
+            log.info("outbox recovered %d rows from dead workers", count,
+                     extra={"worker": self.worker_id, "rows": count})
+        return count
+
+    def _has_due_work(self) -> bool:
+        now = self.clock()
+        with self.store.engine.connect() as conn:
+            return bool(conn.execute(select(exists().where(or_(
+                OUTBOX.c.state == SENDING,
+                (OUTBOX.c.state == PENDING) & (OUTBOX.c.next_attempt_at <= now))))).scalar())
+
+
+_RETRY = (update(OUTBOX).where(OUTBOX.c.id == bindparam("b_id"))
+          .values(state=bindparam("b_state"), attempts=bindparam("b_attempts"),
+                  next_attempt_at=bindparam("b_next", type_=OUTBOX.c.next_attempt_at.type),
+                  last_error=bindparam("b_error"), claimed_by=None))
+
+
+def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
+    return [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)]
+
+
+def _extra(row: Claimed | Done, attempts: int | None = None) -> dict[str, Any]:
+    return {"list_id": row.list_id, "outbox_id": row.id, "recipient": row.recipient,
+            "attempts": row.attempts if attempts is None else attempts}
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)

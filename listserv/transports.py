@@ -1,0 +1,172 @@
+"""How one finished message leaves: to the smarthost over SMTP, or into a Maildir.
+
+The outbox worker owns the decisions (retry when, give up when); a transport only sends and
+says what happened, as a ``SendResult`` value. Expected failures never raise.
+
+Invariants:
+- ``send`` returns SENT only when the receiver took responsibility for the message (a 250
+  to DATA, or the file is in the Maildir's ``new/``).
+- Every reply is classified by its first digit: 2xx SENT, 4xx RETRY, 5xx BOUNCE. Trouble
+  with the connection itself (refused, dropped, timed out, a bad greeting or EHLO) is RETRY
+  with ``code`` 0, whatever the server said: it says nothing about the recipient.
+- ``SmtpTransport`` keeps one connection and reuses it for every message; after a refused
+  transaction it sends RSET so the connection stays usable, and after any connection
+  trouble it drops the connection and dials again on the next ``send``.
+- A transport is used by one task at a time (the worker gives each sender task its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import mailbox
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import aiosmtplib
+
+
+class Outcome(enum.StrEnum):
+    SENT = "sent"
+    RETRY = "retry"
+    BOUNCE = "bounce"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    outcome: Outcome
+    code: int  # the SMTP reply code; 0 when there was no usable reply
+    detail: str
+
+    @property
+    def status(self) -> str:
+        """The reply as a person reads it: ``"550 5.1.1 No such user"``."""
+        return f"{self.code} {self.detail}".strip() if self.code else self.detail
+
+
+class Transport(Protocol):
+    async def send(self, sender: str, recipient: str, data: bytes) -> SendResult: ...
+
+    async def close(self) -> None: ...
+
+
+def classify(code: int, detail: str) -> SendResult:
+    """The outcome an SMTP reply code means for this message."""
+    if 200 <= code < 300:
+        return SendResult(Outcome.SENT, code, detail)
+    if 500 <= code < 600:
+        return SendResult(Outcome.BOUNCE, code, detail)
+    return SendResult(Outcome.RETRY, code, detail)
+
+
+class SmtpTransport:
+    """One reusable aiosmtplib connection to the smarthost."""
+
+    def __init__(self, host: str, port: int, timeout: float = 30.0, *,
+                 local_hostname: str | None = None, start_tls: bool | None = False) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        # None would make aiosmtplib call getfqdn() in a thread on every connect.
+        self.local_hostname = local_hostname or "localhost"
+        # The smarthost is our own MTA, usually on loopback or a private network: no TLS
+        # unless asked (None means "when offered"), so a self-signed certificate cannot stall
+        # delivery.
+        self.start_tls = start_tls
+        self._smtp: aiosmtplib.SMTP | None = None
+
+    async def send(self, sender: str, recipient: str, data: bytes) -> SendResult:
+        smtp = self._smtp
+        try:
+            if smtp is None or not smtp.is_connected:
+                smtp = await self._connect()
+        except (aiosmtplib.SMTPException, OSError) as e:  # TimeoutError is an OSError
+            self._drop()
+            return SendResult(Outcome.RETRY, 0, f"cannot connect to {self.host}:{self.port}: {e}")
+        try:
+            return await self._transaction(smtp, sender, recipient, data)
+        except aiosmtplib.SMTPResponseException as e:
+            await self._reset(smtp)
+            return classify(e.code, e.message)
+        except ValueError as e:  # an address aiosmtplib refuses to put on the wire
+            await self._reset(smtp)
+            return SendResult(Outcome.BOUNCE, 553, f"5.1.3 unusable address: {e}")
+        except (aiosmtplib.SMTPException, OSError) as e:
+            self._drop()
+            return SendResult(Outcome.RETRY, 0, f"connection to {self.host}:{self.port} lost: {e}")
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        self._drop()
+        smtp = aiosmtplib.SMTP(hostname=self.host, port=self.port, timeout=self.timeout,
+                               local_hostname=self.local_hostname, start_tls=self.start_tls)
+        self._smtp = smtp
+        await smtp.connect()
+        await smtp.ehlo()
+        return smtp
+
+    async def _transaction(self, smtp: aiosmtplib.SMTP, sender: str, recipient: str,
+                           data: bytes) -> SendResult:
+        options: list[str] = []
+        encoding = "ascii"
+        if not (sender.isascii() and recipient.isascii()):
+            if not smtp.supports_extension("smtputf8"):
+                return SendResult(Outcome.BOUNCE, 553,
+                                  "5.6.7 non-ASCII address and the smarthost lacks SMTPUTF8")
+            options.append("SMTPUTF8")
+            encoding = "utf-8"
+        if not data.isascii() and smtp.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")
+        await smtp.mail(sender, options=options, encoding=encoding)
+        await smtp.rcpt(recipient, encoding=encoding)
+        reply = await smtp.data(data)
+        return SendResult(Outcome.SENT, reply.code, reply.message)
+
+    async def _reset(self, smtp: aiosmtplib.SMTP) -> None:
+        # A refused MAIL, RCPT or DATA leaves a half-open transaction on the server.
+        if not smtp.is_connected:
+            self._drop()
+            return
+        try:
+            await smtp.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            self._smtp.close()
+            self._smtp = None
+
+    async def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None or not smtp.is_connected:
+            return
+        try:
+            await smtp.quit(timeout=min(self.timeout, 5.0))
+        except (aiosmtplib.SMTPException, OSError):
+            smtp.close()
+
+
+class MaildirTransport:
+    """Development delivery: every message becomes a file in a Maildir, as a local MDA would."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._box: mailbox.Maildir | None = None
+
+    async def send(self, sender: str, recipient: str, data: bytes) -> SendResult:
+        try:
+            name = await asyncio.to_thread(self._write, sender, recipient, data)
+        except OSError as e:  # a full or read-only disk clears up; the message must not be lost
+            return SendResult(Outcome.RETRY, 0, f"cannot write to {self.path}: {e}")
+        return SendResult(Outcome.SENT, 250, f"2.0.0 delivered to maildir as {name}")
+
+    def _write(self, sender: str, recipient: str, data: bytes) -> str:
+        if self._box is None:
+            self._box = mailbox.Maildir(self.path, factory=None, create=True)
+        # Maildir files use bare LF, as a local delivery agent writes them.
+        header = f"Return-Path: <{sender}>\nDelivered-To: {recipient}\n".encode()
+        return self._box.add(header + data.replace(b"\r\n", b"\n"))
+
+    async def close(self) -> None:
+        self._box = None

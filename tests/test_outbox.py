@@ -1,0 +1,315 @@
+"""The outbox worker, end to end: real rows on each backend, real SMTP to an aiosmtpd sink."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from listserv.models import Bounce, MailingList, Message, Outbox, utcnow
+from listserv.outbox import LOCK_CLASS, OutboxWorker, backoff_seconds, enqueue_notice
+from listserv.store import Store
+from listserv.transports import MaildirTransport, Outcome, SmtpTransport
+from tests.smtpsink import DROP, SmtpSink
+
+SENDER = "list-bounces@lists.example.org"
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    with SmtpSink() as s:
+        yield s
+
+
+def payload(recipient: str, size: int = 300) -> bytes:
+    body = (b"x" * 70 + b"\r\n") * (size // 72 + 1)
+    return (f"From: {SENDER}\r\nTo: {recipient}\r\nSubject: hello\r\n\r\n".encode() + body)
+
+
+def add_notices(store: Store, n: int, *, prefix: str = "m", **columns: Any) -> list[int]:
+    with store.session() as s:
+        rows = [enqueue_notice(s, list_id=None, recipient=f"{prefix}{i}@example.org",
+                               sender=SENDER, payload=payload(f"{prefix}{i}@example.org"))
+                for i in range(n)]
+        for row in rows:
+            for key, value in columns.items():
+                setattr(row, key, value)
+        s.flush()
+        return [row.id for row in rows if row.id is not None]
+
+
+def outbox(store: Store) -> dict[str, Outbox]:
+    with store.session() as s:
+        return {r.recipient: r for r in s.scalars(select(Outbox))}
+
+
+def worker(store: Store, sink: SmtpSink, **kw: Any) -> OutboxWorker:
+    defaults: dict[str, Any] = {"connections": 2, "max_attempts": 5, "poll_interval": 0.05,
+                                "backoff": lambda attempts: 0.0}
+    return OutboxWorker(store, lambda: SmtpTransport(sink.host, sink.port, timeout=5),
+                        lambda pk, rcpt: b"Subject: post\r\n\r\nfor " + rcpt.encode() + b"\r\n",
+                        **(defaults | kw))
+
+
+async def run(w: OutboxWorker, timeout: float = 10.0) -> None:
+    await w.start()
+    try:
+        await w.drain(timeout)
+    finally:
+        await w.stop()
+
+
+async def test_every_row_is_delivered_once(store: Store, sink: SmtpSink) -> None:
+    add_notices(store, 40)
+    with store.session() as s:  # a post: payload NULL, personalised by render()
+        ml = MailingList(name="dev")
+        s.add(ml)
+        s.flush()
+        msg = Message(list_id=ml.id, message_id="<p1@example.org>", raw=b"Subject: post\r\n\r\n")
+        s.add(msg)
+        s.flush()
+        for i in range(10):
+            s.add(Outbox(list_id=ml.id, message_pk=msg.id, recipient=f"p{i}@example.org",
+                         sender=SENDER))
+    await run(worker(store, sink))
+    got = collections.Counter(r for m in sink.messages for r in m.rcpt_tos)
+    assert len(got) == 50 and set(got.values()) == {1}
+    rows = outbox(store)
+    assert {r.state for r in rows.values()} == {"sent"}
+    assert all(r.attempts == 1 and r.sent_at is not None for r in rows.values())
+    post = next(m for m in sink.messages if m.rcpt_tos == ("p3@example.org",))
+    assert post.data.endswith(b"for p3@example.org\r\n") and post.mail_from == SENDER
+
+
+async def test_4xx_is_retried_then_delivered_once(store: Store, sink: SmtpSink,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    (oid,) = add_notices(store, 1)
+    sink.script_data(451, 250)
+    with caplog.at_level(logging.INFO, "commonroom.outbox"):
+        await run(worker(store, sink))
+    assert [m.rcpt_tos for m in sink.messages] == [("m0@example.org",)]
+    row = outbox(store)["m0@example.org"]
+    assert (row.state, row.attempts) == ("sent", 2)
+    assert row.last_error.startswith("451 ")
+    deferred = [r for r in caplog.records if "deferred" in r.getMessage()]
+    assert [(r.outbox_id, r.recipient) for r in deferred] == [(oid, "m0@example.org")]  # type: ignore[attr-defined]
+
+
+async def test_4xx_until_max_attempts_fails(store: Store, sink: SmtpSink) -> None:
+    add_notices(store, 1)
+    sink.script_data(451, 452, 250)
+    await run(worker(store, sink, max_attempts=2))
+    row = outbox(store)["m0@example.org"]
+    assert (row.state, row.attempts) == ("failed", 2) and row.last_error.startswith("452")
+    assert sink.messages == []
+
+
+async def test_retry_waits_for_the_backoff(store: Store, sink: SmtpSink) -> None:
+    add_notices(store, 1)
+    sink.script_data(451)
+    await run(worker(store, sink, backoff=lambda attempts: 3600.0))
+    row = outbox(store)["m0@example.org"]
+    assert (row.state, row.attempts) == ("pending", 1)
+    assert row.next_attempt_at > utcnow() + timedelta(minutes=59)
+
+
+async def test_5xx_bounces_and_records_a_bounce(store: Store, sink: SmtpSink) -> None:
+    with store.session() as s:
+        ml = MailingList(name="dev")
+        s.add(ml)
+        s.flush()
+        for who in ("gone", "spam", "fine"):
+            enqueue_notice(s, list_id=ml.id, recipient=f"{who}@example.org", sender=SENDER,
+                           payload=payload(who))
+    sink.rcpt_replies["GONE@example.org"] = 550
+    sink.script_data(554)  # the first DATA that gets through is refused
+    await run(worker(store, sink, connections=1))
+    rows = outbox(store)
+    assert rows["gone@example.org"].state == "bounced"
+    assert rows["spam@example.org"].state == "bounced"
+    assert rows["fine@example.org"].state == "sent"
+    with store.session() as s:
+        bounces = {b.address: b for b in s.scalars(select(Bounce))}
+    assert set(bounces) == {"gone@example.org", "spam@example.org"}
+    assert bounces["gone@example.org"].status.startswith("550 5.1.1")
+    assert bounces["spam@example.org"].status.startswith("554")
+    assert {b.source for b in bounces.values()} == {"smtp"}
+    assert {b.list_id for b in bounces.values()} == {ml.id}
+    assert [m.rcpt_tos for m in sink.messages] == [("fine@example.org",)]
+    assert len(sink.sessions) == 1  # RSET kept the one connection usable
+
+
+async def test_connections_are_reused(store: Store, sink: SmtpSink) -> None:
+    add_notices(store, 300)
+    await run(worker(store, sink, connections=3, batch=50))
+    assert len(sink.messages) == 300
+    assert len(sink.sessions) <= 3
+
+
+async def test_dropped_connections_lose_nothing(store: Store, sink: SmtpSink) -> None:
+    add_notices(store, 200)
+    sink.script_data(*([250] * 20), DROP, *([250] * 30), DROP)
+    sink.delay = 0.002
+    w = worker(store, sink, connections=2, batch=20)
+    await w.start()
+    await sink.wait_for(100)
+    sink.drop_connections()  # and again between messages, as a smarthost restart would
+    await w.drain(10)
+    await w.stop()
+    got = collections.Counter(r for m in sink.messages for r in m.rcpt_tos)
+    assert len(got) == 200 and set(got.values()) == {1}
+    assert {r.state for r in outbox(store).values()} == {"sent"}
+    assert len(sink.sessions) > 2  # it did reconnect
+
+
+async def test_smarthost_restart_is_survived(sink: SmtpSink) -> None:
+    transport = SmtpTransport(sink.host, sink.port, timeout=2)
+    assert (await transport.send(SENDER, "a@example.org", payload("a"))).outcome is Outcome.SENT
+    sink.stop()
+    refused = await transport.send(SENDER, "b@example.org", payload("b"))
+    assert (refused.outcome, refused.code) == (Outcome.RETRY, 0)
+    sink.start()  # same port, as a restarted smarthost
+    assert (await transport.send(SENDER, "c@example.org", payload("c"))).outcome is Outcome.SENT
+    await transport.close()
+    assert [m.rcpt_tos for m in sink.messages] == [("a@example.org",), ("c@example.org",)]
+    assert sink.sessions == [1, 2]
+
+
+async def test_restart_recovers_sending_and_backed_off_rows(store: Store, sink: SmtpSink) -> None:
+    later = utcnow() + timedelta(hours=1)
+    add_notices(store, 5, prefix="dead", state="sending", claimed_by=12345, attempts=1)
+    add_notices(store, 5, prefix="wait", attempts=3, next_attempt_at=later)
+    w = worker(store, sink, poll_interval=60.0)  # only recovery can make these due at once
+    await w.start()
+    await sink.wait_for(10, timeout=5)
+    await w.drain(5)
+    await w.stop()
+    rows = outbox(store)
+    assert {r.state for r in rows.values()} == {"sent"} and len(sink.messages) == 10
+    assert rows["dead0@example.org"].attempts == 2 and rows["wait0@example.org"].attempts == 4
+
+
+async def test_wake_starts_delivery_without_waiting_for_the_poll(store: Store,
+                                                                 sink: SmtpSink) -> None:
+    w = worker(store, sink, poll_interval=60.0)
+    await w.start()
+    await asyncio.sleep(0.1)  # the worker found nothing and went to sleep
+    add_notices(store, 3)
+    w.wake()
+    await sink.wait_for(3, timeout=3)
+    await w.stop()
+
+
+async def test_stop_finishes_or_releases_every_claimed_row(store: Store, sink: SmtpSink) -> None:
+    add_notices(store, 60)
+    sink.delay = 0.02
+    w = worker(store, sink, connections=2, batch=30)
+    await w.start()
+    await sink.wait_for(5)
+    await w.stop()
+    rows = outbox(store).values()
+    states = collections.Counter(r.state for r in rows)
+    assert states["sending"] == 0 and states["sent"] == len(sink.messages)
+    assert states["pending"] == 60 - len(sink.messages) > 0
+    assert all(r.claimed_by is None for r in rows if r.state == "pending")
+
+
+async def test_maildir_transport_writes_files(store: Store, tmp_path: Path) -> None:
+    add_notices(store, 3)
+    box = tmp_path / "outbox"
+    w = OutboxWorker(store, lambda: MaildirTransport(box), lambda pk, rcpt: b"",
+                     connections=2, max_attempts=3, poll_interval=0.05)
+    await run(w)
+    files = sorted((box / "new").iterdir())
+    assert len(files) == 3
+    texts = [f.read_bytes() for f in files]
+    assert all(t.startswith(b"Return-Path: <" + SENDER.encode() + b">\nDelivered-To: m")
+               for t in texts)
+    assert all(b"\r\n" not in t for t in texts)
+    assert {r.state for r in outbox(store).values()} == {"sent"}
+
+
+# --- PostgreSQL: several workers on one table ------------------------------------------------
+
+async def test_two_workers_send_every_row_exactly_once(store: Store, sink: SmtpSink) -> None:
+    if not store.is_postgres:
+        pytest.skip("several workers share the outbox only on PostgreSQL")
+    add_notices(store, 400)
+    sink.delay = 0.001
+    a = worker(store, sink, connections=2, batch=20)
+    b = worker(store, sink, connections=2, batch=20)
+    await asyncio.gather(a.start(), b.start())
+    await asyncio.gather(a.drain(20), b.drain(20))
+    await asyncio.gather(a.stop(), b.stop())
+    got = collections.Counter(r for m in sink.messages for r in m.rcpt_tos)
+    assert len(got) == 400 and set(got.values()) == {1}
+    rows = outbox(store).values()
+    assert {r.state for r in rows} == {"sent"}
+    assert {r.claimed_by for r in rows} == {a.worker_id, b.worker_id}
+
+
+async def test_recovery_leaves_a_live_workers_rows_alone(store: Store, sink: SmtpSink) -> None:
+    if not store.is_postgres:
+        pytest.skip("advisory locks are PostgreSQL's")
+    live = worker(store, sink, poll_interval=60.0)
+    await live.start()
+    add_notices(store, 3, prefix="live", state="sending", claimed_by=live.worker_id)
+    add_notices(store, 3, prefix="dead", state="sending", claimed_by=777)
+    other = worker(store, sink, recover_interval=0.1)
+    await other.start()
+    await sink.wait_for(3, timeout=5)
+    await asyncio.sleep(0.3)  # several periodic recoveries run meanwhile
+    rows = outbox(store)
+    assert {rows[f"live{i}@example.org"].state for i in range(3)} == {"sending"}
+    assert {m.rcpt_tos[0] for m in sink.messages} == {f"dead{i}@example.org" for i in range(3)}
+    await live.stop()  # its session ends, its lock is free: the other worker takes over
+    await sink.wait_for(6, timeout=5)
+    await other.drain(5)
+    await other.stop()
+    assert {r.state for r in outbox(store).values()} == {"sent"}
+    assert len(sink.messages) == 6
+
+
+async def test_worker_ids_are_held_as_advisory_locks(store: Store, sink: SmtpSink) -> None:
+    if not store.is_postgres:
+        pytest.skip("advisory locks are PostgreSQL's")
+    from sqlalchemy import text
+
+    w = worker(store, sink)
+    await w.start()
+    query = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                 "AND classid = :c AND objid = :w AND objsubid = 2")
+    with store.engine.connect() as c:
+        assert c.execute(query, {"c": LOCK_CLASS, "w": w.worker_id}).scalar() == 1
+    await w.stop()
+    with store.engine.connect() as c:
+        assert c.execute(query, {"c": LOCK_CLASS, "w": w.worker_id}).scalar() == 0
+
+
+# --- pure parts ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("attempts", "low", "high"), [
+    (1, 24, 36), (2, 48, 72), (3, 96, 144), (8, 2880, 4320), (20, 2880, 4320)])
+def test_backoff_doubles_from_30_seconds_up_to_an_hour(attempts: int, low: float,
+                                                       high: float) -> None:
+    for _ in range(50):
+        assert low <= backoff_seconds(attempts) <= high
+
+
+def test_claimed_rows_are_marked(store: Store) -> None:
+    ids = add_notices(store, 5)
+    w = OutboxWorker(store, lambda: MaildirTransport("/nonexistent"), lambda pk, r: b"",
+                     connections=1, max_attempts=3)
+    w.worker_id = 42
+    claimed = w._claim(3)
+    assert [c.id for c in claimed] == ids[:3]
+    with store.engine.begin() as conn:
+        conn.execute(update(Outbox.__table__).values(state="sent"))  # type: ignore[attr-defined]
+    assert w._claim(3) == []
