@@ -28,7 +28,7 @@ run: init
 	$(BIN)/commonroom --config $(CONFIG) serve
 
 lint: install
-	$(BIN)/ruff check listserv tests bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 test: init lint

@@ -54,18 +54,23 @@ class Ctx:
         return Store(self.cfg.database_url)
 
     @contextmanager
-    def session(self) -> Iterator[tuple[Store, Session]]:
+    def open_store(self) -> Iterator[Store]:
+        """The store, checked to be at the current schema; closed afterwards."""
+        from listserv.serve import schema_problem
+
         store = self.store()
         try:
-            from listserv.serve import schema_problem
-
             problem = schema_problem(store)
             if problem:
                 raise click.ClickException(problem)
-            with store.session() as s:
-                yield store, s
+            yield store
         finally:
             store.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[tuple[Store, Session]]:
+        with self.open_store() as store, store.session() as s:
+            yield store, s
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -318,16 +323,17 @@ def members_import(obj: Ctx, list_name: str, file: Path) -> None:
         rows = importer.read_google_groups_csv(file)
     except importer.ImportProblem as e:
         raise click.ClickException(str(e)) from None
-    with obj.session() as (store, s):
-        ml = _list_or_fail(s, list_name)
     summary = importer.Summary()
-    with click.progressbar(length=len(rows), label=f"importing into {list_name}",
-                           file=sys.stderr) as bar:
-        for chunk in importer.chunks(rows, 500):
-            with store.session() as s:
-                ml = _list_or_fail(s, list_name)
-                importer.import_rows(s, ml, chunk, summary)
-            bar.update(len(chunk))
+    with obj.open_store() as store:
+        with store.session() as s:
+            _list_or_fail(s, list_name)
+        with click.progressbar(length=len(rows), label=f"importing into {list_name}",
+                               file=sys.stderr) as bar:
+            # One transaction per chunk: progress is kept if the import is interrupted.
+            for chunk in importer.chunks(rows, 500):
+                with store.session() as s:
+                    importer.import_rows(s, _list_or_fail(s, list_name), chunk, summary)
+                bar.update(len(chunk))
     click.echo(f"added {summary.added}, skipped {summary.skipped} (already members), "
                f"invalid {len(summary.invalid)}")
     for line, why in summary.invalid[:20]:
