@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 # Writes commonroom.toml and var/ once; later runs only upgrade the schema and keep the demo list.
 init: install
-	@test -f $(CONFIG) || $(BIN)/commonroom init --config $(CONFIG)
+	@test -f $(CONFIG) || $(BIN)/commonroom --config $(CONFIG) init
 	$(BIN)/commonroom --config $(CONFIG) db upgrade
 	@$(BIN)/commonroom --config $(CONFIG) lists show demo >/dev/null 2>&1 || \
 	  $(BIN)/commonroom --config $(CONFIG) lists create demo \

@@ -1,0 +1,47 @@
+"""Configuration: file, environment, validation with the key named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from listserv.config import ConfigError, load
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_relative_sqlite_path(tmp_path: Path) -> None:
+    cfg = load(write(tmp_path, ""), env={})
+    assert cfg.server.smtp_port == 8025 and cfg.delivery.connections == 4
+    assert cfg.database_url == f"sqlite:///{tmp_path}/var/commonroom.db"
+    assert cfg.smarthost is None and cfg.maildir_path == tmp_path / "var" / "outbox"
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[delivery]\nsmarthost = "mta.example:25"\n')
+    cfg = load(path, env={"COMMONROOM_DELIVERY_SMARTHOST": "127.0.0.1:2525",
+                          "COMMONROOM_SERVER_MAX_MESSAGE_BYTES": "2048"})
+    assert cfg.smarthost == ("127.0.0.1", 2525) and cfg.server.max_message_bytes == 2048
+
+
+@pytest.mark.parametrize("text,env,message", [
+    ("[server]\nsmtp_port = 70000\n", {}, "[server] smtp_port must be between"),
+    ("[server]\ndomain = 'not a domain'\n", {}, "[server] domain"),
+    ("[delivery]\nsmarthost = 'nohostport'\n", {}, "[delivery] smarthost must be host:port"),
+    ("[delivery]\nconnections = 0\n", {}, "[delivery] connections must be between"),
+    ("[delivery]\nconnectoins = 3\n", {}, "[delivery] connectoins is not a known key"),
+    ("[smtp]\nport = 1\n", {}, "unknown section [smtp]"),
+    ("[database]\nurl = 'mysql://x'\n", {}, "[database] url"),
+    ("", {"COMMONROOM_SERVER_SMTP_PORT": "eighty"}, "[server] smtp_port must be int"),
+    ("[server\n", {}, "not valid TOML"),
+])
+def test_bad_configuration_names_the_key(tmp_path: Path, text: str, env: dict[str, str],
+                                         message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, text), env=env)
+    assert message in str(err.value)
