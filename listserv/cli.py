@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
 
 from listserv import config as config_mod
-from listserv import importer, lists, moderation, subscriptions
+from listserv import importer, lists, logsetup, moderation, subscriptions
 from listserv.config import Config, ConfigError
 from listserv.models import (
     Action,
@@ -99,8 +98,7 @@ def _address_or_fail(text: str) -> str:
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """Commonroom: the community's mailing lists (and, later, its Discord bot)."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logsetup.configure(verbose)
     ctx.obj = Ctx(config_path)
 
 

@@ -157,13 +157,17 @@ class MaildirTransport:
     async def send(self, sender: str, recipient: str, data: bytes) -> SendResult:
         try:
             name = await asyncio.to_thread(self._write, sender, recipient, data)
-        except OSError as e:  # a full or read-only disk clears up; the message must not be lost
+        except (OSError, mailbox.Error) as e:  # a full disk clears up: keep the message
             return SendResult(Outcome.RETRY, 0, f"cannot write to {self.path}: {e}")
         return SendResult(Outcome.SENT, 250, f"2.0.0 delivered to maildir as {name}")
 
     def _write(self, sender: str, recipient: str, data: bytes) -> str:
         if self._box is None:
-            self._box = mailbox.Maildir(self.path, factory=None, create=True)
+            # Several transports (one per sender task) may start at once: mailbox's own
+            # create=True races on mkdir, makedirs(exist_ok=True) does not.
+            for sub in ("tmp", "new", "cur"):
+                (self.path / sub).mkdir(parents=True, exist_ok=True)
+            self._box = mailbox.Maildir(self.path, factory=None, create=False)
         # Maildir files use bare LF, as a local delivery agent writes them.
         header = f"Return-Path: <{sender}>\nDelivered-To: {recipient}\n".encode()
         return self._box.add(header + data.replace(b"\r\n", b"\n"))

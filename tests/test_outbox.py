@@ -222,13 +222,13 @@ async def test_stop_finishes_or_releases_every_claimed_row(store: Store, sink: S
 
 
 async def test_maildir_transport_writes_files(store: Store, tmp_path: Path) -> None:
-    add_notices(store, 3)
-    box = tmp_path / "outbox"
+    add_notices(store, 8)
+    box = tmp_path / "outbox"  # not there yet: four transports create it at once
     w = OutboxWorker(store, lambda: MaildirTransport(box), lambda pk, rcpt: b"",
-                     connections=2, max_attempts=3, poll_interval=0.05)
+                     connections=4, max_attempts=3, poll_interval=0.05)
     await run(w)
     files = sorted((box / "new").iterdir())
-    assert len(files) == 3
+    assert len(files) == 8
     texts = [f.read_bytes() for f in files]
     assert all(t.startswith(b"Return-Path: <" + SENDER.encode() + b">\nDelivered-To: m")
                for t in texts)
