@@ -32,7 +32,8 @@ WIRE = email.policy.compat32.clone(linesep="\r\n", max_line_length=78)
 # Headers a list replaces or must not pass on (Mailman's cook-headers does the same).
 STRIPPED = ("list-id", "list-post", "list-help", "list-subscribe", "list-unsubscribe",
             "list-unsubscribe-post", "list-archive", "list-owner", "precedence", "return-path",
-            "dkim-signature", "x-original-to", "delivered-to", "errors-to", "sender")
+            "dkim-signature", "x-original-to", "delivered-to", "errors-to", "sender",
+            "x-commonroom-role")
 _QP_UTF8 = email.charset.Charset("utf-8")
 _QP_UTF8.body_encoding = email.charset.QP
 
@@ -67,6 +68,18 @@ class Author:
     name: str = ""
     organisation: str = ""
     is_vendor: bool = False
+    official: bool = False  # posts on this list in an official capacity
+
+
+def role_header(author: Author) -> str:
+    """X-Commonroom-Role: what digests, the bot and the archive read to mark vendor staff."""
+    role = "vendor" if author.is_vendor else "member"
+    if author.is_vendor and author.organisation:
+        org = author.organisation.replace("\\", "").replace('"', "'")
+        role += f'; org="{org}"'
+    if author.official:
+        role += "; official"
+    return role
 
 
 def display_name(author: Author) -> str:
@@ -185,9 +198,10 @@ def prepare(raw: bytes, info: ListInfo, author: Author, *, munge_from: bool) -> 
         "List-Subscribe": f"<mailto:{info.address('join')}>",
         "List-Archive": f"<{links.archive_url(info.web_base_url, info.name)}>",
         "Precedence": "list",
+        "X-Commonroom-Role": role_header(author),
     }
     for key, value in list_headers.items():
-        msg[key] = value
+        msg[key] = _header(value)  # type: ignore[assignment]
     if msg.get("MIME-Version") is None:
         msg["MIME-Version"] = "1.0"
     out = io.BytesIO()

@@ -22,6 +22,7 @@ from listserv.dmarc import Policy, needs_munging
 from listserv.lists import list_info
 from listserv.models import Address, MailingList, Message, Person, PersonKind
 from listserv.store import Store
+from listserv.subscriptions import find_subscription
 
 CACHE_POSTS = 64
 
@@ -61,10 +62,12 @@ class PostRenderer:
             assert ml is not None
             row = s.exec(select(Person).join(Address).where(
                 Address.email == msg.from_address)).first()
+            sub = find_subscription(s, ml.id or 0, msg.from_address) if msg.from_address else None
             author = Author(address=msg.from_address or msg.envelope_from,
                             name=(row.display_name if row else "") or msg.from_name,
                             organisation=row.organisation if row else "",
-                            is_vendor=bool(row and row.kind == PersonKind.VENDOR.value))
+                            is_vendor=bool(row and row.kind == PersonKind.VENDOR.value),
+                            official=bool(sub and sub.official))
             policy = Policy(msg.dmarc_policy) if msg.dmarc_policy else Policy.NONE
             info = list_info(ml, self.cfg)
             munge = needs_munging(policy, ml.dmarc_mitigation)

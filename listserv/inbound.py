@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from listserv import audit, notices, outbox, posting, requests, subscriptions
+from listserv import audit, moderation, notices, outbox, posting, requests, subscriptions
 from listserv.addresses import Destination, Kind
 from listserv.config import Config
 from listserv.lists import find, list_info
@@ -83,8 +83,15 @@ def _handle_one(session: Session, cfg: Config, d: Delivery, dest: Destination, r
                                         display_name=parsed.from_name, via=dest.kind.value)
         _store_admin(session, ml, d, parsed, raw, f"{dest.kind.value}: {outcome.message}")
     elif dest.kind is Kind.CONFIRM:
-        outcome = subscriptions.confirm(session, cfg, dest.extra or "", via="confirm address")
-        _store_admin(session, ml, d, parsed, raw, f"confirm: {outcome.message}")
+        # One address form, two kinds of token: a pending (un)subscription, or a held post
+        # whose notice a moderator is answering.
+        held = moderation.held_for_token(session, dest.extra or "")
+        if held is not None:
+            result = moderation.act_by_reply(session, cfg, held, sender, first_text(raw))
+            _store_admin(session, ml, d, parsed, raw, f"moderation reply: {result.message}")
+        else:
+            outcome = subscriptions.confirm(session, cfg, dest.extra or "", via="confirm address")
+            _store_admin(session, ml, d, parsed, raw, f"confirm: {outcome.message}")
     elif dest.kind is Kind.REQUEST:
         results = requests.handle(session, cfg, ml, sender, parsed.subject, first_text(raw))
         _store_admin(session, ml, d, parsed, raw,

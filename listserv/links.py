@@ -22,6 +22,13 @@ def new_token() -> str:
     return secrets.token_hex(TOKEN_BYTES)
 
 
+def held_token(secret: bytes, held_id: int) -> str:
+    """The token in a held notice's reply address: derived, so every notice about the same
+    post (the first one and the reminder) carries the same one, and unguessable without the
+    site secret."""
+    return hmac.new(secret, f"held:{held_id}".encode(), hashlib.sha256).hexdigest()[:TOKEN_BYTES * 2]
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.strip().lower().encode()).hexdigest()
 

@@ -38,8 +38,9 @@ def list_info(ml: MailingList, cfg: Config) -> ListInfo:
                     web_base_url=cfg.server.web_base_url, subject_prefix=ml.subject_prefix)
 
 
-# Settings a list owner may change with `commonroom lists set`, and how each value is checked.
-SETTINGS: dict[str, tuple[str, tuple[str, ...] | None]] = {
+# Settings a list owner may change with `commonroom lists set`: what each is, and its values
+# (a tuple of choices, "int", "bool", or None for free text).
+SETTINGS: dict[str, tuple[str, tuple[str, ...] | str | None]] = {
     "description": ("free text shown in headers and notices", None),
     "subject_prefix": ("the tag put in front of subjects, e.g. [tools]; empty = [NAME]", None),
     "nonmember_action": ("what happens to posts from non-members",
@@ -47,24 +48,48 @@ SETTINGS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "dmarc_mitigation": ("rewrite From for authors whose domain has a strict DMARC policy",
                          ("auto", "always", "never")),
     "max_message_bytes": ("largest post in bytes (held above it); empty = the server's limit",
-                          None),
+                          "int?"),
+    "public_sources": ("space-separated domains or URL prefixes whose texts are public "
+                       "(e.g. \"gov.uk https://www.derbyshire.gov.uk/news/\")", None),
+    "policy_scope": ("who the participation policy applies to",
+                     ("vendors", "vendors+official", "everyone", "off")),
+    "policy_word_limit": ("most own words a pointer post may have", "int"),
+    "emergency": ("hold every post for a moderator (incidents)", "bool"),
+    "max_posts_per_hour": ("posts per sender per hour before the rest are held; 0 = no limit",
+                           "int"),
+    "hold_days": ("days a held post waits (moderators are reminded half way)", "int"),
+    "expiry_action": ("what happens to a held post nobody handled in time",
+                      (Action.ACCEPT.value, Action.REJECT.value, Action.DISCARD.value)),
 }
+BOOLEANS = {"on": True, "true": True, "yes": True, "1": True,
+            "off": False, "false": False, "no": False, "0": False}
 
 
 def apply_setting(ml: MailingList, key: str, value: str) -> str | None:
     """Set ``key`` on ``ml``; returns a problem description instead of raising."""
     if key not in SETTINGS:
         return f"unknown setting '{key}'; settings are: {', '.join(SETTINGS)}"
-    _, choices = SETTINGS[key]
-    if choices is not None and value not in choices:
-        return f"{key} must be one of {', '.join(choices)}, not '{value}'"
-    if key == "max_message_bytes":
-        if value == "":
-            ml.max_message_bytes = None
-            return None
-        if not value.isdigit() or int(value) < 1024:
-            return "max_message_bytes must be a whole number of bytes, at least 1024"
-        ml.max_message_bytes = int(value)
-        return None
-    setattr(ml, key, value)
+    _, kind = SETTINGS[key]
+    converted: object = value
+    if isinstance(kind, tuple):
+        if value not in kind:
+            return f"{key} must be one of {', '.join(kind)}, not '{value}'"
+    elif kind == "bool":
+        if value.lower() not in BOOLEANS:
+            return f"{key} must be on or off, not '{value}'"
+        converted = BOOLEANS[value.lower()]
+    elif kind in ("int", "int?"):
+        if kind == "int?" and value == "":
+            converted = None
+        elif not value.isdigit():
+            return f"{key} must be a whole number, not '{value}'"
+        else:
+            converted = int(value)
+            if key == "max_message_bytes" and converted < 1024:
+                return "max_message_bytes must be at least 1024"
+            if key == "hold_days" and converted < 1:
+                return "hold_days must be at least 1"
+    elif key == "public_sources":
+        converted = " ".join(value.split())
+    setattr(ml, key, converted)
     return None

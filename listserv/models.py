@@ -24,6 +24,7 @@ def utcnow() -> datetime:
 
 
 class Role(enum.StrEnum):
+    NONMEMBER = "nonmember"  # a known sender with a moderation setting; receives nothing
     MEMBER = "member"
     MODERATOR = "moderator"
     OWNER = "owner"
@@ -77,6 +78,15 @@ class MailingList(SQLModel, table=True):
     nonmember_action: str = Field(default=Action.HOLD.value, max_length=16)
     dmarc_mitigation: str = Field(default="auto", max_length=16)  # auto | always | never
     max_message_bytes: int | None = None  # None: the server's limit
+    # The participation policy (listserv/policy.py): who it applies to, which sources count as
+    # public (space-separated domains or URL prefixes), and how many own words a pointer has.
+    policy_scope: str = Field(default="vendors", max_length=32)
+    public_sources: str = ""
+    policy_word_limit: int = 60
+    emergency: bool = False  # hold every post (incidents)
+    max_posts_per_hour: int = 10  # per sender; 0 = no limit
+    hold_days: int = 7  # held posts remind the moderators after half, then expire
+    expiry_action: str = Field(default=Action.REJECT.value, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -104,6 +114,7 @@ class Subscription(SQLModel, table=True):
     role: str = Field(default=Role.MEMBER.value, max_length=16)
     delivery_mode: str = Field(default=DeliveryMode.EACH.value, max_length=16)
     moderation: str = Field(default="", max_length=16)  # "" = list default, else an Action
+    official: bool = False  # posts in an official capacity: the participation policy applies
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -146,6 +157,7 @@ class Message(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow)
     size: int = 0
     dmarc_policy: str = Field(default="", max_length=16)  # the author domain's, looked up on arrival
+    policy: str = ""  # the participation policy's evidence (JSON), when it applied
     status: str = Field(default=MessageStatus.ACCEPTED.value, max_length=16)
     reason: str = ""
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
@@ -163,6 +175,8 @@ class Held(SQLModel, table=True):
     resolved_at: datetime | None = None
     resolution: str = ""
     resolved_by: str = ""
+    reminded_at: datetime | None = None
+    token_hash: str = Field(default="", max_length=64, index=True)  # for replies to the notice
 
 
 class Ban(SQLModel, table=True):

@@ -1,24 +1,32 @@
-"""The moderation queue: list held posts and act on them, once.
+"""The moderation queue: hold posts, act on them once (CLI or a moderator's reply), expire them.
 
 Invariants:
 - An action on a held post happens at most once: acting on an item already handled says so and
   changes nothing (approving twice delivers once).
+- A reply to a held notice acts only when it carries the notice's secret token (its Reply-To
+  address) AND comes from one of the list's moderators; anything else is refused and audited.
 - Every action is written to the audit log with who, what and why; a rejected sender is told the
   reason; an approved post goes out through the same fan-out as any accepted post.
+- Held posts nobody handles are reminded once (half way through ``hold_days``) and then expire
+  to the list's ``expiry_action``, with an audit entry.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from listserv import audit, notices, outbox
+from listserv import audit, links, notices, outbox, subscriptions
 from listserv.config import Config
+from listserv.decorate import ListInfo
+from listserv.fanout import STATUS_FOR, fan_out
 from listserv.lists import list_info
-from listserv.models import Action, Held, MailingList, Message, utcnow
-from listserv.posting import STATUS_FOR, fan_out
+from listserv.models import Action, Held, MailingList, Message, Role, utcnow
+from listserv.pipeline import Decision
+from listserv.store import site_secret
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,43 @@ class ActionResult:
     message: str
 
 
+@dataclass(frozen=True)
+class ReplyCommand:
+    action: Action
+    reason: str = ""
+    future: str = ""  # "" or the sender's handling from now on: accept | hold
+
+
+VERBS = {"approve": Action.ACCEPT, "accept": Action.ACCEPT, "ok": Action.ACCEPT,
+         "reject": Action.REJECT, "decline": Action.REJECT, "discard": Action.DISCARD,
+         "delete": Action.DISCARD}
+FUTURES = {"always": "accept", "trust": "accept", "accept": "accept", "hold": "hold",
+           "moderate": "hold"}
+
+
+def parse_reply(text: str) -> ReplyCommand | None:
+    """A moderator's reply: the first line of their own words says what to do.
+
+    "approve", "approve always" (and accept this sender from now on), "approve hold" (but hold
+    this sender's future posts), "reject <reason>", "discard". Pure.
+    """
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(">"):
+            continue
+        words = re.split(r"\s+", line, maxsplit=1)
+        verb = words[0].lower().strip(".,:;!")
+        rest = words[1].strip() if len(words) > 1 else ""
+        action = VERBS.get(verb)
+        if action is None:
+            return None
+        if action is Action.ACCEPT:
+            future = FUTURES.get(rest.split()[0].lower().strip(".,")) if rest else None
+            return ReplyCommand(action, future=future or "")
+        return ReplyCommand(action, reason=rest if action is Action.REJECT else "")
+    return None
+
+
 def pending(session: Session, ml: MailingList) -> list[QueueItem]:
     rows = session.exec(select(Held, Message).join(
         Message, col(Message.id) == col(Held.message_pk)).where(
@@ -45,8 +90,49 @@ def pending(session: Session, ml: MailingList) -> list[QueueItem]:
             for h, m in rows]
 
 
+def hold(session: Session, cfg: Config, ml: MailingList, info: ListInfo, msg: Message,
+         decision: Decision) -> int:
+    """Put a post in the moderation queue; tell the moderators, and the sender once."""
+    assert ml.id is not None and msg.id is not None
+    held = Held(list_id=ml.id, message_pk=msg.id, rule=decision.rule, reason=decision.reason)
+    session.add(held)
+    session.flush()
+    assert held.id is not None
+    token = links.held_token(site_secret(session), held.id)
+    held.token_hash = links.token_hash(token)
+    session.add(held)
+    for mod in subscriptions.moderators(session, ml.id):
+        outbox.enqueue_notice(session, list_id=ml.id, recipient=mod,
+                              sender=info.address("bounces"),
+                              payload=notices.held_for_moderators(
+                                  info, mod, held.id, token, msg.from_address, msg.subject,
+                                  decision.reason, msg.raw, policy=msg.policy))
+    # One notice per held message (this runs once per message), never to automatic mail.
+    if msg.from_address and not decision.is_automatic_mail:
+        outbox.enqueue_notice(session, list_id=ml.id, recipient=msg.from_address,
+                              sender=info.address("bounces"),
+                              payload=notices.held_for_sender(info, msg.from_address,
+                                                              msg.subject, decision.reason,
+                                                              rule=decision.rule))
+    return held.id
+
+
+def set_future(session: Session, ml: MailingList, sender: str, future: str, actor: str) -> None:
+    """Always accept / always hold this sender from now on (a known non-member if need be)."""
+    assert ml.id is not None
+    sub = subscriptions.find_subscription(session, ml.id, sender)
+    if sub is None:
+        subscriptions.add_member(session, ml, sender, role=Role.NONMEMBER, actor=actor)
+        sub = subscriptions.find_subscription(session, ml.id, sender)
+        assert sub is not None
+    sub.moderation = future
+    session.add(sub)
+    audit.record(session, list_id=ml.id, actor=actor, action="moderation-set", target=sender,
+                 detail=future)
+
+
 def act(session: Session, cfg: Config, held_id: int, action: Action, *, actor: str,
-        reason: str = "") -> ActionResult:
+        reason: str = "", future: str = "") -> ActionResult:
     if action is Action.HOLD:
         return ActionResult(False, "a held post is already held; approve, reject or discard it")
     held = session.get(Held, held_id)
@@ -79,8 +165,85 @@ def act(session: Session, cfg: Config, held_id: int, action: Action, *, actor: s
                                   reason or "a moderator declined it"))
     audit.record(session, list_id=ml.id, actor=actor, action=f"held-{action.value}",
                  target=f"held {held_id} ({msg.message_id})", detail=detail)
+    if future and msg.from_address:
+        set_future(session, ml, msg.from_address, future, actor)
     verb = {Action.ACCEPT: "approved", Action.REJECT: "rejected", Action.DISCARD: "discarded"}
+    then = f"; future posts from {msg.from_address}: {future}" if future else ""
     return ActionResult(True, f"held post {held_id} {verb[action]}: {msg.subject!r} from "
-                              f"{msg.from_address}")
+                              f"{msg.from_address}{then}")
 
 
+def held_for_token(session: Session, token: str) -> Held | None:
+    if not token:
+        return None
+    return session.exec(select(Held).where(Held.token_hash == links.token_hash(token))).first()
+
+
+def act_by_reply(session: Session, cfg: Config, held: Held, sender: str,
+                 text: str) -> ActionResult:
+    """A moderator answered a held notice by mail."""
+    ml = session.get(MailingList, held.list_id)
+    assert ml is not None and ml.id is not None and held.id is not None
+    if sender not in subscriptions.moderators(session, ml.id):
+        audit.record(session, list_id=ml.id, actor=sender or "unknown", action="reply-refused",
+                     target=f"held {held.id}", detail="not a moderator of this list")
+        return ActionResult(False, f"{sender} is not a moderator of {ml.name}")
+    command = parse_reply(text)
+    if command is None:
+        result = ActionResult(False, "the first line of your reply should be 'approve', "
+                                     "'approve always', 'approve hold', 'reject REASON' or "
+                                     "'discard'")
+    else:
+        result = act(session, cfg, held.id, command.action, actor=sender, reason=command.reason,
+                     future=command.future)
+    info = list_info(ml, cfg)
+    outbox.enqueue_notice(session, list_id=ml.id, recipient=sender,
+                          sender=info.address("bounces"),
+                          payload=notices.moderation_result(info, sender, held.id, result.message))
+    return result
+
+
+# --- reminders and expiry ------------------------------------------------------------------
+
+def due(held_at: datetime, reminded_at: datetime | None, hold_days: int,
+        now: datetime) -> str | None:
+    """What a waiting held post needs now: "expire", "remind" or nothing. Pure."""
+    if now >= held_at + timedelta(days=hold_days):
+        return "expire"
+    if reminded_at is None and now >= held_at + timedelta(days=hold_days) / 2:
+        return "remind"
+    return None
+
+
+def sweep(session: Session, cfg: Config, now: datetime | None = None) -> tuple[int, int]:
+    """Remind and expire what is due; returns (reminded, expired)."""
+    now = now or utcnow()
+    reminded = expired = 0
+    rows = session.exec(select(Held, MailingList, Message)
+                        .join(MailingList, col(MailingList.id) == col(Held.list_id))
+                        .join(Message, col(Message.id) == col(Held.message_pk))
+                        .where(col(Held.resolved_at).is_(None)).order_by(col(Held.id))).all()
+    for held, ml, msg in rows:
+        assert held.id is not None and ml.id is not None
+        what = due(held.held_at, held.reminded_at, ml.hold_days, now)
+        if what == "expire":
+            act(session, cfg, held.id, Action(ml.expiry_action), actor="expiry",
+                reason=f"no moderator handled it within {ml.hold_days} days")
+            expired += 1
+        elif what == "remind":
+            info = list_info(ml, cfg)
+            for mod in subscriptions.moderators(session, ml.id):
+                outbox.enqueue_notice(session, list_id=ml.id, recipient=mod,
+                                      sender=info.address("bounces"),
+                                      payload=notices.held_reminder(
+                                          info, mod, held.id,
+                                          links.held_token(site_secret(session), held.id),
+                                          msg.from_address, msg.subject,
+                                          held.reason, held.held_at + timedelta(days=ml.hold_days),
+                                          ml.expiry_action))
+            held.reminded_at = now
+            session.add(held)
+            audit.record(session, list_id=ml.id, actor="expiry", action="held-reminded",
+                         target=f"held {held.id}")
+            reminded += 1
+    return reminded, expired

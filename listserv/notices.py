@@ -11,6 +11,7 @@ Invariants:
 from __future__ import annotations
 
 import email.policy
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 
@@ -93,11 +94,22 @@ def request_results(info: ListInfo, to: str, results: list[tuple[str, str]]) -> 
     return _base(info, to, f"Results of your request to {info.name}", body).as_bytes()
 
 
-def held_for_sender(info: ListInfo, to: str, subject: str, reason: str) -> bytes:
+# What the sender is told happens next, by the rule that held the post.
+NEXT_STEPS = {
+    "participation-policy": (
+        "This list asks people who post in an official capacity or for a supplier to check new\n"
+        "guidance and views with their policy and communications colleagues first. That is\n"
+        "all this is: nothing is wrong with your message. A moderator will read it and\n"
+        "usually send it on; if they have a question, they will write to you.\n"),
+}
+DEFAULT_NEXT = ("You do not need to do anything. If a moderator approves it, it goes to the list;\n"
+                "if not, you will be told why.\n")
+
+
+def held_for_sender(info: ListInfo, to: str, subject: str, reason: str, *, rule: str = "") -> bytes:
     body = (f"Your message to {info.post_address} with the subject\n\n    {subject}\n\n"
             f"is waiting for a moderator, because {reason}.\n\n"
-            "You do not need to do anything. If a moderator approves it, it goes to the list;\n"
-            "if not, you will be told why.\n")
+            + NEXT_STEPS.get(rule, DEFAULT_NEXT))
     return _base(info, to, f"Your message to {info.name} is waiting for a moderator",
                  body).as_bytes()
 
@@ -109,20 +121,54 @@ def rejected_for_sender(info: ListInfo, to: str, subject: str, reason: str) -> b
     return _base(info, to, f"Your message to {info.name} was not posted", body).as_bytes()
 
 
-def held_for_moderators(info: ListInfo, to: str, held_id: int, sender: str, subject: str,
-                        reason: str, original: bytes) -> bytes:
-    body = (f"A post to {info.post_address} is held for review (queue item {held_id}).\n\n"
-            f"From:    {sender}\nSubject: {subject}\nReason:  {reason}\n\n"
-            "To act on it from the server:\n"
+def _how_to_act(info: ListInfo, held_id: int) -> str:
+    return ("To act on it, reply to this message with one of these as the first line:\n"
+            "  approve            (send it to the list)\n"
+            "  approve always     (send it, and accept this sender's posts from now on)\n"
+            "  approve hold       (send it, but hold this sender's future posts)\n"
+            "  reject REASON      (the sender is told the reason)\n"
+            "  discard            (drop it silently)\n"
+            "or on the server:\n"
             f"  commonroom queue approve {held_id}\n"
             f"  commonroom queue reject {held_id} --reason '...'\n"
-            f"  commonroom queue discard {held_id}\n\n"
-            "The post is attached.\n")
+            f"  commonroom queue discard {held_id}\n")
+
+
+def held_for_moderators(info: ListInfo, to: str, held_id: int, token: str, sender: str,
+                        subject: str, reason: str, original: bytes, *, policy: str = "") -> bytes:
+    evidence = f"Evidence: {policy}\n\n" if policy else ""
+    body = (f"A post to {info.post_address} is held for review (queue item {held_id}).\n\n"
+            f"From:    {sender}\nSubject: {subject}\nReason:  {reason}\n\n{evidence}"
+            + _how_to_act(info, held_id) + "\nThe post is attached.\n")
     msg = _base(info, to, f"[{info.name}] held post {held_id}: {subject}"[:200], body,
-                auto="auto-generated", from_addr=info.address("owner"))
-    msg.add_attachment(original, maintype="message", subtype="rfc822",
-                       filename=f"held-{held_id}.eml")
+                auto="auto-generated", from_addr=info.address("owner"),
+                reply_to=info.address(f"confirm+{token}"))
+    _attach(msg, original, f"held-{held_id}.eml")
     return msg.as_bytes()
+
+
+def held_reminder(info: ListInfo, to: str, held_id: int, token: str, sender: str, subject: str,
+                  reason: str, expires: datetime, expiry_action: str) -> bytes:
+    fate = {"accept": "sent to the list", "reject": "rejected",
+            "discard": "discarded"}.get(expiry_action, expiry_action)
+    body = (f"Reminder: a post to {info.post_address} has been waiting for a moderator.\n\n"
+            f"From:    {sender}\nSubject: {subject}\nReason:  {reason}\n\n"
+            f"If nobody handles it by {expires:%A %d %B %Y %H:%M} UTC, it will be {fate}.\n\n"
+            + _how_to_act(info, held_id))
+    return _base(info, to, f"[{info.name}] reminder: held post {held_id}: {subject}"[:200], body,
+                 auto="auto-generated", from_addr=info.address("owner"),
+                 reply_to=info.address(f"confirm+{token}")).as_bytes()
+
+
+def moderation_result(info: ListInfo, to: str, held_id: int, outcome: str) -> bytes:
+    return _base(info, to, f"[{info.name}] held post {held_id}: {outcome}"[:200],
+                 outcome + "\n", auto="auto-replied",
+                 from_addr=info.address("owner")).as_bytes()
+
+
+def _attach(msg: EmailMessage, original: bytes, filename: str) -> None:
+    """Attach a post as it was received (message/rfc822, its bytes untouched)."""
+    msg.add_attachment(original, maintype="message", subtype="rfc822", filename=filename)
 
 
 def to_owners(info: ListInfo, to: str, original: bytes, sender: str) -> bytes:
@@ -131,5 +177,5 @@ def to_owners(info: ListInfo, to: str, original: bytes, sender: str) -> bytes:
     body = f"A message for the people who run {info.post_address} arrived from {sender}.\n"
     msg = _base(info, to, f"[{info.name}] message for the list owners from {sender}"[:200],
                 body, auto="auto-generated", reply_to=sender, from_addr=info.address("owner"))
-    msg.add_attachment(original, maintype="message", subtype="rfc822", filename="message.eml")
+    _attach(msg, original, "message.eml")
     return msg.as_bytes()

@@ -62,6 +62,10 @@ class PostFacts:
     moderation: str = ""  # the member's moderation override ("" = none)
     nonmember_action: str = Action.HOLD.value
     bans: Sequence[Ban] = field(default_factory=tuple)
+    emergency: bool = False
+    posts_last_hour: int = 0  # this sender's earlier posts to this list in the last hour
+    max_posts_per_hour: int = 0  # 0 = no limit
+    policy_hold: str = ""  # the participation policy's reason when it says "check first"
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,13 @@ def banned(f: PostFacts) -> Hit | None:
     return None
 
 
+def emergency(f: PostFacts) -> Hit | None:
+    if f.emergency:
+        return Hit(Action.HOLD, f"{f.list_name} is under emergency moderation: every post is "
+                                "checked by a moderator for now")
+    return None
+
+
 def oversize(f: PostFacts) -> Hit | None:
     if f.size > f.max_bytes:
         return Hit(Action.HOLD, f"the message is {f.size // 1024} KB; {f.list_name} takes at most "
@@ -113,10 +124,23 @@ def oversize(f: PostFacts) -> Hit | None:
 
 
 def member_moderation(f: PostFacts) -> Hit | None:
-    if f.is_member and f.moderation:
+    # Also for known non-members a moderator has set a handling for ("always accept").
+    if f.moderation:
         return Hit(Action(f.moderation), f"posts from {f.sender} are set to '{f.moderation}' "
                                          "by the moderators")
     return None
+
+
+def rate_limit(f: PostFacts) -> Hit | None:
+    if f.max_posts_per_hour and f.posts_last_hour >= f.max_posts_per_hour:
+        return Hit(Action.HOLD, f"{f.sender} has already posted {f.posts_last_hour} times to "
+                                f"{f.list_name} in the last hour (the limit is "
+                                f"{f.max_posts_per_hour}); a moderator will look at this one")
+    return None
+
+
+def participation_policy(f: PostFacts) -> Hit | None:
+    return Hit(Action.HOLD, f.policy_hold) if f.policy_hold else None
 
 
 def member(f: PostFacts) -> Hit | None:
@@ -140,8 +164,11 @@ RULES: tuple[tuple[str, Rule], ...] = (
     ("auto-generated", auto_generated),
     ("administrivia", administrivia),
     ("banned", banned),
+    ("emergency", emergency),
     ("oversize", oversize),
     ("member-moderation", member_moderation),
+    ("rate-limit", rate_limit),
+    ("participation-policy", participation_policy),
     ("member", member),
     ("nonmember", nonmember),
 )

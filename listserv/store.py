@@ -99,11 +99,16 @@ class Store:
     def secret(self) -> bytes:
         """The site's secret for signed links, made on first use and kept in the store."""
         with self.session() as s:
-            row = s.get(SiteSetting, "secret")
-            if row is None:
-                row = SiteSetting(key="secret", value=secrets.token_hex(32))
-                s.add(row)
-            return bytes.fromhex(row.value)
+            return site_secret(s)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def site_secret(session: Session) -> bytes:
+    row = session.get(SiteSetting, "secret")
+    if row is None:
+        row = SiteSetting(key="secret", value=secrets.token_hex(32))
+        session.add(row)
+        session.flush()
+    return bytes.fromhex(row.value)

@@ -11,15 +11,19 @@ from listserv.models import Action
 from listserv.pipeline import decide
 from listserv.rules import (
     Ban,
+    Hit,
     PostFacts,
     administrivia,
     auto_generated,
     banned,
+    emergency,
     loop,
     member,
     member_moderation,
     nonmember,
     oversize,
+    participation_policy,
+    rate_limit,
 )
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -87,7 +91,7 @@ def test_oversize() -> None:
 
 @pytest.mark.parametrize("is_member,moderation,expected", [
     (True, "", None), (True, "hold", Action.HOLD), (True, "discard", Action.DISCARD),
-    (False, "hold", None),
+    (False, "accept", Action.ACCEPT), (False, "", None),
 ])
 def test_member_moderation(is_member: bool, moderation: str, expected: Action | None) -> None:
     result = member_moderation(replace(BASE, is_member=is_member, moderation=moderation))
@@ -105,6 +109,28 @@ def test_member_accepts_only_members() -> None:
     assert member(replace(BASE, is_member=False)) is None
 
 
+def test_emergency_holds_everything() -> None:
+    assert emergency(BASE) is None
+    hit = emergency(replace(BASE, emergency=True))
+    assert hit is not None and hit.action is Action.HOLD and "emergency" in hit.reason
+
+
+@pytest.mark.parametrize("earlier,limit,held", [
+    (0, 10, False), (9, 10, False), (10, 10, True), (50, 10, True), (50, 0, False),
+])
+def test_rate_limit(earlier: int, limit: int, held: bool) -> None:
+    hit = rate_limit(replace(BASE, posts_last_hour=earlier, max_posts_per_hour=limit))
+    assert (hit is not None and hit.action is Action.HOLD) == held
+    if hit:
+        assert f"{earlier} times" in hit.reason
+
+
+def test_participation_policy_holds_with_its_reason() -> None:
+    assert participation_policy(BASE) is None
+    hit = participation_policy(replace(BASE, policy_hold="new guidance or a view"))
+    assert hit == Hit(Action.HOLD, "new guidance or a view")
+
+
 @pytest.mark.parametrize("changes,rule,action", [
     ({}, "member", Action.ACCEPT),
     ({"is_member": False}, "nonmember", Action.HOLD),
@@ -118,6 +144,13 @@ def test_member_accepts_only_members() -> None:
     ({"bans": (Ban("ann@council.gov.uk"),), "size": 10**9}, "banned", Action.DISCARD),
     ({"size": 10**9, "moderation": "accept"}, "oversize", Action.HOLD),
     ({"moderation": "reject"}, "member-moderation", Action.REJECT),
+    ({"emergency": True, "moderation": "accept"}, "emergency", Action.HOLD),
+    ({"bans": (Ban("ann@council.gov.uk"),), "emergency": True}, "banned", Action.DISCARD),
+    ({"moderation": "accept", "posts_last_hour": 99, "max_posts_per_hour": 5},
+     "member-moderation", Action.ACCEPT),
+    ({"posts_last_hour": 99, "max_posts_per_hour": 5, "policy_hold": "view"}, "rate-limit",
+     Action.HOLD),
+    ({"policy_hold": "view"}, "participation-policy", Action.HOLD),
     ({"is_member": False, "nonmember_action": "accept"}, "nonmember", Action.ACCEPT),
 ])
 def test_pipeline_order(changes: dict[str, object], rule: str, action: Action) -> None:

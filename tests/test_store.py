@@ -38,3 +38,25 @@ def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     finally:
         store.dispose()
+
+
+def test_upgrade_keeps_existing_rows(db_url: str) -> None:
+    """Each migration runs on a store that already holds data (NOT NULL columns get defaults)."""
+    from sqlalchemy import text
+
+    store = Store(db_url)
+    try:
+        store.upgrade("0001")
+        with store.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO mailing_list (name, description, subject_prefix, nonmember_action, "
+                "dmarc_mitigation, created_at) VALUES ('old', '', '', 'hold', 'auto', "
+                "CURRENT_TIMESTAMP)"))
+        store.upgrade()
+        assert schema_problem(store) is None
+        with store.session() as s:
+            old = s.exec(select(MailingList)).one()
+        assert (old.name, old.policy_scope, old.emergency, old.hold_days) == (
+            "old", "vendors", False, 7)
+    finally:
+        store.dispose()

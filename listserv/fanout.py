@@ -1,0 +1,51 @@
+"""Fan-out: one outbox row per member who takes each post, made by the database itself.
+
+Invariant: no member row passes through Python (one INSERT … SELECT), so memory does not grow
+with the size of the list; the rows commit with the decision that caused them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Integer, String, func, insert, literal, select
+from sqlmodel import Session
+
+from listserv.models import (
+    Action,
+    Address,
+    DeliveryMode,
+    MailingList,
+    MessageStatus,
+    OutboxState,
+    Subscription,
+    utcnow,
+)
+from listserv.models import Outbox as OutboxRow
+
+STATUS_FOR = {Action.ACCEPT: MessageStatus.ACCEPTED, Action.HOLD: MessageStatus.HELD,
+              Action.REJECT: MessageStatus.REJECTED, Action.DISCARD: MessageStatus.DISCARDED}
+
+
+def fan_out(session: Session, ml: MailingList, message_pk: int, domain: str) -> int:
+    """Queue one delivery per "each post" member, in the database; returns how many."""
+    assert ml.id is not None
+    now = utcnow()
+    outbox_t = OutboxRow.__table__  # type: ignore[attr-defined]
+    sub_t = Subscription.__table__  # type: ignore[attr-defined]
+    addr_t = Address.__table__  # type: ignore[attr-defined]
+    ts = outbox_t.c.created_at.type
+    # VERP: LIST-bounces+user=host@DOMAIN, built by the database from each member's address.
+    verp = (literal(f"{ml.name}-bounces+", String)
+            + func.replace(addr_t.c.email, "@", "=") + literal(f"@{domain}", String))
+    chosen = select(
+        literal(ml.id, Integer), literal(message_pk, Integer), addr_t.c.email, verp,
+        literal(OutboxState.PENDING.value, String), literal(0, Integer),
+        literal(now, ts), literal(now, ts), literal("", String),
+    ).select_from(sub_t.join(addr_t, sub_t.c.address_id == addr_t.c.id)).where(
+        sub_t.c.list_id == ml.id, sub_t.c.delivery_mode == DeliveryMode.EACH.value)
+    stmt = insert(outbox_t).from_select(
+        ["list_id", "message_pk", "recipient", "sender", "state", "attempts",
+         "next_attempt_at", "created_at", "last_error"], chosen)
+    result = cast(CursorResult[Any], session.execute(stmt))
+    return int(result.rowcount or 0)
