@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from listserv.models import AuditEntry
 
@@ -17,3 +17,14 @@ def record(session: Session, *, list_id: int | None, actor: str, action: str, ta
                            detail=detail))
     log.info("%s %s %s", actor, action, target,
              extra={"list_id": list_id, "actor": actor, "action": action, "target": target})
+
+
+def entries(session: Session, list_id: int | None, *, limit: int = 50,
+            action_prefix: str = "") -> list[AuditEntry]:
+    """The newest ``limit`` entries for a list (site-wide ones when ``list_id`` is None), oldest first."""
+    query = select(AuditEntry).where(AuditEntry.list_id == list_id if list_id is not None
+                                     else col(AuditEntry.list_id).is_(None))
+    if action_prefix:
+        query = query.where(col(AuditEntry.action).startswith(action_prefix))
+    rows = session.exec(query.order_by(col(AuditEntry.id).desc()).limit(limit)).all()
+    return list(reversed(rows))

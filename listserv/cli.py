@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, col, func, select
+from sqlmodel import col, func, select
 
+from digests import cli as digest_cli
+from listserv import cli_moderation, importer, lists, logsetup, members, moderation, subscriptions
 from listserv import config as config_mod
-from listserv import importer, lists, logsetup, moderation, subscriptions
-from listserv.config import Config, ConfigError
+from listserv.cli_common import Ctx, address_or_fail, list_or_fail, pass_ctx
 from listserv.models import (
     Action,
     Address,
@@ -32,63 +32,6 @@ from listserv.models import (
     Subscription,
     utcnow,
 )
-from listserv.store import Store
-
-
-class Ctx:
-    def __init__(self, config_path: str | None) -> None:
-        self.config_path = config_path
-        self._cfg: Config | None = None
-
-    @property
-    def cfg(self) -> Config:
-        if self._cfg is None:
-            try:
-                self._cfg = config_mod.load(self.config_path)
-            except ConfigError as e:
-                raise click.ClickException(f"configuration: {e}") from None
-        return self._cfg
-
-    def store(self) -> Store:
-        return Store(self.cfg.database_url)
-
-    @contextmanager
-    def open_store(self) -> Iterator[Store]:
-        """The store, checked to be at the current schema; closed afterwards."""
-        from listserv.serve import schema_problem
-
-        store = self.store()
-        try:
-            problem = schema_problem(store)
-            if problem:
-                raise click.ClickException(problem)
-            yield store
-        finally:
-            store.dispose()
-
-    @contextmanager
-    def session(self) -> Iterator[tuple[Store, Session]]:
-        with self.open_store() as store, store.session() as s:
-            yield store, s
-
-
-pass_ctx = click.make_pass_decorator(Ctx)
-
-
-def _list_or_fail(s: Session, name: str) -> MailingList:
-    ml = lists.find(s, name)
-    if ml is None:
-        names = ", ".join(s.exec(select(MailingList.name).order_by(MailingList.name)).all())
-        raise click.ClickException(f"there is no list called '{name}' "
-                                   f"(lists: {names or 'none yet; create one with lists create'})")
-    return ml
-
-
-def _address_or_fail(text: str) -> str:
-    email = subscriptions.canonical(text)
-    if email is None:
-        raise click.ClickException(f"'{text}' is not an email address")
-    return email
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -98,8 +41,9 @@ def _address_or_fail(text: str) -> str:
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """Commonroom: the community's mailing lists (and, later, its Discord bot)."""
-    logsetup.configure(verbose)
+    logsetup.configure(verbose, level=logging.WARNING)
     ctx.obj = Ctx(config_path)
+    ctx.obj.verbose = verbose
 
 
 @main.command()
@@ -128,6 +72,7 @@ def serve(obj: Ctx) -> None:
     """Serve SMTP and deliver mail (later: web pages, scheduler, Discord bot)."""
     from listserv.serve import App, StartupError
 
+    logsetup.configure(obj.verbose, level=logging.INFO)  # a server's log is its record
     try:
         asyncio.run(App(obj.cfg).run_forever())
     except StartupError as e:
@@ -172,7 +117,7 @@ def lists_create(obj: Ctx, name: str, description: str, moderators: tuple[str, .
     problem = lists.name_problem(name)
     if problem:
         raise click.ClickException(problem)
-    emails = [_address_or_fail(m) for m in moderators]
+    emails = [address_or_fail(m) for m in moderators]
     with obj.session() as (_store, s):
         if lists.find(s, name):
             raise click.ClickException(f"the list '{name}' already exists")
@@ -209,7 +154,7 @@ def lists_list(obj: Ctx) -> None:
 def lists_show(obj: Ctx, name: str) -> None:
     """Show a list's settings and addresses."""
     with obj.session() as (_store, s):
-        ml = _list_or_fail(s, name)
+        ml = list_or_fail(s, name)
         count = s.exec(select(func.count()).select_from(Subscription).where(
             Subscription.list_id == ml.id)).one()
         mods = subscriptions.moderators(s, ml.id or 0)
@@ -228,7 +173,7 @@ def lists_show(obj: Ctx, name: str) -> None:
 def lists_set(obj: Ctx, name: str, key: str, value: str) -> None:
     """Change one setting: commonroom lists set NAME KEY VALUE."""
     with obj.session() as (_store, s):
-        ml = _list_or_fail(s, name)
+        ml = list_or_fail(s, name)
         problem = lists.apply_setting(ml, key, value)
         if problem:
             raise click.ClickException(problem)
@@ -261,14 +206,61 @@ def members_group() -> None:
 def members_add(obj: Ctx, list_name: str, email: str, name: str, org: str, vendor: bool,
                 role: str, delivery: str) -> None:
     """Subscribe EMAIL to LIST directly (no confirmation mail)."""
-    address = _address_or_fail(email)
+    address = address_or_fail(email)
     with obj.session() as (_store, s):
-        ml = _list_or_fail(s, list_name)
+        ml = list_or_fail(s, list_name)
         added = subscriptions.add_member(s, ml, address, name=name, organisation=org,
                                          vendor=vendor or None, role=Role(role),
                                          mode=DeliveryMode(delivery), actor="cli",
                                          verified=True)
     click.echo(f"{'added' if added else 'already a member:'} {address} to {list_name}")
+
+
+@members_group.command("set")
+@click.argument("list_name", metavar="LIST")
+@click.argument("email")
+@click.option("--vendor", "vendor_org", metavar="ORG", default=None,
+              help="The person is vendor staff of ORG.")
+@click.option("--member", "plain_member", is_flag=True,
+              help="The person is a community member (not vendor staff).")
+@click.option("--official", type=click.Choice(["on", "off"]), default=None,
+              help="Posts on this list in an official capacity (the participation policy applies).")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=None)
+@click.option("--delivery", type=click.Choice([m.value for m in DeliveryMode]), default=None,
+              help="Each post, a digest (plain, mime, html) or no mail.")
+@click.option("--moderation", type=click.Choice(["default", *[a.value for a in Action]]),
+              default=None, help="This person's posts: always accept, hold, reject or discard; "
+                                 "default = the list's rules.")
+@click.option("--name", default=None, help="Display name.")
+@pass_ctx
+def members_set(obj: Ctx, list_name: str, email: str, vendor_org: str | None,
+                plain_member: bool, official: str | None, role: str | None,
+                delivery: str | None, moderation: str | None, name: str | None) -> None:
+    """Change how EMAIL takes part in LIST: vendor or member, official, role, delivery."""
+    if vendor_org is not None and plain_member:
+        raise click.UsageError("--vendor and --member contradict each other; give one")
+    if vendor_org is not None and not vendor_org.strip():
+        raise click.UsageError("--vendor needs the organisation, e.g. --vendor 'Acme Ltd'")
+    address = address_or_fail(email)
+    changes = members.Changes(
+        kind=PersonKind.VENDOR if vendor_org is not None else
+        PersonKind.MEMBER if plain_member else None,
+        organisation=vendor_org.strip() if vendor_org else None,
+        official=None if official is None else official == "on",
+        role=Role(role) if role else None,
+        delivery=DeliveryMode(delivery) if delivery else None,
+        moderation=None if moderation is None else "" if moderation == "default" else moderation,
+        name=name)
+    if changes.empty:
+        raise click.UsageError("nothing to change: give --vendor ORG, --member, --official, "
+                               "--role, --delivery, --moderation or --name")
+    with obj.session() as (_store, s):
+        ml = list_or_fail(s, list_name)
+        try:
+            done = members.apply(s, ml, address, changes, actor="cli")
+        except members.NotSubscribed as e:
+            raise click.ClickException(str(e)) from None
+    click.echo(f"{address} on {list_name}: {done}")
 
 
 @members_group.command("remove")
@@ -277,9 +269,9 @@ def members_add(obj: Ctx, list_name: str, email: str, name: str, org: str, vendo
 @pass_ctx
 def members_remove(obj: Ctx, list_name: str, email: str) -> None:
     """Unsubscribe EMAIL from LIST (no confirmation mail)."""
-    address = _address_or_fail(email)
+    address = address_or_fail(email)
     with obj.session() as (_store, s):
-        ml = _list_or_fail(s, list_name)
+        ml = list_or_fail(s, list_name)
         if not subscriptions.remove_member(s, ml, address, actor="cli"):
             raise click.ClickException(f"{address} is not a member of {list_name}")
     click.echo(f"removed {address} from {list_name}")
@@ -292,7 +284,7 @@ def members_remove(obj: Ctx, list_name: str, email: str) -> None:
 def members_list(obj: Ctx, list_name: str, as_json: bool) -> None:
     """Show LIST's members (streamed: fine for very large lists)."""
     with obj.session() as (_store, s):
-        ml = _list_or_fail(s, list_name)
+        ml = list_or_fail(s, list_name)
         query = (sa_select(col(Address.email), col(Person.display_name),
                            col(Person.organisation), col(Person.kind), col(Subscription.role),
                            col(Subscription.delivery_mode))
@@ -324,13 +316,13 @@ def members_import(obj: Ctx, list_name: str, file: Path) -> None:
     summary = importer.Summary()
     with obj.open_store() as store:
         with store.session() as s:
-            _list_or_fail(s, list_name)
+            list_or_fail(s, list_name)
         with click.progressbar(length=len(rows), label=f"importing into {list_name}",
                                file=sys.stderr) as bar:
             # One transaction per chunk: progress is kept if the import is interrupted.
             for chunk in importer.chunks(rows, 500):
                 with store.session() as s:
-                    importer.import_rows(s, _list_or_fail(s, list_name), chunk, summary)
+                    importer.import_rows(s, list_or_fail(s, list_name), chunk, summary)
                 bar.update(len(chunk))
     click.echo(f"added {summary.added}, skipped {summary.skipped} (already members), "
                f"invalid {len(summary.invalid)}")
@@ -361,7 +353,7 @@ def _age(then: datetime) -> str:
 def queue_list(obj: Ctx, list_name: str) -> None:
     """Show the held posts of LIST: id, sender, subject, reason, age."""
     with obj.session() as (_store, s):
-        ml = _list_or_fail(s, list_name)
+        ml = list_or_fail(s, list_name)
         items = moderation.pending(s, ml)
     if not items:
         click.echo(f"nothing is held on {list_name}")
@@ -370,27 +362,57 @@ def queue_list(obj: Ctx, list_name: str) -> None:
                    f"{_age(item.held_at)}")
 
 
-def _act(obj: Ctx, held_id: int, action: Action, reason: str) -> None:
+def _act(obj: Ctx, held_id: int, action: Action, reason: str, future: str = "") -> None:
     with obj.session() as (_store, s):
-        result = moderation.act(s, obj.cfg, held_id, action, actor="cli", reason=reason)
+        result = moderation.act(s, obj.cfg, held_id, action, actor="cli", reason=reason,
+                                future=future)
     if not result.ok:
         raise click.ClickException(result.message)
     click.echo(result.message)
 
 
-def _queue_command(name: str, action: Action, doc: str) -> None:
-    @queue_group.command(name, help=doc)
-    @click.argument("held_id", metavar="ID", type=int)
-    @click.option("--reason", default="", help="Why (told to the sender on reject).")
-    @pass_ctx
-    def command(obj: Ctx, held_id: int, reason: str) -> None:
-        _act(obj, held_id, action, reason)
+@queue_group.command("approve")
+@click.argument("held_id", metavar="ID", type=int)
+@click.option("--reason", default="", help="A note for the audit log.")
+@click.option("--future", type=click.Choice(["accept", "hold"]), default=None,
+              help="Also set the sender's future posts: always accept, or always hold.")
+@pass_ctx
+def queue_approve(obj: Ctx, held_id: int, reason: str, future: str | None) -> None:
+    """Approve held post ID: it goes to the list (once, however often you approve it)."""
+    _act(obj, held_id, Action.ACCEPT, reason, future or "")
 
 
-_queue_command("approve", Action.ACCEPT, "Approve held post ID: it goes to the list.")
-_queue_command("reject", Action.REJECT, "Reject held post ID: the sender is told why.")
-_queue_command("discard", Action.DISCARD, "Discard held post ID silently.")
+@queue_group.command("reject")
+@click.argument("held_id", metavar="ID", type=int)
+@click.option("--reason", default="", help="Why: the sender is told.")
+@pass_ctx
+def queue_reject(obj: Ctx, held_id: int, reason: str) -> None:
+    """Reject held post ID: the sender is told why."""
+    _act(obj, held_id, Action.REJECT, reason)
 
 
+@queue_group.command("discard")
+@click.argument("held_id", metavar="ID", type=int)
+@click.option("--reason", default="", help="A note for the audit log.")
+@pass_ctx
+def queue_discard(obj: Ctx, held_id: int, reason: str) -> None:
+    """Discard held post ID silently."""
+    _act(obj, held_id, Action.DISCARD, reason)
 
 
+@queue_group.command("sweep")
+@pass_ctx
+def queue_sweep(obj: Ctx) -> None:
+    """Remind moderators of old held posts and expire overdue ones now (serve does this too)."""
+    with obj.session() as (_store, s):
+        reminded, expired = moderation.sweep(s, obj.cfg)
+    click.echo(f"reminded {reminded}, expired {expired}")
+
+
+main.add_command(cli_moderation.bans_group)
+main.add_command(cli_moderation.audit_command)
+main.add_command(cli_moderation.policy_group)
+
+# The digest commands live with the digests (the command line is a door onto every package).
+main.add_command(digest_cli.digest_group)
+main.add_command(digest_cli.jobs_group)

@@ -191,22 +191,26 @@ def prepare(raw: bytes, info: ListInfo, author: Author, *, munge_from: bool) -> 
         msg["From"] = formataddr((shown, author.address), "utf-8")
 
     msg = _add_footer(msg, footer_text(info))
-    list_headers = {
-        "List-Id": f"{_header_safe(info.description or info.name)} <{info.list_id}>",
-        "List-Post": f"<mailto:{info.post_address}>",
-        "List-Help": f"<mailto:{info.address('request')}?subject=help>",
-        "List-Subscribe": f"<mailto:{info.address('join')}>",
-        "List-Archive": f"<{links.archive_url(info.web_base_url, info.name)}>",
-        "Precedence": "list",
-        "X-Commonroom-Role": role_header(author),
-    }
-    for key, value in list_headers.items():
+    for key, value in {**list_headers(info), "X-Commonroom-Role": role_header(author)}.items():
         msg[key] = _header(value)  # type: ignore[assignment]
     if msg.get("MIME-Version") is None:
         msg["MIME-Version"] = "1.0"
     out = io.BytesIO()
     BytesGenerator(out, mangle_from_=False, policy=WIRE).flatten(msg)
     return PreparedPost(info.name, out.getvalue())
+
+
+def list_headers(info: ListInfo) -> dict[str, str]:
+    """The RFC 2369/2919 headers every list mail carries (posts and digests), but for the
+    personal List-Unsubscribe pair."""
+    return {
+        "List-Id": f"{_header_safe(info.description or info.name)} <{info.list_id}>",
+        "List-Post": f"<mailto:{info.post_address}>",
+        "List-Help": f"<mailto:{info.address('request')}?subject=help>",
+        "List-Subscribe": f"<mailto:{info.address('join')}>",
+        "List-Archive": f"<{links.archive_url(info.web_base_url, info.name)}>",
+        "Precedence": "list",
+    }
 
 
 def _header_safe(text: str) -> str:

@@ -1,4 +1,4 @@
-"""Fan-out: one outbox row per member who takes each post, made by the database itself.
+"""Fan-out: one outbox row per member who takes a post (or a digest), made by the database itself.
 
 Invariant: no member row passes through Python (one INSERT … SELECT), so memory does not grow
 with the size of the list; the rows commit with the decision that caused them.
@@ -18,6 +18,7 @@ from listserv.models import (
     MailingList,
     MessageStatus,
     OutboxState,
+    Role,
     Subscription,
     utcnow,
 )
@@ -28,8 +29,15 @@ STATUS_FOR = {Action.ACCEPT: MessageStatus.ACCEPTED, Action.HOLD: MessageStatus.
 
 
 def fan_out(session: Session, ml: MailingList, message_pk: int, domain: str) -> int:
-    """Queue one delivery per "each post" member, in the database; returns how many."""
-    assert ml.id is not None
+    """Queue one delivery of a post per "each post" member, in the database; returns how many."""
+    return queue_for_members(session, ml, domain, DeliveryMode.EACH, message_pk=message_pk)
+
+
+def queue_for_members(session: Session, ml: MailingList, domain: str, mode: DeliveryMode, *,
+                      message_pk: int | None = None, digest_id: int | None = None) -> int:
+    """One outbox row per member of ``ml`` whose delivery mode is ``mode``, for a post or a
+    digest copy, made by one INSERT … SELECT; returns how many."""
+    assert ml.id is not None and (message_pk is None) != (digest_id is None)
     now = utcnow()
     outbox_t = OutboxRow.__table__  # type: ignore[attr-defined]
     sub_t = Subscription.__table__  # type: ignore[attr-defined]
@@ -39,13 +47,14 @@ def fan_out(session: Session, ml: MailingList, message_pk: int, domain: str) -> 
     verp = (literal(f"{ml.name}-bounces+", String)
             + func.replace(addr_t.c.email, "@", "=") + literal(f"@{domain}", String))
     chosen = select(
-        literal(ml.id, Integer), literal(message_pk, Integer), addr_t.c.email, verp,
-        literal(OutboxState.PENDING.value, String), literal(0, Integer),
+        literal(ml.id, Integer), literal(message_pk, Integer), literal(digest_id, Integer),
+        addr_t.c.email, verp, literal(OutboxState.PENDING.value, String), literal(0, Integer),
         literal(now, ts), literal(now, ts), literal("", String),
     ).select_from(sub_t.join(addr_t, sub_t.c.address_id == addr_t.c.id)).where(
-        sub_t.c.list_id == ml.id, sub_t.c.delivery_mode == DeliveryMode.EACH.value)
+        sub_t.c.list_id == ml.id, sub_t.c.delivery_mode == mode.value,
+        sub_t.c.role != Role.NONMEMBER.value)
     stmt = insert(outbox_t).from_select(
-        ["list_id", "message_pk", "recipient", "sender", "state", "attempts",
+        ["list_id", "message_pk", "digest_id", "recipient", "sender", "state", "attempts",
          "next_attempt_at", "created_at", "last_error"], chosen)
     result = cast(CursorResult[Any], session.execute(stmt))
     return int(result.rowcount or 0)

@@ -41,20 +41,22 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def unsubscribe_token(secret: bytes, list_name: str, email: str) -> str:
+def unsubscribe_token(secret: bytes, list_name: str, email: str, purpose: str = "unsub") -> str:
+    """A member's signed token for one purpose ("unsub", "delivery"): one cannot serve another."""
     who = _b64(email.encode())
-    mac = hmac.new(secret, f"unsub:{list_name}:{email}".encode(), hashlib.sha256).digest()[:12]
+    mac = hmac.new(secret, f"{purpose}:{list_name}:{email}".encode(), hashlib.sha256).digest()[:12]
     return f"{who}.{_b64(mac)}"
 
 
-def check_unsubscribe_token(secret: bytes, list_name: str, token: str) -> str | None:
+def check_unsubscribe_token(secret: bytes, list_name: str, token: str,
+                            purpose: str = "unsub") -> str | None:
     """The address a genuine token was made for, or None."""
     try:
         who = token.partition(".")[0]
         email = _unb64(who).decode()
     except (ValueError, UnicodeDecodeError):
         return None
-    good = unsubscribe_token(secret, list_name, email)
+    good = unsubscribe_token(secret, list_name, email, purpose)
     return email if hmac.compare_digest(good, token) else None
 
 
@@ -69,3 +71,13 @@ def confirm_url(web_base_url: str, token: str) -> str:
 
 def archive_url(web_base_url: str, list_name: str) -> str:
     return f"{web_base_url.rstrip('/')}/lists/{list_name}/"
+
+
+def thread_url(web_base_url: str, list_name: str, thread_id: int) -> str:
+    return f"{web_base_url.rstrip('/')}/lists/{list_name}/threads/{thread_id}"
+
+
+def delivery_url(web_base_url: str, secret: bytes, list_name: str, email: str) -> str:
+    """The member's own "change how you get mail" page (signed like the unsubscribe link)."""
+    return f"{web_base_url.rstrip('/')}/lists/{list_name}/delivery/" \
+           f"{unsubscribe_token(secret, list_name, email, 'delivery')}"

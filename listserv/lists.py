@@ -7,6 +7,7 @@ addresses); ``list_info`` is the one place a ``MailingList`` row becomes a ``Lis
 from __future__ import annotations
 
 import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlmodel import Session, select
 
@@ -60,9 +61,29 @@ SETTINGS: dict[str, tuple[str, tuple[str, ...] | str | None]] = {
     "hold_days": ("days a held post waits (moderators are reminded half way)", "int"),
     "expiry_action": ("what happens to a held post nobody handled in time",
                       (Action.ACCEPT.value, Action.REJECT.value, Action.DISCARD.value)),
+    "digest_schedule": ("when the digest goes out: a cron expression in the list's time zone "
+                        "(minute hour day month weekday; use day names: '0 8 * * mon')", "cron"),
+    "timezone": ("the list's time zone for the digest schedule and dates, e.g. Europe/London",
+                 "tz"),
 }
 BOOLEANS = {"on": True, "true": True, "yes": True, "1": True,
             "off": False, "false": False, "no": False, "0": False}
+
+
+CRON_FIELDS = 5
+CRON_FIELD = re.compile(r"^[\w*/,-]+$")
+
+
+def cron_problem(value: str) -> str | None:
+    """A coarse check of a five-field cron expression (the scheduler checks it fully). Pure."""
+    fields = value.split()
+    if len(fields) != CRON_FIELDS or not all(CRON_FIELD.match(f) for f in fields):
+        return (f"'{value}' is not a cron expression: give five fields, minute hour day month "
+                "weekday, e.g. '0 8 * * mon'")
+    if fields[4][:1].isdigit():
+        return ("write the weekday as a name (mon, tue, …): numbers mean different days to "
+                "different cron dialects")
+    return None
 
 
 def apply_setting(ml: MailingList, key: str, value: str) -> str | None:
@@ -89,6 +110,15 @@ def apply_setting(ml: MailingList, key: str, value: str) -> str | None:
                 return "max_message_bytes must be at least 1024"
             if key == "hold_days" and converted < 1:
                 return "hold_days must be at least 1"
+    elif kind == "tz":
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            return f"unknown time zone '{value}'; use a name like Europe/London"
+    elif kind == "cron":
+        problem = cron_problem(value)
+        if problem:
+            return problem
     elif key == "public_sources":
         converted = " ".join(value.split())
     setattr(ml, key, converted)

@@ -24,12 +24,15 @@ def _quote(value: object) -> str:
     return f'"{text}"' if (not text or any(c.isspace() or c == '"' for c in text)) else text
 
 
-def configure(verbose: bool = False) -> None:
+def configure(verbose: bool = False, *, level: int = logging.INFO) -> None:
+    """``level`` when not ``verbose`` (debug): INFO for the server, WARNING for one-shot commands,
+    whose output is for the person at the terminal."""
     handler = logging.StreamHandler()
     handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.setLevel(logging.DEBUG if verbose else level)
     # Library chatter (every SMTP session) drowns the list server's own events.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)  # a line per job run

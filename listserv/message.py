@@ -436,14 +436,22 @@ _HIDDEN_TAGS = frozenset({"head", "script", "style", "title", "template"})
 
 
 class _TextExtractor(HTMLParser):
-    """Collects text, turning block structure into line breaks and HTML spacing into spaces."""
+    """Collects text, turning block structure into line breaks and HTML spacing into spaces.
+
+    Links keep their target ("text <https://…>") and blockquotes become "> " lines, as a mail
+    client's plain-text view shows them: the participation policy counts links and strips
+    quotes, and neither may vanish because a post came as HTML only.
+    """
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.hidden = 0
         self.pre = 0
+        self.quote = 0  # blockquote depth
         self.breaks = 0  # line breaks owed before the next visible text
+        self.href: str | None = None  # the open <a>'s target
+        self.anchor_text: list[str] = []
 
     def _block(self, tag: str) -> None:
         if tag == "br":
@@ -456,13 +464,24 @@ class _TextExtractor(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.hidden += tag in _HIDDEN_TAGS
         self.pre += tag == "pre"
+        if tag == "a":
+            href = (dict(attrs).get("href") or "").strip()
+            self.href = href if re.match(r"https?://", href, re.IGNORECASE) else None
+            self.anchor_text = []
         self._block(tag)
+        self.quote += tag == "blockquote"
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _HIDDEN_TAGS:
             self.hidden = max(0, self.hidden - 1)
         if tag == "pre":
             self.pre = max(0, self.pre - 1)
+        if tag == "a" and self.href is not None:
+            if self.href not in "".join(self.anchor_text) and not self.hidden:
+                self.parts.append(f" <{self.href}>")
+            self.href = None
+        if tag == "blockquote":
+            self.quote = max(0, self.quote - 1)
         if tag != "br":
             self._block(tag)
 
@@ -472,11 +491,17 @@ class _TextExtractor(HTMLParser):
         text = data if self.pre else re.sub(r"\s+", " ", data)
         if not text.strip() and (self.breaks or not self.parts):
             return  # spacing between blocks, not content
-        if self.breaks:
+        if self.breaks or not self.parts:
             if self.parts:
                 self.parts.append("\n" * self.breaks)
             self.breaks = 0
             text = text.lstrip(" ")
+            if self.quote:
+                text = "> " * self.quote + text
+        if self.quote and not self.pre:
+            text = text.replace("\n", "\n" + "> " * self.quote)
+        if self.href is not None:
+            self.anchor_text.append(text)
         self.parts.append(text)
 
 

@@ -87,6 +87,9 @@ class MailingList(SQLModel, table=True):
     max_posts_per_hour: int = 10  # per sender; 0 = no limit
     hold_days: int = 7  # held posts remind the moderators after half, then expire
     expiry_action: str = Field(default=Action.REJECT.value, max_length=16)
+    # Digests (digests/): when they go out (a cron expression in the list's time zone).
+    digest_schedule: str = Field(default="0 8 * * mon", max_length=64)
+    timezone: str = Field(default="Europe/London", max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -207,6 +210,7 @@ class Outbox(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     list_id: int | None = Field(default=None, foreign_key="mailing_list.id")
     message_pk: int | None = Field(default=None, foreign_key="message.id", index=True)
+    digest_id: int | None = Field(default=None, foreign_key="digest_copy.id", index=True)
     payload: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     recipient: str = Field(max_length=254)
     sender: str = Field(max_length=600)
@@ -217,6 +221,36 @@ class Outbox(SQLModel, table=True):
     last_error: str = ""
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+
+
+class DigestPeriod(SQLModel, table=True):
+    """One digest of one list: the period it covers, recorded once (the unique key is what
+    makes a digest go out exactly once, however often its job fires)."""
+
+    __tablename__ = "digest_period"
+    __table_args__ = (UniqueConstraint("list_id", "period_end"),)
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int = Field(foreign_key="mailing_list.id", index=True)
+    period_start: datetime
+    period_end: datetime
+    volume: int = 1
+    number: int = 1
+    threads: int = 0
+    posts: int = 0
+    copies: int = 0  # outbox rows queued for it
+    trigger: str = Field(default="", max_length=32)  # schedule | cli
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DigestCopy(SQLModel, table=True):
+    """A digest rendered once in one format; each member's copy is personalised when sent."""
+
+    __tablename__ = "digest_copy"
+    __table_args__ = (UniqueConstraint("period_id", "fmt"),)
+    id: int | None = Field(default=None, primary_key=True)
+    period_id: int = Field(foreign_key="digest_period.id", index=True)
+    fmt: str = Field(max_length=8)  # plain | mime | html
+    rendered: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class Bounce(SQLModel, table=True):

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from listserv import audit, links, notices, outbox, subscriptions
+from listserv import audit, links, notices, outbox, participation, subscriptions
 from listserv.config import Config
 from listserv.decorate import ListInfo
 from listserv.fanout import STATUS_FOR, fan_out
@@ -106,7 +106,8 @@ def hold(session: Session, cfg: Config, ml: MailingList, info: ListInfo, msg: Me
                               sender=info.address("bounces"),
                               payload=notices.held_for_moderators(
                                   info, mod, held.id, token, msg.from_address, msg.subject,
-                                  decision.reason, msg.raw, policy=msg.policy))
+                                  decision.reason, msg.raw,
+                                  policy=participation.describe(msg.policy) if msg.policy else ""))
     # One notice per held message (this runs once per message), never to automatic mail.
     if msg.from_address and not decision.is_automatic_mail:
         outbox.enqueue_notice(session, list_id=ml.id, recipient=msg.from_address,

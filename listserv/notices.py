@@ -80,6 +80,8 @@ def help_text(info: ListInfo) -> str:
         "or one per line in the body:\n"
         "  subscribe    - join the list (you will be asked to confirm)\n"
         "  unsubscribe  - leave the list (you will be asked to confirm)\n"
+        "  digest plain - get a weekly digest instead of each post (also: digest mime,\n"
+        "                 digest html; digest off goes back to each post)\n"
         "  help         - this text\n\n"
         f"Shortcuts: write to {info.address('join')} to join, {info.address('leave')} to leave.\n"
         f"To reach the people who run the list, write to {info.address('owner')}.\n")
@@ -136,7 +138,7 @@ def _how_to_act(info: ListInfo, held_id: int) -> str:
 
 def held_for_moderators(info: ListInfo, to: str, held_id: int, token: str, sender: str,
                         subject: str, reason: str, original: bytes, *, policy: str = "") -> bytes:
-    evidence = f"Evidence: {policy}\n\n" if policy else ""
+    evidence = f"{policy}\n\n" if policy else ""
     body = (f"A post to {info.post_address} is held for review (queue item {held_id}).\n\n"
             f"From:    {sender}\nSubject: {subject}\nReason:  {reason}\n\n{evidence}"
             + _how_to_act(info, held_id) + "\nThe post is attached.\n")
@@ -161,7 +163,7 @@ def held_reminder(info: ListInfo, to: str, held_id: int, token: str, sender: str
 
 
 def moderation_result(info: ListInfo, to: str, held_id: int, outcome: str) -> bytes:
-    return _base(info, to, f"[{info.name}] held post {held_id}: {outcome}"[:200],
+    return _base(info, to, f"[{info.name}] {outcome}"[:200],
                  outcome + "\n", auto="auto-replied",
                  from_addr=info.address("owner")).as_bytes()
 

@@ -87,6 +87,7 @@ class Claimed:
     id: int
     list_id: int | None
     message_pk: int | None
+    digest_id: int | None
     payload: bytes | None
     recipient: str
     sender: str
@@ -110,12 +111,14 @@ class OutboxWorker:
                  batch: int = 200, poll_interval: float = 1.0,
                  clock: Callable[[], datetime] = utcnow,
                  backoff: Callable[[int], float] = backoff_seconds,
-                 recover_interval: float = 60.0, flush_interval: float = 0.1) -> None:
+                 recover_interval: float = 60.0, flush_interval: float = 0.1,
+                 render_digest: Callable[[int, str], bytes] | None = None) -> None:
         if connections < 1 or batch < 1 or max_attempts < 1:
             raise ValueError("connections, batch and max_attempts must be at least 1")
         self.store = store
         self.transport_factory = transport_factory
         self.render = render
+        self.render_digest = render_digest  # (digest copy id, recipient) -> that member's copy
         self.connections = connections
         self.max_attempts = max_attempts
         self.batch = batch
@@ -265,8 +268,10 @@ class OutboxWorker:
                 data = row.payload
             elif row.message_pk is not None:
                 data = self.render(row.message_pk, row.recipient)
+            elif row.digest_id is not None and self.render_digest is not None:
+                data = self.render_digest(row.digest_id, row.recipient)
             else:
-                return SendResult(Outcome.RETRY, 0, "outbox row has neither payload nor message")
+                return SendResult(Outcome.RETRY, 0, "outbox row has no payload, message or digest to send")
         except Exception as e:  # a bug in rendering: retrying lets a fixed deploy send it
             log.exception("rendering outbox row failed", extra=_extra(row))
             return SendResult(Outcome.RETRY, 0, f"render failed: {e!r}")
@@ -341,8 +346,8 @@ class OutboxWorker:
             due = due.with_for_update(skip_locked=True)
         stmt = (update(OUTBOX).where(OUTBOX.c.id.in_(due))
                 .values(state=SENDING, claimed_by=self.worker_id)
-                .returning(OUTBOX.c.id, OUTBOX.c.list_id, OUTBOX.c.message_pk, OUTBOX.c.payload,
-                           OUTBOX.c.recipient, OUTBOX.c.sender, OUTBOX.c.attempts))
+                .returning(OUTBOX.c.id, OUTBOX.c.list_id, OUTBOX.c.message_pk, OUTBOX.c.digest_id,
+                           OUTBOX.c.payload, OUTBOX.c.recipient, OUTBOX.c.sender, OUTBOX.c.attempts))
         with self.store.engine.begin() as conn:
             rows = [Claimed(*r) for r in conn.execute(stmt)]
         rows.sort(key=lambda r: r.id)  # RETURNING promises no order

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from listserv import audit, moderation, notices, outbox, subscriptions
+from listserv import audit, moderation, notices, outbox, participation, policy, subscriptions
 from listserv.config import Config
 from listserv.fanout import STATUS_FOR, fan_out
 from listserv.lists import list_info
@@ -29,6 +29,7 @@ from listserv.models import (
     Message,
     MessageStatus,
     Role,
+    Subscription,
     utcnow,
 )
 from listserv.pipeline import Decision, decide
@@ -56,10 +57,9 @@ def posts_since(session: Session, list_id: int, sender: str, since: datetime) ->
 
 
 def facts_for(session: Session, cfg: Config, ml: MailingList, parsed: ParsedMessage,
-              sender: str, *, policy_hold: str = "") -> PostFacts:
+              sender: str, sub: Subscription | None, *, policy_hold: str = "") -> PostFacts:
     assert ml.id is not None
     info = list_info(ml, cfg)
-    sub = subscriptions.find_subscription(session, ml.id, sender) if sender else None
     now = utcnow()
     recent = (posts_since(session, ml.id, sender, now - timedelta(hours=1))
               if sender and ml.max_posts_per_hour else 0)
@@ -83,12 +83,15 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
     assert ml.id is not None
     sender = subscriptions.canonical(parsed.from_address or "") or \
         subscriptions.canonical(envelope_from) or ""
-    facts = facts_for(session, cfg, ml, parsed, sender)
-    decision = decide(facts)
+    sub = subscriptions.find_subscription(session, ml.id, sender) if sender else None
+    verdict = participation.check(session, ml, sender, sub, raw)
+    hold_reason = policy.HOLD_REASON if verdict is not None and not verdict.accepted else ""
+    decision = decide(facts_for(session, cfg, ml, parsed, sender, sub, policy_hold=hold_reason))
     msg = Message(list_id=ml.id, message_id=parsed.message_id, envelope_from=envelope_from,
                   envelope_to=f"{ml.name}@{cfg.server.domain}", from_address=sender,
                   from_name=parsed.from_name, subject=parsed.subject, date=parsed.date,
                   size=parsed.size, dmarc_policy=dmarc_policy,
+                  policy=participation.evidence_json(verdict) if verdict is not None else "",
                   status=STATUS_FOR[decision.action].value, reason=decision.reason, raw=raw)
     session.add(msg)
     session.flush()
@@ -98,7 +101,8 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
     session.add(msg)
     info = list_info(ml, cfg)
     context = {"list": ml.name, "message_id": parsed.message_id, "sender": sender,
-               "rule": decision.rule, "action": decision.action.value}
+               "rule": decision.rule, "action": decision.action.value,
+               "policy": verdict.case.value if verdict is not None else ""}
     log.info("post %s from %s: %s (%s)", parsed.message_id, sender, decision.action.value,
              decision.reason, extra=context)
     result = PostResult(msg.id, decision)

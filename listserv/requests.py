@@ -12,14 +12,18 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from listserv import notices, outbox, subscriptions
+from listserv import audit, notices, outbox, subscriptions
 from listserv.config import Config
 from listserv.lists import list_info
-from listserv.models import MailingList
+from listserv.models import DeliveryMode, MailingList
 
 COMMANDS = {"subscribe": "subscribe", "join": "subscribe", "unsubscribe": "unsubscribe",
             "leave": "unsubscribe", "signoff": "unsubscribe", "help": "help", "confirm": "confirm",
-            "end": "end", "stop": "end"}
+            "end": "end", "stop": "end", "digest": "digest", "set": "digest"}
+# "digest plain|mime|html|off" (Mailman's "set delivery ..." spelling works too).
+DIGEST_MODES = {"plain": DeliveryMode.PLAIN, "text": DeliveryMode.PLAIN, "rfc1153": DeliveryMode.PLAIN,
+                "mime": DeliveryMode.MIME, "html": DeliveryMode.HTML, "off": DeliveryMode.EACH,
+                "each": DeliveryMode.EACH, "none": DeliveryMode.NOMAIL, "nomail": DeliveryMode.NOMAIL}
 MAX_UNKNOWN_LINES = 5  # Mailman stops after this many lines it does not understand
 MAX_COMMANDS = 10
 
@@ -71,6 +75,8 @@ def handle(session: Session, cfg: Config, ml: MailingList, sender: str, subject:
         elif cmd.name == "confirm" and cmd.args:
             outcome = subscriptions.confirm(session, cfg, cmd.args[0], via="request")
             results.append((cmd.line, outcome.message))
+        elif cmd.name == "digest":
+            results.append((cmd.line, set_delivery(session, ml, sender, cmd.args)))
         elif cmd.name == "help":
             results.append((cmd.line, "the help text is below"))
         else:
@@ -81,3 +87,23 @@ def handle(session: Session, cfg: Config, ml: MailingList, sender: str, subject:
                           payload=notices.request_results(info, sender, results))
     return results
 
+
+def set_delivery(session: Session, ml: MailingList, sender: str, args: tuple[str, ...]) -> str:
+    """"digest plain|mime|html|off" from a member: change how they get the list's mail."""
+    assert ml.id is not None
+    words = [a.lower() for a in args if a.lower() != "delivery"]  # "set delivery mime"
+    mode = DIGEST_MODES.get(words[0]) if words else None
+    if mode is None:
+        return "say which: digest plain, digest mime, digest html or digest off"
+    sub = subscriptions.find_subscription(session, ml.id, sender)
+    if sub is None or sub.role == "nonmember":
+        return f"{sender} is not subscribed to {ml.name}"
+    sub.delivery_mode = mode.value
+    session.add(sub)
+    audit.record(session, list_id=ml.id, actor=sender, action="delivery-changed", target=sender,
+                 detail=mode.value)
+    if mode is DeliveryMode.EACH:
+        return "done: you will get each post as it is sent, and no digest"
+    if mode is DeliveryMode.NOMAIL:
+        return "done: you will get no mail from the list (you stay subscribed)"
+    return f"done: you will get the weekly digest ({mode.value}) instead of each post"

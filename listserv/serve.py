@@ -16,10 +16,12 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from listserv import moderation
 from listserv.config import Config
 from listserv.delivery import PostRenderer
 from listserv.dmarc import DmarcResolver
@@ -27,6 +29,9 @@ from listserv.outbox import OutboxWorker
 from listserv.smtp import ListHandler, smtp_factory
 from listserv.store import MIGRATIONS, Store
 from listserv.transports import MaildirTransport, SmtpTransport, Transport
+
+if TYPE_CHECKING:
+    from digests.schedule import Scheduler
 
 log = logging.getLogger("commonroom.serve")
 
@@ -72,22 +77,28 @@ def transport_factory(cfg: Config) -> Callable[[], Transport]:
 
 class App:
     def __init__(self, cfg: Config, store: Store | None = None, *,
-                 smtp_port: int | None = None) -> None:
+                 smtp_port: int | None = None, with_scheduler: bool = True) -> None:
         """``smtp_port=0`` asks the system for a free port (tests); ``port`` tells which."""
         self.cfg = cfg
         self.store = store or Store(cfg.database_url)
         self.worker: OutboxWorker | None = None
         self.server: asyncio.Server | None = None
         self.port = cfg.server.smtp_port if smtp_port is None else smtp_port
+        self.with_scheduler = with_scheduler
+        self.scheduler: Scheduler | None = None
 
     async def start(self) -> None:
         problem = await asyncio.to_thread(schema_problem, self.store)
         if problem:
             raise StartupError(problem)
+        from digests.send import DigestRenderer  # the entry point may use every package
+
         renderer = await asyncio.to_thread(PostRenderer, self.store, self.cfg)
+        digest_renderer = await asyncio.to_thread(DigestRenderer, self.store, self.cfg)
         self.worker = OutboxWorker(self.store, transport_factory(self.cfg), renderer,
                                    connections=self.cfg.delivery.connections,
-                                   max_attempts=self.cfg.delivery.max_attempts)
+                                   max_attempts=self.cfg.delivery.max_attempts,
+                                   render_digest=digest_renderer)
         await self.worker.start()
         handler = ListHandler(self.store, self.cfg, resolver_for(self.cfg), self.worker.wake)
         loop = asyncio.get_running_loop()
@@ -102,12 +113,27 @@ class App:
                 f"({e.strerror}); is another commonroom running? Change [server] smtp_port "
                 "or stop the other process") from None
         self.port = self.server.sockets[0].getsockname()[1]
+        if self.with_scheduler:
+            from digests.schedule import Scheduler
+
+            self.scheduler = Scheduler(self.store, self.cfg, wake_outbox=self.worker.wake)
+            await self.scheduler.start()
         where = (f"smarthost {self.cfg.delivery.smarthost}" if self.cfg.smarthost
                  else f"Maildir {self.cfg.maildir_path}")
         log.info("SMTP on %s:%s for %s; delivering to %s", self.cfg.server.smtp_host, self.port,
                  self.cfg.server.domain, where)
 
+    def sweep_once(self) -> tuple[int, int]:
+        """Remind moderators of waiting held posts and expire overdue ones (one transaction)."""
+        with self.store.session() as s:
+            done = moderation.sweep(s, self.cfg)
+        if any(done) and self.worker is not None:
+            self.worker.wake()
+        return done
+
     async def stop(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()

@@ -97,7 +97,9 @@ def test_vendor_is_named_in_from(server: Running, store: Store, sink: SmtpSink,
                  "Vic Vendor", "--org", "Acme Ltd", "--vendor")
     assert result.exit_code == 0, result.output
     server.send("vic@vendor.example", f"demo@{DOMAIN}",
-                mail("Vic <vic@vendor.example>", f"demo@{DOMAIN}", "Our new release"))
+                mail("Vic <vic@vendor.example>", f"demo@{DOMAIN}", "Our new release",
+                     # a pointer: the participation policy lets vendor staff post it straight away
+                     "Release notes: https://vendor.example/releases/5\n"))
     server.drain()
     froms = {parse(m.data)["From"] for m in sink.messages}
     assert froms == {'"Vic Vendor (Acme Ltd, vendor)" <vic@vendor.example>'}

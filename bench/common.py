@@ -1,0 +1,360 @@
+"""Shared pieces of the benchmarks: a counting SMTP sink, a store with members, the App.
+
+- ``CountingSink`` is an aiosmtpd server in its own *process* (so its CPU does not compete for
+  this process's GIL, and its memory is not in this process's peak RSS). It stores nothing: it
+  counts accepted messages and their bytes, and sets an event when a target count is reached.
+  The same sink serves the floor and Commonroom.
+- ``populate`` builds the store in a child process (so set-up memory is not counted either): the
+  schema through Alembic, one list, and N members bulk-inserted with SQLAlchemy core
+  ``insert()`` executemany in chunks (not ``add_member`` in a loop, which would take minutes).
+- ``AppRunner`` runs ``listserv.serve.App`` in a background thread with its own event loop, in
+  this process, as the tests' harness does; a DNS double answers the DMARC lookups (NXDOMAIN)
+  so the benchmarks never wait on a real resolver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import multiprocessing as mp
+import os
+import resource
+import smtplib
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as MpEvent
+from pathlib import Path
+from typing import Any
+
+DOMAIN = "lists.example.org"
+LIST = "bench"
+CHUNK = 5000  # rows per executemany in the set-up
+
+_CTX = mp.get_context("spawn")
+
+
+def quiet_logging() -> None:
+    """Root logger at WARNING: per-message INFO logs must not dominate the figures."""
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger().setLevel(logging.WARNING)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU time of a process (all its threads) so far; this one by default."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"nproc={os.cpu_count()} cpu={model!r}"
+
+
+def member_email(i: int) -> str:
+    return f"member{i:06d}@council{i % 97}.example"
+
+
+def verp(i: int) -> str:
+    return f"{LIST}-bounces+{member_email(i).replace('@', '=')}@{DOMAIN}"
+
+
+# --- the counting sink ---------------------------------------------------------------------
+
+
+class CountingSink:
+    """An aiosmtpd sink in a child process that only counts (messages and bytes)."""
+
+    def __init__(self) -> None:
+        self.count = _CTX.RawValue(ctypes.c_longlong, 0)
+        self.nbytes = _CTX.RawValue(ctypes.c_longlong, 0)
+        self.target = _CTX.RawValue(ctypes.c_longlong, 0)
+        self.done: MpEvent = _CTX.Event()
+        parent, child = _CTX.Pipe()
+        self._proc = _CTX.Process(target=_sink_main, name="counting-sink", daemon=True,
+                                  args=(child, self.count, self.nbytes, self.target, self.done))
+        self._proc.start()
+        if not parent.poll(30):
+            raise RuntimeError("the counting sink did not start")
+        self.port: int = parent.recv()
+        self.host = "127.0.0.1"
+
+    def cpu_seconds(self) -> float:
+        assert self._proc.pid is not None
+        return cpu_seconds(self._proc.pid)
+
+    def expect(self, n: int) -> None:
+        """Start a new run (only while no mail is arriving): zero the counters, aim at ``n``."""
+        self.done.clear()
+        self.count.value = 0
+        self.nbytes.value = 0
+        self.target.value = n
+
+    def wait(self, timeout: float) -> bool:
+        return self.done.wait(timeout)
+
+    def stop(self) -> None:
+        if self._proc.is_alive():
+            self._proc.terminate()
+        self._proc.join(10)
+
+
+class _CountingHandler:
+    def __init__(self, count: ctypes.c_longlong, nbytes: ctypes.c_longlong,
+                 target: ctypes.c_longlong, done: MpEvent) -> None:
+        self.count, self.nbytes, self.target, self.done = count, nbytes, target, done
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.count.value += 1
+        self.nbytes.value += len(envelope.original_content or b"")
+        if self.count.value >= self.target.value > 0:
+            self.done.set()
+        return "250 2.0.0 OK"
+
+
+def _sink_main(conn: Connection, count: ctypes.c_longlong, nbytes: ctypes.c_longlong,
+               target: ctypes.c_longlong, done: MpEvent) -> None:
+    quiet_logging()
+    from aiosmtpd.smtp import SMTP
+
+    handler = _CountingHandler(count, nbytes, target, done)
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: SMTP(handler, hostname="sink.example", ident="bench-sink",
+                         enable_SMTPUTF8=True),
+            host="127.0.0.1", port=0)
+        conn.send(server.sockets[0].getsockname()[1])
+        await asyncio.Event().wait()  # until terminated
+
+    asyncio.run(serve())
+
+
+# --- the store -----------------------------------------------------------------------------
+
+
+@contextmanager
+def fresh_database(db: str) -> Iterator[str]:
+    """A fresh, empty database URL: a SQLite file in a temp dir, or a throw-away database
+    created on the PostgreSQL server that ``db`` points at (dropped afterwards)."""
+    if db == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="commonroom-bench-") as tmp:
+            yield f"sqlite:///{Path(tmp) / 'commonroom.db'}"
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    from listserv.store import engine_url
+
+    name = f"commonroom_bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(engine_url(db), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield db.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def populate(url: str, members: int) -> float:
+    """Schema, one list, ``members`` "each post" members; in a child process. Returns seconds."""
+    started = time.perf_counter()
+    proc = _CTX.Process(target=_populate_main, args=(url, members), name="bench-setup")
+    proc.start()
+    proc.join()
+    if proc.exitcode != 0:
+        raise RuntimeError(f"set-up failed (exit code {proc.exitcode})")
+    return time.perf_counter() - started
+
+
+def _populate_main(url: str, members: int) -> None:
+    quiet_logging()
+    from sqlalchemy import Table, insert, text
+
+    from listserv.models import (
+        Address,
+        DeliveryMode,
+        MailingList,
+        Person,
+        PersonKind,
+        Role,
+        Subscription,
+        utcnow,
+    )
+    from listserv.store import Store
+
+    person: Table = Person.__table__  # type: ignore[attr-defined]
+    address: Table = Address.__table__  # type: ignore[attr-defined]
+    subscription: Table = Subscription.__table__  # type: ignore[attr-defined]
+
+    store = Store(url)
+    store.upgrade()
+    now = utcnow()
+    with store.session() as s:
+        # No per-sender rate limit: the ingest benchmark sends thousands of posts per hour per member.
+        ml = MailingList(name=LIST, description="Benchmark list", max_posts_per_hour=0)
+        s.add(ml)
+        s.flush()
+        list_id = ml.id
+    for start in range(1, members + 1, CHUNK):
+        ids = range(start, min(start + CHUNK, members + 1))
+        with store.engine.begin() as conn:
+            conn.execute(insert(person), [
+                {"id": i, "display_name": f"Member {i}", "organisation": "Some Council",
+                 "kind": PersonKind.MEMBER.value, "created_at": now} for i in ids])
+            conn.execute(insert(address), [
+                {"id": i, "email": member_email(i), "person_id": i, "verified_at": now}
+                for i in ids])
+            conn.execute(insert(subscription), [
+                {"id": i, "list_id": list_id, "address_id": i, "role": Role.MEMBER.value,
+                 "delivery_mode": DeliveryMode.EACH.value, "moderation": "", "created_at": now}
+                for i in ids])
+    if store.is_postgres:  # explicit ids leave the sequences behind
+        with store.engine.begin() as conn:
+            for table in ("person", "address", "subscription"):
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                  f"(SELECT coalesce(max(id), 1) FROM {table}))"))
+    store.dispose()
+
+
+def write_config(folder: Path, url: str, sink_port: int, connections: int) -> Path:
+    path = folder / "commonroom.toml"
+    path.write_text("\n".join([
+        "[server]", f'domain = "{DOMAIN}"', "smtp_port = 8025",
+        'web_base_url = "https://lists.example.org"',
+        "[database]", f'url = "{url}"',
+        "[delivery]", f'smarthost = "127.0.0.1:{sink_port}"', f"connections = {connections}",
+        'maildir = "var/outbox"', "dmarc_timeout = 1.0",
+    ]) + "\n", encoding="utf-8")
+    return path
+
+
+# --- messages ------------------------------------------------------------------------------
+
+_PARAGRAPH = ("We moved our staff e-learning to a cloud tool last spring and the council's "
+              "digital team wrote up what worked, what did not, and what we would do again. "
+              "The short version: start with the people who already run training, not the "
+              "procurement rules; pilot with one service; publish the guidance openly.\n")
+
+
+def body_text(size: int) -> str:
+    text = ""
+    while len(text) < size:
+        text += _PARAGRAPH
+    return text[:size].rstrip() + "\n"
+
+
+def post_bytes(sender: str, subject: str, message_id: str, body_size: int = 3000,
+               in_reply_to: str | None = None) -> bytes:
+    lines = [f"From: Member <{sender}>", f"To: {LIST}@{DOMAIN}", f"Subject: {subject}",
+             "Date: Wed, 25 Nov 2026 10:00:00 +0000", f"Message-ID: <{message_id}>",
+             "MIME-Version: 1.0", "Content-Type: text/plain; charset=us-ascii"]
+    if in_reply_to:
+        lines += [f"In-Reply-To: <{in_reply_to}>", f"References: <{in_reply_to}>"]
+    text = "\r\n".join(lines) + "\r\n\r\n" + body_text(body_size).replace("\n", "\r\n")
+    return text.encode()
+
+
+# --- the App in a background thread --------------------------------------------------------
+
+
+class AppRunner:
+    """``listserv.serve.App`` on a free loopback port, in a thread with its own loop."""
+
+    def __init__(self, config_path: Path, url: str) -> None:
+        self.config_path = config_path
+        self.url = url
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="app-loop",
+                                        daemon=True)
+        self.app: Any = None
+        self.store: Any = None
+        self._dns: asyncio.BaseTransport | None = None
+
+    def call(self, coro: Any, timeout: float = 60.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self) -> AppRunner:
+        self._thread.start()
+        self.call(self._start())
+        return self
+
+    async def _start(self) -> None:
+        from listserv.config import load, with_overrides
+        from listserv.serve import App
+        from listserv.store import Store
+        from tests.dnsdouble import DnsDouble
+
+        loop = asyncio.get_running_loop()
+        self._dns, _ = await loop.create_datagram_endpoint(lambda: DnsDouble({}),
+                                                           local_addr=("127.0.0.1", 0))
+        host, port = self._dns.get_extra_info("sockname")[:2]
+        cfg = with_overrides(load(self.config_path, env={}),
+                             delivery={"dmarc_nameservers": f"{host}:{port}"})
+        self.store = Store(self.url)
+        self.app = App(cfg, self.store, smtp_port=0)
+        await self.app.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.app.port)
+
+    def stop(self) -> None:
+        try:
+            if self.app is not None:
+                self.call(self.app.stop())
+        finally:
+            if self._dns is not None:
+                self.loop.call_soon_threadsafe(self._dns.close)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.loop.close()
+            if self.store is not None:
+                self.store.dispose()
+
+
+def send_post(port: int, sender: str, raw: bytes) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:
+        client.sendmail(sender, [f"{LIST}@{DOMAIN}"], raw)
+
+
+def wait_or_progress(sink: CountingSink, timeout: float, label: str,
+                     report: Callable[[str], None] = print) -> bool:
+    """Wait for the sink's target, printing progress every 10 s; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        if sink.wait(min(10.0, left)):
+            return True
+        report(f"  {label}: {sink.count.value} of {sink.target.value} received so far")

@@ -1,0 +1,230 @@
+"""Fan-out benchmark: one post to a list of N "each post" members, against a floor.
+
+    cd /work/main && PYTHONPATH=. /tmp/probe/bin/python bench/fanout.py --members 10000
+    PYTHONPATH=. /tmp/probe/bin/python bench/fanout.py --memory-sweep
+
+Commonroom: a fresh store (SQLite in a temp dir, or a throw-away database on the PostgreSQL
+server given by ``--db``) with one list of N members (bulk-inserted with SQLAlchemy core, in a
+child process), the counting sink as smarthost, and ``App`` in this process with ``connections``
+delivery connections. One ~3 KB post is sent with smtplib; the clock runs from the 250 until the
+sink has accepted all N deliveries.
+
+Floor: the same N personalised messages, of the same size as Commonroom's (measured at the sink),
+sent straight with aiosmtplib to the same sink over the same number of connections (one
+connection per task, reused; MAIL, RCPT, DATA per message, as Commonroom's transport does).
+
+Peak RSS is this process's (``ru_maxrss``): it holds the App, and the floor's sender, but not the
+sink or the set-up, which run in child processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import itertools
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosmtplib
+
+from bench.common import (
+    DOMAIN,
+    LIST,
+    AppRunner,
+    CountingSink,
+    cpu_seconds,
+    current_rss_mb,
+    fresh_database,
+    machine,
+    member_email,
+    peak_rss_mb,
+    populate,
+    post_bytes,
+    quiet_logging,
+    send_post,
+    verp,
+    wait_or_progress,
+    write_config,
+)
+
+SWEEP = (1_000, 10_000, 100_000)
+
+
+@dataclass(frozen=True)
+class CommonroomRun:
+    accept_seconds: float  # smtplib send until the 250 (includes the fan-out INSERT ... SELECT)
+    seconds: float  # the 250 until the sink has all N
+    written_back_seconds: float  # the 250 until no outbox row is due or sending
+    message_bytes: int  # average size of one delivered message, as the sink saw it
+    rss_before_mb: float
+    sent_rows: int
+    app_cpu: float  # CPU seconds of this process (the App) from the send to the last delivery
+    sink_cpu: float  # CPU seconds of the sink in the same time
+
+
+def run_commonroom(url: str, members: int, connections: int, sink: CountingSink,
+                   folder: Path, timeout: float) -> CommonroomRun:
+    from sqlalchemy import func, select
+
+    from listserv.models import Outbox
+
+    runner = AppRunner(write_config(folder, url, sink.port, connections), url).start()
+    try:
+        rss_before = current_rss_mb()
+        sink.expect(members)
+        raw = post_bytes(member_email(1), "What we learnt moving training to the cloud",
+                         f"fanout-{time.time_ns()}@council1.example")
+        cpu0, sink_cpu0 = cpu_seconds(), sink.cpu_seconds()
+        started = time.perf_counter()
+        send_post(runner.port, member_email(1), raw)
+        accepted = time.perf_counter()
+        if not wait_or_progress(sink, timeout, "commonroom"):
+            raise SystemExit(f"timed out: the sink got {sink.count.value} of {members}")
+        finished = time.perf_counter()
+        cpu1, sink_cpu1 = cpu_seconds(), sink.cpu_seconds()
+        runner.call(runner.app.worker.drain(timeout), timeout + 5)
+        written = time.perf_counter()
+        with runner.store.engine.connect() as conn:
+            sent = conn.execute(select(func.count()).select_from(Outbox).where(
+                Outbox.state == "sent")).scalar_one()  # type: ignore[arg-type]
+        return CommonroomRun(accept_seconds=accepted - started, seconds=finished - accepted,
+                             written_back_seconds=written - accepted,
+                             message_bytes=round(sink.nbytes.value / max(sink.count.value, 1)),
+                             rss_before_mb=rss_before, sent_rows=int(sent),
+                             app_cpu=cpu1 - cpu0, sink_cpu=sink_cpu1 - sink_cpu0)
+    finally:
+        runner.stop()
+
+
+def floor_message(i: int, body: bytes) -> bytes:
+    mac = hmac.new(b"bench-secret", member_email(i).encode(), hashlib.sha256).hexdigest()[:24]
+    personal = (f"List-Unsubscribe: <https://{DOMAIN}/lists/{LIST}/unsubscribe/{mac}>,\r\n"
+                f" <mailto:{LIST}-leave@{DOMAIN}>\r\n"
+                "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n").encode()
+    return personal + body
+
+
+def floor_body(size: int) -> bytes:
+    """Headers and body such that ``floor_message`` is ``size`` bytes long."""
+    head = (f"From: Member <{member_email(1)}>\r\nTo: {LIST}@{DOMAIN}\r\n"
+            "Subject: [bench] What we learnt moving training to the cloud\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n").encode()
+    fill = size - len(floor_message(1, head)) - 2
+    line = b"x" * 74 + b"\r\n"
+    text = (line * (max(fill, 0) // len(line) + 1))[:max(fill, 0)]
+    return head + text + b"\r\n"
+
+
+async def run_floor(host: str, port: int, members: int, connections: int, size: int,
+                    sink: CountingSink, timeout: float) -> tuple[float, float, float]:
+    """Seconds, and CPU seconds of this process and of the sink, for the floor."""
+    body = floor_body(size)
+    numbers = itertools.count(1)
+
+    async def sender() -> None:
+        smtp = aiosmtplib.SMTP(hostname=host, port=port, timeout=30,
+                               local_hostname="localhost", start_tls=False)
+        await smtp.connect()
+        await smtp.ehlo()
+        while (i := next(numbers)) <= members:
+            await smtp.mail(verp(i))
+            await smtp.rcpt(member_email(i))
+            await smtp.data(floor_message(i, body))
+        await smtp.quit()
+
+    sink.expect(members)
+    cpu0, sink_cpu0 = cpu_seconds(), sink.cpu_seconds()
+    started = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(connections)))
+    if not await asyncio.to_thread(sink.wait, timeout):
+        raise SystemExit(f"floor timed out: the sink got {sink.count.value} of {members}")
+    return (time.perf_counter() - started, cpu_seconds() - cpu0,
+            sink.cpu_seconds() - sink_cpu0)
+
+
+def one_run(members: int, connections: int, db: str, floor: bool) -> None:
+    print(f"fan-out of one post to {members:,} members, {connections} connections, "
+          f"db={'sqlite' if db == 'sqlite' else 'postgresql'}; {machine()}")
+    timeout = max(120.0, members / 100)
+    sink = CountingSink()
+    try:
+        with fresh_database(db) as url, tempfile.TemporaryDirectory() as folder:
+            setup = populate(url, members)
+            print(f"  set-up (schema, list, {members:,} members, bulk insert): {setup:.1f} s")
+            run = run_commonroom(url, members, connections, sink, Path(folder), timeout)
+        peak_app = peak_rss_mb()
+        rate = members / run.seconds
+        print(f"  commonroom: 250 after {run.accept_seconds * 1000:.0f} ms; all {members:,} at "
+              f"the sink {run.seconds:.2f} s after the 250 ({rate:,.0f} msg/s); outbox written "
+              f"back after {run.written_back_seconds:.2f} s; {run.sent_rows:,} rows sent; "
+              f"{run.message_bytes:,} bytes per message")
+        print(f"  CPU during the fan-out: App process {run.app_cpu:.1f} s, sink {run.sink_cpu:.1f} s")
+        print(f"  memory: RSS {run.rss_before_mb:.0f} MB with the App idle, peak "
+              f"{peak_app:.0f} MB after the fan-out")
+        floor_seconds = float("nan")
+        if floor:
+            floor_seconds, cpu, sink_cpu = asyncio.run(run_floor(
+                sink.host, sink.port, members, connections, run.message_bytes, sink, timeout))
+            print(f"  floor: {members:,} messages of {run.message_bytes:,} bytes straight "
+                  f"with aiosmtplib in {floor_seconds:.2f} s ({members / floor_seconds:,.0f} "
+                  f"msg/s); CPU: sender {cpu:.1f} s, sink {sink_cpu:.1f} s")
+    finally:
+        sink.stop()
+    ratio = run.seconds / floor_seconds
+    print(f"  ratio commonroom/floor: {ratio:.2f} (goal: at most 2)")
+    print(f"fanout members={members} seconds={run.seconds:.2f} floor_seconds={floor_seconds:.2f} "
+          f"ratio={ratio:.2f} peak_rss_mb={peak_rss_mb():.0f}")
+
+
+LINE = re.compile(r"^fanout members=(\d+) seconds=(\S+) floor_seconds=(\S+) ratio=(\S+) "
+                  r"peak_rss_mb=(\S+)$", re.MULTILINE)
+
+
+def memory_sweep(connections: int, db: str) -> None:
+    print(f"memory sweep: one post to {', '.join(f'{n:,}' for n in SWEEP)} members, each in a "
+          f"fresh process; {machine()}")
+    peaks: list[str] = []
+    for n in SWEEP:
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--members", str(n),
+             "--connections", str(connections), "--db", db],
+            capture_output=True, text=True, check=False)
+        match = LINE.search(proc.stdout)
+        if proc.returncode != 0 or match is None:
+            print(proc.stdout + proc.stderr)
+            raise SystemExit(f"the run with {n:,} members failed")
+        _, seconds, floor_s, ratio, rss = match.groups()
+        peaks.append(rss)
+        print(f"  {n:>7,} members: peak RSS {rss:>4} MB; {seconds} s (floor {floor_s} s, "
+              f"ratio {ratio})")
+    print(f"fanout-memory members={','.join(map(str, SWEEP))} peak_rss_mb={','.join(peaks)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--members", type=int, default=10_000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--db", default="sqlite",
+                        help="'sqlite' (a temp file) or a postgresql:// URL of a server on "
+                             "which a throw-away database is created")
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor")
+    parser.add_argument("--memory-sweep", action="store_true",
+                        help=f"run {', '.join(map(str, SWEEP))} members, each in a fresh "
+                             "process, and print the peak RSS of each")
+    args = parser.parse_args()
+    quiet_logging()
+    if args.memory_sweep:
+        memory_sweep(args.connections, args.db)
+    else:
+        one_run(args.members, args.connections, args.db, not args.no_floor)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Ingest benchmark: many posts from concurrent SMTP clients to a small list.
+
+    cd /work/main && PYTHONPATH=. /tmp/probe/bin/python bench/ingest.py --posts 2000 --clients 8
+
+A fresh SQLite store (or a throw-away database on the PostgreSQL server given by ``--db``) with a
+10-member list, the counting sink as smarthost, ``App`` in this process. ``--clients`` threads
+each open one smtplib connection and reuse it, sending ~3 KB posts (a third of them replies, so
+threading has work to do) until ``--posts`` have been answered 250. The first figure is the time
+until every post is accepted (each 250 means stored, threaded and fanned out, committed); the
+second is the time until every delivery (posts x members) has reached the sink.
+
+The client threads share this process (and its GIL) with the App: the figures are for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import smtplib
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.common import (
+    DOMAIN,
+    LIST,
+    AppRunner,
+    CountingSink,
+    cpu_seconds,
+    fresh_database,
+    machine,
+    member_email,
+    peak_rss_mb,
+    populate,
+    post_bytes,
+    quiet_logging,
+    wait_or_progress,
+    write_config,
+)
+
+MEMBERS = 10
+
+
+@dataclass
+class Clients:
+    """The shared work counter and what the client threads saw."""
+
+    posts: int
+    run_id: str
+    _next: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def take(self) -> int | None:
+        with self._lock:
+            if self._next >= self.posts:
+                return None
+            self._next += 1
+            return self._next
+
+    def message(self, i: int) -> tuple[str, bytes]:
+        sender = member_email(i % MEMBERS + 1)
+        msgid = f"ingest-{self.run_id}-{i}@council.example"
+        if i % 3 == 0:  # a reply to the post three before it
+            parent = f"ingest-{self.run_id}-{i - 2}@council.example"
+            return sender, post_bytes(sender, f"Re: Topic {i - 2}", msgid, in_reply_to=parent)
+        return sender, post_bytes(sender, f"Topic {i}", msgid)
+
+    def run(self, port: int) -> None:
+        client = smtplib.SMTP("127.0.0.1", port, timeout=120)
+        try:
+            while (i := self.take()) is not None:
+                sender, raw = self.message(i)
+                started = time.perf_counter()
+                try:
+                    client.sendmail(sender, [f"{LIST}@{DOMAIN}"], raw)
+                except smtplib.SMTPException as e:
+                    with self._lock:
+                        self.errors.append(f"post {i}: {e}")
+                    if not isinstance(e, smtplib.SMTPResponseException):
+                        client = smtplib.SMTP("127.0.0.1", port, timeout=120)
+                    continue
+                elapsed = time.perf_counter() - started
+                with self._lock:
+                    self.latencies.append(elapsed)
+        finally:
+            try:
+                client.quit()
+            except smtplib.SMTPException:
+                client.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--posts", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=4,
+                        help="delivery connections from Commonroom to the sink")
+    parser.add_argument("--db", default="sqlite",
+                        help="'sqlite' (a temp file) or a postgresql:// URL of a server on "
+                             "which a throw-away database is created")
+    args = parser.parse_args()
+    quiet_logging()
+    deliveries = args.posts * MEMBERS
+    timeout = max(300.0, deliveries / 50)
+    print(f"ingest: {args.posts:,} posts from {args.clients} concurrent smtplib clients to a "
+          f"{MEMBERS}-member list; db={'sqlite' if args.db == 'sqlite' else 'postgresql'}; "
+          f"{machine()}")
+    sink = CountingSink()
+    try:
+        with fresh_database(args.db) as url, tempfile.TemporaryDirectory() as folder:
+            populate(url, MEMBERS)
+            config = write_config(Path(folder), url, sink.port, args.connections)
+            runner = AppRunner(config, url).start()
+            try:
+                clients = Clients(args.posts, str(time.time_ns()))
+                threads = [threading.Thread(target=clients.run, args=(runner.port,),
+                                            name=f"client-{n}") for n in range(args.clients)]
+                sink.expect(deliveries)
+                cpu0, sink_cpu0 = cpu_seconds(), sink.cpu_seconds()
+                started = time.perf_counter()
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                accepted = time.perf_counter() - started
+                cpu_accept = cpu_seconds() - cpu0
+                if clients.errors:
+                    print(f"  {len(clients.errors)} posts refused, e.g. {clients.errors[0]}")
+                    raise SystemExit(1)
+                if not wait_or_progress(sink, timeout, "deliveries"):
+                    raise SystemExit(f"timed out: the sink got {sink.count.value} of "
+                                     f"{deliveries}")
+                delivered = time.perf_counter() - started
+                cpu_all, sink_cpu = cpu_seconds() - cpu0, sink.cpu_seconds() - sink_cpu0
+            finally:
+                runner.stop()
+    finally:
+        sink.stop()
+    rate = args.posts / accepted
+    print(f"  accepted: all {args.posts:,} posts answered 250 in {accepted:.2f} s "
+          f"({rate:,.0f} posts/s); per post p50 {percentile(clients.latencies, 0.5) * 1000:.0f} "
+          f"ms, p99 {percentile(clients.latencies, 0.99) * 1000:.0f} ms")
+    print(f"  delivered: all {deliveries:,} deliveries at the sink {delivered:.2f} s after the "
+          f"first post ({deliveries / delivered:,.0f} msg/s)")
+    print(f"  CPU: this process (App + clients) {cpu_accept:.1f} s until accepted, {cpu_all:.1f} "
+          f"s in all; sink {sink_cpu:.1f} s; peak RSS {peak_rss_mb():.0f} MB")
+    print(f"ingest posts={args.posts} seconds={accepted:.2f} posts_per_s={rate:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The scheduled jobs. The job store keeps references to these functions by name; each reaches
+the running process's store and configuration through ``CONTEXT``, set by the scheduler."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from listserv import moderation
+from listserv.config import Config
+from listserv.models import utcnow
+from listserv.store import Store
+
+log = logging.getLogger("commonroom.jobs")
+
+Wake = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Context:
+    store: Store
+    cfg: Config
+    wake_outbox: Wake
+
+
+CONTEXT: Context | None = None
+
+
+def _context() -> Context:
+    if CONTEXT is None:
+        raise RuntimeError("scheduled jobs run inside 'commonroom serve' (no scheduler context)")
+    return CONTEXT
+
+
+def scheduled_digest(list_name: str) -> None:
+    """The weekly digest of one list, for the period that ended at the latest scheduled time."""
+    from digests import send  # the job store imports this module early; keep start-up light
+
+    ctx = _context()
+    outcome = send.send_scheduled(ctx.store, ctx.cfg, list_name, now=utcnow())
+    log.info("digest of %s: %s", list_name, outcome.message, extra={"list": list_name})
+    if outcome.queued:
+        ctx.wake_outbox()
+
+
+def moderation_sweep() -> None:
+    ctx = _context()
+    with ctx.store.session() as s:
+        reminded, expired = moderation.sweep(s, ctx.cfg)
+    if reminded or expired:
+        log.info("moderation sweep: reminded %d, expired %d", reminded, expired)
+        ctx.wake_outbox()

@@ -1,0 +1,185 @@
+"""The scheduler inside ``commonroom serve``: APScheduler 3 with its jobs in the store.
+
+- Jobs live in the ``apscheduler_jobs`` table of the same database (SQLAlchemyJobStore), so they
+  survive restarts. Every job coalesces and has a misfire grace time: a run missed while the
+  server was down happens once when it comes back (within the grace), never several times.
+- With several ``serve`` processes on PostgreSQL, only the one holding a session-level advisory
+  lock runs the scheduler; the others retry every ``LEADER_RETRY`` seconds, so when the holder
+  dies (its connection closes and the lock with it) another takes over. SQLite is one process.
+- Job functions are referred to by name (``digests.jobs:…``) because the job store pickles
+  references, not closures; they reach the store and configuration through ``jobs.CONTEXT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from sqlalchemy import Connection, text
+from sqlmodel import select
+
+from digests import jobs, periods
+from listserv.config import Config
+from listserv.models import MailingList
+from listserv.store import Store
+
+log = logging.getLogger("commonroom.scheduler")
+
+LOCK_CLASS = 0x53434844  # "SCHD": the two-key advisory lock space, apart from the outbox's
+LEADER_RETRY = 10.0  # seconds between tries to become the scheduling process
+SYNC_SECONDS = 60.0  # how often list schedules are re-read (a changed schedule applies soon)
+DIGEST_GRACE = 3 * 24 * 3600  # a digest missed by up to three days still goes out, once
+SWEEP_SECONDS = 60  # held-post reminders and expiry
+
+DIGEST_PREFIX = "digest:"
+SWEEP_JOB = "moderation-sweep"
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    id: str
+    name: str
+    next_run: datetime | None
+    trigger: str
+
+
+def job_defaults() -> dict[str, object]:
+    return {"coalesce": True, "max_instances": 1, "misfire_grace_time": DIGEST_GRACE}
+
+
+def sync_jobs(scheduler: BaseScheduler, store: Store) -> None:
+    """Make the stored jobs match the lists: one digest job per list, with its schedule.
+
+    A job whose trigger is unchanged is left alone, so its next run time (and any missed run
+    that is due) survives; a changed schedule is rescheduled; jobs of deleted lists go.
+    """
+    with store.session() as s:
+        wanted = {f"{DIGEST_PREFIX}{ml.name}": ml for ml in s.exec(select(MailingList)).all()}
+    for job in scheduler.get_jobs():
+        if job.id.startswith(DIGEST_PREFIX) and job.id not in wanted:
+            scheduler.remove_job(job.id)
+    for job_id, ml in wanted.items():
+        try:
+            trig = periods.trigger(ml.digest_schedule, ml.timezone)
+        except periods.ScheduleProblem as e:
+            log.error("digest schedule of %s is unusable: %s", ml.name, e, extra={"list": ml.name})
+            continue
+        job = scheduler.get_job(job_id)
+        if job is None:
+            scheduler.add_job(f"{jobs.__name__}:scheduled_digest", trig, args=[ml.name],
+                              id=job_id, name=f"weekly digest of {ml.name}")
+        elif str(job.trigger) != str(trig) or str(job.trigger.timezone) != str(trig.timezone):
+            scheduler.reschedule_job(job_id, trigger=trig)
+    if scheduler.get_job(SWEEP_JOB) is None:
+        scheduler.add_job(f"{jobs.__name__}:moderation_sweep", "interval", seconds=SWEEP_SECONDS,
+                          id=SWEEP_JOB, name="held-post reminders and expiry",
+                          misfire_grace_time=SWEEP_SECONDS)
+
+
+def stored_jobs(store: Store) -> list[JobInfo]:
+    """The jobs as stored, without running anything (for ``commonroom jobs list``)."""
+    jobstore = SQLAlchemyJobStore(engine=store.engine)
+    jobstore.start(None, "default")  # creates the table if missing
+    return [JobInfo(j.id, j.name, j.next_run_time, str(j.trigger))
+            for j in jobstore.get_all_jobs()]
+
+
+class Scheduler:
+    """Runs the jobs in this process while it holds the leader lock (always, on SQLite)."""
+
+    def __init__(self, store: Store, cfg: Config, *, wake_outbox: jobs.Wake) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.wake_outbox = wake_outbox
+        self.scheduler: AsyncIOScheduler | None = None
+        self._lock_conn: Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def leading(self) -> bool:
+        return self.scheduler is not None
+
+    async def start(self) -> None:
+        jobs.CONTEXT = jobs.Context(self.store, self.cfg, self.wake_outbox)
+        self._task = asyncio.create_task(self._lead_forever(), name="scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._stop_leading()
+
+    def run_pending_now(self) -> None:
+        """Wake the scheduler to look at due jobs now (tests, and after a sync)."""
+        if self.scheduler is not None:
+            self.scheduler.wakeup()
+
+    async def _lead_forever(self) -> None:
+        while True:
+            try:
+                if self.scheduler is None:
+                    if await asyncio.to_thread(self._take_lock):
+                        await self._start_leading()
+                elif not await asyncio.to_thread(self._still_holding):
+                    log.warning("lost the scheduler lock; another process may take over")
+                    self._stop_leading()
+                if self.scheduler is not None:
+                    await asyncio.to_thread(sync_jobs, self.scheduler, self.store)
+            except Exception:
+                log.exception("scheduler upkeep failed; retrying")
+            await asyncio.sleep(SYNC_SECONDS if self.scheduler is not None else LEADER_RETRY)
+
+    async def _start_leading(self) -> None:
+        scheduler = AsyncIOScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=self.store.engine)},
+            job_defaults=job_defaults(), timezone="UTC")
+        await asyncio.to_thread(sync_jobs, scheduler, self.store)  # added while not running:
+        scheduler.start()  # missed runs are then found and run once, coalesced
+        self.scheduler = scheduler
+        log.info("scheduler running: %s", ", ".join(j.id for j in scheduler.get_jobs()))
+
+    def _stop_leading(self) -> None:
+        if self.scheduler is not None:
+            with contextlib.suppress(Exception):
+                self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        conn, self._lock_conn = self._lock_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    # --- the leader lock (PostgreSQL) ------------------------------------------------------
+
+    def _take_lock(self) -> bool:
+        if not self.store.is_postgres:
+            return True
+        conn = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:c, 1)"),
+                                {"c": LOCK_CLASS}).scalar())
+        if got:
+            self._lock_conn = conn
+        else:
+            conn.close()
+        return got
+
+    def _still_holding(self) -> bool:
+        if self._lock_conn is None:
+            return not self.store.is_postgres
+        try:
+            self._lock_conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+
+def describe(job: JobInfo) -> str:
+    when = f"{job.next_run:%Y-%m-%d %H:%M %Z}" if job.next_run else "paused"
+    return f"{job.id}\t{when}\t{job.name}\t{job.trigger}"
+

@@ -1,0 +1,181 @@
+"""Send a list's digest for one period, exactly once.
+
+Invariants:
+- One transaction records the period (unique per list and period end), stores the digest
+  rendered once per format, and queues one outbox row per digest member (INSERT … SELECT, no
+  member passes through Python). A second run for the same period, from a double-fired job or
+  a restart, finds the period recorded (or loses the race on the unique key) and sends nothing.
+- After the commit, delivery is the outbox's: a restart half-way resumes the pending rows and
+  never re-sends the ones already sent.
+- Each member's copy is personalised at send time (``DigestRenderer``) from the stored render.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime, formataddr, make_msgid
+
+from sqlalchemy import exists
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from digests import build, periods, render
+from listserv import links
+from listserv.config import Config
+from listserv.decorate import list_headers
+from listserv.fanout import queue_for_members
+from listserv.lists import find, list_info
+from listserv.models import DeliveryMode, DigestCopy, DigestPeriod, MailingList, Subscription, utcnow
+from listserv.store import Store
+
+log = logging.getLogger("commonroom.digests")
+
+FORMATS = {DeliveryMode.PLAIN: "plain", DeliveryMode.MIME: "mime", DeliveryMode.HTML: "html"}
+CACHE_COPIES = 8
+
+
+class UnknownList(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Outcome:
+    recorded: bool  # a new period was recorded by this call
+    queued: int  # copies queued
+    message: str
+    period_id: int | None = None
+
+
+def send_scheduled(store: Store, cfg: Config, list_name: str, *, now: datetime) -> Outcome:
+    """The digest for the period ending at the schedule's latest time at or before ``now``."""
+    with store.session() as s:
+        ml = _list(s, list_name)
+        end = periods.latest_fire(ml.digest_schedule, ml.timezone, now)
+    if end is None:
+        return Outcome(False, 0, "no scheduled digest time has passed yet")
+    return send_period(store, cfg, list_name, end=end, trigger="schedule")
+
+
+def send_period(store: Store, cfg: Config, list_name: str, *, end: datetime,
+                trigger: str) -> Outcome:
+    try:
+        with store.session() as s:
+            return _send(s, cfg, _list(s, list_name), end, trigger)
+    except IntegrityError:  # another process recorded this period between our check and commit
+        return Outcome(False, 0, f"the digest of {list_name} for the period ending "
+                                 f"{end:%Y-%m-%d %H:%M} UTC was sent by another run")
+
+
+def _list(session: Session, name: str) -> MailingList:
+    ml = find(session, name)
+    if ml is None:
+        raise UnknownList(f"there is no list called '{name}'")
+    return ml
+
+
+def previous_period(session: Session, list_id: int) -> DigestPeriod | None:
+    return session.exec(select(DigestPeriod).where(DigestPeriod.list_id == list_id)
+                        .order_by(col(DigestPeriod.period_end).desc()).limit(1)).first()
+
+
+def _send(session: Session, cfg: Config, ml: MailingList, end: datetime, trigger: str) -> Outcome:
+    assert ml.id is not None
+    previous = previous_period(session, ml.id)
+    if previous is not None and previous.period_end >= end:
+        same = previous.period_end == end
+        return Outcome(False, 0, f"the digest of {ml.name} for the period ending "
+                                 f"{end:%Y-%m-%d %H:%M} UTC was "
+                                 f"{'already sent' if same else 'covered by a later digest'}")
+    start = periods.period_start(previous.period_end if previous else None, end, ml.created_at)
+    volume, number = periods.volume_and_number(
+        (previous.volume, previous.number, previous.period_end) if previous else None, end)
+    digest = build.collect(session, ml, cfg, start, end, volume=volume, number=number)
+    period = DigestPeriod(list_id=ml.id, period_start=start, period_end=end, volume=volume,
+                          number=number, threads=len(digest.threads),
+                          posts=sum(t.new_posts for t in digest.threads), trigger=trigger)
+    session.add(period)
+    session.flush()  # the unique key: a concurrent run for the same period fails here or at commit
+    assert period.id is not None
+    context = {"list": ml.name, "period_id": period.id, "volume": volume, "number": number}
+    if not digest.threads:
+        log.info("digest of %s: no posts since %s, nothing sent", ml.name, start, extra=context)
+        return Outcome(True, 0, f"no posts in {ml.name} since {start:%Y-%m-%d %H:%M} UTC: "
+                                "period recorded, nothing sent", period.id)
+    queued = 0
+    for mode, fmt in FORMATS.items():
+        wanted = session.exec(select(exists().where(
+            col(Subscription.list_id) == ml.id, col(Subscription.delivery_mode) == mode.value))
+        ).one()
+        if not wanted:
+            continue
+        copy = DigestCopy(period_id=period.id, fmt=fmt,
+                          rendered=pickle.dumps(render.render(digest, fmt)))
+        session.add(copy)
+        session.flush()
+        assert copy.id is not None
+        queued += queue_for_members(session, ml, cfg.server.domain, mode, digest_id=copy.id)
+    period.copies = queued
+    session.add(period)
+    log.info("digest of %s vol %d issue %d: %d threads, %d posts, %d copies queued", ml.name,
+             volume, number, period.threads, period.posts, queued, extra=context)
+    return Outcome(True, queued, f"digest of {ml.name} (vol {volume}, issue {number}, "
+                                 f"{period.threads} threads, {period.posts} posts) queued for "
+                                 f"{queued} members", period.id)
+
+
+class DigestRenderer:
+    """``render_digest(copy_id, recipient)`` for the outbox worker: one member's copy."""
+
+    def __init__(self, store: Store, cfg: Config) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.secret = store.secret()
+        self._cache: OrderedDict[int, tuple[render.Rendered, str, dict[str, str]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _load(self, copy_id: int) -> tuple[render.Rendered, str, dict[str, str]]:
+        with self._lock:
+            hit = self._cache.get(copy_id)
+            if hit is not None:
+                return hit
+        with self.store.session() as s:
+            copy = s.get(DigestCopy, copy_id)
+            if copy is None:
+                raise LookupError(f"digest copy {copy_id} is not in the store")
+            period = s.get(DigestPeriod, copy.period_id)
+            assert period is not None
+            ml = s.get(MailingList, period.list_id)
+            assert ml is not None
+            info = list_info(ml, self.cfg)
+            rendered = pickle.loads(copy.rendered)  # our own bytes, written by _send
+            # Like Mailman: from the -request address, replies go to the list.
+            headers = {"From": formataddr((f"{ml.description or ml.name} digest",
+                                           info.address("request"))),
+                       "Reply-To": info.post_address, **list_headers(info)}
+            made = (rendered, ml.name, headers)
+        with self._lock:
+            self._cache[copy_id] = made
+            while len(self._cache) > CACHE_COPIES:
+                self._cache.popitem(last=False)
+        return made
+
+    def __call__(self, copy_id: int, recipient: str) -> bytes:
+        rendered, list_name, headers = self._load(copy_id)
+        base = self.cfg.server.web_base_url
+        member = render.MemberLinks(
+            email=recipient,
+            unsubscribe_url=links.unsubscribe_url(base, self.secret, list_name, recipient),
+            delivery_url=links.delivery_url(base, self.secret, list_name, recipient))
+        leave = f"{list_name}-leave@{self.cfg.server.domain}"
+        personal = {**headers,
+                    "List-Unsubscribe": f"<{member.unsubscribe_url}>, <mailto:{leave}>",
+                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                    "Date": format_datetime(utcnow()),
+                    "Message-ID": make_msgid("digest", domain=self.cfg.server.domain)}
+        return render.personalise(rendered, member, personal)
+

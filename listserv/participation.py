@@ -1,0 +1,81 @@
+"""The participation policy at the door: who it applies to, and what it says about a post.
+
+The decision itself is pure (``listserv.policy``); this module gathers its inputs from the store:
+the author's kind (vendor staff or member) and official flag on the list, the list's public
+sources and word limit, and the texts already posted on the list from a public source (so a
+forward of a press release that was posted before counts as public domain).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from sqlmodel import Session, col, select
+
+from listserv import policy, quotes
+from listserv.message import first_text
+from listserv.models import Address, MailingList, Message, MessageStatus, Person, Subscription, utcnow
+
+# How far back, and how many, earlier public texts a new post is compared with.
+PUBLIC_TEXT_DAYS = 90
+PUBLIC_TEXT_LIMIT = 50
+MIN_PUBLIC_WORDS = 20  # shorter "texts" (a covering line) would match too much
+
+
+def applies_to(session: Session, ml: MailingList, sender: str, sub: Subscription | None) -> bool:
+    """Whether the list's policy covers this sender (vendor staff, official posters, ...)."""
+    if ml.policy_scope == "off" or not sender:
+        return False
+    person = session.exec(select(Person).join(Address, col(Address.person_id) == col(Person.id))
+                          .where(Address.email == sender)).first()
+    kind = person.kind if person is not None else "member"
+    return policy.applies(kind, bool(sub and sub.official), ml.policy_scope)
+
+
+def public_texts(session: Session, ml: MailingList) -> list[str]:
+    """Bodies of recent accepted posts that the policy classed as public domain."""
+    since = utcnow() - timedelta(days=PUBLIC_TEXT_DAYS)
+    raws = session.exec(select(Message.raw).where(
+        Message.list_id == ml.id, Message.status == MessageStatus.ACCEPTED.value,
+        col(Message.received_at) >= since,
+        col(Message.policy).contains(f'"{policy.Case.PUBLIC_DOMAIN.value}"'))
+        .order_by(col(Message.id).desc()).limit(PUBLIC_TEXT_LIMIT)).all()
+    texts: list[str] = []
+    for raw in raws:  # what was public is the forwarded text (a press release), or the post itself
+        body = first_text(raw)
+        forwarded = quotes.forwarded_part(body, quotes=False)
+        texts += [t for t in (forwarded, quotes.own_words(body)) if len(t.split()) >= MIN_PUBLIC_WORDS]
+    return texts
+
+
+def check(session: Session, ml: MailingList, sender: str, sub: Subscription | None,
+          raw: bytes) -> policy.Decision | None:
+    """The policy's decision on a post, or None when the policy does not apply to its author."""
+    if not applies_to(session, ml, sender, sub):
+        return None
+    return policy.classify(first_text(raw), public_sources=policy.parse_sources(ml.public_sources),
+                           word_limit=ml.policy_word_limit,
+                           known_public_texts=public_texts(session, ml))
+
+
+def evidence_json(decision: policy.Decision) -> str:
+    return json.dumps(decision.evidence(), ensure_ascii=False)
+
+
+def describe(evidence: str) -> str:
+    """The stored evidence as lines a moderator reads (the notice and `policy explain`)."""
+    try:
+        data = json.loads(evidence)
+    except ValueError:
+        return evidence
+    links = data.get("links") or []
+    public = set(data.get("public_links") or [])
+    lines = [f"Participation policy: {data.get('case', '?')}: {data.get('reason', '')}",
+             f"  own words: {data.get('own_words', '?')}"]
+    lines += [f"  link: {link}" + ("  (public source)" if link in public else "") for link in links]
+    if not links:
+        lines.append("  links: none")
+    if data.get("quoted_public"):
+        lines.append("  quotes a text already posted from a public source")
+    return "\n".join(lines)
