@@ -1,4 +1,5 @@
-# make run  - set up (venv, install, store with a demo list) and serve SMTP (and later web, scheduler, bot)
+# make run  - set up (venv, install, store with a demo list) and serve SMTP and the scheduler
+#             (and later the web pages and the bot)
 # make test - the same set-up, then lint, type-check and the whole test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -34,9 +35,11 @@ lint: install
 test: init lint
 	$(BIN)/python -m pytest -q
 
+# Figures, not tests: see bench/README.md.
 bench: install
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/fanout.py --members 10000
+	PYTHONPATH=. $(BIN)/python bench/quotes.py
+	PYTHONPATH=. $(BIN)/python bench/ingest.py
+	PYTHONPATH=. $(BIN)/python bench/fanout.py --members 10000
 
 clean:
 	rm -rf $(VENV) var $(CONFIG) .pytest_cache .mypy_cache .ruff_cache *.egg-info

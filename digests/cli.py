@@ -47,7 +47,7 @@ def digest_preview(obj: Ctx, list_name: str, fmt: str, since: str | None,
         assert ml.id is not None
         previous = send.previous_period(s, ml.id)
         start = _when(since) if since else periods.period_start(
-            previous.period_end if previous else None, now, ml.created_at)
+            previous.period_end if previous else None, now)
         volume, number = periods.volume_and_number(
             (previous.volume, previous.number, previous.period_end) if previous else None, now)
         digest = build.collect(s, ml, obj.cfg, start, now, volume=volume, number=number)

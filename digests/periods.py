@@ -57,12 +57,10 @@ def next_fire(schedule: str, tz: str, now: datetime) -> datetime | None:
     return nxt
 
 
-def period_start(previous_end: datetime | None, end: datetime, list_created: datetime) -> datetime:
-    """Where a digest's period starts: the previous digest's end, else a week back (or the
-    list's creation, if later)."""
-    if previous_end is not None:
-        return previous_end
-    return max(end - FIRST_PERIOD, min(list_created, end))
+def period_start(previous_end: datetime | None, end: datetime) -> datetime:
+    """Where a digest's period starts: the previous digest's end, else a week back (posts
+    imported from an old archive are older than that and stay out of the first digest)."""
+    return previous_end if previous_end is not None else end - FIRST_PERIOD
 
 
 def volume_and_number(previous: tuple[int, int, datetime] | None,

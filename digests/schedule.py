@@ -93,13 +93,16 @@ def stored_jobs(store: Store) -> list[JobInfo]:
 class Scheduler:
     """Runs the jobs in this process while it holds the leader lock (always, on SQLite)."""
 
-    def __init__(self, store: Store, cfg: Config, *, wake_outbox: jobs.Wake) -> None:
+    def __init__(self, store: Store, cfg: Config, *, wake_outbox: jobs.Wake,
+                 leader_retry: float = LEADER_RETRY) -> None:
         self.store = store
+        self.leader_retry = leader_retry
         self.cfg = cfg
         self.wake_outbox = wake_outbox
         self.scheduler: AsyncIOScheduler | None = None
         self._lock_conn: Connection | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     @property
     def leading(self) -> bool:
@@ -107,13 +110,14 @@ class Scheduler:
 
     async def start(self) -> None:
         jobs.CONTEXT = jobs.Context(self.store, self.cfg, self.wake_outbox)
+        self._stopping = asyncio.Event()
         self._task = asyncio.create_task(self._lead_forever(), name="scheduler")
 
     async def stop(self) -> None:
+        # Not a cancel: a cancelled to_thread call would finish unseen and leak its connection.
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
         self._stop_leading()
 
     def run_pending_now(self) -> None:
@@ -122,7 +126,7 @@ class Scheduler:
             self.scheduler.wakeup()
 
     async def _lead_forever(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 if self.scheduler is None:
                     if await asyncio.to_thread(self._take_lock):
@@ -134,15 +138,20 @@ class Scheduler:
                     await asyncio.to_thread(sync_jobs, self.scheduler, self.store)
             except Exception:
                 log.exception("scheduler upkeep failed; retrying")
-            await asyncio.sleep(SYNC_SECONDS if self.scheduler is not None else LEADER_RETRY)
+            pause = SYNC_SECONDS if self.scheduler is not None else self.leader_retry
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), pause)
 
     async def _start_leading(self) -> None:
         scheduler = AsyncIOScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=self.store.engine)},
+            jobstores={"default": SQLAlchemyJobStore(engine=self.store.new_engine())},
             job_defaults=job_defaults(), timezone="UTC")
-        await asyncio.to_thread(sync_jobs, scheduler, self.store)  # added while not running:
-        scheduler.start()  # missed runs are then found and run once, coalesced
+        # Started paused: only a started scheduler sees the stored jobs, and the sync must see
+        # them to keep their next run times. Resuming then runs what was missed, once each.
+        scheduler.start(paused=True)
         self.scheduler = scheduler
+        await asyncio.to_thread(sync_jobs, scheduler, self.store)
+        scheduler.resume()
         log.info("scheduler running: %s", ", ".join(j.id for j in scheduler.get_jobs()))
 
     def _stop_leading(self) -> None:
@@ -152,6 +161,8 @@ class Scheduler:
             self.scheduler = None
         conn, self._lock_conn = self._lock_conn, None
         if conn is not None:
+            with contextlib.suppress(Exception):  # a pooled connection keeps session locks
+                conn.execute(text("SELECT pg_advisory_unlock(:c, 1)"), {"c": LOCK_CLASS})
             with contextlib.suppress(Exception):
                 conn.close()
 

@@ -91,7 +91,7 @@ def _send(session: Session, cfg: Config, ml: MailingList, end: datetime, trigger
         return Outcome(False, 0, f"the digest of {ml.name} for the period ending "
                                  f"{end:%Y-%m-%d %H:%M} UTC was "
                                  f"{'already sent' if same else 'covered by a later digest'}")
-    start = periods.period_start(previous.period_end if previous else None, end, ml.created_at)
+    start = periods.period_start(previous.period_end if previous else None, end)
     volume, number = periods.volume_and_number(
         (previous.volume, previous.number, previous.period_end) if previous else None, end)
     digest = build.collect(session, ml, cfg, start, end, volume=volume, number=number)

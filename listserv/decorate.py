@@ -151,7 +151,9 @@ def _add_footer(msg: Message, footer: str) -> Message:
             if key.lower() != "mime-version":
                 inner[key] = value
             del msg[key]
-    inner.set_payload(msg.get_payload())
+    # The payload as parsed, untouched: get_payload() would re-decode 8-bit text with
+    # "replace" (mislabelled charsets become U+FFFD) and the generator could not write it.
+    inner.set_payload(msg._payload if not msg.is_multipart() else msg.get_payload())  # type: ignore[attr-defined]
     for key, value in msg.items():
         outer[key] = value
     outer.attach(inner)

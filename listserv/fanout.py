@@ -56,5 +56,6 @@ def queue_for_members(session: Session, ml: MailingList, domain: str, mode: Deli
     stmt = insert(outbox_t).from_select(
         ["list_id", "message_pk", "digest_id", "recipient", "sender", "state", "attempts",
          "next_attempt_at", "created_at", "last_error"], chosen)
-    result = cast(CursorResult[Any], session.execute(stmt))
+    # rowcount of an INSERT is only kept when asked for (SQLAlchemy 2.x; PostgreSQL gives -1).
+    result = cast(CursorResult[Any], session.execute(stmt.execution_options(preserve_rowcount=True)))
     return int(result.rowcount or 0)

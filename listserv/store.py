@@ -36,6 +36,11 @@ class Store:
         self.url = engine_url(url)
         self.engine: Engine = self._create_engine(self.url)
 
+    def new_engine(self) -> Engine:
+        """A separate engine on the same database, for a component that disposes its own
+        (APScheduler's job store does on shutdown; it must not take the store's with it)."""
+        return self._create_engine(self.url)
+
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"

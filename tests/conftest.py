@@ -1,11 +1,16 @@
-"""Shared fixtures: where the real-world corpus lives."""
+"""Shared fixtures: where the real-world corpus lives, a database per test on each backend,
+and the smarthost double."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.harness import write_config
+from tests.smtpsink import SmtpSink
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,3 +88,18 @@ def store(db_url: str):  # type: ignore[no-untyped-def]
     s.upgrade()
     yield s
     s.dispose()
+
+
+# --- the smarthost double and a configuration that delivers to it --------------------------
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    """An aiosmtpd server on loopback playing the smarthost; it keeps what it receives."""
+    with SmtpSink() as s:
+        yield s
+
+
+@pytest.fixture
+def config_path(tmp_path: Path, db_url: str, sink: SmtpSink) -> Path:
+    """A commonroom.toml for ``db_url`` whose smarthost is ``sink``."""
+    return write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}")

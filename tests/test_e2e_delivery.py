@@ -17,21 +17,10 @@ from sqlmodel import select
 from listserv import config as config_mod
 from listserv.models import Bounce, Outbox
 from listserv.store import Store
-from tests.harness import DOMAIN, Running, mail, make_list, running, wait_until, write_config
+from tests.harness import DOMAIN, Running, mail, make_list, running, wait_until
 from tests.smtpsink import SmtpSink
 
 MEMBERS = ("ann@council.gov.uk", "bob@district.gov.uk", "cat@acme.example")
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as s:
-        yield s
-
-
-@pytest.fixture
-def config_path(tmp_path: Path, db_url: str, sink: SmtpSink) -> Path:
-    return write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from listserv import config as config_mod
 from listserv.models import Message
 from listserv.policy import HOLD_REASON, Case
 from listserv.store import Store
-from tests.harness import DOMAIN, Running, cli, make_list, parse, running, write_config
+from tests.harness import DOMAIN, Running, cli, make_list, parse, running
 from tests.smtpsink import SmtpSink
 from tests.test_policy import DATA, EXPECTED
 
@@ -26,17 +26,6 @@ MOD = "mod@examplecouncil.gov.uk"
 READER = "reader@district.gov.uk"
 SOURCES = "gov.uk/government/news www.examplecouncil.gov.uk/news"
 FIRST = "press_release_forward.eml"  # posted first: quoted_press_release.eml quotes it back
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as s:
-        yield s
-
-
-@pytest.fixture
-def config_path(tmp_path: Path, db_url: str, sink: SmtpSink) -> Path:
-    return write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}")
 
 
 def author(name: str) -> str:

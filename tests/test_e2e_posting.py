@@ -22,23 +22,11 @@ from tests.harness import (
     parse,
     running,
     wait_until,
-    write_config,
 )
 from tests.smtpsink import SmtpSink
 
 MEMBERS = ("ann@council.gov.uk", "bob@district.gov.uk", "cat@acme.example")
 MOD = "mod@council.gov.uk"
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as s:
-        yield s
-
-
-@pytest.fixture
-def config_path(tmp_path: Path, db_url: str, sink: SmtpSink) -> Path:
-    return write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}")
 
 
 @pytest.fixture

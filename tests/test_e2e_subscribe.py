@@ -21,12 +21,6 @@ NEW = "nia@council.gov.uk"
 
 
 @pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as s:
-        yield s
-
-
-@pytest.fixture
 def server(store: Store, tmp_path: Path, db_url: str, sink: SmtpSink) -> Iterator[Running]:
     make_list(store, "demo", moderators=("mod@council.gov.uk",))
     path = write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,6 @@ from listserv.transports import MaildirTransport, Outcome, SmtpTransport
 from tests.smtpsink import DROP, SmtpSink
 
 SENDER = "list-bounces@lists.example.org"
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as s:
-        yield s
 
 
 def payload(recipient: str, size: int = 300) -> bytes:

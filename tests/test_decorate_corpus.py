@@ -1,0 +1,28 @@
+"""Every real post of the fedora-devel month can be decorated for delivery, and a wrapped
+8-bit body (mislabelled charsets included) reaches members byte for byte."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from pathlib import Path
+
+from listserv.decorate import Author, ListInfo, prepare
+from tests.test_threads_corpus import FEDORA, read_mbox
+
+INFO = ListInfo("demo", "lists.example.org", "Demo list", "https://lists.example.org")
+
+
+def test_every_fedora_post_can_be_prepared_for_delivery(corpus: Path) -> None:
+    posts = read_mbox(corpus / FEDORA / "2010-January.txt.gz")
+    wrapped_8bit = 0
+    for post in posts:
+        out = prepare(post.raw, INFO, Author("a@example.org", "Ann"), munge_from=False).for_recipient(
+            "https://lists.example.org/u/x", "demo-leave@lists.example.org")
+        original = email.message_from_bytes(post.raw, policy=email.policy.compat32)
+        if not original.is_multipart() and original.get("Content-Disposition") and \
+                original.get("Content-Transfer-Encoding", "").lower() == "8bit":
+            wrapped_8bit += 1
+            body = original.get_payload(decode=True)
+            assert isinstance(body, bytes) and body.strip() in out.replace(b"\r\n", b"\n"), post.message_id
+    assert wrapped_8bit >= 6  # the posts that crashed delivery before
