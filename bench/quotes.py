@@ -11,6 +11,7 @@ blank lines; F1 over lower-cased word tokens (notes/quote-stripping.md). Run fro
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import time
 from collections import Counter
@@ -20,7 +21,17 @@ from pathlib import Path
 
 from listserv.quotes import own_words, trim, word_tokens
 
-DISCOURSE = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "email_reply_trimmer-discourse"
+
+def _corpus() -> Path:
+    """The shared corpus: $COMMONROOM_CORPUS, ../shared/corpus beside the checkout, or /work's."""
+    for c in (os.environ.get("COMMONROOM_CORPUS", ""),
+              str(Path(__file__).resolve().parents[2] / "shared" / "corpus"), "/work/shared/corpus"):
+        if c and Path(c).is_dir():
+            return Path(c)
+    return Path("/work/shared/corpus")
+
+
+DISCOURSE = _corpus() / "email_reply_trimmer-discourse"
 
 
 def normalise(text: str) -> str:

@@ -135,6 +135,7 @@ class TextPart:
     token_lines: tuple[tuple[int, tuple[str, ...]], ...]
     eightbit: bool
     description: str = ""
+    ascii: bool = False  # every chunk is ASCII (then only the member's values can make it 8bit)
 
 
 @dataclass(frozen=True)
@@ -508,14 +509,21 @@ def _text_part(subtype: str, text: str, tokens: Mapping[str, str], description: 
     eightbit = True
     token_lines: list[tuple[int, tuple[str, ...]]] = []
     for line in text.split("\n"):
-        found = [by_token[m.group()] for m in pattern.finditer(line)]
-        size = len(pattern.sub("", line).encode("utf-8"))
-        if found:
-            token_lines.append((size, tuple(found)))
-        elif size > MAX_LINE:
+        if "%%" in line:  # every token has them: only these lines need the pattern
+            found = [by_token[m.group()] for m in pattern.finditer(line)]
+            size = len(pattern.sub("", line).encode("utf-8"))
+            if found:
+                token_lines.append((size, tuple(found)))
+                continue
+        elif len(line) * 4 <= MAX_LINE:  # a UTF-8 character is at most 4 bytes
+            continue
+        else:
+            size = len(line.encode("utf-8"))
+        if size > MAX_LINE:
             eightbit = False
     return TextPart(subtype=subtype, text=text, tokens=tuple(by_token.items()), chunks=chunks, keys=keys,
-                    token_lines=tuple(token_lines), eightbit=eightbit, description=description)
+                    token_lines=tuple(token_lines), eightbit=eightbit, description=description,
+                    ascii=all(c.isascii() for c in chunks))
 
 
 def _boundary(contents: Iterable[bytes]) -> str:
@@ -538,7 +546,7 @@ def _lf(raw: bytes) -> bytes:
 def render(digest: Digest, fmt: str) -> Rendered:
     """Render ``digest`` as "plain" (RFC 1153 text/plain), "mime" (multipart/mixed holding an
     RFC 2046 multipart/digest of the posts as received) or "html" (multipart/alternative of
-    the RFC 1153 text and an HTML summary). Done once per digest and format."""
+    a text summary and the HTML summary). Done once per digest and format."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown digest format {fmt!r}; expected one of {', '.join(FORMATS)}")
     tokens = _tokens()
@@ -585,7 +593,9 @@ def render(digest: Digest, fmt: str) -> Rendered:
         return Rendered(fmt=fmt, subject=subject, items=tuple(items),
                         text=publish(preamble + "\n" + footer))
 
-    text = _plain_digest(digest, preamble, footer)
+    # The text alternative says what the HTML says (the summary), not every post in full:
+    # readers who want the posts choose the plain or MIME digest.
+    text = preamble + "\n" + footer
     markup = _html(digest, tokens)
     b = _boundary([text.encode(), markup.encode()])
     items = [
@@ -649,25 +659,28 @@ def _substitute(value: str, values: Mapping[str, str]) -> str:
     return value
 
 
-def _part_bytes(part: TextPart, values: Mapping[str, bytes]) -> bytes:
+def _part_pieces(part: TextPart, values: Mapping[str, bytes]) -> list[bytes]:
+    """One member's copy of a text part, as pieces to join once (the body is not copied here:
+    a digest body can be megabytes and every member gets one)."""
     eightbit = part.eightbit and all(
         size + sum(len(values[k]) for k in keys) <= MAX_LINE for size, keys in part.token_lines)
+    pieces: list[bytes]
     if eightbit:
-        body = bytearray(part.chunks[0])
+        pieces = [part.chunks[0]]
         for key, chunk in zip(part.keys, part.chunks[1:], strict=True):
-            body += values[key]
-            body += chunk
-        cte = "7bit" if body.isascii() else "8bit"
+            pieces += (values[key], chunk)
+        ascii_ = part.ascii and all(values[k].isascii() for k in set(part.keys))
+        cte = "7bit" if ascii_ else "8bit"
     else:
         text = part.text
         for tok, ph in part.tokens:
             text = text.replace(tok, values[ph].decode("utf-8"))
-        body = bytearray(base64.encodebytes(text.encode("utf-8")))
+        pieces = [base64.encodebytes(text.encode("utf-8"))]
         cte = "base64"
     head = f'Content-Type: text/{part.subtype}; charset="utf-8"\nContent-Transfer-Encoding: {cte}\n'
     if part.description:
         head += f"Content-Description: {part.description}\n"
-    return head.encode("ascii") + b"\n" + bytes(body)
+    return [head.encode("ascii"), b"\n", *pieces]
 
 
 def personalise(rendered: Rendered, links: MemberLinks, headers: Mapping[str, str]) -> bytes:
@@ -681,23 +694,23 @@ def personalise(rendered: Rendered, links: MemberLinks, headers: Mapping[str, st
     No template is rendered here: the cost is joining bytes.
     """
     raw_values = links.values()
-    out = bytearray()
+    out: list[bytes] = []
     seen: set[str] = set()
     for name, value in headers.items():
         lower = name.lower()
         if lower in _OWNED_HEADERS:
             raise ValueError(f"personalise() writes {name} itself; do not pass it in headers")
         seen.add(lower)
-        out += _header(name, _substitute(value, raw_values))
-    out += _header("To", links.email)
+        out.append(_header(name, _substitute(value, raw_values)))
+    out.append(_header("To", links.email))
     if "subject" not in seen:
-        out += _header("Subject", rendered.subject)
+        out.append(_header("Subject", rendered.subject))
     text_values = {ph: v.encode("utf-8") for ph, v in raw_values.items()}
     html_values = {ph: html.escape(v if ph == MEMBER_EMAIL else safe_url(v), quote=True).encode("utf-8")
                    for ph, v in raw_values.items()}
     for item in rendered.items:
         if isinstance(item, bytes):
-            out += item
+            out.append(item)
         else:
-            out += _part_bytes(item, html_values if item.subtype == "html" else text_values)
-    return bytes(out)
+            out += _part_pieces(item, html_values if item.subtype == "html" else text_values)
+    return b"".join(out)

@@ -1,10 +1,12 @@
 """Send a list's digest for one period, exactly once.
 
 Invariants:
-- One transaction records the period (unique per list and period end), stores the digest
-  rendered once per format, and queues one outbox row per digest member (INSERT … SELECT, no
-  member passes through Python). A second run for the same period, from a double-fired job or
-  a restart, finds the period recorded (or loses the race on the unique key) and sends nothing.
+- The digest is built and rendered in a read-only transaction (no write lock held while that
+  takes seconds); then one short transaction records the period (unique per list and period
+  end), stores the digest rendered once per format, and queues one outbox row per digest
+  member (INSERT … SELECT, no member passes through Python). A second run for the same
+  period, from a double-fired job or a restart, finds the period recorded (or loses the race
+  on the unique key) and sends nothing.
 - After the commit, delivery is the outbox's: a restart half-way resumes the pending rows and
   never re-sends the ones already sent.
 - Each member's copy is personalised at send time (``DigestRenderer``) from the stored render.
@@ -25,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from digests import build, periods, render
+from digests.model import Digest
 from listserv import links
 from listserv.config import Config
 from listserv.decorate import list_headers
@@ -63,9 +66,15 @@ def send_scheduled(store: Store, cfg: Config, list_name: str, *, now: datetime) 
 
 def send_period(store: Store, cfg: Config, list_name: str, *, end: datetime,
                 trigger: str) -> Outcome:
+    # Build and render in a read-only transaction (on SQLite it does not hold the write lock,
+    # so posts keep arriving), then record and queue in a short write transaction.
+    with store.read_session() as s:
+        plan = _plan(s, cfg, _list(s, list_name), end)
+    if isinstance(plan, Outcome):
+        return plan
     try:
         with store.session() as s:
-            return _send(s, cfg, _list(s, list_name), end, trigger)
+            return _record(s, cfg, _list(s, list_name), plan, trigger)
     except IntegrityError:  # another process recorded this period between our check and commit
         return Outcome(False, 0, f"the digest of {list_name} for the period ending "
                                  f"{end:%Y-%m-%d %H:%M} UTC was sent by another run")
@@ -83,38 +92,70 @@ def previous_period(session: Session, list_id: int) -> DigestPeriod | None:
                         .order_by(col(DigestPeriod.period_end).desc()).limit(1)).first()
 
 
-def _send(session: Session, cfg: Config, ml: MailingList, end: datetime, trigger: str) -> Outcome:
+def _modes_wanted(session: Session, list_id: int) -> list[DeliveryMode]:
+    return [mode for mode in FORMATS if session.exec(select(exists().where(
+        col(Subscription.list_id) == list_id, col(Subscription.delivery_mode) == mode.value))).one()]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    previous_id: int | None
+    digest: Digest
+    rendered: dict[DeliveryMode, bytes]  # pickled render.Rendered per format wanted
+
+
+def _already(ml: MailingList, previous: DigestPeriod | None, end: datetime) -> Outcome | None:
+    if previous is None or previous.period_end < end:
+        return None
+    same = previous.period_end == end
+    return Outcome(False, 0, f"the digest of {ml.name} for the period ending "
+                             f"{end:%Y-%m-%d %H:%M} UTC was "
+                             f"{'already sent' if same else 'covered by a later digest'}")
+
+
+def _plan(session: Session, cfg: Config, ml: MailingList, end: datetime) -> _Plan | Outcome:
     assert ml.id is not None
     previous = previous_period(session, ml.id)
-    if previous is not None and previous.period_end >= end:
-        same = previous.period_end == end
-        return Outcome(False, 0, f"the digest of {ml.name} for the period ending "
-                                 f"{end:%Y-%m-%d %H:%M} UTC was "
-                                 f"{'already sent' if same else 'covered by a later digest'}")
+    done = _already(ml, previous, end)
+    if done is not None:
+        return done
     start = periods.period_start(previous.period_end if previous else None, end)
     volume, number = periods.volume_and_number(
         (previous.volume, previous.number, previous.period_end) if previous else None, end)
     digest = build.collect(session, ml, cfg, start, end, volume=volume, number=number)
-    period = DigestPeriod(list_id=ml.id, period_start=start, period_end=end, volume=volume,
-                          number=number, threads=len(digest.threads),
+    rendered = {mode: pickle.dumps(render.render(digest, FORMATS[mode]))
+                for mode in (_modes_wanted(session, ml.id) if digest.threads else [])}
+    return _Plan(previous.id if previous else None, digest, rendered)
+
+
+def _record(session: Session, cfg: Config, ml: MailingList, plan: _Plan, trigger: str) -> Outcome:
+    assert ml.id is not None
+    digest = plan.digest
+    previous = previous_period(session, ml.id)
+    done = _already(ml, previous, digest.period_end)
+    if done is not None:
+        return done
+    if (previous.id if previous else None) != plan.previous_id:  # a digest was sent meanwhile
+        return Outcome(False, 0, f"another digest of {ml.name} was recorded while this one was "
+                                 "built; the next run covers the rest")
+    period = DigestPeriod(list_id=ml.id, period_start=digest.period_start,
+                          period_end=digest.period_end, volume=digest.volume,
+                          number=digest.number, threads=len(digest.threads),
                           posts=sum(t.new_posts for t in digest.threads), trigger=trigger)
     session.add(period)
     session.flush()  # the unique key: a concurrent run for the same period fails here or at commit
     assert period.id is not None
-    context = {"list": ml.name, "period_id": period.id, "volume": volume, "number": number}
+    context = {"list": ml.name, "period_id": period.id, "volume": digest.volume,
+               "number": digest.number}
     if not digest.threads:
-        log.info("digest of %s: no posts since %s, nothing sent", ml.name, start, extra=context)
-        return Outcome(True, 0, f"no posts in {ml.name} since {start:%Y-%m-%d %H:%M} UTC: "
-                                "period recorded, nothing sent", period.id)
+        log.info("digest of %s: no posts since %s, nothing sent", ml.name, digest.period_start,
+                 extra=context)
+        return Outcome(True, 0, f"no posts in {ml.name} since {digest.period_start:%Y-%m-%d %H:%M} "
+                                "UTC: period recorded, nothing sent", period.id)
     queued = 0
-    for mode, fmt in FORMATS.items():
-        wanted = session.exec(select(exists().where(
-            col(Subscription.list_id) == ml.id, col(Subscription.delivery_mode) == mode.value))
-        ).one()
-        if not wanted:
-            continue
-        copy = DigestCopy(period_id=period.id, fmt=fmt,
-                          rendered=pickle.dumps(render.render(digest, fmt)))
+    for mode in _modes_wanted(session, ml.id):  # a member may have switched format meanwhile
+        rendered = plan.rendered.get(mode) or pickle.dumps(render.render(digest, FORMATS[mode]))
+        copy = DigestCopy(period_id=period.id, fmt=FORMATS[mode], rendered=rendered)
         session.add(copy)
         session.flush()
         assert copy.id is not None
@@ -122,10 +163,10 @@ def _send(session: Session, cfg: Config, ml: MailingList, end: datetime, trigger
     period.copies = queued
     session.add(period)
     log.info("digest of %s vol %d issue %d: %d threads, %d posts, %d copies queued", ml.name,
-             volume, number, period.threads, period.posts, queued, extra=context)
-    return Outcome(True, queued, f"digest of {ml.name} (vol {volume}, issue {number}, "
-                                 f"{period.threads} threads, {period.posts} posts) queued for "
-                                 f"{queued} members", period.id)
+             digest.volume, digest.number, period.threads, period.posts, queued, extra=context)
+    return Outcome(True, queued, f"digest of {ml.name} (vol {digest.volume}, issue "
+                                 f"{digest.number}, {period.threads} threads, {period.posts} "
+                                 f"posts) queued for {queued} members", period.id)
 
 
 class DigestRenderer:

@@ -23,6 +23,7 @@ from sqlmodel import Session
 from listserv.models import SiteSetting
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+READ_ONLY = "commonroom_read_only"  # execution option: a transaction that will not write
 
 
 def engine_url(url: str) -> str:
@@ -74,7 +75,12 @@ class Store:
             def _begin(conn: Any) -> None:
                 # IMMEDIATE takes the write lock at once, so two writers queue on busy_timeout
                 # rather than one failing with "database is locked" on upgrade from read.
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                # Read-only sessions (``read_session``) do not take it: WAL lets them run
+                # beside a writer.
+                if conn.get_execution_options().get(READ_ONLY):
+                    conn.exec_driver_sql("BEGIN DEFERRED")
+                else:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
             return engine
         return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
@@ -89,6 +95,17 @@ class Store:
             except BaseException:
                 s.rollback()
                 raise
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for long reads (building a digest): never commits, and on SQLite does not
+        hold the write lock, so posts keep arriving meanwhile."""
+        with Session(self.engine.execution_options(**{READ_ONLY: True}),
+                     expire_on_commit=False) as s:
+            try:
+                yield s
+            finally:
+                s.rollback()
 
     def upgrade(self, revision: str = "head") -> None:
         """Create or upgrade the schema with Alembic."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench.quotes import DISCOURSE, measure, normalise
@@ -16,18 +18,16 @@ OWN_WORDS_EXACT_FLOOR = 56
 OWN_WORDS_F1_FLOOR = 0.93
 
 
-@pytest.mark.skipif(not DISCOURSE.is_dir(), reason="shared corpus not present")
-def test_discourse_answer_key_trim() -> None:
-    fig = measure(trim, repeat=1)
+def test_discourse_answer_key_trim(corpus: Path) -> None:
+    fig = measure(trim, corpus / DISCOURSE.name, repeat=1)
     print(f"trim discourse_exact={fig.exact}/{fig.total} f1={fig.f1:.3f} misses={list(fig.misses)}")
     assert fig.total == 64
     assert fig.exact >= TRIM_EXACT_FLOOR
     assert fig.f1 >= TRIM_F1_FLOOR
 
 
-@pytest.mark.skipif(not DISCOURSE.is_dir(), reason="shared corpus not present")
-def test_discourse_answer_key_own_words() -> None:
-    fig = measure(own_words, repeat=1)
+def test_discourse_answer_key_own_words(corpus: Path) -> None:
+    fig = measure(own_words, corpus / DISCOURSE.name, repeat=1)
     print(f"own_words discourse_exact={fig.exact}/{fig.total} f1={fig.f1:.3f} misses={list(fig.misses)}")
     assert fig.exact >= OWN_WORDS_EXACT_FLOOR
     assert fig.f1 >= OWN_WORDS_F1_FLOOR
