@@ -79,6 +79,9 @@ PLACEHOLDERS = (UNSUBSCRIBE_URL, DELIVERY_URL, MEMBER_EMAIL)
 
 WRAP = 72
 MAX_LINE = 998  # RFC 5322 2.1.1, octets excluding the line end
+# Posts enclosed in full in a plain or MIME digest, in bytes: the mail stays well under the
+# 10 MB many servers accept; the summary and the archive cover the rest.
+MAX_ENCLOSED_BYTES = 4 * 1024 * 1024
 TOPIC_RULE = "-" * 70  # RFC 1153: ends the preamble
 MESSAGE_RULE = "-" * 30  # RFC 1153: follows every enclosed message
 
@@ -336,11 +339,26 @@ def _ordered_posts(digest: Digest) -> list[tuple[DigestThread, DigestPost]]:
     return [(t, p) for t in digest.active_threads for p in t.posts]
 
 
+def enclosed_posts(digest: Digest, budget: int) -> tuple[list[tuple[DigestThread, DigestPost]], int]:
+    """The posts a plain or MIME digest encloses in full (most active threads first) within
+    ``budget`` bytes of posts, and how many are left out: a digest must stay well under the
+    10 MB many mail servers accept. The summary and the archive still cover every thread."""
+    chosen: list[tuple[DigestThread, DigestPost]] = []
+    used = 0
+    ordered = _ordered_posts(digest)
+    for thread, post in ordered:
+        if chosen and used + len(post.raw) > budget:
+            break
+        chosen.append((thread, post))
+        used += len(post.raw)
+    return chosen, len(ordered) - len(chosen)
+
+
 def _participants(thread: DigestThread) -> str:
     return ", ".join(p.label() for p in thread.participants)
 
 
-def _plain_preamble(digest: Digest) -> str:
+def _plain_preamble(digest: Digest, budget: int) -> str:
     """Header line, summary of the week, and "Today's Topics" (RFC 1153 preamble)."""
     tz = digest.tz
     name = _one_line(digest.list_name)
@@ -401,10 +419,15 @@ def _plain_preamble(digest: Digest) -> str:
         lines += ["Browse the archive:", f"  {digest.archive_url.strip()}", ""]
 
     lines += ["Today's Topics:", ""]
-    for i, (_t, p) in enumerate(_ordered_posts(digest), start=1):
+    enclosed, left_out = enclosed_posts(digest, budget)
+    for i, (_t, p) in enumerate(enclosed, start=1):
         lines += textwrap.wrap(f"{i:4d}. {_one_line(p.subject)} ({p.author.label()})", width=WRAP,
                                subsequent_indent="      ", break_long_words=False,
                                break_on_hyphens=False)
+    if left_out:
+        lines.append("")
+        lines += _wrap(f"{_plural(left_out, 'more post is', 'more posts are')} not enclosed, to keep "
+                       "this digest a size mail servers accept: read them in the archive.")
     if not digest.threads or not digest.post_count:
         lines.append("   (no posts this week)")
     return "\n".join(lines) + "\n"
@@ -434,12 +457,12 @@ def _enclosed(post: DigestPost, tz: str) -> str:
     return "\n".join(head) + "\n\n" + body
 
 
-def _plain_digest(digest: Digest, preamble: str, footer: str) -> str:
+def _plain_digest(digest: Digest, preamble: str, footer: str, budget: int) -> str:
     """The whole RFC 1153 digest. Every enclosed message, and the personal footer after the
     posts (as Mailman does), is followed by a blank line, 30 hyphens and a blank line; so a
     digest of N posts has N + 1 such separator lines."""
     out = [preamble.rstrip("\n"), "", TOPIC_RULE, ""]
-    for _t, post in _ordered_posts(digest):
+    for _t, post in enclosed_posts(digest, budget)[0]:
         out += [_enclosed(post, digest.tz), "", MESSAGE_RULE, ""]
     out += [footer.rstrip("\n"), "", MESSAGE_RULE, ""]
     trailer = f"End of {_one_line(digest.list_name)} Digest V{digest.volume} Issue {digest.number}"
@@ -543,7 +566,7 @@ def _lf(raw: bytes) -> bytes:
     return raw.replace(b"\r\n", b"\n")
 
 
-def render(digest: Digest, fmt: str) -> Rendered:
+def render(digest: Digest, fmt: str, *, max_enclosed_bytes: int = MAX_ENCLOSED_BYTES) -> Rendered:
     """Render ``digest`` as "plain" (RFC 1153 text/plain), "mime" (multipart/mixed holding an
     RFC 2046 multipart/digest of the posts as received) or "html" (multipart/alternative of
     a text summary and the HTML summary). Done once per digest and format."""
@@ -551,7 +574,7 @@ def render(digest: Digest, fmt: str) -> Rendered:
         raise ValueError(f"unknown digest format {fmt!r}; expected one of {', '.join(FORMATS)}")
     tokens = _tokens()
     subject = digest_subject(digest)
-    preamble = _plain_preamble(digest)
+    preamble = _plain_preamble(digest, max_enclosed_bytes)
     footer = _plain_footer(digest, tokens)
     public = dict(zip(tokens.values(), tokens.keys(), strict=True))
 
@@ -562,12 +585,12 @@ def render(digest: Digest, fmt: str) -> Rendered:
 
     items: list[bytes | TextPart] = []
     if fmt == PLAIN:
-        text = _plain_digest(digest, preamble, footer)
+        text = _plain_digest(digest, preamble, footer, max_enclosed_bytes)
         items = [b"MIME-Version: 1.0\n", _text_part("plain", text, tokens)]
         return Rendered(fmt=fmt, subject=subject, items=tuple(items), text=publish(text))
 
     if fmt == MIME:
-        posts = [_lf(p.raw) for _t, p in _ordered_posts(digest)]
+        posts = [_lf(p.raw) for _t, p in enclosed_posts(digest, max_enclosed_bytes)[0]]
         outer = _boundary([*posts, preamble.encode(), footer.encode()])
         inner = _boundary([*posts, outer.encode()])
         n = len(posts)

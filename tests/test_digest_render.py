@@ -417,3 +417,21 @@ def test_long_lines_switch_that_part_to_base64() -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError):
         render(DIGEST, "pdf")
+
+
+@pytest.mark.parametrize("fmt", ["plain", "mime"])
+def test_a_big_week_encloses_what_fits_and_says_what_is_left_out(fmt: str) -> None:
+    budget = len(LMS_1.raw) + len(LMS_2.raw)  # room for the first two posts of the top thread
+    msg = _parse(personalise(render(DIGEST, fmt, max_enclosed_bytes=budget), ALICE, _headers()))
+    if fmt == "plain":
+        body = msg.get_content()
+        assert len(re.findall(r"(?m)^-{30}$", body)) == 3  # two posts and the footer
+        enclosed = [m.strip("<>") for m in re.findall(r"(?m)^Message-ID: (\S+)$", body)]
+    else:
+        digest_part = next(p for p in msg.walk() if p.get_content_type() == "multipart/digest")
+        enclosed = [str(p.get_payload(0)["Message-ID"]).strip("<>") for p in digest_part.iter_parts()]
+        body = next(p for p in msg.walk() if p.get_content_type() == "text/plain").get_content()
+    assert len(enclosed) == 2
+    assert "3 more posts are not enclosed" in " ".join(body.split())
+    # The summary still covers every thread.
+    assert "Breakfast meeting in Ripley" in body and "Which LMS do you use?" in body
