@@ -69,7 +69,7 @@ def init(ctx: click.Context, domain: str, force: bool) -> None:
 @main.command()
 @pass_ctx
 def serve(obj: Ctx) -> None:
-    """Serve SMTP and deliver mail (later: web pages, scheduler, Discord bot)."""
+    """Serve SMTP, deliver mail and run the scheduler (digests, held-post reminders)."""
     from listserv.serve import App, StartupError
 
     logsetup.configure(obj.verbose, level=logging.INFO)  # a server's log is its record

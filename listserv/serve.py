@@ -1,13 +1,14 @@
 """The process entry point: start the doors the configuration asks for, in one event loop.
 
-Now: the SMTP server and the outbox worker (delivery). Later issues add the web pages, the
-scheduler and the Discord bot here. ``App`` is also what the tests start, on loopback.
+Now: the SMTP server, the outbox worker (delivery) and the scheduler (digests/schedule.py:
+digests and held-post reminders, run by one process). Later issues add the web pages and the
+Discord bot here. ``App`` is also what the tests start, on loopback.
 
 Invariants:
 - Start-up fails fast, with a message saying what to do, when the schema is not current or the
   SMTP port cannot be bound.
-- Stopping closes the SMTP server first (no new messages), then lets the outbox worker release
-  what it holds, so a restart resumes deliveries at once.
+- Stopping stops the scheduler, closes the SMTP server (no new messages), then lets the outbox
+  worker release what it holds, so a restart resumes deliveries at once.
 """
 
 from __future__ import annotations
