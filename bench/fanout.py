@@ -1,7 +1,7 @@
 """Fan-out benchmark: one post to a list of N "each post" members, against a floor.
 
-    cd /work/main && PYTHONPATH=. /tmp/probe/bin/python bench/fanout.py --members 10000
-    PYTHONPATH=. /tmp/probe/bin/python bench/fanout.py --memory-sweep
+    cd /work/main && PYTHONPATH=. .venv/bin/python bench/fanout.py --members 10000
+    PYTHONPATH=. .venv/bin/python bench/fanout.py --memory-sweep
 
 Commonroom: a fresh store (SQLite in a temp dir, or a throw-away database on the PostgreSQL
 server given by ``--db``) with one list of N members (bulk-inserted with SQLAlchemy core, in a

@@ -1,6 +1,6 @@
 """Ingest benchmark: many posts from concurrent SMTP clients to a small list.
 
-    cd /work/main && PYTHONPATH=. /tmp/probe/bin/python bench/ingest.py --posts 2000 --clients 8
+    cd /work/main && PYTHONPATH=. .venv/bin/python bench/ingest.py --posts 2000 --clients 8
 
 A fresh SQLite store (or a throw-away database on the PostgreSQL server given by ``--db``) with a
 10-member list, the counting sink as smarthost, ``App`` in this process. ``--clients`` threads
