@@ -44,10 +44,16 @@ def scheduled_digest(list_name: str) -> None:
         ctx.wake_outbox()
 
 
-def moderation_sweep() -> None:
-    ctx = _context()
-    with ctx.store.session() as s:
-        reminded, expired = moderation.sweep(s, ctx.cfg)
+def sweep(store: Store, cfg: Config, wake_outbox: Wake) -> tuple[int, int]:
+    """Remind moderators of waiting held posts and expire overdue ones (one transaction)."""
+    with store.session() as s:
+        reminded, expired = moderation.sweep(s, cfg)
     if reminded or expired:
         log.info("moderation sweep: reminded %d, expired %d", reminded, expired)
-        ctx.wake_outbox()
+        wake_outbox()
+    return reminded, expired
+
+
+def moderation_sweep() -> None:
+    ctx = _context()
+    sweep(ctx.store, ctx.cfg, ctx.wake_outbox)

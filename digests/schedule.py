@@ -120,11 +120,6 @@ class Scheduler:
             await self._task
         self._stop_leading()
 
-    def run_pending_now(self) -> None:
-        """Wake the scheduler to look at due jobs now (tests, and after a sync)."""
-        if self.scheduler is not None:
-            self.scheduler.wakeup()
-
     async def _lead_forever(self) -> None:
         while not self._stopping.is_set():
             try:

@@ -10,7 +10,7 @@ import click
 
 from listserv import audit, bans, participation, policy, subscriptions
 from listserv.cli_common import Ctx, list_or_fail, pass_ctx
-from listserv.message import first_text, parse
+from listserv.message import parse
 from listserv.models import MailingList, utcnow
 
 
@@ -117,9 +117,7 @@ def policy_explain(obj: Ctx, file: Path, list_name: str) -> None:
         assert ml.id is not None
         sub = subscriptions.find_subscription(s, ml.id, sender) if sender else None
         applies = participation.applies_to(s, ml, sender, sub)
-        decision = policy.classify(
-            first_text(raw), public_sources=policy.parse_sources(ml.public_sources),
-            word_limit=ml.policy_word_limit, known_public_texts=participation.public_texts(s, ml))
+        decision = participation.decide(s, ml, raw)
     click.echo(participation.describe(participation.evidence_json(decision)))
     if not applies:
         click.echo(f"The policy does not apply to {sender or 'this sender'} on {list_name} "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.cron import CronTrigger
 from sqlmodel import Session, select
 
 from listserv.config import Config
@@ -70,19 +71,17 @@ BOOLEANS = {"on": True, "true": True, "yes": True, "1": True,
             "off": False, "false": False, "no": False, "0": False}
 
 
-CRON_FIELDS = 5
-CRON_FIELD = re.compile(r"^[\w*/,-]+$")
-
-
 def cron_problem(value: str) -> str | None:
-    """A coarse check of a five-field cron expression (the scheduler checks it fully). Pure."""
+    """Why ``value`` is not a usable digest schedule, checked by the scheduler's own parser."""
     fields = value.split()
-    if len(fields) != CRON_FIELDS or not all(CRON_FIELD.match(f) for f in fields):
-        return (f"'{value}' is not a cron expression: give five fields, minute hour day month "
-                "weekday, e.g. '0 8 * * mon'")
-    if fields[4][:1].isdigit():
+    if len(fields) == 5 and fields[4][:1].isdigit():
         return ("write the weekday as a name (mon, tue, …): numbers mean different days to "
                 "different cron dialects")
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as e:
+        return (f"'{value}' is not a cron expression (minute hour day month weekday, "
+                f"e.g. '0 8 * * mon'): {e}")
     return None
 
 

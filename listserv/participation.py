@@ -49,14 +49,17 @@ def public_texts(session: Session, ml: MailingList) -> list[str]:
     return texts
 
 
-def check(session: Session, ml: MailingList, sender: str, sub: Subscription | None,
-          raw: bytes) -> policy.Decision | None:
-    """The policy's decision on a post, or None when the policy does not apply to its author."""
-    if not applies_to(session, ml, sender, sub):
-        return None
+def decide(session: Session, ml: MailingList, raw: bytes) -> policy.Decision:
+    """What the policy says of a post with this list's sources and word limit."""
     return policy.classify(first_text(raw), public_sources=policy.parse_sources(ml.public_sources),
                            word_limit=ml.policy_word_limit,
                            known_public_texts=public_texts(session, ml))
+
+
+def check(session: Session, ml: MailingList, sender: str, sub: Subscription | None,
+          raw: bytes) -> policy.Decision | None:
+    """The policy's decision on a post, or None when the policy does not apply to its author."""
+    return decide(session, ml, raw) if applies_to(session, ml, sender, sub) else None
 
 
 def evidence_json(decision: policy.Decision) -> str:
