@@ -62,6 +62,17 @@ def test_env_overrides_config(config: Path) -> None:
     assert result.exit_code == 1 and "[server] smtp_port" in result.output
 
 
+def test_zero_max_attempts_stops_serve_with_the_key_named(config: Path) -> None:
+    """Issue 7.19: 0 used to reach the outbox worker and stop start-up with a bare ValueError."""
+    config.write_text(config.read_text() + "max_attempts = 0\n")
+    result = CliRunner().invoke(main, ["--config", str(config), "serve"])
+    assert result.exit_code == 1 and not isinstance(result.exception, ValueError)
+    assert "[delivery] max_attempts must be between 1 and" in result.output
+    from_env = CliRunner().invoke(main, ["--config", str(config), "lists", "list"],
+                                  env={"COMMONROOM_DELIVERY_CONNECTIONS": "-3"})
+    assert from_env.exit_code == 1 and "[delivery] connections must be between" in from_env.output
+
+
 def test_lists_lifecycle(config: Path) -> None:
     made = cli(config, "lists", "create", "digital-tools", "--description", "Tools talk",
                "--moderator", "Mod@Council.gov.uk")
