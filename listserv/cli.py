@@ -33,10 +33,43 @@ from listserv.models import (
     utcnow,
 )
 
+CONFIG_HELP = "Configuration file (default: commonroom.toml here, or $COMMONROOM_CONFIG)."
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+def _late_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    # Runs while the subcommand's arguments are parsed, after main made the Ctx.
+    obj = ctx.find_object(Ctx)
+    if value is not None and obj is not None:
+        obj.config_path = value
+
+
+def _accept_config(command: click.Command) -> None:
+    """Give ``command`` (and, for a group, everything under it) its own ``--config``."""
+    if not any(p.name == "late_config" for p in command.params):
+        command.params.append(click.Option(["--config", "late_config"], metavar="PATH",
+                                           expose_value=False, callback=_late_config,
+                                           help=CONFIG_HELP))
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _accept_config(sub)
+
+
+class MainGroup(click.Group):
+    """``--config`` is accepted after any subcommand as well as before it (people type
+    ``commonroom serve --config FILE``, and the systemd unit does); the last one wins.
+    Added when a command is looked up, so commands other modules add later get it too."""
+
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            _accept_config(command)
+        return name, command, rest
+
+
+@click.group(cls=MainGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", metavar="PATH", envvar="COMMONROOM_CONFIG",
-              help="Configuration file (default: commonroom.toml here, or $COMMONROOM_CONFIG).")
+              help=CONFIG_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="Log more (debug level).")
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
