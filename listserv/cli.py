@@ -18,7 +18,16 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col, func, select
 
 from digests import cli as digest_cli
-from listserv import cli_moderation, importer, lists, logsetup, members, moderation, subscriptions
+from listserv import (
+    cli_moderation,
+    importer,
+    lists,
+    logsetup,
+    members,
+    moderation,
+    names,
+    subscriptions,
+)
 from listserv import config as config_mod
 from listserv.cli_common import Ctx, address_or_fail, list_or_fail, pass_ctx
 from listserv.models import (
@@ -272,13 +281,13 @@ def members_set(obj: Ctx, list_name: str, email: str, vendor_org: str | None,
     """Change how EMAIL takes part in LIST: vendor or member, official, role, delivery."""
     if vendor_org is not None and plain_member:
         raise click.UsageError("--vendor and --member contradict each other; give one")
-    if vendor_org is not None and not vendor_org.strip():
+    if vendor_org is not None and not names.clean(vendor_org):
         raise click.UsageError("--vendor needs the organisation, e.g. --vendor 'Acme Ltd'")
     address = address_or_fail(email)
     changes = members.Changes(
         kind=PersonKind.VENDOR if vendor_org is not None else
         PersonKind.MEMBER if plain_member else None,
-        organisation=vendor_org.strip() if vendor_org else None,
+        organisation=vendor_org,
         official=None if official is None else official == "on",
         role=Role(role) if role else None,
         delivery=DeliveryMode(delivery) if delivery else None,

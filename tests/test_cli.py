@@ -109,6 +109,28 @@ def test_members_add_list_remove(config: Path) -> None:
     assert gone.exit_code == 1 and "not a member" in gone.output
 
 
+def test_names_with_line_breaks_are_cleaned_where_they_enter(config: Path, tmp_path: Path) -> None:
+    """Issue 7.20: a line break or control character in a name or organisation made every copy
+    of that person's posts fail to render."""
+    assert cli(config, "lists", "create", "demo").exit_code == 0
+    added = cli(config, "members", "add", "demo", "vic@vendor.example", "--name", "Vic\nVendor",
+                "--org", "Acme\r\nLtd\x00", "--vendor")
+    assert added.exit_code == 0, added.output
+    csv_path = tmp_path / "members.csv"
+    csv_path.write_text('Email address,Nickname\nann@council.gov.uk,"Ann\nOther\x07"\n')
+    assert cli(config, "members", "import", "demo", str(csv_path)).exit_code == 0
+    assert cli(config, "members", "add", "demo", "cat@acme.example").exit_code == 0
+    assert cli(config, "members", "set", "demo", "cat@acme.example", "--name", "Cat\u2028Two",
+               "--vendor", "Acme\tLtd").exit_code == 0
+    empty = cli(config, "members", "set", "demo", "cat@acme.example", "--vendor", "\x00\n")
+    assert empty.exit_code == 2 and "needs the organisation" in empty.output
+    rows = {r["email"]: (r["name"], r["organisation"]) for r in (json.loads(line) for line in cli(
+        config, "members", "list", "demo", "--json").output.splitlines())}
+    assert rows == {"vic@vendor.example": ("Vic Vendor", "Acme Ltd"),
+                    "ann@council.gov.uk": ("Ann Other", ""),
+                    "cat@acme.example": ("Cat Two", "Acme Ltd")}
+
+
 GOOGLE_EXPORT = """Members for group demo@googlegroups.com
 Email address,Nickname,Group status,Email status,Email preference,Posting permissions,Join year
 ann@council.gov.uk,Ann,owner,,Every email,allowed,2019
