@@ -54,7 +54,7 @@ def _late_config(ctx: click.Context, _param: click.Parameter, value: str | None)
 
 def _accept_config(command: click.Command) -> None:
     """Give ``command`` (and, for a group, everything under it) its own ``--config``."""
-    if not any(p.name == "late_config" for p in command.params):
+    if not any("--config" in getattr(p, "opts", ()) for p in command.params):
         command.params.append(click.Option(["--config", "late_config"], metavar="PATH",
                                            expose_value=False, callback=_late_config,
                                            help=CONFIG_HELP))
@@ -163,7 +163,7 @@ def lists_create(obj: Ctx, name: str, description: str, moderators: tuple[str, .
     with obj.session() as (_store, s):
         if lists.find(s, name):
             raise click.ClickException(f"the list '{name}' already exists")
-        ml = MailingList(name=name, description=description)
+        ml = MailingList(name=name, description=names.clean(description))
         s.add(ml)
         s.flush()
         for email in emails:

@@ -122,6 +122,8 @@ def test_names_with_line_breaks_are_cleaned_where_they_enter(config: Path, tmp_p
     assert cli(config, "members", "add", "demo", "cat@acme.example").exit_code == 0
     assert cli(config, "members", "set", "demo", "cat@acme.example", "--name", "Cat\u2028Two",
                "--vendor", "Acme\tLtd").exit_code == 0
+    assert cli(config, "lists", "set", "demo", "description", "Tools\r\nBcc: x@y").exit_code == 0
+    assert "description = Tools Bcc: x@y\n" in cli(config, "lists", "show", "demo").output
     empty = cli(config, "members", "set", "demo", "cat@acme.example", "--vendor", "\x00\n")
     assert empty.exit_code == 2 and "needs the organisation" in empty.output
     rows = {r["email"]: (r["name"], r["organisation"]) for r in (json.loads(line) for line in cli(
