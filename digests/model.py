@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from listserv import names
+
 __all__ = [
     "Digest",
     "DigestPost",
@@ -34,14 +36,14 @@ class Participant:
 
     def display_name(self) -> str:
         """The name, or with no name the local part of the address ("jane" for jane@example.org)."""
-        return " ".join(self.name.split()) or self.email.rpartition("@")[0] or self.email
+        return names.clean(self.name) or self.email.rpartition("@")[0] or self.email
 
     def label(self) -> str:
         """How the person is shown: "Jane Doe", or "Jane Doe (Acme Ltd, vendor)" for vendor staff."""
         name = self.display_name()
         if not self.vendor:
             return name
-        org = " ".join(self.organisation.split())
+        org = names.clean(self.organisation)
         return f"{name} ({org}, vendor)" if org else f"{name} (vendor)"
 
 

@@ -519,7 +519,7 @@ def _html(digest: Digest, tokens: Mapping[str, str]) -> str:
 # MIME assembly
 
 
-def _text_part(subtype: str, text: str, tokens: Mapping[str, str], description: str = "") -> TextPart:
+def text_part(subtype: str, text: str, tokens: Mapping[str, str], description: str = "") -> TextPart:
     """Cut ``text`` at the tokens (a mapping public placeholder -> token)."""
     text = _clean_text(text)
     if not text.endswith("\n"):
@@ -586,7 +586,7 @@ def render(digest: Digest, fmt: str, *, max_enclosed_bytes: int = MAX_ENCLOSED_B
     items: list[bytes | TextPart] = []
     if fmt == PLAIN:
         text = _plain_digest(digest, preamble, footer, max_enclosed_bytes)
-        items = [b"MIME-Version: 1.0\n", _text_part("plain", text, tokens)]
+        items = [b"MIME-Version: 1.0\n", text_part("plain", text, tokens)]
         return Rendered(fmt=fmt, subject=subject, items=tuple(items), text=publish(text))
 
     if fmt == MIME:
@@ -599,7 +599,7 @@ def render(digest: Digest, fmt: str, *, max_enclosed_bytes: int = MAX_ENCLOSED_B
             f"Content-Transfer-Encoding: 8bit\n\n"
             f"This is a MIME digest of {_plural(n, 'post', 'posts')}; your mail program shows each "
             f"post as an attached message.\n\n--{outer}\n".encode())
-        items.append(_text_part("plain", preamble, tokens, description="Today's Topics"))
+        items.append(text_part("plain", preamble, tokens, description="Today's Topics"))
         digest_head = (f'\n--{outer}\nContent-Type: multipart/digest; boundary="{inner}"\n'
                        f"Content-Transfer-Encoding: 8bit\n"
                        f"Content-Description: {_plural(n, 'post', 'posts')}\n\n")
@@ -611,7 +611,7 @@ def render(digest: Digest, fmt: str, *, max_enclosed_bytes: int = MAX_ENCLOSED_B
             body += f"--{inner}\nContent-Type: text/plain; charset=\"us-ascii\"\n\nNo posts.\n\n".encode()
         body += f"--{inner}--\n--{outer}\n".encode()
         items.append(bytes(body))
-        items.append(_text_part("plain", footer, tokens, description="Digest footer"))
+        items.append(text_part("plain", footer, tokens, description="Digest footer"))
         items.append(f"\n--{outer}--\n".encode())
         return Rendered(fmt=fmt, subject=subject, items=tuple(items),
                         text=publish(preamble + "\n" + footer))
@@ -624,9 +624,9 @@ def render(digest: Digest, fmt: str, *, max_enclosed_bytes: int = MAX_ENCLOSED_B
     items = [
         f'MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary="{b}"\n'
         f"Content-Transfer-Encoding: 8bit\n\n--{b}\n".encode(),
-        _text_part("plain", text, tokens),
+        text_part("plain", text, tokens),
         f"\n--{b}\n".encode(),
-        _text_part("html", markup, tokens),
+        text_part("html", markup, tokens),
         f"\n--{b}--\n".encode(),
     ]
     return Rendered(fmt=fmt, subject=subject, items=tuple(items), text=publish(text))

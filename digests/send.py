@@ -9,13 +9,13 @@ Invariants:
   on the unique key) and sends nothing.
 - After the commit, delivery is the outbox's: a restart half-way resumes the pending rows and
   never re-sends the ones already sent.
-- Each member's copy is personalised at send time (``DigestRenderer``) from the stored render.
+- Each member's copy is personalised at send time (``DigestRenderer``) from the stored render,
+  kept as data (``digests/stored.py``: versioned JSON), so it survives an upgrade of the code.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -26,7 +26,7 @@ from sqlalchemy import exists
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from digests import build, periods, render
+from digests import build, periods, render, stored
 from digests.model import Digest
 from listserv import links
 from listserv.config import Config
@@ -101,7 +101,7 @@ def _modes_wanted(session: Session, list_id: int) -> list[DeliveryMode]:
 class _Plan:
     previous_id: int | None
     digest: Digest
-    rendered: dict[DeliveryMode, bytes]  # pickled render.Rendered per format wanted
+    rendered: dict[DeliveryMode, bytes]  # stored.dump of the render, per format wanted
 
 
 def _already(ml: MailingList, previous: DigestPeriod | None, end: datetime) -> Outcome | None:
@@ -123,7 +123,7 @@ def _plan(session: Session, cfg: Config, ml: MailingList, end: datetime) -> _Pla
     volume, number = periods.volume_and_number(
         (previous.volume, previous.number, previous.period_end) if previous else None, end)
     digest = build.collect(session, ml, cfg, start, end, volume=volume, number=number)
-    rendered = {mode: pickle.dumps(render.render(digest, FORMATS[mode]))
+    rendered = {mode: stored.dump(render.render(digest, FORMATS[mode]))
                 for mode in (_modes_wanted(session, ml.id) if digest.threads else [])}
     return _Plan(previous.id if previous else None, digest, rendered)
 
@@ -154,7 +154,7 @@ def _record(session: Session, cfg: Config, ml: MailingList, plan: _Plan, trigger
                                 "UTC: period recorded, nothing sent", period.id)
     queued = 0
     for mode in _modes_wanted(session, ml.id):  # a member may have switched format meanwhile
-        rendered = plan.rendered.get(mode) or pickle.dumps(render.render(digest, FORMATS[mode]))
+        rendered = plan.rendered.get(mode) or stored.dump(render.render(digest, FORMATS[mode]))
         copy = DigestCopy(period_id=period.id, fmt=FORMATS[mode], rendered=rendered)
         session.add(copy)
         session.flush()
@@ -193,7 +193,7 @@ class DigestRenderer:
             ml = s.get(MailingList, period.list_id)
             assert ml is not None
             info = list_info(ml, self.cfg)
-            rendered = pickle.loads(copy.rendered)  # our own bytes, written by _send
+            rendered = stored.load(copy.rendered)
             # Like Mailman: from the -request address, replies go to the list.
             headers = {"From": formataddr((f"{ml.description or ml.name} digest",
                                            info.address("request"))),

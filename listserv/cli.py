@@ -18,7 +18,16 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col, func, select
 
 from digests import cli as digest_cli
-from listserv import cli_moderation, importer, lists, logsetup, members, moderation, subscriptions
+from listserv import (
+    cli_moderation,
+    importer,
+    lists,
+    logsetup,
+    members,
+    moderation,
+    names,
+    subscriptions,
+)
 from listserv import config as config_mod
 from listserv.cli_common import Ctx, address_or_fail, list_or_fail, pass_ctx
 from listserv.models import (
@@ -33,10 +42,43 @@ from listserv.models import (
     utcnow,
 )
 
+CONFIG_HELP = "Configuration file (default: commonroom.toml here, or $COMMONROOM_CONFIG)."
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+def _late_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    # Runs while the subcommand's arguments are parsed, after main made the Ctx.
+    obj = ctx.find_object(Ctx)
+    if value is not None and obj is not None:
+        obj.config_path = value
+
+
+def _accept_config(command: click.Command) -> None:
+    """Give ``command`` (and, for a group, everything under it) its own ``--config``."""
+    if not any("--config" in getattr(p, "opts", ()) for p in command.params):
+        command.params.append(click.Option(["--config", "late_config"], metavar="PATH",
+                                           expose_value=False, callback=_late_config,
+                                           help=CONFIG_HELP))
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _accept_config(sub)
+
+
+class MainGroup(click.Group):
+    """``--config`` is accepted after any subcommand as well as before it (people type
+    ``commonroom serve --config FILE``, and the systemd unit does); the last one wins.
+    Added when a command is looked up, so commands other modules add later get it too."""
+
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            _accept_config(command)
+        return name, command, rest
+
+
+@click.group(cls=MainGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", metavar="PATH", envvar="COMMONROOM_CONFIG",
-              help="Configuration file (default: commonroom.toml here, or $COMMONROOM_CONFIG).")
+              help=CONFIG_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="Log more (debug level).")
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
@@ -121,7 +163,7 @@ def lists_create(obj: Ctx, name: str, description: str, moderators: tuple[str, .
     with obj.session() as (_store, s):
         if lists.find(s, name):
             raise click.ClickException(f"the list '{name}' already exists")
-        ml = MailingList(name=name, description=description)
+        ml = MailingList(name=name, description=names.clean(description))
         s.add(ml)
         s.flush()
         for email in emails:
@@ -239,13 +281,13 @@ def members_set(obj: Ctx, list_name: str, email: str, vendor_org: str | None,
     """Change how EMAIL takes part in LIST: vendor or member, official, role, delivery."""
     if vendor_org is not None and plain_member:
         raise click.UsageError("--vendor and --member contradict each other; give one")
-    if vendor_org is not None and not vendor_org.strip():
+    if vendor_org is not None and not names.clean(vendor_org):
         raise click.UsageError("--vendor needs the organisation, e.g. --vendor 'Acme Ltd'")
     address = address_or_fail(email)
     changes = members.Changes(
         kind=PersonKind.VENDOR if vendor_org is not None else
         PersonKind.MEMBER if plain_member else None,
-        organisation=vendor_org.strip() if vendor_org else None,
+        organisation=vendor_org,
         official=None if official is None else official == "on",
         role=Role(role) if role else None,
         delivery=DeliveryMode(delivery) if delivery else None,

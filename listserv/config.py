@@ -3,6 +3,8 @@
 Invariants:
 - ``load`` either returns a complete, validated ``Config`` or raises ``ConfigError``
   whose message names the offending key (``[delivery] connections``) and says what is wrong.
+- Every numeric key is declared with ``number(default, low, high)``, so its range is checked in
+  one place and the message states it; a new key only has to declare its range.
 - Nothing here opens sockets or databases; paths are resolved against the config file's folder
   (or the working directory when there is no file) so a relative ``var/`` means the same thing
   whichever directory ``commonroom`` is started from.
@@ -10,12 +12,13 @@ Invariants:
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ENV_PREFIX = "COMMONROOM_"
 DEFAULT_FILE = "commonroom.toml"
@@ -26,12 +29,46 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class Bounds:
+    """The accepted range of a numeric key, both ends included; ``high=None``: no upper end."""
+
+    low: float
+    high: float | None = None
+
+    def problem(self, value: float) -> str | None:
+        """What is wrong with ``value``, as the end of "[section] key must be …"; None if fine."""
+        # NaN fails every comparison and infinity is never a sensible amount: refuse both.
+        ok = math.isfinite(value) and self.low <= value and (self.high is None or value <= self.high)
+        if ok:
+            return None
+        if self.high is None:
+            return f"at least {self.low:g}"
+        return f"between {self.low:g} and {self.high:g}"
+
+
+N = TypeVar("N", int, float)
+
+
+def number(default: N, low: N, high: N | None = None) -> N:
+    """A numeric key's default and its accepted range (checked by ``load``)."""
+    return field(default=default, metadata={"bounds": Bounds(low, high)})
+
+
+def bounds_of(section: type[Any], key: str) -> Bounds | None:
+    for f in fields(section):
+        if f.name == key:
+            bounds = f.metadata.get("bounds")
+            return bounds if isinstance(bounds, Bounds) else None
+    return None
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     domain: str = "lists.example.org"
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = 8025
+    smtp_port: int = number(8025, 1, 65535)
     web_base_url: str = "http://127.0.0.1:8080"
-    max_message_bytes: int = 10 * 1024 * 1024
+    max_message_bytes: int = number(10 * 1024 * 1024, 1024)
 
 
 @dataclass(frozen=True)
@@ -42,11 +79,11 @@ class DatabaseConfig:
 @dataclass(frozen=True)
 class DeliveryConfig:
     smarthost: str = ""  # host:port; empty means write into the Maildir below
-    connections: int = 4
+    connections: int = number(4, 1, 100)
     maildir: str = "var/outbox"
     dmarc_nameservers: str = ""  # space-separated "ip" or "ip:port"; empty means the system's
-    dmarc_timeout: float = 1.0
-    max_attempts: int = 12  # 4xx retries before a delivery is given up (about two days)
+    dmarc_timeout: float = number(1.0, 0.05, 60.0)
+    max_attempts: int = number(12, 1, 1000)  # 4xx retries before a delivery is given up
 
 
 @dataclass(frozen=True)
@@ -88,10 +125,13 @@ def _coerce(key: str, raw: Any, want: type[Any] | str) -> Any:
     kind = want if isinstance(want, str) else want.__name__
     try:
         if kind == "int":
-            if isinstance(raw, bool):
+            # int(2.5) would quietly make 2 of it, and int(True) 1.
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
                 raise ValueError
             return int(raw)
         if kind == "float":
+            if isinstance(raw, bool):
+                raise ValueError
             return float(raw)
         if kind == "bool":
             if isinstance(raw, bool):
@@ -107,29 +147,42 @@ def _coerce(key: str, raw: Any, want: type[Any] | str) -> Any:
         raise ConfigError(f"{key} must be {kind}, got {raw!r}") from None
 
 
+def _check_numbers(name: str, section: Any) -> None:
+    for f in fields(section):
+        bounds = f.metadata.get("bounds")
+        if isinstance(bounds, Bounds):
+            value = getattr(section, f.name)
+            problem = bounds.problem(value)
+            if problem:
+                raise ConfigError(f"[{name}] {f.name} must be {problem}, got {value!r}")
+
+
+def _port_problem(text: str) -> bool:
+    return not text.isdigit() or not 0 < int(text) < 65536
+
+
 def _validate(cfg: Config) -> None:
+    for name in SECTIONS:
+        _check_numbers(name, getattr(cfg, name))
     s, d = cfg.server, cfg.delivery
     if not s.domain or "@" in s.domain or " " in s.domain or "." not in s.domain:
         raise ConfigError(f"[server] domain must be a mail domain like lists.example.org, got {s.domain!r}")
-    if not 0 < s.smtp_port < 65536:
-        raise ConfigError(f"[server] smtp_port must be between 1 and 65535, got {s.smtp_port}")
     if not s.web_base_url.startswith(("http://", "https://")):
         raise ConfigError(
             f"[server] web_base_url must start with http:// or https://, got {s.web_base_url!r}")
-    if s.max_message_bytes < 1024:
-        raise ConfigError(f"[server] max_message_bytes must be at least 1024, got {s.max_message_bytes}")
     if not cfg.database.url.startswith(("sqlite:", "postgresql")):
         raise ConfigError(
             f"[database] url must be sqlite:///PATH or postgresql://…, got {cfg.database.url!r}")
-    if not 1 <= d.connections <= 100:
-        raise ConfigError(f"[delivery] connections must be between 1 and 100, got {d.connections}")
     if d.smarthost:
         host, sep, port = d.smarthost.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep or not host or _port_problem(port):
             raise ConfigError(
                 f"[delivery] smarthost must be host:port (e.g. 127.0.0.1:25), got {d.smarthost!r}")
-    if d.dmarc_timeout <= 0:
-        raise ConfigError(f"[delivery] dmarc_timeout must be positive, got {d.dmarc_timeout}")
+    for entry in d.dmarc_nameservers.split():
+        host, sep, port = entry.partition(":")
+        if not host or (sep and _port_problem(port)):
+            raise ConfigError(f"[delivery] dmarc_nameservers must be space-separated ip or ip:port "
+                              f"(port 1 to 65535), got {entry!r}")
 
 
 def load(path: Path | str | None = None, env: Mapping[str, str] | None = None,

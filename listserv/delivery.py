@@ -15,7 +15,7 @@ from collections import OrderedDict
 
 from sqlmodel import select
 
-from listserv import links
+from listserv import links, names
 from listserv.config import Config
 from listserv.decorate import Author, ListInfo, PreparedPost, prepare
 from listserv.dmarc import Policy, needs_munging
@@ -64,8 +64,9 @@ class PostRenderer:
                 Address.email == msg.from_address)).first()
             sub = find_subscription(s, ml.id or 0, msg.from_address) if msg.from_address else None
             author = Author(address=msg.from_address or msg.envelope_from,
-                            name=(row.display_name if row else "") or msg.from_name,
-                            organisation=row.organisation if row else "",
+                            # Cleaned again: rows stored before names were cleaned on entry.
+                            name=names.clean((row.display_name if row else "") or msg.from_name),
+                            organisation=names.clean(row.organisation if row else ""),
                             is_vendor=bool(row and row.kind == PersonKind.VENDOR.value),
                             official=bool(sub and sub.official))
             policy = Policy(msg.dmarc_policy) if msg.dmarc_policy else Policy.NONE

@@ -3,12 +3,14 @@
 Google's export starts with one or more title lines, then a header row with "Email address",
 "Nickname", "Group status" (or "Group role"), "Email preference" and more. Columns are found by
 name, so older and newer exports both work. Rows are checked one by one: a bad row is reported
-with its line number and never stops the import.
+with its line number and never stops the import. Names are cleaned (one line, no control
+characters) by ``subscriptions.add_member``, like every other door's.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,11 +65,15 @@ def read_google_groups_csv(path: Path) -> list[Row]:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         text = path.read_text(encoding="cp1252")
-    reader = csv.reader(text.splitlines())
+    # The csv module reads quoted cells that span lines (a name with a line break) itself;
+    # splitting the text into lines first would glue such a cell's halves together.
+    reader = csv.reader(io.StringIO(text, newline=""))
     rows: list[Row] = []
     email_col: int | None = None
     cols: dict[str, int | None] = {}
-    for line_no, record in enumerate(reader, start=1):
+    ended = 0
+    for record in reader:
+        line_no, ended = ended + 1, reader.line_num  # the line the record starts on
         if email_col is None:
             email_col = _column(record, "email address", "email")
             if email_col is not None:

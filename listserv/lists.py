@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 from sqlmodel import Session, select
 
+from listserv import names
 from listserv.config import Config
 from listserv.decorate import ListInfo
 from listserv.models import Action, MailingList
@@ -91,7 +92,9 @@ def apply_setting(ml: MailingList, key: str, value: str) -> str | None:
         return f"unknown setting '{key}'; settings are: {', '.join(SETTINGS)}"
     _, kind = SETTINGS[key]
     converted: object = value
-    if isinstance(kind, tuple):
+    if key in ("description", "subject_prefix"):  # shown in headers: one line, like names
+        converted = names.clean(value)
+    elif isinstance(kind, tuple):
         if value not in kind:
             return f"{key} must be one of {', '.join(kind)}, not '{value}'"
     elif kind == "bool":

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 
 from sqlmodel import Session
 
-from listserv import audit, subscriptions
+from listserv import audit, names, subscriptions
 from listserv.models import Address, DeliveryMode, MailingList, Person, PersonKind, Role
 
 
@@ -51,13 +51,13 @@ def apply(session: Session, ml: MailingList, email: str, changes: Changes, *, ac
     if changes.kind is not None:
         person.kind = changes.kind.value
         if changes.kind is PersonKind.VENDOR:
-            person.organisation = changes.organisation or person.organisation
+            person.organisation = names.clean(changes.organisation or "") or person.organisation
             done.append(f"vendor staff ({person.organisation})")
         else:
             done.append("community member")
     if changes.name is not None:
-        person.display_name = changes.name
-        done.append(f"name {changes.name!r}")
+        person.display_name = names.clean(changes.name)
+        done.append(f"name {person.display_name!r}")
     if changes.official is not None:
         sub.official = changes.official
         done.append("posts in an official capacity" if changes.official else "not official")

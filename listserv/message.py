@@ -34,6 +34,7 @@ from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 
+from listserv import names
 from listserv.addresses import normalise_address
 
 MAX_ID_LENGTH = 250  # fits an indexed VARCHAR(255) on every database we run on
@@ -369,7 +370,7 @@ def parse(raw: bytes, *, domain: str) -> ParsedMessage:
     froms = _values(items, "from")
     if froms:
         from_address, from_name = _parse_from(froms[0])
-        from_name = " ".join(from_name.split())
+        from_name = names.clean(from_name)
         if from_address is None:
             defects.append("unparseable From")
     else:

@@ -250,6 +250,7 @@ class DigestCopy(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     period_id: int = Field(foreign_key="digest_period.id", index=True)
     fmt: str = Field(max_length=8)  # plain | mime | html
+    # digests/stored.py's versioned JSON (UTF-8), never a pickle: it outlives code upgrades.
     rendered: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 

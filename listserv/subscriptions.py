@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from listserv import audit, links, notices, outbox
+from listserv import audit, links, names, notices, outbox
 from listserv.addresses import normalise_address
 from listserv.config import Config
 from listserv.lists import list_info
@@ -96,7 +96,7 @@ def request(session: Session, cfg: Config, ml: MailingList, address: str, action
         return Outcome(False, f"too many requests for {email} today; try again tomorrow")
     token = links.new_token()
     session.add(Pending(token_hash=links.token_hash(token), list_id=ml.id, email=email,
-                        display_name=display_name, action=action, created_at=now,
+                        display_name=names.clean(display_name), action=action, created_at=now,
                         expires_at=now + CONFIRM_TTL))
     info = list_info(ml, cfg)
     outbox.enqueue_notice(session, list_id=ml.id, recipient=email, sender=_bounces(cfg, ml),
@@ -141,7 +141,11 @@ def confirm(session: Session, cfg: Config, token: str, *, via: str = "email") ->
 
 def ensure_address(session: Session, email: str, *, name: str = "", organisation: str = "",
                    vendor: bool | None = None, verified: bool = False) -> Address:
-    """The address row for ``email`` (with its person), created if new; fills blanks only."""
+    """The address row for ``email`` (with its person), created if new; fills blanks only.
+
+    Every door that names a person comes through here, so the name and organisation are
+    cleaned here (one line, no control characters)."""
+    name, organisation = names.clean(name), names.clean(organisation)
     addr = session.exec(select(Address).where(Address.email == email)).first()
     if addr is None:
         person = Person(display_name=name, organisation=organisation,

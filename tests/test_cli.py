@@ -62,6 +62,17 @@ def test_env_overrides_config(config: Path) -> None:
     assert result.exit_code == 1 and "[server] smtp_port" in result.output
 
 
+def test_zero_max_attempts_stops_serve_with_the_key_named(config: Path) -> None:
+    """Issue 7.19: 0 used to reach the outbox worker and stop start-up with a bare ValueError."""
+    config.write_text(config.read_text() + "max_attempts = 0\n")
+    result = CliRunner().invoke(main, ["--config", str(config), "serve"])
+    assert result.exit_code == 1 and not isinstance(result.exception, ValueError)
+    assert "[delivery] max_attempts must be between 1 and" in result.output
+    from_env = CliRunner().invoke(main, ["--config", str(config), "lists", "list"],
+                                  env={"COMMONROOM_DELIVERY_CONNECTIONS": "-3"})
+    assert from_env.exit_code == 1 and "[delivery] connections must be between" in from_env.output
+
+
 def test_lists_lifecycle(config: Path) -> None:
     made = cli(config, "lists", "create", "digital-tools", "--description", "Tools talk",
                "--moderator", "Mod@Council.gov.uk")
@@ -96,6 +107,30 @@ def test_members_add_list_remove(config: Path) -> None:
     assert cli(config, "members", "remove", "demo", "vic@vendor.example").exit_code == 0
     gone = cli(config, "members", "remove", "demo", "vic@vendor.example")
     assert gone.exit_code == 1 and "not a member" in gone.output
+
+
+def test_names_with_line_breaks_are_cleaned_where_they_enter(config: Path, tmp_path: Path) -> None:
+    """Issue 7.20: a line break or control character in a name or organisation made every copy
+    of that person's posts fail to render."""
+    assert cli(config, "lists", "create", "demo").exit_code == 0
+    added = cli(config, "members", "add", "demo", "vic@vendor.example", "--name", "Vic\nVendor",
+                "--org", "Acme\r\nLtd\x00", "--vendor")
+    assert added.exit_code == 0, added.output
+    csv_path = tmp_path / "members.csv"
+    csv_path.write_text('Email address,Nickname\nann@council.gov.uk,"Ann\nOther\x07"\n')
+    assert cli(config, "members", "import", "demo", str(csv_path)).exit_code == 0
+    assert cli(config, "members", "add", "demo", "cat@acme.example").exit_code == 0
+    assert cli(config, "members", "set", "demo", "cat@acme.example", "--name", "Cat\u2028Two",
+               "--vendor", "Acme\tLtd").exit_code == 0
+    assert cli(config, "lists", "set", "demo", "description", "Tools\r\nBcc: x@y").exit_code == 0
+    assert "description = Tools Bcc: x@y\n" in cli(config, "lists", "show", "demo").output
+    empty = cli(config, "members", "set", "demo", "cat@acme.example", "--vendor", "\x00\n")
+    assert empty.exit_code == 2 and "needs the organisation" in empty.output
+    rows = {r["email"]: (r["name"], r["organisation"]) for r in (json.loads(line) for line in cli(
+        config, "members", "list", "demo", "--json").output.splitlines())}
+    assert rows == {"vic@vendor.example": ("Vic Vendor", "Acme Ltd"),
+                    "ann@council.gov.uk": ("Ann Other", ""),
+                    "cat@acme.example": ("Cat Two", "Acme Ltd")}
 
 
 GOOGLE_EXPORT = """Members for group demo@googlegroups.com

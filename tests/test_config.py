@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from listserv.config import ConfigError, load
+from listserv.config import SECTIONS, ConfigError, bounds_of, load
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -45,3 +46,48 @@ def test_bad_configuration_names_the_key(tmp_path: Path, text: str, env: dict[st
     with pytest.raises(ConfigError) as err:
         load(write(tmp_path, text), env=env)
     assert message in str(err.value)
+
+
+# Every numeric key of every section, with a value of 0 and one below zero: start-up must stop
+# with the key named, never with a bare ValueError from whatever uses the number later.
+NUMERIC_KEYS = [(section, f.name) for section, cls in SECTIONS.items() for f in fields(cls)
+                if f.type in ("int", "float")]
+
+
+@pytest.mark.parametrize("section,key", NUMERIC_KEYS, ids=lambda v: str(v))
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_numeric_key_of_zero_or_less_names_the_key(tmp_path: Path, section: str, key: str,
+                                                    value: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, f"[{section}]\n{key} = {value}\n"), env={})
+    assert f"[{section}] {key} must be " in str(err.value)
+    assert f"got {value}" in str(err.value)
+
+
+@pytest.mark.parametrize("section,key", NUMERIC_KEYS, ids=lambda v: str(v))
+def test_every_numeric_key_states_its_range(section: str, key: str) -> None:
+    """A new numeric key must say what it accepts: the message then names the range."""
+    bounds = bounds_of(SECTIONS[section], key)
+    assert bounds is not None, f"[{section}] {key} has no range: declare it with config.number()"
+    cls = SECTIONS[section]
+    default = next(f.default for f in fields(cls) if f.name == key)
+    assert bounds.problem(default) is None  # the default itself is accepted
+
+
+def test_out_of_range_message_names_the_accepted_range(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, "[delivery]\nmax_attempts = 0\n"), env={})
+    assert str(err.value) == "[delivery] max_attempts must be between 1 and 1000, got 0"
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, ""), env={"COMMONROOM_DELIVERY_DMARC_TIMEOUT": "nan"})
+    assert "[delivery] dmarc_timeout must be between" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, "[delivery]\nconnections = 2.5\n"), env={})
+    assert "[delivery] connections must be int, got 2.5" in str(err.value)
+
+
+@pytest.mark.parametrize("servers", ["1.2.3.4:abc", "1.2.3.4:0", ":53"])
+def test_dmarc_nameserver_port_is_checked(tmp_path: Path, servers: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, f"[delivery]\ndmarc_nameservers = '{servers}'\n"), env={})
+    assert "[delivery] dmarc_nameservers" in str(err.value)

@@ -5,6 +5,7 @@ scheduled run sent once on start-up. SQLite, and PostgreSQL where configured."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from listserv import config as config_mod
 from listserv import links
 from listserv.config import Config
 from listserv.message import first_text
-from listserv.models import DigestPeriod, Message, Outbox, Thread
+from listserv.models import DigestCopy, DigestPeriod, Message, Outbox, Thread
 from listserv.store import Store
 from tests.harness import DOMAIN, Running, cli, mail, make_list, parse, running, wait_until, write_config
 from tests.smtpsink import SmtpSink
@@ -113,6 +114,9 @@ def test_weekly_digest_in_three_formats(server: Running, store: Store, cfg: Conf
     wait_until(lambda: len(sink.messages) >= 3, what="three digests")
     server.drain()
     assert digests_to(sink, READERS["each"]) == [] and digests_to(sink, READERS["nomail"]) == []
+    with store.session() as s:  # issue 7.22: stored as data (JSON), not as a pickle
+        assert sorted(json.loads(c.rendered)["fmt"] for c in s.exec(select(DigestCopy))) == [
+            "html", "mime", "plain"]
     secret = store.secret()
     with store.session() as s:
         stored = {m.message_id: m for m in s.exec(select(Message).where(Message.envelope_to == POST))}

@@ -93,6 +93,22 @@ def test_vendor_is_named_in_from(server: Running, store: Store, sink: SmtpSink,
     assert froms == {'"Vic Vendor (Acme Ltd, vendor)" <vic@vendor.example>'}
 
 
+def test_vendor_with_line_breaks_in_name_still_gets_posts_delivered(
+        server: Running, store: Store, sink: SmtpSink, config_path: Path) -> None:
+    """Issue 7.20: the name is cleaned where it enters, so the From header can be built."""
+    result = cli(config_path, "members", "add", "demo", "vic@vendor.example", "--name",
+                 "Vic\r\nBcc: all@example.org", "--org", "Acme\nLtd", "--vendor")
+    assert result.exit_code == 0, result.output
+    server.send("vic@vendor.example", f"demo@{DOMAIN}",
+                mail("Vic <vic@vendor.example>", f"demo@{DOMAIN}", "Our new release",
+                     "Release notes: https://vendor.example/releases/5\n"))
+    server.drain()
+    assert len(sink.messages) == len(MEMBERS) + 2  # every member, the moderator and Vic
+    froms = {parse(m.data)["From"] for m in sink.messages}
+    assert froms == {'"Vic Bcc: all@example.org (Acme Ltd, vendor)" <vic@vendor.example>'}
+    assert all(parse(m.data)["Bcc"] is None for m in sink.messages)
+
+
 def test_unknown_address_refused_at_rcpt(server: Running) -> None:
     for rcpt in (f"nolist@{DOMAIN}", "demo@other.example", f"demo-bogus@{DOMAIN}"):
         with smtplib.SMTP("127.0.0.1", server.port) as client:

@@ -69,6 +69,16 @@ def test_join_then_confirm_by_reply_then_welcome(server: Running, sink: SmtpSink
     assert f"demo@{DOMAIN}" in welcome.get_payload(decode=True).decode()
 
 
+def test_display_name_from_mail_is_cleaned(server: Running, sink: SmtpSink, store: Store) -> None:
+    """Issue 7.20: the From display name of a subscription by mail (here an encoded word
+    carrying a line break and a NUL) becomes the person's name, cleaned."""
+    sender = f"=?utf-8?q?Nia=0D=0ANew=00_=E2=80=AEton?= <{NEW}>"
+    server.send(NEW, f"demo-join@{DOMAIN}", mail(sender, f"demo-join@{DOMAIN}", ""))
+    server.drain()
+    with store.session() as s:
+        assert s.exec(select(Pending.display_name)).one() == "Nia New ton"
+
+
 def test_request_address_then_confirm_by_mailing_the_confirm_address(
         server: Running, sink: SmtpSink, store: Store) -> None:
     token = ask(server, sink, f"demo-request@{DOMAIN}", "subscribe")
