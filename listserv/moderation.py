@@ -13,10 +13,10 @@ Invariants:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from listserv import audit, links, notices, outbox, participation, subscriptions
@@ -52,33 +52,32 @@ class ReplyCommand:
     future: str = ""  # "" or the sender's handling from now on: accept | hold
 
 
-VERBS = {"approve": Action.ACCEPT, "accept": Action.ACCEPT, "ok": Action.ACCEPT,
-         "reject": Action.REJECT, "decline": Action.REJECT, "discard": Action.DISCARD,
-         "delete": Action.DISCARD}
-FUTURES = {"always": "accept", "trust": "accept", "accept": "accept", "hold": "hold",
-           "moderate": "hold"}
+# The documented commands (notices._how_to_act), and nothing else: a chatty first line ("OK,
+# but ask them to shorten it", "Approve? I'm not sure") must never act on a post.
+REPLY_COMMANDS: dict[str, ReplyCommand] = {
+    "approve": ReplyCommand(Action.ACCEPT),
+    "approve always": ReplyCommand(Action.ACCEPT, future="accept"),
+    "approve hold": ReplyCommand(Action.ACCEPT, future="hold"),
+    "reject": ReplyCommand(Action.REJECT),
+    "discard": ReplyCommand(Action.DISCARD),
+}
 
 
 def parse_reply(text: str) -> ReplyCommand | None:
-    """A moderator's reply: the first line of their own words says what to do.
+    """A moderator's reply: the first line of their own words, if it is exactly a command.
 
     "approve", "approve always" (and accept this sender from now on), "approve hold" (but hold
-    this sender's future posts), "reject <reason>", "discard". Pure.
+    this sender's future posts), "reject" with an optional reason, "discard"; any case, spaces
+    as you like. Any other first line is None: nothing is done. Pure.
     """
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith(">"):
             continue
-        words = re.split(r"\s+", line, maxsplit=1)
-        verb = words[0].lower().strip(".,:;!")
-        rest = words[1].strip() if len(words) > 1 else ""
-        action = VERBS.get(verb)
-        if action is None:
-            return None
-        if action is Action.ACCEPT:
-            future = FUTURES.get(rest.split()[0].lower().strip(".,")) if rest else None
-            return ReplyCommand(action, future=future or "")
-        return ReplyCommand(action, reason=rest if action is Action.REJECT else "")
+        words = line.split()
+        if words[0].lower() == "reject":
+            return ReplyCommand(Action.REJECT, reason=line[len(words[0]):].strip())
+        return REPLY_COMMANDS.get(" ".join(words).lower())
     return None
 
 
@@ -136,23 +135,29 @@ def act(session: Session, cfg: Config, held_id: int, action: Action, *, actor: s
         reason: str = "", future: str = "") -> ActionResult:
     if action is Action.HOLD:
         return ActionResult(False, "a held post is already held; approve, reject or discard it")
-    held = session.get(Held, held_id)
+    # The transition is one conditional UPDATE: of two moderators (or the CLI and a reply, or
+    # expiry) acting at the same moment, exactly one changes the row and acts; on PostgreSQL
+    # the other waits for that commit and then matches nothing. Checking first and writing
+    # later would let both fan the post out.
+    claimed = session.execute(
+        update(Held).where(col(Held.id) == held_id, col(Held.resolved_at).is_(None))
+        .values(resolved_at=utcnow(), resolution=action.value, resolved_by=actor)
+        .execution_options(synchronize_session=False))
+    held = session.get(Held, held_id, populate_existing=True)
     if held is None:
         return ActionResult(False, f"there is no held post number {held_id}; "
                                    "'commonroom queue list LIST' shows the queue")
-    if held.resolved_at is not None:
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        assert held.resolved_at is not None
         return ActionResult(False, f"held post {held_id} was already handled: {held.resolution} "
                                    f"by {held.resolved_by or 'the server'} at "
                                    f"{held.resolved_at:%Y-%m-%d %H:%M} UTC")
     ml = session.get(MailingList, held.list_id)
     msg = session.get(Message, held.message_pk)
     assert ml is not None and msg is not None and msg.id is not None and ml.id is not None
-    held.resolved_at = utcnow()
-    held.resolution = action.value
-    held.resolved_by = actor
     msg.status = STATUS_FOR[action].value
     msg.reason = f"{action.value} by {actor}" + (f": {reason}" if reason else "")
-    session.add_all([held, msg])
+    session.add(msg)
     detail = reason
     if action is Action.ACCEPT:
         count = fan_out(session, ml, msg.id, cfg.server.domain)
@@ -191,9 +196,8 @@ def act_by_reply(session: Session, cfg: Config, held: Held, sender: str,
         return ActionResult(False, f"{sender} is not a moderator of {ml.name}")
     command = parse_reply(text)
     if command is None:
-        result = ActionResult(False, "the first line of your reply should be 'approve', "
-                                     "'approve always', 'approve hold', 'reject REASON' or "
-                                     "'discard'")
+        result = ActionResult(False, "nothing was done: the first line of your reply was "
+                                     "not a command.\n\n" + notices.how_to_act(held.id))
     else:
         result = act(session, cfg, held.id, command.action, actor=sender, reason=command.reason,
                      future=command.future)

@@ -123,8 +123,10 @@ def rejected_for_sender(info: ListInfo, to: str, subject: str, reason: str) -> b
     return _base(info, to, f"Your message to {info.name} was not posted", body).as_bytes()
 
 
-def _how_to_act(info: ListInfo, held_id: int) -> str:
-    return ("To act on it, reply to this message with one of these as the first line:\n"
+def how_to_act(held_id: int) -> str:
+    """The commands a moderator can reply with (``moderation.REPLY_COMMANDS``)."""
+    return ("To act on it, reply to this message with one of these as the first line\n"
+            "(exactly; anything else changes nothing):\n"
             "  approve            (send it to the list)\n"
             "  approve always     (send it, and accept this sender's posts from now on)\n"
             "  approve hold       (send it, but hold this sender's future posts)\n"
@@ -141,7 +143,7 @@ def held_for_moderators(info: ListInfo, to: str, held_id: int, token: str, sende
     evidence = f"{policy}\n\n" if policy else ""
     body = (f"A post to {info.post_address} is held for review (queue item {held_id}).\n\n"
             f"From:    {sender}\nSubject: {subject}\nReason:  {reason}\n\n{evidence}"
-            + _how_to_act(info, held_id) + "\nThe post is attached.\n")
+            + how_to_act(held_id) + "\nThe post is attached.\n")
     msg = _base(info, to, f"[{info.name}] held post {held_id}: {subject}"[:200], body,
                 auto="auto-generated", from_addr=info.address("owner"),
                 reply_to=info.address(f"confirm+{token}"))
@@ -156,14 +158,14 @@ def held_reminder(info: ListInfo, to: str, held_id: int, token: str, sender: str
     body = (f"Reminder: a post to {info.post_address} has been waiting for a moderator.\n\n"
             f"From:    {sender}\nSubject: {subject}\nReason:  {reason}\n\n"
             f"If nobody handles it by {expires:%A %d %B %Y %H:%M} UTC, it will be {fate}.\n\n"
-            + _how_to_act(info, held_id))
+            + how_to_act(held_id))
     return _base(info, to, f"[{info.name}] reminder: held post {held_id}: {subject}"[:200], body,
                  auto="auto-generated", from_addr=info.address("owner"),
                  reply_to=info.address(f"confirm+{token}")).as_bytes()
 
 
 def moderation_result(info: ListInfo, to: str, held_id: int, outcome: str) -> bytes:
-    return _base(info, to, f"[{info.name}] {outcome}"[:200],
+    return _base(info, to, f"[{info.name}] {outcome.splitlines()[0]}"[:200],
                  outcome + "\n", auto="auto-replied",
                  from_addr=info.address("owner")).as_bytes()
 

@@ -224,7 +224,7 @@ def test_bans_by_pattern_per_list_and_site_wide_with_expiry(
     server.drain()
     assert [m for m in sink.messages if "[demo]" in str(parse(m.data)["Subject"])] == []
     listing = cli(config_path, "bans", "list", "--list", "demo")
-    assert "^" in listing.output and "(site-wide)\tann@council.gov.uk" in listing.output
+    assert "*@district.gov.uk" in listing.output and "(site-wide)\tann@council.gov.uk" in listing.output
 
     # The list ban runs out: bob posts again; ann's site-wide ban is lifted by id.
     with store.session() as s:
@@ -291,3 +291,17 @@ def test_vendor_staff_are_named_and_marked_on_delivery(server: Running, sink: Sm
     server.drain()
     got = [parse(m.data) for m in sink.messages if m.rcpt_tos == (MEMBERS[0],)]
     assert got[0]["X-Commonroom-Role"] == 'vendor; org="Acme Ltd"; official'
+
+
+def test_a_chatty_reply_changes_nothing_and_is_answered_with_the_commands(
+        server: Running, sink: SmtpSink, store: Store) -> None:
+    """Issue 7.6: "OK, …" is not "approve"."""
+    held_id, address = hold_one(server, sink)
+    reply(server, MOD, address, "OK, but ask them to shorten it next time")
+    assert delivered_to(sink, "Can I ask about CRMs?") == []
+    with store.session() as s:
+        held = s.get(Held, held_id)
+        assert held is not None and held.resolved_at is None
+    answer = body(wait_until(lambda: to(sink, MOD), what="the answer to the moderator")[0])
+    assert "nothing was done" in answer
+    assert "approve always" in answer and "reject REASON" in answer
