@@ -83,7 +83,11 @@ def request(session: Session, cfg: Config, ml: MailingList, address: str, action
         audit.record(session, list_id=ml.id, actor=email, action=f"{action}-refused",
                      target=email, detail=f"banned address (via {via})")
         return Outcome(False, f"{email} may not join {ml.name}")
+    # A non-member entry ("approve always" makes one) only carries a moderation setting: it
+    # neither stops joining nor counts as membership for leaving.
     member = find_subscription(session, ml.id, email)
+    if member is not None and member.role == Role.NONMEMBER.value:
+        member = None
     if action == "subscribe" and member is not None:
         return Outcome(False, f"{email} is already a member of {ml.name}")
     if action == "unsubscribe" and member is None:
@@ -172,13 +176,24 @@ def add_member(session: Session, ml: MailingList, email: str, *, name: str = "",
                actor: str = "", verified: bool = False) -> bool:
     """Subscribe ``email`` directly (an owner's action, or a confirmed request).
 
-    Returns False when it was already subscribed (its role is raised if asked for).
+    Returns False when it was already subscribed (its role is raised if asked for). A known
+    non-member (a moderation setting only) becomes a member with ``role`` and ``mode``, keeping
+    its moderation setting, and that counts as subscribing (True).
     """
     assert ml.id is not None
     addr = ensure_address(session, email, name=name, organisation=organisation, vendor=vendor,
                           verified=verified)
     assert addr.id is not None
     existing = find_subscription(session, ml.id, email)
+    if existing is not None and existing.role == Role.NONMEMBER.value \
+            and role is not Role.NONMEMBER:
+        existing.role = role.value
+        existing.delivery_mode = mode.value
+        session.add(existing)
+        audit.record(session, list_id=ml.id, actor=actor or email, action="subscribed",
+                     target=email, detail=f"role={role.value} delivery={mode.value} (was a "
+                                          f"non-member; moderation {existing.moderation or 'default'} kept)")
+        return True
     if existing is not None:
         if role is not Role.MEMBER and existing.role != role.value:
             existing.role = role.value
