@@ -43,7 +43,8 @@ def _base(info: ListInfo, to: str, subject: str, body: str, *, auto: str = "auto
 def confirm_request(info: ListInfo, to: str, token: str, action: str) -> bytes:
     """Double opt-in: one mail, three ways to say yes (reply, mail the address, click)."""
     confirm_addr = info.address(f"confirm+{token}")
-    what = "join" if action == "subscribe" else "leave"
+    what = {"subscribe": "join", "unsubscribe": "leave"}.get(
+        action, f"{DELIVERY_WORDS.get(action, 'change how you get mail')} from")
     body = (
         f"Someone (hopefully you) asked to {what} the mailing list {info.post_address}\n"
         f"({info.description or info.name}) with the address {to}.\n\n"
@@ -56,6 +57,16 @@ def confirm_request(info: ListInfo, to: str, token: str, action: str) -> bytes:
     msg = _base(info, to, f"confirm {token}", body, reply_to=confirm_addr,
                 from_addr=confirm_addr)
     return msg.as_bytes()
+
+
+# Pending actions that change delivery (subscriptions.delivery_action), in the confirmation.
+DELIVERY_WORDS = {
+    "delivery-each": "get each post as it is sent (no digest)",
+    "delivery-nomail": "get no mail, but stay subscribed,",
+    "delivery-plain": "get a weekly plain-text digest instead of each post",
+    "delivery-mime": "get a weekly MIME digest instead of each post",
+    "delivery-html": "get a weekly HTML digest instead of each post",
+}
 
 
 def welcome(info: ListInfo, to: str) -> bytes:
@@ -81,7 +92,8 @@ def help_text(info: ListInfo) -> str:
         "  subscribe    - join the list (you will be asked to confirm)\n"
         "  unsubscribe  - leave the list (you will be asked to confirm)\n"
         "  digest plain - get a weekly digest instead of each post (also: digest mime,\n"
-        "                 digest html; digest off goes back to each post)\n"
+        "                 digest html; digest off goes back to each post; you will be\n"
+        "                 asked to confirm)\n"
         "  help         - this text\n\n"
         f"Shortcuts: write to {info.address('join')} to join, {info.address('leave')} to leave.\n"
         f"To reach the people who run the list, write to {info.address('owner')}.\n")

@@ -71,9 +71,34 @@ def _bounces(cfg: Config, ml: MailingList) -> str:
     return f"{ml.name}-bounces@{cfg.server.domain}"
 
 
+DELIVERY_ACTION = "delivery-"  # + a DeliveryMode value: a confirmed change of delivery
+
+
+def delivery_action(mode: DeliveryMode) -> str:
+    return DELIVERY_ACTION + mode.value
+
+
+def delivery_mode_of(action: str) -> DeliveryMode | None:
+    """The delivery a pending action asks for ("delivery-mime"), or None. Pure."""
+    if not action.startswith(DELIVERY_ACTION):
+        return None
+    return DeliveryMode(action.removeprefix(DELIVERY_ACTION))
+
+
+def describe_delivery(mode: DeliveryMode) -> str:
+    """What a member gets in ``mode``, in words. Pure."""
+    if mode is DeliveryMode.EACH:
+        return "each post as it is sent, and no digest"
+    if mode is DeliveryMode.NOMAIL:
+        return "no mail from the list (you stay subscribed)"
+    return f"the weekly digest ({mode.value}) instead of each post"
+
+
 def request(session: Session, cfg: Config, ml: MailingList, address: str, action: str,
             *, display_name: str = "", via: str = "email") -> Outcome:
-    """Ask ``address`` to confirm joining (action "subscribe") or leaving ("unsubscribe")."""
+    """Ask ``address`` to confirm joining (action "subscribe"), leaving ("unsubscribe") or a
+    change of delivery (``delivery_action(mode)``): From can be forged, so the address itself
+    must say yes."""
     assert ml.id is not None
     email = canonical(address)
     if email is None:
@@ -90,8 +115,11 @@ def request(session: Session, cfg: Config, ml: MailingList, address: str, action
         member = None
     if action == "subscribe" and member is not None:
         return Outcome(False, f"{email} is already a member of {ml.name}")
-    if action == "unsubscribe" and member is None:
+    if action != "subscribe" and member is None:
         return Outcome(False, f"{email} is not a member of {ml.name}")
+    mode = delivery_mode_of(action)
+    if member is not None and mode is not None and member.delivery_mode == mode.value:
+        return Outcome(True, f"{email} already gets {describe_delivery(mode)}")
     recent = session.exec(select(func.count()).select_from(Pending).where(
         Pending.email == email, Pending.created_at > now - timedelta(days=1))).one()
     if recent >= MAX_PENDING_PER_DAY:
@@ -136,11 +164,26 @@ def confirm(session: Session, cfg: Config, token: str, *, via: str = "email") ->
                                   sender=_bounces(cfg, ml),
                                   payload=notices.welcome(info, pending.email))
         return Outcome(True, f"{pending.email} is now a member of {ml.name}")
+    mode = delivery_mode_of(pending.action)
+    if mode is not None:
+        return _set_delivery(session, ml, pending.email, mode)
     removed = remove_member(session, ml, pending.email, actor=pending.email)
     if removed:
         outbox.enqueue_notice(session, list_id=ml.id, recipient=pending.email,
                               sender=_bounces(cfg, ml), payload=notices.goodbye(info, pending.email))
     return Outcome(True, f"{pending.email} has left {ml.name}")
+
+
+def _set_delivery(session: Session, ml: MailingList, email: str, mode: DeliveryMode) -> Outcome:
+    assert ml.id is not None
+    sub = find_subscription(session, ml.id, email)
+    if sub is None or sub.role == Role.NONMEMBER.value:
+        return Outcome(False, f"{email} is not a member of {ml.name}")
+    sub.delivery_mode = mode.value
+    session.add(sub)
+    audit.record(session, list_id=ml.id, actor=email, action="delivery-changed", target=email,
+                 detail=mode.value)
+    return Outcome(True, f"{email} will get {describe_delivery(mode)}")
 
 
 def ensure_address(session: Session, email: str, *, name: str = "", organisation: str = "",

@@ -206,3 +206,45 @@ def test_confirmed_add_of_a_known_non_member_makes_a_member(store: Store) -> Non
         sub = find_subscription(s, ml.id, NEW)
         assert sub is not None and (sub.role, sub.moderation) == ("member", "hold")
         assert add_member(s, ml, NEW, actor=NEW) is False  # now really already a member
+
+
+def _delivery(store: Store, email: str) -> str:
+    with store.session() as s:
+        ml = find(s, "demo")
+        assert ml is not None and ml.id is not None
+        sub = find_subscription(s, ml.id, email)
+        assert sub is not None
+        return sub.delivery_mode
+
+
+def test_a_change_of_delivery_by_mail_waits_for_the_members_confirmation(
+        server: Running, sink: SmtpSink, store: Store) -> None:
+    """Issue 7.9: From is forgeable, so "digest mime" only asks the member's own address."""
+    with store.session() as s:
+        ml = find(s, "demo")
+        assert ml is not None
+        add_member(s, ml, NEW, verified=True)
+    request = f"demo-request@{DOMAIN}"
+    server.send("mallory@elsewhere.example", request, mail(NEW, request, "digest mime"))
+    server.drain()
+    assert _delivery(store, NEW) == "each", "a forged From changed nothing"
+    to_new = [parse(m.data) for m in only_mail_to(sink, NEW)]
+    [confirm] = [m for m in to_new if str(m["Subject"]).startswith("confirm ")]
+    assert "weekly MIME digest" in confirm.get_payload(decode=True).decode()
+    [results] = [m for m in to_new if "Results" in str(m["Subject"])]
+    assert "confirmation request was sent" in results.get_payload(decode=True).decode()
+
+    reply_to = str(confirm["Reply-To"])
+    server.send(NEW, reply_to, mail(NEW, reply_to, f"Re: {confirm['Subject']}"))
+    server.drain()
+    assert _delivery(store, NEW) == "mime"
+    with store.session() as s:
+        assert s.exec(select(Pending).where(Pending.email == NEW)).one().action == \
+            "delivery-mime"
+
+    sink.messages.clear()
+    server.send(NEW, request, mail(NEW, request, "digest mime"))
+    server.drain()
+    [answer] = only_mail_to(sink, NEW)
+    assert "already gets the weekly digest (mime)" in parse(answer.data).get_payload(
+        decode=True).decode()
