@@ -14,6 +14,7 @@ import pytest
 from sqlmodel import select
 
 from listserv import config as config_mod
+from listserv import moderation
 from listserv.models import AuditEntry, Ban, Held, Message, utcnow
 from listserv.store import Store
 from tests.harness import DOMAIN, Running, cli, mail, make_list, parse, running, wait_until
@@ -305,3 +306,45 @@ def test_a_chatty_reply_changes_nothing_and_is_answered_with_the_commands(
     answer = body(wait_until(lambda: to(sink, MOD), what="the answer to the moderator")[0])
     assert "nothing was done" in answer
     assert "approve always" in answer and "reject REASON" in answer
+
+
+def test_shunted_messages_are_listed_and_handled_again(
+        server: Running, sink: SmtpSink, store: Store, config_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 7.12: a message whose handling raised is kept, listed with --shunted (per list and
+    across lists) and handled again by 'queue retry ID', token and all."""
+    held_id, address = hold_one(server, sink)
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the moderation service fell over")
+
+    monkeypatch.setattr(moderation, "act_by_reply", broken)
+    reply(server, MOD, address, "approve")
+    assert delivered_to(sink, "Can I ask about CRMs?") == []
+    assert "Can I ask about CRMs?" in cli(config_path, "queue", "list", "demo").output
+    for args in (("queue", "list", "demo", "--shunted"), ("queue", "list", "--shunted")):
+        listed = cli(config_path, *args)
+        assert listed.exit_code == 0, listed.output
+        [line] = listed.output.splitlines()
+        shunted_id, lists, sender, subject, error = line.split("\t")[:5]
+        assert (lists, sender, subject) == ("demo", MOD, "Re: held post")
+        assert "RuntimeError: the moderation service fell over" in error
+    other = cli(config_path, "queue", "list", "nolist", "--shunted")
+    assert other.exit_code != 0 and "no list called" in other.output
+    assert cli(config_path, "queue", "list").exit_code != 0
+
+    failed = cli(config_path, "queue", "retry", shunted_id)
+    assert failed.exit_code == 1 and "failed again" in failed.output
+
+    monkeypatch.undo()
+    retried = cli(config_path, "queue", "retry", shunted_id)
+    assert retried.exit_code == 0, retried.output
+    server.app.worker.wake()  # type: ignore[union-attr]
+    wait_until(lambda: len(delivered_to(sink, "Can I ask about CRMs?")) == 3, what="the approval")
+    with store.session() as s:
+        held = s.get(Held, held_id)
+        assert held is not None and held.resolved_by == MOD
+    assert cli(config_path, "queue", "list", "--shunted").output.strip() == "nothing is shunted"
+    again = cli(config_path, "queue", "retry", shunted_id)
+    assert again.exit_code == 1 and "no shunted message" in again.output
+    assert ("cli", "shunt-retried") in audit_actions(store)
