@@ -19,7 +19,7 @@ from listserv.lists import find
 from listserv.message import parse
 from listserv.models import Action, AuditEntry, Held, Outbox
 from listserv.store import Store
-from tests.harness import DOMAIN, make_list, mail
+from tests.harness import DOMAIN, mail, make_list
 
 MEMBERS = ("ann@council.gov.uk", "bob@district.gov.uk")
 MOD = "mod@council.gov.uk"
@@ -45,29 +45,36 @@ def _copies(store: Store, message_pk: int) -> int:
             Outbox.message_pk == message_pk)).one())
 
 
+def _race(store: Store, cfg: Config, held_id: int) -> list[moderation.ActionResult]:
+    """Two approvals of ``held_id`` in two threads, each in its own transaction, released
+    together by a barrier."""
+    barrier = threading.Barrier(2)
+    results: list[moderation.ActionResult] = []
+    errors: list[BaseException] = []
+
+    def approve(actor: str) -> None:
+        try:
+            with store.session() as s:
+                barrier.wait(10)
+                results.append(moderation.act(s, cfg, held_id, Action.ACCEPT, actor=actor))
+        except BaseException as e:  # reported below, not lost in the thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=approve, args=(who,)) for who in ("cli", MOD)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    return results
+
+
 def test_two_simultaneous_approvals_deliver_once(store: Store, config_path: Path) -> None:
     cfg = config_mod.load(config_path, env={})
     make_list(store, "demo", moderators=(MOD,), members=MEMBERS)
     for n in range(ROUNDS):
         held_id, message_pk = _hold(store, cfg, n)
-        barrier = threading.Barrier(2)
-        results: list[moderation.ActionResult] = []
-        errors: list[BaseException] = []
-
-        def approve(actor: str) -> None:
-            try:
-                with store.session() as s:
-                    barrier.wait(10)
-                    results.append(moderation.act(s, cfg, held_id, Action.ACCEPT, actor=actor))
-            except BaseException as e:  # reported below, not lost in the thread
-                errors.append(e)
-
-        threads = [threading.Thread(target=approve, args=(who,)) for who in ("cli", MOD)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        assert not errors, errors
+        results = _race(store, cfg, held_id)
         assert sorted(r.ok for r in results) == [False, True], [r.message for r in results]
         assert "already handled" in next(r.message for r in results if not r.ok)
         assert _copies(store, message_pk) == len(MEMBERS) + 1, f"round {n}: delivered twice"

@@ -55,7 +55,7 @@ def test_bare_line_feeds_are_made_crlf_first() -> None:
 def test_a_post_that_cannot_be_7bit_or_8bit_goes_as_headers_plus_body(body: bytes) -> None:
     original = ASCII.replace(b"Which CRM do you use?\r\n", body)
     _, msg = _notice(original)
-    text, headers, rest = msg.iter_parts()
+    _text, headers, rest = msg.iter_parts()
     assert headers.get_content_type() == "text/rfc822-headers"
     assert "Subject: CRMs" in headers.get_content()
     assert rest.get_content_type() == "application/octet-stream"
