@@ -19,7 +19,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from listserv import audit, links, notices, outbox, participation, subscriptions
+from listserv import (
+    audit,
+    links,
+    notices,
+    outbox,
+    participation,
+    sender_notices,
+    subscriptions,
+)
 from listserv.config import Config
 from listserv.decorate import ListInfo
 from listserv.fanout import STATUS_FOR, fan_out
@@ -107,13 +115,16 @@ def hold(session: Session, cfg: Config, ml: MailingList, info: ListInfo, msg: Me
                                   info, mod, held.id, token, msg.from_address, msg.subject,
                                   decision.reason, msg.raw,
                                   policy=participation.describe(msg.policy) if msg.policy else ""))
-    # One notice per held message (this runs once per message), never to automatic mail.
-    if msg.from_address and not decision.is_automatic_mail:
-        outbox.enqueue_notice(session, list_id=ml.id, recipient=msg.from_address,
+    # One notice per held message at most (this runs once per message), and only when the
+    # sender may be written to (sender_notices: no backscatter to forged or automatic senders).
+    if msg.from_address:
+        sender_notices.notify(session, list_id=ml.id, address=msg.from_address, kind="held",
                               sender=info.address("bounces"),
                               payload=notices.held_for_sender(info, msg.from_address,
                                                               msg.subject, decision.reason,
-                                                              rule=decision.rule))
+                                                              rule=decision.rule),
+                              raw=msg.raw, envelope_from=msg.envelope_from, now=utcnow(),
+                              automatic=decision.is_automatic_mail)
     return held.id
 
 
@@ -164,11 +175,13 @@ def act(session: Session, cfg: Config, held_id: int, action: Action, *, actor: s
         detail = f"delivered to {count} members" + (f"; {reason}" if reason else "")
     elif action is Action.REJECT and msg.from_address:
         info = list_info(ml, cfg)
-        outbox.enqueue_notice(session, list_id=ml.id, recipient=msg.from_address,
-                              sender=info.address("bounces"),
+        sender_notices.notify(session, list_id=ml.id, address=msg.from_address,
+                              kind="rejected", sender=info.address("bounces"),
                               payload=notices.rejected_for_sender(
                                   info, msg.from_address, msg.subject,
-                                  reason or "a moderator declined it"))
+                                  reason or "a moderator declined it"),
+                              raw=msg.raw, envelope_from=msg.envelope_from, now=utcnow(),
+                              by_a_person=actor != "expiry")
     audit.record(session, list_id=ml.id, actor=actor, action=f"held-{action.value}",
                  target=f"held {held_id} ({msg.message_id})", detail=detail)
     if future and msg.from_address:
@@ -223,6 +236,7 @@ def due(held_at: datetime, reminded_at: datetime | None, hold_days: int,
 def sweep(session: Session, cfg: Config, now: datetime | None = None) -> tuple[int, int]:
     """Remind and expire what is due; returns (reminded, expired)."""
     now = now or utcnow()
+    sender_notices.prune(session, now)
     reminded = expired = 0
     rows = session.exec(select(Held, MailingList, Message)
                         .join(MailingList, col(MailingList.id) == col(Held.list_id))

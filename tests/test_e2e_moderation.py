@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from listserv import config as config_mod
 from listserv import moderation
-from listserv.models import AuditEntry, Ban, Held, Message, utcnow
+from listserv.models import AuditEntry, Ban, Held, Message, SenderNotice, utcnow
 from listserv.store import Store
 from tests.harness import DOMAIN, Running, cli, mail, make_list, parse, running, wait_until
 from tests.smtpsink import SmtpSink
@@ -176,6 +176,9 @@ def test_unhandled_post_reminds_once_then_expires_to_the_lists_action(
         assert held is not None
         held.held_at = utcnow() - timedelta(days=8)
         s.add(held)
+        for notice in s.exec(select(SenderNotice)):  # the held notice was sent 8 days ago too
+            notice.sent_at -= timedelta(days=8)
+            s.add(notice)
     sink.messages.clear()
     assert cli(config_path, "queue", "sweep").output.strip() == "reminded 0, expired 1"
     server.app.worker.wake()  # type: ignore[union-attr]
@@ -348,3 +351,38 @@ def test_shunted_messages_are_listed_and_handled_again(
     again = cli(config_path, "queue", "retry", shunted_id)
     assert again.exit_code == 1 and "no shunted message" in again.output
     assert ("cli", "shunt-retried") in audit_actions(store)
+
+
+def test_at_most_one_notice_a_day_to_a_posts_sender(server: Running, sink: SmtpSink,
+                                                    config_path: Path) -> None:
+    """Issue 7.11: forged posts must not make the list a backscatter source."""
+    for n in range(3):
+        server.send(OUTSIDER, POST, mail(OUTSIDER, POST, f"Held question {n}"))
+    server.drain()
+    assert len(to(sink, OUTSIDER)) == 1, "one held notice, not three"
+    assert len([m for m in to(sink, MOD) if "Held question" in str(m["Subject"])]) == 3
+    assert cli(config_path, "lists", "set", "demo", "nonmember_action", "reject").exit_code == 0
+    other = "eve@elsewhere.example"
+    for n in range(2):
+        server.send(other, POST, mail(other, POST, f"Rejected question {n}"))
+    server.drain()
+    assert len(to(sink, other)) == 1, "one rejection notice, not two"
+
+
+def test_no_notice_to_a_sender_whose_post_failed_dmarc(server: Running, sink: SmtpSink) -> None:
+    results = "mx.lists.example.org; dmarc=fail (p=reject) header.from=elsewhere.example"
+    server.send(OUTSIDER, POST, mail(OUTSIDER, POST, "Forged question",
+                                     headers={"Authentication-Results": results}))
+    server.drain()
+    assert [m for m in to(sink, MOD) if "Forged question" in str(m["Subject"])]
+    assert to(sink, OUTSIDER) == []
+
+
+def test_no_rejection_notice_to_a_sender_banned_meanwhile(server: Running, sink: SmtpSink,
+                                                         config_path: Path) -> None:
+    held_id, _ = hold_one(server, sink)
+    assert cli(config_path, "bans", "add", OUTSIDER).exit_code == 0
+    assert cli(config_path, "queue", "reject", str(held_id), "--reason", "spam").exit_code == 0
+    server.app.worker.wake()  # type: ignore[union-attr]
+    server.drain()
+    assert to(sink, OUTSIDER) == []
