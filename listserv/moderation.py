@@ -1,10 +1,13 @@
 """The moderation queue: hold posts, act on them once (CLI or a moderator's reply), expire them.
 
 Invariants:
-- An action on a held post happens at most once: acting on an item already handled says so and
-  changes nothing (approving twice delivers once).
+- An action on a held post happens at most once, even when two come at the same moment: the
+  transition is one conditional UPDATE (``WHERE resolved_at IS NULL``) and only the caller that
+  changed the row acts; the other is told it was already handled (approving twice delivers once).
 - A reply to a held notice acts only when it carries the notice's secret token (its Reply-To
-  address) AND comes from one of the list's moderators; anything else is refused and audited.
+  address) AND comes from one of the list's moderators AND its first line is exactly one of the
+  documented commands; anything else changes nothing and is answered (and refusals audited).
+- Notices to a post's sender go through ``sender_notices`` (no backscatter to forged senders).
 - Every action is written to the audit log with who, what and why; a rejected sender is told the
   reason; an approved post goes out through the same fan-out as any accepted post.
 - Held posts nobody handles are reminded once (half way through ``hold_days``) and then expire

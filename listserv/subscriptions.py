@@ -1,8 +1,11 @@
 """Membership: double opt-in requests, confirmations, and direct adds by list owners.
 
 Invariants:
-- Nobody is subscribed or unsubscribed by mail without confirming from the address itself
-  (a token mailed there, single use, expiring after ``CONFIRM_TTL``).
+- Nobody is subscribed or unsubscribed, nor has their delivery changed, by mail without
+  confirming from the address itself (a token mailed there, single use, expiring after
+  ``CONFIRM_TTL``): From can be forged.
+- A non-member entry (a moderation setting for a known sender) is not membership: it neither
+  stops joining nor allows leaving; joining turns it into a member and keeps the setting.
 - No subscription bombing: at most ``MAX_PENDING_PER_DAY`` confirmation mails per address per
   day, over all lists, and none at all to a banned address.
 - Every change is written to the audit log; the caller's transaction makes it atomic with the
