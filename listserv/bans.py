@@ -1,9 +1,12 @@
 """Bans: an exact address or a pattern, on one list or site-wide, optionally until a date.
 
 A pattern is a regular expression when it starts with "^" (Mailman's convention), matched
-case-insensitively against the whole sender address; "*@spam.example" style globs are turned
-into such a pattern, since that is what people type. The posting pipeline and subscription
-requests read bans through ``subscriptions.active_bans``.
+case-insensitively against the whole sender address; a pattern with "*", "?" or "[" is a glob
+("*@spam.example", what people type), kept as typed and matched with ``fnmatch.fnmatchcase``
+(never by editing ``fnmatch.translate``'s output, whose form changes between Python versions).
+A pattern that cannot be matched is refused when it is added, never silently ignored later.
+The posting pipeline and subscription requests read bans through
+``subscriptions.active_bans``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from listserv import audit, subscriptions
 from listserv.models import Ban, MailingList
+from listserv.rules import is_glob
 
 DURATION = re.compile(r"^(\d+)\s*([hdw])$", re.IGNORECASE)
 UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
@@ -45,8 +49,12 @@ def normalise_pattern(text: str) -> str:
         except re.error as e:
             raise BanProblem(f"'{text}' is not a valid regular expression: {e}") from None
         return text
-    if any(c in text for c in "*?["):
-        return "^" + fnmatch.translate(text.lower()).removeprefix("(?s:").removesuffix(")\\Z") + "$"
+    if is_glob(text):
+        try:
+            fnmatch.fnmatchcase("", text.lower())  # compiles it: a broken one is refused now
+        except re.error as e:
+            raise BanProblem(f"'{text}' is not a valid pattern: {e}") from None
+        return text.lower()
     address = subscriptions.canonical(text)
     if address is None:
         raise BanProblem(f"'{text}' is neither an address, a pattern like *@example.com, "

@@ -26,6 +26,7 @@ from listserv import (
     members,
     moderation,
     names,
+    shunt,
     subscriptions,
 )
 from listserv import config as config_mod
@@ -378,7 +379,7 @@ def members_import(obj: Ctx, list_name: str, file: Path) -> None:
 
 @main.group("queue")
 def queue_group() -> None:
-    """The moderation queue: held posts."""
+    """The moderation queue: held posts (and shunted messages, whose handling failed)."""
 
 
 def _age(then: datetime) -> str:
@@ -390,10 +391,22 @@ def _age(then: datetime) -> str:
 
 
 @queue_group.command("list")
-@click.argument("list_name", metavar="LIST")
+@click.argument("list_name", metavar="LIST", required=False)
+@click.option("--shunted", is_flag=True,
+              help="Show messages whose handling failed instead (of every list without LIST).")
 @pass_ctx
-def queue_list(obj: Ctx, list_name: str) -> None:
-    """Show the held posts of LIST: id, sender, subject, reason, age."""
+def queue_list(obj: Ctx, list_name: str | None, shunted: bool) -> None:
+    """Show the held posts of LIST: id, sender, subject, reason, age.
+
+    With --shunted: messages kept because handling them failed (id, lists, sender, subject,
+    error, age); 'commonroom queue retry ID' handles one again.
+    """
+    if shunted:
+        _list_shunted(obj, list_name)
+        return
+    if list_name is None:
+        raise click.UsageError("say which list: commonroom queue list LIST "
+                               "(or --shunted for the shunted messages of every list)")
     with obj.session() as (_store, s):
         ml = list_or_fail(s, list_name)
         items = moderation.pending(s, ml)
@@ -402,6 +415,30 @@ def queue_list(obj: Ctx, list_name: str) -> None:
     for item in items:
         click.echo(f"{item.id}\t{item.sender}\t{item.subject}\t{item.reason}\t"
                    f"{_age(item.held_at)}")
+
+
+def _list_shunted(obj: Ctx, list_name: str | None) -> None:
+    with obj.session() as (_store, s):
+        if list_name is not None:
+            list_or_fail(s, list_name)
+        items = shunt.listing(s, list_name)
+    if not items:
+        click.echo(f"nothing is shunted{f' on {list_name}' if list_name else ''}")
+    for item in items:
+        click.echo(f"{item.id}\t{','.join(item.lists)}\t{item.sender}\t{item.subject}\t"
+                   f"{item.reason}\t{_age(item.received_at)}")
+
+
+@queue_group.command("retry")
+@click.argument("message_id", metavar="ID", type=int)
+@pass_ctx
+def queue_retry(obj: Ctx, message_id: int) -> None:
+    """Handle shunted message ID again ('commonroom queue list --shunted' shows the ids)."""
+    with obj.open_store() as store:
+        result = shunt.retry(store, obj.cfg, message_id, actor="cli")
+    if not result.ok:
+        raise click.ClickException(result.message)
+    click.echo(result.message)
 
 
 def _act(obj: Ctx, held_id: int, action: Action, reason: str, future: str = "") -> None:

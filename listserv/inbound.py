@@ -5,7 +5,8 @@ Invariants:
   transaction before the SMTP server answers 250.
 - If handling fails with a bug, the transaction is rolled back and the raw message is stored
   again on its own as "shunted" with the error, so an accepted message is never lost; the
-  server still answers 250 and a person can look at it (``commonroom queue list``).
+  server still answers 250 and a person can look at it (``commonroom queue list --shunted``)
+  and have it handled again (``commonroom queue retry ID``, ``listserv.shunt``).
 - Automatic mail (auto-replies, bounces, loops) is never answered.
 """
 
@@ -17,7 +18,16 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from listserv import audit, moderation, notices, outbox, posting, requests, subscriptions
+from listserv import (
+    audit,
+    moderation,
+    notices,
+    outbox,
+    posting,
+    requests,
+    shunt,
+    subscriptions,
+)
 from listserv.addresses import Destination, Kind
 from listserv.config import Config
 from listserv.lists import find, list_info
@@ -106,21 +116,26 @@ def _handle_one(session: Session, cfg: Config, d: Delivery, dest: Destination, r
         _store_admin(session, ml, d, parsed, raw, "owner: passed to the moderators")
 
 
+def handle(session: Session, cfg: Config, d: Delivery, raw: bytes,
+           parsed: ParsedMessage) -> None:
+    """Do what each recipient address asks, in the caller's transaction."""
+    for dest in d.destinations:
+        _handle_one(session, cfg, d, dest, raw, parsed)
+
+
 def receive(store: Store, cfg: Config, d: Delivery) -> None:
     """Store and handle one message for all its recipients; durable when this returns."""
     parsed = parse(d.raw, domain=cfg.server.domain)
     raw = set_message_id(d.raw, parsed.message_id) if parsed.message_id_generated else d.raw
     try:
         with store.session() as session:
-            for dest in d.destinations:
-                _handle_one(session, cfg, d, dest, raw, parsed)
+            handle(session, cfg, d, raw, parsed)
     except Exception as exc:  # a bug must not lose an accepted message: shunt it
         log.exception("handling %s failed; shunted", parsed.message_id,
                       extra={"message_id": parsed.message_id, "envelope_from": d.envelope_from})
         with store.session() as session:
             session.add(Message(message_id=parsed.message_id, envelope_from=d.envelope_from,
-                                envelope_to=", ".join(f"{x.list_name}:{x.kind.value}"
-                                                      for x in d.destinations),
+                                envelope_to=shunt.envelope_to(d.destinations),
                                 from_address=parsed.from_address or "",
                                 subject=parsed.subject, size=parsed.size,
                                 status=MessageStatus.SHUNTED.value,

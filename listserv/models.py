@@ -254,6 +254,20 @@ class DigestCopy(SQLModel, table=True):
     rendered: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
+class SenderNotice(SQLModel, table=True):
+    """A held or rejected notice sent to a post's From address: at most one per address per
+    day, so forged senders cannot turn the list into a backscatter source
+    (``listserv.sender_notices``). Rows older than a day are pruned."""
+
+    __tablename__ = "sender_notice"
+    __table_args__ = (Index("ix_sender_notice_address_sent", "address", "sent_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(max_length=254)
+    list_id: int | None = Field(default=None, foreign_key="mailing_list.id")
+    kind: str = Field(default="", max_length=16)  # held | rejected
+    sent_at: datetime = Field(default_factory=utcnow)
+
+
 class Bounce(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     list_id: int | None = Field(default=None, foreign_key="mailing_list.id", index=True)

@@ -1,10 +1,13 @@
 """The moderation queue: hold posts, act on them once (CLI or a moderator's reply), expire them.
 
 Invariants:
-- An action on a held post happens at most once: acting on an item already handled says so and
-  changes nothing (approving twice delivers once).
+- An action on a held post happens at most once, even when two come at the same moment: the
+  transition is one conditional UPDATE (``WHERE resolved_at IS NULL``) and only the caller that
+  changed the row acts; the other is told it was already handled (approving twice delivers once).
 - A reply to a held notice acts only when it carries the notice's secret token (its Reply-To
-  address) AND comes from one of the list's moderators; anything else is refused and audited.
+  address) AND comes from one of the list's moderators AND its first line is exactly one of the
+  documented commands; anything else changes nothing and is answered (and refusals audited).
+- Notices to a post's sender go through ``sender_notices`` (no backscatter to forged senders).
 - Every action is written to the audit log with who, what and why; a rejected sender is told the
   reason; an approved post goes out through the same fan-out as any accepted post.
 - Held posts nobody handles are reminded once (half way through ``hold_days``) and then expire
@@ -13,13 +16,21 @@ Invariants:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from listserv import audit, links, notices, outbox, participation, subscriptions
+from listserv import (
+    audit,
+    links,
+    notices,
+    outbox,
+    participation,
+    sender_notices,
+    subscriptions,
+)
 from listserv.config import Config
 from listserv.decorate import ListInfo
 from listserv.fanout import STATUS_FOR, fan_out
@@ -52,33 +63,32 @@ class ReplyCommand:
     future: str = ""  # "" or the sender's handling from now on: accept | hold
 
 
-VERBS = {"approve": Action.ACCEPT, "accept": Action.ACCEPT, "ok": Action.ACCEPT,
-         "reject": Action.REJECT, "decline": Action.REJECT, "discard": Action.DISCARD,
-         "delete": Action.DISCARD}
-FUTURES = {"always": "accept", "trust": "accept", "accept": "accept", "hold": "hold",
-           "moderate": "hold"}
+# The documented commands (notices._how_to_act), and nothing else: a chatty first line ("OK,
+# but ask them to shorten it", "Approve? I'm not sure") must never act on a post.
+REPLY_COMMANDS: dict[str, ReplyCommand] = {
+    "approve": ReplyCommand(Action.ACCEPT),
+    "approve always": ReplyCommand(Action.ACCEPT, future="accept"),
+    "approve hold": ReplyCommand(Action.ACCEPT, future="hold"),
+    "reject": ReplyCommand(Action.REJECT),
+    "discard": ReplyCommand(Action.DISCARD),
+}
 
 
 def parse_reply(text: str) -> ReplyCommand | None:
-    """A moderator's reply: the first line of their own words says what to do.
+    """A moderator's reply: the first line of their own words, if it is exactly a command.
 
     "approve", "approve always" (and accept this sender from now on), "approve hold" (but hold
-    this sender's future posts), "reject <reason>", "discard". Pure.
+    this sender's future posts), "reject" with an optional reason, "discard"; any case, spaces
+    as you like. Any other first line is None: nothing is done. Pure.
     """
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith(">"):
             continue
-        words = re.split(r"\s+", line, maxsplit=1)
-        verb = words[0].lower().strip(".,:;!")
-        rest = words[1].strip() if len(words) > 1 else ""
-        action = VERBS.get(verb)
-        if action is None:
-            return None
-        if action is Action.ACCEPT:
-            future = FUTURES.get(rest.split()[0].lower().strip(".,")) if rest else None
-            return ReplyCommand(action, future=future or "")
-        return ReplyCommand(action, reason=rest if action is Action.REJECT else "")
+        words = line.split()
+        if words[0].lower() == "reject":
+            return ReplyCommand(Action.REJECT, reason=line[len(words[0]):].strip())
+        return REPLY_COMMANDS.get(" ".join(words).lower())
     return None
 
 
@@ -108,13 +118,16 @@ def hold(session: Session, cfg: Config, ml: MailingList, info: ListInfo, msg: Me
                                   info, mod, held.id, token, msg.from_address, msg.subject,
                                   decision.reason, msg.raw,
                                   policy=participation.describe(msg.policy) if msg.policy else ""))
-    # One notice per held message (this runs once per message), never to automatic mail.
-    if msg.from_address and not decision.is_automatic_mail:
-        outbox.enqueue_notice(session, list_id=ml.id, recipient=msg.from_address,
+    # One notice per held message at most (this runs once per message), and only when the
+    # sender may be written to (sender_notices: no backscatter to forged or automatic senders).
+    if msg.from_address:
+        sender_notices.notify(session, list_id=ml.id, address=msg.from_address, kind="held",
                               sender=info.address("bounces"),
                               payload=notices.held_for_sender(info, msg.from_address,
                                                               msg.subject, decision.reason,
-                                                              rule=decision.rule))
+                                                              rule=decision.rule),
+                              raw=msg.raw, envelope_from=msg.envelope_from, now=utcnow(),
+                              automatic=decision.is_automatic_mail)
     return held.id
 
 
@@ -136,34 +149,42 @@ def act(session: Session, cfg: Config, held_id: int, action: Action, *, actor: s
         reason: str = "", future: str = "") -> ActionResult:
     if action is Action.HOLD:
         return ActionResult(False, "a held post is already held; approve, reject or discard it")
-    held = session.get(Held, held_id)
+    # The transition is one conditional UPDATE: of two moderators (or the CLI and a reply, or
+    # expiry) acting at the same moment, exactly one changes the row and acts; on PostgreSQL
+    # the other waits for that commit and then matches nothing. Checking first and writing
+    # later would let both fan the post out.
+    claimed = session.execute(
+        update(Held).where(col(Held.id) == held_id, col(Held.resolved_at).is_(None))
+        .values(resolved_at=utcnow(), resolution=action.value, resolved_by=actor)
+        .execution_options(synchronize_session=False))
+    held = session.get(Held, held_id, populate_existing=True)
     if held is None:
         return ActionResult(False, f"there is no held post number {held_id}; "
                                    "'commonroom queue list LIST' shows the queue")
-    if held.resolved_at is not None:
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        assert held.resolved_at is not None
         return ActionResult(False, f"held post {held_id} was already handled: {held.resolution} "
                                    f"by {held.resolved_by or 'the server'} at "
                                    f"{held.resolved_at:%Y-%m-%d %H:%M} UTC")
     ml = session.get(MailingList, held.list_id)
     msg = session.get(Message, held.message_pk)
     assert ml is not None and msg is not None and msg.id is not None and ml.id is not None
-    held.resolved_at = utcnow()
-    held.resolution = action.value
-    held.resolved_by = actor
     msg.status = STATUS_FOR[action].value
     msg.reason = f"{action.value} by {actor}" + (f": {reason}" if reason else "")
-    session.add_all([held, msg])
+    session.add(msg)
     detail = reason
     if action is Action.ACCEPT:
         count = fan_out(session, ml, msg.id, cfg.server.domain)
         detail = f"delivered to {count} members" + (f"; {reason}" if reason else "")
     elif action is Action.REJECT and msg.from_address:
         info = list_info(ml, cfg)
-        outbox.enqueue_notice(session, list_id=ml.id, recipient=msg.from_address,
-                              sender=info.address("bounces"),
+        sender_notices.notify(session, list_id=ml.id, address=msg.from_address,
+                              kind="rejected", sender=info.address("bounces"),
                               payload=notices.rejected_for_sender(
                                   info, msg.from_address, msg.subject,
-                                  reason or "a moderator declined it"))
+                                  reason or "a moderator declined it"),
+                              raw=msg.raw, envelope_from=msg.envelope_from, now=utcnow(),
+                              by_a_person=actor != "expiry")
     audit.record(session, list_id=ml.id, actor=actor, action=f"held-{action.value}",
                  target=f"held {held_id} ({msg.message_id})", detail=detail)
     if future and msg.from_address:
@@ -191,9 +212,8 @@ def act_by_reply(session: Session, cfg: Config, held: Held, sender: str,
         return ActionResult(False, f"{sender} is not a moderator of {ml.name}")
     command = parse_reply(text)
     if command is None:
-        result = ActionResult(False, "the first line of your reply should be 'approve', "
-                                     "'approve always', 'approve hold', 'reject REASON' or "
-                                     "'discard'")
+        result = ActionResult(False, "nothing was done: the first line of your reply was "
+                                     "not a command.\n\n" + notices.how_to_act(held.id))
     else:
         result = act(session, cfg, held.id, command.action, actor=sender, reason=command.reason,
                      future=command.future)
@@ -219,6 +239,7 @@ def due(held_at: datetime, reminded_at: datetime | None, hold_days: int,
 def sweep(session: Session, cfg: Config, now: datetime | None = None) -> tuple[int, int]:
     """Remind and expire what is due; returns (reminded, expired)."""
     now = now or utcnow()
+    sender_notices.prune(session, now)
     reminded = expired = 0
     rows = session.exec(select(Held, MailingList, Message)
                         .join(MailingList, col(MailingList.id) == col(Held.list_id))

@@ -11,8 +11,10 @@ Invariants:
 from __future__ import annotations
 
 import email.policy
+import re
+import secrets
 from datetime import datetime
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, formataddr, make_msgid
 
 from listserv import links
@@ -43,7 +45,8 @@ def _base(info: ListInfo, to: str, subject: str, body: str, *, auto: str = "auto
 def confirm_request(info: ListInfo, to: str, token: str, action: str) -> bytes:
     """Double opt-in: one mail, three ways to say yes (reply, mail the address, click)."""
     confirm_addr = info.address(f"confirm+{token}")
-    what = "join" if action == "subscribe" else "leave"
+    what = {"subscribe": "join", "unsubscribe": "leave"}.get(
+        action, f"{DELIVERY_WORDS.get(action, 'change how you get mail')} from")
     body = (
         f"Someone (hopefully you) asked to {what} the mailing list {info.post_address}\n"
         f"({info.description or info.name}) with the address {to}.\n\n"
@@ -56,6 +59,16 @@ def confirm_request(info: ListInfo, to: str, token: str, action: str) -> bytes:
     msg = _base(info, to, f"confirm {token}", body, reply_to=confirm_addr,
                 from_addr=confirm_addr)
     return msg.as_bytes()
+
+
+# Pending actions that change delivery (subscriptions.delivery_action), in the confirmation.
+DELIVERY_WORDS = {
+    "delivery-each": "get each post as it is sent (no digest)",
+    "delivery-nomail": "get no mail, but stay subscribed,",
+    "delivery-plain": "get a weekly plain-text digest instead of each post",
+    "delivery-mime": "get a weekly MIME digest instead of each post",
+    "delivery-html": "get a weekly HTML digest instead of each post",
+}
 
 
 def welcome(info: ListInfo, to: str) -> bytes:
@@ -81,7 +94,8 @@ def help_text(info: ListInfo) -> str:
         "  subscribe    - join the list (you will be asked to confirm)\n"
         "  unsubscribe  - leave the list (you will be asked to confirm)\n"
         "  digest plain - get a weekly digest instead of each post (also: digest mime,\n"
-        "                 digest html; digest off goes back to each post)\n"
+        "                 digest html; digest off goes back to each post; you will be\n"
+        "                 asked to confirm)\n"
         "  help         - this text\n\n"
         f"Shortcuts: write to {info.address('join')} to join, {info.address('leave')} to leave.\n"
         f"To reach the people who run the list, write to {info.address('owner')}.\n")
@@ -123,8 +137,10 @@ def rejected_for_sender(info: ListInfo, to: str, subject: str, reason: str) -> b
     return _base(info, to, f"Your message to {info.name} was not posted", body).as_bytes()
 
 
-def _how_to_act(info: ListInfo, held_id: int) -> str:
-    return ("To act on it, reply to this message with one of these as the first line:\n"
+def how_to_act(held_id: int) -> str:
+    """The commands a moderator can reply with (``moderation.REPLY_COMMANDS``)."""
+    return ("To act on it, reply to this message with one of these as the first line\n"
+            "(exactly; anything else changes nothing):\n"
             "  approve            (send it to the list)\n"
             "  approve always     (send it, and accept this sender's posts from now on)\n"
             "  approve hold       (send it, but hold this sender's future posts)\n"
@@ -141,12 +157,11 @@ def held_for_moderators(info: ListInfo, to: str, held_id: int, token: str, sende
     evidence = f"{policy}\n\n" if policy else ""
     body = (f"A post to {info.post_address} is held for review (queue item {held_id}).\n\n"
             f"From:    {sender}\nSubject: {subject}\nReason:  {reason}\n\n{evidence}"
-            + _how_to_act(info, held_id) + "\nThe post is attached.\n")
+            + how_to_act(held_id) + "\nThe post is attached.\n")
     msg = _base(info, to, f"[{info.name}] held post {held_id}: {subject}"[:200], body,
                 auto="auto-generated", from_addr=info.address("owner"),
                 reply_to=info.address(f"confirm+{token}"))
-    _attach(msg, original, f"held-{held_id}.eml")
-    return msg.as_bytes()
+    return _with_attachment(msg, original, f"held-{held_id}.eml")
 
 
 def held_reminder(info: ListInfo, to: str, held_id: int, token: str, sender: str, subject: str,
@@ -156,21 +171,70 @@ def held_reminder(info: ListInfo, to: str, held_id: int, token: str, sender: str
     body = (f"Reminder: a post to {info.post_address} has been waiting for a moderator.\n\n"
             f"From:    {sender}\nSubject: {subject}\nReason:  {reason}\n\n"
             f"If nobody handles it by {expires:%A %d %B %Y %H:%M} UTC, it will be {fate}.\n\n"
-            + _how_to_act(info, held_id))
+            + how_to_act(held_id))
     return _base(info, to, f"[{info.name}] reminder: held post {held_id}: {subject}"[:200], body,
                  auto="auto-generated", from_addr=info.address("owner"),
                  reply_to=info.address(f"confirm+{token}")).as_bytes()
 
 
 def moderation_result(info: ListInfo, to: str, held_id: int, outcome: str) -> bytes:
-    return _base(info, to, f"[{info.name}] {outcome}"[:200],
+    return _base(info, to, f"[{info.name}] {outcome.splitlines()[0]}"[:200],
                  outcome + "\n", auto="auto-replied",
                  from_addr=info.address("owner")).as_bytes()
 
 
-def _attach(msg: EmailMessage, original: bytes, filename: str) -> None:
-    """Attach a post as it was received (message/rfc822, its bytes untouched)."""
-    msg.add_attachment(original, maintype="message", subtype="rfc822", filename=filename)
+# RFC 2045 2.7/2.8: what 7bit and 8bit bodies may hold (RFC 2046 5.2.1 allows only these, or
+# binary, for message/rfc822). Lines of at most 998 octets, CR only in CRLF, no NUL.
+_LONG_LINE = re.compile(rb"[^\r\n]{999}")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+def attachment_encoding(raw: bytes) -> str | None:
+    """"7bit" or "8bit" when ``raw`` (CRLF lines) can be a message/rfc822 body, else None. Pure."""
+    if b"\0" in raw or b"\r" in raw.replace(b"\r\n", b"") or _LONG_LINE.search(raw):
+        return None
+    return "7bit" if raw.isascii() else "8bit"
+
+
+def _attachment_parts(raw: bytes, filename: str) -> list[bytes]:
+    """The post as MIME parts: message/rfc822 with its bytes untouched (7bit or 8bit); or, when
+    it breaks the line rules, its headers as text/rfc822-headers plus its body in base64."""
+    encoding = attachment_encoding(raw)
+    if encoding is not None:
+        return [(f"Content-Type: message/rfc822\r\n"
+                 f"Content-Disposition: attachment; filename=\"{filename}\"\r\n"
+                 f"Content-Transfer-Encoding: {encoding}\r\n\r\n").encode() + raw]
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        head, body = b"", raw
+    headers = MIMEPart(policy=WIRE)
+    headers.set_content(head + b"\r\n", maintype="text", subtype="rfc822-headers",
+                        cte="quoted-printable", disposition="inline")
+    rest = MIMEPart(policy=WIRE)
+    rest.set_content(body, maintype="application", subtype="octet-stream",
+                     disposition="attachment", filename=filename.replace(".eml", "-body"))
+    return [headers.as_bytes(), rest.as_bytes()]
+
+
+def _with_attachment(msg: EmailMessage, original: bytes, filename: str) -> bytes:
+    """``msg`` as multipart/mixed with the post attached (see ``_attachment_parts``).
+
+    The email package would base64 a message/rfc822 given as bytes, so the part is spliced in.
+    """
+    raw = _BARE_LF.sub(b"\r\n", original)
+    if not raw.endswith(b"\r\n"):
+        raw += b"\r\n"
+    boundary = "=_commonroom_" + secrets.token_hex(12)
+    while boundary.encode() in raw:  # the boundary must not occur in what it encloses
+        boundary = "=_commonroom_" + secrets.token_hex(12)
+    msg.make_mixed()
+    msg.set_boundary(boundary)
+    closing = f"--{boundary}--".encode()
+    text = msg.as_bytes()
+    assert text.count(closing) == 1
+    parts = b"".join(f"--{boundary}\r\n".encode() + part + b"\r\n"
+                     for part in _attachment_parts(raw, filename))
+    return text.replace(closing, parts + closing)
 
 
 def to_owners(info: ListInfo, to: str, original: bytes, sender: str) -> bytes:
@@ -179,5 +243,4 @@ def to_owners(info: ListInfo, to: str, original: bytes, sender: str) -> bytes:
     body = f"A message for the people who run {info.post_address} arrived from {sender}.\n"
     msg = _base(info, to, f"[{info.name}] message for the list owners from {sender}"[:200],
                 body, auto="auto-generated", reply_to=sender, from_addr=info.address("owner"))
-    _attach(msg, original, "message.eml")
-    return msg.as_bytes()
+    return _with_attachment(msg, original, "message.eml")

@@ -18,7 +18,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from listserv import audit, moderation, notices, outbox, participation, policy, subscriptions
+from listserv import (
+    audit,
+    moderation,
+    notices,
+    participation,
+    policy,
+    sender_notices,
+    subscriptions,
+)
 from listserv.config import Config
 from listserv.fanout import STATUS_FOR, fan_out
 from listserv.lists import list_info
@@ -112,11 +120,13 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
     elif decision.action is Action.HOLD:
         result = PostResult(msg.id, decision,
                             held_id=moderation.hold(session, cfg, ml, info, msg, decision))
-    elif decision.action is Action.REJECT and not decision.is_automatic_mail and sender:
-        outbox.enqueue_notice(session, list_id=ml.id, recipient=sender,
+    elif decision.action is Action.REJECT and sender:
+        sender_notices.notify(session, list_id=ml.id, address=sender, kind="rejected",
                               sender=info.address("bounces"),
                               payload=notices.rejected_for_sender(info, sender, parsed.subject,
-                                                                  decision.reason))
+                                                                  decision.reason),
+                              raw=raw, envelope_from=envelope_from, now=utcnow(),
+                              automatic=decision.is_automatic_mail)
     audit.record(session, list_id=ml.id, actor="pipeline", action=f"post-{decision.action.value}",
                  target=parsed.message_id, detail=f"{decision.rule}: {decision.reason}")
     return result

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from listserv import audit, notices, outbox, subscriptions
+from listserv import notices, outbox, subscriptions
 from listserv.config import Config
 from listserv.lists import list_info
 from listserv.models import DeliveryMode, MailingList
@@ -76,7 +76,7 @@ def handle(session: Session, cfg: Config, ml: MailingList, sender: str, subject:
             outcome = subscriptions.confirm(session, cfg, cmd.args[0], via="request")
             results.append((cmd.line, outcome.message))
         elif cmd.name == "digest":
-            results.append((cmd.line, set_delivery(session, ml, sender, cmd.args)))
+            results.append((cmd.line, set_delivery(session, cfg, ml, sender, cmd.args)))
         elif cmd.name == "help":
             results.append((cmd.line, "the help text is below"))
         else:
@@ -88,22 +88,14 @@ def handle(session: Session, cfg: Config, ml: MailingList, sender: str, subject:
     return results
 
 
-def set_delivery(session: Session, ml: MailingList, sender: str, args: tuple[str, ...]) -> str:
-    """"digest plain|mime|html|off" from a member: change how they get the list's mail."""
-    assert ml.id is not None
+def set_delivery(session: Session, cfg: Config, ml: MailingList, sender: str,
+                 args: tuple[str, ...]) -> str:
+    """"digest plain|mime|html|off": asks the member's own address to confirm the change, the
+    way leaving is confirmed (a forged From must not switch anybody's delivery)."""
     words = [a.lower() for a in args if a.lower() != "delivery"]  # "set delivery mime"
     mode = DIGEST_MODES.get(words[0]) if words else None
     if mode is None:
         return "say which: digest plain, digest mime, digest html or digest off"
-    sub = subscriptions.find_subscription(session, ml.id, sender)
-    if sub is None or sub.role == "nonmember":
-        return f"{sender} is not subscribed to {ml.name}"
-    sub.delivery_mode = mode.value
-    session.add(sub)
-    audit.record(session, list_id=ml.id, actor=sender, action="delivery-changed", target=sender,
-                 detail=mode.value)
-    if mode is DeliveryMode.EACH:
-        return "done: you will get each post as it is sent, and no digest"
-    if mode is DeliveryMode.NOMAIL:
-        return "done: you will get no mail from the list (you stay subscribed)"
-    return f"done: you will get the weekly digest ({mode.value}) instead of each post"
+    outcome = subscriptions.request(session, cfg, ml, sender, subscriptions.delivery_action(mode),
+                                    via="request")
+    return outcome.message

@@ -10,6 +10,7 @@ Invariants:
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,9 +27,14 @@ ADMINISTRIVIA = re.compile(
 AUTO_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 
 
+def is_glob(pattern: str) -> bool:
+    """A ban pattern like "*@spam.example" (not a "^regex", not an address). Pure."""
+    return not pattern.startswith("^") and any(c in pattern for c in "*?[")
+
+
 @dataclass(frozen=True)
 class Ban:
-    pattern: str  # an address, or a regular expression when it starts with "^"
+    pattern: str  # an address, a glob ("*@spam.example"), or a regular expression ("^…")
     expires_at: datetime | None = None
 
     def matches(self, address: str, now: datetime) -> bool:
@@ -38,7 +44,9 @@ class Ban:
             try:
                 return re.match(self.pattern, address, re.IGNORECASE) is not None
             except re.error:
-                return False  # a broken pattern bans nobody rather than everybody
+                return False  # refused when added (bans.normalise_pattern); never raise here
+        if is_glob(self.pattern):
+            return fnmatch.fnmatchcase(address.casefold(), self.pattern.casefold())
         return self.pattern.casefold() == address.casefold()
 
 

@@ -1,8 +1,11 @@
 """Membership: double opt-in requests, confirmations, and direct adds by list owners.
 
 Invariants:
-- Nobody is subscribed or unsubscribed by mail without confirming from the address itself
-  (a token mailed there, single use, expiring after ``CONFIRM_TTL``).
+- Nobody is subscribed or unsubscribed, nor has their delivery changed, by mail without
+  confirming from the address itself (a token mailed there, single use, expiring after
+  ``CONFIRM_TTL``): From can be forged.
+- A non-member entry (a moderation setting for a known sender) is not membership: it neither
+  stops joining nor allows leaving; joining turns it into a member and keeps the setting.
 - No subscription bombing: at most ``MAX_PENDING_PER_DAY`` confirmation mails per address per
   day, over all lists, and none at all to a banned address.
 - Every change is written to the audit log; the caller's transaction makes it atomic with the
@@ -71,9 +74,34 @@ def _bounces(cfg: Config, ml: MailingList) -> str:
     return f"{ml.name}-bounces@{cfg.server.domain}"
 
 
+DELIVERY_ACTION = "delivery-"  # + a DeliveryMode value: a confirmed change of delivery
+
+
+def delivery_action(mode: DeliveryMode) -> str:
+    return DELIVERY_ACTION + mode.value
+
+
+def delivery_mode_of(action: str) -> DeliveryMode | None:
+    """The delivery a pending action asks for ("delivery-mime"), or None. Pure."""
+    if not action.startswith(DELIVERY_ACTION):
+        return None
+    return DeliveryMode(action.removeprefix(DELIVERY_ACTION))
+
+
+def describe_delivery(mode: DeliveryMode) -> str:
+    """What a member gets in ``mode``, in words. Pure."""
+    if mode is DeliveryMode.EACH:
+        return "each post as it is sent, and no digest"
+    if mode is DeliveryMode.NOMAIL:
+        return "no mail from the list (you stay subscribed)"
+    return f"the weekly digest ({mode.value}) instead of each post"
+
+
 def request(session: Session, cfg: Config, ml: MailingList, address: str, action: str,
             *, display_name: str = "", via: str = "email") -> Outcome:
-    """Ask ``address`` to confirm joining (action "subscribe") or leaving ("unsubscribe")."""
+    """Ask ``address`` to confirm joining (action "subscribe"), leaving ("unsubscribe") or a
+    change of delivery (``delivery_action(mode)``): From can be forged, so the address itself
+    must say yes."""
     assert ml.id is not None
     email = canonical(address)
     if email is None:
@@ -83,11 +111,18 @@ def request(session: Session, cfg: Config, ml: MailingList, address: str, action
         audit.record(session, list_id=ml.id, actor=email, action=f"{action}-refused",
                      target=email, detail=f"banned address (via {via})")
         return Outcome(False, f"{email} may not join {ml.name}")
+    # A non-member entry ("approve always" makes one) only carries a moderation setting: it
+    # neither stops joining nor counts as membership for leaving.
     member = find_subscription(session, ml.id, email)
+    if member is not None and member.role == Role.NONMEMBER.value:
+        member = None
     if action == "subscribe" and member is not None:
         return Outcome(False, f"{email} is already a member of {ml.name}")
-    if action == "unsubscribe" and member is None:
+    if action != "subscribe" and member is None:
         return Outcome(False, f"{email} is not a member of {ml.name}")
+    mode = delivery_mode_of(action)
+    if member is not None and mode is not None and member.delivery_mode == mode.value:
+        return Outcome(True, f"{email} already gets {describe_delivery(mode)}")
     recent = session.exec(select(func.count()).select_from(Pending).where(
         Pending.email == email, Pending.created_at > now - timedelta(days=1))).one()
     if recent >= MAX_PENDING_PER_DAY:
@@ -132,11 +167,26 @@ def confirm(session: Session, cfg: Config, token: str, *, via: str = "email") ->
                                   sender=_bounces(cfg, ml),
                                   payload=notices.welcome(info, pending.email))
         return Outcome(True, f"{pending.email} is now a member of {ml.name}")
+    mode = delivery_mode_of(pending.action)
+    if mode is not None:
+        return _set_delivery(session, ml, pending.email, mode)
     removed = remove_member(session, ml, pending.email, actor=pending.email)
     if removed:
         outbox.enqueue_notice(session, list_id=ml.id, recipient=pending.email,
                               sender=_bounces(cfg, ml), payload=notices.goodbye(info, pending.email))
     return Outcome(True, f"{pending.email} has left {ml.name}")
+
+
+def _set_delivery(session: Session, ml: MailingList, email: str, mode: DeliveryMode) -> Outcome:
+    assert ml.id is not None
+    sub = find_subscription(session, ml.id, email)
+    if sub is None or sub.role == Role.NONMEMBER.value:
+        return Outcome(False, f"{email} is not a member of {ml.name}")
+    sub.delivery_mode = mode.value
+    session.add(sub)
+    audit.record(session, list_id=ml.id, actor=email, action="delivery-changed", target=email,
+                 detail=mode.value)
+    return Outcome(True, f"{email} will get {describe_delivery(mode)}")
 
 
 def ensure_address(session: Session, email: str, *, name: str = "", organisation: str = "",
@@ -176,13 +226,24 @@ def add_member(session: Session, ml: MailingList, email: str, *, name: str = "",
                actor: str = "", verified: bool = False) -> bool:
     """Subscribe ``email`` directly (an owner's action, or a confirmed request).
 
-    Returns False when it was already subscribed (its role is raised if asked for).
+    Returns False when it was already subscribed (its role is raised if asked for). A known
+    non-member (a moderation setting only) becomes a member with ``role`` and ``mode``, keeping
+    its moderation setting, and that counts as subscribing (True).
     """
     assert ml.id is not None
     addr = ensure_address(session, email, name=name, organisation=organisation, vendor=vendor,
                           verified=verified)
     assert addr.id is not None
     existing = find_subscription(session, ml.id, email)
+    if existing is not None and existing.role == Role.NONMEMBER.value \
+            and role is not Role.NONMEMBER:
+        existing.role = role.value
+        existing.delivery_mode = mode.value
+        session.add(existing)
+        audit.record(session, list_id=ml.id, actor=actor or email, action="subscribed",
+                     target=email, detail=f"role={role.value} delivery={mode.value} (was a "
+                                          f"non-member; moderation {existing.moderation or 'default'} kept)")
+        return True
     if existing is not None:
         if role is not Role.MEMBER and existing.role != role.value:
             existing.role = role.value

@@ -47,7 +47,7 @@ def cfg(config_path: Path) -> Config:
 
 
 @pytest.fixture
-def server(store: Store, cfg: Config, config_path: Path) -> Iterator[Running]:
+def server(store: Store, cfg: Config, config_path: Path, sink: SmtpSink) -> Iterator[Running]:
     make_list(store, LIST, moderators=(MOD,), members=tuple(READERS.values()),
               nonmember_action="accept", max_posts_per_hour=0)
     for mode in ("plain", "html", "nomail"):
@@ -57,6 +57,13 @@ def server(store: Store, cfg: Config, config_path: Path) -> Iterator[Running]:
         srv.send(READERS["mime"], f"{LIST}-request@{DOMAIN}",
                  mail(READERS["mime"], f"{LIST}-request@{DOMAIN}", "digest mime"))
         srv.drain()
+        # … and confirms it from that address, as a change of delivery by mail asks.
+        confirm = next(parse(m.data) for m in sink.messages if m.rcpt_tos == (READERS["mime"],)
+                       and str(parse(m.data)["Subject"]).startswith("confirm "))
+        srv.send(READERS["mime"], str(confirm["Reply-To"]),
+                 mail(READERS["mime"], str(confirm["Reply-To"]), f"Re: {confirm['Subject']}"))
+        srv.drain()
+        sink.messages.clear()
         yield srv
 
 

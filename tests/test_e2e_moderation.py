@@ -14,7 +14,8 @@ import pytest
 from sqlmodel import select
 
 from listserv import config as config_mod
-from listserv.models import AuditEntry, Ban, Held, Message, utcnow
+from listserv import moderation
+from listserv.models import AuditEntry, Ban, Held, Message, SenderNotice, utcnow
 from listserv.store import Store
 from tests.harness import DOMAIN, Running, cli, mail, make_list, parse, running, wait_until
 from tests.smtpsink import SmtpSink
@@ -175,6 +176,9 @@ def test_unhandled_post_reminds_once_then_expires_to_the_lists_action(
         assert held is not None
         held.held_at = utcnow() - timedelta(days=8)
         s.add(held)
+        for notice in s.exec(select(SenderNotice)):  # the held notice was sent 8 days ago too
+            notice.sent_at -= timedelta(days=8)
+            s.add(notice)
     sink.messages.clear()
     assert cli(config_path, "queue", "sweep").output.strip() == "reminded 0, expired 1"
     server.app.worker.wake()  # type: ignore[union-attr]
@@ -224,7 +228,7 @@ def test_bans_by_pattern_per_list_and_site_wide_with_expiry(
     server.drain()
     assert [m for m in sink.messages if "[demo]" in str(parse(m.data)["Subject"])] == []
     listing = cli(config_path, "bans", "list", "--list", "demo")
-    assert "^" in listing.output and "(site-wide)\tann@council.gov.uk" in listing.output
+    assert "*@district.gov.uk" in listing.output and "(site-wide)\tann@council.gov.uk" in listing.output
 
     # The list ban runs out: bob posts again; ann's site-wide ban is lifted by id.
     with store.session() as s:
@@ -291,3 +295,94 @@ def test_vendor_staff_are_named_and_marked_on_delivery(server: Running, sink: Sm
     server.drain()
     got = [parse(m.data) for m in sink.messages if m.rcpt_tos == (MEMBERS[0],)]
     assert got[0]["X-Commonroom-Role"] == 'vendor; org="Acme Ltd"; official'
+
+
+def test_a_chatty_reply_changes_nothing_and_is_answered_with_the_commands(
+        server: Running, sink: SmtpSink, store: Store) -> None:
+    """Issue 7.6: "OK, …" is not "approve"."""
+    held_id, address = hold_one(server, sink)
+    reply(server, MOD, address, "OK, but ask them to shorten it next time")
+    assert delivered_to(sink, "Can I ask about CRMs?") == []
+    with store.session() as s:
+        held = s.get(Held, held_id)
+        assert held is not None and held.resolved_at is None
+    answer = body(wait_until(lambda: to(sink, MOD), what="the answer to the moderator")[0])
+    assert "nothing was done" in answer
+    assert "approve always" in answer and "reject REASON" in answer
+
+
+def test_shunted_messages_are_listed_and_handled_again(
+        server: Running, sink: SmtpSink, store: Store, config_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 7.12: a message whose handling raised is kept, listed with --shunted (per list and
+    across lists) and handled again by 'queue retry ID', token and all."""
+    held_id, address = hold_one(server, sink)
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the moderation service fell over")
+
+    monkeypatch.setattr(moderation, "act_by_reply", broken)
+    reply(server, MOD, address, "approve")
+    assert delivered_to(sink, "Can I ask about CRMs?") == []
+    assert "Can I ask about CRMs?" in cli(config_path, "queue", "list", "demo").output
+    for args in (("queue", "list", "demo", "--shunted"), ("queue", "list", "--shunted")):
+        listed = cli(config_path, *args)
+        assert listed.exit_code == 0, listed.output
+        [line] = listed.output.splitlines()
+        shunted_id, lists, sender, subject, error = line.split("\t")[:5]
+        assert (lists, sender, subject) == ("demo", MOD, "Re: held post")
+        assert "RuntimeError: the moderation service fell over" in error
+    other = cli(config_path, "queue", "list", "nolist", "--shunted")
+    assert other.exit_code != 0 and "no list called" in other.output
+    assert cli(config_path, "queue", "list").exit_code != 0
+
+    failed = cli(config_path, "queue", "retry", shunted_id)
+    assert failed.exit_code == 1 and "failed again" in failed.output
+
+    monkeypatch.undo()
+    retried = cli(config_path, "queue", "retry", shunted_id)
+    assert retried.exit_code == 0, retried.output
+    server.app.worker.wake()  # type: ignore[union-attr]
+    wait_until(lambda: len(delivered_to(sink, "Can I ask about CRMs?")) == 3, what="the approval")
+    with store.session() as s:
+        held = s.get(Held, held_id)
+        assert held is not None and held.resolved_by == MOD
+    assert cli(config_path, "queue", "list", "--shunted").output.strip() == "nothing is shunted"
+    again = cli(config_path, "queue", "retry", shunted_id)
+    assert again.exit_code == 1 and "no shunted message" in again.output
+    assert ("cli", "shunt-retried") in audit_actions(store)
+
+
+def test_at_most_one_notice_a_day_to_a_posts_sender(server: Running, sink: SmtpSink,
+                                                    config_path: Path) -> None:
+    """Issue 7.11: forged posts must not make the list a backscatter source."""
+    for n in range(3):
+        server.send(OUTSIDER, POST, mail(OUTSIDER, POST, f"Held question {n}"))
+    server.drain()
+    assert len(to(sink, OUTSIDER)) == 1, "one held notice, not three"
+    assert len([m for m in to(sink, MOD) if "Held question" in str(m["Subject"])]) == 3
+    assert cli(config_path, "lists", "set", "demo", "nonmember_action", "reject").exit_code == 0
+    other = "eve@elsewhere.example"
+    for n in range(2):
+        server.send(other, POST, mail(other, POST, f"Rejected question {n}"))
+    server.drain()
+    assert len(to(sink, other)) == 1, "one rejection notice, not two"
+
+
+def test_no_notice_to_a_sender_whose_post_failed_dmarc(server: Running, sink: SmtpSink) -> None:
+    results = "mx.lists.example.org; dmarc=fail (p=reject) header.from=elsewhere.example"
+    server.send(OUTSIDER, POST, mail(OUTSIDER, POST, "Forged question",
+                                     headers={"Authentication-Results": results}))
+    server.drain()
+    assert [m for m in to(sink, MOD) if "Forged question" in str(m["Subject"])]
+    assert to(sink, OUTSIDER) == []
+
+
+def test_no_rejection_notice_to_a_sender_banned_meanwhile(server: Running, sink: SmtpSink,
+                                                         config_path: Path) -> None:
+    held_id, _ = hold_one(server, sink)
+    assert cli(config_path, "bans", "add", OUTSIDER).exit_code == 0
+    assert cli(config_path, "queue", "reject", str(held_id), "--reason", "spam").exit_code == 0
+    server.app.worker.wake()  # type: ignore[union-attr]
+    server.drain()
+    assert to(sink, OUTSIDER) == []

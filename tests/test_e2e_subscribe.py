@@ -11,9 +11,11 @@ import pytest
 from sqlmodel import select
 
 from listserv import config as config_mod
-from listserv.models import Ban, Pending, Subscription
+from listserv import moderation
+from listserv.lists import find
+from listserv.models import Ban, MailingList, Pending, Subscription
 from listserv.store import Store
-from listserv.subscriptions import MAX_PENDING_PER_DAY
+from listserv.subscriptions import MAX_PENDING_PER_DAY, add_member, find_subscription
 from tests.harness import DOMAIN, Running, mail, make_list, parse, running, write_config
 from tests.smtpsink import Received, SmtpSink
 
@@ -177,3 +179,82 @@ def test_owner_address_reaches_moderators(server: Running, sink: SmtpSink) -> No
     [notice] = sink.messages
     assert notice.rcpt_tos == ("mod@council.gov.uk",)
     assert parse(notice.data)["Reply-To"] == NEW
+
+
+def test_a_known_non_member_can_join_and_keeps_the_moderation_setting(
+        server: Running, sink: SmtpSink, store: Store) -> None:
+    """Issue 7.8: after "approve always" the sender has a non-member entry; joining still asks
+    for confirmation, then makes them a member (welcomed, receiving posts), moderation kept."""
+    with store.session() as s:
+        ml = find(s, "demo")
+        assert ml is not None
+        moderation.set_future(s, ml, NEW, "accept", actor="mod@council.gov.uk")
+    token = ask(server, sink, f"demo-join@{DOMAIN}")
+    confirm = f"demo-confirm+{token}@{DOMAIN}"
+    server.send(NEW, confirm, mail(NEW, confirm, ""))
+    server.drain()
+    assert parse(only_mail_to(sink, NEW)[-1].data)["Subject"] == "Welcome to demo"
+    with store.session() as s:
+        sub = find_subscription(s, find(s, "demo").id, NEW)  # type: ignore[union-attr,arg-type]
+        assert sub is not None
+        assert (sub.role, sub.delivery_mode, sub.moderation) == ("member", "each", "accept")
+    sink.messages.clear()
+    post = f"demo@{DOMAIN}"
+    server.send("mod@council.gov.uk", post, mail("mod@council.gov.uk", post, "Hello all"))
+    server.drain()
+    assert only_mail_to(sink, NEW), "the new member receives posts"
+
+
+def test_confirmed_add_of_a_known_non_member_makes_a_member(store: Store) -> None:
+    with store.session() as s:
+        ml = find(s, "demo") or MailingList(name="demo")
+        s.add(ml)
+        s.flush()
+        moderation.set_future(s, ml, NEW, "hold", actor="cli")
+        assert add_member(s, ml, NEW, actor=NEW, verified=True) is True
+        assert ml.id is not None
+        sub = find_subscription(s, ml.id, NEW)
+        assert sub is not None and (sub.role, sub.moderation) == ("member", "hold")
+        assert add_member(s, ml, NEW, actor=NEW) is False  # now really already a member
+
+
+def _delivery(store: Store, email: str) -> str:
+    with store.session() as s:
+        ml = find(s, "demo")
+        assert ml is not None and ml.id is not None
+        sub = find_subscription(s, ml.id, email)
+        assert sub is not None
+        return sub.delivery_mode
+
+
+def test_a_change_of_delivery_by_mail_waits_for_the_members_confirmation(
+        server: Running, sink: SmtpSink, store: Store) -> None:
+    """Issue 7.9: From is forgeable, so "digest mime" only asks the member's own address."""
+    with store.session() as s:
+        ml = find(s, "demo")
+        assert ml is not None
+        add_member(s, ml, NEW, verified=True)
+    request = f"demo-request@{DOMAIN}"
+    server.send("mallory@elsewhere.example", request, mail(NEW, request, "digest mime"))
+    server.drain()
+    assert _delivery(store, NEW) == "each", "a forged From changed nothing"
+    to_new = [parse(m.data) for m in only_mail_to(sink, NEW)]
+    [confirm] = [m for m in to_new if str(m["Subject"]).startswith("confirm ")]
+    assert "weekly MIME digest" in confirm.get_payload(decode=True).decode()
+    [results] = [m for m in to_new if "Results" in str(m["Subject"])]
+    assert "confirmation request was sent" in results.get_payload(decode=True).decode()
+
+    reply_to = str(confirm["Reply-To"])
+    server.send(NEW, reply_to, mail(NEW, reply_to, f"Re: {confirm['Subject']}"))
+    server.drain()
+    assert _delivery(store, NEW) == "mime"
+    with store.session() as s:
+        assert s.exec(select(Pending).where(Pending.email == NEW)).one().action == \
+            "delivery-mime"
+
+    sink.messages.clear()
+    server.send(NEW, request, mail(NEW, request, "digest mime"))
+    server.drain()
+    [answer] = only_mail_to(sink, NEW)
+    assert "already gets the weekly digest (mime)" in parse(answer.data).get_payload(
+        decode=True).decode()
