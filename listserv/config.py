@@ -14,6 +14,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,11 @@ class DeliveryConfig:
     maildir: str = "var/outbox"
     dmarc_nameservers: str = ""  # space-separated "ip" or "ip:port"; empty means the system's
     dmarc_timeout: float = 1.0
-    max_attempts: int = 12  # 4xx retries before a delivery is given up (about two days)
+    # How long 4xx answers are retried before a delivery is failed (Postfix's
+    # maximal_queue_lifetime): a number and a unit, s m h d w; a bare number is days.
+    give_up_after: str = "5d"
+    keep_sent_days: int = 30  # sent outbox rows are deleted after this many days
+    max_attempts: int = 12  # no longer used (deliveries give up by time); kept so old files load
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,12 @@ class Config:
             return None
         host, _, port = self.delivery.smarthost.rpartition(":")
         return host, int(port)
+
+    @property
+    def give_up_after(self) -> timedelta:
+        lifetime = parse_duration(self.delivery.give_up_after)
+        assert lifetime is not None  # _validate refused anything else
+        return lifetime
 
     @property
     def maildir_path(self) -> Path:
@@ -107,6 +118,20 @@ def _coerce(key: str, raw: Any, want: type[Any] | str) -> Any:
         raise ConfigError(f"{key} must be {kind}, got {raw!r}") from None
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """"5d", "36h", "90m", "2w", "30s"; a bare number is days, as in Postfix. None if not one."""
+    text = text.strip().lower()
+    unit = text[-1:] if text[-1:] in _UNITS else "d"
+    number = text[:-1] if text[-1:] in _UNITS else text
+    try:
+        return timedelta(seconds=float(number) * _UNITS[unit])
+    except (ValueError, OverflowError):  # not a number, NaN, infinite or absurdly large
+        return None
+
+
 def _validate(cfg: Config) -> None:
     s, d = cfg.server, cfg.delivery
     if not s.domain or "@" in s.domain or " " in s.domain or "." not in s.domain:
@@ -130,6 +155,12 @@ def _validate(cfg: Config) -> None:
                 f"[delivery] smarthost must be host:port (e.g. 127.0.0.1:25), got {d.smarthost!r}")
     if d.dmarc_timeout <= 0:
         raise ConfigError(f"[delivery] dmarc_timeout must be positive, got {d.dmarc_timeout}")
+    lifetime = parse_duration(d.give_up_after)
+    if lifetime is None or lifetime <= timedelta(0):
+        raise ConfigError("[delivery] give_up_after must be a positive duration like 5d, 36h or "
+                          f"90m, got {d.give_up_after!r}")
+    if d.keep_sent_days < 1:
+        raise ConfigError(f"[delivery] keep_sent_days must be at least 1, got {d.keep_sent_days}")
 
 
 def load(path: Path | str | None = None, env: Mapping[str, str] | None = None,
@@ -212,4 +243,9 @@ maildir = "var/outbox"
 # DNS servers for DMARC lookups ("" = the system's), and how long to wait for one.
 dmarc_nameservers = ""
 dmarc_timeout = 1.0
+# How long temporary (4xx) failures are retried before a delivery is given up ("failed"; list
+# them with 'commonroom outbox list --state failed', re-queue with 'commonroom outbox retry').
+give_up_after = "5d"
+# Sent deliveries are kept this many days (for 'commonroom outbox list'), then deleted.
+keep_sent_days = 30
 """

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -97,7 +98,8 @@ class App:
         digest_renderer = await asyncio.to_thread(DigestRenderer, self.store, self.cfg)
         self.worker = OutboxWorker(self.store, transport_factory(self.cfg), renderer,
                                    connections=self.cfg.delivery.connections,
-                                   max_attempts=self.cfg.delivery.max_attempts,
+                                   give_up_after=self.cfg.give_up_after,
+                                   keep_sent=timedelta(days=self.cfg.delivery.keep_sent_days),
                                    render_digest=digest_renderer)
         await self.worker.start()
         handler = ListHandler(self.store, self.cfg, resolver_for(self.cfg), self.worker.wake)

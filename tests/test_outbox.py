@@ -44,7 +44,7 @@ def outbox(store: Store) -> dict[str, Outbox]:
 
 
 def worker(store: Store, sink: SmtpSink, **kw: Any) -> OutboxWorker:
-    defaults: dict[str, Any] = {"connections": 2, "max_attempts": 5, "poll_interval": 0.05,
+    defaults: dict[str, Any] = {"connections": 2, "poll_interval": 0.05,
                                 "backoff": lambda attempts: 0.0}
     return OutboxWorker(store, lambda: SmtpTransport(sink.host, sink.port, timeout=5),
                         lambda pk, rcpt: b"Subject: post\r\n\r\nfor " + rcpt.encode() + b"\r\n",
@@ -95,12 +95,24 @@ async def test_4xx_is_retried_then_delivered_once(store: Store, sink: SmtpSink,
     assert [(r.outbox_id, r.recipient) for r in deferred] == [(oid, "m0@example.org")]  # type: ignore[attr-defined]
 
 
-async def test_4xx_until_max_attempts_fails(store: Store, sink: SmtpSink) -> None:
-    add_notices(store, 1)
-    sink.script_data(451, 452, 250)
-    await run(worker(store, sink, max_attempts=2))
-    row = outbox(store)["m0@example.org"]
-    assert (row.state, row.attempts) == ("failed", 2) and row.last_error.startswith("452")
+async def test_4xx_is_retried_until_the_lifetime_is_over_then_fails(store: Store,
+                                                                    sink: SmtpSink) -> None:
+    """Issue 7.14: retry by time, not by count."""
+    add_notices(store, 1, prefix="young", created_at=utcnow() - timedelta(days=4, hours=23))
+    add_notices(store, 1, prefix="old", created_at=utcnow() - timedelta(days=5, minutes=1))
+    sink.script_data(*[451] * 30)
+    w = worker(store, sink, give_up_after=timedelta(days=5), connections=1)
+    await w.start()
+    for _ in range(200):  # both tried once, then the young one a dozen times (no back-off here)
+        await asyncio.sleep(0.02)
+        if outbox(store)["young0@example.org"].attempts >= 12:
+            break
+    await w.stop()
+    rows = outbox(store)
+    assert (rows["old0@example.org"].state, rows["old0@example.org"].attempts) == ("failed", 1)
+    assert rows["old0@example.org"].last_error.startswith("451")
+    young = rows["young0@example.org"]
+    assert young.state in ("pending", "sending") and young.attempts >= 12
     assert sink.messages == []
 
 
@@ -175,18 +187,42 @@ async def test_smarthost_restart_is_survived(sink: SmtpSink) -> None:
     assert sink.sessions == [1, 2]
 
 
-async def test_restart_recovers_sending_and_backed_off_rows(store: Store, sink: SmtpSink) -> None:
+async def test_restart_recovers_sending_rows_and_keeps_back_offs(store: Store,
+                                                                 sink: SmtpSink) -> None:
+    """Issue 7.15: a restart makes only in-flight rows due; backed-off rows keep their time."""
     later = utcnow() + timedelta(hours=1)
     add_notices(store, 5, prefix="dead", state="sending", claimed_by=12345, attempts=1)
     add_notices(store, 5, prefix="wait", attempts=3, next_attempt_at=later)
     w = worker(store, sink, poll_interval=60.0)  # only recovery can make these due at once
     await w.start()
-    await sink.wait_for(10, timeout=5)
+    await sink.wait_for(5, timeout=5)
     await w.drain(5)
     await w.stop()
     rows = outbox(store)
-    assert {r.state for r in rows.values()} == {"sent"} and len(sink.messages) == 10
-    assert rows["dead0@example.org"].attempts == 2 and rows["wait0@example.org"].attempts == 4
+    assert {m.rcpt_tos[0] for m in sink.messages} == {f"dead{i}@example.org" for i in range(5)}
+    assert rows["dead0@example.org"].attempts == 2 and rows["dead0@example.org"].state == "sent"
+    waiting = [rows[f"wait{i}@example.org"] for i in range(5)]
+    assert {(r.state, r.attempts) for r in waiting} == {("pending", 3)}
+    assert all(abs((r.next_attempt_at - later).total_seconds()) < 1 for r in waiting)
+
+
+async def test_notices_are_claimed_before_a_large_fan_out(store: Store, sink: SmtpSink) -> None:
+    """Issue 7.16: a confirmation queued after a big post's copies is sent before them."""
+    with store.session() as s:
+        ml = MailingList(name="dev")
+        s.add(ml)
+        s.flush()
+        msg = Message(list_id=ml.id, message_id="<big@example.org>", raw=b"Subject: post\r\n\r\n")
+        s.add(msg)
+        s.flush()
+        queued = utcnow() - timedelta(minutes=5)
+        for i in range(300):
+            s.add(Outbox(list_id=ml.id, message_pk=msg.id, recipient=f"p{i}@example.org",
+                         sender=SENDER, next_attempt_at=queued, created_at=queued))
+    add_notices(store, 1, prefix="confirm")
+    await run(worker(store, sink, connections=1, batch=50))
+    order = [m.rcpt_tos[0] for m in sink.messages]
+    assert len(order) == 301 and order[0] == "confirm0@example.org"
 
 
 async def test_wake_starts_delivery_without_waiting_for_the_poll(store: Store,
@@ -218,7 +254,7 @@ async def test_maildir_transport_writes_files(store: Store, tmp_path: Path) -> N
     add_notices(store, 8)
     box = tmp_path / "outbox"  # not there yet: four transports create it at once
     w = OutboxWorker(store, lambda: MaildirTransport(box), lambda pk, rcpt: b"",
-                     connections=4, max_attempts=3, poll_interval=0.05)
+                     connections=4, poll_interval=0.05)
     await run(w)
     files = sorted((box / "new").iterdir())
     assert len(files) == 8
@@ -299,7 +335,7 @@ def test_backoff_doubles_from_30_seconds_up_to_an_hour(attempts: int, low: float
 def test_claimed_rows_are_marked(store: Store) -> None:
     ids = add_notices(store, 5)
     w = OutboxWorker(store, lambda: MaildirTransport("/nonexistent"), lambda pk, r: b"",
-                     connections=1, max_attempts=3)
+                     connections=1)
     w.worker_id = 42
     claimed = w._claim(3)
     assert [c.id for c in claimed] == ids[:3]
