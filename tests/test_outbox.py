@@ -342,3 +342,95 @@ def test_claimed_rows_are_marked(store: Store) -> None:
     with store.engine.begin() as conn:
         conn.execute(update(Outbox.__table__).values(state="sent"))  # type: ignore[attr-defined]
     assert w._claim(3) == []
+
+
+# --- keeping the table small (issue 7.25) ----------------------------------------------------
+
+async def test_sent_rows_are_pruned_after_keep_sent(store: Store, sink: SmtpSink) -> None:
+    old, recent = utcnow() - timedelta(days=31), utcnow() - timedelta(days=29)
+    add_notices(store, 3, prefix="old", state="sent", sent_at=old, created_at=old)
+    add_notices(store, 1, prefix="recent", state="sent", sent_at=recent, created_at=recent)
+    add_notices(store, 1, prefix="failed", state="failed", created_at=old)
+    add_notices(store, 1, prefix="bounced", state="bounced", created_at=old)
+    w = worker(store, sink, keep_sent=timedelta(days=30))
+    await w.start()  # upkeep prunes soon after start, then every prune_interval
+    try:
+        for _ in range(100):
+            if len(outbox(store)) < 6:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await w.stop()
+    assert set(outbox(store)) == {"recent0@example.org", "failed0@example.org",
+                                  "bounced0@example.org"}
+
+
+def test_outbox_indexes_hold_only_due_and_in_flight_rows(store: Store) -> None:
+    from sqlalchemy import text
+
+    with store.engine.connect() as c:
+        if store.is_postgres:
+            defs = dict(c.execute(text(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'outbox'")).all())
+        else:
+            defs = dict(c.execute(text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                "AND tbl_name = 'outbox' AND sql IS NOT NULL")).all())
+    assert "WHERE" in defs["ix_outbox_due"] and "'pending'" in defs["ix_outbox_due"]
+    assert "WHERE" in defs["ix_outbox_sending"] and "'sending'" in defs["ix_outbox_sending"]
+    assert not any("state" in d.split("WHERE")[0] for d in defs.values())  # no full state index
+
+
+def test_the_claim_reads_the_partial_due_index(store: Store) -> None:
+    if store.is_postgres:
+        pytest.skip("the plan is SQLite's; PostgreSQL picks by statistics")
+    w = OutboxWorker(store, lambda: MaildirTransport("/nonexistent"), lambda pk, r: b"",
+                     connections=1)
+    captured: list[str] = []
+    from sqlalchemy import event
+
+    def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any,
+             executemany: bool) -> None:
+        if statement.startswith("UPDATE outbox") and "RETURNING" in statement:
+            captured.append(statement)
+    event.listen(store.engine, "before_cursor_execute", grab)
+    try:
+        w._claim(5)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", grab)
+    select_part = captured[0][captured[0].index("SELECT"):captured[0].rindex(") RETURNING")]
+    with store.engine.connect() as c:
+        plan = " ".join(str(r[-1]) for r in c.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + select_part,
+            (utcnow().isoformat(" "),) + (5, 0)[:select_part.count("?") - 1]).all())
+    assert "ix_outbox_due" in plan, plan
+
+
+async def test_a_lost_lease_connection_is_noticed_and_taken_again(store: Store,
+                                                                  sink: SmtpSink) -> None:
+    """Issue 7.24: the worker checks its advisory lock's connection, as the scheduler does."""
+    if not store.is_postgres:
+        pytest.skip("advisory locks are PostgreSQL's")
+    from sqlalchemy import text
+
+    w = worker(store, sink, lease_interval=0.05, poll_interval=0.05)
+    await w.start()
+    query = text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' "
+                 "AND classid = :c AND objid = :w AND objsubid = 2")
+    lock = {"c": LOCK_CLASS, "w": w.worker_id}
+    with store.engine.connect() as c:
+        first = c.execute(query, lock).scalar_one()
+        c.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first})
+    try:
+        for _ in range(100):  # the check notices, and takes the same id on a new connection
+            await asyncio.sleep(0.05)
+            with store.engine.connect() as c:
+                pids = c.execute(query, lock).scalars().all()
+            if pids and pids != [first]:
+                break
+        assert pids and pids != [first]
+        add_notices(store, 3)  # and it delivers again
+        await w.drain(5)
+        assert len(sink.messages) == 3
+    finally:
+        await w.stop()
