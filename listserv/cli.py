@@ -20,8 +20,8 @@ from sqlmodel import col, func, select
 from digests import cli as digest_cli
 from listserv import cli_moderation, importer, lists, logsetup, members, moderation, subscriptions
 from listserv import config as config_mod
-from listserv.cli_outbox import outbox_group
 from listserv.cli_common import Ctx, address_or_fail, list_or_fail, pass_ctx
+from listserv.cli_outbox import outbox_group
 from listserv.models import (
     Action,
     Address,

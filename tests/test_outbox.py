@@ -402,7 +402,7 @@ def test_the_claim_reads_the_partial_due_index(store: Store) -> None:
     with store.engine.connect() as c:
         plan = " ".join(str(r[-1]) for r in c.exec_driver_sql(
             "EXPLAIN QUERY PLAN " + select_part,
-            (utcnow().isoformat(" "),) + (5, 0)[:select_part.count("?") - 1]).all())
+            (utcnow().isoformat(" "), *(5, 0)[:select_part.count("?") - 1])).all())
     assert "ix_outbox_due" in plan, plan
 
 
