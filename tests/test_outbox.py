@@ -434,3 +434,44 @@ async def test_a_lost_lease_connection_is_noticed_and_taken_again(store: Store,
         assert len(sink.messages) == 3
     finally:
         await w.stop()
+
+
+async def test_rendering_runs_off_the_event_loop(store: Store, sink: SmtpSink) -> None:
+    """Issue 7.17: a renderer's cache miss (reading the store, preparing) does not stall the
+    loop that also serves SMTP."""
+    import time
+
+    with store.session() as s:
+        ml = MailingList(name="dev")
+        s.add(ml)
+        s.flush()
+        msg = Message(list_id=ml.id, message_id="<p1@example.org>", raw=b"Subject: post\r\n\r\n")
+        s.add(msg)
+        s.flush()
+        for i in range(2):
+            s.add(Outbox(list_id=ml.id, message_pk=msg.id, recipient=f"p{i}@example.org",
+                         sender=SENDER))
+
+    def slow_render(pk: int, rcpt: str) -> bytes:
+        time.sleep(0.4)  # a cache miss waiting on the database
+        return b"Subject: post\r\n\r\nfor " + rcpt.encode() + b"\r\n"
+
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    tick = asyncio.create_task(ticker())
+    w = OutboxWorker(store, lambda: SmtpTransport(sink.host, sink.port, timeout=5), slow_render,
+                     connections=2, poll_interval=0.05)
+    try:
+        await run(w)
+    finally:
+        tick.cancel()
+    assert len(sink.messages) == 2
+    assert max(gaps) < 0.3, f"the loop stalled for {max(gaps):.2f} s"
