@@ -17,7 +17,8 @@ Invariants:
   write-backs keep ids and addresses, not payloads. Recipients are never loaded wholesale.
 - All database calls run in worker threads (``asyncio.to_thread``): the event loop, which
   also serves SMTP, never waits on the database.
-- On PostgreSQL each worker holds a session-level advisory lock on its id for its whole life.
+- On PostgreSQL each worker holds a session-level advisory lock on its id for its whole life
+  (``outbox_lease.Lease``).
   Recovery resets another worker's ``sending`` rows only when it can take that lock, i.e. when
   that worker's database session is gone; a live worker's rows are never stolen. On SQLite
   (one process) every ``sending`` row at start-up belongs to a dead worker.
@@ -41,18 +42,18 @@ import asyncio
 import contextlib
 import logging
 import random
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, exists, func, insert, or_, select, text, update
+from sqlalchemy import Table, bindparam, exists, func, insert, or_, select, update
 from sqlmodel import Session
 
 from listserv.models import Bounce, Outbox, OutboxPriority, OutboxState, utcnow
 from listserv.outbox_admin import in_state, prune_sent
+from listserv.outbox_lease import Lease, recover_dead
 from listserv.store import Store
 from listserv.transports import Outcome, SendResult, Transport
 
@@ -61,9 +62,6 @@ log = logging.getLogger("commonroom.outbox")
 OUTBOX: Table = Outbox.__table__  # type: ignore[attr-defined]
 BOUNCE: Table = Bounce.__table__  # type: ignore[attr-defined]
 
-# The first key of the two-key advisory locks on PostgreSQL: the (int, int) lock space is
-# separate from the single-bigint one, so worker ids cannot collide with other locks.
-LOCK_CLASS = 0x4F555442  # "OUTB"
 CHUNK = 500  # ids per IN (...) list: well inside every backend's parameter limit
 
 PENDING, SENDING = OutboxState.PENDING.value, OutboxState.SENDING.value
@@ -163,7 +161,7 @@ class OutboxWorker:
         self._stopping = False
         self._closing_writer = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock_conn: Connection | None = None
+        self._lease = Lease(store)
         self._lease_ok = True  # False while the advisory lock's connection is lost (PostgreSQL)
         self._feeder: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -381,57 +379,16 @@ class OutboxWorker:
     # --- database work (runs in threads) -------------------------------------------------
 
     def _take_identity(self) -> None:
-        if not self.store.is_postgres:
-            self.worker_id = secrets.randbelow(2**31 - 2) + 1
-            return
-        conn = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        while True:  # claimed_by is a 32-bit column: ids are 31-bit and must be unique live
-            wid = secrets.randbelow(2**31 - 2) + 1
-            if conn.execute(text("SELECT pg_try_advisory_lock(:c, :w)"),
-                            {"c": LOCK_CLASS, "w": wid}).scalar():
-                break
-        self.worker_id, self._lock_conn = wid, conn
+        self.worker_id = self._lease.take()
 
     def _still_holding(self) -> bool:
-        if self._lock_conn is None:
-            return False
-        try:
-            self._lock_conn.execute(text("SELECT 1"))
-            return True
-        except Exception:
-            return False
+        return self._lease.holding()
 
     def _retake_identity(self) -> bool:
-        """Take the same id's lock on a new connection. Rows another worker reset meanwhile
-        are no longer ``claimed_by`` this id, so write-backs leave them alone."""
-        old, self._lock_conn = self._lock_conn, None
-        if old is not None:
-            with contextlib.suppress(Exception):
-                old.invalidate()
-            with contextlib.suppress(Exception):
-                old.close()
-        conn = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        try:
-            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:c, :w)"),
-                                    {"c": LOCK_CLASS, "w": self.worker_id}).scalar())
-        except Exception:
-            conn.close()
-            raise
-        if not got:  # a recovering worker holds it for a moment: try at the next check
-            conn.close()
-            return False
-        self._lock_conn = conn
-        return True
+        return self._lease.retake()
 
     def _drop_identity(self) -> None:
-        conn, self._lock_conn = self._lock_conn, None
-        if conn is None:
-            return
-        try:
-            conn.execute(text("SELECT pg_advisory_unlock(:c, :w)"),
-                         {"c": LOCK_CLASS, "w": self.worker_id})
-        finally:
-            conn.close()
+        self._lease.release()
 
     def _claim(self, limit: int) -> list[Claimed]:
         now = self.clock()
@@ -497,36 +454,10 @@ class OutboxWorker:
     def _recover_at_start(self) -> int:
         """Make rows that were in flight when their worker died due now; return how many.
         Rows waiting out a back-off keep their time: a restart must not burn their retries."""
-        if self.store.is_postgres:
-            return self._recover_dead()
-        with self.store.engine.begin() as conn:  # one process: no other worker is alive
-            return int(conn.execute(update(OUTBOX).where(in_state(OutboxState.SENDING))
-                                    .values(state=PENDING, claimed_by=None,
-                                            next_attempt_at=self.clock())).rowcount or 0)
+        return self._recover_dead()
 
     def _recover_dead(self) -> int:
-        """Reset ``sending`` rows of workers whose advisory lock is free (they are gone)."""
-        now = self.clock()
-        count = 0
-        reset = (update(OUTBOX).where(in_state(OutboxState.SENDING))
-                 .values(state=PENDING, claimed_by=None, next_attempt_at=now))
-        with self.store.engine.connect() as c:
-            conn = c.execution_options(isolation_level="AUTOCOMMIT")
-            owners = conn.execute(select(OUTBOX.c.claimed_by).distinct().where(
-                in_state(OutboxState.SENDING),
-                or_(OUTBOX.c.claimed_by.is_(None), OUTBOX.c.claimed_by != self.worker_id),
-            )).scalars().all()
-            for owner in owners:
-                if owner is None:
-                    count += conn.execute(reset.where(OUTBOX.c.claimed_by.is_(None))).rowcount
-                    continue
-                lock = {"c": LOCK_CLASS, "w": owner}
-                if not conn.execute(text("SELECT pg_try_advisory_lock(:c, :w)"), lock).scalar():
-                    continue  # that worker is alive and still owns its rows
-                try:
-                    count += conn.execute(reset.where(OUTBOX.c.claimed_by == owner)).rowcount
-                finally:
-                    conn.execute(text("SELECT pg_advisory_unlock(:c, :w)"), lock)
+        count = recover_dead(self.store, self.worker_id, self.clock())
         if count:
             log.info("outbox recovered %d rows from dead workers", count,
                      extra={"worker": self.worker_id, "rows": count})

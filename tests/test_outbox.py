@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import select, update
 
 from listserv.models import Bounce, MailingList, Message, Outbox, utcnow
-from listserv.outbox import LOCK_CLASS, OutboxWorker, backoff_seconds, enqueue_notice
+from listserv.outbox import OutboxWorker, backoff_seconds, enqueue_notice
+from listserv.outbox_lease import LOCK_CLASS
 from listserv.store import Store
 from listserv.transports import MaildirTransport, Outcome, SmtpTransport
 from tests.smtpsink import DROP, SmtpSink
