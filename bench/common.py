@@ -290,9 +290,10 @@ def post_bytes(sender: str, subject: str, message_id: str, body_size: int = 3000
 class AppRunner:
     """``listserv.serve.App`` on a free loopback port, in a thread with its own loop."""
 
-    def __init__(self, config_path: Path, url: str) -> None:
+    def __init__(self, config_path: Path, url: str, *, synchronous: str = "FULL") -> None:
         self.config_path = config_path
         self.url = url
+        self.synchronous = synchronous  # SQLite only: FULL (the server's) or NORMAL
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="app-loop",
                                         daemon=True)
@@ -320,7 +321,7 @@ class AppRunner:
         host, port = self._dns.get_extra_info("sockname")[:2]
         cfg = with_overrides(load(self.config_path, env={}),
                              delivery={"dmarc_nameservers": f"{host}:{port}"})
-        self.store = Store(self.url)
+        self.store = Store(self.url, synchronous=self.synchronous)
         self.app = App(cfg, self.store, smtp_port=0)
         await self.app.start()
 

@@ -10,6 +10,12 @@ until every post is accepted (each 250 means stored, threaded and fanned out, co
 second is the time until every delivery (posts x members) has reached the sink.
 
 The client threads share this process (and its GIL) with the App: the figures are for both.
+
+``--synchronous FULL,NORMAL`` (SQLite) runs once per setting, each on a fresh store, to show what
+durable commits (FULL, what the server uses: a power loss after the 250 loses nothing) cost
+against NORMAL (a power loss may lose the last commits):
+
+    .venv/bin/python -m bench.ingest --posts 2000 --clients 8 --synchronous FULL,NORMAL
 """
 
 from __future__ import annotations
@@ -106,19 +112,32 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite",
                         help="'sqlite' (a temp file) or a postgresql:// URL of a server on "
                              "which a throw-away database is created")
+    parser.add_argument("--synchronous", default="FULL",
+                        help="SQLite's synchronous setting(s), comma-separated, one run each: "
+                             "FULL (the server's) and/or NORMAL")
     args = parser.parse_args()
     quiet_logging()
-    deliveries = args.posts * MEMBERS
-    timeout = max(300.0, deliveries / 50)
+    settings = [v.strip().upper() for v in args.synchronous.split(",") if v.strip()]
     print(f"ingest: {args.posts:,} posts from {args.clients} concurrent smtplib clients to a "
           f"{MEMBERS}-member list; db={'sqlite' if args.db == 'sqlite' else 'postgresql'}; "
           f"{machine()}")
+    for synchronous in settings:
+        if args.db == "sqlite":
+            print(f" synchronous={synchronous}")
+        run_once(args, synchronous)
+        if args.db != "sqlite":
+            break  # the setting is SQLite's
+
+
+def run_once(args: argparse.Namespace, synchronous: str) -> None:
+    deliveries = args.posts * MEMBERS
+    timeout = max(300.0, deliveries / 50)
     sink = CountingSink()
     try:
         with fresh_database(args.db) as url, tempfile.TemporaryDirectory() as folder:
             populate(url, MEMBERS)
             config = write_config(Path(folder), url, sink.port, args.connections)
-            runner = AppRunner(config, url).start()
+            runner = AppRunner(config, url, synchronous=synchronous).start()
             try:
                 clients = Clients(args.posts, str(time.time_ns()))
                 threads = [threading.Thread(target=clients.run, args=(runner.port,),
@@ -152,7 +171,8 @@ def main() -> None:
           f"first post ({deliveries / delivered:,.0f} msg/s)")
     print(f"  CPU: this process (App + clients) {cpu_accept:.1f} s until accepted, {cpu_all:.1f} "
           f"s in all; sink {sink_cpu:.1f} s; peak RSS {peak_rss_mb():.0f} MB")
-    print(f"ingest posts={args.posts} seconds={accepted:.2f} posts_per_s={rate:.1f}")
+    print(f"ingest posts={args.posts} synchronous={synchronous} seconds={accepted:.2f} "
+          f"posts_per_s={rate:.1f}")
 
 
 if __name__ == "__main__":

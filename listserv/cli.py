@@ -31,6 +31,7 @@ from listserv import (
 )
 from listserv import config as config_mod
 from listserv.cli_common import Ctx, address_or_fail, list_or_fail, pass_ctx
+from listserv.cli_outbox import outbox_group
 from listserv.models import (
     Action,
     Address,
@@ -491,6 +492,7 @@ def queue_sweep(obj: Ctx) -> None:
 main.add_command(cli_moderation.bans_group)
 main.add_command(cli_moderation.audit_command)
 main.add_command(cli_moderation.policy_group)
+main.add_command(outbox_group)
 
 # The digest commands live with the digests (the command line is a door onto every package).
 main.add_command(digest_cli.digest_group)

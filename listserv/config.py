@@ -17,6 +17,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -83,7 +84,11 @@ class DeliveryConfig:
     maildir: str = "var/outbox"
     dmarc_nameservers: str = ""  # space-separated "ip" or "ip:port"; empty means the system's
     dmarc_timeout: float = number(1.0, 0.05, 60.0)
-    max_attempts: int = number(12, 1, 1000)  # 4xx retries before a delivery is given up
+    # How long 4xx answers are retried before a delivery is failed (Postfix's
+    # maximal_queue_lifetime): a number and a unit, s m h d w; a bare number is days.
+    give_up_after: str = "5d"
+    keep_sent_days: int = number(30, 1, 3650)  # sent outbox rows are deleted after this many days
+    max_attempts: int = number(12, 1, 1000)  # no longer used (deliveries give up by time); old files load
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,12 @@ class Config:
             return None
         host, _, port = self.delivery.smarthost.rpartition(":")
         return host, int(port)
+
+    @property
+    def give_up_after(self) -> timedelta:
+        lifetime = parse_duration(self.delivery.give_up_after)
+        assert lifetime is not None  # _validate refused anything else
+        return lifetime
 
     @property
     def maildir_path(self) -> Path:
@@ -161,6 +172,20 @@ def _port_problem(text: str) -> bool:
     return not text.isdigit() or not 0 < int(text) < 65536
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """"5d", "36h", "90m", "2w", "30s"; a bare number is days, as in Postfix. None if not one."""
+    text = text.strip().lower()
+    unit = text[-1:] if text[-1:] in _UNITS else "d"
+    number = text[:-1] if text[-1:] in _UNITS else text
+    try:
+        return timedelta(seconds=float(number) * _UNITS[unit])
+    except (ValueError, OverflowError):  # not a number, NaN, infinite or absurdly large
+        return None
+
+
 def _validate(cfg: Config) -> None:
     for name in SECTIONS:
         _check_numbers(name, getattr(cfg, name))
@@ -183,6 +208,10 @@ def _validate(cfg: Config) -> None:
         if not host or (sep and _port_problem(port)):
             raise ConfigError(f"[delivery] dmarc_nameservers must be space-separated ip or ip:port "
                               f"(port 1 to 65535), got {entry!r}")
+    lifetime = parse_duration(d.give_up_after)
+    if lifetime is None or lifetime <= timedelta(0):
+        raise ConfigError("[delivery] give_up_after must be a positive duration like 5d, 36h or "
+                          f"90m, got {d.give_up_after!r}")
 
 
 def load(path: Path | str | None = None, env: Mapping[str, str] | None = None,
@@ -265,4 +294,9 @@ maildir = "var/outbox"
 # DNS servers for DMARC lookups ("" = the system's), and how long to wait for one.
 dmarc_nameservers = ""
 dmarc_timeout = 1.0
+# How long temporary (4xx) failures are retried before a delivery is given up ("failed"; list
+# them with 'commonroom outbox list --state failed', re-queue with 'commonroom outbox retry').
+give_up_after = "5d"
+# Sent deliveries are kept this many days (for 'commonroom outbox list'), then deleted.
+keep_sent_days = 30
 """

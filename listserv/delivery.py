@@ -5,15 +5,23 @@ Invariants:
   miss reads the post once from the store and prepares it; every further member of the same
   post costs one HMAC and one bytes concatenation.
 - The From rewrite for DMARC is decided here from the policy recorded when the post arrived
-  and the list's setting, so a held post approved days later is sent the same way.
+  and the list's setting, so a held post approved days later is sent the same way. A policy
+  recorded as "unknown" (DNS failed on arrival) is looked up again here and, once known,
+  stored on the post; a post still unknown is sent unmunged and prepared again after
+  ``RETRY_UNKNOWN`` seconds, not for the rest of its fan-out.
+- Preparing reads the store in a read-only session: on SQLite it never takes the write lock,
+  so it cannot stall the SMTP door (or wait for it) while a post is being accepted.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 
-from sqlmodel import select
+from sqlalchemy import update
+from sqlmodel import col, select
 
 from listserv import links, names
 from listserv.config import Config
@@ -25,14 +33,18 @@ from listserv.store import Store
 from listserv.subscriptions import find_subscription
 
 CACHE_POSTS = 64
+RETRY_UNKNOWN = 60.0  # seconds a post prepared without a known DMARC policy stays cached
 
 
 class PostRenderer:
-    def __init__(self, store: Store, cfg: Config) -> None:
+    def __init__(self, store: Store, cfg: Config, *,
+                 dmarc: Callable[[str], Policy] | None = None) -> None:
         self.store = store
         self.cfg = cfg
         self.secret = store.secret()
-        self._cache: OrderedDict[int, tuple[PreparedPost, ListInfo]] = OrderedDict()
+        self.dmarc = dmarc  # a blocking domain -> Policy, for posts stored as "unknown"
+        # message pk -> (prepared, info, monotonic time it stops being good or None)
+        self._cache: OrderedDict[int, tuple[PreparedPost, ListInfo, float | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __call__(self, message_pk: int, recipient: str) -> bytes:
@@ -43,18 +55,32 @@ class PostRenderer:
     def prepared(self, message_pk: int) -> tuple[PreparedPost, ListInfo]:
         with self._lock:
             hit = self._cache.get(message_pk)
-            if hit is not None:
+            if hit is not None and (hit[2] is None or hit[2] > time.monotonic()):
                 self._cache.move_to_end(message_pk)
-                return hit
-        made = self._prepare(message_pk)
+                return hit[0], hit[1]
+        prepared, info, known = self._prepare(message_pk)
         with self._lock:
-            self._cache[message_pk] = made
+            self._cache[message_pk] = (prepared, info,
+                                       None if known else time.monotonic() + RETRY_UNKNOWN)
             while len(self._cache) > CACHE_POSTS:
                 self._cache.popitem(last=False)
-        return made
+        return prepared, info
 
-    def _prepare(self, message_pk: int) -> tuple[PreparedPost, ListInfo]:
-        with self.store.session() as s:
+    def _policy(self, message_pk: int, stored: str, author: str) -> Policy:
+        """The post's DMARC policy; an "unknown" one is looked up again and kept if found."""
+        policy = Policy(stored) if stored else Policy.NONE
+        if policy is not Policy.UNKNOWN or self.dmarc is None or "@" not in author:
+            return policy
+        policy = self.dmarc(author.rsplit("@", 1)[1])
+        if policy is not Policy.UNKNOWN:
+            with self.store.session() as s:
+                s.execute(update(Message).where(col(Message.id) == message_pk,
+                                                col(Message.dmarc_policy) == Policy.UNKNOWN.value)
+                          .values(dmarc_policy=policy.value))
+        return policy
+
+    def _prepare(self, message_pk: int) -> tuple[PreparedPost, ListInfo, bool]:
+        with self.store.read_session() as s:
             msg = s.get(Message, message_pk)
             if msg is None or msg.list_id is None:
                 raise LookupError(f"message {message_pk} is not a stored post")
@@ -69,7 +95,11 @@ class PostRenderer:
                             organisation=names.clean(row.organisation if row else ""),
                             is_vendor=bool(row and row.kind == PersonKind.VENDOR.value),
                             official=bool(sub and sub.official))
-            policy = Policy(msg.dmarc_policy) if msg.dmarc_policy else Policy.NONE
+            stored, raw, sender = msg.dmarc_policy, msg.raw, msg.from_address
+            mitigation = ml.dmarc_mitigation
             info = list_info(ml, self.cfg)
-            munge = needs_munging(policy, ml.dmarc_mitigation)
-            return prepare(msg.raw, info, author, munge_from=munge), info
+        # Outside the read: a lookup may wait for DNS, and keeping the post needs a write.
+        policy = self._policy(message_pk, stored, sender)
+        munge = needs_munging(policy, mitigation)
+        return (prepare(raw, info, author, munge_from=munge), info,
+                policy is not Policy.UNKNOWN)

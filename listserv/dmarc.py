@@ -10,7 +10,9 @@ Invariants:
 
 - ``parse_dmarc_record``, ``organisational_domain`` and ``needs_munging`` are pure.
 - ``DmarcResolver.policy`` never raises and never waits longer than ``timeout``
-  (plus scheduling slack): a DNS failure or timeout counts as ``Policy.NONE``,
+  (plus scheduling slack): a DNS failure or timeout answers ``Policy.UNKNOWN``, never
+  ``NONE``: a post stored with "unknown" is looked up again when it is delivered
+  (``lookup_from_thread``), and is sent unmunged only if it is still unknown then,
   because holding up a delivery is worse than an occasional unmunged copy.
 - Answers, including "no record", are cached per domain for ``ttl``; failures are
   cached for the shorter ``failure_ttl`` so a dead nameserver costs one timeout per
@@ -37,9 +39,13 @@ class Policy(enum.Enum):
     NONE = "none"
     QUARANTINE = "quarantine"
     REJECT = "reject"
+    UNKNOWN = "unknown"  # the lookup failed or timed out: ask again later
 
 
-_POLICY_BY_NAME = {p.value: p for p in Policy}
+_PUBLISHED = (Policy.NONE, Policy.QUARANTINE, Policy.REJECT)
+
+
+_POLICY_BY_NAME = {p.value: p for p in _PUBLISHED}
 
 
 def _parse_tags(txt: str) -> tuple[Policy, Policy | None] | None:
@@ -152,7 +158,7 @@ class DmarcResolver:
         self._resolver = resolver
 
     async def policy(self, domain: str) -> Policy:
-        """The DMARC policy that applies to mail From ``domain``; NONE if unknown."""
+        """The DMARC policy that applies to mail From ``domain``; UNKNOWN if DNS failed."""
         key = _normalise(domain)
         if not key or self._resolver is None:
             return Policy.NONE
@@ -199,13 +205,13 @@ class DmarcResolver:
                 return (sp or p), True
             return Policy.NONE, True
         except _LookupFailed as exc:
-            log.info("DMARC lookup for %s failed, assuming no policy: %s", domain, exc)
-            return Policy.NONE, False
+            log.info("DMARC lookup for %s failed, policy unknown: %s", domain, exc)
+            return Policy.UNKNOWN, False
         except Exception:
             # Never let an unexpected error (a dnspython edge case, a malformed
-            # name) reach the delivery path; log it loudly and carry on unmunged.
-            log.exception("DMARC lookup for %s raised, assuming no policy", domain)
-            return Policy.NONE, False
+            # name) reach the delivery path; log it loudly and carry on.
+            log.exception("DMARC lookup for %s raised, policy unknown", domain)
+            return Policy.UNKNOWN, False
 
     async def _dmarc_records(
         self, domain: str, deadline: float
@@ -231,3 +237,26 @@ class DmarcResolver:
             if parsed is not None:
                 found.append(parsed)
         return found
+
+
+def lookup_from_thread(resolver: DmarcResolver, loop: asyncio.AbstractEventLoop,
+                       timeout: float) -> Callable[[str], Policy]:
+    """A blocking ``domain -> Policy`` for code in worker threads (the renderer), asking
+    ``resolver`` on ``loop`` so its cache and shared lookups serve both doors."""
+
+    def lookup(domain: str) -> Policy:
+        try:
+            asyncio.get_running_loop()
+            return Policy.UNKNOWN  # called on a loop: waiting here would block it
+        except RuntimeError:
+            pass
+        if loop.is_closed():
+            return Policy.UNKNOWN
+        future = asyncio.run_coroutine_threadsafe(resolver.policy(domain), loop)
+        try:
+            return future.result(timeout)
+        except Exception:
+            future.cancel()
+            return Policy.UNKNOWN
+
+    return lookup

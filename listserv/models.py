@@ -6,7 +6,8 @@ Invariants:
 - ``message.raw`` holds the bytes exactly as received (plus a Message-ID header when the sender
   gave none); parsed columns are derived from them and can be rebuilt.
 - ``outbox`` rows are the only source of outgoing mail. A row is ``pending`` until a worker
-  claims it (``sending``), then ``sent``, ``bounced`` (5xx) or ``failed`` (gave up after 4xx).
+  claims it (``sending``), then ``sent``, ``bounced`` (5xx) or ``failed`` (4xx for longer than
+  ``[delivery] give_up_after``).
 - Timestamps are timezone-aware UTC (``utcnow``); SQLModel's UTCDateTime refuses naive ones.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import enum
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -205,8 +206,23 @@ class Pending(SQLModel, table=True):
     used_at: datetime | None = None
 
 
+class OutboxPriority(enum.IntEnum):
+    """Lower is claimed first: a confirmation never waits behind a 100,000-member fan-out."""
+
+    NOTICE = 0
+    BULK = 1
+
+
+# Only rows that are due or in flight are indexed; sent rows, most of the table, are in neither.
+_PENDING, _SENDING = text("state = 'pending'"), text("state = 'sending'")
+
+
 class Outbox(SQLModel, table=True):
-    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "priority", "next_attempt_at",
+              sqlite_where=_PENDING, postgresql_where=_PENDING),
+        Index("ix_outbox_sending", "claimed_by", sqlite_where=_SENDING, postgresql_where=_SENDING),
+    )
     id: int | None = Field(default=None, primary_key=True)
     list_id: int | None = Field(default=None, foreign_key="mailing_list.id")
     message_pk: int | None = Field(default=None, foreign_key="message.id", index=True)
@@ -221,6 +237,10 @@ class Outbox(SQLModel, table=True):
     last_error: str = ""
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+    # Fan-out inserts rows with INSERT … SELECT, which leaves this to the server default.
+    priority: int = Field(default=OutboxPriority.BULK.value,
+                          sa_column_kwargs={"server_default": str(OutboxPriority.BULK.value)})
+    requeued_at: datetime | None = None  # set by 'outbox retry'; the lifetime counts from it
 
 
 class DigestPeriod(SQLModel, table=True):

@@ -17,13 +17,23 @@ Invariants:
   write-backs keep ids and addresses, not payloads. Recipients are never loaded wholesale.
 - All database calls run in worker threads (``asyncio.to_thread``): the event loop, which
   also serves SMTP, never waits on the database.
-- On PostgreSQL each worker holds a session-level advisory lock on its id for its whole life.
+- On PostgreSQL each worker holds a session-level advisory lock on its id for its whole life
+  (``outbox_lease.Lease``).
   Recovery resets another worker's ``sending`` rows only when it can take that lock, i.e. when
   that worker's database session is gone; a live worker's rows are never stolen. On SQLite
   (one process) every ``sending`` row at start-up belongs to a dead worker.
+- The worker's lease is that advisory lock's connection. It is checked every
+  ``lease_interval`` seconds (as the scheduler checks its leader lock); while it is lost the
+  worker claims nothing and gives back what it has not started, until it holds its id again.
 - ``attempts`` counts deliveries tried, including the successful one. A 4xx (or a connection
-  failure) schedules a retry with exponential back-off until ``max_attempts``, then ``failed``;
-  a 5xx makes the row ``bounced`` and records a ``Bounce``.
+  failure) schedules a retry with exponential back-off; once the row has been queued for
+  ``give_up_after`` (from ``created_at``, or ``requeued_at`` after 'outbox retry'), a 4xx makes
+  it ``failed``. A 5xx makes the row ``bounced`` and records a ``Bounce``.
+- Restarts keep back-offs: only rows that were ``sending`` when their worker died are made due
+  at once, so a restart burns no retries of rows that are waiting.
+- Notices (``priority`` 0) are claimed before fan-out copies (1), whatever their due times.
+- Rendering runs in a worker thread too: a cache miss reads the store and prepares the post.
+- Sent rows are deleted ``keep_sent`` after they were sent (checked every ``prune_interval``).
 """
 
 from __future__ import annotations
@@ -32,17 +42,18 @@ import asyncio
 import contextlib
 import logging
 import random
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, exists, insert, or_, select, text, update
+from sqlalchemy import Table, bindparam, exists, func, insert, or_, select, update
 from sqlmodel import Session
 
-from listserv.models import Bounce, Outbox, OutboxState, utcnow
+from listserv.models import Bounce, Outbox, OutboxPriority, OutboxState, utcnow
+from listserv.outbox_admin import in_state, prune_sent
+from listserv.outbox_lease import Lease, recover_dead
 from listserv.store import Store
 from listserv.transports import Outcome, SendResult, Transport
 
@@ -51,9 +62,6 @@ log = logging.getLogger("commonroom.outbox")
 OUTBOX: Table = Outbox.__table__  # type: ignore[attr-defined]
 BOUNCE: Table = Bounce.__table__  # type: ignore[attr-defined]
 
-# The first key of the two-key advisory locks on PostgreSQL: the (int, int) lock space is
-# separate from the single-bigint one, so worker ids cannot collide with other locks.
-LOCK_CLASS = 0x4F555442  # "OUTB"
 CHUNK = 500  # ids per IN (...) list: well inside every backend's parameter limit
 
 PENDING, SENDING = OutboxState.PENDING.value, OutboxState.SENDING.value
@@ -77,7 +85,8 @@ def enqueue_notice(session: Session, *, list_id: int | None, recipient: str, sen
 
     The row is committed with the caller's session; call ``OutboxWorker.wake`` afterwards.
     """
-    row = Outbox(list_id=list_id, recipient=recipient, sender=sender, payload=payload)
+    row = Outbox(list_id=list_id, recipient=recipient, sender=sender, payload=payload,
+                 priority=OutboxPriority.NOTICE.value)
     session.add(row)
     return row
 
@@ -92,6 +101,8 @@ class Claimed:
     recipient: str
     sender: str
     attempts: int
+    queued_at: datetime  # what give_up_after counts from
+    priority: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,25 +113,34 @@ class Done:
     list_id: int | None
     recipient: str
     attempts: int  # before this try
+    queued_at: datetime
     result: SendResult
 
 
 class OutboxWorker:
     def __init__(self, store: Store, transport_factory: Callable[[], Transport],
-                 render: Callable[[int, str], bytes], *, connections: int, max_attempts: int,
+                 render: Callable[[int, str], bytes], *, connections: int,
+                 give_up_after: timedelta = timedelta(days=5),
+                 keep_sent: timedelta = timedelta(days=30),
                  batch: int = 200, poll_interval: float = 1.0,
                  clock: Callable[[], datetime] = utcnow,
                  backoff: Callable[[int], float] = backoff_seconds,
                  recover_interval: float = 60.0, flush_interval: float = 0.1,
+                 lease_interval: float = 5.0, prune_interval: float = 3600.0,
                  render_digest: Callable[[int, str], bytes] | None = None) -> None:
-        if connections < 1 or batch < 1 or max_attempts < 1:
-            raise ValueError("connections, batch and max_attempts must be at least 1")
+        if connections < 1 or batch < 1:
+            raise ValueError("connections and batch must be at least 1")
+        if give_up_after <= timedelta(0) or keep_sent <= timedelta(0):
+            raise ValueError("give_up_after and keep_sent must be positive")
         self.store = store
         self.transport_factory = transport_factory
         self.render = render
         self.render_digest = render_digest  # (digest copy id, recipient) -> that member's copy
         self.connections = connections
-        self.max_attempts = max_attempts
+        self.give_up_after = give_up_after
+        self.keep_sent = keep_sent
+        self.lease_interval = lease_interval
+        self.prune_interval = prune_interval
         self.batch = batch
         self.poll_interval = poll_interval
         self.clock = clock
@@ -141,10 +161,12 @@ class OutboxWorker:
         self._stopping = False
         self._closing_writer = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock_conn: Connection | None = None
+        self._lease = Lease(store)
+        self._lease_ok = True  # False while the advisory lock's connection is lost (PostgreSQL)
         self._feeder: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._recoverer: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
         self._senders: list[asyncio.Task[None]] = []
 
     # --- life cycle ----------------------------------------------------------------------
@@ -162,6 +184,7 @@ class OutboxWorker:
         self._feeder = asyncio.create_task(self._feed_loop(), name="outbox-feeder")
         if self.store.is_postgres:
             self._recoverer = asyncio.create_task(self._recover_loop(), name="outbox-recovery")
+        self._keeper = asyncio.create_task(self._upkeep_loop(), name="outbox-upkeep")
 
     def wake(self) -> None:
         """New rows are committed: claim now rather than at the next poll. Thread-safe."""
@@ -184,9 +207,10 @@ class OutboxWorker:
         self._stopping = True
         self._wake.set()
         self._need_more.set()
-        if self._recoverer is not None:
-            self._recoverer.cancel()
-            await asyncio.gather(self._recoverer, return_exceptions=True)
+        for task in (self._recoverer, self._keeper):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await asyncio.gather(self._feeder, return_exceptions=True)
         while not self._queue.empty():
             row = self._queue.get_nowait()
@@ -226,6 +250,9 @@ class OutboxWorker:
     async def _feed_loop(self) -> None:
         while not self._stopping:
             self._wake.clear()  # before claiming, so a wake() during the claim is not lost
+            if not self._lease_ok:  # another worker may be resetting our rows: claim nothing
+                await _wait(self._wake, self.poll_interval)
+                continue
             room = self.batch - self._queue.qsize()
             try:
                 rows = await asyncio.to_thread(self._claim, room)
@@ -253,7 +280,8 @@ class OutboxWorker:
                 self._in_flight[index] = row
                 result = await self._deliver(transport, row)
                 del self._in_flight[index]
-                self._done.append(Done(row.id, row.list_id, row.recipient, row.attempts, result))
+                self._done.append(Done(row.id, row.list_id, row.recipient, row.attempts,
+                                       row.queued_at, result))
                 if len(self._done) >= self.batch or self._queue.empty():
                     self._flush_now.set()
         finally:
@@ -264,12 +292,14 @@ class OutboxWorker:
 
     async def _deliver(self, transport: Transport, row: Claimed) -> SendResult:
         try:
+            # In a thread: a renderer's cache miss reads the store and prepares the post, which
+            # must not stall the SMTP door that shares this loop.
             if row.payload is not None:
                 data = row.payload
             elif row.message_pk is not None:
-                data = self.render(row.message_pk, row.recipient)
+                data = await asyncio.to_thread(self.render, row.message_pk, row.recipient)
             elif row.digest_id is not None and self.render_digest is not None:
-                data = self.render_digest(row.digest_id, row.recipient)
+                data = await asyncio.to_thread(self.render_digest, row.digest_id, row.recipient)
             else:
                 return SendResult(Outcome.RETRY, 0, "outbox row has no payload, message or digest to send")
         except Exception as e:  # a bug in rendering: retrying lets a fixed deploy send it
@@ -310,47 +340,75 @@ class OutboxWorker:
             except Exception:
                 log.exception("outbox recovery failed", extra={"worker": self.worker_id})
 
+    async def _upkeep_loop(self) -> None:
+        """Check the lease (PostgreSQL) and prune old sent rows, each on its own interval."""
+        next_prune = 0.0
+        while True:
+            try:
+                if self.store.is_postgres:
+                    await self._check_lease()
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + self.prune_interval
+                    pruned = await asyncio.to_thread(prune_sent, self.store,
+                                                     self.clock() - self.keep_sent)
+                    if pruned:
+                        log.info("outbox pruned %d sent rows", pruned,
+                                 extra={"worker": self.worker_id, "rows": pruned})
+            except Exception:
+                log.exception("outbox upkeep failed", extra={"worker": self.worker_id})
+            await asyncio.sleep(self.lease_interval if self.store.is_postgres
+                                else self.prune_interval)
+
+    async def _check_lease(self) -> None:
+        if await asyncio.to_thread(self._still_holding):
+            return
+        if self._lease_ok:
+            log.error("outbox worker lost its lease connection; claiming nothing until it is "
+                      "back", extra={"worker": self.worker_id})
+            self._lease_ok = False
+            while not self._queue.empty():  # not started: give back rather than race recovery
+                row = self._queue.get_nowait()
+                if row is not None:
+                    self._released.append(row.id)
+            self._need_more.set()
+        if await asyncio.to_thread(self._retake_identity):
+            log.warning("outbox worker holds its lease again", extra={"worker": self.worker_id})
+            self._lease_ok = True
+            self._wake.set()
+
     # --- database work (runs in threads) -------------------------------------------------
 
     def _take_identity(self) -> None:
-        if not self.store.is_postgres:
-            self.worker_id = secrets.randbelow(2**31 - 2) + 1
-            return
-        conn = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        while True:  # claimed_by is a 32-bit column: ids are 31-bit and must be unique live
-            wid = secrets.randbelow(2**31 - 2) + 1
-            if conn.execute(text("SELECT pg_try_advisory_lock(:c, :w)"),
-                            {"c": LOCK_CLASS, "w": wid}).scalar():
-                break
-        self.worker_id, self._lock_conn = wid, conn
+        self.worker_id = self._lease.take()
+
+    def _still_holding(self) -> bool:
+        return self._lease.holding()
+
+    def _retake_identity(self) -> bool:
+        return self._lease.retake()
 
     def _drop_identity(self) -> None:
-        conn, self._lock_conn = self._lock_conn, None
-        if conn is None:
-            return
-        try:
-            conn.execute(text("SELECT pg_advisory_unlock(:c, :w)"),
-                         {"c": LOCK_CLASS, "w": self.worker_id})
-        finally:
-            conn.close()
+        self._lease.release()
 
     def _claim(self, limit: int) -> list[Claimed]:
         now = self.clock()
         due = (select(OUTBOX.c.id)
-               .where(OUTBOX.c.state == PENDING, OUTBOX.c.next_attempt_at <= now)
-               # Oldest due first, straight off ix_outbox_due (state, next_attempt_at): no sort
-               # of every due row per claim. Ties (a post's rows share one timestamp) come in
-               # index order, which on SQLite is id order.
-               .order_by(OUTBOX.c.next_attempt_at).limit(limit))
+               .where(in_state(OutboxState.PENDING), OUTBOX.c.next_attempt_at <= now)
+               # Notices first, then oldest due, straight off the partial index ix_outbox_due
+               # (priority, next_attempt_at) WHERE state = 'pending': no sort of every due row
+               # per claim. Ties (a post's rows share one timestamp) come in index order.
+               .order_by(OUTBOX.c.priority, OUTBOX.c.next_attempt_at).limit(limit))
         if self.store.is_postgres:
             due = due.with_for_update(skip_locked=True)
         stmt = (update(OUTBOX).where(OUTBOX.c.id.in_(due))
                 .values(state=SENDING, claimed_by=self.worker_id)
                 .returning(OUTBOX.c.id, OUTBOX.c.list_id, OUTBOX.c.message_pk, OUTBOX.c.digest_id,
-                           OUTBOX.c.payload, OUTBOX.c.recipient, OUTBOX.c.sender, OUTBOX.c.attempts))
+                           OUTBOX.c.payload, OUTBOX.c.recipient, OUTBOX.c.sender, OUTBOX.c.attempts,
+                           func.coalesce(OUTBOX.c.requeued_at, OUTBOX.c.created_at),
+                           OUTBOX.c.priority))
         with self.store.engine.begin() as conn:
             rows = [Claimed(*r) for r in conn.execute(stmt)]
-        rows.sort(key=lambda r: r.id)  # RETURNING promises no order
+        rows.sort(key=lambda r: (r.priority, r.id))  # RETURNING promises no order
         return rows
 
     def _write(self, done: Sequence[Done], released: Sequence[int]) -> None:
@@ -364,7 +422,7 @@ class OutboxWorker:
                 bounces.append(d)
             elif d.result.outcome is Outcome.RETRY:
                 attempts = d.attempts + 1
-                give_up = attempts >= self.max_attempts
+                give_up = now - d.queued_at >= self.give_up_after
                 retries.append({
                     "b_id": d.id, "b_attempts": attempts, "b_error": d.result.status[:1000],
                     "b_state": FAILED if give_up else PENDING,
@@ -394,44 +452,12 @@ class OutboxWorker:
                              .values(state=PENDING, claimed_by=None))
 
     def _recover_at_start(self) -> int:
-        """Make everything that a restart should deliver due now; return how many rows."""
-        now = self.clock()
-        count = 0
-        with self.store.engine.begin() as conn:
-            if not self.store.is_postgres:  # one process: no other worker is alive
-                count += conn.execute(update(OUTBOX).where(OUTBOX.c.state == SENDING)
-                                      .values(state=PENDING, claimed_by=None,
-                                              next_attempt_at=now)).rowcount
-            count += conn.execute(update(OUTBOX).where(OUTBOX.c.state == PENDING,
-                                                       OUTBOX.c.next_attempt_at > now)
-                                  .values(next_attempt_at=now)).rowcount
-        if self.store.is_postgres:
-            count += self._recover_dead()
-        return count
+        """Make rows that were in flight when their worker died due now; return how many.
+        Rows waiting out a back-off keep their time: a restart must not burn their retries."""
+        return self._recover_dead()
 
     def _recover_dead(self) -> int:
-        """Reset ``sending`` rows of workers whose advisory lock is free (they are gone)."""
-        now = self.clock()
-        count = 0
-        reset = (update(OUTBOX).where(OUTBOX.c.state == SENDING)
-                 .values(state=PENDING, claimed_by=None, next_attempt_at=now))
-        with self.store.engine.connect() as c:
-            conn = c.execution_options(isolation_level="AUTOCOMMIT")
-            owners = conn.execute(select(OUTBOX.c.claimed_by).distinct().where(
-                OUTBOX.c.state == SENDING,
-                or_(OUTBOX.c.claimed_by.is_(None), OUTBOX.c.claimed_by != self.worker_id),
-            )).scalars().all()
-            for owner in owners:
-                if owner is None:
-                    count += conn.execute(reset.where(OUTBOX.c.claimed_by.is_(None))).rowcount
-                    continue
-                lock = {"c": LOCK_CLASS, "w": owner}
-                if not conn.execute(text("SELECT pg_try_advisory_lock(:c, :w)"), lock).scalar():
-                    continue  # that worker is alive and still owns its rows
-                try:
-                    count += conn.execute(reset.where(OUTBOX.c.claimed_by == owner)).rowcount
-                finally:
-                    conn.execute(text("SELECT pg_advisory_unlock(:c, :w)"), lock)
+        count = recover_dead(self.store, self.worker_id, self.clock())
         if count:
             log.info("outbox recovered %d rows from dead workers", count,
                      extra={"worker": self.worker_id, "rows": count})
@@ -441,8 +467,8 @@ class OutboxWorker:
         now = self.clock()
         with self.store.engine.connect() as conn:
             return bool(conn.execute(select(exists().where(or_(
-                OUTBOX.c.state == SENDING,
-                (OUTBOX.c.state == PENDING) & (OUTBOX.c.next_attempt_at <= now))))).scalar())
+                in_state(OutboxState.SENDING),
+                in_state(OutboxState.PENDING) & (OUTBOX.c.next_attempt_at <= now))))).scalar())
 
 
 _RETRY = (update(OUTBOX).where(OUTBOX.c.id == bindparam("b_id"))

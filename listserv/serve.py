@@ -17,6 +17,8 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 from alembic.runtime.migration import MigrationContext
@@ -24,7 +26,7 @@ from alembic.script import ScriptDirectory
 
 from listserv.config import Config
 from listserv.delivery import PostRenderer
-from listserv.dmarc import DmarcResolver
+from listserv.dmarc import DmarcResolver, lookup_from_thread
 from listserv.outbox import OutboxWorker
 from listserv.smtp import ListHandler, smtp_factory
 from listserv.store import MIGRATIONS, Store
@@ -93,14 +95,21 @@ class App:
             raise StartupError(problem)
         from digests.send import DigestRenderer  # the entry point may use every package
 
-        renderer = await asyncio.to_thread(PostRenderer, self.store, self.cfg)
+        resolver = resolver_for(self.cfg)
+        # Posts whose DMARC lookup failed on arrival are looked up again at delivery, by the
+        # renderer (in a worker thread) through the same resolver and cache.
+        lookup = lookup_from_thread(resolver, asyncio.get_running_loop(),
+                                    self.cfg.delivery.dmarc_timeout * 3)
+        renderer = await asyncio.to_thread(partial(PostRenderer, dmarc=lookup), self.store,
+                                           self.cfg)
         digest_renderer = await asyncio.to_thread(DigestRenderer, self.store, self.cfg)
         self.worker = OutboxWorker(self.store, transport_factory(self.cfg), renderer,
                                    connections=self.cfg.delivery.connections,
-                                   max_attempts=self.cfg.delivery.max_attempts,
+                                   give_up_after=self.cfg.give_up_after,
+                                   keep_sent=timedelta(days=self.cfg.delivery.keep_sent_days),
                                    render_digest=digest_renderer)
         await self.worker.start()
-        handler = ListHandler(self.store, self.cfg, resolver_for(self.cfg), self.worker.wake)
+        handler = ListHandler(self.store, self.cfg, resolver, self.worker.wake)
         loop = asyncio.get_running_loop()
         try:
             self.server = await loop.create_server(

@@ -35,7 +35,8 @@ class ListHandler:
         self.on_stored = on_stored
 
     def _resolve(self, address: str) -> Destination | None:
-        with self.store.session() as s:
+        # Only reads: no write lock on SQLite, so RCPT never queues behind a DATA's commit.
+        with self.store.read_session() as s:
             return parse_recipient(address, self.cfg.server.domain,
                                    lambda name: lists.find(s, name) is not None)
 

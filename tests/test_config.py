@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,31 @@ def test_dmarc_nameserver_port_is_checked(tmp_path: Path, servers: str) -> None:
     with pytest.raises(ConfigError) as err:
         load(write(tmp_path, f"[delivery]\ndmarc_nameservers = '{servers}'\n"), env={})
     assert "[delivery] dmarc_nameservers" in str(err.value)
+
+
+@pytest.mark.parametrize("text,lifetime", [
+    ("", timedelta(days=5)),  # Postfix's maximal_queue_lifetime
+    ("[delivery]\ngive_up_after = '36h'\n", timedelta(hours=36)),
+    ("[delivery]\ngive_up_after = '90m'\n", timedelta(minutes=90)),
+    ("[delivery]\ngive_up_after = '1w'\n", timedelta(weeks=1)),
+    ("[delivery]\ngive_up_after = 2\n", timedelta(days=2)),  # a bare number is days
+    ("[delivery]\nmax_attempts = 12\n", timedelta(days=5)),  # old files still load
+])
+def test_deliveries_give_up_by_time(tmp_path: Path, text: str, lifetime: timedelta) -> None:
+    """Issue 7.14: [delivery] give_up_after, a duration; keep_sent_days (7.25) defaults to 30."""
+    cfg = load(write(tmp_path, text), env={})
+    assert cfg.give_up_after == lifetime and cfg.delivery.keep_sent_days == 30
+
+
+@pytest.mark.parametrize("text,message", [
+    ("[delivery]\ngive_up_after = 'soon'\n", "[delivery] give_up_after must be a positive duration"),
+    ("[delivery]\ngive_up_after = '0h'\n", "[delivery] give_up_after must be a positive duration"),
+    ("[delivery]\ngive_up_after = '-1d'\n", "[delivery] give_up_after must be a positive duration"),
+    ("[delivery]\ngive_up_after = 'infd'\n", "[delivery] give_up_after must be a positive duration"),
+    ("[delivery]\nkeep_sent_days = 0\n", "[delivery] keep_sent_days must be between 1 and"),
+    ("[delivery]\nkeep_sent_days = 'month'\n", "[delivery] keep_sent_days must be int"),
+])
+def test_bad_delivery_lifetimes_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        load(write(tmp_path, text), env={})
+    assert message in str(e.value)

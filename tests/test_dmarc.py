@@ -177,18 +177,19 @@ async def test_no_fallback_for_an_organisational_domain() -> None:
     assert double.query_count == 1
 
 
-async def test_timeout_counts_as_no_policy() -> None:
+async def test_timeout_is_unknown_not_no_policy() -> None:
+    """Issue 7.18: a failed lookup is UNKNOWN (looked up again at delivery), never NONE."""
     async with dns_double(RECORDS, silent=True) as (host, port, double):
         resolver = resolver_for(port, host, timeout=0.3)
-        assert await asyncio.wait_for(resolver.policy("reject.example"), HANG) is Policy.NONE
+        assert await asyncio.wait_for(resolver.policy("reject.example"), HANG) is Policy.UNKNOWN
         assert double.query_count >= 1  # it did ask; nobody answered
 
 
-async def test_unreachable_nameserver_counts_as_no_policy() -> None:
+async def test_unreachable_nameserver_is_unknown() -> None:
     async with dns_double() as (host, port, _double):
         pass  # closed again: nothing listens on the port any more
     resolver = resolver_for(port, host, timeout=0.3)
-    assert await asyncio.wait_for(resolver.policy("reject.example"), HANG) is Policy.NONE
+    assert await asyncio.wait_for(resolver.policy("reject.example"), HANG) is Policy.UNKNOWN
 
 
 async def test_unreadable_system_config_counts_as_no_policy(
@@ -231,10 +232,10 @@ async def test_failures_are_cached_briefly() -> None:
     clock = Clock()
     async with dns_double(RECORDS, silent=True) as (host, port, double):
         resolver = resolver_for(port, host, timeout=0.3, failure_ttl=30.0, clock=clock)
-        assert await asyncio.wait_for(resolver.policy("reject.example"), HANG) is Policy.NONE
+        assert await asyncio.wait_for(resolver.policy("reject.example"), HANG) is Policy.UNKNOWN
         asked = double.query_count
         # Within the failure window a burst of posts costs no further timeouts.
-        assert await asyncio.wait_for(resolver.policy("reject.example"), HANG) is Policy.NONE
+        assert await asyncio.wait_for(resolver.policy("reject.example"), HANG) is Policy.UNKNOWN
         assert double.query_count == asked
         # After it, the nameserver is back and the real policy is found.
         double.silent = False

@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import select, update
 
 from listserv.models import Bounce, MailingList, Message, Outbox, utcnow
-from listserv.outbox import LOCK_CLASS, OutboxWorker, backoff_seconds, enqueue_notice
+from listserv.outbox import OutboxWorker, backoff_seconds, enqueue_notice
+from listserv.outbox_lease import LOCK_CLASS
 from listserv.store import Store
 from listserv.transports import MaildirTransport, Outcome, SmtpTransport
 from tests.smtpsink import DROP, SmtpSink
@@ -44,7 +45,7 @@ def outbox(store: Store) -> dict[str, Outbox]:
 
 
 def worker(store: Store, sink: SmtpSink, **kw: Any) -> OutboxWorker:
-    defaults: dict[str, Any] = {"connections": 2, "max_attempts": 5, "poll_interval": 0.05,
+    defaults: dict[str, Any] = {"connections": 2, "poll_interval": 0.05,
                                 "backoff": lambda attempts: 0.0}
     return OutboxWorker(store, lambda: SmtpTransport(sink.host, sink.port, timeout=5),
                         lambda pk, rcpt: b"Subject: post\r\n\r\nfor " + rcpt.encode() + b"\r\n",
@@ -95,12 +96,24 @@ async def test_4xx_is_retried_then_delivered_once(store: Store, sink: SmtpSink,
     assert [(r.outbox_id, r.recipient) for r in deferred] == [(oid, "m0@example.org")]  # type: ignore[attr-defined]
 
 
-async def test_4xx_until_max_attempts_fails(store: Store, sink: SmtpSink) -> None:
-    add_notices(store, 1)
-    sink.script_data(451, 452, 250)
-    await run(worker(store, sink, max_attempts=2))
-    row = outbox(store)["m0@example.org"]
-    assert (row.state, row.attempts) == ("failed", 2) and row.last_error.startswith("452")
+async def test_4xx_is_retried_until_the_lifetime_is_over_then_fails(store: Store,
+                                                                    sink: SmtpSink) -> None:
+    """Issue 7.14: retry by time, not by count."""
+    add_notices(store, 1, prefix="young", created_at=utcnow() - timedelta(days=4, hours=23))
+    add_notices(store, 1, prefix="old", created_at=utcnow() - timedelta(days=5, minutes=1))
+    sink.script_data(*[451] * 30)
+    w = worker(store, sink, give_up_after=timedelta(days=5), connections=1)
+    await w.start()
+    for _ in range(200):  # both tried once, then the young one a dozen times (no back-off here)
+        await asyncio.sleep(0.02)
+        if outbox(store)["young0@example.org"].attempts >= 12:
+            break
+    await w.stop()
+    rows = outbox(store)
+    assert (rows["old0@example.org"].state, rows["old0@example.org"].attempts) == ("failed", 1)
+    assert rows["old0@example.org"].last_error.startswith("451")
+    young = rows["young0@example.org"]
+    assert young.state in ("pending", "sending") and young.attempts >= 12
     assert sink.messages == []
 
 
@@ -175,18 +188,42 @@ async def test_smarthost_restart_is_survived(sink: SmtpSink) -> None:
     assert sink.sessions == [1, 2]
 
 
-async def test_restart_recovers_sending_and_backed_off_rows(store: Store, sink: SmtpSink) -> None:
+async def test_restart_recovers_sending_rows_and_keeps_back_offs(store: Store,
+                                                                 sink: SmtpSink) -> None:
+    """Issue 7.15: a restart makes only in-flight rows due; backed-off rows keep their time."""
     later = utcnow() + timedelta(hours=1)
     add_notices(store, 5, prefix="dead", state="sending", claimed_by=12345, attempts=1)
     add_notices(store, 5, prefix="wait", attempts=3, next_attempt_at=later)
     w = worker(store, sink, poll_interval=60.0)  # only recovery can make these due at once
     await w.start()
-    await sink.wait_for(10, timeout=5)
+    await sink.wait_for(5, timeout=5)
     await w.drain(5)
     await w.stop()
     rows = outbox(store)
-    assert {r.state for r in rows.values()} == {"sent"} and len(sink.messages) == 10
-    assert rows["dead0@example.org"].attempts == 2 and rows["wait0@example.org"].attempts == 4
+    assert {m.rcpt_tos[0] for m in sink.messages} == {f"dead{i}@example.org" for i in range(5)}
+    assert rows["dead0@example.org"].attempts == 2 and rows["dead0@example.org"].state == "sent"
+    waiting = [rows[f"wait{i}@example.org"] for i in range(5)]
+    assert {(r.state, r.attempts) for r in waiting} == {("pending", 3)}
+    assert all(abs((r.next_attempt_at - later).total_seconds()) < 1 for r in waiting)
+
+
+async def test_notices_are_claimed_before_a_large_fan_out(store: Store, sink: SmtpSink) -> None:
+    """Issue 7.16: a confirmation queued after a big post's copies is sent before them."""
+    with store.session() as s:
+        ml = MailingList(name="dev")
+        s.add(ml)
+        s.flush()
+        msg = Message(list_id=ml.id, message_id="<big@example.org>", raw=b"Subject: post\r\n\r\n")
+        s.add(msg)
+        s.flush()
+        queued = utcnow() - timedelta(minutes=5)
+        for i in range(300):
+            s.add(Outbox(list_id=ml.id, message_pk=msg.id, recipient=f"p{i}@example.org",
+                         sender=SENDER, next_attempt_at=queued, created_at=queued))
+    add_notices(store, 1, prefix="confirm")
+    await run(worker(store, sink, connections=1, batch=50))
+    order = [m.rcpt_tos[0] for m in sink.messages]
+    assert len(order) == 301 and order[0] == "confirm0@example.org"
 
 
 async def test_wake_starts_delivery_without_waiting_for_the_poll(store: Store,
@@ -218,7 +255,7 @@ async def test_maildir_transport_writes_files(store: Store, tmp_path: Path) -> N
     add_notices(store, 8)
     box = tmp_path / "outbox"  # not there yet: four transports create it at once
     w = OutboxWorker(store, lambda: MaildirTransport(box), lambda pk, rcpt: b"",
-                     connections=4, max_attempts=3, poll_interval=0.05)
+                     connections=4, poll_interval=0.05)
     await run(w)
     files = sorted((box / "new").iterdir())
     assert len(files) == 8
@@ -299,10 +336,143 @@ def test_backoff_doubles_from_30_seconds_up_to_an_hour(attempts: int, low: float
 def test_claimed_rows_are_marked(store: Store) -> None:
     ids = add_notices(store, 5)
     w = OutboxWorker(store, lambda: MaildirTransport("/nonexistent"), lambda pk, r: b"",
-                     connections=1, max_attempts=3)
+                     connections=1)
     w.worker_id = 42
     claimed = w._claim(3)
     assert [c.id for c in claimed] == ids[:3]
     with store.engine.begin() as conn:
         conn.execute(update(Outbox.__table__).values(state="sent"))  # type: ignore[attr-defined]
     assert w._claim(3) == []
+
+
+# --- keeping the table small (issue 7.25) ----------------------------------------------------
+
+async def test_sent_rows_are_pruned_after_keep_sent(store: Store, sink: SmtpSink) -> None:
+    old, recent = utcnow() - timedelta(days=31), utcnow() - timedelta(days=29)
+    add_notices(store, 3, prefix="old", state="sent", sent_at=old, created_at=old)
+    add_notices(store, 1, prefix="recent", state="sent", sent_at=recent, created_at=recent)
+    add_notices(store, 1, prefix="failed", state="failed", created_at=old)
+    add_notices(store, 1, prefix="bounced", state="bounced", created_at=old)
+    w = worker(store, sink, keep_sent=timedelta(days=30))
+    await w.start()  # upkeep prunes soon after start, then every prune_interval
+    try:
+        for _ in range(100):
+            if len(outbox(store)) < 6:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await w.stop()
+    assert set(outbox(store)) == {"recent0@example.org", "failed0@example.org",
+                                  "bounced0@example.org"}
+
+
+def test_outbox_indexes_hold_only_due_and_in_flight_rows(store: Store) -> None:
+    from sqlalchemy import text
+
+    with store.engine.connect() as c:
+        if store.is_postgres:
+            defs = dict(c.execute(text(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'outbox'")).all())
+        else:
+            defs = dict(c.execute(text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                "AND tbl_name = 'outbox' AND sql IS NOT NULL")).all())
+    assert "WHERE" in defs["ix_outbox_due"] and "'pending'" in defs["ix_outbox_due"]
+    assert "WHERE" in defs["ix_outbox_sending"] and "'sending'" in defs["ix_outbox_sending"]
+    assert not any("state" in d.split("WHERE")[0] for d in defs.values())  # no full state index
+
+
+def test_the_claim_reads_the_partial_due_index(store: Store) -> None:
+    if store.is_postgres:
+        pytest.skip("the plan is SQLite's; PostgreSQL picks by statistics")
+    w = OutboxWorker(store, lambda: MaildirTransport("/nonexistent"), lambda pk, r: b"",
+                     connections=1)
+    captured: list[str] = []
+    from sqlalchemy import event
+
+    def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any,
+             executemany: bool) -> None:
+        if statement.startswith("UPDATE outbox") and "RETURNING" in statement:
+            captured.append(statement)
+    event.listen(store.engine, "before_cursor_execute", grab)
+    try:
+        w._claim(5)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", grab)
+    select_part = captured[0][captured[0].index("SELECT"):captured[0].rindex(") RETURNING")]
+    with store.engine.connect() as c:
+        plan = " ".join(str(r[-1]) for r in c.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + select_part,
+            (utcnow().isoformat(" "), *(5, 0)[:select_part.count("?") - 1])).all())
+    assert "ix_outbox_due" in plan, plan
+
+
+async def test_a_lost_lease_connection_is_noticed_and_taken_again(store: Store,
+                                                                  sink: SmtpSink) -> None:
+    """Issue 7.24: the worker checks its advisory lock's connection, as the scheduler does."""
+    if not store.is_postgres:
+        pytest.skip("advisory locks are PostgreSQL's")
+    from sqlalchemy import text
+
+    w = worker(store, sink, lease_interval=0.05, poll_interval=0.05)
+    await w.start()
+    query = text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' "
+                 "AND classid = :c AND objid = :w AND objsubid = 2")
+    lock = {"c": LOCK_CLASS, "w": w.worker_id}
+    with store.engine.connect() as c:
+        first = c.execute(query, lock).scalar_one()
+        c.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first})
+    try:
+        for _ in range(100):  # the check notices, and takes the same id on a new connection
+            await asyncio.sleep(0.05)
+            with store.engine.connect() as c:
+                pids = c.execute(query, lock).scalars().all()
+            if pids and pids != [first]:
+                break
+        assert pids and pids != [first]
+        add_notices(store, 3)  # and it delivers again
+        await w.drain(5)
+        assert len(sink.messages) == 3
+    finally:
+        await w.stop()
+
+
+async def test_rendering_runs_off_the_event_loop(store: Store, sink: SmtpSink) -> None:
+    """Issue 7.17: a renderer's cache miss (reading the store, preparing) does not stall the
+    loop that also serves SMTP."""
+    import time
+
+    with store.session() as s:
+        ml = MailingList(name="dev")
+        s.add(ml)
+        s.flush()
+        msg = Message(list_id=ml.id, message_id="<p1@example.org>", raw=b"Subject: post\r\n\r\n")
+        s.add(msg)
+        s.flush()
+        for i in range(2):
+            s.add(Outbox(list_id=ml.id, message_pk=msg.id, recipient=f"p{i}@example.org",
+                         sender=SENDER))
+
+    def slow_render(pk: int, rcpt: str) -> bytes:
+        time.sleep(0.4)  # a cache miss waiting on the database
+        return b"Subject: post\r\n\r\nfor " + rcpt.encode() + b"\r\n"
+
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    tick = asyncio.create_task(ticker())
+    w = OutboxWorker(store, lambda: SmtpTransport(sink.host, sink.port, timeout=5), slow_render,
+                     connections=2, poll_interval=0.05)
+    try:
+        await run(w)
+    finally:
+        tick.cancel()
+    assert len(sink.messages) == 2
+    assert max(gaps) < 0.3, f"the loop stalled for {max(gaps):.2f} s"

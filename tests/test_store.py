@@ -60,3 +60,13 @@ def test_upgrade_keeps_existing_rows(db_url: str) -> None:
             "old", "vendors", False, 7)
     finally:
         store.dispose()
+
+
+def test_sqlite_commits_are_durable_against_power_loss(tmp_path: object) -> None:
+    """Issue 7.13: the 250 means durable, so every commit is synced (synchronous=FULL, 2)."""
+    store = Store(f"sqlite:///{tmp_path}/x.db")
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+    finally:
+        store.dispose()

@@ -1,0 +1,105 @@
+"""The post renderer: DMARC policies unknown on arrival (issue 7.18), and preparing a post
+without the store's write lock (issue 7.17)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from email import message_from_bytes
+
+import pytest
+from sqlmodel import select
+
+from listserv import config as config_mod
+from listserv import delivery
+from listserv.delivery import PostRenderer
+from listserv.dmarc import Policy
+from listserv.models import MailingList, Message
+from listserv.store import Store
+
+RAW = (b"From: Ann <ann@strict.example>\r\nTo: demo@lists.example.org\r\nSubject: hi\r\n"
+       b"Message-ID: <p1@strict.example>\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\n\r\nhello\r\n")
+
+
+def add_post(store: Store, policy: str) -> int:
+    with store.session() as s:
+        ml = MailingList(name="demo", description="Demo")
+        s.add(ml)
+        s.flush()
+        msg = Message(list_id=ml.id, message_id="<p1@strict.example>", raw=RAW,
+                      from_address="ann@strict.example", from_name="Ann", dmarc_policy=policy)
+        s.add(msg)
+        s.flush()
+        assert msg.id is not None
+        return msg.id
+
+
+def from_of(data: bytes) -> str:
+    return str(message_from_bytes(data)["From"])
+
+
+def stored_policy(store: Store) -> str:
+    with store.session() as s:
+        return s.exec(select(Message.dmarc_policy)).one()
+
+
+def test_an_unknown_policy_is_looked_up_again_at_delivery(store: Store) -> None:
+    pk = add_post(store, "unknown")
+    asked: list[str] = []
+
+    def lookup(domain: str) -> Policy:
+        asked.append(domain)
+        return Policy.REJECT
+
+    renderer = PostRenderer(store, config_mod.load(None, env={}), dmarc=lookup)
+    assert from_of(renderer(pk, "bob@example.org")) == "Ann via demo <demo@lists.example.org>"
+    assert from_of(renderer(pk, "cy@example.org")).startswith("Ann via demo")
+    assert asked == ["strict.example"]  # once per post, then cached
+    assert stored_policy(store) == "reject"  # and kept: a later render does not ask again
+
+
+def test_a_policy_still_unknown_is_sent_unmunged_and_asked_again_later(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    pk = add_post(store, "unknown")
+    answers = [Policy.UNKNOWN, Policy.QUARANTINE]
+    renderer = PostRenderer(store, config_mod.load(None, env={}), dmarc=lambda d: answers.pop(0))
+    assert from_of(renderer(pk, "bob@example.org")) == "Ann <ann@strict.example>"
+    assert stored_policy(store) == "unknown"
+    monkeypatch.setattr(delivery, "RETRY_UNKNOWN", 0.0)  # the retry window is over
+    renderer._cache[pk] = (*renderer._cache[pk][:2], 0.0)
+    assert from_of(renderer(pk, "cy@example.org")).startswith("Ann via demo")
+    assert stored_policy(store) == "quarantine" and answers == []
+
+
+def test_a_known_policy_is_not_looked_up(store: Store) -> None:
+    pk = add_post(store, "none")
+
+    def lookup(domain: str) -> Policy:
+        raise AssertionError("looked up a known policy")
+
+    renderer = PostRenderer(store, config_mod.load(None, env={}), dmarc=lookup)
+    assert from_of(renderer(pk, "bob@example.org")) == "Ann <ann@strict.example>"
+
+
+def test_preparing_a_post_does_not_wait_for_the_write_lock(store: Store) -> None:
+    """Issue 7.17: a cache miss only reads, so a writer holding SQLite's lock cannot stall it."""
+    if not store.is_sqlite:
+        pytest.skip("the write lock is SQLite's")
+    pk = add_post(store, "none")
+    renderer = PostRenderer(store, config_mod.load(None, env={}))
+    writer = sqlite3.connect(store.url.split("///", 1)[1], isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # e.g. a large fan-out being committed
+    done = threading.Event()
+    result: list[bytes] = []
+
+    def render() -> None:
+        result.append(renderer(pk, "bob@example.org"))
+        done.set()
+
+    threading.Thread(target=render, daemon=True).start()
+    try:
+        assert done.wait(3), "preparing the post waited for the write lock"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert result and b"hello" in result[0]
