@@ -47,16 +47,17 @@ CRISP = _corpus() / "email-reply-parser-crisp"
 # crisp's test.js, restated as data. The files whose first fragment is the lorem paragraph
 # (COMMON_FIRST_FRAGMENT there, the opening paragraph of email_7.txt here).
 CRISP_LOREM = (
-    "email_7 email_8 email_9 email_10 email_11 email_12 email_13 email_14 email_15 email_16 "
-    "email_17 email_18 email_22 email_23 email_24 email_25 email_26 email_portuguese email_german "
-    "email_german_2 email_german_3 email_german_outlook email_norwegian_gmail email_finnish "
-    "email_italian email_russian email_outlook_split_line_from email_gmail_split_line_from "
-    "email_ios_outlook_fr email_ios_outlook email_msn email_fr_multiline email_french_2 "
-    "email_en_multiline_2 email_original_message email_original_message_2 "
-    "email_danish_dash_separator email_french_dash_separator email_tricky_5_mixed_languages "
-    "email_tricky_10_special_chars_in_name email_tricky_12_no_space_after_header "
-    "email_tricky_14_long_quote_header email_tricky_15_original_message_variations"
-).split()
+    "email_7", "email_8", "email_9", "email_10", "email_11", "email_12", "email_13", "email_14",
+    "email_15", "email_16", "email_17", "email_18", "email_22", "email_23", "email_24", "email_25",
+    "email_26", "email_portuguese", "email_german", "email_german_2", "email_german_3",
+    "email_german_outlook", "email_norwegian_gmail", "email_finnish", "email_italian",
+    "email_russian", "email_outlook_split_line_from", "email_gmail_split_line_from",
+    "email_ios_outlook_fr", "email_ios_outlook", "email_msn", "email_fr_multiline",
+    "email_french_2", "email_en_multiline_2", "email_original_message", "email_original_message_2",
+    "email_danish_dash_separator", "email_french_dash_separator", "email_tricky_5_mixed_languages",
+    "email_tricky_10_special_chars_in_name", "email_tricky_12_no_space_after_header",
+    "email_tricky_14_long_quote_header", "email_tricky_15_original_message_variations",
+)
 # Files whose expected reply test.js spells out: (file, first line, last line) of that reply.
 CRISP_SPELLED = (
     ("email_1", "Hi folks", "-Abhishek Kona"),

@@ -14,18 +14,29 @@ Pure text in, text out; no I/O. Three views of one line-by-line analysis:
   ``quotes=False`` keeps only explicit forwards (whose links the policy follows).
 
 How a line is read (see ``_classify``):
-- quote: starts with ">" (also supercite initials such as "C>");
+- quote: starts with ">" (also supercite initials such as "C>"); also a lower-case line right
+  under a long quoted line, when a quote or a blank line follows it: the tail of a quoted line
+  that the sender's client re-wrapped without its ">";
 - quote header ("attribution"): "On <date>, <someone> wrote:" and its German, French, Spanish,
-  Dutch, Portuguese, Italian, Polish, Russian, Ukrainian, Norwegian and Chinese forms, possibly
-  wrapped over up to five lines; Gmail's "2016-03-03 17:21 GMT+01:00 Name"; "2013/7/20 Name <a@b>";
+  Dutch, Portuguese, Italian, Polish, Czech, Russian, Ukrainian, Nordic, Finnish, Hungarian,
+  Turkish and Chinese forms, possibly wrapped over up to five lines (the first may open with only
+  a weekday and a date, "pe 20. lokakuuta 2017 klo 17.50 Name"); Gmail's "2016-03-03 17:21
+  GMT+01:00 Name"; "2013/7/20 Name <a@b>"; and with no verb at all, a date, a time and an
+  address ending the line with a colon ("ср, 30 апр. 2025 г. в 15:19, Name <a@b>:");
 - forward marker: "---------- Forwarded message ---------", "-----Original Message-----",
-  "Begin forwarded message:" and translations;
-- header block: a "From:" line (or De:/Von:/Van:/Da:/Fra:/Från:) followed by more header fields
-  that include a date field, or both "To:" and "Subject:". A lone "From:" (or "From:" + "To:") in
-  the author's own text is left alone;
+  "Begin forwarded message:" and translations; any short phrase between dashes that a header
+  block follows ("-------- Oprindelig besked --------");
+- header block: a "From:" line (or De:/Von:/Van:/Da:/Fra:/Från:/От:...) or a date line (Date:,
+  "Message du"...) followed by more header fields, with a From field and a date field, or both
+  "To:" and "Subject:". A lone "From:" (or "From:" + "To:") in the author's own text is left alone;
 - signature: a "-- " or "--" line; a mobile signature ("Sent from my iPhone", "Get Outlook for
-  iOS", "Envoyé depuis mon iPhone"...); an underscore rule followed by a short tail or a list
+  iOS", "Envoyé depuis mon iPhone", "Gesendet von Outlook für Android"... on a short line); an
+  underscore rule followed by a short tail or a list footer, or a short one ("__") over a list
   footer.
+
+What is never cut: a line that merely holds a date or a time (a verbless header needs the
+address and the colon too), a dashed heading that no header block follows, a sentence that
+starts like a sign-off (more than eight words).
 """
 
 from __future__ import annotations
@@ -57,22 +68,33 @@ _DEQUOTE = re.compile(r"^[ \t]*(?:(?:>|[A-Z]{1,3}>)[ \t]?)+")
 _DECORATION = re.compile(r"^[\s\-_=+~#*ᐧ—–•·]*$")
 _SIG_DASHES = re.compile(r"^--\s*$")
 _UNDERSCORE_RULE = re.compile(r"^\s*_{5,}\s*$")
+_SHORT_RULE = re.compile(r"^\s*_{2,4}\s*$")  # "__" over a list footer (some list servers)
 _LIST_FOOTER = re.compile(r"mailing list|listinfo|mailman|unsubscribe|list-?info", re.IGNORECASE)
 
 # "wrote" and its translations. Used at the end of a quote header ("On ..., X wrote:").
 _VERB_END = (
     r"(?:wrote|writes|a\s+écrit|a\s+ecrit|nous\s+a\s+dit|schrieben\s+Sie|schrieb|geschrieben|"
     r"escribió|escribio|schreef|geschreven|escreveu|ha\s+scritto|napisał(?:\(a\))?|napisal(?:\(a\))?|"
-    r"skrev|написал(?:а)?|пише|kirjoitti|写道)"
+    r"skrev|написал(?:а)?|пише|kirjoitti|napsal(?:a)?|napísal(?:a)?|yazdı|írta|写道)"
 )
 _ATTR_VERB_END = re.compile(rf"(?:^|[\s,\"'>)]){_VERB_END}\s*[:：]?\s*$", re.IGNORECASE)
 # Verb before the name or the date: "Am 3.2.2016 schrieb Max <m@x>:", "Max <m@x> schrieb am Fr.,
 # 28. Apr. 2017 um 11:53 Uhr:", "Op 16 aug. 2014 05:13 schreef "x" <y>:", "Den ... skrev J <j@x>:".
-_ATTR_VERB_MID = re.compile(r"\b(?:wrote|schrieb|schreef|skrev|escribió)\b.{1,160}[:：]\s*$", re.IGNORECASE)
+_ATTR_VERB_MID = re.compile(
+    r"\b(?:wrote|schrieb|schreef|skrev|escribió|odesílatel|írta)\b.{1,160}[:：]\s*$", re.IGNORECASE)
+# How a quote header opens: a preposition, a date, or a weekday's short name and a day
+# ("Mon, 3", "ср, 30", "pe 20.", "man. 3.", "mån 3": Gmail in most languages).
 _ATTR_OPENER = re.compile(
-    r"^(?:On|At|In message|Le|Am|El|Op|Em|Il|Dnia|Dňa|Den|søn\.|\d|[A-Za-zÀ-ÿА-я]+,\s*\d|在)\b",
+    r"^(?:On|At|In message|Le|Am|El|Op|Em|Il|Dnia|Dňa|Den|søn\.|\d|[A-Za-zÀ-ÿА-яё]+,\s*\d"
+    r"|[^\W\d_]{1,4}\.?\s+\d|在)\b",
     re.IGNORECASE,
 )
+# A quote header with no verb: a date, a time and the quoted person's address, ending in a
+# colon ("ср, 30 апр. 2025 г. в 15:19, Иван <i@x.ru>:", "30.09.2017, 18.30, "A" <a@x>:").
+# All three together: a line of prose that merely holds a date is never cut.
+_TIME = re.compile(r"(?<!\d)\d{1,2}[:.]\d\d(?!\d)")
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)|(?<!\d)\d{1,2}[./-]\d{1,2}[./-]\d\d(?!\d)")
+_ADDRESS_COLON_END = re.compile(r"[<(\s\"'][^<>()\s@\"']+@[^<>()\s\"']+[>)]?\s*[:：]$")
 _DIGIT = re.compile(r"\d")
 _DATE_OR_ADDRESS = re.compile(r"[\d@]")
 _ANGLE_ADDRESS = re.compile(r"<[^<>\s]*@")
@@ -84,23 +106,38 @@ _FORWARD = re.compile(
     r"message d'origine|ursprüngliche nachricht|weitergeleitete nachricht|mensaje original|"
     r"mensaje reenviado|messaggio originale|messaggio inoltrato|oorspronkelijk bericht|"
     r"doorgestuurd bericht|mensagem original|mensagem encaminhada|ursprungligt meddelande|"
-    r"opprinnelig melding|原始邮件|转发的邮件)\s*-{2,}"
+    r"opprinnelig melding|oprindelig (?:besked|meddelelse)|videresendt (?:besked|meddelelse|melding)|"
+    r"originalmeddelande|vidarebefordrat meddelande|alkuperäinen viesti|välitetty viesti|"
+    r"исходное сообщение|пересылаемое сообщение|původní zpráva|přeposlaná zpráva|"
+    r"oryginalna wiadomość|przekazana wiadomość|eredeti üzenet|továbbított üzenet|orijinal mesaj|"
+    r"iletilen mesaj|originalnachricht|origineel bericht|message original|mensagem original|"
+    r"原始邮件|转发的邮件)\s*-{2,}"
     r"|(?:begin forwarded message|début du message (?:transféré|réexpédié)|"
     r"anfang der weitergeleiteten nachricht|inicio del mensaje reenviado)\s*:)",
     re.IGNORECASE,
 )
 
-_FROM_FIELDS = r"from|de|von|van|da|fra|från|od|от|发件人|expéditeur"
-_DATE_FIELDS = r"sent|date|envoyé|gesendet|datum|data|enviado|enviada em|fecha|skickat|sendt|发送时间|日期"
-_TO_FIELDS = r"to|à|a|an|aan|para|till|til|收件人|destinataire"
-_SUBJECT_FIELDS = r"subject|objet|betreff|onderwerp|oggetto|asunto|assunto|ämne|emne|主题"
-_OTHER_FIELDS = r"cc|bcc|reply-to|répondre à|risposta|kopie|beantwoorden - aan"
+# Header field names as mail clients write them in a quoted or forwarded header block.
+_FROM_FIELDS = r"from|de|von|van|da|fra|från|od|от|lähettäjä|feladó|kimden|afzender|发件人|expéditeur"
+_DATE_FIELDS = (r"sent|date|envoyé|gesendet|datum|data|dato|enviado|enviada em|fecha|skickat|sendt|"
+                r"lähetetty|päivämäärä|дата|отправлено|odesláno|wysłano|dátum|tarih|gönderildi|"
+                r"message du|发送时间|日期")
+_TO_FIELDS = r"to|à|a|an|aan|para|till|til|komu|кому|do|vastaanottaja|címzett|kime|收件人|destinataire"
+_SUBJECT_FIELDS = (r"subject|objet|sujet|betreff|onderwerp|oggetto|asunto|assunto|ämne|emne|aihe|тема|"
+                   r"předmět|temat|tárgy|konu|主题")
+_OTHER_FIELDS = (r"cc|bcc|reply-to|répondre à|risposta|kopie|kopia|kopio|копия|copie à|copie|"
+                 r"beantwoorden - aan")
 _FIELD = re.compile(
     r"^\s*\**\s*(?P<name>"
     + "|".join((_FROM_FIELDS, _DATE_FIELDS, _TO_FIELDS, _SUBJECT_FIELDS, _OTHER_FIELDS))
     + r")\s*\**\s*[:：]\s*\**(?P<value>.*)$",
     re.IGNORECASE,
 )
+# "Message du 03/03/25 10:02" (French webmail) opens a block with no colon after its name.
+_MESSAGE_DU = re.compile(r"^\s*(?P<name>message du)\s+(?P<value>\d.*)$", re.IGNORECASE)
+# A short phrase between dashes ("-------- Oprindelig besked --------") is a forward marker in
+# any language when a header block follows it.
+_DASHED_PHRASE = re.compile(r"^-{2,}\s*[^\W\d_][^-]{2,40}?\s*-{2,}$")
 _FROM_NAME = re.compile(rf"^(?:{_FROM_FIELDS})$", re.IGNORECASE)
 _DATE_NAME = re.compile(rf"^(?:{_DATE_FIELDS})$", re.IGNORECASE)
 _TO_NAME = re.compile(rf"^(?:{_TO_FIELDS})$", re.IGNORECASE)
@@ -112,7 +149,15 @@ _MOBILE = re.compile(
     r"|\w+ from mobile\b|get outlook for |envoyé depuis (?:mon|ma|yahoo)|von meinem .+ gesendet"
     r"|diese nachricht wurde von .+ gesendet|inviato da |sendt fra min |enviado (?:desde|do) (?:mi|meu) "
     r"|verzonden (?:met|vanaf) |verstuurd (?:met|vanaf) mijn |skickat från min |från min "
-    r"|從我的 iphone 傳送|来自我的|发自我的)",
+    r"|從我的 iphone 傳送|来自我的|发自我的"
+    # "Sent from ..." in other languages: "Gesendet von Outlook für Android", "Envoyé de mon
+    # iPhone", "Envoyé à partir de Courrier pour Windows", "Отправлено с iPhone"...
+    r"|(?:gesendet|envoyé|enviado|inviato|verzonden|verstuurd|skickat|sendt|отправлено|wysłane|"
+    r"odesláno|poslano|trimis|gönderildi)\s+(?:von|vom|de|depuis|à partir de|desde|do|da|dal|mit|"
+    r"met|vanaf|via|från|fra|med|z|ze|с|из|din|from)\s+\S"
+    r"|lähetetty \S"
+    # "Get Outlook for iOS" in any language: Outlook and a mobile system on one short line.
+    r"|.{0,40}\boutlook\b.{0,25}\b(?:ios|android)\b)",
     re.IGNORECASE,
 )
 _MARKDOWN_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
@@ -151,6 +196,8 @@ def _is_attribution(candidate: str) -> bool:
         return False
     if _GMAIL_ISO.match(s) or _DATE_ADDRESS.match(s):
         return True
+    if _ADDRESS_COLON_END.search(s) and _TIME.search(s) and _YEAR.search(s):
+        return True
     if _ATTR_VERB_END.search(s):
         return True
     if _ATTR_VERB_MID.search(s):
@@ -168,7 +215,7 @@ def _is_mobile_signature(line: str) -> bool:
 
 
 def _field(line: str) -> tuple[str, str] | None:
-    m = _FIELD.match(line)
+    m = _FIELD.match(line) or _MESSAGE_DU.match(line)
     if m is None or not m.group("value").strip(" *"):
         return None
     return m.group("name").lower(), m.group("value")
@@ -177,7 +224,7 @@ def _field(line: str) -> tuple[str, str] | None:
 def _header_block_end(lines: list[str], start: int) -> int | None:
     """End (exclusive) of a header block starting at ``start``, or None when it is not one."""
     first = _field(lines[start])
-    if first is None or not _FROM_NAME.match(first[0]):
+    if first is None or not (_FROM_NAME.match(first[0]) or _DATE_NAME.match(first[0])):
         return None
     names = [first[0]]
     has_date = False
@@ -192,9 +239,10 @@ def _header_block_end(lines: list[str], start: int) -> int | None:
         elif not (i + 1 < len(lines) and _field(lines[i + 1]) is not None):
             break  # a wrapped value (a long Subject) is only kept when another field follows
         i += 1
+    has_from = any(_FROM_NAME.match(n) for n in names)
     has_to = any(_TO_NAME.match(n) for n in names)
     has_subject = any(_SUBJECT_NAME.match(n) for n in names)
-    if has_date or (has_to and has_subject):
+    if has_from and (has_date or (has_to and has_subject)):
         return i
     return None
 
@@ -222,11 +270,14 @@ def _classify(lines: list[str]) -> _Analysis:
                 a.kinds[i] = _Kind.QUOTE
         elif _SIG_DASHES.match(line) or _is_mobile_signature(line):
             a.kinds[i] = _Kind.SIGNATURE
-        elif _FORWARD.match(s.strip("*_ ")):
+        elif _FORWARD.match(s.strip("*_ ")) or (_DASHED_PHRASE.match(s) and _opens_header_block(lines, i)):
             a.kinds[i] = _Kind.FORWARD
         elif _is_attribution(s):
             a.kinds[i] = _Kind.ATTRIBUTION
             singles[i] = True
+    for i in range(1, n):
+        if a.kinds[i] is _Kind.TEXT and _is_rewrapped_quote(lines, a.kinds, i):
+            a.kinds[i] = _Kind.QUOTE
     i = 0
     while i < n:
         kind = a.kinds[i]
@@ -246,7 +297,7 @@ def _classify(lines: list[str]) -> _Analysis:
                 a.spans[i] = end
                 i = end
                 continue
-            if _UNDERSCORE_RULE.match(lines[i]) and _is_footer_rule(lines, i):
+            if _is_footer_rule(lines, i):
                 a.kinds[i] = _Kind.FOOTER_RULE
         elif kind is _Kind.ATTRIBUTION:
             a.spans[i] = i + 1
@@ -254,9 +305,40 @@ def _classify(lines: list[str]) -> _Analysis:
     return a
 
 
+def _opens_header_block(lines: list[str], i: int) -> bool:
+    """True when a header field follows line ``i`` (after at most one blank line)."""
+    for j in range(i + 1, min(i + 3, len(lines))):
+        if _field(lines[j]) is not None:
+            return True
+        if _clean(lines[j]):
+            return False
+    return False
+
+
+_REWRAP_MIN = 50  # characters of a quoted line that the sender's client must have wrapped
+_REWRAP_MAX = 80
+
+
+def _is_rewrapped_quote(lines: list[str], kinds: list[_Kind], i: int) -> bool:
+    """True when line ``i`` is the tail of the quoted line above it, which a client re-wrapped
+    without a ">": it goes on in lower case right under a long quoted line, and a quote, a blank
+    line or the end follows it. An answer under a quote starts a sentence of its own."""
+    s = _clean(lines[i])
+    if not s or not s[0].islower() or len(s) > _REWRAP_MAX:
+        return False
+    if kinds[i - 1] is not _Kind.QUOTE or len(_clean(_dequote(lines[i - 1]))) < _REWRAP_MIN:
+        return False
+    return i + 1 >= len(lines) or kinds[i + 1] in (_Kind.QUOTE, _Kind.QUOTED_HEADER, _Kind.EMPTY,
+                                                   _Kind.SIGNATURE)
+
+
 def _wrapped_attribution_end(lines: list[str], kinds: list[_Kind], singles: list[bool], i: int) -> int | None:
     first = _clean(lines[i])
-    if len(first) > 200 or not (_ATTR_OPENER.match(first) or "@" in first or "<" in first):
+    if len(first) > 200:
+        return None
+    # A header's first line opens like one, holds an address, or holds a date and a time.
+    if not (_ATTR_OPENER.match(first) or "@" in first or "<" in first
+            or (_TIME.search(first) and _YEAR.search(first))):
         return None
     parts = [first]
     for j in range(i + 1, min(i + _JOIN_LINES, len(lines))):
@@ -284,7 +366,17 @@ def _shorter_attribution(lines: list[str], start: int, end: int) -> bool:
     )
 
 
+def _is_list_footer(lines: list[str], i: int) -> bool:
+    tail = [line for line in lines[i + 1:] if _clean(line)]
+    return any(_LIST_FOOTER.search(line) for line in tail[:4])
+
+
 def _is_footer_rule(lines: list[str], i: int) -> bool:
+    """An underscore rule over a signature or a list footer; a short one ("__") only over a footer."""
+    if _SHORT_RULE.match(lines[i]):
+        return _is_list_footer(lines, i)
+    if not _UNDERSCORE_RULE.match(lines[i]):
+        return False
     tail = [line for line in lines[i + 1:] if _clean(line)]
     if not tail:
         return False
