@@ -242,7 +242,11 @@ def _header_block_end(lines: list[str], start: int) -> int | None:
     has_from = any(_FROM_NAME.match(n) for n in names)
     has_to = any(_TO_NAME.match(n) for n in names)
     has_subject = any(_SUBJECT_NAME.match(n) for n in names)
-    if has_from and (has_date or (has_to and has_subject)):
+    if not _FROM_NAME.match(first[0]):
+        # Opened by a date ("Message du : ..."): an event's "Date: / From: 9.30 / To: 12.30" is
+        # no header block; a quoted one names its subject too.
+        return i if has_from and has_subject else None
+    if has_date or (has_to and has_subject):
         return i
     return None
 
@@ -321,15 +325,18 @@ _REWRAP_MAX = 80
 
 def _is_rewrapped_quote(lines: list[str], kinds: list[_Kind], i: int) -> bool:
     """True when line ``i`` is the tail of the quoted line above it, which a client re-wrapped
-    without a ">": it goes on in lower case right under a long quoted line, and a quote, a blank
-    line or the end follows it. An answer under a quote starts a sentence of its own."""
+    without a ">": it goes on in lower case right under a long quoted line, and the quote goes on
+    right under it (or the message ends). An answer under a quote starts a sentence of its own,
+    or a paragraph: a blank line follows it."""
     s = _clean(lines[i])
     if not s or not s[0].islower() or len(s) > _REWRAP_MAX:
         return False
     if kinds[i - 1] is not _Kind.QUOTE or len(_clean(_dequote(lines[i - 1]))) < _REWRAP_MIN:
         return False
-    return i + 1 >= len(lines) or kinds[i + 1] in (_Kind.QUOTE, _Kind.QUOTED_HEADER, _Kind.EMPTY,
-                                                   _Kind.SIGNATURE)
+    after = next((k for k in kinds[i + 1:] if k is not _Kind.EMPTY), None)
+    if i + 1 < len(kinds) and kinds[i + 1] is _Kind.EMPTY:
+        return after is None or after is _Kind.SIGNATURE
+    return after in (None, _Kind.QUOTE, _Kind.QUOTED_HEADER, _Kind.SIGNATURE)
 
 
 def _wrapped_attribution_end(lines: list[str], kinds: list[_Kind], singles: list[bool], i: int) -> int | None:

@@ -285,6 +285,9 @@ KEEP_PROBES: list[tuple[str, str]] = [
      "We meet on Monday, 3 March 2025, 10:02 in the library:\n\n- budget\n- events"),
     ("an address and a colon, but no date",
      "Please write to the clerk, Ann Lee <ann@example.org>:\n\n- your name\n- your council"),
+    ("an event's date and times",
+     "Breakfast meeting\n\nDate: Thursday 6 March 2025\nFrom: 9.30\nTo: 12.30\nPlace: Ripley library\n\n"
+     "Book a place by replying."),
     ("a dashed heading that opens no header block", "-- Agenda --\n\n1. Budget\n2. Events"),
     ("a short rule over the author's own list", "Options:\n__\n\n1. Budget\n2. Events\n3. Room\n4. Food\n"
      "5. Drinks\n6. Music\n7. Parking\n8. Tickets"),
@@ -292,10 +295,13 @@ KEEP_PROBES: list[tuple[str, str]] = [
      "Gesendet von Outlook für Android wurde die Nachricht erst am Montag, darum die Verspätung."),
     ("an answer right under a long quoted line",
      "> Do you agree with the proposal we circulated to the members last week\nYes, fully."),
+    ("a lower-case answer under a long quoted line, then a blank line",
+     "> Shall we move the meeting to the library next week instead of the chamber\nyes, let's do that."
+     "\n\n> And the food?\n\nsandwiches"),
 ]
 
 
 @pytest.mark.parametrize(("name", "body"), KEEP_PROBES, ids=[p[0] for p in KEEP_PROBES])
 def test_keep_probe(name: str, body: str) -> None:
-    want = body.split("\n", 1)[1] if body.startswith(">") else body
+    want = "\n".join(line for line in body.split("\n") if not line.startswith(">"))
     assert normalise(own_words(body)) == normalise(want)
