@@ -72,16 +72,18 @@ _SHORT_RULE = re.compile(r"^\s*_{2,4}\s*$")  # "__" over a list footer (some lis
 _LIST_FOOTER = re.compile(r"mailing list|listinfo|mailman|unsubscribe|list-?info", re.IGNORECASE)
 
 # "wrote" and its translations. Used at the end of a quote header ("On ..., X wrote:").
+# A gendered form may follow in brackets: "napisał(a)", "написал(а)", "napísal(a)".
 _VERB_END = (
-    r"(?:wrote|writes|a\s+écrit|a\s+ecrit|nous\s+a\s+dit|schrieben\s+Sie|schrieb|geschrieben|"
-    r"escribió|escribio|schreef|geschreven|escreveu|ha\s+scritto|napisał(?:\(a\))?|napisal(?:\(a\))?|"
-    r"skrev|написал(?:а)?|пише|kirjoitti|napsal(?:a)?|napísal(?:a)?|yazdı|írta|写道)"
+    r"(?:(?:wrote|writes|a\s+écrit|a\s+ecrit|nous\s+a\s+dit|schrieben\s+Sie|schrieb|geschrieben|"
+    r"escribió|escribio|schreef|geschreven|escreveu|ha\s+scritto|a\s+scris|napisał|napisal|"
+    r"skrev|написала?|пишет|пише|kirjoitti|napsala?|napísala?|yazdı|írta|έγραψε|님이\s*작성|写道)"
+    r"(?:\(\w{1,3}\))?)"
 )
 _ATTR_VERB_END = re.compile(rf"(?:^|[\s,\"'>)]){_VERB_END}\s*[:：]?\s*$", re.IGNORECASE)
 # Verb before the name or the date: "Am 3.2.2016 schrieb Max <m@x>:", "Max <m@x> schrieb am Fr.,
 # 28. Apr. 2017 um 11:53 Uhr:", "Op 16 aug. 2014 05:13 schreef "x" <y>:", "Den ... skrev J <j@x>:".
 _ATTR_VERB_MID = re.compile(
-    r"\b(?:wrote|schrieb|schreef|skrev|escribió|odesílatel|írta)\b.{1,160}[:：]\s*$", re.IGNORECASE)
+    r"\b(?:wrote|schrieb|schreef|skrev|escribió|odesílatel|írta|kirjoitti)\b.{1,160}[:：]\s*$", re.IGNORECASE)
 # How a quote header opens: a preposition, a date, or a weekday's short name and a day
 # ("Mon, 3", "ср, 30", "pe 20.", "man. 3.", "mån 3": Gmail in most languages).
 _ATTR_OPENER = re.compile(
@@ -120,6 +122,7 @@ _FORWARD = re.compile(
 # Header field names as mail clients write them in a quoted or forwarded header block.
 _FROM_FIELDS = r"from|de|von|van|da|fra|från|od|от|lähettäjä|feladó|kimden|afzender|发件人|expéditeur"
 _DATE_FIELDS = (r"sent|date|envoyé|gesendet|datum|data|dato|enviado|enviada em|fecha|skickat|sendt|"
+                r"verzonden|inviato|elküldve|"
                 r"lähetetty|päivämäärä|дата|отправлено|odesláno|wysłano|dátum|tarih|gönderildi|"
                 r"message du|发送时间|日期")
 _TO_FIELDS = r"to|à|a|an|aan|para|till|til|komu|кому|do|vastaanottaja|címzett|kime|收件人|destinataire"
@@ -200,9 +203,16 @@ def _is_attribution(candidate: str) -> bool:
         return True
     if _ATTR_VERB_END.search(s):
         return True
-    if _ATTR_VERB_MID.search(s):
-        return bool(_ATTR_OPENER.match(s) or _ANGLE_ADDRESS.search(s))
-    return False
+    mid = _ATTR_VERB_MID.search(s)
+    if mid is None:
+        return False
+    if _ATTR_OPENER.match(s) or _ANGLE_ADDRESS.search(s):
+        return True
+    # "Ann Lee kirjoitti 3.3.2025 klo 10.02:": a name (capitalised words, not a lone "I"), the
+    # verb, then a date and a time.
+    name, after = s[:mid.start()].split(), s[mid.start():]
+    return (2 <= len(name) <= 5 and all(w[0].isupper() for w in name)
+            and bool(_TIME.search(after) and _YEAR.search(after)))
 
 
 def _is_mobile_signature(line: str) -> bool:

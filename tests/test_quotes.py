@@ -276,6 +276,71 @@ def test_client_probe(name: str, tail: str) -> None:
     assert normalise(own_words(MINE + "\n\n" + tail)) == normalise(MINE)
 
 
+# Quote headers as clients write them (Gmail, Apple Mail, Thunderbird, Outlook), one a line.
+CLIENT_HEADERS = [
+    "On Mon, Mar 3, 2025 at 10:02 AM Ann Lee <ann@example.org> wrote:",
+    "On 3 Mar 2025, at 10:02, Ann Lee <ann@example.org> wrote:",
+    "On 03/03/2025 10:02, Ann Lee wrote:",
+    "Am 03.03.2025 um 10:02 schrieb Ann Lee <ann@example.de>:",
+    "Am 03.03.25 um 10:02 schrieb Ann Lee:",
+    "Le lun. 3 mars 2025 à 10:02, Ann Lee <ann@example.fr> a écrit :",
+    "Le 03/03/2025 à 10:02, Ann Lee a écrit :",
+    "El lun, 3 mar 2025 a las 10:02, Ann Lee (<ann@example.es>) escribió:",
+    "El 3/3/25 a las 10:02, Ann Lee escribió:",
+    "Op ma 3 mrt 2025 om 10:02 schreef Ann Lee <ann@example.nl>:",
+    "Op 3 mrt 2025 om 10:02 heeft Ann Lee <ann@example.nl> het volgende geschreven:",
+    "Den mån 3 mars 2025 kl 10:02 skrev Ann Lee <ann@example.se>:",
+    "3 mars 2025 kl. 10:02 skrev Ann Lee <ann@example.se>:",
+    "Den 03.03.2025 kl. 10.02 skrev Ann Lee:",
+    "man. 3. mar. 2025 kl. 10:02 skrev Ann Lee <ann@example.no>:",
+    "ma 3.3.2025 klo 10.02 Ann Lee (ann@example.fi) kirjoitti:",
+    "Ann Lee <ann@example.fi> kirjoitti 3.3.2025 kello 10.02:",
+    "Ann Lee kirjoitti 3.3.2025 klo 10.02:",
+    "3 марта 2025 г., в 10:02, Ann Lee <ann@example.ru> написал(а):",
+    "03.03.2025 10:02, Ann Lee пишет:",
+    "пн, 3 бер. 2025 р. о 10:02 Ann <ann@example.ua> пише:",
+    "Il giorno lun 3 mar 2025 alle ore 10:02 Ann Lee <ann@example.it> ha scritto:",
+    "Em seg., 3 de mar. de 2025 às 10:02, Ann Lee <ann@example.br> escreveu:",
+    "pon., 3 mar 2025 o 10:02 Ann Lee <ann@example.pl> napisał(a):",
+    "Dňa po 3. 3. 2025 o 10:02 Ann Lee <ann@example.sk> napísal(a):",
+    "În lun., 3 mar. 2025 la 10:02, Ann Lee <ann@example.ro> a scris:",
+    "Στις Δευ 3 Μαρ 2025 στις 10:02, ο/η Ann Lee <ann@example.gr> έγραψε:",
+    "Ann Lee <ann@example.hu> ezt írta (időpont: 2025. márc. 3., H, 10:02):",
+    "Ann Lee <ann@example.tr>, 3 Mar 2025 Pzt, 10:02 tarihinde şunu yazdı:",
+    "2025년 3월 3일 (월) 오전 10:02, Ann Lee <ann@example.kr>님이 작성:",
+    "在 2025年3月3日 10:02，Ann Lee <ann@example.cn> 写道：",
+]
+
+
+@pytest.mark.parametrize("header", CLIENT_HEADERS)
+@pytest.mark.parametrize("below", ["> Hello\n> there\n", "Hello there\n"], ids=["quoted", "unquoted"])
+def test_client_quote_header(header: str, below: str) -> None:
+    assert normalise(own_words(f"{MINE}\n\n{header}\n\n{below}")) == normalise(MINE)
+
+
+# Outlook's header block over the quoted message, in the languages of its users.
+OUTLOOK_BLOCKS = [
+    "Von: Ann\nGesendet: Montag, 3. März 2025 10:02\nAn: Team\nBetreff: Raum",
+    "De : Ann\nEnvoyé : lundi 3 mars 2025 10:02\nÀ : Équipe\nObjet : Salle",
+    "Van: Ann\nVerzonden: maandag 3 maart 2025 10:02\nAan: Team\nOnderwerp: Zaal",
+    "Da: Ann\nInviato: lunedì 3 marzo 2025 10:02\nA: Team\nOggetto: Sala",
+    "De: Ann\nEnviado: lunes, 3 de marzo de 2025 10:02\nPara: Equipo\nAsunto: Sala",
+    "Från: Ann\nSkickat: den 3 mars 2025 10:02\nTill: Team\nÄmne: Rum",
+    "Fra: Ann\nSendt: 3. marts 2025 10:02\nTil: Team\nEmne: Lokale",
+    "Lähettäjä: Ann\nLähetetty: maanantai 3. maaliskuuta 2025 10.02\nVastaanottaja: Tiimi\nAihe: Huone",
+    "От: Ann\nОтправлено: 3 марта 2025 г. 10:02\nКому: Команда\nТема: Зал",
+    "Od: Ann\nWysłano: poniedziałek, 3 marca 2025 10:02\nDo: Zespół\nTemat: Sala",
+    "Feladó: Ann\nElküldve: 2025. március 3. 10:02\nCímzett: Csapat\nTárgy: Terem",
+    "Kimden: Ann\nGönderildi: 3 Mart 2025 Pazartesi 10:02\nKime: Ekip\nKonu: Oda",
+    "*From:* Ann <ann@example.org>\n*Sent:* Monday, March 3, 2025 10:02 AM\n*To:* Team\n*Subject:* Room",
+]
+
+
+@pytest.mark.parametrize("block", OUTLOOK_BLOCKS)
+def test_outlook_header_block(block: str) -> None:
+    assert normalise(own_words(f"{MINE}\n\n{block}\n\nHello there\n")) == normalise(MINE)
+
+
 # Text of the author's that looks a little like the above and must be kept whole.
 KEEP_PROBES: list[tuple[str, str]] = [
     ("dates and times in prose",
@@ -288,6 +353,9 @@ KEEP_PROBES: list[tuple[str, str]] = [
     ("an event's date and times",
      "Breakfast meeting\n\nDate: Thursday 6 March 2025\nFrom: 9.30\nTo: 12.30\nPlace: Ripley library\n\n"
      "Book a place by replying."),
+    ("'wrote' with a date and a time in the author's sentence",
+     "I wrote this at 10:30 on 3 March 2025:\n\n- budget\n- events\n\nHere is what Ann wrote on 3 March 2025 "
+     "at 10:30:\n\n- room"),
     ("a dashed heading that opens no header block", "-- Agenda --\n\n1. Budget\n2. Events"),
     ("a short rule over the author's own list", "Options:\n__\n\n1. Budget\n2. Events\n3. Room\n4. Food\n"
      "5. Drinks\n6. Music\n7. Parking\n8. Tickets"),
