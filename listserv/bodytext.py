@@ -30,9 +30,15 @@ _CHARSET_SUPERSETS = {
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
-    """``data`` as text in ``charset``; unknown or missing charsets try UTF-8, then cp1252."""
+    """``data`` as text in ``charset``; unknown or missing charsets try UTF-8, then cp1252, and so
+    do 8-bit bytes labelled ASCII."""
     if charset:
         label = charset.strip().strip('"').lower()
+        if label in ("us-ascii", "ascii") and not data.isascii():
+            try:  # 8-bit bytes under an ASCII label: the label is wrong, and UTF-8 the likeliest
+                return data.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
         try:
             return data.decode(_CHARSET_SUPERSETS.get(label, label), "replace")
         except (LookupError, UnicodeError, ValueError, TypeError):
