@@ -58,7 +58,9 @@ _LINE_TAGS = frozenset({
 _PARAGRAPH_TAGS = frozenset({
     "p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "table", "ul", "ol", "dl", "hr",
 })
-_HIDDEN_TAGS = frozenset({"head", "script", "style", "title", "template"})
+_HIDDEN_TAGS = frozenset({"script", "style", "title", "template"})
+# What may stand in <head>; any other tag opens the body, even when </head> never came.
+_HEAD_TAGS = frozenset({"head", "base", "link", "meta", "noscript", "script", "style", "title", "template"})
 
 
 class _TextExtractor(HTMLParser):
@@ -73,6 +75,7 @@ class _TextExtractor(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.hidden = 0
+        self.head = False  # inside <head>, which a client may never close
         self.pre = 0
         self.quote = 0  # blockquote depth
         self.breaks = 0  # line breaks owed before the next visible text
@@ -89,6 +92,7 @@ class _TextExtractor(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.hidden += tag in _HIDDEN_TAGS
+        self.head = tag == "head" or (self.head and tag in _HEAD_TAGS)
         self.pre += tag == "pre"
         if tag == "a":
             href = (dict(attrs).get("href") or "").strip()
@@ -100,10 +104,12 @@ class _TextExtractor(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag in _HIDDEN_TAGS:
             self.hidden = max(0, self.hidden - 1)
+        if tag == "head":
+            self.head = False
         if tag == "pre":
             self.pre = max(0, self.pre - 1)
         if tag == "a" and self.href is not None:
-            if self.href not in "".join(self.anchor_text) and not self.hidden:
+            if self.href not in "".join(self.anchor_text) and not (self.hidden or self.head):
                 self.parts.append(f" <{self.href}>")
             self.href = None
         if tag == "blockquote":
@@ -112,7 +118,9 @@ class _TextExtractor(HTMLParser):
             self._block(tag)
 
     def handle_data(self, data: str) -> None:
-        if self.hidden:
+        if self.head and not self.hidden and data.strip():
+            self.head = False  # text outside <title>, <style>... opens the body, as in a browser
+        if self.hidden or self.head:
             return
         text = data if self.pre else re.sub(r"\s+", " ", data)
         if not text.strip() and (self.breaks or not self.parts):

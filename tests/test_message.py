@@ -587,3 +587,11 @@ def test_first_text_reads_8bit_utf8_labelled_ascii_as_utf8() -> None:
     raw = (b"Subject: x\nContent-Type: text/plain; charset=us-ascii\nContent-Transfer-Encoding: 8bit\n\n"
            + "Envoyé par Bell Mobilité\n".encode())
     assert first_text(raw) == "Envoyé par Bell Mobilité\n"
+
+
+def test_html_to_text_when_head_is_never_closed() -> None:
+    # Some clients open <head> and go straight to <body>: the body is still the text.
+    assert html_to_text("<html><head><title>Hi</title><body><p>Room booked.</p></body>") == "Room booked."
+    assert html_to_text("<html><head>\n<meta charset=utf-8><p>Room booked.") == "Room booked."
+    assert html_to_text("<head><style>p {}</style></head><p>Room booked.</p>") == "Room booked."
+    assert html_to_text("<html><head>Room booked.") == "Room booked."
