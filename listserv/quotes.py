@@ -15,8 +15,8 @@ Pure text in, text out; no I/O. Three views of one line-by-line analysis:
 
 How a line is read (``_classify``; the patterns live in ``quote_lines``):
 - quote: starts with ">" (also supercite initials such as "C>"); also a lower-case line right
-  under a long quoted line, when a quote or a blank line follows it: the tail of a quoted line
-  that the sender's client re-wrapped without its ">";
+  under a long quoted line when the quote goes on right under it (or the message ends there):
+  the tail of a quoted line that the sender's client re-wrapped without its ">";
 - quote header ("attribution"): "On <date>, <someone> wrote:" and its German, French, Spanish,
   Dutch, Portuguese, Italian, Polish, Czech, Russian, Ukrainian, Nordic, Finnish, Hungarian,
   Turkish and Chinese forms, possibly wrapped over up to five lines (the first may open with only
@@ -36,7 +36,8 @@ How a line is read (``_classify``; the patterns live in ``quote_lines``):
 
 What is never cut: a line that merely holds a date or a time (a verbless header needs the
 address and the colon too), a dashed heading that no header block follows, a sentence that
-starts like a sign-off (more than eight words).
+starts like a sign-off (more than eight words), an answer under a quote that a blank line
+follows, an event's "Date: / From: / To:" lines (a block opened by a date needs a Subject).
 """
 
 from __future__ import annotations
