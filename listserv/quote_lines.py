@@ -204,12 +204,11 @@ def header_block_end(lines: list[str], start: int) -> int | None:
 
 
 def opens_header_block(lines: list[str], i: int) -> bool:
-    """True when a header field follows line ``i`` (after at most one blank line)."""
+    """True when a header block follows line ``i`` (after at most one blank line): a heading
+    over an event's "Date: / Time: / Place:" lines is not a forward marker."""
     for j in range(i + 1, min(i + 3, len(lines))):
-        if header_field(lines[j]) is not None:
-            return True
         if clean(lines[j]):
-            return False
+            return header_block_end(lines, j) is not None
     return False
 
 

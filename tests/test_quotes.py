@@ -357,6 +357,9 @@ KEEP_PROBES: list[tuple[str, str]] = [
      "I wrote this at 10:30 on 3 March 2025:\n\n- budget\n- events\n\nHere is what Ann wrote on 3 March 2025 "
      "at 10:30:\n\n- room"),
     ("a dashed heading that opens no header block", "-- Agenda --\n\n1. Budget\n2. Events"),
+    ("a dashed heading over an event's fields",
+     "---- Breakfast meeting ----\nDate: Thursday 6 March 2025\nFrom: 9.30\nTo: 12.30\nPlace: Ripley\n\n"
+     "Book a place by replying."),
     ("a short rule over the author's own list", "Options:\n__\n\n1. Budget\n2. Events\n3. Room\n4. Food\n"
      "5. Drinks\n6. Music\n7. Parking\n8. Tickets"),
     ("a sentence that starts like a German sign-off",
