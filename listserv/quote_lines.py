@@ -107,12 +107,14 @@ MOBILE = re.compile(
     r"|diese nachricht wurde von .+ gesendet|inviato da |sendt fra min |enviado (?:desde|do) (?:mi|meu) "
     r"|verzonden (?:met|vanaf) |verstuurd (?:met|vanaf) mijn |skickat från min |från min "
     r"|從我的 iphone 傳送|来自我的|发自我的"
-    # "Sent from ..." in other languages: "Gesendet von Outlook für Android", "Envoyé de mon
-    # iPhone", "Envoyé à partir de Courrier pour Windows", "Отправлено с iPhone"...
-    r"|(?:gesendet|envoyé|enviado|inviato|verzonden|verstuurd|skickat|sendt|отправлено|wysłane|"
+    # "Sent from ..." in other languages, naming a device or a mail app: "Gesendet von Outlook
+    # für Android", "Envoyé de mon iPhone", "Envoyé à partir de Courrier pour Windows",
+    # "Отправлено с iPhone", "Lähetetty iPhonesta" ("Envoyé de Paris." is prose).
+    r"|(?:(?:gesendet|envoyé|enviado|inviato|verzonden|verstuurd|skickat|sendt|отправлено|wysłane|"
     r"odesláno|poslano|trimis|gönderildi)\s+(?:von|vom|de|depuis|à partir de|desde|do|da|dal|mit|"
-    r"met|vanaf|via|från|fra|med|z|ze|с|из|din|from)\s+\S"
-    r"|lähetetty \S"
+    r"met|vanaf|via|från|fra|med|z|ze|с|из|din|from)\s|lähetetty\s)"
+    r".{0,40}?(?:iphone|ipad|android|outlook|mail|courrier|windows|samsung|galaxy|mobile|smartphone|"
+    r"handy|yahoo|blackberry|huawei|xiaomi|pixel|\bapp\b)"
     # "Get Outlook for iOS" in any language: Outlook and a mobile system on one short line.
     r"|.{0,40}\boutlook\b.{0,25}\b(?:ios|android)\b)",
     re.IGNORECASE,

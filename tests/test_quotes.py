@@ -362,6 +362,7 @@ KEEP_PROBES: list[tuple[str, str]] = [
      "Book a place by replying."),
     ("a short rule over the author's own list", "Options:\n__\n\n1. Budget\n2. Events\n3. Room\n4. Food\n"
      "5. Drinks\n6. Music\n7. Parking\n8. Tickets"),
+    ("a short sentence that starts like a French sign-off", "Envoyé de Paris hier soir.\n\nÀ bientôt."),
     ("a sentence that starts like a German sign-off",
      "Gesendet von Outlook für Android wurde die Nachricht erst am Montag, darum die Verspätung."),
     ("an answer right under a long quoted line",
