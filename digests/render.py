@@ -42,7 +42,6 @@ import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -50,6 +49,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from digests.model import Digest, DigestPost, DigestThread, Participant
+from listserv.bodytext import first_text, html_to_text
 
 __all__ = [
     "DELIVERY_URL",
@@ -241,89 +241,11 @@ def _plural(n: int, one: str, many: str) -> str:
 # The text of a post
 
 
-class _HTMLText(HTMLParser):
-    """Reduces HTML to readable plain text: block elements become line breaks."""
-
-    _BLOCK = frozenset({"p", "div", "br", "li", "tr", "table", "ul", "ol", "h1", "h2", "h3", "h4", "h5",
-                        "h6", "blockquote", "pre", "hr", "section", "article", "header", "footer"})
-    _SKIP = frozenset({"script", "style", "head", "title", "template"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.skip = 0
-        self.pre = 0
-        self.href: list[str | None] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self.skip += 1
-        elif tag in self._BLOCK:
-            self.out.append("\n")
-            if tag == "li":
-                self.out.append("* ")
-            if tag == "pre":
-                self.pre += 1
-        if tag == "a":
-            self.href.append(dict(attrs).get("href"))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self.skip = max(0, self.skip - 1)
-        elif tag in self._BLOCK:
-            self.out.append("\n")
-            if tag == "pre":
-                self.pre = max(0, self.pre - 1)
-        if tag == "a" and self.href:
-            href = self.href.pop()
-            if href and href.startswith(("http://", "https://")) and not self.skip:
-                self.out.append(f" <{href}>")
-
-    def handle_data(self, data: str) -> None:
-        if self.skip:
-            return
-        self.out.append(data if self.pre else re.sub(r"\s+", " ", data))
-
-    def text(self) -> str:
-        lines = [line.strip() if not self.pre else line.rstrip() for line in "".join(self.out).split("\n")]
-        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
-
-
-def html_to_text(markup: str) -> str:
-    """Plain text of an HTML fragment or document (script and style dropped)."""
-    parser = _HTMLText()
-    parser.feed(markup)
-    parser.close()
-    return parser.text()
-
-
-def _decode_part(part: email.message.Message) -> str:
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
-        return ""
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        return payload.decode(charset)
-    except (LookupError, UnicodeDecodeError):
-        return payload.decode("utf-8", "replace")
-
-
 def post_text(raw: bytes) -> str:
-    """The plain text of a post: its first text/plain part, or else its first HTML part reduced
-    to text. Attachments are skipped. Line ends become LF; leading and trailing blank lines go."""
-    msg = email.message_from_bytes(raw)
-    html_part: email.message.Message | None = None
-    for part in msg.walk():
-        if part.is_multipart() or part.get_content_disposition() == "attachment":
-            continue
-        ctype = part.get_content_type()
-        if ctype == "text/plain":
-            return _clean_text(_decode_part(part)).strip("\n").rstrip()
-        if ctype == "text/html" and html_part is None:
-            html_part = part
-    if html_part is None:
-        return ""
-    return _clean_text(html_to_text(_decode_part(html_part))).strip("\n").rstrip()
+    """The plain text of a post, as the policy and the excerpts read it (``bodytext.first_text``:
+    the first text/plain part, or else the first HTML part reduced to text; attachments skipped).
+    Line ends become LF, control characters go; leading and trailing blank lines go."""
+    return _clean_text(first_text(raw)).strip("\n").rstrip()
 
 
 def _stuff(body: str) -> str:

@@ -1,9 +1,9 @@
-"""Reading incoming mail: the header facts the list server acts on, and the first readable text.
+"""Reading incoming mail: the header facts the list server acts on.
 
 ``parse`` runs on every accepted message, so it reads the header block only and never raises:
 whatever is wrong with a message becomes a short note in ``ParsedMessage.defects``, and the
-message is still stored and judged by the rules. ``first_text`` reads the body on demand (for
-``-request`` commands, the participation policy, digests and the Discord bridge).
+message is still stored and judged by the rules. The body's text is ``bodytext``'s job
+(``first_text``, ``html_to_text``, ``decode_bytes``: still importable from here).
 
 Invariants of a ``ParsedMessage``:
 - ``message_id`` is never empty; it carries no angle brackets, whitespace or control characters
@@ -27,15 +27,17 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import message_from_bytes
-from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
-from html.parser import HTMLParser
 
 from listserv import names
 from listserv.addresses import normalise_address
+
+# The body's text lives in bodytext; these names stay importable from here for existing callers.
+from listserv.bodytext import decode_bytes as decode_bytes
+from listserv.bodytext import first_text as first_text
+from listserv.bodytext import html_to_text as html_to_text
 
 MAX_ID_LENGTH = 250  # fits an indexed VARCHAR(255) on every database we run on
 
@@ -69,28 +71,6 @@ class ParsedMessage:
 
 
 # --- bytes and encoded-words -------------------------------------------------------------
-
-# Labels that lie in practice: WHATWG decodes these as their supersets, and so do we.
-_CHARSET_SUPERSETS = {
-    "us-ascii": "cp1252", "ascii": "cp1252", "iso-8859-1": "cp1252", "latin1": "cp1252",
-    "latin-1": "cp1252", "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030",
-    "ks_c_5601-1987": "cp949", "euc-kr": "cp949",
-}
-
-
-def decode_bytes(data: bytes, charset: str | None) -> str:
-    """``data`` as text in ``charset``; unknown or missing charsets try UTF-8, then cp1252."""
-    if charset:
-        label = charset.strip().strip('"').lower()
-        try:
-            return data.decode(_CHARSET_SUPERSETS.get(label, label), "replace")
-        except (LookupError, UnicodeError, ValueError, TypeError):
-            pass  # unknown label, or a bytes-to-bytes codec such as "base64": guess instead
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", "replace")
-
 
 def _header_text(value: str) -> str:
     # BytesParser keeps 8-bit header bytes as surrogate escapes; RFC 6532 says they are UTF-8.
@@ -422,123 +402,3 @@ def set_message_id(raw: bytes, message_id: str) -> bytes:
     # An mbox "From " envelope line is not a header; the new header goes below it.
     at = first_nl + 1 if raw.startswith(b"From ") and first_nl >= 0 else 0
     return raw[:at] + line + raw[at:]
-
-
-# --- body text -----------------------------------------------------------------------------
-
-# Tags that end a line, and tags that end a paragraph (a blank line after them).
-_LINE_TAGS = frozenset({
-    "br", "dd", "div", "dt", "li", "tr", "header", "footer", "section", "article", "nav", "main",
-})
-_PARAGRAPH_TAGS = frozenset({
-    "p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "table", "ul", "ol", "dl", "hr",
-})
-_HIDDEN_TAGS = frozenset({"head", "script", "style", "title", "template"})
-
-
-class _TextExtractor(HTMLParser):
-    """Collects text, turning block structure into line breaks and HTML spacing into spaces.
-
-    Links keep their target ("text <https://…>") and blockquotes become "> " lines, as a mail
-    client's plain-text view shows them: the participation policy counts links and strips
-    quotes, and neither may vanish because a post came as HTML only.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.hidden = 0
-        self.pre = 0
-        self.quote = 0  # blockquote depth
-        self.breaks = 0  # line breaks owed before the next visible text
-        self.href: str | None = None  # the open <a>'s target
-        self.anchor_text: list[str] = []
-
-    def _block(self, tag: str) -> None:
-        if tag == "br":
-            self.breaks = min(self.breaks + 1, 2)  # <br><br> is a blank line
-        elif tag in _PARAGRAPH_TAGS:
-            self.breaks = 2
-        elif tag in _LINE_TAGS:
-            self.breaks = max(self.breaks, 1)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.hidden += tag in _HIDDEN_TAGS
-        self.pre += tag == "pre"
-        if tag == "a":
-            href = (dict(attrs).get("href") or "").strip()
-            self.href = href if re.match(r"https?://", href, re.IGNORECASE) else None
-            self.anchor_text = []
-        self._block(tag)
-        self.quote += tag == "blockquote"
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _HIDDEN_TAGS:
-            self.hidden = max(0, self.hidden - 1)
-        if tag == "pre":
-            self.pre = max(0, self.pre - 1)
-        if tag == "a" and self.href is not None:
-            if self.href not in "".join(self.anchor_text) and not self.hidden:
-                self.parts.append(f" <{self.href}>")
-            self.href = None
-        if tag == "blockquote":
-            self.quote = max(0, self.quote - 1)
-        if tag != "br":
-            self._block(tag)
-
-    def handle_data(self, data: str) -> None:
-        if self.hidden:
-            return
-        text = data if self.pre else re.sub(r"\s+", " ", data)
-        if not text.strip() and (self.breaks or not self.parts):
-            return  # spacing between blocks, not content
-        if self.breaks or not self.parts:
-            if self.parts:
-                self.parts.append("\n" * self.breaks)
-            self.breaks = 0
-            text = text.lstrip(" ")
-            if self.quote:
-                text = "> " * self.quote + text
-        if self.quote and not self.pre:
-            text = text.replace("\n", "\n" + "> " * self.quote)
-        if self.href is not None:
-            self.anchor_text.append(text)
-        self.parts.append(text)
-
-
-def html_to_text(html: str) -> str:
-    """Readable plain text of an HTML body: hidden parts dropped, blocks on their own lines."""
-    extractor = _TextExtractor()
-    extractor.feed(html)
-    extractor.close()
-    return "\n".join(line.rstrip() for line in "".join(extractor.parts).split("\n")).strip()
-
-
-def _part_text(part: Message) -> str:
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
-        return ""
-    return decode_bytes(payload, part.get_content_charset())
-
-
-def first_text(source: bytes | Message) -> str:
-    """The first inline text/plain part as text; else the first text/html reduced to text.
-
-    '' when the message has neither. Attachments are not the body, so they are skipped.
-    """
-    try:
-        msg = source if isinstance(source, Message) else message_from_bytes(source, policy=compat32)
-        html: Message | None = None
-        for part in msg.walk():
-            ctype = part.get_content_type()
-            if ctype not in ("text/plain", "text/html") or part.is_multipart():
-                continue
-            if part.get_content_disposition() == "attachment":
-                continue
-            if ctype == "text/plain":
-                return _part_text(part)
-            if html is None:
-                html = part
-        return html_to_text(_part_text(html)) if html is not None else ""
-    except Exception:  # hostile MIME has broken the stdlib walker before; no text beats a crash
-        return ""

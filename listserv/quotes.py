@@ -13,19 +13,31 @@ Pure text in, text out; no I/O. Three views of one line-by-line analysis:
   quote headers or header blocks, so the policy can compare it with texts already public;
   ``quotes=False`` keeps only explicit forwards (whose links the policy follows).
 
-How a line is read (see ``_classify``):
-- quote: starts with ">" (also supercite initials such as "C>");
+How a line is read (``_classify``; the patterns live in ``quote_lines``):
+- quote: starts with ">" (also supercite initials such as "C>"); also a lower-case line right
+  under a long quoted line when the quote goes on right under it (or the message ends there):
+  the tail of a quoted line that the sender's client re-wrapped without its ">";
 - quote header ("attribution"): "On <date>, <someone> wrote:" and its German, French, Spanish,
-  Dutch, Portuguese, Italian, Polish, Russian, Ukrainian, Norwegian and Chinese forms, possibly
-  wrapped over up to five lines; Gmail's "2016-03-03 17:21 GMT+01:00 Name"; "2013/7/20 Name <a@b>";
+  Dutch, Portuguese, Italian, Polish, Czech, Russian, Ukrainian, Nordic, Finnish, Hungarian,
+  Turkish and Chinese forms, possibly wrapped over up to five lines (the first may open with only
+  a weekday and a date, "pe 20. lokakuuta 2017 klo 17.50 Name"); Gmail's "2016-03-03 17:21
+  GMT+01:00 Name"; "2013/7/20 Name <a@b>"; and with no verb at all, a date, a time and an
+  address ending the line with a colon ("ср, 30 апр. 2025 г. в 15:19, Name <a@b>:");
 - forward marker: "---------- Forwarded message ---------", "-----Original Message-----",
-  "Begin forwarded message:" and translations;
-- header block: a "From:" line (or De:/Von:/Van:/Da:/Fra:/Från:) followed by more header fields
-  that include a date field, or both "To:" and "Subject:". A lone "From:" (or "From:" + "To:") in
-  the author's own text is left alone;
+  "Begin forwarded message:" and translations; any short phrase between dashes that a header
+  block follows ("-------- Oprindelig besked --------");
+- header block: a "From:" line (or De:/Von:/Van:/Da:/Fra:/Från:/От:...) or a date line (Date:,
+  "Message du"...) followed by more header fields, with a From field and a date field, or both
+  "To:" and "Subject:". A lone "From:" (or "From:" + "To:") in the author's own text is left alone;
 - signature: a "-- " or "--" line; a mobile signature ("Sent from my iPhone", "Get Outlook for
-  iOS", "Envoyé depuis mon iPhone"...); an underscore rule followed by a short tail or a list
+  iOS", "Envoyé depuis mon iPhone", "Gesendet von Outlook für Android"... on a short line); an
+  underscore rule followed by a short tail or a list footer, or a short one ("__") over a list
   footer.
+
+What is never cut: a line that merely holds a date or a time (a verbless header needs the
+address and the colon too), a dashed heading that no header block follows, a sentence that
+starts like a sign-off (more than eight words), an answer under a quote that a blank line
+follows, an event's "Date: / From: / To:" lines (a block opened by a date needs a Subject).
 """
 
 from __future__ import annotations
@@ -33,6 +45,27 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import Enum
+
+from listserv.quote_lines import (
+    ATTR_OPENER,
+    DASHED_PHRASE,
+    DECORATION,
+    FORWARD,
+    JOIN_LINES,
+    QUOTE,
+    SIG_DASHES,
+    SPACES,
+    TIME,
+    YEAR,
+    clean,
+    dequote,
+    header_block_end,
+    header_field,
+    is_attribution,
+    is_footer_rule,
+    is_mobile_signature,
+    opens_header_block,
+)
 
 __all__ = ["count_words", "forwarded_part", "own_words", "trim", "word_tokens"]
 
@@ -49,80 +82,7 @@ class _Kind(Enum):
     FOOTER_RULE = "r"
 
 
-# Characters that mail clients and HTML-to-text put where a plain space was meant.
-_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2007": " ", "\u200b": "", "\ufeff": ""})
-
-_QUOTE = re.compile(r"^[ \t]*(?:>|[A-Z]{1,3}>)")
-_DEQUOTE = re.compile(r"^[ \t]*(?:(?:>|[A-Z]{1,3}>)[ \t]?)+")
-_DECORATION = re.compile(r"^[\s\-_=+~#*ᐧ—–•·]*$")
-_SIG_DASHES = re.compile(r"^--\s*$")
-_UNDERSCORE_RULE = re.compile(r"^\s*_{5,}\s*$")
-_LIST_FOOTER = re.compile(r"mailing list|listinfo|mailman|unsubscribe|list-?info", re.IGNORECASE)
-
-# "wrote" and its translations. Used at the end of a quote header ("On ..., X wrote:").
-_VERB_END = (
-    r"(?:wrote|writes|a\s+écrit|a\s+ecrit|nous\s+a\s+dit|schrieben\s+Sie|schrieb|geschrieben|"
-    r"escribió|escribio|schreef|geschreven|escreveu|ha\s+scritto|napisał(?:\(a\))?|napisal(?:\(a\))?|"
-    r"skrev|написал(?:а)?|пише|kirjoitti|写道)"
-)
-_ATTR_VERB_END = re.compile(rf"(?:^|[\s,\"'>)]){_VERB_END}\s*[:：]?\s*$", re.IGNORECASE)
-# Verb before the name or the date: "Am 3.2.2016 schrieb Max <m@x>:", "Max <m@x> schrieb am Fr.,
-# 28. Apr. 2017 um 11:53 Uhr:", "Op 16 aug. 2014 05:13 schreef "x" <y>:", "Den ... skrev J <j@x>:".
-_ATTR_VERB_MID = re.compile(r"\b(?:wrote|schrieb|schreef|skrev|escribió)\b.{1,160}[:：]\s*$", re.IGNORECASE)
-_ATTR_OPENER = re.compile(
-    r"^(?:On|At|In message|Le|Am|El|Op|Em|Il|Dnia|Dňa|Den|søn\.|\d|[A-Za-zÀ-ÿА-я]+,\s*\d|在)\b",
-    re.IGNORECASE,
-)
-_DIGIT = re.compile(r"\d")
-_DATE_OR_ADDRESS = re.compile(r"[\d@]")
-_ANGLE_ADDRESS = re.compile(r"<[^<>\s]*@")
-_GMAIL_ISO = re.compile(r"^\d{4}-\d\d-\d\d \d{1,2}:\d\d GMT[+-]\d{1,2}:\d\d\b")
-_DATE_ADDRESS = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b.{0,120}<[^<>\s@]+@[^<>\s]+>\s*:?\s*$")
-
-_FORWARD = re.compile(
-    r"^(?:-{2,}\s*(?:forwarded message|original message|reply message|message transféré|"
-    r"message d'origine|ursprüngliche nachricht|weitergeleitete nachricht|mensaje original|"
-    r"mensaje reenviado|messaggio originale|messaggio inoltrato|oorspronkelijk bericht|"
-    r"doorgestuurd bericht|mensagem original|mensagem encaminhada|ursprungligt meddelande|"
-    r"opprinnelig melding|原始邮件|转发的邮件)\s*-{2,}"
-    r"|(?:begin forwarded message|début du message (?:transféré|réexpédié)|"
-    r"anfang der weitergeleiteten nachricht|inicio del mensaje reenviado)\s*:)",
-    re.IGNORECASE,
-)
-
-_FROM_FIELDS = r"from|de|von|van|da|fra|från|od|от|发件人|expéditeur"
-_DATE_FIELDS = r"sent|date|envoyé|gesendet|datum|data|enviado|enviada em|fecha|skickat|sendt|发送时间|日期"
-_TO_FIELDS = r"to|à|a|an|aan|para|till|til|收件人|destinataire"
-_SUBJECT_FIELDS = r"subject|objet|betreff|onderwerp|oggetto|asunto|assunto|ämne|emne|主题"
-_OTHER_FIELDS = r"cc|bcc|reply-to|répondre à|risposta|kopie|beantwoorden - aan"
-_FIELD = re.compile(
-    r"^\s*\**\s*(?P<name>"
-    + "|".join((_FROM_FIELDS, _DATE_FIELDS, _TO_FIELDS, _SUBJECT_FIELDS, _OTHER_FIELDS))
-    + r")\s*\**\s*[:：]\s*\**(?P<value>.*)$",
-    re.IGNORECASE,
-)
-_FROM_NAME = re.compile(rf"^(?:{_FROM_FIELDS})$", re.IGNORECASE)
-_DATE_NAME = re.compile(rf"^(?:{_DATE_FIELDS})$", re.IGNORECASE)
-_TO_NAME = re.compile(rf"^(?:{_TO_FIELDS})$", re.IGNORECASE)
-_SUBJECT_NAME = re.compile(rf"^(?:{_SUBJECT_FIELDS})$", re.IGNORECASE)
-
-_MOBILE = re.compile(
-    r"^[(<\s]*(?:sent (?:from|via|with|by|using) \S"
-    r"|from my (?:iphone|ipad|ipod|android|mobile|phone|samsung|galaxy|blackberry|huawei|pixel)"
-    r"|\w+ from mobile\b|get outlook for |envoyé depuis (?:mon|ma|yahoo)|von meinem .+ gesendet"
-    r"|diese nachricht wurde von .+ gesendet|inviato da |sendt fra min |enviado (?:desde|do) (?:mi|meu) "
-    r"|verzonden (?:met|vanaf) |verstuurd (?:met|vanaf) mijn |skickat från min |från min "
-    r"|從我的 iphone 傳送|来自我的|发自我的)",
-    re.IGNORECASE,
-)
-_MARKDOWN_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-_ANGLE_URL = re.compile(r"<https?://[^>]*>")
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
-
-_MAX_ATTRIBUTION = 300  # characters; a real quote header is one sentence, never a paragraph
-_JOIN_LINES = 5  # a quote header wrapped by the sender's client: at most this many lines
-_SHORT_TAIL = 6  # non-empty lines after an underscore rule that make it a signature or footer
-
 
 def word_tokens(text: str) -> list[str]:
     """Lower-cased word tokens (letters and digits, apostrophes inside words)."""
@@ -132,71 +92,6 @@ def word_tokens(text: str) -> list[str]:
 def count_words(text: str) -> int:
     """Number of words in ``text`` (the same tokens as ``word_tokens``)."""
     return sum(1 for _ in _WORD.finditer(text))
-
-
-def _clean(line: str) -> str:
-    return line.strip()  # no-break spaces are already plain ones (``_lines``)
-
-
-def _dequote(line: str) -> str:
-    return _DEQUOTE.sub("", line, count=1)
-
-
-def _is_attribution(candidate: str) -> bool:
-    # A date or an address is what tells "On Monday, Bob wrote:" apart from prose.
-    if len(candidate) > _MAX_ATTRIBUTION + 20 or not _DATE_OR_ADDRESS.search(candidate):
-        return False
-    s = candidate.strip().strip("-*_ \t").strip()
-    if not s or len(s) > _MAX_ATTRIBUTION:
-        return False
-    if _GMAIL_ISO.match(s) or _DATE_ADDRESS.match(s):
-        return True
-    if _ATTR_VERB_END.search(s):
-        return True
-    if _ATTR_VERB_MID.search(s):
-        return bool(_ATTR_OPENER.match(s) or _ANGLE_ADDRESS.search(s))
-    return False
-
-
-def _is_mobile_signature(line: str) -> bool:
-    s = _ANGLE_URL.sub("", _MARKDOWN_LINK.sub(r"\1", _clean(line)))
-    if not _MOBILE.match(s):
-        return False
-    # "Sent from my desk, is much easier than my phone." is a sentence, not a signature.
-    words = s.split()
-    return len(words) <= 8 or bool(re.search(r"excuse|typo", s, re.IGNORECASE))
-
-
-def _field(line: str) -> tuple[str, str] | None:
-    m = _FIELD.match(line)
-    if m is None or not m.group("value").strip(" *"):
-        return None
-    return m.group("name").lower(), m.group("value")
-
-
-def _header_block_end(lines: list[str], start: int) -> int | None:
-    """End (exclusive) of a header block starting at ``start``, or None when it is not one."""
-    first = _field(lines[start])
-    if first is None or not _FROM_NAME.match(first[0]):
-        return None
-    names = [first[0]]
-    has_date = False
-    i = start + 1
-    while i < len(lines) and i - start < 12:
-        f = _field(lines[i])
-        if f is not None:
-            names.append(f[0])
-            has_date = has_date or (_DATE_NAME.match(f[0]) is not None and _DIGIT.search(f[1]) is not None)
-        elif not _clean(lines[i]):
-            break
-        elif not (i + 1 < len(lines) and _field(lines[i + 1]) is not None):
-            break  # a wrapped value (a long Subject) is only kept when another field follows
-        i += 1
-    has_to = any(_TO_NAME.match(n) for n in names)
-    has_subject = any(_SUBJECT_NAME.match(n) for n in names)
-    if has_date or (has_to and has_subject):
-        return i
-    return None
 
 
 @dataclass
@@ -211,27 +106,30 @@ def _classify(lines: list[str]) -> _Analysis:
     a = _Analysis(lines, [_Kind.TEXT] * n)
     singles = [False] * n
     for i, line in enumerate(lines):
-        s = _clean(line)
+        s = clean(line)
         if not s:
             a.kinds[i] = _Kind.EMPTY
-        elif _QUOTE.match(line):
-            inner = _clean(_dequote(line))
-            if inner and (_is_attribution(inner) or _FORWARD.match(inner)):
+        elif QUOTE.match(line):
+            inner = clean(dequote(line))
+            if inner and (is_attribution(inner) or FORWARD.match(inner)):
                 a.kinds[i] = _Kind.QUOTED_HEADER
             else:
                 a.kinds[i] = _Kind.QUOTE
-        elif _SIG_DASHES.match(line) or _is_mobile_signature(line):
+        elif SIG_DASHES.match(line) or is_mobile_signature(line):
             a.kinds[i] = _Kind.SIGNATURE
-        elif _FORWARD.match(s.strip("*_ ")):
+        elif FORWARD.match(s.strip("*_ ")) or (DASHED_PHRASE.match(s) and opens_header_block(lines, i)):
             a.kinds[i] = _Kind.FORWARD
-        elif _is_attribution(s):
+        elif is_attribution(s):
             a.kinds[i] = _Kind.ATTRIBUTION
             singles[i] = True
+    for i in range(1, n):
+        if a.kinds[i] is _Kind.TEXT and _is_rewrapped_quote(lines, a.kinds, i):
+            a.kinds[i] = _Kind.QUOTE
     i = 0
     while i < n:
         kind = a.kinds[i]
         if kind is _Kind.TEXT:
-            end = _header_block_end(lines, i)
+            end = header_block_end(lines, i)
             if end is not None:
                 a.kinds[i] = _Kind.HEADERS
                 a.spans[i] = end
@@ -246,7 +144,7 @@ def _classify(lines: list[str]) -> _Analysis:
                 a.spans[i] = end
                 i = end
                 continue
-            if _UNDERSCORE_RULE.match(lines[i]) and _is_footer_rule(lines, i):
+            if is_footer_rule(lines, i):
                 a.kinds[i] = _Kind.FOOTER_RULE
         elif kind is _Kind.ATTRIBUTION:
             a.spans[i] = i + 1
@@ -254,20 +152,44 @@ def _classify(lines: list[str]) -> _Analysis:
     return a
 
 
+_REWRAP_MIN = 50  # characters of a quoted line that the sender's client must have wrapped
+_REWRAP_MAX = 80
+
+
+def _is_rewrapped_quote(lines: list[str], kinds: list[_Kind], i: int) -> bool:
+    """True when line ``i`` is the tail of the quoted line above it, which a client re-wrapped
+    without a ">": it goes on in lower case right under a long quoted line, and the quote goes on
+    right under it (or the message ends). An answer under a quote starts a sentence of its own,
+    or a paragraph: a blank line follows it."""
+    s = clean(lines[i])
+    if not s or not s[0].islower() or len(s) > _REWRAP_MAX:
+        return False
+    if kinds[i - 1] is not _Kind.QUOTE or len(clean(dequote(lines[i - 1]))) < _REWRAP_MIN:
+        return False
+    after = next((k for k in kinds[i + 1:] if k is not _Kind.EMPTY), None)
+    if i + 1 < len(kinds) and kinds[i + 1] is _Kind.EMPTY:
+        return after is None or after is _Kind.SIGNATURE
+    return after in (None, _Kind.QUOTE, _Kind.QUOTED_HEADER, _Kind.SIGNATURE)
+
+
 def _wrapped_attribution_end(lines: list[str], kinds: list[_Kind], singles: list[bool], i: int) -> int | None:
-    first = _clean(lines[i])
-    if len(first) > 200 or not (_ATTR_OPENER.match(first) or "@" in first or "<" in first):
+    first = clean(lines[i])
+    if len(first) > 200:
+        return None
+    # A header's first line opens like one, holds an address, or holds a date and a time.
+    if not (ATTR_OPENER.match(first) or "@" in first or "<" in first
+            or (TIME.search(first) and YEAR.search(first))):
         return None
     parts = [first]
-    for j in range(i + 1, min(i + _JOIN_LINES, len(lines))):
+    for j in range(i + 1, min(i + JOIN_LINES, len(lines))):
         if kinds[j] in (_Kind.SIGNATURE, _Kind.FORWARD):
             return None
-        part = _clean(_dequote(lines[j]))
+        part = clean(dequote(lines[j]))
         if len(part) > 120:
             return None
         if part:
             parts.append(part)
-            if _is_attribution(" ".join(parts)):
+            if is_attribution(" ".join(parts)):
                 return j + 1
         if singles[j]:  # a header of its own that this line does not complete
             return None
@@ -277,20 +199,11 @@ def _wrapped_attribution_end(lines: list[str], kinds: list[_Kind], singles: list
 def _shorter_attribution(lines: list[str], start: int, end: int) -> bool:
     """True when a later line that opens like a quote header ("Op 16 aug. 2014 ...") makes the
     whole header with the lines up to ``end``: the lines before it are then the author's."""
-    parts = [_clean(_dequote(line)) for line in lines[start + 1:end]]
+    parts = [clean(dequote(line)) for line in lines[start + 1:end]]
     return any(
-        _ATTR_OPENER.match(parts[k]) and _is_attribution(" ".join(p for p in parts[k:] if p))
+        ATTR_OPENER.match(parts[k]) and is_attribution(" ".join(p for p in parts[k:] if p))
         for k in range(len(parts))
     )
-
-
-def _is_footer_rule(lines: list[str], i: int) -> bool:
-    tail = [line for line in lines[i + 1:] if _clean(line)]
-    if not tail:
-        return False
-    if len(tail) <= _SHORT_TAIL:
-        return True
-    return any(_LIST_FOOTER.search(line) for line in tail[:4])
 
 
 @dataclass
@@ -304,7 +217,7 @@ class _Split:
 def _lines(text: str) -> list[str]:
     # No-break and zero-width spaces become plain ones (or nothing) once, here: every pattern
     # can then use plain spaces, and the output is the better for it.
-    return text.translate(_SPACES).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return text.translate(SPACES).replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
 def _forward_body(a: _Analysis, start: int) -> list[str]:
@@ -313,28 +226,28 @@ def _forward_body(a: _Analysis, start: int) -> list[str]:
     i = start
     if a.kinds[i] is _Kind.FORWARD:
         i += 1
-        while i < len(lines) and not _clean(lines[i]):
+        while i < len(lines) and not clean(lines[i]):
             i += 1
     if i < len(lines):
-        end = _header_block_end(lines, i)
+        end = header_block_end(lines, i)
         if end is not None:
             i = end
         else:  # some clients put fewer fields than a block needs: skip any leading fields
-            while i < len(lines) and _field(lines[i]) is not None:
+            while i < len(lines) and header_field(lines[i]) is not None:
                 i += 1
-    return _without_headers([_dequote(line) for line in lines[i:]])
+    return _without_headers([dequote(line) for line in lines[i:]])
 
 
 def _without_headers(lines: list[str]) -> list[str]:
     out: list[str] = []
     i = 0
     while i < len(lines):
-        s = _clean(lines[i])
-        end = _header_block_end(lines, i) if s else None
+        s = clean(lines[i])
+        end = header_block_end(lines, i) if s else None
         if end is not None:
             i = end
             continue
-        if s and (_is_attribution(s) or _FORWARD.match(s.strip("*_ "))):
+        if s and (is_attribution(s) or FORWARD.match(s.strip("*_ "))):
             i += 1
             continue
         out.append(lines[i])
@@ -369,28 +282,28 @@ def _split(text: str) -> _Split:
                 i = end
                 while i < n and kinds[i] in (_Kind.EMPTY, _Kind.QUOTE, _Kind.QUOTED_HEADER):
                     if kinds[i] is _Kind.QUOTE:
-                        quoted.append(_dequote(lines[i]))
+                        quoted.append(dequote(lines[i]))
                     i += 1
                 continue
             if _answered_below(kinds, end):
                 i = end  # interleaved reply: the quote it introduces is answered below it
                 continue
-            quoted.extend(_without_headers([_dequote(line) for line in lines[end:]]))
+            quoted.extend(_without_headers([dequote(line) for line in lines[end:]]))
             break
         if kind is _Kind.QUOTED_HEADER:
             i += 1
             continue
         if kind is _Kind.QUOTE:
-            quoted.append(_dequote(lines[i]))
+            quoted.append(dequote(lines[i]))
         elif kind is _Kind.TEXT:
             seen_text = True
         kept.append((kind, lines[i]))
         i += 1
     # Whatever trails the author's last line of text is quote, decoration or blank.
-    has_text = any(k is _Kind.TEXT and not _DECORATION.match(line) for k, line in kept)
+    has_text = any(k is _Kind.TEXT and not DECORATION.match(line) for k, line in kept)
     while kept:
         k, line = kept[-1]
-        if k is _Kind.EMPTY or _DECORATION.match(line) or (k is _Kind.QUOTE and has_text):
+        if k is _Kind.EMPTY or DECORATION.match(line) or (k is _Kind.QUOTE and has_text):
             kept.pop()
         else:
             break

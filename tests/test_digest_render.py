@@ -22,6 +22,7 @@ from digests.render import (
     render,
     safe_url,
 )
+from listserv.message import first_text
 
 JANE = Participant("Jane Doe", "jane@derby.gov.example", "Derby City Council")
 BOB = Participant("Bob Smith", "bob@acme.example", "Acme Ltd", vendor=True)
@@ -161,6 +162,12 @@ def test_post_text_reads_plain_and_html_only_posts() -> None:
     assert "A free breakfast meeting." in text
     assert "Book a place & bring a friend." in text
     assert "<p>" not in text
+
+
+def test_post_text_is_the_text_the_policy_reads() -> None:
+    # One HTML-to-text for the whole project: the digest encloses the words the policy judged.
+    for post in (LMS_2, HTML_1):
+        assert post_text(post.raw) == first_text(post.raw).strip("\n").rstrip()
 
 
 def test_post_text_falls_back_when_the_charset_lies() -> None:

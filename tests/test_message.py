@@ -580,3 +580,18 @@ def test_corpus_html_replies_reduce_to_text(corpus: Path) -> None:
     for page in pages:
         text = html_to_text(page.read_text(encoding="utf-8", errors="replace"))
         assert text and "<div" not in text and "<p" not in text, page.name
+
+
+def test_first_text_reads_8bit_utf8_labelled_ascii_as_utf8() -> None:
+    # Mislabelled posts are common (an MTA or script adds "us-ascii" to any text); the bytes win.
+    raw = (b"Subject: x\nContent-Type: text/plain; charset=us-ascii\nContent-Transfer-Encoding: 8bit\n\n"
+           + "Envoyé par Bell Mobilité\n".encode())
+    assert first_text(raw) == "Envoyé par Bell Mobilité\n"
+
+
+def test_html_to_text_when_head_is_never_closed() -> None:
+    # Some clients open <head> and go straight to <body>: the body is still the text.
+    assert html_to_text("<html><head><title>Hi</title><body><p>Room booked.</p></body>") == "Room booked."
+    assert html_to_text("<html><head>\n<meta charset=utf-8><p>Room booked.") == "Room booked."
+    assert html_to_text("<head><style>p {}</style></head><p>Room booked.</p>") == "Room booked."
+    assert html_to_text("<html><head>Room booked.") == "Room booked."
