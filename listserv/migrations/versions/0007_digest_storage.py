@@ -1,7 +1,7 @@
 """digest storage: rendered digests are kept as versioned JSON, not as pickles
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 Create Date: 2026-12-01
 
 No schema change: digest_copy.rendered keeps its type and now holds digests/stored.py's
@@ -25,7 +25,7 @@ from alembic import op
 
 
 revision = '0007'
-down_revision = '0003'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
