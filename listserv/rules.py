@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import getaddresses
 
 from listserv.models import Action
 
@@ -77,10 +78,28 @@ class Hit:
 Rule = Callable[[PostFacts], Hit | None]
 
 
+def list_id_of(value: str) -> str:
+    """The list identifier of a List-Id value: the part in angle brackets (RFC 2919), or the
+    whole value when a sender left the brackets out; case-folded, as ids compare."""
+    bracketed = re.findall(r"<([^<>]*)>", value)
+    return (bracketed[-1] if bracketed else value).strip().casefold()
+
+
+def addresses_in(value: str) -> set[str]:
+    """The addresses in a header value such as X-Loop, case-folded."""
+    try:
+        pairs = getaddresses([value])
+    except Exception:  # the stdlib address parser has raised on hostile input before
+        return set()
+    return {addr.strip().casefold() for _, addr in pairs if addr.strip()}
+
+
 def loop(f: PostFacts) -> Hit | None:
+    # Whole ids and whole addresses: list "dev" must not take "webdev"'s mail for its own.
     ours = f.list_id.casefold()
-    if any(ours in v.casefold() for v in f.list_ids_seen) or any(
-            f.list_post_address.casefold() in v.casefold() for v in f.x_loop):
+    post = f.list_post_address.casefold()
+    if any(list_id_of(v) == ours for v in f.list_ids_seen) or any(
+            post in addresses_in(v) for v in f.x_loop):
         return Hit(Action.DISCARD, f"mail loop: this message has already been through {f.list_name}")
     return None
 

@@ -215,3 +215,19 @@ def test_two_lists_in_one_transaction(server: Running, store: Store, sink: SmtpS
     rcpts = sorted(m.rcpt_tos[0] for m in sink.messages)
     # ann is a member of demo only; other's one member is not.
     assert rcpts == sorted((*MEMBERS, MOD, MEMBERS[0]))
+
+
+@pytest.mark.parametrize("headers", [
+    {"List-Id": f"Web demo <webdemo.{DOMAIN}>"},
+    {"X-Loop": f"webdemo@{DOMAIN}"},
+])
+def test_another_lists_id_or_loop_address_is_not_a_loop(server: Running, sink: SmtpSink,
+                                                        store: Store,
+                                                        headers: dict[str, str]) -> None:
+    # Issue 7.1: "demo" is a substring of "webdemo"; a post forwarded from that list is new here.
+    make_list(store, "webdemo")
+    server.send(MEMBERS[0], f"demo@{DOMAIN}",
+                mail(MEMBERS[0], f"demo@{DOMAIN}", "Seen on webdemo", headers=headers))
+    server.drain()
+    assert statuses(store) == [("Seen on webdemo", "accepted")]
+    assert sorted(m.rcpt_tos[0] for m in sink.messages) == sorted((*MEMBERS, MOD))

@@ -38,6 +38,15 @@ BASE = PostFacts(list_name="tools", list_post_address="tools@lists.example.org",
     ({"list_ids_seen": ["Tools <tools.lists.example.org>"]}, Action.DISCARD),
     ({"list_ids_seen": ["<other.lists.example.org>"]}, None),
     ({"x_loop": ["TOOLS@lists.example.org"]}, Action.DISCARD),
+    ({"x_loop": ["<tools@lists.example.org>"]}, Action.DISCARD),
+    ({"list_ids_seen": ["tools.lists.example.org"]}, Action.DISCARD),  # bare, as some lists write it
+    ({"list_ids_seen": ["<TOOLS.lists.example.org>"]}, Action.DISCARD),
+    # Another list whose name ends (or starts) with ours is not us (RFC 2919 ids compare whole).
+    ({"list_ids_seen": ["Web tools <webtools.lists.example.org>"]}, None),
+    ({"list_ids_seen": ["<tools.lists.example.org.mirror.example>"]}, None),
+    ({"list_ids_seen": ["tools.lists.example.org fans <fans.example.net>"]}, None),
+    ({"x_loop": ["webtools@lists.example.org"]}, None),
+    ({"x_loop": ["tools@lists.example.org.evil.example"]}, None),
 ])
 def test_loop(changes: dict[str, object], hit: Action | None) -> None:
     result = loop(replace(BASE, **changes))  # type: ignore[arg-type]
