@@ -38,13 +38,6 @@ class Delivery:
     dmarc_policy: str = ""
 
 
-def is_automatic(parsed: ParsedMessage, envelope_from: str) -> bool:
-    auto = (parsed.header("Auto-Submitted") or "no").strip().lower()
-    prec = (parsed.header("Precedence") or "").strip().lower()
-    return (not envelope_from or not auto.startswith("no")
-            or prec in ("bulk", "junk", "list", "auto_reply"))
-
-
 def _store_admin(session: Session, ml: MailingList, d: Delivery, parsed: ParsedMessage,
                  raw: bytes, reason: str) -> None:
     """Keep administrivia (requests, confirmations, bounces) as received, with what we did."""
@@ -61,7 +54,7 @@ def _handle_one(session: Session, cfg: Config, d: Delivery, dest: Destination, r
     if ml is None:  # deleted between RCPT and DATA: keep the message, say why
         raise LookupError(f"list {dest.list_name} no longer exists")
     sender = subscriptions.canonical(parsed.from_address or d.envelope_from or "") or ""
-    automatic = is_automatic(parsed, d.envelope_from)
+    automatic = posting.automatic_mail(parsed, d.envelope_from)
     if dest.kind is Kind.POST:
         posting.post(session, cfg, ml, raw, parsed, envelope_from=d.envelope_from,
                      dmarc_policy=d.dmarc_policy)
@@ -75,7 +68,7 @@ def _handle_one(session: Session, cfg: Config, d: Delivery, dest: Destination, r
         return
     if automatic:
         _store_admin(session, ml, d, parsed, raw,
-                     f"{dest.kind.value}: automatic mail, not answered")
+                     f"{dest.kind.value}: automatic mail ({automatic}), not answered")
         return
     if dest.kind is Kind.JOIN or dest.kind is Kind.LEAVE:
         action = "subscribe" if dest.kind is Kind.JOIN else "unsubscribe"

@@ -18,17 +18,15 @@ class Decision:
     action: Action
     rule: str
     reason: str
-
-    @property
-    def is_automatic_mail(self) -> bool:
-        """Mail we must never answer (answering loops and auto-replies makes storms)."""
-        return self.rule in ("loop", "auto-generated")
+    # Mail we must never answer (answering loops and auto-replies makes storms): taken from
+    # the facts (``PostFacts.never_answer``), whichever rule decided.
+    is_automatic_mail: bool = False
 
 
 def decide(facts: PostFacts, rules: Sequence[tuple[str, Rule]] = RULES) -> Decision:
     for name, rule in rules:
         hit = rule(facts)
         if hit is not None:
-            return Decision(hit.action, name, hit.reason)
+            return Decision(hit.action, name, hit.reason, is_automatic_mail=facts.never_answer)
     # The table ends with "nonmember", which always answers; reaching here is a bug.
     raise AssertionError("the rule table must end with a rule that always decides")

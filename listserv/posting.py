@@ -34,6 +34,7 @@ from listserv.models import (
 )
 from listserv.pipeline import Decision, decide
 from listserv.rules import PostFacts
+from listserv.rules import automatic_mail as automatic_reason
 from listserv.threads import assign_thread
 
 log = logging.getLogger("commonroom.posting")
@@ -56,8 +57,16 @@ def posts_since(session: Session, list_id: int, sender: str, since: datetime) ->
         col(Message.received_at) >= since, col(Message.status).in_(counted))).scalar_one())
 
 
+def automatic_mail(parsed: ParsedMessage, envelope_from: str) -> str:
+    """Why a message is automatic mail (``rules.automatic_mail``, the one definition), or ""."""
+    return automatic_reason(null_sender=not envelope_from,
+                            auto_submitted=parsed.header("Auto-Submitted") or "",
+                            precedence=parsed.header("Precedence") or "")
+
+
 def facts_for(session: Session, cfg: Config, ml: MailingList, parsed: ParsedMessage,
-              sender: str, sub: Subscription | None, *, policy_hold: str = "") -> PostFacts:
+              sender: str, sub: Subscription | None, *, envelope_from: str,
+              policy_hold: str = "") -> PostFacts:
     assert ml.id is not None
     info = list_info(ml, cfg)
     now = utcnow()
@@ -69,7 +78,7 @@ def facts_for(session: Session, cfg: Config, ml: MailingList, parsed: ParsedMess
         max_bytes=ml.max_message_bytes or cfg.server.max_message_bytes, now=now,
         list_ids_seen=parsed.get_all("List-Id"), x_loop=parsed.get_all("X-Loop"),
         auto_submitted=parsed.header("Auto-Submitted") or "",
-        precedence=parsed.header("Precedence") or "",
+        precedence=parsed.header("Precedence") or "", null_sender=not envelope_from,
         is_member=sub is not None and sub.role != Role.NONMEMBER.value,
         moderation=sub.moderation if sub else "",
         nonmember_action=ml.nonmember_action,
@@ -86,7 +95,8 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
     sub = subscriptions.find_subscription(session, ml.id, sender) if sender else None
     verdict = participation.check(session, ml, sender, sub, raw)
     hold_reason = policy.HOLD_REASON if verdict is not None and not verdict.accepted else ""
-    decision = decide(facts_for(session, cfg, ml, parsed, sender, sub, policy_hold=hold_reason))
+    decision = decide(facts_for(session, cfg, ml, parsed, sender, sub,
+                                envelope_from=envelope_from, policy_hold=hold_reason))
     msg = Message(list_id=ml.id, message_id=parsed.message_id, envelope_from=envelope_from,
                   envelope_to=f"{ml.name}@{cfg.server.domain}", from_address=sender,
                   from_name=parsed.from_name, subject=parsed.subject, date=parsed.date,

@@ -231,3 +231,24 @@ def test_another_lists_id_or_loop_address_is_not_a_loop(server: Running, sink: S
     server.drain()
     assert statuses(store) == [("Seen on webdemo", "accepted")]
     assert sorted(m.rcpt_tos[0] for m in sink.messages) == sorted((*MEMBERS, MOD))
+
+
+@pytest.mark.parametrize("author,nonmember_action", [
+    (MEMBERS[0], "hold"),  # a member's address in From: still not a post
+    ("eve@elsewhere.example", "hold"),  # would be held, and the moderators and Eve told
+    ("eve@elsewhere.example", "reject"),  # would be rejected, and Eve told
+])
+def test_null_sender_mail_to_the_post_address_is_never_posted_nor_answered(
+        server: Running, sink: SmtpSink, store: Store, config_path: Path, author: str,
+        nonmember_action: str) -> None:
+    # Issue 7.2: MAIL FROM:<> is a bounce or an auto-reply (RFC 5321 4.5.5), whatever From says.
+    assert cli(config_path, "lists", "set", "demo", "nonmember_action",
+               nonmember_action).exit_code == 0
+    server.send("", f"demo@{DOMAIN}", mail(author, f"demo@{DOMAIN}", "Your message to demo"))
+    server.drain()
+    assert sink.messages == []
+    with store.session() as s:
+        msg = s.exec(select(Message)).one()
+        assert s.exec(select(Held)).all() == []
+    assert (msg.status, msg.envelope_from) == ("discarded", "")
+    assert "MAIL FROM:<>" in msg.reason

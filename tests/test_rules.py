@@ -10,6 +10,7 @@ import pytest
 from listserv.models import Action
 from listserv.pipeline import decide
 from listserv.rules import (
+    RULES,
     Ban,
     Hit,
     PostFacts,
@@ -61,6 +62,25 @@ def test_loop(changes: dict[str, object], hit: Action | None) -> None:
 def test_auto_generated(auto: str, prec: str, hit: Action | None) -> None:
     result = auto_generated(replace(BASE, auto_submitted=auto, precedence=prec))
     assert (result.action if result else None) == hit
+
+
+def test_null_sender_is_automatic_mail() -> None:
+    # MAIL FROM:<> marks bounces and auto-replies (RFC 5321 4.5.5), whatever the headers say.
+    result = auto_generated(replace(BASE, null_sender=True))
+    assert result is not None and result.action is Action.DISCARD and "MAIL FROM:<>" in result.reason
+
+
+@pytest.mark.parametrize("changes,automatic", [
+    ({}, False), ({"null_sender": True}, True), ({"auto_submitted": "auto-replied"}, True),
+    ({"precedence": "bulk"}, True), ({"list_ids_seen": ["<tools.lists.example.org>"]}, True),
+    ({"is_member": False}, False),
+])
+def test_decision_says_whether_mail_is_automatic(changes: dict[str, object],
+                                                 automatic: bool) -> None:
+    # One definition: the facts say it, and every rule's decision carries it (never answered).
+    facts = replace(BASE, **changes)  # type: ignore[arg-type]
+    assert decide(facts).is_automatic_mail is automatic
+    assert decide(facts, RULES[-2:]).is_automatic_mail is automatic
 
 
 @pytest.mark.parametrize("subject,held", [
@@ -148,6 +168,8 @@ def test_participation_policy_holds_with_its_reason() -> None:
       "bans": (Ban("ann@council.gov.uk"),)}, "loop", Action.DISCARD),
     ({"auto_submitted": "auto-replied", "subject": "unsubscribe"}, "auto-generated",
      Action.DISCARD),
+    ({"null_sender": True, "moderation": "accept", "bans": (Ban("ann@council.gov.uk"),)},
+     "auto-generated", Action.DISCARD),
     ({"subject": "unsubscribe", "bans": (Ban("ann@council.gov.uk"),)}, "administrivia",
      Action.HOLD),
     ({"bans": (Ban("ann@council.gov.uk"),), "size": 10**9}, "banned", Action.DISCARD),
