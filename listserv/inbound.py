@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlmodel import Session
 
@@ -21,8 +21,8 @@ from listserv import audit, moderation, notices, outbox, posting, requests, subs
 from listserv.addresses import Destination, Kind
 from listserv.config import Config
 from listserv.lists import find, list_info
-from listserv.message import ParsedMessage, first_text, parse, set_message_id
-from listserv.models import Bounce, MailingList, Message, MessageStatus
+from listserv.message import ParsedMessage, add_date, first_text, parse, set_message_id
+from listserv.models import Bounce, MailingList, Message, MessageStatus, utcnow
 from listserv.store import Store
 
 log = logging.getLogger("commonroom.inbound")
@@ -103,6 +103,10 @@ def receive(store: Store, cfg: Config, d: Delivery) -> None:
     """Store and handle one message for all its recipients; durable when this returns."""
     parsed = parse(d.raw, domain=cfg.server.domain)
     raw = set_message_id(d.raw, parsed.message_id) if parsed.message_id_generated else d.raw
+    if not parsed.get_all("Date"):  # RFC 5322 requires one: the time we received it, as an MTA
+        received = utcnow().replace(microsecond=0)
+        raw = add_date(raw, received)
+        parsed = replace(parsed, date=received)
     try:
         with store.session() as session:
             for dest in d.destinations:

@@ -3,8 +3,9 @@
 Invariants:
 - Every email address is stored normalised (``addresses.normalise_address``) and appears once
   in ``address``; a person may own several.
-- ``message.raw`` holds the bytes exactly as received (plus a Message-ID header when the sender
-  gave none); parsed columns are derived from them and can be rebuilt.
+- ``message.raw`` holds the bytes exactly as received (plus a Message-ID header, and a Date
+  header with the time of receipt, when the sender gave none); parsed columns are derived from
+  them and can be rebuilt.
 - ``outbox`` rows are the only source of outgoing mail. A row is ``pending`` until a worker
   claims it (``sending``), then ``sent``, ``bounced`` (5xx) or ``failed`` (gave up after 4xx).
 - Timestamps are timezone-aware UTC (``utcnow``); SQLModel's UTCDateTime refuses naive ones.

@@ -252,3 +252,29 @@ def test_null_sender_mail_to_the_post_address_is_never_posted_nor_answered(
         assert s.exec(select(Held)).all() == []
     assert (msg.status, msg.envelope_from) == ("discarded", "")
     assert "MAIL FROM:<>" in msg.reason
+
+
+def test_post_without_date_is_delivered_with_the_time_it_was_received(server: Running,
+                                                                      sink: SmtpSink,
+                                                                      store: Store) -> None:
+    # Issue 7.4: RFC 5322 3.6 requires a Date; as an MTA would, the time of receipt is added.
+    from email.utils import parsedate_to_datetime
+
+    from listserv.models import utcnow
+
+    raw = mail(MEMBERS[0], f"demo@{DOMAIN}", "No date").replace(
+        b"Date: Wed, 25 Nov 2026 10:00:00 +0000\r\n", b"")
+    assert b"Date:" not in raw
+    before = utcnow().replace(microsecond=0)
+    server.send(MEMBERS[0], f"demo@{DOMAIN}", raw)
+    after = utcnow()
+    server.drain()
+    assert len(sink.messages) == len(MEMBERS) + 1
+    for received in sink.messages:
+        dates = parse(received.data).get_all("Date")
+        assert dates is not None and len(dates) == 1
+        assert before <= parsedate_to_datetime(dates[0]) <= after
+    with store.session() as s:
+        msg = s.exec(select(Message)).one()
+    assert msg.date is not None and before <= msg.date <= after
+    assert msg.raw.count(b"Date:") == 1 and msg.raw.endswith(raw.split(b"\r\n\r\n", 1)[1])
