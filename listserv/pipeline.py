@@ -23,6 +23,18 @@ class Decision:
     is_automatic_mail: bool = False
 
 
+def reaches(facts: PostFacts, rule: str, rules: Sequence[tuple[str, Rule]] = RULES) -> bool:
+    """Whether reading the table for ``facts`` gets as far as ``rule`` (no earlier rule hits).
+
+    A fact that is costly to gather and read only by ``rule`` (the participation policy's) is
+    gathered only then: loops, automatic mail and bans never cost a body parse.
+    """
+    names = [name for name, _ in rules]
+    if rule not in names:
+        raise ValueError(f"there is no rule called {rule!r} in the table")
+    return all(earlier(facts) is None for _, earlier in rules[:names.index(rule)])
+
+
 def decide(facts: PostFacts, rules: Sequence[tuple[str, Rule]] = RULES) -> Decision:
     for name, rule in rules:
         hit = rule(facts)

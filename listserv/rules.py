@@ -209,6 +209,9 @@ def nonmember(f: PostFacts) -> Hit | None:
     return Hit(action, reasons[action])
 
 
+# The rule that reads the participation policy's verdict, the one costly fact (see pipeline.reaches).
+POLICY_RULE = "participation-policy"
+
 RULES: tuple[tuple[str, Rule], ...] = (
     ("loop", loop),
     ("auto-generated", auto_generated),
@@ -218,7 +221,7 @@ RULES: tuple[tuple[str, Rule], ...] = (
     ("oversize", oversize),
     ("member-moderation", member_moderation),
     ("rate-limit", rate_limit),
-    ("participation-policy", participation_policy),
+    (POLICY_RULE, participation_policy),
     ("member", member),
     ("nonmember", nonmember),
 )

@@ -278,3 +278,48 @@ def test_post_without_date_is_delivered_with_the_time_it_was_received(server: Ru
         msg = s.exec(select(Message)).one()
     assert msg.date is not None and before <= msg.date <= after
     assert msg.raw.count(b"Date:") == 1 and msg.raw.endswith(raw.split(b"\r\n\r\n", 1)[1])
+
+
+def test_only_accepted_posts_join_or_name_a_thread(server: Running, sink: SmtpSink,
+                                                   store: Store, config_path: Path) -> None:
+    # Issue 7.3: a held, rejected or discarded reply with a forged old Date renamed the thread.
+    from listserv.models import Ban, Thread, ThreadRef
+
+    server.send(MEMBERS[0], f"demo@{DOMAIN}",
+                mail(MEMBERS[0], f"demo@{DOMAIN}", "Which LMS do you use?", message_id="root@x"))
+    forged = {"References": "<root@x>", "Date": "Mon, 01 Jan 2001 00:00:00 +0000"}
+
+    def reply(sender: str, subject: str, ident: str) -> None:
+        raw = mail(sender, f"demo@{DOMAIN}", subject, message_id=ident, headers=forged)
+        server.send(sender, f"demo@{DOMAIN}", raw.replace(
+            b"Date: Wed, 25 Nov 2026 10:00:00 +0000\r\n", b""))
+
+    reply("dan@elsewhere.example", "Held: buy our LMS", "held@x")  # a non-member: held
+    with store.session() as s:
+        s.add(Ban(pattern="spam@bad.example"))
+    reply("spam@bad.example", "Discarded: cheap pills", "discarded@x")
+    assert cli(config_path, "lists", "set", "demo", "nonmember_action", "reject").exit_code == 0
+    reply("eve@elsewhere.example", "Rejected: hello all", "rejected@x")
+    server.drain()
+    with store.session() as s:
+        threads = s.exec(select(Thread)).all()
+        assert [(t.subject, t.post_count) for t in threads] == [("Which LMS do you use?", 1)]
+        assert {r.ref for r in s.exec(select(ThreadRef))} == {"root@x"}
+        by_id = {m.message_id: m for m in s.exec(select(Message))}
+        assert [by_id[i].status for i in ("held@x", "discarded@x", "rejected@x")] == [
+            "held", "discarded", "rejected"]
+        assert all(by_id[i].thread_id is None for i in ("held@x", "discarded@x", "rejected@x"))
+        assert all(by_id[i].accepted_at is None for i in ("held@x", "discarded@x", "rejected@x"))
+        root = by_id["root@x"]
+        assert root.thread_id == threads[0].id and root.accepted_at is not None
+        held_id = s.exec(select(Held)).one().id
+
+    # Approved, a post joins (and, being the earliest, names) its thread at that moment.
+    assert cli(config_path, "queue", "approve", str(held_id)).exit_code == 0
+    with store.session() as s:
+        thread = s.exec(select(Thread)).one()
+        approved = s.exec(select(Message).where(Message.message_id == "held@x")).one()
+        assert (approved.thread_id, thread.post_count) == (thread.id, 2)
+        assert thread.subject == "Held: buy our LMS"  # a moderator let its date stand
+        assert approved.accepted_at is not None and approved.accepted_at > root.accepted_at
+        assert {r.ref for r in s.exec(select(ThreadRef))} == {"root@x", "held@x"}

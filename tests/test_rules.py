@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from listserv.models import Action
-from listserv.pipeline import decide
+from listserv.pipeline import decide, reaches
 from listserv.rules import (
+    POLICY_RULE,
     RULES,
     Ban,
     Hit,
@@ -188,3 +189,18 @@ def test_pipeline_order(changes: dict[str, object], rule: str, action: Action) -
     decision = decide(replace(BASE, **changes))  # type: ignore[arg-type]
     assert (decision.rule, decision.action) == (rule, action)
     assert decision.reason
+
+
+@pytest.mark.parametrize("changes,reached", [
+    ({}, True), ({"is_member": False}, True),
+    ({"list_ids_seen": ["<tools.lists.example.org>"]}, False), ({"null_sender": True}, False),
+    ({"auto_submitted": "auto-replied"}, False), ({"bans": (Ban("ann@council.gov.uk"),)}, False),
+    ({"moderation": "accept"}, False), ({"emergency": True}, False),
+    ({"posts_last_hour": 9, "max_posts_per_hour": 5}, False),
+])
+def test_the_policy_is_consulted_only_when_the_table_reaches_it(changes: dict[str, object],
+                                                                reached: bool) -> None:
+    # Issue 7.5: the policy's verdict (a body parse, earlier texts) is gathered only if needed.
+    assert reaches(replace(BASE, **changes), POLICY_RULE) is reached  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        reaches(BASE, "no-such-rule")
