@@ -185,10 +185,12 @@ def fresh_database(db: str) -> Iterator[str]:
         admin.dispose()
 
 
-def populate(url: str, members: int) -> float:
-    """Schema, one list, ``members`` "each post" members; in a child process. Returns seconds."""
+def populate(url: str, members: int, **list_settings: Any) -> float:
+    """Schema, one list (``list_settings`` are MailingList columns), ``members`` "each post"
+    members; in a child process. Returns seconds."""
     started = time.perf_counter()
-    proc = _CTX.Process(target=_populate_main, args=(url, members), name="bench-setup")
+    proc = _CTX.Process(target=_populate_main, args=(url, members, list_settings),
+                        name="bench-setup")
     proc.start()
     proc.join()
     if proc.exitcode != 0:
@@ -196,7 +198,7 @@ def populate(url: str, members: int) -> float:
     return time.perf_counter() - started
 
 
-def _populate_main(url: str, members: int) -> None:
+def _populate_main(url: str, members: int, list_settings: dict[str, Any]) -> None:
     quiet_logging()
     from sqlalchemy import Table, insert, text
 
@@ -221,7 +223,8 @@ def _populate_main(url: str, members: int) -> None:
     now = utcnow()
     with store.session() as s:
         # No per-sender rate limit: the ingest benchmark sends thousands of posts per hour per member.
-        ml = MailingList(name=LIST, description="Benchmark list", max_posts_per_hour=0)
+        ml = MailingList(name=LIST, description="Benchmark list",
+                         **{"max_posts_per_hour": 0, **list_settings})
         s.add(ml)
         s.flush()
         list_id = ml.id
@@ -274,13 +277,13 @@ def body_text(size: int) -> str:
 
 
 def post_bytes(sender: str, subject: str, message_id: str, body_size: int = 3000,
-               in_reply_to: str | None = None) -> bytes:
+               in_reply_to: str | None = None, body: str | None = None) -> bytes:
     lines = [f"From: Member <{sender}>", f"To: {LIST}@{DOMAIN}", f"Subject: {subject}",
              "Date: Wed, 25 Nov 2026 10:00:00 +0000", f"Message-ID: <{message_id}>",
              "MIME-Version: 1.0", "Content-Type: text/plain; charset=us-ascii"]
     if in_reply_to:
         lines += [f"In-Reply-To: <{in_reply_to}>", f"References: <{in_reply_to}>"]
-    text = "\r\n".join(lines) + "\r\n\r\n" + body_text(body_size).replace("\n", "\r\n")
+    text = "\r\n".join(lines) + "\r\n\r\n" + (body or body_text(body_size)).replace("\n", "\r\n")
     return text.encode()
 
 

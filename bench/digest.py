@@ -245,7 +245,8 @@ def _setup_main(url: str, members: int, posts: int, threads: int, fmt: str) -> N
         rows.append({"id": pk, "list_id": list_id, "thread_id": k + 1, "message_id": mid,
                      "envelope_from": a["email"], "envelope_to": f"{LIST}@{DOMAIN}",
                      "from_address": a["email"], "from_name": a["name"], "subject": subject,
-                     "date": when - timedelta(seconds=30), "received_at": when, "size": len(raw),
+                     "date": when - timedelta(seconds=30), "received_at": when,
+                     "accepted_at": when, "size": len(raw),
                      "dmarc_policy": "", "policy": "", "status": MessageStatus.ACCEPTED.value,
                      "reason": "", "raw": raw})
         last[k] = (mid, a["name"], own, when)

@@ -9,6 +9,11 @@ threading has work to do) until ``--posts`` have been answered 250. The first fi
 until every post is accepted (each 250 means stored, threaded and fanned out, committed); the
 second is the time until every delivery (posts x members) has reached the sink.
 
+With ``--policy`` the list puts every member under the participation policy (scope "everyone",
+gov.uk news as its public source) and each post forwards a press release with a covering line and
+a gov.uk link: every post is classified, compared with the earlier public texts (up to 50), and
+accepted as public domain, so it becomes one of those texts for the posts after it.
+
 The client threads share this process (and its GIL) with the App: the figures are for both.
 
 ``--synchronous FULL,NORMAL`` (SQLite) runs once per setting, each on a fresh store, to show what
@@ -33,6 +38,7 @@ from bench.common import (
     LIST,
     AppRunner,
     CountingSink,
+    body_text,
     cpu_seconds,
     fresh_database,
     machine,
@@ -46,6 +52,16 @@ from bench.common import (
 )
 
 MEMBERS = 10
+PUBLIC_SOURCES = "gov.uk/government/news"
+
+
+def press_release(n: int, size: int = 3000) -> str:
+    """A covering line over a forwarded press release (its own first words) with a public link."""
+    release = f"Release number {n} from the press office. " + body_text(size)
+    return ("FYI, published this morning.\n\n---------- Forwarded message ---------\n"
+            "From: Press Office <press.office@example.gov.uk>\nDate: 25 Nov 2026 at 08:30\n"
+            f"Subject: Release {n}\n\n\n{release}\n"
+            f"Read the full announcement: https://www.gov.uk/government/news/release-{n}\n")
 
 
 @dataclass
@@ -54,6 +70,7 @@ class Clients:
 
     posts: int
     run_id: str
+    policy: bool = False
     _next: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     latencies: list[float] = field(default_factory=list)
@@ -69,10 +86,12 @@ class Clients:
     def message(self, i: int) -> tuple[str, bytes]:
         sender = member_email(i % MEMBERS + 1)
         msgid = f"ingest-{self.run_id}-{i}@council.example"
+        body = press_release(i) if self.policy else None
         if i % 3 == 0:  # a reply to the post three before it
             parent = f"ingest-{self.run_id}-{i - 2}@council.example"
-            return sender, post_bytes(sender, f"Re: Topic {i - 2}", msgid, in_reply_to=parent)
-        return sender, post_bytes(sender, f"Topic {i}", msgid)
+            return sender, post_bytes(sender, f"Re: Topic {i - 2}", msgid, in_reply_to=parent,
+                                      body=body)
+        return sender, post_bytes(sender, f"Topic {i}", msgid, body=body)
 
     def run(self, port: int) -> None:
         client = smtplib.SMTP("127.0.0.1", port, timeout=120)
@@ -115,11 +134,15 @@ def main() -> None:
     parser.add_argument("--synchronous", default="FULL",
                         help="SQLite's synchronous setting(s), comma-separated, one run each: "
                              "FULL (the server's) and/or NORMAL")
+    parser.add_argument("--policy", action="store_true",
+                        help="every member under the participation policy; posts forward press "
+                             "releases (public domain), so each is compared with earlier ones")
     args = parser.parse_args()
     quiet_logging()
     settings = [v.strip().upper() for v in args.synchronous.split(",") if v.strip()]
+    under = " under the participation policy" if args.policy else ""
     print(f"ingest: {args.posts:,} posts from {args.clients} concurrent smtplib clients to a "
-          f"{MEMBERS}-member list; db={'sqlite' if args.db == 'sqlite' else 'postgresql'}; "
+          f"{MEMBERS}-member list{under}; db={'sqlite' if args.db == 'sqlite' else 'postgresql'}; "
           f"{machine()}")
     for synchronous in settings:
         if args.db == "sqlite":
@@ -135,11 +158,13 @@ def run_once(args: argparse.Namespace, synchronous: str) -> None:
     sink = CountingSink()
     try:
         with fresh_database(args.db) as url, tempfile.TemporaryDirectory() as folder:
-            populate(url, MEMBERS)
+            settings = ({"policy_scope": "everyone", "public_sources": PUBLIC_SOURCES}
+                        if args.policy else {})
+            populate(url, MEMBERS, **settings)
             config = write_config(Path(folder), url, sink.port, args.connections)
             runner = AppRunner(config, url, synchronous=synchronous).start()
             try:
-                clients = Clients(args.posts, str(time.time_ns()))
+                clients = Clients(args.posts, str(time.time_ns()), policy=args.policy)
                 threads = [threading.Thread(target=clients.run, args=(runner.port,),
                                             name=f"client-{n}") for n in range(args.clients)]
                 sink.expect(deliveries)
@@ -171,7 +196,8 @@ def run_once(args: argparse.Namespace, synchronous: str) -> None:
           f"first post ({deliveries / delivered:,.0f} msg/s)")
     print(f"  CPU: this process (App + clients) {cpu_accept:.1f} s until accepted, {cpu_all:.1f} "
           f"s in all; sink {sink_cpu:.1f} s; peak RSS {peak_rss_mb():.0f} MB")
-    print(f"ingest posts={args.posts} synchronous={synchronous} seconds={accepted:.2f} "
+    policy = " policy=on" if args.policy else ""
+    print(f"ingest posts={args.posts}{policy} synchronous={synchronous} seconds={accepted:.2f} "
           f"posts_per_s={rate:.1f}")
 
 

@@ -1,6 +1,7 @@
-"""Gather a digest from the store: the accepted posts of a period, grouped by thread.
+"""Gather a digest from the store: the posts accepted in a period, grouped by thread.
 
-Only accepted posts appear (held, rejected and discarded ones never do). The thread summary is
+Only accepted posts appear (held, rejected and discarded ones never do), in the period in which
+they went out (``Message.accepted_at``: on arrival, or when a moderator approved them). The thread summary is
 the opening post's own words (quotes, signatures and footers stripped by the same code the
 participation policy uses), cut to about 60 words.
 """
@@ -49,10 +50,12 @@ def opening_summary(raw: bytes) -> str:
 def collect(session: Session, ml: MailingList, cfg: Config, start: datetime, end: datetime, *,
             volume: int, number: int) -> Digest:
     assert ml.id is not None
+    # By the time a post went out, not when it arrived: one held over the end of a period and
+    # approved later belongs to the next digest (``accepted_at``, set by posting.release).
     posts = session.exec(select(Message).where(
         Message.list_id == ml.id, Message.status == MessageStatus.ACCEPTED.value,
-        col(Message.received_at) >= start, col(Message.received_at) < end)
-        .order_by(col(Message.received_at), col(Message.id))).all()
+        col(Message.accepted_at) >= start, col(Message.accepted_at) < end)
+        .order_by(col(Message.accepted_at), col(Message.id))).all()
     people = _participants(session, {m.from_address for m in posts if m.from_address})
     by_thread: dict[int, list[Message]] = {}
     for m in posts:
@@ -60,7 +63,7 @@ def collect(session: Session, ml: MailingList, cfg: Config, start: datetime, end
     threads: list[DigestThread] = []
     for thread_id, members in by_thread.items():
         row = session.get(Thread, thread_id) if thread_id > 0 else None
-        first_at = row.first_post_at if row is not None else members[0].received_at
+        first_at = row.first_post_at if row is not None else members[0].accepted_at or start
         opening = members[0]
         if row is not None and first_at < start:  # the thread began before: summarise its start
             opening = session.exec(select(Message).where(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlmodel import Session
 
@@ -31,8 +31,8 @@ from listserv import (
 from listserv.addresses import Destination, Kind
 from listserv.config import Config
 from listserv.lists import find, list_info
-from listserv.message import ParsedMessage, first_text, parse, set_message_id
-from listserv.models import Bounce, MailingList, Message, MessageStatus
+from listserv.message import ParsedMessage, add_date, first_text, parse, set_message_id
+from listserv.models import Bounce, MailingList, Message, MessageStatus, utcnow
 from listserv.store import Store
 
 log = logging.getLogger("commonroom.inbound")
@@ -46,13 +46,6 @@ class Delivery:
     destinations: Sequence[Destination]
     raw: bytes
     dmarc_policy: str = ""
-
-
-def is_automatic(parsed: ParsedMessage, envelope_from: str) -> bool:
-    auto = (parsed.header("Auto-Submitted") or "no").strip().lower()
-    prec = (parsed.header("Precedence") or "").strip().lower()
-    return (not envelope_from or not auto.startswith("no")
-            or prec in ("bulk", "junk", "list", "auto_reply"))
 
 
 def _store_admin(session: Session, ml: MailingList, d: Delivery, parsed: ParsedMessage,
@@ -71,7 +64,7 @@ def _handle_one(session: Session, cfg: Config, d: Delivery, dest: Destination, r
     if ml is None:  # deleted between RCPT and DATA: keep the message, say why
         raise LookupError(f"list {dest.list_name} no longer exists")
     sender = subscriptions.canonical(parsed.from_address or d.envelope_from or "") or ""
-    automatic = is_automatic(parsed, d.envelope_from)
+    automatic = posting.automatic_mail(parsed, d.envelope_from)
     if dest.kind is Kind.POST:
         posting.post(session, cfg, ml, raw, parsed, envelope_from=d.envelope_from,
                      dmarc_policy=d.dmarc_policy)
@@ -85,7 +78,7 @@ def _handle_one(session: Session, cfg: Config, d: Delivery, dest: Destination, r
         return
     if automatic:
         _store_admin(session, ml, d, parsed, raw,
-                     f"{dest.kind.value}: automatic mail, not answered")
+                     f"{dest.kind.value}: automatic mail ({automatic}), not answered")
         return
     if dest.kind is Kind.JOIN or dest.kind is Kind.LEAVE:
         action = "subscribe" if dest.kind is Kind.JOIN else "unsubscribe"
@@ -127,6 +120,10 @@ def receive(store: Store, cfg: Config, d: Delivery) -> None:
     """Store and handle one message for all its recipients; durable when this returns."""
     parsed = parse(d.raw, domain=cfg.server.domain)
     raw = set_message_id(d.raw, parsed.message_id) if parsed.message_id_generated else d.raw
+    if not parsed.get_all("Date"):  # RFC 5322 requires one: the time we received it, as an MTA
+        received = utcnow().replace(microsecond=0)
+        raw = add_date(raw, received)
+        parsed = replace(parsed, date=received)
     try:
         with store.session() as session:
             handle(session, cfg, d, raw, parsed)

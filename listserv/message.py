@@ -15,8 +15,9 @@ Invariants of a ``ParsedMessage``:
   UTF-8 (cp1252 if they are not UTF-8); undecodable bytes become U+FFFD, never an exception.
 - ``date`` is timezone-aware UTC.
 
-``set_message_id`` is the one function that writes: it adds a Message-ID line to raw bytes and
-leaves every other byte as it was, so signatures (DKIM over other headers) survive.
+``set_message_id`` and ``add_date`` are the only functions that write: each adds one header line
+(a Message-ID, or the Date an MTA adds when the sender gave none) to raw bytes and leaves every
+other byte as it was, so signatures (DKIM over other headers) survive.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 
 from listserv import names
 from listserv.addresses import normalise_address
@@ -396,9 +397,28 @@ def set_message_id(raw: bytes, message_id: str) -> bytes:
         return raw
     if existing is not None:
         raise ValueError(f"message already has Message-ID {existing!r}")
+    return _prepend_header(raw, b"Message-ID: <" + ident.encode("ascii") + b">")
+
+
+def add_date(raw: bytes, received: datetime) -> bytes:
+    """``raw`` with ``Date: <received>`` added as its first header line when it has no Date.
+
+    RFC 5322 3.6 requires a Date; an MTA adds the time it received the message (Postfix's
+    always_add_missing_headers), and so do we. A Date there is, readable or not, is the
+    sender's and is kept: ``raw`` is returned unchanged.
+    """
+    if received.utcoffset() is None:
+        raise ValueError("add_date needs an aware datetime (use listserv.models.utcnow)")
+    if _values(_raw_headers(raw)[0], "date"):
+        return raw
+    stamp = format_datetime(received.astimezone(UTC).replace(microsecond=0))
+    return _prepend_header(raw, b"Date: " + stamp.replace("-0000", "+0000").encode("ascii"))
+
+
+def _prepend_header(raw: bytes, line: bytes) -> bytes:
+    """``line`` (without its end) as the first header of ``raw``, in ``raw``'s line ending."""
     first_nl = raw.find(b"\n")
     eol = b"\r\n" if first_nl < 0 or raw[first_nl - 1 : first_nl] == b"\r" else b"\n"
-    line = b"Message-ID: <" + ident.encode("ascii") + b">" + eol
     # An mbox "From " envelope line is not a header; the new header goes below it.
     at = first_nl + 1 if raw.startswith(b"From ") and first_nl >= 0 else 0
-    return raw[:at] + line + raw[at:]
+    return raw[:at] + line + eol + raw[at:]

@@ -3,8 +3,9 @@
 Invariants:
 - Every email address is stored normalised (``addresses.normalise_address``) and appears once
   in ``address``; a person may own several.
-- ``message.raw`` holds the bytes exactly as received (plus a Message-ID header when the sender
-  gave none); parsed columns are derived from them and can be rebuilt.
+- ``message.raw`` holds the bytes exactly as received (plus a Message-ID header, and a Date
+  header with the time of receipt, when the sender gave none); parsed columns are derived from
+  them and can be rebuilt.
 - ``outbox`` rows are the only source of outgoing mail. A row is ``pending`` until a worker
   claims it (``sending``), then ``sent``, ``bounced`` (5xx) or ``failed`` (4xx for longer than
   ``[delivery] give_up_after``).
@@ -147,7 +148,8 @@ class ThreadRef(SQLModel, table=True):
 
 
 class Message(SQLModel, table=True):
-    __table_args__ = (Index("ix_message_list_msgid", "list_id", "message_id"),)
+    __table_args__ = (Index("ix_message_list_msgid", "list_id", "message_id"),
+                      Index("ix_message_list_accepted", "list_id", "accepted_at"))
     id: int | None = Field(default=None, primary_key=True)
     list_id: int | None = Field(default=None, foreign_key="mailing_list.id", index=True)
     thread_id: int | None = Field(default=None, foreign_key="thread.id", index=True)
@@ -159,9 +161,15 @@ class Message(SQLModel, table=True):
     subject: str = ""
     date: datetime | None = None
     received_at: datetime = Field(default_factory=utcnow)
+    # When it went out to the list: on arrival, or when a moderator approved it. Digests pick
+    # posts by it; None for posts that were never accepted.
+    accepted_at: datetime | None = None
     size: int = 0
     dmarc_policy: str = Field(default="", max_length=16)  # the author domain's, looked up on arrival
     policy: str = ""  # the participation policy's evidence (JSON), when it applied
+    # Of a post the policy classed as public domain: the texts later posts are compared with
+    # (a JSON list, extracted once when it was stored). None: not extracted (older rows).
+    public_texts: str | None = None
     status: str = Field(default=MessageStatus.ACCEPTED.value, max_length=16)
     reason: str = ""
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

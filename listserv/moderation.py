@@ -28,12 +28,13 @@ from listserv import (
     notices,
     outbox,
     participation,
+    posting,
     sender_notices,
     subscriptions,
 )
 from listserv.config import Config
 from listserv.decorate import ListInfo
-from listserv.fanout import STATUS_FOR, fan_out
+from listserv.fanout import STATUS_FOR
 from listserv.lists import list_info
 from listserv.models import Action, Held, MailingList, Message, Role, utcnow
 from listserv.pipeline import Decision
@@ -174,7 +175,7 @@ def act(session: Session, cfg: Config, held_id: int, action: Action, *, actor: s
     session.add(msg)
     detail = reason
     if action is Action.ACCEPT:
-        count = fan_out(session, ml, msg.id, cfg.server.domain)
+        count = posting.release(session, cfg, ml, msg)
         detail = f"delivered to {count} members" + (f"; {reason}" if reason else "")
     elif action is Action.REJECT and msg.from_address:
         info = list_info(ml, cfg)

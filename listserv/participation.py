@@ -4,11 +4,17 @@ The decision itself is pure (``listserv.policy``); this module gathers its input
 the author's kind (vendor staff or member) and official flag on the list, the list's public
 sources and word limit, and the texts already posted on the list from a public source (so a
 forward of a press release that was posted before counts as public domain).
+
+Invariants:
+- Nothing is read for a sender outside the policy's scope: ``check`` returns None first.
+- The texts a public-domain post adds for later posts are extracted once, from the body already
+  read for its own verdict, and stored with it; earlier posts' raw bytes are not parsed again.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlmodel import Session, col, select
@@ -33,33 +39,69 @@ def applies_to(session: Session, ml: MailingList, sender: str, sub: Subscription
     return policy.applies(kind, bool(sub and sub.official), ml.policy_scope)
 
 
+def texts_of(body: str) -> list[str]:
+    """What of a public-domain post later posts are compared with: the forwarded text (a press
+    release), or the post itself, when long enough to mean something."""
+    forwarded = quotes.forwarded_part(body, quotes=False)
+    return [t for t in (forwarded, quotes.own_words(body)) if len(t.split()) >= MIN_PUBLIC_WORDS]
+
+
 def public_texts(session: Session, ml: MailingList) -> list[str]:
-    """Bodies of recent accepted posts that the policy classed as public domain."""
+    """Texts of recent accepted posts that the policy classed as public domain.
+
+    Kept as extracted text when each post was stored (``Message.public_texts``); only rows
+    stored before that column existed are read from their raw bytes.
+    """
     since = utcnow() - timedelta(days=PUBLIC_TEXT_DAYS)
-    raws = session.exec(select(Message.raw).where(
+    rows = session.exec(select(Message.id, Message.public_texts).where(
         Message.list_id == ml.id, Message.status == MessageStatus.ACCEPTED.value,
-        col(Message.received_at) >= since,
+        col(Message.accepted_at) >= since,
         col(Message.policy).contains(f'"{policy.Case.PUBLIC_DOMAIN.value}"'))
         .order_by(col(Message.id).desc()).limit(PUBLIC_TEXT_LIMIT)).all()
     texts: list[str] = []
-    for raw in raws:  # what was public is the forwarded text (a press release), or the post itself
-        body = first_text(raw)
-        forwarded = quotes.forwarded_part(body, quotes=False)
-        texts += [t for t in (forwarded, quotes.own_words(body)) if len(t.split()) >= MIN_PUBLIC_WORDS]
+    for pk, kept in rows:
+        if kept is None:  # stored before migration 0004
+            raw = session.exec(select(Message.raw).where(Message.id == pk)).one()
+            texts += texts_of(first_text(raw))
+        else:
+            texts += json.loads(kept)
     return texts
 
 
-def decide(session: Session, ml: MailingList, raw: bytes) -> policy.Decision:
-    """What the policy says of a post with this list's sources and word limit."""
-    return policy.classify(first_text(raw), public_sources=policy.parse_sources(ml.public_sources),
+@dataclass(frozen=True)
+class Verdict:
+    """What the policy says of a post, and (when it is public domain) the texts to keep."""
+
+    decision: policy.Decision
+    public_texts: str | None = None  # JSON for ``Message.public_texts``
+
+    @property
+    def hold_reason(self) -> str:
+        return "" if self.decision.accepted else policy.HOLD_REASON
+
+
+def _classify(session: Session, ml: MailingList, body: str) -> policy.Decision:
+    return policy.classify(body, public_sources=policy.parse_sources(ml.public_sources),
                            word_limit=ml.policy_word_limit,
                            known_public_texts=public_texts(session, ml))
 
 
+def decide(session: Session, ml: MailingList, raw: bytes) -> policy.Decision:
+    """What the policy says of a post with this list's sources and word limit."""
+    return _classify(session, ml, first_text(raw))
+
+
 def check(session: Session, ml: MailingList, sender: str, sub: Subscription | None,
-          raw: bytes) -> policy.Decision | None:
-    """The policy's decision on a post, or None when the policy does not apply to its author."""
-    return decide(session, ml, raw) if applies_to(session, ml, sender, sub) else None
+          raw: bytes) -> Verdict | None:
+    """The policy's verdict on a post, or None when the policy does not apply to its author
+    (then nothing is read: not the body, not the earlier public texts)."""
+    if not applies_to(session, ml, sender, sub):
+        return None
+    body = first_text(raw)
+    decision = _classify(session, ml, body)
+    kept = (json.dumps(texts_of(body), ensure_ascii=False)
+            if decision.case is policy.Case.PUBLIC_DOMAIN else None)
+    return Verdict(decision, kept)
 
 
 def evidence_json(decision: policy.Decision) -> str:

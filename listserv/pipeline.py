@@ -18,17 +18,27 @@ class Decision:
     action: Action
     rule: str
     reason: str
+    # Mail we must never answer (answering loops and auto-replies makes storms): taken from
+    # the facts (``PostFacts.never_answer``), whichever rule decided.
+    is_automatic_mail: bool = False
 
-    @property
-    def is_automatic_mail(self) -> bool:
-        """Mail we must never answer (answering loops and auto-replies makes storms)."""
-        return self.rule in ("loop", "auto-generated")
+
+def reaches(facts: PostFacts, rule: str, rules: Sequence[tuple[str, Rule]] = RULES) -> bool:
+    """Whether reading the table for ``facts`` gets as far as ``rule`` (no earlier rule hits).
+
+    A fact that is costly to gather and read only by ``rule`` (the participation policy's) is
+    gathered only then: loops, automatic mail and bans never cost a body parse.
+    """
+    names = [name for name, _ in rules]
+    if rule not in names:
+        raise ValueError(f"there is no rule called {rule!r} in the table")
+    return all(earlier(facts) is None for _, earlier in rules[:names.index(rule)])
 
 
 def decide(facts: PostFacts, rules: Sequence[tuple[str, Rule]] = RULES) -> Decision:
     for name, rule in rules:
         hit = rule(facts)
         if hit is not None:
-            return Decision(hit.action, name, hit.reason)
+            return Decision(hit.action, name, hit.reason, is_automatic_mail=facts.never_answer)
     # The table ends with "nonmember", which always answers; reaching here is a bug.
     raise AssertionError("the rule table must end with a rule that always decides")

@@ -1,5 +1,5 @@
-"""Posting: a message to LIST@DOMAIN is stored, threaded, judged by the rules, then either fanned
-out to the members or held, rejected or discarded, with the right people told.
+"""Posting: a message to LIST@DOMAIN is judged by the rules and stored, then either fanned out to
+the members (joining its thread) or held, rejected or discarded, with the right people told.
 
 Invariants:
 - Called inside the caller's transaction: the stored message, its thread, its decision, its
@@ -7,12 +7,14 @@ Invariants:
 - Fan-out is one INSERT … SELECT over the subscriptions: no member row passes through Python,
   so memory does not grow with the list.
 - Nobody is ever answered for a loop or for automatic mail (no auto-reply storms).
+- Only posts that go out (``release``: accepted on arrival, or approved later) join or name a
+  thread and get ``accepted_at``; a held, rejected or discarded post touches no thread.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -23,14 +25,13 @@ from listserv import (
     moderation,
     notices,
     participation,
-    policy,
     sender_notices,
     subscriptions,
 )
 from listserv.config import Config
 from listserv.fanout import STATUS_FOR, fan_out
 from listserv.lists import list_info
-from listserv.message import ParsedMessage
+from listserv.message import ParsedMessage, parse
 from listserv.models import (
     Action,
     MailingList,
@@ -40,12 +41,12 @@ from listserv.models import (
     Subscription,
     utcnow,
 )
-from listserv.pipeline import Decision, decide
-from listserv.rules import PostFacts
+from listserv.pipeline import Decision, decide, reaches
+from listserv.rules import POLICY_RULE, PostFacts
+from listserv.rules import automatic_mail as automatic_reason
 from listserv.threads import assign_thread
 
 log = logging.getLogger("commonroom.posting")
-
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,16 @@ def posts_since(session: Session, list_id: int, sender: str, since: datetime) ->
         col(Message.received_at) >= since, col(Message.status).in_(counted))).scalar_one())
 
 
+def automatic_mail(parsed: ParsedMessage, envelope_from: str) -> str:
+    """Why a message is automatic mail (``rules.automatic_mail``, the one definition), or ""."""
+    return automatic_reason(null_sender=not envelope_from,
+                            auto_submitted=parsed.header("Auto-Submitted") or "",
+                            precedence=parsed.header("Precedence") or "")
+
+
 def facts_for(session: Session, cfg: Config, ml: MailingList, parsed: ParsedMessage,
-              sender: str, sub: Subscription | None, *, policy_hold: str = "") -> PostFacts:
+              sender: str, sub: Subscription | None, *, envelope_from: str) -> PostFacts:
+    """The facts the rules see, but the participation policy's (``post`` adds it if needed)."""
     assert ml.id is not None
     info = list_info(ml, cfg)
     now = utcnow()
@@ -77,13 +86,13 @@ def facts_for(session: Session, cfg: Config, ml: MailingList, parsed: ParsedMess
         max_bytes=ml.max_message_bytes or cfg.server.max_message_bytes, now=now,
         list_ids_seen=parsed.get_all("List-Id"), x_loop=parsed.get_all("X-Loop"),
         auto_submitted=parsed.header("Auto-Submitted") or "",
-        precedence=parsed.header("Precedence") or "",
+        precedence=parsed.header("Precedence") or "", null_sender=not envelope_from,
         is_member=sub is not None and sub.role != Role.NONMEMBER.value,
         moderation=sub.moderation if sub else "",
         nonmember_action=ml.nonmember_action,
         bans=tuple(subscriptions.active_bans(session, ml.id, now)),
         emergency=ml.emergency, posts_last_hour=recent,
-        max_posts_per_hour=ml.max_posts_per_hour, policy_hold=policy_hold)
+        max_posts_per_hour=ml.max_posts_per_hour)
 
 
 def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: ParsedMessage,
@@ -92,31 +101,33 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
     sender = subscriptions.canonical(parsed.from_address or "") or \
         subscriptions.canonical(envelope_from) or ""
     sub = subscriptions.find_subscription(session, ml.id, sender) if sender else None
-    verdict = participation.check(session, ml, sender, sub, raw)
-    hold_reason = policy.HOLD_REASON if verdict is not None and not verdict.accepted else ""
-    decision = decide(facts_for(session, cfg, ml, parsed, sender, sub, policy_hold=hold_reason))
+    facts = facts_for(session, cfg, ml, parsed, sender, sub, envelope_from=envelope_from)
+    # The participation policy's fact is the costly one (the body, the earlier public texts):
+    # gathered only when the table reaches its rule, and only for a sender in its scope.
+    verdict = (participation.check(session, ml, sender, sub, raw)
+               if reaches(facts, POLICY_RULE) else None)
+    if verdict is not None:
+        facts = replace(facts, policy_hold=verdict.hold_reason)
+    decision = decide(facts)
     msg = Message(list_id=ml.id, message_id=parsed.message_id, envelope_from=envelope_from,
                   envelope_to=f"{ml.name}@{cfg.server.domain}", from_address=sender,
                   from_name=parsed.from_name, subject=parsed.subject, date=parsed.date,
                   size=parsed.size, dmarc_policy=dmarc_policy,
-                  policy=participation.evidence_json(verdict) if verdict is not None else "",
+                  policy=participation.evidence_json(verdict.decision) if verdict else "",
+                  public_texts=verdict.public_texts if verdict else None,
                   status=STATUS_FOR[decision.action].value, reason=decision.reason, raw=raw)
     session.add(msg)
     session.flush()
     assert msg.id is not None
-    msg.thread_id = assign_thread(session, ml.id, parsed.message_id, parsed.references,
-                                  parsed.subject, parsed.date or msg.received_at, ml.name)
-    session.add(msg)
     info = list_info(ml, cfg)
     context = {"list": ml.name, "message_id": parsed.message_id, "sender": sender,
                "rule": decision.rule, "action": decision.action.value,
-               "policy": verdict.case.value if verdict is not None else ""}
+               "policy": verdict.decision.case.value if verdict else ""}
     log.info("post %s from %s: %s (%s)", parsed.message_id, sender, decision.action.value,
              decision.reason, extra=context)
     result = PostResult(msg.id, decision)
     if decision.action is Action.ACCEPT:
-        result = PostResult(msg.id, decision, recipients=fan_out(session, ml, msg.id,
-                                                                 cfg.server.domain))
+        result = PostResult(msg.id, decision, recipients=release(session, cfg, ml, msg, parsed))
     elif decision.action is Action.HOLD:
         result = PostResult(msg.id, decision,
                             held_id=moderation.hold(session, cfg, ml, info, msg, decision))
@@ -130,3 +141,21 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
     audit.record(session, list_id=ml.id, actor="pipeline", action=f"post-{decision.action.value}",
                  target=parsed.message_id, detail=f"{decision.rule}: {decision.reason}")
     return result
+
+
+def release(session: Session, cfg: Config, ml: MailingList, msg: Message,
+            parsed: ParsedMessage | None = None) -> int:
+    """A post goes out to the list: accepted by the rules on arrival, or approved by a
+    moderator (``moderation.act`` calls this). Returns how many members it was queued for.
+
+    Only now does it join (or, as the earliest post, name) its thread, and ``accepted_at`` is
+    set: held, rejected and discarded posts stay out of threads and digests.
+    """
+    assert ml.id is not None and msg.id is not None
+    msg.accepted_at = utcnow()
+    if msg.thread_id is None:  # posts held before migration 0004 were threaded on arrival
+        refs = (parsed or parse(msg.raw, domain=cfg.server.domain)).references
+        msg.thread_id = assign_thread(session, ml.id, msg.message_id, refs, msg.subject,
+                                      msg.date or msg.received_at, ml.name)
+    session.add(msg)
+    return fan_out(session, ml, msg.id, cfg.server.domain)

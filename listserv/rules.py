@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import getaddresses
 
 from listserv.models import Action
 
@@ -30,6 +31,40 @@ AUTO_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 def is_glob(pattern: str) -> bool:
     """A ban pattern like "*@spam.example" (not a "^regex", not an address). Pure."""
     return not pattern.startswith("^") and any(c in pattern for c in "*?[")
+
+
+def automatic_mail(*, null_sender: bool, auto_submitted: str, precedence: str) -> str:
+    """Why a message is automatic mail, or "" when it is not: the one definition.
+
+    Automatic mail is never posted and never answered (answering auto-replies makes storms):
+    the null reverse-path (MAIL FROM:<>, RFC 5321 4.5.5: bounces and other notifications),
+    Auto-Submitted other than "no" (RFC 3834), or a bulk Precedence.
+    """
+    if null_sender:
+        return "sent with the null sender MAIL FROM:<>"
+    auto = auto_submitted.strip().lower()
+    if auto and not auto.startswith("no"):
+        return f"Auto-Submitted: {auto}"
+    prec = precedence.strip().lower()
+    if prec in AUTO_PRECEDENCE:
+        return f"Precedence: {prec}"
+    return ""
+
+
+def list_id_of(value: str) -> str:
+    """The list identifier of a List-Id value: the part in angle brackets (RFC 2919), or the
+    whole value when a sender left the brackets out; case-folded, as ids compare."""
+    bracketed = re.findall(r"<([^<>]*)>", value)
+    return (bracketed[-1] if bracketed else value).strip().casefold()
+
+
+def addresses_in(value: str) -> set[str]:
+    """The addresses in a header value such as X-Loop, case-folded."""
+    try:
+        pairs = getaddresses([value])
+    except Exception:  # the stdlib address parser has raised on hostile input before
+        return set()
+    return {addr.strip().casefold() for _, addr in pairs if addr.strip()}
 
 
 @dataclass(frozen=True)
@@ -66,6 +101,7 @@ class PostFacts:
     x_loop: Sequence[str] = ()
     auto_submitted: str = ""
     precedence: str = ""
+    null_sender: bool = False  # the envelope sender was empty (MAIL FROM:<>)
     is_member: bool = False
     moderation: str = ""  # the member's moderation override ("" = none)
     nonmember_action: str = Action.HOLD.value
@@ -74,6 +110,27 @@ class PostFacts:
     posts_last_hour: int = 0  # this sender's earlier posts to this list in the last hour
     max_posts_per_hour: int = 0  # 0 = no limit
     policy_hold: str = ""  # the participation policy's reason when it says "check first"
+
+    @property
+    def automatic(self) -> str:
+        """Why this is automatic mail (``automatic_mail``), or ""."""
+        return automatic_mail(null_sender=self.null_sender, auto_submitted=self.auto_submitted,
+                              precedence=self.precedence)
+
+    @property
+    def looped(self) -> bool:
+        """Whether this message has already been through this list (our own mail come back).
+
+        Whole ids and whole addresses: list "dev" must not take "webdev"'s mail for its own.
+        """
+        ours, post = self.list_id.casefold(), self.list_post_address.casefold()
+        return any(list_id_of(v) == ours for v in self.list_ids_seen) or any(
+            post in addresses_in(v) for v in self.x_loop)
+
+    @property
+    def never_answer(self) -> bool:
+        """Mail nobody is told anything about: automatic mail, or a loop."""
+        return self.looped or bool(self.automatic)
 
 
 @dataclass(frozen=True)
@@ -86,21 +143,14 @@ Rule = Callable[[PostFacts], Hit | None]
 
 
 def loop(f: PostFacts) -> Hit | None:
-    ours = f.list_id.casefold()
-    if any(ours in v.casefold() for v in f.list_ids_seen) or any(
-            f.list_post_address.casefold() in v.casefold() for v in f.x_loop):
+    if f.looped:
         return Hit(Action.DISCARD, f"mail loop: this message has already been through {f.list_name}")
     return None
 
 
 def auto_generated(f: PostFacts) -> Hit | None:
-    auto = f.auto_submitted.strip().lower()
-    if auto and not auto.startswith("no"):
-        return Hit(Action.DISCARD, f"automatic mail (Auto-Submitted: {auto}) is not posted")
-    prec = f.precedence.strip().lower()
-    if prec in AUTO_PRECEDENCE:
-        return Hit(Action.DISCARD, f"automatic mail (Precedence: {prec}) is not posted")
-    return None
+    why = f.automatic
+    return Hit(Action.DISCARD, f"automatic mail ({why}) is not posted") if why else None
 
 
 def administrivia(f: PostFacts) -> Hit | None:
@@ -167,6 +217,9 @@ def nonmember(f: PostFacts) -> Hit | None:
     return Hit(action, reasons[action])
 
 
+# The rule that reads the participation policy's verdict, the one costly fact (see pipeline.reaches).
+POLICY_RULE = "participation-policy"
+
 RULES: tuple[tuple[str, Rule], ...] = (
     ("loop", loop),
     ("auto-generated", auto_generated),
@@ -176,7 +229,7 @@ RULES: tuple[tuple[str, Rule], ...] = (
     ("oversize", oversize),
     ("member-moderation", member_moderation),
     ("rate-limit", rate_limit),
-    ("participation-policy", participation_policy),
+    (POLICY_RULE, participation_policy),
     ("member", member),
     ("nonmember", nonmember),
 )

@@ -26,12 +26,12 @@ from sqlmodel import Session, col, select
 
 from listserv import outbox, subscriptions
 from listserv.models import SenderNotice
+from listserv.rules import automatic_mail
 
 log = logging.getLogger("commonroom.notices")
 
 PER_DAY = 1
 WINDOW = timedelta(days=1)
-AUTO_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 _DMARC_FAIL = re.compile(r"(?:^|[;\s])dmarc\s*=\s*fail\b", re.IGNORECASE)
 
 
@@ -62,9 +62,9 @@ def may_notify(f: SenderFacts) -> str | None:
 def marks(raw: bytes, envelope_from: str) -> tuple[bool, bool]:
     """(automatic, dmarc_failed) read from a stored post's headers. Pure."""
     headers = BytesHeaderParser().parsebytes(raw)
-    auto = str(headers.get("Auto-Submitted", "no")).strip().lower()
-    prec = str(headers.get("Precedence", "")).strip().lower()
-    automatic = not envelope_from or not auto.startswith("no") or prec in AUTO_PRECEDENCE
+    automatic = bool(automatic_mail(null_sender=not envelope_from,
+                                    auto_submitted=str(headers.get("Auto-Submitted", "")),
+                                    precedence=str(headers.get("Precedence", ""))))
     failed = any(_DMARC_FAIL.search(str(v)) for v in headers.get_all("Authentication-Results", []))
     return automatic, failed
 

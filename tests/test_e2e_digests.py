@@ -93,6 +93,8 @@ def post_week(server: Running, store: Store, corpus: Path, sink: SmtpSink,
     with store.session() as s:
         for m in s.exec(select(Message).where(Message.envelope_to == POST)).all():
             m.received_at = (m.date or first) + shift
+            if m.accepted_at is not None:
+                m.accepted_at = m.received_at
             s.add(m)
         for t in s.exec(select(Thread)).all():
             t.first_post_at += shift
@@ -255,7 +257,7 @@ def test_a_missed_scheduled_run_sends_once_on_start_up(store: Store, cfg: Config
     assert due is not None and now - due < timedelta(hours=2, minutes=1)
     with store.session() as s:
         for m in s.exec(select(Message)).all():
-            m.received_at = due - timedelta(days=4)
+            m.received_at = m.accepted_at = due - timedelta(days=4)
             s.add(m)
     jobstore = SQLAlchemyJobStore(engine=store.engine)
     jobstore.start(None, "default")  # type: ignore[arg-type]
@@ -295,3 +297,33 @@ def test_digest_preview_and_send_from_the_command_line(server: Running, store: S
     assert missing.exit_code == 1 and "no list called" in missing.output
     bad = cli(config_path, "lists", "set", LIST, "digest_schedule", "0 8 * * 1")
     assert bad.exit_code != 0 and "weekday as a name" in bad.output
+
+
+def test_a_post_held_over_the_periods_end_reaches_the_next_digest(
+        server: Running, store: Store, cfg: Config, sink: SmtpSink, config_path: Path) -> None:
+    # Issue 7.21: digests pick posts by the time they were accepted, not received.
+    from listserv.models import Held
+
+    assert cli(config_path, "lists", "set", LIST, "emergency", "on").exit_code == 0
+    server.send(MOD, POST, mail(MOD, POST, "Held over the weekend", "approved on Monday\n"))
+    assert cli(config_path, "lists", "set", LIST, "emergency", "off").exit_code == 0
+    server.drain()
+    now = datetime.now(UTC)
+    with store.session() as s:  # it arrived an hour ago, before the period ended
+        m = s.exec(select(Message).where(Message.envelope_to == POST)).one()
+        m.received_at = now - timedelta(hours=1)
+        s.add(m)
+        held_id = s.exec(select(Held)).one().id
+    first = send.send_period(store, cfg, LIST, end=now - timedelta(minutes=30), trigger="cli")
+    assert first.recorded and first.queued == 0, first.message  # nothing accepted yet
+
+    assert cli(config_path, "queue", "approve", str(held_id)).exit_code == 0
+    server.drain()
+    sink.messages.clear()
+    second = send.send_period(store, cfg, LIST, end=datetime.now(UTC) + timedelta(seconds=1),
+                              trigger="cli")
+    assert second.queued == 3, second.message
+    server.app.worker.wake()  # type: ignore[union-attr]
+    wait_until(lambda: len(digests_to(sink, READERS["plain"])) == 1, what="the plain digest")
+    text = digests_to(sink, READERS["plain"])[0].get_payload(decode=True).decode()
+    assert "Held over the weekend" in text and "approved on Monday" in text

@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import select
 
 from listserv import config as config_mod
-from listserv.models import Message
+from listserv.models import MailingList, Message
 from listserv.policy import HOLD_REASON, Case
 from listserv.store import Store
 from tests.harness import DOMAIN, Running, cli, make_list, parse, running
@@ -121,3 +121,63 @@ def test_policy_explain_prints_the_decision_without_posting(server: Running, con
         assert s.exec(select(Message)).all() == []
     missing = cli(config_path, "policy", "explain", "/nonexistent.eml", "--list", LIST)
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+@pytest.mark.parametrize("headers,rule", [
+    (b"Auto-Submitted: auto-replied\r\n", "auto-generated"),
+    (b"List-Id: <govtools.lists.example.org>\r\n", "loop"),
+    (b"", "banned"),
+])
+def test_the_policy_is_not_consulted_when_an_earlier_rule_decides(
+        server: Running, sink: SmtpSink, store: Store, config_path: Path, headers: bytes,
+        rule: str) -> None:
+    # Issue 7.5: loops, automatic mail and bans are decided before the policy reads a body.
+    name = "vendor_link_plus_opinion.eml"
+    if rule == "banned":
+        assert cli(config_path, "bans", "add", author(name), "--list", LIST).exit_code == 0
+    server.send(author(name), POST, headers + (DATA / name).read_bytes())
+    server.drain()
+    with store.session() as s:
+        msg = s.exec(select(Message).where(Message.envelope_to == POST)).one()
+    assert msg.status == "discarded" and msg.reason.startswith(
+        {"auto-generated": "automatic mail", "loop": "mail loop", "banned": author(name)}[rule])
+    assert msg.policy == "", "no policy evidence: the policy never ran"
+    assert sink.messages == []
+
+
+def test_public_texts_are_kept_when_stored_not_parsed_again(server: Running, store: Store,
+                                                             sink: SmtpSink) -> None:
+    # Issue 7.5: the texts later posts are compared with are extracted once, when stored.
+    server.send(author(FIRST), POST, (DATA / FIRST).read_bytes())
+    server.drain()
+    with store.session() as s:
+        first = s.exec(select(Message).where(Message.envelope_to == POST)).one()
+        assert first.status == "accepted" and first.public_texts is not None
+        kept = json.loads(first.public_texts)
+        assert any(t.startswith("The government today published new guidance") for t in kept)
+        first.raw = b"Subject: gone\r\n\r\nThe raw bytes are no longer read.\r\n"
+        s.add(first)
+    name = "quoted_press_release.eml"
+    server.send(author(name), POST, (DATA / name).read_bytes())
+    server.drain()
+    with store.session() as s:
+        quoting = s.exec(select(Message).where(Message.envelope_to == POST)
+                         .order_by(Message.id.desc())).first()  # type: ignore[union-attr]
+    assert quoting is not None and quoting.status == "accepted", quoting and quoting.reason
+    assert json.loads(quoting.policy)["quoted_public"] is True
+
+
+def test_public_texts_of_posts_stored_before_they_were_kept_are_read_from_the_raw_bytes(
+        server: Running, store: Store) -> None:
+    from listserv import participation
+
+    server.send(author(FIRST), POST, (DATA / FIRST).read_bytes())
+    server.drain()
+    with store.session() as s:
+        first = s.exec(select(Message).where(Message.envelope_to == POST)).one()
+        kept = json.loads(first.public_texts or "null")
+        first.public_texts = None  # as rows stored before migration 0004
+        s.add(first)
+    with store.session() as s:
+        ml = s.exec(select(MailingList).where(MailingList.name == LIST)).one()
+        assert participation.public_texts(s, ml) == kept

@@ -231,3 +231,111 @@ def test_two_lists_in_one_transaction(server: Running, store: Store, sink: SmtpS
     rcpts = sorted(m.rcpt_tos[0] for m in sink.messages)
     # ann is a member of demo only; other's one member is not.
     assert rcpts == sorted((*MEMBERS, MOD, MEMBERS[0]))
+
+
+@pytest.mark.parametrize("headers", [
+    {"List-Id": f"Web demo <webdemo.{DOMAIN}>"},
+    {"X-Loop": f"webdemo@{DOMAIN}"},
+])
+def test_another_lists_id_or_loop_address_is_not_a_loop(server: Running, sink: SmtpSink,
+                                                        store: Store,
+                                                        headers: dict[str, str]) -> None:
+    # Issue 7.1: "demo" is a substring of "webdemo"; a post forwarded from that list is new here.
+    make_list(store, "webdemo")
+    server.send(MEMBERS[0], f"demo@{DOMAIN}",
+                mail(MEMBERS[0], f"demo@{DOMAIN}", "Seen on webdemo", headers=headers))
+    server.drain()
+    assert statuses(store) == [("Seen on webdemo", "accepted")]
+    assert sorted(m.rcpt_tos[0] for m in sink.messages) == sorted((*MEMBERS, MOD))
+
+
+@pytest.mark.parametrize("author,nonmember_action", [
+    (MEMBERS[0], "hold"),  # a member's address in From: still not a post
+    ("eve@elsewhere.example", "hold"),  # would be held, and the moderators and Eve told
+    ("eve@elsewhere.example", "reject"),  # would be rejected, and Eve told
+])
+def test_null_sender_mail_to_the_post_address_is_never_posted_nor_answered(
+        server: Running, sink: SmtpSink, store: Store, config_path: Path, author: str,
+        nonmember_action: str) -> None:
+    # Issue 7.2: MAIL FROM:<> is a bounce or an auto-reply (RFC 5321 4.5.5), whatever From says.
+    assert cli(config_path, "lists", "set", "demo", "nonmember_action",
+               nonmember_action).exit_code == 0
+    server.send("", f"demo@{DOMAIN}", mail(author, f"demo@{DOMAIN}", "Your message to demo"))
+    server.drain()
+    assert sink.messages == []
+    with store.session() as s:
+        msg = s.exec(select(Message)).one()
+        assert s.exec(select(Held)).all() == []
+    assert (msg.status, msg.envelope_from) == ("discarded", "")
+    assert "MAIL FROM:<>" in msg.reason
+
+
+def test_post_without_date_is_delivered_with_the_time_it_was_received(server: Running,
+                                                                      sink: SmtpSink,
+                                                                      store: Store) -> None:
+    # Issue 7.4: RFC 5322 3.6 requires a Date; as an MTA would, the time of receipt is added.
+    from email.utils import parsedate_to_datetime
+
+    from listserv.models import utcnow
+
+    raw = mail(MEMBERS[0], f"demo@{DOMAIN}", "No date").replace(
+        b"Date: Wed, 25 Nov 2026 10:00:00 +0000\r\n", b"")
+    assert b"Date:" not in raw
+    before = utcnow().replace(microsecond=0)
+    server.send(MEMBERS[0], f"demo@{DOMAIN}", raw)
+    after = utcnow()
+    server.drain()
+    assert len(sink.messages) == len(MEMBERS) + 1
+    for received in sink.messages:
+        dates = parse(received.data).get_all("Date")
+        assert dates is not None and len(dates) == 1
+        assert before <= parsedate_to_datetime(dates[0]) <= after
+    with store.session() as s:
+        msg = s.exec(select(Message)).one()
+    assert msg.date is not None and before <= msg.date <= after
+    assert msg.raw.count(b"Date:") == 1 and msg.raw.endswith(raw.split(b"\r\n\r\n", 1)[1])
+
+
+def test_only_accepted_posts_join_or_name_a_thread(server: Running, sink: SmtpSink,
+                                                   store: Store, config_path: Path) -> None:
+    # Issue 7.3: a held, rejected or discarded reply with a forged old Date renamed the thread.
+    from listserv.models import Ban, Thread, ThreadRef
+
+    server.send(MEMBERS[0], f"demo@{DOMAIN}",
+                mail(MEMBERS[0], f"demo@{DOMAIN}", "Which LMS do you use?", message_id="root@x"))
+    forged = {"References": "<root@x>", "Date": "Mon, 01 Jan 2001 00:00:00 +0000"}
+
+    def reply(sender: str, subject: str, ident: str) -> None:
+        raw = mail(sender, f"demo@{DOMAIN}", subject, message_id=ident, headers=forged)
+        server.send(sender, f"demo@{DOMAIN}", raw.replace(
+            b"Date: Wed, 25 Nov 2026 10:00:00 +0000\r\n", b""))
+
+    reply("dan@elsewhere.example", "Held: buy our LMS", "held@x")  # a non-member: held
+    with store.session() as s:
+        s.add(Ban(pattern="spam@bad.example"))
+    reply("spam@bad.example", "Discarded: cheap pills", "discarded@x")
+    assert cli(config_path, "lists", "set", "demo", "nonmember_action", "reject").exit_code == 0
+    reply("eve@elsewhere.example", "Rejected: hello all", "rejected@x")
+    server.drain()
+    with store.session() as s:
+        threads = s.exec(select(Thread)).all()
+        assert [(t.subject, t.post_count) for t in threads] == [("Which LMS do you use?", 1)]
+        assert {r.ref for r in s.exec(select(ThreadRef))} == {"root@x"}
+        by_id = {m.message_id: m for m in s.exec(select(Message))}
+        assert [by_id[i].status for i in ("held@x", "discarded@x", "rejected@x")] == [
+            "held", "discarded", "rejected"]
+        assert all(by_id[i].thread_id is None for i in ("held@x", "discarded@x", "rejected@x"))
+        assert all(by_id[i].accepted_at is None for i in ("held@x", "discarded@x", "rejected@x"))
+        root = by_id["root@x"]
+        assert root.thread_id == threads[0].id and root.accepted_at is not None
+        held_id = s.exec(select(Held)).one().id
+
+    # Approved, a post joins (and, being the earliest, names) its thread at that moment.
+    assert cli(config_path, "queue", "approve", str(held_id)).exit_code == 0
+    with store.session() as s:
+        thread = s.exec(select(Thread)).one()
+        approved = s.exec(select(Message).where(Message.message_id == "held@x")).one()
+        assert (approved.thread_id, thread.post_count) == (thread.id, 2)
+        assert thread.subject == "Held: buy our LMS"  # a moderator let its date stand
+        assert approved.accepted_at is not None and approved.accepted_at > root.accepted_at
+        assert {r.ref for r in s.exec(select(ThreadRef))} == {"root@x", "held@x"}

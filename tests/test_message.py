@@ -15,6 +15,7 @@ import pytest
 from listserv.message import (
     MAX_ID_LENGTH,
     ParsedMessage,
+    add_date,
     first_text,
     html_to_text,
     parse,
@@ -396,6 +397,33 @@ def test_set_message_id_is_idempotent_and_refuses_a_second_id() -> None:
     assert set_message_id(raw, "have@example.com") is raw
     with pytest.raises(ValueError):
         set_message_id(raw, "other@example.com")
+
+
+# --- add_date --------------------------------------------------------------------------------
+
+WHEN = datetime(2026, 11, 25, 10, 0, 7, 123456, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+def test_add_date_adds_the_time_of_receipt_and_keeps_every_other_byte(eol: str) -> None:
+    raw = mail("From: joe@example.com", "Subject: x", eol=eol)
+    stamped = add_date(raw, WHEN)
+    assert stamped == f"Date: Wed, 25 Nov 2026 10:00:07 +0000{eol}".encode() + raw
+    assert parse(stamped, domain=DOMAIN).date == WHEN.replace(microsecond=0)
+    assert "no Date" not in parse(stamped, domain=DOMAIN).defects
+
+
+def test_add_date_goes_below_an_mbox_from_line_and_keeps_a_date_there_is() -> None:
+    raw = b"From joe@example.com Mon Jan  1 00:00:00 2001\nSubject: x\n\nbody\n"
+    assert add_date(raw, WHEN) == (b"From joe@example.com Mon Jan  1 00:00:00 2001\n"
+                                   b"Date: Wed, 25 Nov 2026 10:00:07 +0000\nSubject: x\n\nbody\n")
+    dated = mail("Date: 1 Apr 2025 09:01:00 +0100", "Subject: x")
+    assert add_date(dated, WHEN) is dated
+    # An unreadable Date is the sender's, kept as it is: only a missing one is added.
+    odd = mail("Date: sometime last week", "Subject: x")
+    assert add_date(odd, WHEN) is odd
+    with pytest.raises(ValueError):
+        add_date(raw, WHEN.replace(tzinfo=None))
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from listserv.models import Action
-from listserv.pipeline import decide
+from listserv.pipeline import decide, reaches
 from listserv.rules import (
+    POLICY_RULE,
+    RULES,
     Ban,
     Hit,
     PostFacts,
@@ -38,6 +40,15 @@ BASE = PostFacts(list_name="tools", list_post_address="tools@lists.example.org",
     ({"list_ids_seen": ["Tools <tools.lists.example.org>"]}, Action.DISCARD),
     ({"list_ids_seen": ["<other.lists.example.org>"]}, None),
     ({"x_loop": ["TOOLS@lists.example.org"]}, Action.DISCARD),
+    ({"x_loop": ["<tools@lists.example.org>"]}, Action.DISCARD),
+    ({"list_ids_seen": ["tools.lists.example.org"]}, Action.DISCARD),  # bare, as some lists write it
+    ({"list_ids_seen": ["<TOOLS.lists.example.org>"]}, Action.DISCARD),
+    # Another list whose name ends (or starts) with ours is not us (RFC 2919 ids compare whole).
+    ({"list_ids_seen": ["Web tools <webtools.lists.example.org>"]}, None),
+    ({"list_ids_seen": ["<tools.lists.example.org.mirror.example>"]}, None),
+    ({"list_ids_seen": ["tools.lists.example.org fans <fans.example.net>"]}, None),
+    ({"x_loop": ["webtools@lists.example.org"]}, None),
+    ({"x_loop": ["tools@lists.example.org.evil.example"]}, None),
 ])
 def test_loop(changes: dict[str, object], hit: Action | None) -> None:
     result = loop(replace(BASE, **changes))  # type: ignore[arg-type]
@@ -52,6 +63,25 @@ def test_loop(changes: dict[str, object], hit: Action | None) -> None:
 def test_auto_generated(auto: str, prec: str, hit: Action | None) -> None:
     result = auto_generated(replace(BASE, auto_submitted=auto, precedence=prec))
     assert (result.action if result else None) == hit
+
+
+def test_null_sender_is_automatic_mail() -> None:
+    # MAIL FROM:<> marks bounces and auto-replies (RFC 5321 4.5.5), whatever the headers say.
+    result = auto_generated(replace(BASE, null_sender=True))
+    assert result is not None and result.action is Action.DISCARD and "MAIL FROM:<>" in result.reason
+
+
+@pytest.mark.parametrize("changes,automatic", [
+    ({}, False), ({"null_sender": True}, True), ({"auto_submitted": "auto-replied"}, True),
+    ({"precedence": "bulk"}, True), ({"list_ids_seen": ["<tools.lists.example.org>"]}, True),
+    ({"is_member": False}, False),
+])
+def test_decision_says_whether_mail_is_automatic(changes: dict[str, object],
+                                                 automatic: bool) -> None:
+    # One definition: the facts say it, and every rule's decision carries it (never answered).
+    facts = replace(BASE, **changes)  # type: ignore[arg-type]
+    assert decide(facts).is_automatic_mail is automatic
+    assert decide(facts, RULES[-2:]).is_automatic_mail is automatic
 
 
 @pytest.mark.parametrize("subject,held", [
@@ -139,6 +169,8 @@ def test_participation_policy_holds_with_its_reason() -> None:
       "bans": (Ban("ann@council.gov.uk"),)}, "loop", Action.DISCARD),
     ({"auto_submitted": "auto-replied", "subject": "unsubscribe"}, "auto-generated",
      Action.DISCARD),
+    ({"null_sender": True, "moderation": "accept", "bans": (Ban("ann@council.gov.uk"),)},
+     "auto-generated", Action.DISCARD),
     ({"subject": "unsubscribe", "bans": (Ban("ann@council.gov.uk"),)}, "administrivia",
      Action.HOLD),
     ({"bans": (Ban("ann@council.gov.uk"),), "size": 10**9}, "banned", Action.DISCARD),
@@ -157,3 +189,18 @@ def test_pipeline_order(changes: dict[str, object], rule: str, action: Action) -
     decision = decide(replace(BASE, **changes))  # type: ignore[arg-type]
     assert (decision.rule, decision.action) == (rule, action)
     assert decision.reason
+
+
+@pytest.mark.parametrize("changes,reached", [
+    ({}, True), ({"is_member": False}, True),
+    ({"list_ids_seen": ["<tools.lists.example.org>"]}, False), ({"null_sender": True}, False),
+    ({"auto_submitted": "auto-replied"}, False), ({"bans": (Ban("ann@council.gov.uk"),)}, False),
+    ({"moderation": "accept"}, False), ({"emergency": True}, False),
+    ({"posts_last_hour": 9, "max_posts_per_hour": 5}, False),
+])
+def test_the_policy_is_consulted_only_when_the_table_reaches_it(changes: dict[str, object],
+                                                                reached: bool) -> None:
+    # Issue 7.5: the policy's verdict (a body parse, earlier texts) is gathered only if needed.
+    assert reaches(replace(BASE, **changes), POLICY_RULE) is reached  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        reaches(BASE, "no-such-rule")

@@ -70,3 +70,42 @@ def test_sqlite_commits_are_durable_against_power_loss(tmp_path: object) -> None
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
     finally:
         store.dispose()
+
+
+def test_upgrade_to_0004_backfills_when_posts_were_accepted(db_url: str) -> None:
+    """Accepted posts get accepted_at: the approval time if a moderator approved them, else the
+    time they arrived; posts that never went out get none (issue 7.21)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from listserv.models import Message
+
+    arrived = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    approved = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+    store = Store(db_url)
+    try:
+        store.upgrade("0003")
+        with store.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO mailing_list (id, name, description, subject_prefix, "
+                "nonmember_action, dmarc_mitigation, created_at) VALUES (1, 'old', '', '', 'hold', "
+                "'auto', CURRENT_TIMESTAMP)"))
+            for pk, status in ((1, "accepted"), (2, "accepted"), (3, "rejected"), (4, "held")):
+                conn.execute(text(
+                    "INSERT INTO message (id, list_id, message_id, envelope_from, envelope_to, "
+                    "from_address, from_name, subject, received_at, size, dmarc_policy, policy, "
+                    "status, reason, raw) VALUES (:pk, 1, :mid, '', '', '', '', 's', :at, 0, '', "
+                    "'', :status, '', :raw)"),
+                    {"pk": pk, "mid": f"m{pk}@x", "at": arrived, "status": status, "raw": b"x"})
+            conn.execute(text(
+                "INSERT INTO held (list_id, message_pk, rule, reason, held_at, resolved_at, "
+                "resolution, resolved_by, token_hash) VALUES (1, 2, 'r', '', :at, :done, 'accept', "
+                "'mod', '')"), {"at": arrived, "done": approved})
+        store.upgrade()
+        assert schema_problem(store) is None
+        with store.session() as s:
+            got = {m.id: (m.accepted_at, m.public_texts) for m in s.exec(select(Message))}
+        assert got == {1: (arrived, None), 2: (approved, None), 3: (None, None), 4: (None, None)}
+    finally:
+        store.dispose()
