@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from listserv import config as config_mod
 from listserv import lists, subscriptions
@@ -60,7 +60,7 @@ pass_ctx = click.make_pass_decorator(Ctx)
 def list_or_fail(s: Session, name: str) -> MailingList:
     ml = lists.find(s, name)
     if ml is None:
-        names = ", ".join(s.exec(select(MailingList.name).order_by(MailingList.name)).all())
+        names = ", ".join(lists.all_names(s))
         raise click.ClickException(f"there is no list called '{name}' "
                                    f"(lists: {names or 'none yet; create one with lists create'})")
     return ml

@@ -1,5 +1,5 @@
 """``commonroom bans``, ``commonroom audit`` and ``commonroom policy``: the moderators' tools
-that are not the queue (which lives with the other list commands in ``listserv.cli``)."""
+that are not the queue (which is ``listserv.cli_queue``)."""
 
 from __future__ import annotations
 

@@ -36,6 +36,11 @@ def find(session: Session, name: str) -> MailingList | None:
     return session.exec(select(MailingList).where(MailingList.name == name.lower())).first()
 
 
+def all_names(session: Session) -> list[str]:
+    """Every list's name, in order (for messages that say which lists there are)."""
+    return list(session.exec(select(MailingList.name).order_by(MailingList.name)).all())
+
+
 def list_info(ml: MailingList, cfg: Config) -> ListInfo:
     return ListInfo(name=ml.name, domain=cfg.server.domain, description=ml.description,
                     web_base_url=cfg.server.web_base_url, subject_prefix=ml.subject_prefix)

@@ -1,5 +1,6 @@
 """Changing how a subscriber takes part: vendor or member, official capacity, role, delivery,
-moderation. One function for every door (CLI now; the bot and the web later).
+moderation; and listing a list's members. One function each for every door (CLI now; the bot
+and the web later).
 
 Kind and organisation belong to the person (vendor staff are vendor staff on every list);
 official, role, delivery and moderation belong to the subscription on one list.
@@ -7,16 +8,51 @@ official, role, delivery and moderation belong to the subscription on one list.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
-from sqlmodel import Session
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
 
 from listserv import audit, names, subscriptions
-from listserv.models import Address, DeliveryMode, MailingList, Person, PersonKind, Role
+from listserv.models import (
+    Address,
+    DeliveryMode,
+    MailingList,
+    Person,
+    PersonKind,
+    Role,
+    Subscription,
+)
 
 
 class NotSubscribed(LookupError):
     pass
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    """One subscription of a list as ``members list`` shows it."""
+
+    email: str
+    name: str
+    organisation: str
+    vendor: bool
+    role: str
+    delivery: str
+
+
+def roster(session: Session, list_id: int) -> Iterator[RosterEntry]:
+    """The list's subscriptions by address, streamed (a list may have 100,000 members):
+    consume it while ``session`` is open."""
+    query = (sa_select(col(Address.email), col(Person.display_name), col(Person.organisation),
+                       col(Person.kind), col(Subscription.role), col(Subscription.delivery_mode))
+             .join(Address, col(Address.id) == col(Subscription.address_id))
+             .join(Person, col(Person.id) == col(Address.person_id))
+             .where(col(Subscription.list_id) == list_id)
+             .order_by(col(Address.email)).execution_options(yield_per=1000))
+    for email, name, org, kind, role, mode in session.execute(query):
+        yield RosterEntry(email, name, org, kind == PersonKind.VENDOR.value, role, mode)
 
 
 @dataclass(frozen=True)
