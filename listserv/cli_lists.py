@@ -46,7 +46,7 @@ def lists_list(obj: Ctx) -> None:
     if not rows:
         click.echo("no lists yet; create one with: commonroom lists create NAME")
     for row in rows:
-        click.echo(f"{row.name}@{obj.cfg.server.domain}\t{row.subscriptions} members\t"
+        click.echo(f"{row.name}@{obj.cfg.server.domain}\t{row.members} members\t"
                    f"{row.description}")
 
 
@@ -58,7 +58,7 @@ def lists_show(obj: Ctx, name: str) -> None:
     with obj.session() as (_store, s):
         ml = list_or_fail(s, name)
         assert ml.id is not None
-        count = list_admin.subscription_count(s, ml.id)
+        count = list_admin.member_count(s, ml.id)
         mods = subscriptions.moderators(s, ml.id)
         click.echo(f"{ml.name}@{obj.cfg.server.domain}: {ml.description}")
         click.echo(f"  members: {count}; moderators: {', '.join(mods) or 'none'}")

@@ -4,8 +4,8 @@ prints what they return.
 
 Kept apart from ``lists.py`` because creating a list subscribes its moderators, and
 ``subscriptions`` already builds on ``lists``. Invariants: each change is recorded in the audit
-log in the caller's transaction; a list's count is of all its subscription rows, non-member
-entries (a moderation setting only) included, as ``lists list`` and ``lists show`` report it.
+log in the caller's transaction; a list's count is of its members (moderators and owners too),
+not of the non-member entries that only carry a moderation setting ("approve always").
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import and_
 from sqlmodel import Session, col, func, select
 
 from listserv import audit, lists, names, subscriptions
@@ -23,7 +24,7 @@ from listserv.models import MailingList, Role, Subscription
 class ListSummary:
     name: str
     description: str
-    subscriptions: int
+    members: int
 
 
 def create(session: Session, name: str, *, description: str, moderators: Sequence[str],
@@ -42,17 +43,20 @@ def create(session: Session, name: str, *, description: str, moderators: Sequenc
 
 
 def overview(session: Session) -> list[ListSummary]:
-    """Every list, by name, with its number of subscriptions."""
+    """Every list, by name, with its number of members."""
+    is_member = and_(col(Subscription.list_id) == col(MailingList.id),
+                     col(Subscription.role) != Role.NONMEMBER.value)
     rows = session.exec(select(MailingList.name, MailingList.description,
                                func.count(col(Subscription.id)))
-                        .join(Subscription, isouter=True)
+                        .join(Subscription, is_member, isouter=True)
                         .group_by(col(MailingList.id)).order_by(MailingList.name)).all()
     return [ListSummary(name, description, count) for name, description, count in rows]
 
 
-def subscription_count(session: Session, list_id: int) -> int:
+def member_count(session: Session, list_id: int) -> int:
+    """Members of the list (any role but the non-member entries)."""
     return session.exec(select(func.count()).select_from(Subscription).where(
-        Subscription.list_id == list_id)).one()
+        Subscription.list_id == list_id, col(Subscription.role) != Role.NONMEMBER.value)).one()
 
 
 def change_setting(session: Session, ml: MailingList, key: str, value: str, *,
