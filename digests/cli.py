@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from sqlmodel import select
 
 from digests import build, periods, render, schedule, send
 from listserv.cli_common import Ctx, list_or_fail, pass_ctx
+from listserv.lists import every as every_list
 from listserv.models import MailingList, utcnow
 
 FORMAT_CHOICE = click.Choice(["plain", "mime", "html"])
@@ -98,7 +98,7 @@ def jobs_list(obj: Ctx) -> None:
         stored = {j.id: j for j in schedule.stored_jobs(store)}
         with store.session() as s:
             lists = [(ml.name, ml.digest_schedule, ml.timezone)
-                     for ml in s.exec(select(MailingList).order_by(MailingList.name)).all()]
+                     for ml in every_list(s)]
     now = utcnow()
     for name, cron, tz in lists:
         job_id = f"{schedule.DIGEST_PREFIX}{name}"

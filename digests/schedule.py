@@ -22,11 +22,10 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy import Connection, text
-from sqlmodel import select
 
 from digests import jobs, periods
+from listserv import lists
 from listserv.config import Config
-from listserv.models import MailingList
 from listserv.store import Store
 
 log = logging.getLogger("commonroom.scheduler")
@@ -60,7 +59,7 @@ def sync_jobs(scheduler: BaseScheduler, store: Store) -> None:
     that is due) survives; a changed schedule is rescheduled; jobs of deleted lists go.
     """
     with store.session() as s:
-        wanted = {f"{DIGEST_PREFIX}{ml.name}": ml for ml in s.exec(select(MailingList)).all()}
+        wanted = {f"{DIGEST_PREFIX}{ml.name}": ml for ml in lists.every(s)}
     for job in scheduler.get_jobs():
         if job.id.startswith(DIGEST_PREFIX) and job.id not in wanted:
             scheduler.remove_job(job.id)

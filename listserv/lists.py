@@ -36,6 +36,11 @@ def find(session: Session, name: str) -> MailingList | None:
     return session.exec(select(MailingList).where(MailingList.name == name.lower())).first()
 
 
+def every(session: Session) -> list[MailingList]:
+    """Every list, by name."""
+    return list(session.exec(select(MailingList).order_by(MailingList.name)).all())
+
+
 def all_names(session: Session) -> list[str]:
     """Every list's name, in order (for messages that say which lists there are)."""
     return list(session.exec(select(MailingList.name).order_by(MailingList.name)).all())
