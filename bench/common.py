@@ -32,6 +32,8 @@ from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any
 
+from listserv.addresses import verp_sender
+
 DOMAIN = "lists.example.org"
 LIST = "bench"
 CHUNK = 5000  # rows per executemany in the set-up
@@ -82,7 +84,7 @@ def member_email(i: int) -> str:
 
 
 def verp(i: int) -> str:
-    return f"{LIST}-bounces+{member_email(i).replace('@', '=')}@{DOMAIN}"
+    return verp_sender(LIST, DOMAIN, member_email(i))
 
 
 # --- the counting sink ---------------------------------------------------------------------

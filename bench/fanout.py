@@ -53,6 +53,7 @@ from bench.common import (
     wait_or_progress,
     write_config,
 )
+from listserv.addresses import Kind, list_address
 
 SWEEP = (1_000, 10_000, 100_000)
 
@@ -106,7 +107,7 @@ def run_commonroom(url: str, members: int, connections: int, sink: CountingSink,
 def floor_message(i: int, body: bytes) -> bytes:
     mac = hmac.new(b"bench-secret", member_email(i).encode(), hashlib.sha256).hexdigest()[:24]
     personal = (f"List-Unsubscribe: <https://{DOMAIN}/lists/{LIST}/unsubscribe/{mac}>,\r\n"
-                f" <mailto:{LIST}-leave@{DOMAIN}>\r\n"
+                f" <mailto:{list_address(LIST, DOMAIN, Kind.LEAVE)}>\r\n"
                 "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n").encode()
     return personal + body
 
