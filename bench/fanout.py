@@ -37,6 +37,7 @@ import aiosmtplib
 from bench.common import (
     DOMAIN,
     LIST,
+    POST_ADDRESS,
     AppRunner,
     CountingSink,
     cpu_seconds,
@@ -114,7 +115,7 @@ def floor_message(i: int, body: bytes) -> bytes:
 
 def floor_body(size: int) -> bytes:
     """Headers and body such that ``floor_message`` is ``size`` bytes long."""
-    head = (f"From: Member <{member_email(1)}>\r\nTo: {LIST}@{DOMAIN}\r\n"
+    head = (f"From: Member <{member_email(1)}>\r\nTo: {POST_ADDRESS}\r\n"
             "Subject: [bench] What we learnt moving training to the cloud\r\n"
             "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n").encode()
     fill = size - len(floor_message(1, head)) - 2
