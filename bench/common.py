@@ -32,8 +32,11 @@ from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any
 
+from listserv.addresses import list_address, verp_sender
+
 DOMAIN = "lists.example.org"
 LIST = "bench"
+POST_ADDRESS = list_address(LIST, DOMAIN)
 CHUNK = 5000  # rows per executemany in the set-up
 
 _CTX = mp.get_context("spawn")
@@ -82,7 +85,7 @@ def member_email(i: int) -> str:
 
 
 def verp(i: int) -> str:
-    return f"{LIST}-bounces+{member_email(i).replace('@', '=')}@{DOMAIN}"
+    return verp_sender(LIST, DOMAIN, member_email(i))
 
 
 # --- the counting sink ---------------------------------------------------------------------
@@ -278,7 +281,7 @@ def body_text(size: int) -> str:
 
 def post_bytes(sender: str, subject: str, message_id: str, body_size: int = 3000,
                in_reply_to: str | None = None, body: str | None = None) -> bytes:
-    lines = [f"From: Member <{sender}>", f"To: {LIST}@{DOMAIN}", f"Subject: {subject}",
+    lines = [f"From: Member <{sender}>", f"To: {POST_ADDRESS}", f"Subject: {subject}",
              "Date: Wed, 25 Nov 2026 10:00:00 +0000", f"Message-ID: <{message_id}>",
              "MIME-Version: 1.0", "Content-Type: text/plain; charset=us-ascii"]
     if in_reply_to:
@@ -348,7 +351,7 @@ class AppRunner:
 
 def send_post(port: int, sender: str, raw: bytes) -> None:
     with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:
-        client.sendmail(sender, [f"{LIST}@{DOMAIN}"], raw)
+        client.sendmail(sender, [POST_ADDRESS], raw)
 
 
 def wait_or_progress(sink: CountingSink, timeout: float, label: str,

@@ -38,6 +38,7 @@ from bench.common import (
     CHUNK,
     DOMAIN,
     LIST,
+    POST_ADDRESS,
     current_rss_mb,
     fresh_database,
     machine,
@@ -121,7 +122,7 @@ def _author(j: int) -> dict[str, Any]:
 def _raw_post(author: dict[str, Any], subject: str, message_id: str, date: datetime, own: str,
               parent: tuple[str, str, str, datetime] | None, references: list[str]) -> bytes:
     """A plain-text post: headers, own words, a quoted part (replies) and a signature."""
-    head = [f"From: {formataddr((author['name'], author['email']))}", f"To: {LIST}@{DOMAIN}",
+    head = [f"From: {formataddr((author['name'], author['email']))}", f"To: {POST_ADDRESS}",
             f"Subject: {subject}", f"Date: {format_datetime(date)}", f"Message-ID: <{message_id}>",
             "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8",
             "Content-Transfer-Encoding: 8bit"]
@@ -243,7 +244,7 @@ def _setup_main(url: str, members: int, posts: int, threads: int, fmt: str) -> N
         raw = _raw_post(a, subject, mid, when - timedelta(seconds=rng.randint(5, 300)), own, parent,
                         refs.get(k, []))
         rows.append({"id": pk, "list_id": list_id, "thread_id": k + 1, "message_id": mid,
-                     "envelope_from": a["email"], "envelope_to": f"{LIST}@{DOMAIN}",
+                     "envelope_from": a["email"], "envelope_to": POST_ADDRESS,
                      "from_address": a["email"], "from_name": a["name"], "subject": subject,
                      "date": when - timedelta(seconds=30), "received_at": when,
                      "accepted_at": when, "size": len(raw),

@@ -37,6 +37,7 @@ import aiosmtplib
 from bench.common import (
     DOMAIN,
     LIST,
+    POST_ADDRESS,
     AppRunner,
     CountingSink,
     cpu_seconds,
@@ -53,6 +54,7 @@ from bench.common import (
     wait_or_progress,
     write_config,
 )
+from listserv.addresses import Kind, list_address
 
 SWEEP = (1_000, 10_000, 100_000)
 
@@ -106,14 +108,14 @@ def run_commonroom(url: str, members: int, connections: int, sink: CountingSink,
 def floor_message(i: int, body: bytes) -> bytes:
     mac = hmac.new(b"bench-secret", member_email(i).encode(), hashlib.sha256).hexdigest()[:24]
     personal = (f"List-Unsubscribe: <https://{DOMAIN}/lists/{LIST}/unsubscribe/{mac}>,\r\n"
-                f" <mailto:{LIST}-leave@{DOMAIN}>\r\n"
+                f" <mailto:{list_address(LIST, DOMAIN, Kind.LEAVE)}>\r\n"
                 "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n").encode()
     return personal + body
 
 
 def floor_body(size: int) -> bytes:
     """Headers and body such that ``floor_message`` is ``size`` bytes long."""
-    head = (f"From: Member <{member_email(1)}>\r\nTo: {LIST}@{DOMAIN}\r\n"
+    head = (f"From: Member <{member_email(1)}>\r\nTo: {POST_ADDRESS}\r\n"
             "Subject: [bench] What we learnt moving training to the cloud\r\n"
             "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n").encode()
     fill = size - len(floor_message(1, head)) - 2

@@ -34,8 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import (
-    DOMAIN,
-    LIST,
+    POST_ADDRESS,
     AppRunner,
     CountingSink,
     body_text,
@@ -100,7 +99,7 @@ class Clients:
                 sender, raw = self.message(i)
                 started = time.perf_counter()
                 try:
-                    client.sendmail(sender, [f"{LIST}@{DOMAIN}"], raw)
+                    client.sendmail(sender, [POST_ADDRESS], raw)
                 except smtplib.SMTPException as e:
                     with self._lock:
                         self.errors.append(f"post {i}: {e}")

@@ -29,6 +29,7 @@ from sqlmodel import Session, col, select
 from digests import build, periods, render, stored
 from digests.model import Digest
 from listserv import links
+from listserv.addresses import Kind, list_address
 from listserv.config import Config
 from listserv.decorate import list_headers
 from listserv.fanout import queue_for_members
@@ -196,7 +197,7 @@ class DigestRenderer:
             rendered = stored.load(copy.rendered)
             # Like Mailman: from the -request address, replies go to the list.
             headers = {"From": formataddr((f"{ml.description or ml.name} digest",
-                                           info.address("request"))),
+                                           info.address(Kind.REQUEST))),
                        "Reply-To": info.post_address, **list_headers(info)}
             made = (rendered, ml.name, headers)
         with self._lock:
@@ -212,7 +213,7 @@ class DigestRenderer:
             email=recipient,
             unsubscribe_url=links.unsubscribe_url(base, self.secret, list_name, recipient),
             delivery_url=links.delivery_url(base, self.secret, list_name, recipient))
-        leave = f"{list_name}-leave@{self.cfg.server.domain}"
+        leave = list_address(list_name, self.cfg.server.domain, Kind.LEAVE)
         personal = {**headers,
                     "List-Unsubscribe": f"<{member.unsubscribe_url}>, <mailto:{leave}>",
                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",

@@ -68,6 +68,9 @@ _SUFFIX_FOR: dict[Kind, str] = {
     Kind.OWNER: "-owner",
 }
 
+# Every suffix a list name must not end in, or its addresses would be ambiguous.
+SUFFIXES: tuple[str, ...] = (*(s for s, _ in _PLAIN_SUFFIXES), _SUFFIX_FOR[Kind.CONFIRM])
+
 
 def normalise_address(addr: str) -> str | None:
     """``addr`` stripped, with its domain lower-cased; None unless a plausible addr-spec.
@@ -195,3 +198,14 @@ def verp_sender(list_name: str, domain: str, recipient: str) -> str:
     A bounce to it names the failing subscriber even when the bounce report itself does not.
     """
     return list_address(list_name, domain, Kind.BOUNCES, recipient)
+
+
+def verp_affixes(list_name: str, domain: str) -> tuple[str, str]:
+    """``(prefix, suffix)`` around a VERP-encoded subscriber: ``("LIST-bounces+", "@DOMAIN")``.
+
+    For callers that build VERP senders in bulk elsewhere (the fan-out does it in SQL):
+    ``prefix + subscriber.replace("@", "=") + suffix == verp_sender(...)`` for every
+    normalised subscriber address.
+    """
+    local, _, host = list_address(list_name, domain, Kind.BOUNCES).partition("@")
+    return local + "+", "@" + host

@@ -26,6 +26,7 @@ from email.mime.text import MIMEText
 from email.utils import formataddr
 
 from listserv import links
+from listserv.addresses import Kind, list_address
 
 WIRE = email.policy.compat32.clone(linesep="\r\n", max_line_length=78)
 
@@ -48,10 +49,13 @@ class ListInfo:
 
     @property
     def post_address(self) -> str:
-        return f"{self.name}@{self.domain}"
+        return list_address(self.name, self.domain)
 
-    def address(self, suffix: str) -> str:
-        return f"{self.name}-{suffix}@{self.domain}"
+    def address(self, kind: Kind | str, extra: str | None = None) -> str:
+        """The list's ``kind`` address (``addresses.list_address``); ``kind`` may be given by
+        its value ("bounces", "leave", ...), and ``extra`` is the CONFIRM token or VERP
+        subscriber."""
+        return list_address(self.name, self.domain, Kind(kind), extra)
 
     @property
     def list_id(self) -> str:
@@ -102,7 +106,7 @@ def tagged_subject(subject: str, tag: str) -> str:
 
 def footer_text(info: ListInfo) -> str:
     return (f"\n-- \nYou are subscribed to {info.post_address} ({info.description or info.name}).\n"
-            f"To leave, write to {info.address('leave')} or use the unsubscribe link in the "
+            f"To leave, write to {info.address(Kind.LEAVE)} or use the unsubscribe link in the "
             f"List-Unsubscribe header.\nArchive: {links.archive_url(info.web_base_url, info.name)}\n")
 
 
@@ -208,8 +212,8 @@ def list_headers(info: ListInfo) -> dict[str, str]:
     return {
         "List-Id": f"{_header_safe(info.description or info.name)} <{info.list_id}>",
         "List-Post": f"<mailto:{info.post_address}>",
-        "List-Help": f"<mailto:{info.address('request')}?subject=help>",
-        "List-Subscribe": f"<mailto:{info.address('join')}>",
+        "List-Help": f"<mailto:{info.address(Kind.REQUEST)}?subject=help>",
+        "List-Subscribe": f"<mailto:{info.address(Kind.JOIN)}>",
         "List-Archive": f"<{links.archive_url(info.web_base_url, info.name)}>",
         "Precedence": "list",
     }

@@ -24,6 +24,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from listserv import links, names
+from listserv.addresses import Kind
 from listserv.config import Config
 from listserv.decorate import Author, ListInfo, PreparedPost, prepare
 from listserv.dmarc import Policy, needs_munging
@@ -50,7 +51,7 @@ class PostRenderer:
     def __call__(self, message_pk: int, recipient: str) -> bytes:
         prepared, info = self.prepared(message_pk)
         url = links.unsubscribe_url(info.web_base_url, self.secret, info.name, recipient)
-        return prepared.for_recipient(url, info.address("leave"))
+        return prepared.for_recipient(url, info.address(Kind.LEAVE))
 
     def prepared(self, message_pk: int) -> tuple[PreparedPost, ListInfo]:
         with self._lock:

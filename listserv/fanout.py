@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Integer, String, func, insert, literal, select
 from sqlmodel import Session
 
+from listserv.addresses import verp_affixes
 from listserv.models import (
     Action,
     Address,
@@ -44,8 +45,9 @@ def queue_for_members(session: Session, ml: MailingList, domain: str, mode: Deli
     addr_t = Address.__table__  # type: ignore[attr-defined]
     ts = outbox_t.c.created_at.type
     # VERP: LIST-bounces+user=host@DOMAIN, built by the database from each member's address.
-    verp = (literal(f"{ml.name}-bounces+", String)
-            + func.replace(addr_t.c.email, "@", "=") + literal(f"@{domain}", String))
+    prefix, suffix = verp_affixes(ml.name, domain)
+    verp = (literal(prefix, String)
+            + func.replace(addr_t.c.email, "@", "=") + literal(suffix, String))
     chosen = select(
         literal(ml.id, Integer), literal(message_pk, Integer), literal(digest_id, Integer),
         addr_t.c.email, verp, literal(OutboxState.PENDING.value, String), literal(0, Integer),

@@ -12,14 +12,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 from sqlmodel import Session, select
 
-from listserv import names
+from listserv import addresses, names
 from listserv.config import Config
 from listserv.decorate import ListInfo
 from listserv.models import Action, MailingList
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-SUFFIXES = ("-join", "-subscribe", "-leave", "-unsubscribe", "-request", "-bounces", "-owner",
-            "-confirm")
+SUFFIXES = addresses.SUFFIXES  # kept for callers; the scheme lives in addresses.py
 
 
 def name_problem(name: str) -> str | None:

@@ -18,6 +18,7 @@ from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, formataddr, make_msgid
 
 from listserv import links
+from listserv.addresses import Kind
 from listserv.decorate import ListInfo
 from listserv.models import utcnow
 
@@ -27,7 +28,7 @@ WIRE = email.policy.SMTP.clone(max_line_length=78)
 def _base(info: ListInfo, to: str, subject: str, body: str, *, auto: str = "auto-replied",
           reply_to: str | None = None, from_addr: str | None = None) -> EmailMessage:
     msg = EmailMessage(policy=WIRE)
-    msg["From"] = formataddr((f"{info.name} list", from_addr or info.address("request")))
+    msg["From"] = formataddr((f"{info.name} list", from_addr or info.address(Kind.REQUEST)))
     msg["To"] = to
     msg["Subject"] = subject
     msg["Date"] = format_datetime(utcnow())
@@ -44,7 +45,7 @@ def _base(info: ListInfo, to: str, subject: str, body: str, *, auto: str = "auto
 
 def confirm_request(info: ListInfo, to: str, token: str, action: str) -> bytes:
     """Double opt-in: one mail, three ways to say yes (reply, mail the address, click)."""
-    confirm_addr = info.address(f"confirm+{token}")
+    confirm_addr = info.address(Kind.CONFIRM, token)
     what = {"subscribe": "join", "unsubscribe": "leave"}.get(
         action, f"{DELIVERY_WORDS.get(action, 'change how you get mail')} from")
     body = (
@@ -75,21 +76,21 @@ def welcome(info: ListInfo, to: str) -> bytes:
     body = (
         f"Welcome to {info.post_address} ({info.description or info.name}).\n\n"
         f"To post, write to {info.post_address}.\n"
-        f"To leave, write to {info.address('leave')} (you will be asked to confirm).\n"
-        f"For help, write to {info.address('request')} with 'help' as the subject.\n"
+        f"To leave, write to {info.address(Kind.LEAVE)} (you will be asked to confirm).\n"
+        f"For help, write to {info.address(Kind.REQUEST)} with 'help' as the subject.\n"
         f"The archive: {links.archive_url(info.web_base_url, info.name)}\n")
     return _base(info, to, f"Welcome to {info.name}", body).as_bytes()
 
 
 def goodbye(info: ListInfo, to: str) -> bytes:
     body = (f"You have left {info.post_address}. You will get no more posts from it.\n"
-            f"To join again, write to {info.address('join')}.\n")
+            f"To join again, write to {info.address(Kind.JOIN)}.\n")
     return _base(info, to, f"You have left {info.name}", body).as_bytes()
 
 
 def help_text(info: ListInfo) -> str:
     return (
-        f"Commands for {info.post_address}, sent to {info.address('request')} in the subject\n"
+        f"Commands for {info.post_address}, sent to {info.address(Kind.REQUEST)} in the subject\n"
         "or one per line in the body:\n"
         "  subscribe    - join the list (you will be asked to confirm)\n"
         "  unsubscribe  - leave the list (you will be asked to confirm)\n"
@@ -97,8 +98,8 @@ def help_text(info: ListInfo) -> str:
         "                 digest html; digest off goes back to each post; you will be\n"
         "                 asked to confirm)\n"
         "  help         - this text\n\n"
-        f"Shortcuts: write to {info.address('join')} to join, {info.address('leave')} to leave.\n"
-        f"To reach the people who run the list, write to {info.address('owner')}.\n")
+        f"Shortcuts: write to {info.address(Kind.JOIN)} to join, {info.address(Kind.LEAVE)} to leave.\n"
+        f"To reach the people who run the list, write to {info.address(Kind.OWNER)}.\n")
 
 
 def request_results(info: ListInfo, to: str, results: list[tuple[str, str]]) -> bytes:
@@ -133,7 +134,7 @@ def held_for_sender(info: ListInfo, to: str, subject: str, reason: str, *, rule:
 def rejected_for_sender(info: ListInfo, to: str, subject: str, reason: str) -> bytes:
     body = (f"Your message to {info.post_address} with the subject\n\n    {subject}\n\n"
             f"was not posted: {reason}.\n\n"
-            f"If you think this is a mistake, write to {info.address('owner')}.\n")
+            f"If you think this is a mistake, write to {info.address(Kind.OWNER)}.\n")
     return _base(info, to, f"Your message to {info.name} was not posted", body).as_bytes()
 
 
@@ -159,8 +160,8 @@ def held_for_moderators(info: ListInfo, to: str, held_id: int, token: str, sende
             f"From:    {sender}\nSubject: {subject}\nReason:  {reason}\n\n{evidence}"
             + how_to_act(held_id) + "\nThe post is attached.\n")
     msg = _base(info, to, f"[{info.name}] held post {held_id}: {subject}"[:200], body,
-                auto="auto-generated", from_addr=info.address("owner"),
-                reply_to=info.address(f"confirm+{token}"))
+                auto="auto-generated", from_addr=info.address(Kind.OWNER),
+                reply_to=info.address(Kind.CONFIRM, token))
     return _with_attachment(msg, original, f"held-{held_id}.eml")
 
 
@@ -173,14 +174,14 @@ def held_reminder(info: ListInfo, to: str, held_id: int, token: str, sender: str
             f"If nobody handles it by {expires:%A %d %B %Y %H:%M} UTC, it will be {fate}.\n\n"
             + how_to_act(held_id))
     return _base(info, to, f"[{info.name}] reminder: held post {held_id}: {subject}"[:200], body,
-                 auto="auto-generated", from_addr=info.address("owner"),
-                 reply_to=info.address(f"confirm+{token}")).as_bytes()
+                 auto="auto-generated", from_addr=info.address(Kind.OWNER),
+                 reply_to=info.address(Kind.CONFIRM, token)).as_bytes()
 
 
 def moderation_result(info: ListInfo, to: str, held_id: int, outcome: str) -> bytes:
     return _base(info, to, f"[{info.name}] {outcome.splitlines()[0]}"[:200],
                  outcome + "\n", auto="auto-replied",
-                 from_addr=info.address("owner")).as_bytes()
+                 from_addr=info.address(Kind.OWNER)).as_bytes()
 
 
 # RFC 2045 2.7/2.8: what 7bit and 8bit bodies may hold (RFC 2046 5.2.1 allows only these, or
@@ -242,5 +243,5 @@ def to_owners(info: ListInfo, to: str, original: bytes, sender: str) -> bytes:
     so the moderators' replies go to the writer, not back into the list)."""
     body = f"A message for the people who run {info.post_address} arrived from {sender}.\n"
     msg = _base(info, to, f"[{info.name}] message for the list owners from {sender}"[:200],
-                body, auto="auto-generated", reply_to=sender, from_addr=info.address("owner"))
+                body, auto="auto-generated", reply_to=sender, from_addr=info.address(Kind.OWNER))
     return _with_attachment(msg, original, "message.eml")

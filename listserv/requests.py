@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from listserv import notices, outbox, subscriptions
+from listserv.addresses import Kind
 from listserv.config import Config
 from listserv.lists import list_info
 from listserv.models import DeliveryMode, MailingList
@@ -83,7 +84,7 @@ def handle(session: Session, cfg: Config, ml: MailingList, sender: str, subject:
             results.append((cmd.line, "this command needs an argument"))
     info = list_info(ml, cfg)
     outbox.enqueue_notice(session, list_id=ml.id, recipient=sender,
-                          sender=info.address("bounces"),
+                          sender=info.address(Kind.BOUNCES),
                           payload=notices.request_results(info, sender, results))
     return results
 

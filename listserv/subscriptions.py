@@ -21,7 +21,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from listserv import audit, links, names, notices, outbox
-from listserv.addresses import normalise_address
+from listserv.addresses import Kind, list_address, normalise_address
 from listserv.config import Config
 from listserv.lists import list_info
 from listserv.models import (
@@ -71,7 +71,7 @@ def find_subscription(session: Session, list_id: int, email: str) -> Subscriptio
 
 
 def _bounces(cfg: Config, ml: MailingList) -> str:
-    return f"{ml.name}-bounces@{cfg.server.domain}"
+    return list_address(ml.name, cfg.server.domain, Kind.BOUNCES)
 
 
 DELIVERY_ACTION = "delivery-"  # + a DeliveryMode value: a confirmed change of delivery

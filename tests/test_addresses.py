@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from listserv import lists
 from listserv.addresses import (
+    SUFFIXES,
     Destination,
     Kind,
     list_address,
     normalise_address,
     parse_recipient,
+    verp_affixes,
     verp_sender,
 )
+from listserv.decorate import ListInfo
 
 DOMAIN = "lists.example.org"
 LISTS = {"dev", "digital-tools", "foo", "foo-owner", "a"}
@@ -240,3 +244,36 @@ def test_verp_sender_refuses_a_non_address() -> None:
 )
 def test_normalise_address(raw: str, expected: str | None) -> None:
     assert normalise_address(raw) == expected
+
+
+# --- one scheme for every caller (issue 7 tidy: addresses built in one place) ------------------
+
+
+def test_every_reserved_suffix_is_an_address_of_the_list() -> None:
+    """The names ``lists`` refuses are exactly the suffixes ``parse_recipient`` reads."""
+    assert lists.SUFFIXES == SUFFIXES
+    for suffix in SUFFIXES:
+        local = "dev" + suffix + ("+abc123" if suffix == "-confirm" else "")
+        found = parse_recipient(f"{local}@{DOMAIN}", DOMAIN, exists)
+        assert found is not None and found.list_name == "dev" and found.kind is not Kind.POST
+        assert lists.name_problem("dev" + suffix) is not None
+
+
+@pytest.mark.parametrize("recipient", ["joe@example.com", "Mixed.Case+tag@Council.Example"])
+def test_verp_affixes_agree_with_verp_sender(recipient: str) -> None:
+    """The fan-out builds VERP senders in SQL from these affixes: same result as Python."""
+    prefix, suffix = verp_affixes("dev", DOMAIN)
+    subscriber = normalise_address(recipient)
+    assert subscriber is not None
+    assert prefix + subscriber.replace("@", "=") + suffix == verp_sender("dev", DOMAIN, recipient)
+
+
+def test_list_info_addresses_come_from_list_address() -> None:
+    info = ListInfo("dev", DOMAIN, "Dev list", "https://lists.example.org")
+    assert info.post_address == list_address("dev", DOMAIN)
+    for kind in Kind:
+        if kind is Kind.CONFIRM:
+            assert info.address(kind, "abc123") == list_address("dev", DOMAIN, kind, "abc123")
+        else:
+            assert info.address(kind) == list_address("dev", DOMAIN, kind)
+            assert info.address(kind.value) == info.address(kind)  # "bounces" etc. still read

@@ -112,3 +112,11 @@ def test_migration_turns_pickled_digests_into_data(db_url: str) -> None:
         assert all(pickle.loads(back[fmt]) == rendered for fmt, rendered in old.items())
     finally:
         store.dispose()
+
+
+def test_rendered_digests_pickle_under_the_name_the_earlier_code_reads() -> None:
+    """Migration 0007's downgrade writes pickles for the code before it, which knows only
+    digests.render.Rendered and TextPart: the render package split must keep those names."""
+    data = pickle.dumps(render.render(DIGEST, "plain"))
+    assert b"digests.render" in data and b"digests.render." not in data
+    assert render.Rendered.__module__ == render.TextPart.__module__ == "digests.render"
