@@ -8,6 +8,7 @@ import smtplib
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from sqlmodel import select
 
 from listserv import config as config_mod
-from listserv.models import Bounce, Outbox
+from listserv.models import Bounce, Outbox, utcnow
 from listserv.store import Store
 from tests.harness import DOMAIN, Running, mail, make_list, running, wait_until
 from tests.smtpsink import SmtpSink
@@ -125,29 +126,26 @@ def outbox_states(store: Store) -> list[str]:
         return sorted(r.state for r in s.exec(select(Outbox)))
 
 
-@pytest.mark.parametrize("trouble", ["smarthost refusing", "delivery in flight"])
-def test_killed_after_250_delivers_at_once_after_restart(store: Store, config_path: Path,
-                                                         sink: SmtpSink, trouble: str) -> None:
+def outbox_rows(store: Store) -> list[tuple[str, int, object]]:
+    with store.session() as s:
+        return sorted((r.state, r.attempts, r.next_attempt_at) for r in s.exec(select(Outbox)))
+
+
+def test_killed_in_flight_delivers_at_once_after_restart(store: Store, config_path: Path,
+                                                         sink: SmtpSink) -> None:
+    """Accepted means durable: killed while the first copies are with the smarthost, the server
+    sends every copy at once after a restart (rows that were in flight are due at once)."""
     make_list(store, "demo", members=MEMBERS)
     port = free_port()
     proc = Process(config_path)
-    if trouble == "smarthost refusing":
-        sink.script_data(*[451] * 10)  # every try fails and is put off by the back-off
-    else:
-        sink.delay = 5.0  # the first deliveries are still in flight when the server dies
+    sink.delay = 5.0  # the first deliveries are still in flight when the server dies
     proc.start(port)
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
             client.sendmail(MEMBERS[0], f"demo@{DOMAIN}",
                             mail(MEMBERS[0], f"demo@{DOMAIN}", "Survives a crash"))
-        if trouble == "smarthost refusing":
-            wait_until(lambda: sink.data_commands >= 1, what="a refused try")
-        else:
-            wait_until(lambda: "sending" in outbox_states(store), what="a delivery in flight")
+        wait_until(lambda: "sending" in outbox_states(store), what="a delivery in flight")
         proc.kill()
-        sink.script_data()  # nothing scripted: the smarthost accepts again
-        with sink._lock:
-            sink._data_script.clear()
         sink.delay = 0.0
         accepted_before = len(sink.messages)
         proc.start(port)
@@ -158,5 +156,39 @@ def test_killed_after_250_delivers_at_once_after_restart(store: Store, config_pa
         # At-least-once: duplicates only for what was in flight when the process died.
         assert len(sink.messages) - accepted_before <= 3
         assert len(sink.messages) <= 3 + 3
+    finally:
+        proc.stop()
+
+
+def test_killed_while_backing_off_keeps_the_back_off_after_restart(
+        store: Store, config_path: Path, sink: SmtpSink) -> None:
+    """Issue 7.15: a restart does not make backed-off rows due at once (that would burn their
+    retries); they keep their time and go out when it comes."""
+    make_list(store, "demo", members=MEMBERS)
+    port = free_port()
+    proc = Process(config_path)
+    sink.script_data(*[451] * 10)  # every try is refused and put off by the back-off
+    proc.start(port)
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.sendmail(MEMBERS[0], f"demo@{DOMAIN}",
+                            mail(MEMBERS[0], f"demo@{DOMAIN}", "Survives a crash"))
+        wait_until(lambda: [(st, n) for st, n, _ in outbox_rows(store)] == [("pending", 1)] * 3,
+                   what="every copy refused once and backed off")
+        before = outbox_rows(store)
+        proc.kill()
+        with sink._lock:
+            sink._data_script.clear()  # the smarthost accepts again
+        tries = sink.data_commands
+        proc.start(port)
+        time.sleep(3)  # several worker polls
+        assert sink.data_commands == tries and outbox_rows(store) == before
+        # The back-off runs out (made so here rather than waited for): all go out, once each.
+        with store.session() as s:
+            for row in s.exec(select(Outbox)):
+                row.next_attempt_at = utcnow()
+                s.add(row)
+        wait_until(lambda: outbox_states(store) == ["sent"] * 3, 10, "the outbox to settle")
+        assert sorted(m.rcpt_tos[0] for m in sink.messages) == sorted(MEMBERS)
     finally:
         proc.stop()
