@@ -51,11 +51,10 @@ class ListInfo:
     def post_address(self) -> str:
         return list_address(self.name, self.domain)
 
-    def address(self, kind: Kind | str, extra: str | None = None) -> str:
-        """The list's ``kind`` address (``addresses.list_address``); ``kind`` may be given by
-        its value ("bounces", "leave", ...), and ``extra`` is the CONFIRM token or VERP
-        subscriber."""
-        return list_address(self.name, self.domain, Kind(kind), extra)
+    def address(self, kind: Kind, extra: str | None = None) -> str:
+        """The list's ``kind`` address (``addresses.list_address``); ``extra`` is the CONFIRM
+        token or VERP subscriber."""
+        return list_address(self.name, self.domain, kind, extra)
 
     @property
     def list_id(self) -> str:

@@ -104,7 +104,7 @@ def _handle_one(session: Session, cfg: Config, d: Delivery, dest: Destination, r
         assert ml.id is not None
         for mod in subscriptions.moderators(session, ml.id):
             outbox.enqueue_notice(session, list_id=ml.id, recipient=mod,
-                                  sender=info.address("bounces"),
+                                  sender=info.address(Kind.BOUNCES),
                                   payload=notices.to_owners(info, mod, raw, sender))
         _store_admin(session, ml, d, parsed, raw, "owner: passed to the moderators")
 

@@ -32,6 +32,7 @@ from listserv import (
     sender_notices,
     subscriptions,
 )
+from listserv.addresses import Kind
 from listserv.config import Config
 from listserv.decorate import ListInfo
 from listserv.fanout import STATUS_FOR
@@ -114,7 +115,7 @@ def hold(session: Session, cfg: Config, ml: MailingList, info: ListInfo, msg: Me
     session.add(held)
     for mod in subscriptions.moderators(session, ml.id):
         outbox.enqueue_notice(session, list_id=ml.id, recipient=mod,
-                              sender=info.address("bounces"),
+                              sender=info.address(Kind.BOUNCES),
                               payload=notices.held_for_moderators(
                                   info, mod, held.id, token, msg.from_address, msg.subject,
                                   decision.reason, msg.raw,
@@ -123,7 +124,7 @@ def hold(session: Session, cfg: Config, ml: MailingList, info: ListInfo, msg: Me
     # sender may be written to (sender_notices: no backscatter to forged or automatic senders).
     if msg.from_address:
         sender_notices.notify(session, list_id=ml.id, address=msg.from_address, kind="held",
-                              sender=info.address("bounces"),
+                              sender=info.address(Kind.BOUNCES),
                               payload=notices.held_for_sender(info, msg.from_address,
                                                               msg.subject, decision.reason,
                                                               rule=decision.rule),
@@ -180,7 +181,7 @@ def act(session: Session, cfg: Config, held_id: int, action: Action, *, actor: s
     elif action is Action.REJECT and msg.from_address:
         info = list_info(ml, cfg)
         sender_notices.notify(session, list_id=ml.id, address=msg.from_address,
-                              kind="rejected", sender=info.address("bounces"),
+                              kind="rejected", sender=info.address(Kind.BOUNCES),
                               payload=notices.rejected_for_sender(
                                   info, msg.from_address, msg.subject,
                                   reason or "a moderator declined it"),
@@ -220,7 +221,7 @@ def act_by_reply(session: Session, cfg: Config, held: Held, sender: str,
                      future=command.future)
     info = list_info(ml, cfg)
     outbox.enqueue_notice(session, list_id=ml.id, recipient=sender,
-                          sender=info.address("bounces"),
+                          sender=info.address(Kind.BOUNCES),
                           payload=notices.moderation_result(info, sender, held.id, result.message))
     return result
 
@@ -257,7 +258,7 @@ def sweep(session: Session, cfg: Config, now: datetime | None = None) -> tuple[i
             info = list_info(ml, cfg)
             for mod in subscriptions.moderators(session, ml.id):
                 outbox.enqueue_notice(session, list_id=ml.id, recipient=mod,
-                                      sender=info.address("bounces"),
+                                      sender=info.address(Kind.BOUNCES),
                                       payload=notices.held_reminder(
                                           info, mod, held.id,
                                           links.held_token(site_secret(session), held.id),

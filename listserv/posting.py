@@ -28,6 +28,7 @@ from listserv import (
     sender_notices,
     subscriptions,
 )
+from listserv.addresses import Kind
 from listserv.config import Config
 from listserv.fanout import STATUS_FOR, fan_out
 from listserv.lists import list_info
@@ -133,7 +134,7 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
                             held_id=moderation.hold(session, cfg, ml, info, msg, decision))
     elif decision.action is Action.REJECT and sender:
         sender_notices.notify(session, list_id=ml.id, address=sender, kind="rejected",
-                              sender=info.address("bounces"),
+                              sender=info.address(Kind.BOUNCES),
                               payload=notices.rejected_for_sender(info, sender, parsed.subject,
                                                                   decision.reason),
                               raw=raw, envelope_from=envelope_from, now=utcnow(),

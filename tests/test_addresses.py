@@ -276,4 +276,3 @@ def test_list_info_addresses_come_from_list_address() -> None:
             assert info.address(kind, "abc123") == list_address("dev", DOMAIN, kind, "abc123")
         else:
             assert info.address(kind) == list_address("dev", DOMAIN, kind)
-            assert info.address(kind.value) == info.address(kind)  # "bounces" etc. still read
