@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from digests.model import Digest, DigestPost, DigestThread, Participant, UpcomingItem, summarise
 from listserv import links, quotes
+from listserv.addresses import list_address
 from listserv.config import Config
 from listserv.message import first_text
 from listserv.models import (
@@ -89,7 +90,7 @@ def collect(session: Session, ml: MailingList, cfg: Config, start: datetime, end
         col(Subscription.list_id) == ml.id, col(Subscription.role) != Role.NONMEMBER.value,
         col(Subscription.created_at) >= start, col(Subscription.created_at) < end)).scalar_one())
     upcoming = tuple(item for source in UPCOMING_SOURCES for item in source(session, ml, end))
-    return Digest(list_name=ml.name, list_address=f"{ml.name}@{cfg.server.domain}",
+    return Digest(list_name=ml.name, list_address=list_address(ml.name, cfg.server.domain),
                   description=ml.description, period_start=start, period_end=end, volume=volume,
                   number=number, threads=tuple(threads), upcoming=upcoming,
                   new_members=new_members,

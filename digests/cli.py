@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from digests import build, periods, render, schedule, send
+from listserv.addresses import Kind, list_address
 from listserv.cli_common import Ctx, list_or_fail, pass_ctx
 from listserv.lists import every as every_list
 from listserv.models import MailingList, utcnow
@@ -55,7 +56,7 @@ def digest_preview(obj: Ctx, list_name: str, fmt: str, since: str | None,
                                 unsubscribe_url="(your unsubscribe link)",
                                 delivery_url="(your delivery settings link)")
     data = render.personalise(render.render(digest, fmt), member,
-                              {"From": f"{list_name}-request@{obj.cfg.server.domain}"})
+                              {"From": list_address(list_name, obj.cfg.server.domain, Kind.REQUEST)})
     click.echo(f"{len(digest.threads)} threads, {sum(t.new_posts for t in digest.threads)} posts "
                f"since {start:%Y-%m-%d %H:%M} UTC", err=True)
     if output is not None:

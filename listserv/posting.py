@@ -28,7 +28,7 @@ from listserv import (
     sender_notices,
     subscriptions,
 )
-from listserv.addresses import Kind
+from listserv.addresses import Kind, list_address
 from listserv.config import Config
 from listserv.fanout import STATUS_FOR, fan_out
 from listserv.lists import list_info
@@ -111,7 +111,7 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
         facts = replace(facts, policy_hold=verdict.hold_reason)
     decision = decide(facts)
     msg = Message(list_id=ml.id, message_id=parsed.message_id, envelope_from=envelope_from,
-                  envelope_to=f"{ml.name}@{cfg.server.domain}", from_address=sender,
+                  envelope_to=list_address(ml.name, cfg.server.domain), from_address=sender,
                   from_name=parsed.from_name, subject=parsed.subject, date=parsed.date,
                   size=parsed.size, dmarc_policy=dmarc_policy,
                   policy=participation.evidence_json(verdict.decision) if verdict else "",
