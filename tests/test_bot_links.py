@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from bot import client
 from bot.context import BotContext
@@ -119,3 +120,13 @@ def test_link_mails_a_code_and_verify_links(tmp_path: Path, db_url: str, sink: S
                 assert discord_links.linked_person(s, USER) is None
     finally:
         store.dispose()
+
+
+async def test_a_failing_command_gets_a_friendly_answer(double: DiscordDouble,
+                                                        bot: client.CommonroomBot, store: Store,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    with store.session() as s:  # the store breaks under the command
+        s.connection().execute(text("DROP TABLE discord_link_code"))
+    body = await double.callback_for(await double.interaction("verify", USER, {"code": "1"}))
+    assert "did not work" in answer_text(body)
+    assert "/verify failed" in caplog.text
