@@ -15,6 +15,7 @@ Invariants:
 
 from __future__ import annotations
 
+import email.policy
 import hashlib
 import hmac
 import secrets
@@ -83,7 +84,7 @@ def bridged_list_of(session: Session, cfg: Config, email: str) -> tuple[MailingL
 
 
 def code_mail(cfg: Config, ml: MailingList, to: str, code: str) -> bytes:
-    msg = EmailMessage()
+    msg = EmailMessage(policy=email.policy.SMTP)  # CRLF, as every notice goes on the wire
     msg["From"] = formataddr((f"{ml.name} list", list_address(ml.name, cfg.server.domain,
                                                               Kind.REQUEST)))
     msg["To"] = to
