@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from bot import cli as bot_cli
 from digests import cli as digest_cli
 from listserv import cli_lists, cli_members, cli_moderation, cli_queue, logsetup
 from listserv import config as config_mod
@@ -92,7 +93,8 @@ def init(ctx: click.Context, domain: str, force: bool) -> None:
 @main.command()
 @pass_ctx
 def serve(obj: Ctx) -> None:
-    """Serve SMTP, deliver mail and run the scheduler (digests, held-post reminders)."""
+    """Serve SMTP, deliver mail, run the scheduler (digests, held-post reminders) and, when
+    [discord] token is set, the Discord bot."""
     from listserv.serve import App, StartupError
 
     logsetup.configure(obj.verbose, level=logging.INFO)  # a server's log is its record
@@ -132,3 +134,4 @@ main.add_command(outbox_group)
 # The digest commands live with the digests (the command line is a door onto every package).
 main.add_command(digest_cli.digest_group)
 main.add_command(digest_cli.jobs_group)
+main.add_command(bot_cli.bot_command)  # the Discord bot lives in bot/, as the digests do

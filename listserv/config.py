@@ -92,10 +92,29 @@ class DeliveryConfig:
 
 
 @dataclass(frozen=True)
+class DiscordConfig:
+    """The Discord bot (bot/). No token: the bot does not run.
+
+    Ids are Discord snowflakes, kept as strings of digits (as Discord's API sends them): they
+    are not amounts, and an empty one means "not set"."""
+
+    token: str = ""  # the bot token; better given as COMMONROOM_DISCORD_TOKEN than in a file
+    guild_id: str = ""
+    moderator_role: str = ""  # a role name or id; moderator commands check it on every call
+    digest_channel_id: str = ""  # optional: where the weekly digest summary is posted
+    # Empty: Discord's own. Set to run behind a REST or gateway proxy (and in the tests).
+    api_base: str = ""  # e.g. http://127.0.0.1:8081/api/v10
+    gateway_url: str = ""  # e.g. ws://127.0.0.1:8081/
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    discord: DiscordConfig = field(default_factory=DiscordConfig)
+    # [discord.bridges]: list name -> the Discord channel id (digits) its threads are bridged to.
+    bridges: Mapping[str, str] = field(default_factory=dict)
     base_dir: Path = field(default_factory=Path.cwd)
 
     @property
@@ -129,7 +148,9 @@ SECTIONS: dict[str, type[Any]] = {
     "server": ServerConfig,
     "database": DatabaseConfig,
     "delivery": DeliveryConfig,
+    "discord": DiscordConfig,
 }
+BRIDGES = "discord.bridges"  # a table inside [discord], read apart from the section's keys
 
 
 def _coerce(key: str, raw: Any, want: type[Any] | str) -> Any:
@@ -212,6 +233,28 @@ def _validate(cfg: Config) -> None:
     if lifetime is None or lifetime <= timedelta(0):
         raise ConfigError("[delivery] give_up_after must be a positive duration like 5d, 36h or "
                           f"90m, got {d.give_up_after!r}")
+    _validate_discord(cfg.discord, cfg.bridges)
+
+
+def _is_snowflake(text: str) -> bool:
+    return text.isascii() and text.isdigit() and 0 < int(text) < 2**64
+
+
+def _validate_discord(dc: DiscordConfig, bridges: Mapping[str, str]) -> None:
+    for key in ("guild_id", "digest_channel_id"):
+        value = getattr(dc, key)
+        if value and not _is_snowflake(value):
+            raise ConfigError(f"[discord] {key} must be a Discord id (digits; in Discord, "
+                              f"Developer Mode, right-click, Copy ID), got {value!r}")
+    if dc.api_base and not dc.api_base.startswith(("http://", "https://")):
+        raise ConfigError(f"[discord] api_base must start with http:// or https://, got {dc.api_base!r}")
+    if dc.gateway_url and not dc.gateway_url.startswith(("ws://", "wss://")):
+        raise ConfigError(f"[discord] gateway_url must start with ws:// or wss://, got {dc.gateway_url!r}")
+    if dc.token and not dc.guild_id:
+        raise ConfigError("[discord] guild_id must be set when a token is (the server the bot serves)")
+    for name, channel in bridges.items():
+        if not _is_snowflake(channel):
+            raise ConfigError(f"[{BRIDGES}] {name} must be a Discord channel id (digits), got {channel!r}")
 
 
 def load(path: Path | str | None = None, env: Mapping[str, str] | None = None,
@@ -234,6 +277,14 @@ def load(path: Path | str | None = None, env: Mapping[str, str] | None = None,
     elif Path(DEFAULT_FILE).is_file():
         return load(DEFAULT_FILE, env, overrides)
 
+    discord_data = dict(data.get("discord") or {})
+    raw_bridges = discord_data.pop("bridges", {})
+    if not isinstance(raw_bridges, dict):
+        raise ConfigError(f"[{BRIDGES}] must be a table of LIST = CHANNEL_ID lines")
+    if "discord" in data:
+        data["discord"] = discord_data
+    bridges = {str(name): _coerce(f"[{BRIDGES}] {name}", channel, "str")
+               for name, channel in raw_bridges.items()}
     for section in data:
         if section not in SECTIONS:
             raise ConfigError(f"unknown section [{section}] (known: {', '.join(SECTIONS)})")
@@ -253,7 +304,7 @@ def load(path: Path | str | None = None, env: Mapping[str, str] | None = None,
         for key, value in list(values.items()):
             values[key] = _coerce(f"[{section}] {key}", value, known[key].type)
         built[section] = cls(**values)
-    cfg = Config(**built, base_dir=base_dir)
+    cfg = Config(**built, bridges=bridges, base_dir=base_dir)
     _validate(cfg)
     return cfg
 
@@ -299,4 +350,22 @@ dmarc_timeout = 1.0
 give_up_after = "5d"
 # Sent deliveries are kept this many days (for 'commonroom outbox list'), then deleted.
 keep_sent_days = 30
+
+[discord]
+# The Discord bot runs (in 'commonroom serve', or alone with 'commonroom bot') when a token is
+# set. Prefer the environment for the token: COMMONROOM_DISCORD_TOKEN=...
+token = ""
+# The Discord server (guild) the bot serves, and who may use the moderator commands.
+guild_id = ""
+moderator_role = ""
+# Optional: a channel where the weekly digest is summarised.
+digest_channel_id = ""
+# Empty means Discord's own; set them to run behind a Discord REST or gateway proxy.
+api_base = ""
+gateway_url = ""
+
+[discord.bridges]
+# One line per bridged list: LIST = "CHANNEL_ID" (a forum channel, or a text channel whose
+# threads carry the discussions). For example:
+# demo = "123456789012345678"
 """

@@ -320,3 +320,30 @@ class SiteSetting(SQLModel, table=True):
     __tablename__ = "site_setting"
     key: str = Field(primary_key=True, max_length=64)
     value: str = ""
+
+
+class DiscordLink(SQLModel, table=True):
+    """A Discord account linked to a person (``listserv.discord_links``): one each way."""
+
+    __tablename__ = "discord_link"
+    discord_user_id: str = Field(primary_key=True, max_length=20)  # a snowflake, as Discord sends it
+    person_id: int = Field(foreign_key="person.id", unique=True)
+    linked_at: datetime = Field(default_factory=utcnow)
+
+
+class DiscordLinkCode(SQLModel, table=True):
+    """A one-time code mailed by ``/link``. Only its hash is kept. A request for an address that
+    is not a bridged list's member gets a row too (``person_id`` None, no mail), so limits and
+    answers are the same whether or not the address is known."""
+
+    __tablename__ = "discord_link_code"
+    __table_args__ = (Index("ix_discord_link_code_user_created", "discord_user_id", "created_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    discord_user_id: str = Field(max_length=20)
+    person_id: int | None = Field(default=None, foreign_key="person.id")
+    email: str = Field(max_length=254)
+    code_hash: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    attempts: int = 0  # wrong codes tried against this row
+    used_at: datetime | None = None

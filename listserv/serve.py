@@ -1,8 +1,9 @@
 """The process entry point: start the doors the configuration asks for, in one event loop.
 
-Now: the SMTP server, the outbox worker (delivery) and the scheduler (digests/schedule.py:
-digests and held-post reminders, run by one process). Later issues add the web pages and the
-Discord bot here. ``App`` is also what the tests start, on loopback.
+Now: the SMTP server, the outbox worker (delivery), the scheduler (digests/schedule.py:
+digests and held-post reminders, run by one process), and the Discord bot (bot/) when
+``[discord] token`` is set. A later issue adds the web pages here. ``App`` is also what the
+tests start, on loopback.
 
 Invariants:
 - Start-up fails fast, with a message saying what to do, when the schema is not current or the
@@ -33,6 +34,7 @@ from listserv.store import MIGRATIONS, Store
 from listserv.transports import MaildirTransport, SmtpTransport, Transport
 
 if TYPE_CHECKING:
+    from bot.client import CommonroomBot
     from digests.schedule import Scheduler
 
 log = logging.getLogger("commonroom.serve")
@@ -88,6 +90,7 @@ class App:
         self.port = cfg.server.smtp_port if smtp_port is None else smtp_port
         self.with_scheduler = with_scheduler
         self.scheduler: Scheduler | None = None
+        self.bot: CommonroomBot | None = None
 
     async def start(self) -> None:
         problem = await asyncio.to_thread(schema_problem, self.store)
@@ -127,10 +130,24 @@ class App:
 
             self.scheduler = Scheduler(self.store, self.cfg, wake_outbox=self.worker.wake)
             await self.scheduler.start()
+        if self.cfg.discord.token:
+            await self._start_bot()
         where = (f"smarthost {self.cfg.delivery.smarthost}" if self.cfg.smarthost
                  else f"Maildir {self.cfg.maildir_path}")
         log.info("SMTP on %s:%s for %s; delivering to %s", self.cfg.server.smtp_host, self.port,
                  self.cfg.server.domain, where)
+
+    async def _start_bot(self) -> None:
+        from bot import client
+        from bot.context import BotContext
+        from bot.startup import BotStartupError
+
+        assert self.worker is not None
+        try:
+            self.bot = await client.start(BotContext(self.cfg, self.store, self.worker.wake))
+        except BotStartupError as e:
+            await self.stop()
+            raise StartupError(f"the Discord bot cannot start: {e}") from None
 
     def sweep_once(self) -> tuple[int, int]:
         """The scheduler's held-post sweep, run now (tests; the scheduler runs it every minute)."""
@@ -140,6 +157,8 @@ class App:
         return sweep(self.store, self.cfg, self.worker.wake)
 
     async def stop(self) -> None:
+        if self.bot is not None:
+            await self.bot.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self.server is not None:

@@ -1,0 +1,128 @@
+"""The Discord client: a discord.py ``commands.Bot`` with one cog per feature, and ``start``,
+which connects it and checks the configuration against what Discord reports.
+
+Invariants:
+- ``start`` returns a bot that is connected, in the configured guild, with every bridged
+  channel present and the slash commands synced to that guild; otherwise it closes what it
+  opened and raises ``BotStartupError`` saying what to fix.
+- Intents are only what is used: guilds (channels and threads), guild messages and message
+  content (the bridge reads what people write in bridged threads).
+- Nothing the bot sends can ping anyone: allowed mentions are empty for the whole client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.cogs.links import Links
+from bot.context import BotContext
+from bot.endpoints import point_at
+from bot.startup import BotStartupError, closed_advice, config_problems, guild_problems
+from listserv import lists
+
+log = logging.getLogger("commonroom.bot")
+
+
+def intents() -> discord.Intents:
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_messages = True
+    wanted.message_content = True
+    return wanted
+
+
+class CommonroomBot(commands.Bot):
+    def __init__(self, ctx: BotContext, *, guild_ready_timeout: float = 2.0) -> None:
+        super().__init__(command_prefix=commands.when_mentioned, help_command=None,
+                         intents=intents(), allowed_mentions=discord.AllowedMentions.none(),
+                         guild_ready_timeout=guild_ready_timeout)
+        self.ctx = ctx
+        self.guild_ref = discord.Object(int(ctx.cfg.discord.guild_id))
+        self.runner: asyncio.Task[None] | None = None
+
+    async def setup_hook(self) -> None:
+        await self.add_cog(Links(self.ctx), guild=self.guild_ref)
+        self.tree.error(self.on_app_command_error)
+
+    async def on_app_command_error(self, interaction: discord.Interaction,
+                                   error: app_commands.AppCommandError) -> None:
+        """The one place a failed command becomes a friendly reply."""
+        log.error("/%s failed", interaction.command.name if interaction.command else "?",
+                  exc_info=error)
+        text = "Sorry, that did not work; the moderators can see what went wrong in the log."
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+
+    async def stop(self) -> None:
+        await self.close()
+        if self.runner is not None:
+            await asyncio.gather(self.runner, return_exceptions=True)
+
+
+def _channel_kinds(guild: discord.Guild) -> dict[str, str]:
+    return {str(c.id): c.type.name for c in guild.channels}
+
+
+async def start(ctx: BotContext, *, ready_timeout: float = 60.0,
+                guild_ready_timeout: float = 2.0) -> CommonroomBot:
+    cfg = ctx.cfg
+    names = await asyncio.to_thread(_list_names, ctx)
+    problems = config_problems(cfg, names)
+    if problems:
+        raise BotStartupError("\n".join(problems))
+    point_at(cfg.discord.api_base, cfg.discord.gateway_url)
+    bot = CommonroomBot(ctx, guild_ready_timeout=guild_ready_timeout)
+    try:
+        await _connect(bot, ready_timeout)
+        guild = bot.get_guild(bot.guild_ref.id)
+        problems = guild_problems(cfg, guild is not None,
+                                  _channel_kinds(guild) if guild is not None else {})
+        if problems:
+            raise BotStartupError("\n".join(problems))
+        await bot.tree.sync(guild=bot.guild_ref)
+    except BaseException:
+        await bot.stop()
+        raise
+    log.info("Discord bot ready in %s as %s", guild, bot.user)
+    return bot
+
+
+async def _connect(bot: CommonroomBot, ready_timeout: float) -> None:
+    where = bot.ctx.cfg.discord.api_base or "Discord"
+    try:
+        await bot.login(bot.ctx.cfg.discord.token)
+    except discord.LoginFailure:
+        raise BotStartupError("[discord] token: Discord refused it; reset it in the developer "
+                              "portal (Bot, Reset Token) and set it again") from None
+    except (aiohttp.ClientError, OSError, discord.HTTPException) as e:
+        raise BotStartupError(f"cannot reach {where} ({e}); check the network, or [discord] "
+                              "api_base") from None
+    bot.runner = asyncio.create_task(bot.connect(reconnect=True))
+    ready = asyncio.create_task(bot.wait_until_ready())
+    done, _ = await asyncio.wait({bot.runner, ready}, timeout=ready_timeout,
+                                 return_when=asyncio.FIRST_COMPLETED)
+    if ready in done:
+        return
+    ready.cancel()
+    if bot.runner in done:
+        error = bot.runner.exception()
+        if isinstance(error, discord.PrivilegedIntentsRequired):
+            raise BotStartupError(closed_advice(4014))
+        if isinstance(error, discord.ConnectionClosed):
+            raise BotStartupError(closed_advice(error.code))
+        raise BotStartupError(f"the Discord gateway failed: {error}")
+    raise BotStartupError(f"the Discord gateway did not get ready within {ready_timeout:g}s "
+                          "(check [discord] gateway_url and the network)")
+
+
+def _list_names(ctx: BotContext) -> list[str]:
+    with ctx.store.read_session() as s:
+        return lists.all_names(s)

@@ -1,0 +1,315 @@
+"""A Discord API double on loopback: REST routes and a gateway websocket, served by aiohttp.
+
+The bot talks to it through discord.py's own HTTP and gateway code (``[discord] api_base`` and
+``gateway_url`` point there), so what is tested is what runs against Discord. It plays one
+guild with a few text channels. A test dispatches gateway events (``dispatch``,
+``interaction``) and reads back what the bot sent (``requests``, ``wait_for``).
+
+What it keeps to (see ../shared/notes/discord-testing.md): JSON bodies are sent with a
+Content-Type of exactly ``application/json`` (discord.py parses nothing else as JSON); the
+gateway does HELLO, IDENTIFY -> READY + GUILD_CREATE, heartbeat -> ACK, RESUME -> RESUMED with
+the events missed meanwhile replayed. Frames go out as uncompressed text, which discord.py
+accepts whatever compression it asked for. Unknown routes answer 404 and are recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+API = "/api/v10"
+EVERYONE_PERMISSIONS = "1071698660929"  # view, send, read history, use application commands
+ADMIN = str(1 << 3)
+_ids = itertools.count(1_000_000_000_000_000_001)
+
+
+def snowflake() -> str:
+    return str(next(_ids))
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str  # without the /api/v10 prefix
+    query: dict[str, str]
+    body: Any  # parsed JSON, or None
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    # Exactly application/json: json_response's "; charset=utf-8" makes discord.py read text.
+    return web.Response(status=status, body=json.dumps(data).encode(),
+                        headers={"Content-Type": "application/json"})
+
+
+@dataclass
+class DiscordDouble:
+    guild_id: str = field(default_factory=snowflake)
+    app_id: str = field(default_factory=snowflake)
+    bot_id: str = ""
+    channels: dict[str, str] = field(default_factory=dict)  # name -> id
+    roles: dict[str, str] = field(default_factory=dict)  # name -> id
+    requests: list[Recorded] = field(default_factory=list)
+    identified: int = 0
+    resumed: int = 0
+
+    def __post_init__(self) -> None:
+        self.bot_id = self.app_id  # as for bots made in the developer portal
+        for name in ("general", "demo-list"):
+            self.channels.setdefault(name, snowflake())
+        self.roles.setdefault("Moderators", snowflake())
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._ws: web.WebSocketResponse | None = None
+        self._seq = 0
+        self._sent: list[dict[str, Any]] = []  # dispatches, for replay on RESUME
+        self._session = snowflake()
+        self._changed = asyncio.Condition()
+
+    # --- running -------------------------------------------------------------------------
+
+    async def start(self) -> DiscordDouble:
+        app = web.Application()
+        app.router.add_get("/", self._gateway)
+        app.router.add_route("*", API + "/{path:.*}", self._rest)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert isinstance(server, asyncio.base_events.Server)
+        self.port = server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}{API}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/"
+
+    # --- what a test does ----------------------------------------------------------------
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        self._seq += 1
+        frame = {"op": 0, "t": event, "s": self._seq, "d": data}
+        self._sent.append(frame)
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.send_str(json.dumps(frame))
+
+    async def interaction(self, name: str, user_id: str, options: dict[str, Any] | None = None, *,
+                          roles: tuple[str, ...] = (), permissions: str = EVERYONE_PERMISSIONS,
+                          channel: str = "general") -> str:
+        """Dispatch a slash command as ``user_id``; return the interaction's id."""
+        interaction_id = snowflake()
+        opts = [{"name": k, "type": 4 if isinstance(v, int) else 3, "value": v}
+                for k, v in (options or {}).items()]
+        await self.dispatch("INTERACTION_CREATE", {
+            "id": interaction_id, "application_id": self.app_id, "type": 2,
+            "token": f"tok{interaction_id}", "version": 1, "guild_id": self.guild_id,
+            "channel_id": self.channels[channel],
+            "channel": {"id": self.channels[channel], "type": 0, "guild_id": self.guild_id,
+                        "name": channel, "position": 0, "permission_overwrites": []},
+            "member": self._member(user_id, list(roles), permissions),
+            "data": {"id": snowflake(), "name": name, "type": 1, "options": opts,
+                     "guild_id": self.guild_id},
+            "attachment_size_limit": 8 * 1024 * 1024, "locale": "en-GB", "app_permissions": ADMIN,
+        })
+        return interaction_id
+
+    async def wait_for(self, method: str, path_start: str, count: int = 1,
+                       timeout: float = 10.0) -> list[Recorded]:
+        """The recorded requests to ``path_start...``, once there are ``count`` of them."""
+        def found() -> list[Recorded]:
+            return [r for r in self.requests if r.method == method and r.path.startswith(path_start)]
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: len(found()) >= count), timeout)
+        return found()
+
+    async def callback_for(self, interaction_id: str, timeout: float = 10.0) -> Any:
+        """The body of the bot's answer to an interaction."""
+        [answer] = await self.wait_for("POST", f"/interactions/{interaction_id}/", 1, timeout)
+        return answer.body
+
+    async def drop_gateway(self) -> None:
+        """Close the gateway connection as Discord does when it wants a reconnect."""
+        if self._ws is not None:
+            await self._ws.close(code=4000, message=b"double: reconnect please")
+
+    # --- payloads ------------------------------------------------------------------------
+
+    def _user(self, user_id: str, *, bot: bool = False) -> dict[str, Any]:
+        return {"id": user_id, "username": "commonroom" if bot else f"user{user_id[-4:]}",
+                "global_name": None, "discriminator": "0", "avatar": None, "bot": bot}
+
+    def _member(self, user_id: str, roles: list[str], permissions: str) -> dict[str, Any]:
+        return {"user": self._user(user_id), "roles": [self.roles.get(r, r) for r in roles],
+                "joined_at": "2026-01-01T00:00:00+00:00", "deaf": False, "mute": False,
+                "flags": 0, "pending": False, "permissions": permissions}
+
+    def _channel(self, name: str, channel_id: str) -> dict[str, Any]:
+        return {"id": channel_id, "type": 0, "guild_id": self.guild_id, "name": name,
+                "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None}
+
+    def _guild(self) -> dict[str, Any]:
+        roles = [{"id": self.guild_id, "name": "@everyone", "permissions": EVERYONE_PERMISSIONS,
+                  "position": 0, "color": 0, "hoist": False, "managed": False,
+                  "mentionable": False, "flags": 0}]
+        roles += [{"id": rid, "name": name, "permissions": EVERYONE_PERMISSIONS, "position": 1,
+                   "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0}
+                  for name, rid in self.roles.items()]
+        return {"id": self.guild_id, "name": "Commonroom test", "owner_id": snowflake(),
+                "unavailable": False, "member_count": 1, "large": False, "features": [],
+                "roles": roles, "emojis": [], "stickers": [], "threads": [],
+                "channels": [self._channel(n, cid) for n, cid in self.channels.items()],
+                "members": [self._member(self.bot_id, [], ADMIN)
+                            | {"user": self._user(self.bot_id, bot=True)}],
+                "voice_states": [], "presences": [], "stage_instances": [],
+                "guild_scheduled_events": [], "premium_tier": 0, "mfa_level": 0,
+                "verification_level": 0, "explicit_content_filter": 0,
+                "default_message_notifications": 0, "system_channel_flags": 0,
+                "preferred_locale": "en-GB", "nsfw_level": 0, "afk_timeout": 300}
+
+    def _message(self, channel_id: str, body: dict[str, Any], *, webhook_id: str | None = None
+                 ) -> dict[str, Any]:
+        author = self._user(webhook_id or self.bot_id, bot=True)
+        if webhook_id and body.get("username"):
+            author["username"] = body["username"]
+        msg = {"id": snowflake(), "channel_id": channel_id, "guild_id": self.guild_id,
+               "author": author, "content": body.get("content", ""),
+               "timestamp": "2026-12-01T00:00:00+00:00", "edited_timestamp": None, "tts": False,
+               "mention_everyone": False, "mentions": [], "mention_roles": [], "attachments": [],
+               "embeds": body.get("embeds", []), "pinned": False, "type": 0, "flags": 0,
+               "components": []}
+        if webhook_id:
+            msg["webhook_id"] = webhook_id
+        return msg
+
+    # --- REST ----------------------------------------------------------------------------
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        path = "/" + request.match_info["path"]
+        body: Any = None
+        if request.can_read_body:
+            raw = await request.read()
+            if request.content_type == "application/json" and raw:
+                body = json.loads(raw)
+            elif raw:  # multipart: discord.py puts the JSON in the payload_json part
+                body = {"raw": raw.decode("utf-8", "replace")}
+        async with self._changed:
+            self.requests.append(Recorded(request.method, path, dict(request.query), body))
+            self._changed.notify_all()
+        return self._answer(request.method, path.strip("/").split("/"), body or {})
+
+    def _answer(self, method: str, parts: list[str], body: dict[str, Any]) -> web.Response:
+        match (method, parts):
+            case ("GET", ["gateway", "bot"]):
+                return _json({"url": self.gateway_url, "shards": 1, "session_start_limit": {
+                    "total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}})
+            case ("GET", ["users", "@me"]):
+                return _json(self._user(self.bot_id, bot=True) | {"flags": 0, "mfa_enabled": False,
+                                                                  "verified": True})
+            case ("GET", ["oauth2", "applications", "@me"]):
+                return _json({"id": self.app_id, "name": "commonroom", "description": "",
+                              "icon": None, "bot_public": False, "bot_require_code_grant": False,
+                              "owner": self._user(snowflake()), "verify_key": "00", "flags": 0,
+                              "summary": "", "rpc_origins": []})
+            case ("PUT", ["applications", _, *_, "commands"]):
+                return _json([cmd | {"id": snowflake(), "application_id": self.app_id,
+                                     "version": snowflake(), "default_member_permissions": None,
+                                     "dm_permission": True, "nsfw": False, "type": cmd.get("type", 1)}
+                              for cmd in (body if isinstance(body, list) else [])])
+            case ("POST", ["interactions", interaction_id, _, "callback"]):
+                return _json({"interaction": {"id": interaction_id, "type": 2,
+                                              "response_message_ephemeral": True}})
+            case ("POST", ["channels", channel_id, "messages"]):
+                return _json(self._message(channel_id, body))
+            case ("POST", ["channels", channel_id, "webhooks"]):
+                return _json({"id": snowflake(), "type": 1, "token": "webhooktoken",
+                              "channel_id": channel_id, "guild_id": self.guild_id,
+                              "name": body.get("name", "hook"), "avatar": None,
+                              "application_id": self.app_id})
+            case ("POST", ["webhooks", webhook_id, _]):
+                return _json(self._message("0", body, webhook_id=webhook_id))
+            case ("POST", ["channels", channel_id, *_, "threads"]):
+                return _json({"id": snowflake(), "type": 11, "guild_id": self.guild_id,
+                              "parent_id": channel_id, "name": body.get("name", "thread"),
+                              "owner_id": self.bot_id, "message_count": 0, "member_count": 1,
+                              "thread_metadata": {"archived": False, "auto_archive_duration": 10080,
+                                                  "archive_timestamp": "2026-12-01T00:00:00+00:00",
+                                                  "locked": False}})
+            case ("DELETE", _):
+                return web.Response(status=204)
+        return _json({"message": "404: Not Found (the double has no such route)", "code": 0}, 404)
+
+    # --- gateway -------------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._ws = ws
+        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            frame = json.loads(msg.data)
+            op = frame.get("op")
+            if op == 1:
+                await ws.send_str(json.dumps({"op": 11}))
+            elif op == 2:
+                self.identified += 1
+                await self.dispatch("READY", {
+                    "v": 10, "user": self._user(self.bot_id, bot=True), "session_id": self._session,
+                    "resume_gateway_url": self.gateway_url, "guilds": [
+                        {"id": self.guild_id, "unavailable": True}],
+                    "application": {"id": self.app_id, "flags": 0}, "private_channels": [],
+                    "relationships": [], "shard": [0, 1]})
+                await self.dispatch("GUILD_CREATE", self._guild())
+            elif op == 6:
+                self.resumed += 1
+                since = frame["d"].get("seq") or 0
+                for missed in [f for f in self._sent if f["s"] > since]:
+                    await ws.send_str(json.dumps(missed))
+                await self.dispatch("RESUMED", {})
+        return ws
+
+
+class ThreadedDouble:
+    """The double in its own thread and loop, for synchronous tests that run the server with
+    tests/harness.py (whose ``App`` has a loop of its own): ``call`` runs a coroutine there."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._kwargs = kwargs
+
+    def __enter__(self) -> ThreadedDouble:
+        self._thread.start()
+        self.double: DiscordDouble = self.call(self._make())
+        return self
+
+    async def _make(self) -> DiscordDouble:
+        return await DiscordDouble(**self._kwargs).start()
+
+    def call(self, coro: Any, timeout: float = 30.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.call(self.double.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.loop.close()
