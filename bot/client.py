@@ -21,6 +21,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.links import Links
+from bot.cogs.moderation import Moderation
 from bot.context import BotContext
 from bot.endpoints import point_at
 from bot.startup import BotStartupError, closed_advice, config_problems, guild_problems
@@ -48,6 +49,7 @@ class CommonroomBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         await self.add_cog(Links(self.ctx), guild=self.guild_ref)
+        await self.add_cog(Moderation(self.ctx), guild=self.guild_ref)
         self.tree.error(self.on_app_command_error)
 
     async def on_app_command_error(self, interaction: discord.Interaction,
