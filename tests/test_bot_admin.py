@@ -42,6 +42,11 @@ def bot_server(tmp_path: Path, db_url: str, sink: SmtpSink,
             return answer_text(threaded.call(double.callback_for(iid)))
 
         with running(cfg, store) as server:
+            [sync] = threaded.call(double.wait_for(
+                "PUT", f"/applications/{double.app_id}/guilds/{double.guild_id}/"))
+            perms = {c["name"]: c.get("default_member_permissions") for c in sync.body}
+            for name in ("emergency", "audit", "stats", "ban", "unban"):
+                assert int(perms[name]) == 1 << 13, (name, perms)  # manage messages: a hint
             yield ask, server
 
 
