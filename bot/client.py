@@ -20,6 +20,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.cogs.admin import Admin
 from bot.cogs.links import Links
 from bot.cogs.moderation import Moderation
 from bot.context import BotContext
@@ -50,6 +51,7 @@ class CommonroomBot(commands.Bot):
     async def setup_hook(self) -> None:
         await self.add_cog(Links(self.ctx), guild=self.guild_ref)
         await self.add_cog(Moderation(self.ctx), guild=self.guild_ref)
+        await self.add_cog(Admin(self.ctx), guild=self.guild_ref)
         self.tree.error(self.on_app_command_error)
 
     async def on_app_command_error(self, interaction: discord.Interaction,

@@ -12,12 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_
 from sqlmodel import Session, col, func, select
 
 from listserv import audit, lists, names, subscriptions
-from listserv.models import MailingList, Role, Subscription
+from listserv.models import Held, MailingList, Message, Role, Subscription
+
+
+@dataclass(frozen=True)
+class ListStats:
+    name: str
+    members: int
+    posts_week: int  # accepted in the seven days before ``now``
+    held: int  # waiting for a moderator now
 
 
 @dataclass(frozen=True)
@@ -70,3 +79,13 @@ def change_setting(session: Session, ml: MailingList, key: str, value: str, *,
     audit.record(session, list_id=ml.id, actor=actor, action="list-setting", target=key,
                  detail=value)
     return None
+
+
+def stats(session: Session, ml: MailingList, now: datetime) -> ListStats:
+    """The list's members, its posts accepted in the last seven days, and its held posts."""
+    assert ml.id is not None
+    posts = session.exec(select(func.count()).select_from(Message).where(
+        Message.list_id == ml.id, col(Message.accepted_at) >= now - timedelta(days=7))).one()
+    held = session.exec(select(func.count()).select_from(Held).where(
+        Held.list_id == ml.id, col(Held.resolved_at).is_(None))).one()
+    return ListStats(ml.name, member_count(session, ml.id), posts, held)

@@ -41,22 +41,26 @@ def queue_text(items: list[moderation.QueueItem], limit: int = LIMIT) -> str:
     return "\n".join(lines)
 
 
+async def refused(ctx: BotContext, interaction: discord.Interaction) -> bool:
+    """True (and the refusal sent) unless the caller has the configured moderator role."""
+    user = interaction.user
+    roles = [(str(r.id), r.name) for r in user.roles] if isinstance(user, discord.Member) else []
+    wanted = ctx.cfg.discord.moderator_role
+    if is_moderator(roles, wanted):
+        return False
+    need = (f"the **{wanted}** role" if wanted
+            else "a moderator role, and none is configured ([discord] moderator_role)")
+    await interaction.response.send_message(
+        f"Sorry, this command is for moderators: it needs {need}.", ephemeral=True)
+    return True
+
+
 class Moderation(commands.Cog):
     def __init__(self, ctx: BotContext) -> None:
         self.ctx = ctx
 
     async def _refused(self, interaction: discord.Interaction) -> bool:
-        """True (and the refusal sent) unless the caller has the configured moderator role."""
-        user = interaction.user
-        roles = [(str(r.id), r.name) for r in user.roles] if isinstance(user, discord.Member) else []
-        wanted = self.ctx.cfg.discord.moderator_role
-        if is_moderator(roles, wanted):
-            return False
-        need = (f"the **{wanted}** role" if wanted
-                else "a moderator role, and none is configured ([discord] moderator_role)")
-        await interaction.response.send_message(
-            f"Sorry, this command is for moderators: it needs {need}.", ephemeral=True)
-        return True
+        return await refused(self.ctx, interaction)
 
     @app_commands.default_permissions(manage_messages=True)
     @app_commands.command(name="queue", description="The held posts of the bridged lists")
