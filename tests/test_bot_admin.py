@@ -4,7 +4,7 @@ services the CLI uses; a non-moderator is refused and nothing changes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -13,41 +13,26 @@ import pytest
 from sqlmodel import select
 
 from bot.cogs.admin import audit_text
-from listserv.config import load
 from listserv.models import AuditEntry, Ban, MailingList, Message, utcnow
 from listserv.store import Store
-from tests.discord_double import ThreadedDouble
-from tests.harness import mail, make_list, running, write_config
+from tests import bot_harness
+from tests.bot_harness import Ask
+from tests.harness import Running, mail, make_list
 from tests.smtpsink import SmtpSink
-from tests.test_bot_links import answer_text, discord_cfg
 from tests.test_bot_moderation import MEMBERS, MOD_USER, OTHER_USER, OUTSIDER, POST
 
 MOD = ("Moderators",)
 ACTOR = f"discord:{MOD_USER} (user{MOD_USER[-4:]})"
-Ask = Callable[..., str]
 
 
 @contextmanager
 def bot_server(tmp_path: Path, db_url: str, sink: SmtpSink,
-               store: Store) -> Iterator[tuple[Ask, object]]:
+               store: Store) -> Iterator[tuple[Ask, Running]]:
     """The server with the bot on the double; ``ask(name, user, options, roles)`` answers."""
-    with ThreadedDouble() as threaded:
-        double = threaded.double
-        cfg = discord_cfg(load(write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}"), env={}),
-                          double)
-
-        def ask(name: str, user: str, options: dict[str, object] | None = None,
-                roles: tuple[str, ...] = ()) -> str:
-            iid = threaded.call(double.interaction(name, user, options, roles=roles))
-            return answer_text(threaded.call(double.callback_for(iid)))
-
-        with running(cfg, store) as server:
-            [sync] = threaded.call(double.wait_for(
-                "PUT", f"/applications/{double.app_id}/guilds/{double.guild_id}/"))
-            perms = {c["name"]: c.get("default_member_permissions") for c in sync.body}
-            for name in ("emergency", "audit", "stats", "ban", "unban"):
-                assert int(perms[name]) == 1 << 13, (name, perms)  # manage messages: a hint
-            yield ask, server
+    with bot_harness.bot_server(tmp_path, db_url, sink, store) as (ask, server, _double, perms):
+        for name in ("emergency", "audit", "stats", "ban", "unban"):
+            assert int(perms[name]) == 1 << 13, (name, perms)
+        yield ask, server
 
 
 def _emergency(store: Store) -> bool:
@@ -81,9 +66,9 @@ def test_emergency_audit_stats_ban_unban(tmp_path: Path, db_url: str, sink: Smtp
                                         store: Store) -> None:
     make_list(store, "demo", members=MEMBERS)
     with bot_server(tmp_path, db_url, sink, store) as (ask, server):
-        server.send(OUTSIDER, POST, mail(OUTSIDER, POST, "Held one"))  # type: ignore[attr-defined]
-        server.send(MEMBERS[0], POST, mail(MEMBERS[0], POST, "Posted one"))  # type: ignore[attr-defined]
-        server.drain()  # type: ignore[attr-defined]
+        server.send(OUTSIDER, POST, mail(OUTSIDER, POST, "Held one"))
+        server.send(MEMBERS[0], POST, mail(MEMBERS[0], POST, "Posted one"))
+        server.drain()
 
         # /stats: per bridged list, and for the list given.
         expected = "**demo** · 2 members · 1 posts this week · 1 held"

@@ -14,6 +14,7 @@ from listserv.config import load
 from listserv.models import AuditEntry, Held, utcnow
 from listserv.moderation import QueueItem
 from listserv.store import Store
+from tests.bot_harness import bot_server
 from tests.discord_double import ThreadedDouble
 from tests.harness import DOMAIN, mail, make_list, parse, running, wait_until, write_config
 from tests.smtpsink import SmtpSink
@@ -55,58 +56,45 @@ def _delivered(sink: SmtpSink, subject: str) -> list[str]:
 def test_queue_approve_and_a_non_moderator_is_refused(tmp_path: Path, db_url: str,
                                                       sink: SmtpSink, store: Store) -> None:
     make_list(store, "demo", members=MEMBERS)
-    with ThreadedDouble() as threaded:
-        double = threaded.double
-        cfg = discord_cfg(load(write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}"), env={}),
-                          double)
+    with bot_server(tmp_path, db_url, sink, store) as (ask, server, _double, perms):
+        for name in ("queue", "approve", "reject", "discard"):
+            assert int(perms[name]) == 1 << 13, (name, perms)  # manage messages: a hint
+        assert perms["help"] is None
 
-        def ask(name: str, user: str, options: dict[str, object] | None = None,
-                roles: tuple[str, ...] = ()) -> str:
-            iid = threaded.call(double.interaction(name, user, options, roles=roles))
-            return answer_text(threaded.call(double.callback_for(iid)))
+        server.send(OUTSIDER, POST, mail(OUTSIDER, POST, "Can I ask about CRMs?"))
+        server.drain()
+        with store.session() as s:
+            [held] = s.exec(select(Held)).all()
+            held_id = held.id
+        sink.messages.clear()
 
-        with running(cfg, store) as server:
-            [sync] = threaded.call(double.wait_for(
-                "PUT", f"/applications/{double.app_id}/guilds/{double.guild_id}/"))
-            perms = {c["name"]: c.get("default_member_permissions") for c in sync.body}
-            for name in ("queue", "approve", "reject", "discard"):
-                assert int(perms[name]) == 1 << 13, (name, perms)  # manage messages: a hint
-            assert perms["help"] is None
+        # Someone without the role: refused, saying which role; nothing changes.
+        for name, opts in (("queue", None), ("approve", {"id": held_id}),
+                           ("reject", {"id": held_id, "reason": "no"}),
+                           ("discard", {"id": held_id})):
+            text = ask(name, OTHER_USER, opts)
+            assert "Moderators" in text and "moderators" in text, text
+            assert "CRMs" not in text
+        with store.session() as s:
+            assert s.get(Held, held_id).resolved_at is None  # type: ignore[union-attr]
 
-            server.send(OUTSIDER, POST, mail(OUTSIDER, POST, "Can I ask about CRMs?"))
-            server.drain()
-            with store.session() as s:
-                [held] = s.exec(select(Held)).all()
-                held_id = held.id
-            sink.messages.clear()
+        listing = ask("queue", MOD_USER, roles=("Moderators",))
+        assert f"**{held_id}** · demo · {OUTSIDER} · Can I ask about CRMs?" in listing
+        assert ask("queue", MOD_USER, {"list": "demo"}, roles=("Moderators",)) == listing
+        assert "no list called 'nope'" in ask("queue", MOD_USER, {"list": "nope"},
+                                              roles=("Moderators",))
 
-            # Someone without the role: refused, saying which role; nothing changes.
-            for name, opts in (("queue", None), ("approve", {"id": held_id}),
-                               ("reject", {"id": held_id, "reason": "no"}),
-                               ("discard", {"id": held_id})):
-                text = ask(name, OTHER_USER, opts)
-                assert "Moderators" in text and "moderators" in text, text
-                assert "CRMs" not in text
-            with store.session() as s:
-                assert s.get(Held, held_id).resolved_at is None  # type: ignore[union-attr]
-
-            listing = ask("queue", MOD_USER, roles=("Moderators",))
-            assert f"**{held_id}** · demo · {OUTSIDER} · Can I ask about CRMs?" in listing
-            assert ask("queue", MOD_USER, {"list": "demo"}, roles=("Moderators",)) == listing
-            assert "no list called 'nope'" in ask("queue", MOD_USER, {"list": "nope"},
-                                                  roles=("Moderators",))
-
-            text = ask("approve", MOD_USER, {"id": held_id}, roles=("Moderators",))
-            assert text.startswith(f"held post {held_id} approved"), text
-            wait_until(lambda: _delivered(sink, "Can I ask about CRMs?") == list(MEMBERS),
-                       what="the approved post delivered to the members")
-            again = ask("approve", MOD_USER, {"id": held_id}, roles=("Moderators",))
-            assert "already handled" in again
-            assert ask("queue", MOD_USER, roles=("Moderators",)) == "Nothing is held."
-            with store.session() as s:
-                actors = [e.actor for e in s.exec(select(AuditEntry))
-                          if e.action == "held-accept"]
-            assert actors == [f"discord:{MOD_USER} (user{MOD_USER[-4:]})"]
+        text = ask("approve", MOD_USER, {"id": held_id}, roles=("Moderators",))
+        assert text.startswith(f"held post {held_id} approved"), text
+        wait_until(lambda: _delivered(sink, "Can I ask about CRMs?") == list(MEMBERS),
+                   what="the approved post delivered to the members")
+        again = ask("approve", MOD_USER, {"id": held_id}, roles=("Moderators",))
+        assert "already handled" in again
+        assert ask("queue", MOD_USER, roles=("Moderators",)) == "Nothing is held."
+        with store.session() as s:
+            actors = [e.actor for e in s.exec(select(AuditEntry))
+                      if e.action == "held-accept"]
+        assert actors == [f"discord:{MOD_USER} (user{MOD_USER[-4:]})"]
 
 
 def test_reject_and_discard_by_role_id(tmp_path: Path, db_url: str, sink: SmtpSink,
