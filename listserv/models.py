@@ -347,3 +347,58 @@ class DiscordLinkCode(SQLModel, table=True):
     expires_at: datetime
     attempts: int = 0  # wrong codes tried against this row
     used_at: datetime | None = None
+
+
+class DiscordThread(SQLModel, table=True):
+    """A list thread and the Discord thread that carries it (``listserv.discord_bridge``): one
+    each way. Made by the relay when it opens a Discord thread for a list thread, or by the bot
+    when a new Discord thread in a bridged channel becomes a list thread."""
+
+    __tablename__ = "discord_thread"
+    thread_id: int = Field(foreign_key="thread.id", primary_key=True)
+    discord_thread_id: str = Field(max_length=20, unique=True)  # a snowflake
+    channel_id: str = Field(max_length=20)  # the bridged channel it lives in
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DiscordPost(SQLModel, table=True):
+    """A post written in Discord: the Discord message it came from and the stored message it
+    became. Accepted on arrival, it is already in the Discord thread and is not relayed back;
+    held and approved later, it is posted back (the bot removed the original)."""
+
+    __tablename__ = "discord_post"
+    discord_message_id: str = Field(primary_key=True, max_length=20)
+    message_pk: int = Field(foreign_key="message.id", unique=True)
+    discord_thread_id: str = Field(max_length=20)
+    discord_user_id: str = Field(max_length=20)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DiscordRelayState(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"  # Discord refused it for good (4xx other than 429); kept for the log
+
+
+class DiscordRelay(SQLModel, table=True):
+    """What the bot must write in Discord, durable and in order (``id``): a list post to relay
+    into its thread (``kind`` "post", ``message_pk``), or a message for a channel (``kind``
+    "channel", ``channel_id`` and ``content``, such as the digest summary). ``parts_sent``
+    counts the pieces of a long post already written, so a retry never writes one twice."""
+
+    __tablename__ = "discord_relay"
+    __table_args__ = (Index("ix_discord_relay_due", "state", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int | None = Field(default=None, foreign_key="mailing_list.id", index=True)
+    kind: str = Field(default="post", max_length=16)  # post | channel
+    message_pk: int | None = Field(default=None, foreign_key="message.id", unique=True)
+    channel_id: str = Field(default="", max_length=20)
+    content: str = ""
+    state: str = Field(default=DiscordRelayState.PENDING.value, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    parts_sent: int = 0
+    discord_message_ids: str = ""  # space-separated, as written
+    last_error: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None

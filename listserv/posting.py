@@ -22,6 +22,7 @@ from sqlmodel import Session, col
 
 from listserv import (
     audit,
+    discord_bridge,
     moderation,
     notices,
     participation,
@@ -97,7 +98,9 @@ def facts_for(session: Session, cfg: Config, ml: MailingList, parsed: ParsedMess
 
 
 def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: ParsedMessage,
-         *, envelope_from: str, dmarc_policy: str = "") -> PostResult:
+         *, envelope_from: str, dmarc_policy: str = "", from_discord: bool = False) -> PostResult:
+    """Judge and store one post. ``from_discord``: written in a bridged Discord thread (the bot
+    built ``raw``), so if accepted it is not relayed back there."""
     assert ml.id is not None
     sender = subscriptions.canonical(parsed.from_address or "") or \
         subscriptions.canonical(envelope_from) or ""
@@ -128,7 +131,8 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
              decision.reason, extra=context)
     result = PostResult(msg.id, decision)
     if decision.action is Action.ACCEPT:
-        result = PostResult(msg.id, decision, recipients=release(session, cfg, ml, msg, parsed))
+        count = release(session, cfg, ml, msg, parsed, from_discord=from_discord)
+        result = PostResult(msg.id, decision, recipients=count)
     elif decision.action is Action.HOLD:
         result = PostResult(msg.id, decision,
                             held_id=moderation.hold(session, cfg, ml, info, msg, decision))
@@ -145,7 +149,7 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
 
 
 def release(session: Session, cfg: Config, ml: MailingList, msg: Message,
-            parsed: ParsedMessage | None = None) -> int:
+            parsed: ParsedMessage | None = None, *, from_discord: bool = False) -> int:
     """A post goes out to the list: accepted by the rules on arrival, or approved by a
     moderator (``moderation.act`` calls this). Returns how many members it was queued for.
 
@@ -159,4 +163,5 @@ def release(session: Session, cfg: Config, ml: MailingList, msg: Message,
         msg.thread_id = assign_thread(session, ml.id, msg.message_id, refs, msg.subject,
                                       msg.date or msg.received_at, ml.name)
     session.add(msg)
+    discord_bridge.queue_post(session, cfg, ml, msg, from_discord=from_discord)
     return fan_out(session, ml, msg.id, cfg.server.domain)
