@@ -47,3 +47,12 @@ def list_thread_for(session: Session, discord_thread_id: str) -> DiscordThread |
 def discord_post_for(session: Session, message_pk: int) -> DiscordPost | None:
     return session.exec(select(DiscordPost).where(
         col(DiscordPost.message_pk) == message_pk)).first()
+
+
+def queue_channel_message(session: Session, list_id: int | None, channel_id: str,
+                          content: str) -> None:
+    """Queue a message for a Discord channel (the digest summary, say), relayed in order with
+    the posts; nothing is written if no channel is configured."""
+    if channel_id:
+        session.add(DiscordRelay(list_id=list_id, kind="channel", channel_id=channel_id,
+                                 content=content))
