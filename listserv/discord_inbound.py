@@ -28,7 +28,7 @@ from datetime import datetime
 from email.charset import QP, Charset
 from email.header import Header
 from email.message import Message as MailMessage
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, make_msgid
 
 from sqlmodel import Session, col, select
 
@@ -118,16 +118,6 @@ def header_text(text: str) -> str | Header:
     return text if text.isascii() and "=?" not in text else Header(text, "utf-8")
 
 
-def mailbox(name: str, address: str) -> str:
-    """ "Name <address>" with the name quoted or encoded (see the module's invariants)."""
-    name = names.clean(name)
-    if not name:
-        return address
-    if name.isascii() and "=?" not in name:
-        return formataddr((name, address))  # quoted when it has specials
-    return f"{Header(name, 'utf-8').encode()} <{address}>"
-
-
 def body_text(content: str, attachments: Sequence[str]) -> str:
     """The message as written (Discord markdown is plain text), attachments as their URLs."""
     text = content.replace("\r\n", "\n").strip("\n")
@@ -147,7 +137,7 @@ def compose(dm: DiscordMessage, *, name: str, address: str, post_address: str, d
             placement: Placement, now: datetime, message_id: str | None = None) -> bytes:
     """The mail ``dm`` becomes: from the person, to the list, in its thread (CRLF, utf-8)."""
     msg = MailMessage(policy=WIRE)
-    msg["From"] = mailbox(name, address)
+    msg["From"] = names.mailbox(name, address)
     msg["To"] = post_address
     msg["Subject"] = header_text(placement.subject)  # type: ignore[assignment]
     msg["Date"] = format_datetime(now)
