@@ -18,7 +18,16 @@ from listserv.config import load
 from listserv.models import Address, DiscordLink, DiscordThread, Message, Person
 from listserv.store import Store
 from tests.discord_double import DiscordDouble, ThreadedDouble
-from tests.harness import DOMAIN, Running, mail, make_list, running, wait_until, write_config
+from tests.harness import (
+    DOMAIN,
+    Running,
+    cli,
+    mail,
+    make_list,
+    running,
+    wait_until,
+    write_config,
+)
 from tests.smtpsink import SmtpSink
 from tests.test_bot_links import answer_text, discord_cfg
 
@@ -172,6 +181,8 @@ def test_a_held_post_is_removed_the_author_told_and_it_is_in_the_queue(
         assert "held" in told and "moderators will look at it" in told
         listing = ask("queue", MOD, roles=("Moderators",))
         assert "jane@example.com" in listing and "Urgent question" in listing
+        shown = cli(tmp_path / "commonroom.toml", "queue", "list", "demo")
+        assert shown.exit_code == 0 and "Urgent question" in shown.output
         server.drain()
         assert _delivered(sink, "Urgent question") == {}
 
