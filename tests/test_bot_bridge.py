@@ -6,12 +6,14 @@ does back (deleting a held message, writing privately) is read from the double's
 from __future__ import annotations
 
 import email.policy
+import logging
 from collections.abc import Callable
 from email import message_from_bytes
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlmodel import col, select
 
 from listserv.config import load
@@ -91,11 +93,15 @@ class Discord:
 
 
 def _with_bot(tmp_path: Path, db_url: str, sink: SmtpSink, store: Store,
-              test: Callable[[Discord, Running, Callable[..., str]], None]) -> None:
+              test: Callable[[Discord, Running, Callable[..., str]], None],
+              existing: str = "") -> None:
     """Run ``test`` against the server with its bot connected to the double (as
-    tests/bot_harness.py does, keeping hold of the double's thread to dispatch from)."""
+    tests/bot_harness.py does, keeping hold of the double's thread to dispatch from).
+    ``existing``: a thread there before the bot connects (it learns of it from GUILD_CREATE)."""
     with ThreadedDouble() as threaded:
         double = threaded.double
+        if existing:
+            double.open_thread(existing)
         cfg = discord_cfg(load(write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}"), env={}),
                           double)
 
@@ -118,7 +124,7 @@ def test_a_reply_in_discord_reaches_the_members_in_the_email_thread(
         server.send("bob@example.com", POST, mail("bob@example.com", POST, "Release plans",
                                                   message_id="plans@example.com"))
         server.drain()
-        thread_id = discord.thread("Release plans")
+        [thread_id] = discord.double.threads  # opened before the bot connected
         with store.session() as s:  # as the relay (H1) records it when it opens the thread
             [root] = s.exec(select(Message).where(Message.message_id == "plans@example.com"))
             assert root.thread_id is not None
@@ -141,8 +147,11 @@ def test_a_reply_in_discord_reaches_the_members_in_the_email_thread(
         # Accepted: it stays in Discord, and nothing of it is sent back there.
         assert not [r for r in discord.double.requests if r.method == "DELETE"]
         assert discord.double.dms_to(JANE) == []
+        # The bot knew the thread from GUILD_CREATE; it did not have to ask.
+        assert not [r for r in discord.double.requests if r.method == "GET"
+                    and r.path.startswith("/channels/")]
 
-    _with_bot(tmp_path, db_url, sink, store, test)
+    _with_bot(tmp_path, db_url, sink, store, test, existing="Release plans")
 
 
 def test_a_new_discord_thread_becomes_a_new_list_thread(
@@ -233,7 +242,8 @@ def test_messages_from_bots_and_webhooks_are_ignored(
 
 
 def test_gateway_drop_and_resume_lose_nothing_and_double_nothing(
-        tmp_path: Path, db_url: str, sink: SmtpSink, store: Store) -> None:
+        tmp_path: Path, db_url: str, sink: SmtpSink, store: Store,
+        caplog: pytest.LogCaptureFixture) -> None:
     make_list(store, members=MEMBERS)
     _link(store, "jane@example.com", JANE)
 
@@ -250,12 +260,15 @@ def test_gateway_drop_and_resume_lose_nothing_and_double_nothing(
         wait_until(lambda: len(_posts(store)) == 4, what="the three posts sent while down")
         discord.call(double.redeliver(handled_seq))  # an event handled already, again
         discord.say(thread_id, JANE, "after the resume")
-        wait_until(lambda: len(_posts(store)) == 5, what="the post after the resume")
+        wait_until(lambda: any(b"after the resume" in p.raw for p in _posts(store)),
+                   what="the post after the resume")
         server.drain()
         texts = [p.subject for p in _posts(store)]
         assert texts == ["Resume"] + ["Re: Resume"] * 4
         bodies = [m.data for m in sink.messages if "bob@example.com" in m.rcpt_tos]
         assert len(bodies) == 5 and double.identified == 1
+        # The replay was recognised, not refused by the database with an error.
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
     _with_bot(tmp_path, db_url, sink, store, test)
 

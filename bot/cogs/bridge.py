@@ -69,10 +69,16 @@ class Bridge(commands.Cog):
         if thread is None:
             return
         dm = read(message, thread)
-        async with self._one_at_a_time:
-            outcome = await asyncio.to_thread(self._submit, dm)
-        context = {"list": outcome.list_name, "discord_message": dm.message_id,
-                   "discord_user": dm.user_id, "result": outcome.result.value}
+        context = {"discord_message": dm.message_id, "discord_user": dm.user_id,
+                   "discord_thread": dm.thread_id}
+        try:
+            async with self._one_at_a_time:
+                outcome = await asyncio.to_thread(self._submit, dm)
+        except Exception:  # a bug or the store down: say which message, keep serving
+            log.exception("Discord message %s from %s could not be posted; it stays in Discord "
+                          "and did not reach the list", dm.message_id, dm.user_id, extra=context)
+            return
+        context |= {"list": outcome.list_name, "result": outcome.result.value}
         log.info("Discord message %s from %s: %s", dm.message_id, dm.user_id,
                  outcome.result.value, extra=context)
         if outcome.result in (Result.ACCEPTED, Result.HELD, Result.REJECTED):
