@@ -28,6 +28,7 @@ from listserv.models import (
     Outbox,
     Person,
 )
+from listserv.rules import POLICY_RULE
 from listserv.store import Store
 from tests.harness import mail, make_list
 from tests.harness import parse as parse_mail
@@ -249,3 +250,22 @@ def test_a_rejected_post_is_removed_and_the_author_told_why(store: Store) -> Non
     out = _submit(store, _dm())
     assert out.result is di.Result.REJECTED and out.remove
     assert "not sent to the demo list" in out.text
+
+
+def test_a_vendors_new_view_is_held_by_the_participation_policy(store: Store) -> None:
+    make_list(store, members=("jane@acme.example", "bob@example.com"))
+    _link(store, "jane@acme.example")
+    with store.session() as s:
+        person = s.exec(select(Person).join(Address, col(Address.person_id) == col(Person.id))
+                        .where(Address.email == "jane@acme.example")).one()
+        person.kind, person.organisation = "vendor", "Acme Ltd"
+        s.add(person)
+    view = " ".join(["Our product is the best choice for every council, and here is why."] * 10)
+    out = _submit(store, _dm(view))
+    assert out.result is di.Result.HELD and out.remove
+    with store.read_session() as s:
+        held = s.exec(select(Held)).one()
+        assert held.rule == POLICY_RULE, held
+    pointer = _submit(store, _dm("Release notes: https://acme.example/notes",
+                                 message_id="900000000000000002"))
+    assert pointer.result is di.Result.ACCEPTED  # a short pointer is fine
