@@ -29,6 +29,7 @@ from listserv.discord_inbound import DiscordMessage, Outcome, Result
 log = logging.getLogger("commonroom.bot.bridge")
 
 REMIND_EVERY = 24 * 3600.0  # seconds between "how to link" reminders to one person
+LIMIT = 1900  # below Discord's 2000 characters per message (a policy reason can be long)
 MESSAGE_KINDS = (discord.MessageType.default, discord.MessageType.reply)
 
 
@@ -127,6 +128,7 @@ class Bridge(commands.Cog):
                         extra={"list": outcome.list_name, "discord_message": str(message.id)})
 
     async def _tell(self, message: discord.Message, text: str, *, reply_if_closed: bool) -> None:
+        text = text if len(text) <= LIMIT else text[:LIMIT - 1] + "…"
         try:
             await message.author.send(text)
             return
