@@ -30,16 +30,18 @@ def bot_server(tmp_path: Path, db_url: str, sink: SmtpSink, store: Store
 
 
 @contextmanager
-def threaded_bot_server(tmp_path: Path, db_url: str, sink: SmtpSink, store: Store,
-                        **discord: str
+def threaded_bot_server(tmp_path: Path, db_url: str, sink: SmtpSink, store: Store, *,
+                        digest_channel: str = ""
                         ) -> Iterator[tuple[Ask, Running, ThreadedDouble, dict[str, Any]]]:
     """As ``bot_server``, yielding the double's thread (``threaded.call(double.press(...))``);
-    ``discord``: more ``[discord]`` settings (``digest_channel_id="..."``)."""
+    ``digest_channel``: the double's channel (by name) set as ``[discord] digest_channel_id``."""
     with ThreadedDouble() as threaded:
         double = threaded.double
         cfg = discord_cfg(load(write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}"), env={}),
                           double)
-        cfg = replace(cfg, discord=replace(cfg.discord, **discord))
+        if digest_channel:
+            cfg = replace(cfg, discord=replace(cfg.discord,
+                                               digest_channel_id=double.channels[digest_channel]))
 
         def ask(name: str, user: str, options: dict[str, object] | None = None,
                 roles: tuple[str, ...] = ()) -> str:

@@ -5,7 +5,7 @@ API double, on a server that receives and delivers mail over loopback SMTP."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ import pytest
 from sqlmodel import select
 
 from listserv.models import (
+    Address,
     AuditEntry,
     DeliveryMode,
     DigestPeriod,
@@ -21,6 +22,7 @@ from listserv.models import (
     DiscordRelay,
     Held,
     MailingList,
+    Message,
     Person,
     Subscription,
 )
@@ -28,7 +30,7 @@ from listserv.store import Store
 from listserv.subscriptions import find_subscription, moderators
 from tests.bot_harness import threaded_bot_server
 from tests.discord_double import ThreadedDouble, UserOption
-from tests.harness import DOMAIN, Running, cli, mail, make_list, parse, wait_until
+from tests.harness import Running, cli, mail, make_list, parse, wait_until
 from tests.smtpsink import SmtpSink
 from tests.test_bot_links import answer_text
 from tests.test_bot_moderation import MEMBERS, MOD_USER, OTHER_USER, OUTSIDER, POST
@@ -75,9 +77,9 @@ def custom_ids(card: dict[str, Any]) -> list[str]:
 
 @contextmanager
 def bot_server(tmp_path: Path, db_url: str, sink: SmtpSink, store: Store,
-               **discord: str) -> Iterator[tuple[Bot, Running]]:
-    with threaded_bot_server(tmp_path, db_url, sink, store, **discord) as (_ask, server,
-                                                                         threaded, _perms):
+               digest_channel: str = "") -> Iterator[tuple[Bot, Running]]:
+    with threaded_bot_server(tmp_path, db_url, sink, store, digest_channel=digest_channel) as (
+            _ask, server, threaded, _perms):
         yield Bot(threaded), server
 
 
@@ -128,3 +130,225 @@ def test_approve_by_button_delivers_once(tmp_path: Path, db_url: str, sink: Smtp
         with store.session() as s:
             actors = [e.actor for e in s.exec(select(AuditEntry)) if e.action == "held-accept"]
         assert actors == [ACTOR]
+
+
+def test_queue_cards_reject_by_modal_and_approve_future(tmp_path: Path, db_url: str,
+                                                        sink: SmtpSink, store: Store) -> None:
+    make_list(store, "demo", members=MEMBERS)
+    with bot_server(tmp_path, db_url, sink, store) as (bot, server):
+        first, second, third = _hold(server, store, "One", "Two", "Three")
+        iid, body = bot.command("queue", MOD_USER, roles=MOD)
+        followups = bot.run(bot.double.followups_for(iid, 2))
+        cards = [bot.card(body), *(bot.card(f) for f in followups)]
+        assert [custom_ids(c)[0] for c in cards] == [f"cr:held:approve:{n}"
+                                                     for n in (first, second, third)]
+        assert all(f["flags"] & 64 for f in followups)  # ephemeral
+
+        # Reject asks for the reason in a modal, one per post and moderator.
+        asked = bot.press(f"cr:held:reject:{first}", MOD_USER, cards[0], roles=MOD)
+        assert asked["type"] == MODAL, asked
+        modal = asked["data"]
+        assert modal["custom_id"] == f"cr:held:reason:{first}:{MOD_USER}"
+        [field] = [c["custom_id"] for row in modal["components"] for c in row["components"]]
+        iid = bot.run(bot.double.submit(modal["custom_id"], MOD_USER, {field: "off topic"},
+                                        message=cards[0], roles=MOD))
+        done = bot.run(bot.double.callback_for(iid))
+        assert done["type"] == UPDATE_MESSAGE and f"held post {first} rejected" in \
+            done["data"]["content"]
+        with store.session() as s:
+            held = s.get(Held, first)
+            assert held is not None and held.resolution == "reject"
+            post = s.get(Message, held.message_pk)
+            assert post is not None and post.reason == f"reject by {ACTOR}: off topic"
+
+        # Discard by button.
+        done = bot.press(f"cr:held:discard:{second}", MOD_USER, cards[1], roles=MOD)
+        assert f"held post {second} discarded" in done["data"]["content"]
+
+        # /approve with future: the sender's posts are accepted from now on.
+        text = bot.ask("approve", MOD_USER, {"id": third, "future": "accept"}, roles=MOD)
+        assert text.startswith(f"held post {third} approved") and "future posts" in text, text
+        with store.session() as s:
+            [ml] = s.exec(select(MailingList)).all()
+            sub = find_subscription(s, ml.id or 0, OUTSIDER)
+            assert sub is not None and sub.moderation == "accept"
+        assert bot.ask("queue", MOD_USER, roles=MOD) == "Nothing is held."
+
+
+LINKED = "444444444444444444"
+UNLINKED = "333333333333333333"
+
+
+def _link(store: Store, user_id: str, email: str) -> None:
+    with store.session() as s:
+        person_id = s.exec(select(Address.person_id).where(Address.email == email)).one()
+        s.add(DiscordLink(discord_user_id=user_id, person_id=person_id))
+
+
+def test_member_info_and_set_change_what_the_cli_shows(tmp_path: Path, db_url: str,
+                                                      sink: SmtpSink, store: Store) -> None:
+    make_list(store, "demo", members=MEMBERS)
+    _link(store, LINKED, MEMBERS[1])
+    with bot_server(tmp_path, db_url, sink, store) as (bot, _server):
+        text = bot.ask("member", MOD_USER, {"list": "demo", "address": MEMBERS[0].upper(),
+                                            "vendor": "Acme Ltd", "official": "on",
+                                            "role": "moderator"}, sub="set", roles=MOD)
+        assert text == (f"{MEMBERS[0]} on demo: vendor staff (Acme Ltd); posts in an official "
+                        "capacity; role moderator"), text
+        listed = cli(tmp_path / "commonroom.toml", "members", "list", "demo").output
+        assert f"{MEMBERS[0]}\t (Acme Ltd, vendor)\tmoderator\teach" in listed, listed
+        with store.session() as s:
+            assert moderators(s, 1) == [MEMBERS[0]]
+            assert [e.actor for e in s.exec(select(AuditEntry))
+                    if e.action == "member-changed"] == [ACTOR]
+
+        # By Discord user: the linked person's address on the list.
+        text = bot.ask("member", MOD_USER, {"list": "demo", "user": UserOption(LINKED),
+                                            "vendor": "Beta plc"}, sub="set", roles=MOD)
+        assert text == f"{MEMBERS[1]} on demo: vendor staff (Beta plc)", text
+        info = bot.ask("member", MOD_USER, {"user": UserOption(LINKED)}, sub="info", roles=MOD)
+        assert info.splitlines() == [
+            f"**<@{LINKED}>** (Beta plc, vendor) · addresses: {MEMBERS[1]}",
+            f"- demo: {MEMBERS[1]} · member · delivery each"], info
+        info = bot.ask("member", MOD_USER, {"address": MEMBERS[0]}, sub="info", roles=MOD)
+        assert "· official" in info and "moderator" in info
+
+        # What cannot be done is said, and nothing changes.
+        for opts, sub, says in (
+                ({"user": UserOption(UNLINKED)}, "info", "has not linked"),
+                ({"address": "nobody@example.org"}, "info", "is not known here"),
+                ({}, "info", "Give either"),
+                ({"list": "demo", "address": "x@example.org", "user": UserOption(LINKED),
+                  "role": "owner"}, "set", "Give either"),
+                ({"list": "demo", "address": "nobody@example.org", "role": "owner"}, "set",
+                 "is not subscribed to demo"),
+                ({"list": "demo", "address": MEMBERS[0], "vendor": " ",
+                  }, "set", "needs the organisation"),
+                ({"list": "demo", "address": MEMBERS[0]}, "set", "Nothing to change"),
+                ({"list": "nope", "address": MEMBERS[0], "role": "owner"}, "set", "no list")):
+            assert says in bot.ask("member", MOD_USER, opts, sub=sub, roles=MOD), (opts, says)
+        assert cli(tmp_path / "commonroom.toml", "members", "list", "demo").output == (
+            f"{MEMBERS[0]}\t (Acme Ltd, vendor)\tmoderator\teach\n"
+            f"{MEMBERS[1]}\t (Beta plc, vendor)\tmember\teach\n")
+
+
+def test_digest_mode_for_a_linked_member(tmp_path: Path, db_url: str, sink: SmtpSink,
+                                         store: Store) -> None:
+    make_list(store, "demo", members=MEMBERS)
+    _link(store, LINKED, MEMBERS[1])
+    with bot_server(tmp_path, db_url, sink, store) as (bot, _server):
+        text = bot.ask("digest", LINKED, {"mode": "mime"}, sub="mode")
+        assert text == f"{MEMBERS[1]} will get the weekly digest (mime) instead of each post"
+        with store.session() as s:
+            sub = find_subscription(s, 1, MEMBERS[1])
+            assert sub is not None and sub.delivery_mode == DeliveryMode.MIME.value
+            [entry] = [e for e in s.exec(select(AuditEntry)) if e.action == "delivery-changed"]
+            assert entry.actor == f"discord:{LINKED}" and entry.detail == "mime"
+        assert "each post" in bot.ask("digest", LINKED, {"mode": "each", "list": "demo"},
+                                      sub="mode")
+        assert "/link" in bot.ask("digest", UNLINKED, {"mode": "nomail"}, sub="mode")
+        assert "no list called" in bot.ask("digest", LINKED, {"mode": "each", "list": "nope"},
+                                           sub="mode")
+
+
+def test_subscribe_mails_a_confirmation_and_answers_alike(tmp_path: Path, db_url: str,
+                                                          sink: SmtpSink, store: Store) -> None:
+    make_list(store, "demo", members=MEMBERS)
+    newcomer = "newcomer@example.org"
+    with bot_server(tmp_path, db_url, sink, store) as (bot, server):
+        stranger = bot.ask("subscribe", UNLINKED, {"email": newcomer})
+        member = bot.ask("subscribe", LINKED, {"email": MEMBERS[0]})
+        assert stranger.replace(newcomer, "X") == member.replace(MEMBERS[0], "X"), (stranger,
+                                                                                    member)
+        server.drain()
+        [confirm] = [m for m in sink.messages if list(m.rcpt_tos) == [newcomer]]
+        assert "confirm" in str(parse(confirm.data)["Subject"]).lower()
+        assert not [m for m in sink.messages if MEMBERS[0] in m.rcpt_tos]
+        with store.session() as s:
+            [entry] = [e for e in s.exec(select(AuditEntry)) if e.action == "subscribe-requested"]
+            assert entry.detail == "via discord"
+        assert "not an email address" in bot.ask("subscribe", UNLINKED, {"email": "nope"})
+
+
+def test_subscribe_is_limited_per_discord_account(store: Store) -> None:
+    make_list(store, "demo")
+    from listserv import discord_subscribe
+    from listserv.config import Config
+    with store.session() as s:
+        [ml] = s.exec(select(MailingList)).all()
+        answers = [discord_subscribe.request(s, Config(), ml, UNLINKED, f"p{n}@example.org")
+                   for n in range(discord_subscribe.MAX_REQUESTS_PER_DAY + 1)]
+        other = discord_subscribe.request(s, Config(), ml, LINKED, "q@example.org")
+    assert all(a.ok for a in answers[:-1]) and other.ok
+    assert not answers[-1].ok and "too many" in answers[-1].text
+
+
+def test_digest_preview_and_send(tmp_path: Path, db_url: str, sink: SmtpSink,
+                                 store: Store) -> None:
+    make_list(store, "demo", members=MEMBERS)
+    with store.session() as s:
+        sub = find_subscription(s, 1, MEMBERS[1])
+        assert sub is not None
+        sub.delivery_mode = DeliveryMode.PLAIN.value
+        s.add(sub)
+    with bot_server(tmp_path, db_url, sink, store, digest_channel="general") as (bot, server):
+        server.send(MEMBERS[0], POST, mail(MEMBERS[0], POST, "Weekly news"))
+        server.drain()
+        preview = bot.ask("digest", MOD_USER, sub="preview", roles=MOD)
+        assert preview.startswith("Next digest of **demo**: 1 threads, 1 posts since "), preview
+        assert "Weekly news" in preview and len(preview) <= 2000
+        assert not _periods(store)
+
+        iid, deferred = bot.command("digest", MOD_USER, sub="send", roles=MOD)
+        assert deferred["type"] == 5 and deferred["data"]["flags"] & 64  # thinking, ephemeral
+        [sent] = bot.run(bot.double.followups_for(iid, 1))
+        assert sent["content"].startswith("digest of demo (vol 1, issue 1, 1 threads, 1 posts) "
+                                          "queued for 1 members"), sent
+        wait_until(lambda: [m for m in sink.messages if list(m.rcpt_tos) == [MEMBERS[1]]
+                            and "Digest" in str(parse(m.data)["Subject"])],
+                   what="the digest mailed to the plain-digest member")
+        [period] = _periods(store)
+        assert period.trigger == "discord" and period.copies == 1
+        with store.session() as s:
+            [relay] = s.exec(select(DiscordRelay).where(DiscordRelay.kind == "channel")).all()
+            assert relay.channel_id == bot.double.channels["general"]
+            assert "Weekly news" in relay.content and "/lists/demo/threads/" in relay.content
+
+        iid, _deferred = bot.command("digest", MOD_USER, sub="send", roles=MOD)
+        [sent] = bot.run(bot.double.followups_for(iid, 1))
+        assert sent["content"].startswith("no posts in demo since "), sent  # nothing new
+        with store.session() as s:  # and no second summary for an empty period
+            assert len(s.exec(select(DiscordRelay).where(DiscordRelay.kind == "channel")).all()) == 1
+
+
+def _periods(store: Store) -> list[DigestPeriod]:
+    with store.session() as s:
+        return list(s.exec(select(DigestPeriod)).all())
+
+
+@pytest.mark.parametrize(("name", "sub", "options"), [
+    ("member", "info", {"address": MEMBERS[0]}),
+    ("member", "set", {"list": "demo", "address": MEMBERS[0], "role": "owner"}),
+    ("digest", "preview", None),
+    ("digest", "send", None),
+    ("approve", None, {"id": 1, "future": "accept"}),
+])
+def test_non_moderator_is_refused_and_nothing_changes(
+        tmp_path: Path, db_url: str, sink: SmtpSink, store: Store, name: str,
+        sub: str | None, options: dict[str, Any] | None) -> None:
+    make_list(store, "demo", members=MEMBERS)
+    with store.session() as s:
+        before = [(e.actor, e.action, e.target) for e in s.exec(select(AuditEntry))]
+    with bot_server(tmp_path, db_url, sink, store) as (bot, server):
+        server.send(MEMBERS[0], POST, mail(MEMBERS[0], POST, "Secret plans"))
+        server.drain()
+        text = bot.ask(name, OTHER_USER, options, sub=sub)
+    assert "for moderators" in text and "Moderators" in text, text
+    assert "Secret" not in text and MEMBERS[0] not in text
+    with store.session() as s:
+        after = [(e.actor, e.action, e.target) for e in s.exec(select(AuditEntry))]
+        assert [a for a in after if a[0].startswith("discord:")] == []
+        assert s.exec(select(Subscription.role)).all() == ["member", "member"]
+        assert s.exec(select(DigestPeriod)).all() == []
+        assert s.exec(select(Person.kind)).all() == ["member", "member"]
+    assert len(after) >= len(before)
