@@ -150,6 +150,14 @@ def test_queue_cards_reject_by_modal_and_approve_future(tmp_path: Path, db_url: 
         modal = asked["data"]
         assert modal["custom_id"] == f"cr:held:reason:{first}:{MOD_USER}"
         [field] = [c["custom_id"] for row in modal["components"] for c in row["components"]]
+        # The role was taken away between the press and the submit: refused, nothing changes.
+        iid = bot.run(bot.double.submit(modal["custom_id"], MOD_USER, {field: "spam"},
+                                        message=cards[0]))
+        assert "for moderators" in answer_text(bot.run(bot.double.callback_for(iid)))
+        with store.session() as s:
+            assert s.get(Held, first).resolved_at is None  # type: ignore[union-attr]
+        assert bot.press(f"cr:held:reject:{first}", MOD_USER, cards[0], roles=MOD)["data"] \
+            == modal  # asked again
         iid = bot.run(bot.double.submit(modal["custom_id"], MOD_USER, {field: "off topic"},
                                         message=cards[0], roles=MOD))
         done = bot.run(bot.double.callback_for(iid))
