@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
+from bot.cogs.held import card_text
+from listserv import discord_subscribe
+from listserv.config import Config
 from listserv.models import (
     Address,
     AuditEntry,
@@ -26,6 +30,7 @@ from listserv.models import (
     Person,
     Subscription,
 )
+from listserv.moderation import QueueItem
 from listserv.store import Store
 from listserv.subscriptions import find_subscription, moderators
 from tests.bot_harness import threaded_bot_server
@@ -280,8 +285,6 @@ def test_subscribe_mails_a_confirmation_and_answers_alike(tmp_path: Path, db_url
 
 def test_subscribe_is_limited_per_discord_account(store: Store) -> None:
     make_list(store, "demo")
-    from listserv import discord_subscribe
-    from listserv.config import Config
     with store.session() as s:
         [ml] = s.exec(select(MailingList)).all()
         answers = [discord_subscribe.request(s, Config(), ml, UNLINKED, f"p{n}@example.org")
@@ -360,3 +363,9 @@ def test_non_moderator_is_refused_and_nothing_changes(
         assert s.exec(select(DigestPeriod)).all() == []
         assert s.exec(select(Person.kind)).all() == ["member", "member"]
     assert len(after) >= len(before)
+
+
+def test_a_card_with_a_huge_subject_stays_one_message() -> None:
+    item = QueueItem(7, "demo", "a@example.org", "s" * 5000, "r" * 5000, datetime.now(UTC))
+    text = card_text(item)
+    assert text.startswith("**7** · demo · a@example.org · sss") and len(text) < 1100

@@ -35,8 +35,14 @@ REASON_MAX = 500
 
 
 def card_text(item: moderation.QueueItem) -> str:
-    return (f"**{item.id}** · {item.list_name} · {item.sender} · "
-            f"{item.subject or '(no subject)'} · {item.reason}")
+    """One line; long subjects and reasons are cut so that the card and the outcome added to
+    it later stay within one Discord message."""
+    return (f"**{item.id}** · {item.list_name} · {item.sender[:100]} · "
+            f"{_cut(item.subject, 300) or '(no subject)'} · {_cut(item.reason, 600)}")
+
+
+def _cut(text: str, size: int) -> str:
+    return text if len(text) <= size else text[:size - 1] + "…"
 
 
 def act(ctx: BotContext, held_id: int, action: Action, actor: str, reason: str = "",
@@ -98,9 +104,9 @@ async def settle(ctx: BotContext, interaction: discord.Interaction, held_id: int
     if interaction.message is None:
         await interaction.response.send_message(result.message, ephemeral=True)
         return
+    outcome = f"\n→ {_cut(result.message, 600)} (by {interaction.user.name})"
     await interaction.response.edit_message(
-        content=f"{interaction.message.content}\n→ {result.message} (by {interaction.user.name})",
-        view=None)
+        content=_cut(interaction.message.content, 2000 - len(outcome)) + outcome, view=None)
 
 
 def card_view(held_id: int) -> discord.ui.View:
