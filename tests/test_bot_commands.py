@@ -136,6 +136,14 @@ def test_approve_by_button_delivers_once(tmp_path: Path, db_url: str, sink: Smtp
             actors = [e.actor for e in s.exec(select(AuditEntry)) if e.action == "held-accept"]
         assert actors == [ACTOR]
 
+        # A card this bot never sent (as after a restart): the press is understood by its
+        # custom_id alone.
+        [_, later] = _hold(server, store, "Later")
+        button = {"type": 2, "style": 2, "label": "Discard", "custom_id": f"cr:held:discard:{later}"}
+        old_card = bot.double.card(f"**{later}** · demo", [{"type": 1, "components": [button]}])
+        done = bot.press(f"cr:held:discard:{later}", MOD_USER, old_card, roles=MOD)
+        assert f"held post {later} discarded" in done["data"]["content"]
+
 
 def test_queue_cards_reject_by_modal_and_approve_future(tmp_path: Path, db_url: str,
                                                         sink: SmtpSink, store: Store) -> None:
