@@ -26,6 +26,7 @@ from listserv import (
     moderation,
     notices,
     participation,
+    search,
     sender_notices,
     subscriptions,
 )
@@ -153,8 +154,9 @@ def release(session: Session, cfg: Config, ml: MailingList, msg: Message,
     """A post goes out to the list: accepted by the rules on arrival, or approved by a
     moderator (``moderation.act`` calls this). Returns how many members it was queued for.
 
-    Only now does it join (or, as the earliest post, name) its thread, and ``accepted_at`` is
-    set: held, rejected and discarded posts stay out of threads and digests.
+    Only now does it join (or, as the earliest post, name) its thread, is indexed for search,
+    and ``accepted_at`` is set: held, rejected and discarded posts stay out of threads,
+    digests and search.
     """
     assert ml.id is not None and msg.id is not None
     msg.accepted_at = utcnow()
@@ -163,5 +165,6 @@ def release(session: Session, cfg: Config, ml: MailingList, msg: Message,
         msg.thread_id = assign_thread(session, ml.id, msg.message_id, refs, msg.subject,
                                       msg.date or msg.received_at, ml.name)
     session.add(msg)
+    search.index_post(session, msg)  # findable from the moment it goes out, not before
     discord_bridge.queue_post(session, cfg, ml, msg, from_discord=from_discord)
     return fan_out(session, ml, msg.id, cfg.server.domain)
