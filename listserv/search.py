@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, text
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from listserv import quotes, search_query
 from listserv.bodytext import first_text
-from listserv.models import Message, SearchText
+from listserv.models import MailingList, Message, SearchText
 
 MAX_BODY = 100_000  # characters of a post's text indexed (a tsvector holds at most 1 MB)
 PER_PAGE = 20
@@ -72,13 +72,25 @@ def index_post(session: Session, msg: Message) -> None:
     session.flush()
 
 
+def searchable_lists(session: Session, names: Sequence[str] = ()) -> list[MailingList]:
+    """The lists whose archives anyone may search (``names``: only those of them).
+
+    Every list's archive is public until lists have an archive setting (public, members,
+    private); then this is where the public ones are chosen, and the search needs no change.
+    """
+    stmt = select(MailingList).order_by(col(MailingList.name))
+    if names:
+        stmt = stmt.where(col(MailingList.name).in_(list(names)))
+    return list(session.exec(stmt))
+
+
 @dataclass(frozen=True)
 class Hit:
     message_pk: int
     list_id: int
     thread_id: int | None
     subject: str
-    from_name: str
+    from_name: str  # the display name, else the address's local part (never the address)
     date: datetime | None
     snippet: tuple[tuple[str, bool], ...]  # (text, is a matched word)
 
@@ -114,7 +126,9 @@ def search(session: Session, typed: str, list_ids: Sequence[int], *, page: int =
         stmt, params["q"] = _SQLITE_SEARCH, search_query.fts5(query)
     rows = session.execute(stmt, params).all()
     hits = tuple(Hit(message_pk=r.id, list_id=r.list_id, thread_id=r.thread_id,
-                     subject=r.subject, from_name=r.from_name, date=_aware(r.date),
+                     subject=r.subject,
+                     from_name=r.from_name or r.from_address.partition("@")[0],
+                     date=_aware(r.date),
                      snippet=segments(r.snippet or ""))
                  for r in rows[:per_page])
     return Results(query, page, hits, has_next=len(rows) > per_page and page < MAX_PAGE)
@@ -129,7 +143,7 @@ def _aware(value: datetime | str | None) -> datetime | None:
 
 
 _SQLITE_SEARCH = text("""
-SELECT m.id, m.list_id, m.thread_id, m.subject, m.from_name, m.date,
+SELECT m.id, m.list_id, m.thread_id, m.subject, m.from_name, m.from_address, m.date,
        snippet(search_fts, -1, char(2), char(3), '…', 24) AS snippet
 FROM search_fts JOIN message m ON m.id = search_fts.rowid
 WHERE search_fts MATCH :q AND m.status = 'accepted' AND m.list_id IN :ids
@@ -138,12 +152,13 @@ LIMIT :n OFFSET :skip""").bindparams(bindparam("ids", expanding=True))
 
 # The page's rows are chosen first; ts_headline, the costly part, runs only for them.
 _PG_SEARCH = text(f"""
-SELECT r.id, r.list_id, r.thread_id, r.subject, r.from_name, r.date,
+SELECT r.id, r.list_id, r.thread_id, r.subject, r.from_name, r.from_address, r.date,
        ts_headline('{PG_CONFIG}', CASE WHEN r.body <> '' THEN r.body ELSE r.subject END, r.q,
                    'StartSel={_START}, StopSel={_STOP}, MaxWords=35, MinWords=12, '
                    'MaxFragments=2, FragmentDelimiter=" … "') AS snippet
 FROM (
-  SELECT m.id, m.list_id, m.thread_id, m.subject, m.from_name, m.date, st.body, q.q,
+  SELECT m.id, m.list_id, m.thread_id, m.subject, m.from_name, m.from_address, m.date,
+         st.body, q.q,
          ts_rank_cd(st.tsv, q.q) AS rank
   FROM search_text st JOIN message m ON m.id = st.message_pk,
        websearch_to_tsquery('{PG_CONFIG}', :q) AS q(q)
