@@ -20,7 +20,7 @@ Invariants:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -72,16 +72,17 @@ def index_post(session: Session, msg: Message) -> None:
     session.flush()
 
 
-def searchable_lists(session: Session, names: Sequence[str] = ()) -> list[MailingList]:
-    """The lists whose archives anyone may search (``names``: only those of them).
+def searchable_lists(session: Session, names: Sequence[str] = (),
+                     may_read: Callable[[MailingList], bool] | None = None) -> list[MailingList]:
+    """The lists whose archives the viewer may search (``names``: only those of them).
 
-    Every list's archive is public until lists have an archive setting (public, members,
-    private); then this is where the public ones are chosen, and the search needs no change.
+    ``may_read`` is the archive visibility decision for this viewer (None: every archive is
+    public, as before lists had an archive setting); ``search`` is then given these lists' ids.
     """
     stmt = select(MailingList).order_by(col(MailingList.name))
     if names:
         stmt = stmt.where(col(MailingList.name).in_(list(names)))
-    return list(session.exec(stmt))
+    return [ml for ml in session.exec(stmt) if may_read is None or may_read(ml)]
 
 
 @dataclass(frozen=True)

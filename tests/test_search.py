@@ -191,3 +191,13 @@ def test_upgrade_indexes_posts_accepted_before_search(db_url: str) -> None:
         assert [h.subject for h in _find(store, "pelican").hits] == ["Before search"]
     finally:
         store.dispose()
+
+
+def test_searchable_lists_follow_the_visibility_decision(store: Store,
+                                                         posts: dict[str, int]) -> None:
+    with store.read_session() as s:
+        assert [ml.name for ml in search.searchable_lists(s)] == ["demo", "other"]
+        assert [ml.name for ml in search.searchable_lists(s, ["other", "nosuch"])] == ["other"]
+        hidden = search.searchable_lists(s, may_read=lambda ml: ml.name != "demo")
+        ids = [ml.id for ml in hidden if ml.id is not None]
+        assert _pks(search.search(s, "moodle", ids)) == [posts["elsewhere"]]
