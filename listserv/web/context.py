@@ -37,6 +37,8 @@ class WebContext:
     delivery_counts: Callable[[], Mapping[str, int]] = dict
     subscribe_limiter: RateLimiter = field(
         default_factory=lambda: RateLimiter(SUBSCRIBE_PER_IP, SUBSCRIBE_WINDOW))
+    signin_limiter: RateLimiter = field(  # sign-in links asked for, per client IP
+        default_factory=lambda: RateLimiter(SUBSCRIBE_PER_IP, SUBSCRIBE_WINDOW))
 
     @cached_property
     def secret(self) -> bytes:
