@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from listserv import moderation
 from listserv.config import Config
@@ -57,3 +58,18 @@ def sweep(store: Store, cfg: Config, wake_outbox: Wake) -> tuple[int, int]:
 def moderation_sweep() -> None:
     ctx = _context()
     sweep(ctx.store, ctx.cfg, ctx.wake_outbox)
+
+
+def due_items(store: Store, cfg: Config, wake_outbox: Wake, now: datetime | None = None) -> int:
+    """Scheduled posts that are due (and, later, competitions that have closed)."""
+    from listserv import scheduled_posts
+
+    sent = scheduled_posts.run_due(store, cfg, now)
+    if sent:
+        wake_outbox()
+    return len(sent)
+
+
+def due_items_job() -> None:
+    ctx = _context()
+    due_items(ctx.store, ctx.cfg, ctx.wake_outbox)

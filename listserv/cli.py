@@ -23,6 +23,7 @@ from listserv import cli_lists, cli_members, cli_moderation, cli_queue, logsetup
 from listserv import config as config_mod
 from listserv.cli_common import Ctx, pass_ctx
 from listserv.cli_outbox import outbox_group
+from listserv.cli_schedule import schedule_group
 
 CONFIG_HELP = "Configuration file (default: commonroom.toml here, or $COMMONROOM_CONFIG)."
 
@@ -130,6 +131,7 @@ main.add_command(cli_moderation.bans_group)
 main.add_command(cli_moderation.audit_command)
 main.add_command(cli_moderation.policy_group)
 main.add_command(outbox_group)
+main.add_command(schedule_group)
 
 # The digest commands live with the digests (the command line is a door onto every package).
 main.add_command(digest_cli.digest_group)
