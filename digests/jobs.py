@@ -61,13 +61,14 @@ def moderation_sweep() -> None:
 
 
 def due_items(store: Store, cfg: Config, wake_outbox: Wake, now: datetime | None = None) -> int:
-    """Scheduled posts that are due (and, later, competitions that have closed)."""
-    from listserv import scheduled_posts
+    """Scheduled posts that are due and competitions that have closed; how many were done."""
+    from listserv import competitions, scheduled_posts
 
-    sent = scheduled_posts.run_due(store, cfg, now)
-    if sent:
+    done = len(scheduled_posts.run_due(store, cfg, now)) + \
+        len(competitions.draw_due(store, cfg, now))
+    if done:
         wake_outbox()
-    return len(sent)
+    return done
 
 
 def due_items_job() -> None:

@@ -22,6 +22,7 @@ from sqlmodel import Session, col
 
 from listserv import (
     audit,
+    competition_entries,
     discord_bridge,
     moderation,
     notices,
@@ -164,4 +165,5 @@ def release(session: Session, cfg: Config, ml: MailingList, msg: Message,
                                       msg.date or msg.received_at, ml.name)
     session.add(msg)
     discord_bridge.queue_post(session, cfg, ml, msg, from_discord=from_discord)
+    competition_entries.enter(session, ml, msg)  # a reply in a competition's thread enters it
     return fan_out(session, ml, msg.id, cfg.server.domain)
