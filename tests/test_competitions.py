@@ -189,3 +189,26 @@ def test_a_closed_competition_takes_no_entries_and_no_entrants_wins_nothing(
         competitions.start(s, cfg, s.exec(select(MailingList)).one(), prize="p",
                            closes_at=datetime.now(UTC) - timedelta(minutes=1),
                            now=datetime.now(UTC))
+
+
+def test_the_digest_lists_open_competitions_and_scheduled_posts(store: Store,
+                                                                cfg: Config) -> None:
+    from digests.build import collect
+    from listserv import scheduled_posts
+
+    _list(store)
+    now = datetime.now(UTC)
+    _start(store, cfg, now + timedelta(days=3))
+    with store.session() as s:
+        ml = s.exec(select(MailingList)).one()
+        for days, subject in ((2, "Guest post"), (30, "Too far ahead")):
+            scheduled_posts.schedule(s, ml, from_address=MEMBERS[0], subject=subject,
+                                     body="b", at=now + timedelta(days=days), now=now)
+        digest = collect(s, ml, cfg, now - timedelta(days=7), now, volume=1, number=1)
+        titles = sorted(u.title for u in digest.upcoming)
+    assert titles == ["Competition: win a book token", "Guest post"]
+    assert competitions.draw_due(store, cfg, now + timedelta(days=4))
+    with store.session() as s:
+        ml = s.exec(select(MailingList)).one()
+        later = collect(s, ml, cfg, now, now + timedelta(days=4), volume=1, number=2)
+        assert [u.title for u in later.upcoming] == []
