@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -72,9 +73,21 @@ def enter(session: Session, ml: MailingList, msg: Message) -> Entry:
     if msg.received_at > comp.closes_at:
         log.info("entry to competition %s refused: %s", comp.id, Entry.CLOSED, extra=context)
         return Entry.CLOSED
-    sub = subscriptions.find_subscription(session, ml.id, msg.from_address)
+    return enter_address(session, ml, comp, msg.from_address, at=msg.received_at,
+                         message_pk=msg.id)
+
+
+def enter_address(session: Session, ml: MailingList, comp: Competition, address: str, *,
+                  at: datetime, message_pk: int | None = None) -> Entry:
+    """Enter the person behind ``address`` (a post's sender, or a linked Discord account's
+    membership address pressing Enter) if they may, once."""
+    assert comp.id is not None and ml.id is not None
+    context = {"list": ml.name, "competition": comp.id, "sender": address}
+    if comp.state != CompetitionState.OPEN.value or at > comp.closes_at:
+        return Entry.CLOSED
+    sub = subscriptions.find_subscription(session, ml.id, address)
     person = session.exec(select(Person).join(Address, col(Address.person_id) == col(Person.id))
-                          .where(Address.email == msg.from_address)).first()
+                          .where(Address.email == address)).first()
     refused = refusal(person, comp, sub is not None and sub.role != Role.NONMEMBER.value)
     if refused is not None:
         log.info("entry to competition %s refused: %s", comp.id, refused.value, extra=context)
@@ -88,8 +101,7 @@ def enter(session: Session, ml: MailingList, msg: Message) -> Entry:
     try:
         with session.begin_nested():
             session.add(CompetitionEntry(competition_id=comp.id, person_id=person.id,
-                                         address=msg.from_address, message_pk=msg.id,
-                                         entered_at=msg.received_at))
+                                         address=address, message_pk=message_pk, entered_at=at))
     except IntegrityError:  # the same person's other post, committed meanwhile
         return Entry.DUPLICATE
     log.info("entry to competition %s", comp.id, extra=context)

@@ -315,3 +315,25 @@ def verify(session: Session, comp: Competition) -> Verification:
          f"{[p + 1 for p in again]} (published {[p + 1 for p in picks]})"),
     )
     return Verification(all(ok for ok, _ in checks), checks)
+
+
+def enter_linked(session: Session, competition_id: int, discord_user_id: str, *,
+                 now: datetime) -> str:
+    """A linked Discord account enters (the Enter button); what to tell them."""
+    from listserv import competition_entries, discord_links
+    from listserv.competition_entries import Entry
+
+    comp = session.get(Competition, competition_id)
+    ml = session.get(MailingList, comp.list_id) if comp else None
+    if comp is None or ml is None:
+        return f"There is no competition {competition_id}."
+    address = discord_links.linked_address(session, discord_user_id, ml)
+    if address is None:
+        return (f"Only members of {ml.name} can enter. If you are one, link your Discord "
+                "account first with /link.")
+    outcome = competition_entries.enter_address(session, ml, comp, address, at=now)
+    return {Entry.ENTERED: f"You are entered for {comp.prize}. Good luck!",
+            Entry.DUPLICATE: "You have already entered: one entry each.",
+            Entry.CLOSED: "Sorry, this competition has closed.",
+            Entry.EXCLUDED: f"Sorry, staff of {comp.exclude_org} cannot enter this one.",
+            }.get(outcome, f"Sorry, you cannot enter: {outcome.value}.")

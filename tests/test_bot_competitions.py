@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from listserv import competitions
 from listserv.config import load
-from listserv.models import DiscordThread, MailingList, Message
+from listserv.models import Competition, DiscordThread, MailingList, Message
 from listserv.store import Store
 from tests.harness import Running, make_list, wait_until, write_config
 from tests.smtpsink import SmtpSink
@@ -54,3 +54,68 @@ def test_a_reply_in_the_bridged_thread_enters_once(tmp_path: Path, db_url: str, 
 def _thread_posts(store: Store, thread_id: int) -> list[Message]:
     with store.session() as s:
         return list(s.exec(select(Message).where(Message.thread_id == thread_id)).all())
+
+
+def test_competition_start_and_the_enter_button(tmp_path: Path, db_url: str, sink: SmtpSink,
+                                                store: Store) -> None:
+    from tests.test_bot_commands import LINKED, MOD, UNLINKED, _link, bot_server
+    from tests.test_bot_moderation import MEMBERS as MOD_MEMBERS
+    from tests.test_bot_moderation import MOD_USER
+
+    make_list(store, "demo", members=MOD_MEMBERS)
+    _link(store, LINKED, MOD_MEMBERS[1])
+    with bot_server(tmp_path, db_url, sink, store) as (bot, _server):
+        refused = bot.ask("competition", LINKED, {"prize": "a mug", "closes": "next Friday 12:00"},
+                          sub="start")
+        assert "for moderators" in refused
+        bad = bot.ask("competition", MOD_USER, {"prize": "a mug", "closes": "whenever"},
+                      sub="start", roles=MOD)
+        assert bad.startswith("Not started") and "next Friday 12:00" in bad
+        iid, body = bot.command("competition", MOD_USER, {"prize": "a mug", "closes":
+                                "next Friday 12:00", "reserves": 1}, sub="start", roles=MOD)
+        with store.session() as s:
+            [comp] = s.exec(select(Competition)).all()
+            cid = comp.id
+        assert f"Competition {cid} started on demo" in body["data"]["content"]
+        [public] = bot.run(bot.double.followups_for(iid, 1))
+        assert "win a mug" in public["content"] and not public.get("flags")
+        card = bot.card(public)
+        assert [c["custom_id"] for row in card["components"] for c in row["components"]] == \
+            [f"cr:comp:enter:{cid}"]
+        pressed = bot.press(f"cr:comp:enter:{cid}", LINKED, card)
+        assert "You are entered for a mug" in pressed["data"]["content"]
+        again = bot.press(f"cr:comp:enter:{cid}", LINKED, card)
+        assert "already entered" in again["data"]["content"]
+        stranger = bot.press(f"cr:comp:enter:{cid}", UNLINKED, card)
+        assert "/link" in stranger["data"]["content"]
+        with store.session() as s:
+            assert [e.address for e in competitions.entries(s, cid)] == [MOD_MEMBERS[1]]
+
+
+def test_schedule_add_list_cancel(tmp_path: Path, db_url: str, sink: SmtpSink,
+                                  store: Store) -> None:
+    from tests.test_bot_commands import LINKED, MOD, _link, bot_server
+    from tests.test_bot_moderation import MEMBERS as MOD_MEMBERS
+    from tests.test_bot_moderation import MOD_USER
+
+    make_list(store, "demo", members=MOD_MEMBERS)
+    _link(store, LINKED, MOD_MEMBERS[1])
+    with bot_server(tmp_path, db_url, sink, store) as (bot, _server):
+        assert "for moderators" in bot.ask("schedule", LINKED, sub="list")
+        added = bot.ask("schedule", MOD_USER, {"at": "2030-01-01T09:00", "subject": "Guest post",
+                                               "body": "Hello all.", "every":
+                                               "every second Wednesday at 09:00",
+                                               "from_email": MOD_MEMBERS[1]},
+                        sub="add", roles=MOD)
+        assert added.startswith("Scheduled post 1 from " + MOD_MEMBERS[1]), added
+        assert "every second Wednesday at 09:00" in added
+        unlinked = bot.ask("schedule", MOD_USER, {"at": "2030-01-01T09:00", "subject": "s",
+                                                  "body": "b"}, sub="add", roles=MOD)
+        assert "from_email:" in unlinked
+        listed = bot.ask("schedule", MOD_USER, sub="list", roles=MOD)
+        # Wednesday 2 January 2030, 09:00 GMT
+        assert listed.startswith("**1** · <t:1893574800:F> · every second Wednesday")
+        assert bot.ask("schedule", MOD_USER, {"id": 1}, sub="cancel", roles=MOD) == \
+            "Cancelled scheduled post 1."
+        assert bot.ask("schedule", MOD_USER, sub="list", roles=MOD) == \
+            "No scheduled posts on demo."
