@@ -67,12 +67,6 @@ def enter(session: Session, ml: MailingList, msg: Message) -> Entry:
         Competition.state == CompetitionState.OPEN.value)).first()
     if comp is None or comp.message_pk == msg.id or not msg.from_address:
         return Entry.NONE
-    assert comp.id is not None and ml.id is not None
-    context = {"list": ml.name, "competition": comp.id, "message_id": msg.message_id,
-               "sender": msg.from_address}
-    if msg.received_at > comp.closes_at:
-        log.info("entry to competition %s refused: %s", comp.id, Entry.CLOSED, extra=context)
-        return Entry.CLOSED
     return enter_address(session, ml, comp, msg.from_address, at=msg.received_at,
                          message_pk=msg.id)
 
@@ -84,6 +78,8 @@ def enter_address(session: Session, ml: MailingList, comp: Competition, address:
     assert comp.id is not None and ml.id is not None
     context = {"list": ml.name, "competition": comp.id, "sender": address}
     if comp.state != CompetitionState.OPEN.value or at > comp.closes_at:
+        log.info("entry to competition %s refused: %s", comp.id, Entry.CLOSED.value,
+                 extra=context)
         return Entry.CLOSED
     sub = subscriptions.find_subscription(session, ml.id, address)
     person = session.exec(select(Person).join(Address, col(Address.person_id) == col(Person.id))

@@ -212,3 +212,22 @@ def test_the_digest_lists_open_competitions_and_scheduled_posts(store: Store,
         ml = s.exec(select(MailingList)).one()
         later = collect(s, ml, cfg, now, now + timedelta(days=4), volume=1, number=2)
         assert [u.title for u in later.upcoming] == []
+
+
+def test_an_entry_after_the_closing_time_but_before_the_draw_is_refused(
+        store: Store, cfg: Config) -> None:
+    from listserv.competition_entries import enter_address
+
+    _list(store)
+    closes = datetime.now(UTC) + timedelta(days=1)
+    cid, _parent = _start(store, cfg, closes)
+    with store.session() as s:
+        ml = s.exec(select(MailingList)).one()
+        comp = s.get(Competition, cid)
+        assert comp is not None
+        assert enter_address(s, ml, comp, MEMBERS[0], at=closes + timedelta(seconds=1)) \
+            is Entry.CLOSED
+        assert enter_address(s, ml, comp, SPONSOR, at=closes) is Entry.EXCLUDED
+        assert enter_address(s, ml, comp, "nobody@x.example", at=closes) is Entry.NOT_MEMBER
+        assert enter_address(s, ml, comp, MEMBERS[1], at=closes) is Entry.ENTERED
+        assert enter_address(s, ml, comp, MEMBERS[1], at=closes) is Entry.DUPLICATE
