@@ -22,6 +22,7 @@ from discord.ext import commands
 
 from bot.cogs.admin import Admin
 from bot.cogs.bridge import Bridge
+from bot.cogs.competitions import Competitions, EnterButton
 from bot.cogs.digests import Digests
 from bot.cogs.held import HeldButton
 from bot.cogs.links import Links
@@ -61,6 +62,8 @@ class CommonroomBot(commands.Bot):
         await self.add_cog(Members(self.ctx), guild=self.guild_ref)
         await self.add_cog(Digests(self.ctx), guild=self.guild_ref)
         await self.add_cog(Subscribe(self.ctx), guild=self.guild_ref)
+        await self.add_cog(Competitions(self.ctx), guild=self.guild_ref)  # and /schedule
+        self.add_dynamic_items(EnterButton)  # a competition's Enter, after a restart too
         self.add_dynamic_items(HeldButton)  # the held-post buttons, from any message, any time
         self.tree.error(self.on_app_command_error)
 

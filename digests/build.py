@@ -15,6 +15,7 @@ from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from digests import upcoming
 from digests.model import Digest, DigestPost, DigestThread, Participant, UpcomingItem, summarise
 from listserv import links, quotes
 from listserv.addresses import list_address
@@ -34,7 +35,8 @@ from listserv.models import (
 
 # Later issues (events, competitions) register what is coming up on a list here.
 UpcomingSource = Callable[[Session, MailingList, datetime], list[UpcomingItem]]
-UPCOMING_SOURCES: list[UpcomingSource] = []
+UPCOMING_SOURCES: list[UpcomingSource] = [upcoming.open_competitions,  # H8
+                                           upcoming.scheduled_posts]
 
 
 def _participants(session: Session, emails: set[str]) -> dict[str, Participant]:

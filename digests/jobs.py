@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from listserv import moderation
 from listserv.config import Config
@@ -57,3 +58,19 @@ def sweep(store: Store, cfg: Config, wake_outbox: Wake) -> tuple[int, int]:
 def moderation_sweep() -> None:
     ctx = _context()
     sweep(ctx.store, ctx.cfg, ctx.wake_outbox)
+
+
+def due_items(store: Store, cfg: Config, wake_outbox: Wake, now: datetime | None = None) -> int:
+    """Scheduled posts that are due and competitions that have closed; how many were done."""
+    from listserv import competitions, scheduled_posts
+
+    done = len(scheduled_posts.run_due(store, cfg, now)) + \
+        len(competitions.draw_due(store, cfg, now))
+    if done:
+        wake_outbox()
+    return done
+
+
+def due_items_job() -> None:
+    ctx = _context()
+    due_items(ctx.store, ctx.cfg, ctx.wake_outbox)

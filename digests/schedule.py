@@ -38,6 +38,7 @@ SWEEP_SECONDS = 60  # held-post reminders and expiry
 
 DIGEST_PREFIX = "digest:"
 SWEEP_JOB = "moderation-sweep"
+DUE_JOB = "due-items"  # scheduled posts and competition draws: their rows say when (H8)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,10 @@ def sync_jobs(scheduler: BaseScheduler, store: Store) -> None:
     if scheduler.get_job(SWEEP_JOB) is None:
         scheduler.add_job(f"{jobs.__name__}:moderation_sweep", "interval", seconds=SWEEP_SECONDS,
                           id=SWEEP_JOB, name="held-post reminders and expiry",
+                          misfire_grace_time=SWEEP_SECONDS)
+    if scheduler.get_job(DUE_JOB) is None:
+        scheduler.add_job(f"{jobs.__name__}:due_items_job", "interval", seconds=SWEEP_SECONDS,
+                          id=DUE_JOB, name="scheduled posts and competition draws",
                           misfire_grace_time=SWEEP_SECONDS)
 
 
