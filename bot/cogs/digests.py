@@ -122,4 +122,4 @@ class Digests(commands.Cog):
                     return "Link your Discord account to your address first: `/link email:`."
                 return f"You are not a member of {name}: `/subscribe` to join."
             return subscriptions.set_delivery(s, ml, email, mode,
-                                              actor=f"discord:{user_id}").message
+                                              via="discord", actor=f"discord:{user_id}").message
