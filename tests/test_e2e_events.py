@@ -21,11 +21,12 @@ from listserv.lists import find
 from listserv.models import Event, EventAttendee, MessageStatus
 from listserv.models import Message as Stored
 from listserv.store import Store
+from listserv.subscriptions import is_member
 from tests.harness import DOMAIN, Running, mail, make_list, parse, running, write_config
 from tests.smtpsink import SmtpSink
 
-NOW = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
-START = datetime(2026, 9, 3, 8, 30, tzinfo=UTC)  # 9.30 in Ripley (BST)
+NOW = datetime(2030, 9, 1, 8, 0, tzinfo=UTC)  # the doors use the real clock: keep ahead of it
+START = datetime(2030, 9, 3, 8, 30, tzinfo=UTC)  # 9.30 in Ripley (BST)
 ANN, BEN, CAT = "ann@council.gov.uk", "ben@council.gov.uk", "cat@council.gov.uk"
 MOD = "mod@council.gov.uk"
 OUTSIDER = "eve@elsewhere.example"
@@ -127,9 +128,8 @@ def test_attend_by_mail_waiting_list_moves_up_and_is_told(server: Running,
     assert "Breakfast meeting" in text_of(told)
     with server.store.session() as s:
         rows = [(r.email, r.state) for r in events.attendees(s, event_id)]
-        ml = find(s, "demo")
-        assert ml is not None and any(  # "leave N" is about the event: Ann is still a member
-            m == ANN for m in [ANN] if events.subscriptions.is_member(s, ml.id or 0, ANN))
+        # "leave N" is about the event: Ann is still a member of the list.
+        assert is_member(s, 1, ANN)
     assert rows == [(BEN, "attending")]
 
 
