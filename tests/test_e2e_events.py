@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
 
+import httpx
 import icalendar
 import pytest
 from sqlmodel import select
@@ -171,3 +172,50 @@ def test_cancelling_tells_everyone_on_the_list(server: Running, sink: SmtpSink) 
     with server.store.session() as s:
         assert events.upcoming(s, 1, NOW) == []
         assert len(s.exec(select(EventAttendee)).all()) == 2
+
+
+def test_attend_by_the_link_in_the_announcement(server: Running, sink: SmtpSink) -> None:
+    event_id = add_event(server, capacity=1)
+    ann_link = attend_link(mails_to(sink, ANN, "Breakfast")[0])
+    ben_link = attend_link(mails_to(sink, BEN, "Breakfast")[0])
+    with httpx.Client(base_url=server.web_url, timeout=30) as web:
+        page = web.get(ann_link)
+        assert page.status_code == 200
+        assert "Breakfast meeting for councils" in page.text and ANN in page.text
+        assert 'method="post"' in page.text and "I am coming" in page.text
+        with server.store.session() as s:
+            assert events.attendees(s, event_id) == []  # a GET changes nothing
+        done = web.post(ann_link)
+        assert done.status_code == 200 and "You are coming" in done.text
+        assert "already coming" in web.post(ann_link).text
+        assert "Join the waiting list" in web.get(ben_link).text
+        waiting = web.post(ben_link)
+        assert "You are on the waiting list" in waiting.text
+        forged = ben_link.replace(f"/events/{event_id}/", f"/events/{event_id + 1}/")
+        assert web.get(forged).status_code == 404
+        assert web.post(ann_link[:-3] + "abc").status_code == 404
+    with server.store.session() as s:
+        rows = [(r.email, r.state, r.via) for r in events.attendees(s, event_id)]
+    assert rows == [(ANN, "attending", "web"), (BEN, "waiting", "web")]
+
+
+def test_calendar_feed_lists_the_coming_events(server: Running) -> None:
+    first = add_event(server, capacity=None)
+    second = add_event(server, capacity=None)
+    with server.store.session() as s:
+        event = s.get(Event, second)
+        assert event is not None
+        events.cancel(s, server.cfg, event, actor=MOD, now=NOW)
+    with httpx.Client(base_url=server.web_url, timeout=30) as web:
+        feed = web.get("/lists/demo/events.ics")
+        assert feed.status_code == 200
+        assert feed.headers["content-type"].startswith("text/calendar")
+        assert web.get("/lists/nope/events.ics").status_code == 404
+    cal = icalendar.Calendar.from_ical(feed.content)
+    with server.store.session() as s:
+        kept = s.get(Event, first)
+        assert kept is not None
+        uid = kept.uid
+    assert [str(ve["UID"]) for ve in cal.walk("VEVENT")] == [uid]
+    assert str(cal["X-WR-CALNAME"]) == "demo events"
+    assert b"@council.gov.uk" not in feed.content  # no attendee, no member address
