@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
@@ -15,11 +16,13 @@ import icalendar
 import pytest
 from sqlmodel import select
 
+from digests import jobs
+from digests.build import collect
 from listserv import config as config_mod
 from listserv import events, links
 from listserv.event_mail import attend_purpose
 from listserv.lists import find
-from listserv.models import Event, EventAttendee, MessageStatus
+from listserv.models import Event, EventAttendee, MessageStatus, utcnow
 from listserv.models import Message as Stored
 from listserv.store import Store
 from listserv.subscriptions import is_member
@@ -219,3 +222,63 @@ def test_calendar_feed_lists_the_coming_events(server: Running) -> None:
     assert [str(ve["UID"]) for ve in cal.walk("VEVENT")] == [uid]
     assert str(cal["X-WR-CALNAME"]) == "demo events"
     assert b"@council.gov.uk" not in feed.content  # no attendee, no member address
+
+
+def test_the_scheduled_job_reminds_once_across_restarts(server: Running, sink: SmtpSink) -> None:
+    soon = utcnow().replace(microsecond=0) + timedelta(hours=20)
+    with server.store.session() as s:
+        ml = find(s, "demo")
+        assert ml is not None
+        event = events.create(s, server.cfg, ml, events.Draft(
+            title="Social media cafe", starts_at=soon, ends_at=soon + timedelta(hours=2),
+            timezone="Europe/London"), actor=MOD, now=utcnow())
+        events.attend(s, server.cfg, event, CAT, via="test", now=utcnow())
+    wake = server.app.worker.wake  # type: ignore[union-attr]
+    assert jobs.remind_events(server.store, server.cfg, wake) == 1
+    # A second process (or this one after a restart) finds the reminder recorded.
+    assert jobs.remind_events(server.store, server.cfg, wake) == 0
+    server.drain()
+    [msg] = mails_to(sink, CAT, "Tomorrow")
+    assert "Social media cafe" in text_of(msg)
+
+
+def test_the_digest_lists_events_until_they_have_happened(server: Running) -> None:
+    event_id = add_event(server, capacity=None)
+    with server.store.session() as s:
+        ml = find(s, "demo")
+        assert ml is not None
+        before = collect(s, ml, server.cfg, NOW - timedelta(days=7), NOW, volume=1, number=1)
+        during = collect(s, ml, server.cfg, NOW, START + timedelta(hours=1), volume=1, number=2)
+        after = collect(s, ml, server.cfg, NOW, START + timedelta(hours=4), volume=1, number=3)
+        event = s.get(Event, event_id)
+        announced = s.get(Stored, event.message_pk) if event and event.message_pk else None
+        assert announced is not None
+    [item] = before.upcoming
+    assert item.title == "Breakfast meeting for councils" and item.when == START
+    assert item.url == f"https://lists.example.org/lists/demo/threads/{announced.thread_id}"
+    assert item.detail == "Ripley Town Hall"
+    assert [u.title for u in during.upcoming] == [item.title]  # until it has ended
+    assert after.upcoming == ()
+
+
+def test_changing_tells_those_attending_and_more_places_move_people_up(
+        server: Running, sink: SmtpSink) -> None:
+    event_id = add_event(server, capacity=1)
+    with server.store.session() as s:
+        event = s.get(Event, event_id)
+        assert event is not None
+        events.attend(s, server.cfg, event, ANN, via="test", now=NOW)
+        events.attend(s, server.cfg, event, BEN, via="test", now=NOW)  # waiting
+        draft = replace(events.as_draft(event), location="Ripley library", capacity=2)
+        assert events.change(s, server.cfg, event, draft, actor=MOD, now=NOW) == [
+            "location", "capacity"]
+        assert events.change(s, server.cfg, event, draft, actor=MOD, now=NOW) == []
+    server.app.worker.wake()  # type: ignore[union-attr]
+    server.drain()
+    [changed] = mails_to(sink, ANN, "Changed")
+    assert "Ripley library" in text_of(changed)
+    [ics] = [p for p in changed.walk() if p.get_content_type() == "text/calendar"]
+    [ve] = icalendar.Calendar.from_ical(ics.get_payload(decode=True)).walk("VEVENT")
+    assert int(ve["SEQUENCE"]) == 1 and str(ve["LOCATION"]) == "Ripley library"
+    assert mails_to(sink, BEN, "Changed") == []  # was waiting when it changed
+    assert len(mails_to(sink, BEN, "You have a place")) == 1  # the second place is Ben's
