@@ -4,6 +4,7 @@ by a linked member attends (or joins the waiting list); ``/event attendees`` lis
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlmodel import select
@@ -49,6 +50,13 @@ def test_event_add_card_and_buttons(tmp_path: Path, db_url: str, sink: SmtpSink,
         assert f"Event {event_id}: Social media cafe" in str(body["content"])
         card = bot.double.card(str(body["content"]), body["components"])  # type: ignore[arg-type]
         assert custom_ids(card) == [f"cr:event:attend:{event_id}", f"cr:event:leave:{event_id}"]
+        [scheduled] = bot.run(bot.double.wait_for(
+            "POST", f"/guilds/{bot.double.guild_id}/scheduled-events"))
+        assert scheduled.body["name"] == "Social media cafe"
+        assert scheduled.body["entity_type"] == 3  # external: a place, not a voice channel
+        assert scheduled.body["entity_metadata"] == {"location": "Ripley library"}
+        start = datetime.fromisoformat(scheduled.body["scheduled_start_time"])
+        assert start == datetime(2030, 9, 3, 8, 30, tzinfo=UTC)  # 9.30 in Ripley (BST)
         wait_until(lambda: sorted(r for m in sink.messages if b"Social media cafe" in m.data
                                   for r in m.rcpt_tos) == sorted(MEMBERS),
                    what="the announcement mailed to the members")
@@ -72,3 +80,15 @@ def test_event_add_card_and_buttons(tmp_path: Path, db_url: str, sink: SmtpSink,
             rows = [(r.email, r.state, r.via) for r in events.attendees(s, event_id or 0)]
         assert rows == [(MEMBERS[0], "attending", "discord")]
         server.drain()
+
+
+def test_without_the_permission_the_card_still_goes(tmp_path: Path, db_url: str,
+                                                    sink: SmtpSink, store: Store) -> None:
+    make_list(store, "demo", members=MEMBERS)
+    with bot_server(tmp_path, db_url, sink, store) as (bot, _server):
+        bot.double.refuse_scheduled_events = True
+        text = bot.ask("event", MOD_USER, ADD, sub="add", roles=MOD)
+        assert text.startswith("Event ") and text.endswith(" announced to demo.")
+        body = _card(bot.threaded, bot.double.channels["demo-list"])
+        assert "Social media cafe" in str(body["content"])
+        bot.run(bot.double.wait_for("POST", f"/guilds/{bot.double.guild_id}/scheduled-events"))

@@ -13,6 +13,7 @@ also after a restart. Moderator commands check the role on every call; answers a
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any
 
@@ -26,6 +27,7 @@ from listserv import discord_links, events, lists
 from listserv.event_mail import when_text
 from listserv.models import Event, MailingList, utcnow
 
+log = logging.getLogger("commonroom.bot")
 TEMPLATE = r"cr:event:(?P<action>attend|leave):(?P<id>[0-9]+)"
 
 
@@ -82,6 +84,24 @@ class EventButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPL
         await interaction.response.send_message(text, ephemeral=True)
 
 
+async def scheduled_event(interaction: discord.Interaction, event: Event) -> None:
+    """Also a Discord scheduled event, where the bot may create one (else the card stands
+    alone); a refusal or failure is logged, never shown as the command failing."""
+    perms, guild = interaction.app_permissions, interaction.guild
+    if guild is None or not (perms.administrator or perms.manage_events or perms.create_events):
+        return
+    try:
+        await guild.create_scheduled_event(
+            name=event.title[:100], start_time=event.starts_at, end_time=event.ends_at,
+            entity_type=discord.EntityType.external, privacy_level=discord.PrivacyLevel.guild_only,
+            location=(event.location or "see the announcement")[:100],
+            description=f"Event {event.id}: {event.description}"[:1000],
+            reason=f"commonroom event {event.id}")
+    except discord.HTTPException as e:
+        log.warning("no Discord scheduled event for event %s: %s", event.id, e,
+                    extra={"event": event.id})
+
+
 class Events(commands.Cog):
     event = app_commands.Group(name="event", description="Events: announce one, see who is "
                                "coming (moderators)")
@@ -118,6 +138,7 @@ class Events(commands.Cog):
             channel_id = self.ctx.cfg.bridges.get(name) or str(interaction.channel_id)
             channel = interaction.client.get_partial_messageable(int(channel_id))
             await channel.send(card_text(event), view=card_view(event.id or 0))
+            await scheduled_event(interaction, event)
 
     def _add(self, name: str, f: dict[str, Any], actor: str) -> tuple[str, Event | None]:
         with self.ctx.store.session() as s:
