@@ -364,10 +364,12 @@ def send_reminders(session: Session, cfg: Config, now: datetime) -> int:
         info = list_info(ml, cfg)
         event.reminded_at = now
         session.add(event)
-        for row in attendees(session, event.id or 0):
-            if row.state == AttendeeState.ATTENDING.value:
-                _notify(session, cfg, ml, row.email, event_mail.reminder(info, event, row.email))
-                queued += 1
+        told = [row.email for row in attendees(session, event.id or 0)
+                if row.state == AttendeeState.ATTENDING.value]
+        for email in told:
+            _notify(session, cfg, ml, email, event_mail.reminder(info, event, email))
+        queued += len(told)
         audit.record(session, list_id=event.list_id, actor="scheduler",
-                     action="event-reminded", target=f"event {event.id}", detail=f"{queued}")
+                     action="event-reminded", target=f"event {event.id}",
+                     detail=f"{len(told)} told")
     return queued

@@ -23,7 +23,7 @@ COMMANDS = {"subscribe": "subscribe", "join": "subscribe", "unsubscribe": "unsub
             "end": "end", "stop": "end", "digest": "digest", "set": "digest",
             "attend": "attend", "cancel": "event-leave"}
 # "leave N" / "cancel N" with an event number is about the event, not the list.
-EVENT_LEAVE_WORDS = ("leave", "cancel", "unsubscribe")
+EVENT_LEAVE_WORDS = ("leave", "cancel")
 # "digest plain|mime|html|off" (Mailman's "set delivery ..." spelling works too).
 DIGEST_MODES = {"plain": DeliveryMode.PLAIN, "text": DeliveryMode.PLAIN, "rfc1153": DeliveryMode.PLAIN,
                 "mime": DeliveryMode.MIME, "html": DeliveryMode.HTML, "off": DeliveryMode.EACH,

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
+from typing import Any
 
 import httpx
 import icalendar
@@ -28,6 +29,8 @@ from listserv.store import Store
 from listserv.subscriptions import is_member
 from tests.harness import DOMAIN, Running, mail, make_list, parse, running, write_config
 from tests.smtpsink import SmtpSink
+from tests.web_harness import text_of as text_of_page
+from tests.web_harness import wait_for_text
 
 NOW = datetime(2030, 9, 1, 8, 0, tzinfo=UTC)  # the doors use the real clock: keep ahead of it
 START = datetime(2030, 9, 3, 8, 30, tzinfo=UTC)  # 9.30 in Ripley (BST)
@@ -282,3 +285,15 @@ def test_changing_tells_those_attending_and_more_places_move_people_up(
     assert int(ve["SEQUENCE"]) == 1 and str(ve["LOCATION"]) == "Ripley library"
     assert mails_to(sink, BEN, "Changed") == []  # was waiting when it changed
     assert len(mails_to(sink, BEN, "You have a place")) == 1  # the second place is Ben's
+
+
+def test_attend_in_the_browser(server: Running, sink: SmtpSink, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    event_id = add_event(server, capacity=5)
+    browser.get(server.web_url + attend_link(mails_to(sink, CAT, "Breakfast")[0]))
+    assert "Breakfast meeting for councils" in text_of_page(browser, "h1")
+    browser.find_element(By.XPATH, "//button[text()='I am coming']").click()
+    wait_for_text(browser, "h1", "You are coming")
+    with server.store.session() as s:
+        assert [(r.email, r.via) for r in events.attendees(s, event_id)] == [(CAT, "web")]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from listserv.events import Answer, Draft, decide_attend, draft_problem, parse_time
+from listserv.requests import parse_commands
 
 NOW = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 
@@ -53,3 +54,15 @@ def test_parse_time_is_local_unless_an_offset_is_given() -> None:
     given = parse_time("2026-09-03T09:30+00:00", "Europe/London")
     assert given is not None and given.astimezone(UTC).hour == 9
     assert parse_time("next tuesday", "Europe/London") is None
+
+
+@pytest.mark.parametrize(("subject", "body", "wanted"), [
+    ("attend 3", "", [("attend", ("3",))]),
+    ("", "leave 3\n", [("event-leave", ("3",))]),
+    ("", "cancel 12\n", [("event-leave", ("12",))]),
+    ("leave", "", [("unsubscribe", ())]),  # without a number: the list, as before
+    ("Re: attend 4", "> attend 5\n", [("attend", ("4",))]),
+])
+def test_event_commands_to_the_request_address(subject: str, body: str,
+                                               wanted: list[tuple[str, tuple[str, ...]]]) -> None:
+    assert [(c.name, c.args) for c in parse_commands(subject, body)] == wanted
