@@ -203,6 +203,15 @@ def test_attend_by_the_link_in_the_announcement(server: Running, sink: SmtpSink)
     with server.store.session() as s:
         rows = [(r.email, r.state, r.via) for r in events.attendees(s, event_id)]
     assert rows == [(ANN, "attending", "web"), (BEN, "waiting", "web")]
+    with httpx.Client(base_url=server.web_url, timeout=30) as web:
+        assert "I can no longer come" in web.get(ann_link).text
+        left = web.post(ann_link, data={"action": "leave"})
+        assert left.status_code == 200 and "no longer on the list" in left.text
+    server.drain()
+    assert len(mails_to(sink, BEN, "You have a place")) == 1
+    with server.store.session() as s:
+        assert [(r.email, r.state) for r in events.attendees(s, event_id)] == [
+            (BEN, "attending")]
 
 
 def test_calendar_feed_lists_the_coming_events(server: Running) -> None:

@@ -3,7 +3,8 @@
 Invariants:
 - The attend link's token is signed for one list, one event and one address
   (``event_mail.attend_purpose``); the GET shows the event and one POST button and changes
-  nothing (mail scanners follow links); the POST calls ``events.attend`` as the mail door does.
+  nothing (mail scanners follow links); the POST calls ``events.attend`` (or, with
+  ``action=leave``, ``events.leave``) as the mail door does.
 - The feed (``/lists/LIST/events.ics``) lists the list's events that have not ended, with no
   attendee in it; a members-only archive does not hide it, as the announcement already went
   to the list (organisers put nothing private in an event).
@@ -12,8 +13,9 @@ Invariants:
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from listserv import event_ics, events, links, lists
@@ -53,15 +55,23 @@ def attend_page(request: Request, list_name: str, event_id: int, token: str,
 
 
 @router.post("/lists/{list_name}/events/{event_id}/attend/{token}", response_class=HTMLResponse)
-def attend(request: Request, list_name: str, event_id: int, token: str,
-           context: Ctx) -> HTMLResponse:
+def attend(request: Request, list_name: str, event_id: int, token: str, context: Ctx,
+           action: Annotated[str, Form()] = "attend") -> HTMLResponse:
     with context.store.session() as s:
         link = tokens.read(s, context.secret, list_name, token, attend_purpose(event_id))
         event = events.find(s, event_id)
         if link is None or event is None or event.list_id != link.list_id:
             return _bad_link(request)
-        result = events.attend(s, context.cfg, event, link.email, via="web", now=utcnow())
+        if action == "leave":
+            left = events.leave(s, context.cfg, event, link.email, via="web", now=utcnow())
+        else:
+            result = events.attend(s, context.cfg, event, link.email, via="web", now=utcnow())
         title = event.title
+    if action == "leave":  # the next on the waiting list may have been told by mail
+        context.wake_outbox()
+        log.info("web leave: %s", left,
+                 extra={"list": link.list_name, "member": link.email, "event": event_id})
+        return message_page(request, title, sentence(left))
     log.info("web attend: %s", result.message,
              extra={"list": link.list_name, "member": link.email, "event": event_id})
     heading = {events.Answer.ATTENDING: "You are coming",
