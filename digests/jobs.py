@@ -74,3 +74,19 @@ def due_items(store: Store, cfg: Config, wake_outbox: Wake, now: datetime | None
 def due_items_job() -> None:
     ctx = _context()
     due_items(ctx.store, ctx.cfg, ctx.wake_outbox)
+# events (H7)
+def remind_events(store: Store, cfg: Config, wake_outbox: Wake) -> int:
+    """The day-before reminders of events (each event's once: ``events.send_reminders``)."""
+    from listserv import events
+
+    with store.session() as s:
+        queued = events.send_reminders(s, cfg, utcnow())
+    if queued:
+        log.info("event reminders: %d queued", queued)
+        wake_outbox()
+    return queued
+
+
+def event_reminders() -> None:
+    ctx = _context()
+    remind_events(ctx.store, ctx.cfg, ctx.wake_outbox)

@@ -488,3 +488,51 @@ class CompetitionEntry(SQLModel, table=True):
     address: str = Field(max_length=254)
     message_pk: int | None = Field(default=None, foreign_key="message.id")
     entered_at: datetime = Field(default_factory=utcnow)
+class EventState(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+
+
+class Event(SQLModel, table=True):
+    """A meeting a list's moderators announce (``listserv.events``). Times are UTC; ``timezone``
+    is the zone the organisers gave, for showing and for the calendar file. ``reminded_at`` is
+    set in the transaction that queues the day-before reminders, so they go once."""
+
+    __tablename__ = "event"
+    __table_args__ = (Index("ix_event_list_starts", "list_id", "starts_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int = Field(foreign_key="mailing_list.id")
+    uid: str = Field(max_length=128, unique=True)  # the iCalendar UID, stable across changes
+    title: str = Field(max_length=200)
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str = Field(default="Europe/London", max_length=64)
+    location: str = ""  # a place or an online link
+    booking_url: str = ""
+    capacity: int | None = None  # None: no limit
+    description: str = ""
+    state: str = Field(default=EventState.SCHEDULED.value, max_length=16)
+    sequence: int = 0  # iCalendar SEQUENCE: raised by each change
+    message_pk: int | None = Field(default=None, foreign_key="message.id")  # the announcement
+    created_by: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    reminded_at: datetime | None = None
+
+
+class AttendeeState(enum.StrEnum):
+    ATTENDING = "attending"
+    WAITING = "waiting"
+
+
+class EventAttendee(SQLModel, table=True):
+    """One person coming to (or waiting for a place at) an event; the waiting list is in ``id``
+    order. Leaving deletes the row (the audit log keeps the history)."""
+
+    __tablename__ = "event_attendee"
+    __table_args__ = (UniqueConstraint("event_id", "email"),)
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="event.id", index=True)
+    email: str = Field(max_length=254)
+    state: str = Field(default=AttendeeState.ATTENDING.value, max_length=16)
+    via: str = Field(default="", max_length=16)  # web | email | discord | cli
+    created_at: datetime = Field(default_factory=utcnow)

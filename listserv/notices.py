@@ -43,6 +43,12 @@ def _base(info: ListInfo, to: str, subject: str, body: str, *, auto: str = "auto
     return msg
 
 
+def notice(info: ListInfo, to: str, subject: str, body: str) -> EmailMessage:
+    """A plain notice from the list's request address, for services with their own texts
+    (``listserv.event_mail``) to add parts to."""
+    return _base(info, to, subject, body)
+
+
 def confirm_request(info: ListInfo, to: str, token: str, action: str) -> bytes:
     """Double opt-in: one mail, three ways to say yes (reply, mail the address, click)."""
     confirm_addr = info.address(Kind.CONFIRM, token)
@@ -106,6 +112,7 @@ def help_text(info: ListInfo) -> str:
         "  digest plain - get a weekly digest instead of each post (also: digest mime,\n"
         "                 digest html; digest off goes back to each post; you will be\n"
         "                 asked to confirm)\n"
+        "  attend N     - say you are coming to event N (leave N: you no longer are)\n"
         "  help         - this text\n\n"
         f"Shortcuts: write to {info.address(Kind.JOIN)} to join, {info.address(Kind.LEAVE)} to leave.\n"
         f"To reach the people who run the list, write to {info.address(Kind.OWNER)}.\n")
