@@ -9,8 +9,8 @@ Invariants:
 - The session cookie is HttpOnly, SameSite=Lax, Path=/, and Secure when ``web_base_url`` is
   https; asking for a link always gets the same answer.
 - /me changes nothing itself: it links to each list's signed delivery page (which offers
-  each post, the digests, no mail, or leaving), so no cookie-authenticated POST exists that a
-  forged cross-site form could use.
+  each post, the digests, no mail, or leaving). The only cookie-authenticated POSTs are the
+  moderation forms (web/moderate.py), and each carries the session's CSRF token.
 """
 
 from __future__ import annotations
