@@ -265,3 +265,20 @@ def test_a_moderator_approves_in_a_real_browser(site: Site, sink: SmtpSink, stor
     assert state(store, held_id) == (Action.ACCEPT.value, f"web:{MOD}")
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == [], errors
+
+
+def test_odd_requests_get_kind_pages(site: Site, sink: SmtpSink, store: Store) -> None:
+    held_id = hold(site, sink)
+    mine = as_(store, MOD)
+    token = own_token(site, store, MOD)
+    assert site.get("/moderate/held/999999", headers=mine).status_code == 404
+    assert site.post("/moderate/held/999999/approve", headers=mine,
+                     data={"csrf": token}).status_code == 404
+    assert site.post(f"/moderate/held/{held_id}/frobnicate", headers=mine,
+                     data={"csrf": token}).status_code == 404
+    for verb, future in (("reject", "accept"), ("approve", "sometimes")):
+        odd = site.post(f"/moderate/held/{held_id}/{verb}", headers=mine,
+                        data={"csrf": token, "future": future})
+        assert odd.status_code == 400 and "Future posts" in odd.text, (verb, future)
+    assert site.get("/moderate/held/abc", headers=mine).status_code in (400, 404)
+    assert state(store, held_id) == ("", "")
