@@ -282,3 +282,14 @@ def test_odd_requests_get_kind_pages(site: Site, sink: SmtpSink, store: Store) -
         assert odd.status_code == 400 and "Future posts" in odd.text, (verb, future)
     assert site.get("/moderate/held/abc", headers=mine).status_code in (400, 404)
     assert state(store, held_id) == ("", "")
+
+
+def test_the_held_notice_links_to_the_page(site: Site, sink: SmtpSink, store: Store) -> None:
+    site.server.send(OUTSIDER, POST, mail(OUTSIDER, POST, "Linked from the notice"))
+    site.server.drain()
+    notice = next(m for m in mails_to(sink, MOD) if "Linked from the notice" in str(m["Subject"]))
+    found = re.search(r"https://lists\.example\.org/moderate/held/\d+", body_text(notice))
+    assert found, body_text(notice)
+    page = site.get(site.local(found.group(0)), headers=as_(store, MOD))
+    assert page.status_code == 200 and "Linked from the notice" in page.text
+    assert site.get(site.local(found.group(0))).status_code == 401  # not signed in
