@@ -61,6 +61,12 @@ def may_moderate(session: Session, list_id: int, email: str) -> bool:
     return email in subscriptions.moderators(session, list_id)
 
 
+def held_list(session: Session, held_id: int) -> MailingList | None:
+    """The list held post ``held_id`` belongs to (None: no such held post)."""
+    return session.exec(select(MailingList).join(Held, col(Held.list_id) == col(MailingList.id))
+                        .where(Held.id == held_id)).first()
+
+
 def headers_of(raw: bytes) -> tuple[tuple[str, str], ...]:
     """The headers a moderator needs, decoded, in ``SHOWN_HEADERS`` order. Pure."""
     msg = message_from_bytes(raw, policy=compat32)

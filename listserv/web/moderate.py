@@ -105,17 +105,18 @@ def act(request: Request, held_id: int, verb: str, context: Ctx,
                             "Future posts can be set to accept or hold, when approving only.",
                             status_code=400)
     with context.store.session() as s:
-        post = held_view.held_post(s, held_id)
-        if post is None:
+        ml = held_view.held_list(s, held_id)
+        if ml is None or ml.id is None:
             raise HTTPException(404)
-        if not held_view.may_moderate(s, post.list_id, email):
+        if not held_view.may_moderate(s, ml.id, email):
             return _not_yours(request, email)
+        list_name = ml.name
         result = moderation.act(s, context.cfg, held_id, action, actor=f"web:{email}",
                                 reason=reason.strip()[:MAX_REASON], future=future)
     log.info("held post %s: %s", held_id, result.message,
-             extra={"list": post.list_name, "held": held_id, "member": email})
+             extra={"list": list_name, "held": held_id, "member": email})
     if result.ok:
         context.wake_outbox()
     return render(request, "moderate_done.html", 200 if result.ok else 409,
                   title="Done" if result.ok else "Already handled",
-                  message=sentence(result.message), list_name=post.list_name)
+                  message=sentence(result.message), list_name=list_name)
