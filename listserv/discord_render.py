@@ -143,7 +143,7 @@ def post_text(src: PostSource) -> str:
         lines.append("")
     if hidden:
         url = links.message_url(src.web_base_url, src.list_name, src.message_pk)
-        lines.append(f"-# (quoted text hidden; the whole post: <{url}>)")
+        lines.append(f"-# (quoted text or signature hidden; the whole post: <{url}>)")
     lines += [_attachment_line(src, a) for a in files]
     return "\n".join(lines)
 
@@ -153,11 +153,11 @@ def split_message(text: str, limit: int = MAX_CONTENT) -> list[str]:
     fits: between paragraphs, then lines, then words, then anywhere."""
     parts: list[str] = []
     for piece in _pieces(text.strip("\n"), limit, ("\n\n", "\n", " ")):
-        if parts and len(parts[-1]) + len(piece) <= limit:
+        if parts and len((parts[-1] + piece).rstrip()) <= limit:
             parts[-1] += piece
         else:
             parts.append(piece)
-    out = [p.strip("\n").rstrip() for p in parts]
+    out = [p.strip("\n").rstrip().lstrip(" ") for p in parts]
     return [p for p in out if p.strip()] or ["(no text)"]
 
 
