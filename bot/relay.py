@@ -14,7 +14,8 @@ Invariants:
   its list goes out.
 - Discord unreachable, 429 and 5xx are retried (discord.py first retries a 429 with a ``Via``
   header and 5xx itself); other 4xx (no permission, unknown channel) fail the row for good,
-  logged with list and message. A deleted webhook is replaced once, at once.
+  logged with list and message. A deleted webhook is replaced at once; so is a deleted
+  Discord thread (the list thread gets a new one, and the post is written there whole).
 - Store access runs in worker threads (``asyncio.to_thread``), never on the event loop.
 """
 
@@ -38,7 +39,8 @@ log = logging.getLogger("commonroom.bot.relay")
 
 WEBHOOK_NAME = "Commonroom"
 NO_PINGS = discord.AllowedMentions.none()
-UNKNOWN_WEBHOOK = 10015  # Discord's JSON error code when a webhook was deleted
+UNKNOWN_CHANNEL = 10003  # Discord's JSON error codes: a channel or thread that is gone
+UNKNOWN_WEBHOOK = 10015  # a webhook that was deleted
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,15 @@ TIMING = Timing()  # what the bot runs with (the tests set shorter ones)
 class Refused(Exception):
     """A row that cannot go out, ever (the post is gone, the channel is not a text or forum
     channel)."""
+
+
+class ThreadGone(Exception):
+    """The Discord thread a list thread was mapped to no longer exists."""
+
+    def __init__(self, thread_id: str, error: discord.NotFound) -> None:
+        super().__init__(thread_id)
+        self.thread_id = thread_id
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -141,13 +152,22 @@ class RelayWorker:
 
     async def _attempt(self, job: RelayJob) -> bool:
         try:
-            try:
-                await self._write(job)
-            except discord.NotFound as e:
-                if e.code != UNKNOWN_WEBHOOK:
-                    raise
-                self._hooks.clear()  # deleted in Discord: make a new one and go on at once
-                await self._write(await asyncio.to_thread(self._reload, job.id))
+            for again in (True, True, False):
+                try:
+                    await self._write(job)
+                    break
+                except discord.NotFound as e:  # our webhook was deleted in Discord
+                    if not again or e.code != UNKNOWN_WEBHOOK:
+                        raise
+                    self._hooks.clear()  # make a new one and go on at once
+                except ThreadGone as gone:  # the Discord thread was deleted: open a new one
+                    if not again:
+                        raise gone.error from None
+                    await self._store(discord_relay.forget_thread, job.id, gone.thread_id)
+                    log.warning("Discord thread %s is gone; the list thread gets a new one",
+                                gone.thread_id, extra={"relay": job.id,
+                                                       "message_pk": job.message_pk})
+                job = await asyncio.to_thread(self._reload, job.id)
         except Exception as e:  # classify re-raises what is not Discord's or the network's
             outcome = classify(e)
             await asyncio.to_thread(self._failed, job, outcome)
@@ -225,8 +245,13 @@ class RelayWorker:
             await self._store(discord_relay.record_thread, list_thread, thread_id, plan.channel_id)
         target = discord.Object(int(thread_id))
         for part in post.parts[done:]:
-            sent = await self._timed(hook.send(part, username=post.username, thread=target,
-                                               allowed_mentions=NO_PINGS, wait=True))
+            try:
+                sent = await self._timed(hook.send(part, username=post.username, thread=target,
+                                                   allowed_mentions=NO_PINGS, wait=True))
+            except discord.NotFound as e:
+                if e.code == UNKNOWN_CHANNEL and plan.discord_thread_id is not None:
+                    raise ThreadGone(plan.discord_thread_id, e) from e
+                raise
             await self._store(discord_relay.part_sent, job.id, str(sent.id))
 
     async def _timed(self, call: Any) -> Any:

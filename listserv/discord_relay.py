@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
 from listserv import discord_bridge
@@ -116,6 +116,15 @@ def record_thread(session: Session, thread_id: int, discord_thread_id: str,
         return
     session.add(DiscordThread(thread_id=thread_id, discord_thread_id=discord_thread_id,
                               channel_id=channel_id))
+
+
+def forget_thread(session: Session, relay_id: int, discord_thread_id: str) -> None:
+    """The Discord thread is gone (deleted in Discord): untie it, and write the post whole
+    into the thread that replaces it."""
+    session.execute(delete(DiscordThread).where(
+        col(DiscordThread.discord_thread_id) == discord_thread_id))
+    session.execute(update(DiscordRelay).where(col(DiscordRelay.id) == relay_id).values(
+        parts_sent=0, discord_message_ids=""))
 
 
 def part_sent(session: Session, relay_id: int, discord_message_id: str) -> None:

@@ -126,8 +126,27 @@ def test_email_thread_becomes_a_forum_post_and_replies_follow(
         assert opening_reply.username == "ann"  # no name known: the address's local part
         assert opening_reply.content.startswith("We use Totara.")
         assert "Moodle" not in opening_reply.content  # the quote is hidden ...
-        assert "quoted text hidden" in opening_reply.content  # ... and says where it is
+        assert "signature hidden; the whole post: <https://" in opening_reply.content
         assert len([t for t in b.double.threads.values() if t["parent_id"] == channel]) == 1
+
+
+def test_a_thread_deleted_in_discord_is_replaced(tmp_path: Path, db_url: str, sink: SmtpSink,
+                                                store: Store) -> None:
+    with bridge(tmp_path, db_url, sink, store) as b:
+        _send(b, ANN, "Deleted later", "The first post.\n", message_id="d1@council.gov.uk")
+        b.all_sent(1)
+        [old] = list(b.double.threads)
+        del b.double.threads[old]  # a moderator deletes the forum post in Discord
+        _send(b, ANN, "Re: Deleted later", "A reply.\n",
+              headers={"In-Reply-To": "<d1@council.gov.uk>"})
+        rows = b.all_sent(2)
+        assert [r.state for r in rows] == ["sent", "sent"]
+        [new] = list(b.double.threads)
+        assert new != old and b.double.threads[new]["name"] == "Deleted later"
+        assert [(p.channel_id, p.content) for p in b.webhook_posts()] == [
+            (old, "The first post."), (new, "A reply.")]
+        with store.session() as s:
+            assert [m.discord_thread_id for m in s.exec(select(DiscordThread))] == [new]
 
 
 def test_text_channel_gets_a_starter_message_and_a_thread(
