@@ -89,6 +89,10 @@ def classify(exc: BaseException) -> Outcome:
             return Outcome(what, _retry_after(exc))
         if exc.status >= 500:
             return Outcome(what, 0.0)
+        if exc.status == 403:
+            return Outcome(f"{what} (in the bridged channel the bot needs View Channel, Send "
+                           "Messages, Manage Webhooks, Create Public Threads and Send Messages "
+                           "in Threads)")
         return Outcome(what)
     if isinstance(exc, (aiohttp.ClientError, OSError, TimeoutError)):
         return Outcome(f"Discord unreachable: {type(exc).__name__}: {exc}", 0.0)

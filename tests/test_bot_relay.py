@@ -10,7 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
+import aiohttp
+import discord
 import pytest
 from sqlmodel import select
 
@@ -314,3 +317,47 @@ def test_held_post_written_in_discord_goes_back_to_its_thread(
             [mapped] = s.exec(select(DiscordThread)).all()
             assert discord_bridge.list_thread_for(s, written_in) is not None
             assert mapped.discord_thread_id == written_in
+
+
+def _http_error(status: int, code: int = 0, headers: dict[str, str] | None = None
+                ) -> discord.HTTPException:
+    response = SimpleNamespace(status=status, reason="x", headers=headers or {})
+    kind = {403: discord.Forbidden, 404: discord.NotFound}.get(status, discord.HTTPException)
+    if status >= 500:
+        kind = discord.DiscordServerError
+    return kind(response, {"message": "m", "code": code})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("error", "retry_after"), [
+    (_http_error(429, headers={"Retry-After": "3.5"}), 3.5),
+    (_http_error(429), 0.0),
+    (_http_error(502), 0.0),
+    (_http_error(503), 0.0),
+    (discord.RateLimited(12.0), 12.0),
+    (aiohttp.ClientConnectorError(SimpleNamespace(ssl=None, host="h", port=1),  # type: ignore[arg-type]
+                                  ConnectionRefusedError(111, "refused")), 0.0),
+    (aiohttp.ServerDisconnectedError(), 0.0),
+    (TimeoutError(), 0.0),
+    (_http_error(403, 50013), None),
+    (_http_error(404, 10003), None),
+    (_http_error(400, 50035), None),
+    (relay.Refused("the post is gone"), None),
+])
+def test_classify_retries_what_may_work_later(error: BaseException,
+                                              retry_after: float | None) -> None:
+    assert relay.classify(error).retry_after == retry_after
+
+
+def test_classify_lets_bugs_through() -> None:
+    with pytest.raises(KeyError):
+        relay.classify(KeyError("a bug"))
+
+
+def test_a_502_once_is_retried_by_discord_py_and_written_once(
+        tmp_path: Path, db_url: str, sink: SmtpSink, store: Store) -> None:
+    with bridge(tmp_path, db_url, sink, store) as b:
+        b.double.fail("POST", "/webhooks/", 502, times=1, body={"message": "Bad Gateway"})
+        _send(b, ANN, "Flaky", "Once only.\n")
+        [row] = b.all_sent(1)
+        assert [p.content for p in b.webhook_posts()] == ["Once only."]
+        assert row.state == "sent"
