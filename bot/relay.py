@@ -49,6 +49,7 @@ class Timing:
     retry_base: float = 5.0  # the first retry's delay; it doubles on each failure
     retry_cap: float = 600.0
     send_timeout: float = 120.0  # per call: discord.py may sleep through a long 429 itself
+    stop_grace: float = 10.0  # seconds a stopping bot waits for the row being written
 
 
 TIMING = Timing()  # what the bot runs with (the tests set shorter ones)
@@ -116,6 +117,7 @@ class RelayWorker:
         self._hooks: dict[int, discord.Webhook] = {}  # channel id -> our webhook
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # --- running -------------------------------------------------------------------------
 
@@ -123,19 +125,30 @@ class RelayWorker:
         self._task = asyncio.create_task(self._run(), name="discord-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
+        """Let the row being written finish (a part cut off mid-call could be written twice),
+        for ``stop_grace`` seconds at most, then cancel."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            if not self.client.is_ready():
+                raise TimeoutError  # still waiting for the gateway: nothing being written
+            await asyncio.wait_for(asyncio.shield(self._task), self.timing.stop_grace)
+        except TimeoutError:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
 
     def wake(self) -> None:
         self._wake.set()
 
     async def _run(self) -> None:
         await self.client.wait_until_ready()
-        while True:
+        while not self._stopping:
             try:
-                await self.run_once()
+                while await self.run_once():
+                    pass  # something went out: the rows behind it may be due now
             except Exception:
                 log.exception("the Discord relay failed; trying again at the next poll")
             with contextlib.suppress(TimeoutError):
@@ -147,6 +160,8 @@ class RelayWorker:
         jobs = await asyncio.to_thread(self._due)
         sent = 0
         for job in jobs:
+            if self._stopping:
+                break
             sent += await self._attempt(job)
         return sent
 
