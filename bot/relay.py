@@ -33,7 +33,7 @@ import discord
 from bot.context import BotContext
 from listserv import discord_relay
 from listserv.discord_relay import PostPlan, RelayJob
-from listserv.discord_render import render_post
+from listserv.discord_render import render_post, split_message
 
 log = logging.getLogger("commonroom.bot.relay")
 
@@ -224,7 +224,9 @@ class RelayWorker:
     async def _write(self, job: RelayJob) -> None:
         if job.kind == "channel":
             channel = await self._channel(job.channel_id)
-            await self._timed(channel.send(job.content, allowed_mentions=NO_PINGS))
+            for part in split_message(job.content)[job.parts_sent:]:
+                sent = await self._timed(channel.send(part, allowed_mentions=NO_PINGS))
+                await self._store(discord_relay.part_sent, job.id, str(sent.id))
             return
         if job.kind != "post" or job.message_pk is None:
             raise Refused(f"unknown kind {job.kind!r}")

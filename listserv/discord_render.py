@@ -12,6 +12,8 @@ Invariants:
 - Every part is 1–2000 characters; parts break between paragraphs, else between lines, else
   at a space, else anywhere. Joined, the parts hold the whole text in order.
 - Links to the archive are in angle brackets, so Discord shows no preview card for them.
+- The author's text is Discord markdown as it stands (mail's *stars* and > quotes read well),
+  except lines that would become headings or small print ("# ", "-# "), which are escaped.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ QUOTE_PREVIEW = 80  # characters of a collapsed quote that stay visible
 
 _FORBIDDEN_IN_NAME = re.compile(r"discord|clyde", re.IGNORECASE)
 _FORBIDDEN_NAMES = frozenset({"everyone", "here"})
+# Lines Discord would show as headings or small print ("# x", "-# x"): mail means them as text.
+_HEADING = re.compile(r"^(#{1,3} |-# )", re.MULTILINE)
 _MARKERS = re.compile(
     r"^\s*(?:(?:" + "|".join(sorted((re.escape(m) for m in REPLY_MARKERS), key=len, reverse=True))
     + r")\.?\s*(?:\[[^\[\]]*\]|\(\d+\))?\s*[:：]\s*)+", re.IGNORECASE)
@@ -137,7 +141,7 @@ def post_text(src: PostSource) -> str:
     trimmed = quotes.trim(original)
     text, shortened = collapse_quotes(trimmed)
     hidden = shortened or " ".join(trimmed.split()) != " ".join(original.split())
-    lines = [text.strip() or "(no text)"]
+    lines = [_HEADING.sub(r"\\\1", text).strip() or "(no text)"]
     files = attachments(src.raw)
     if hidden or files:
         lines.append("")

@@ -287,10 +287,14 @@ def test_channel_message_goes_to_its_channel(tmp_path: Path, db_url: str, sink: 
             ml = s.exec(select(MailingList)).one()
             discord_bridge.queue_channel_message(s, ml.id, general,
                                                  "Digest 12 is out: @everyone read it")
-        b.all_sent(1)
-        [msg] = b.double.posts_in(general)
+            long = "\n\n".join(f"Thread {n}: " + "y" * 900 for n in range(1, 4))
+            discord_bridge.queue_channel_message(s, ml.id, general, long)
+        rows = b.all_sent(2)
+        [msg, *parts] = b.double.posts_in(general)
         assert msg.content == "Digest 12 is out: @everyone read it"
         assert msg.allowed_mentions == {"parse": []} and not msg.webhook_id
+        assert [p.content[:9] for p in parts] == ["Thread 1:", "Thread 3:"]  # 1+2, then 3
+        assert rows[1].parts_sent == 2
 
 
 def test_held_post_written_in_discord_goes_back_to_its_thread(

@@ -194,3 +194,8 @@ def test_render_post() -> None:
                           "whole post: <https://lists.example.org/lists/demo/messages/42>)"]
     assert post.starter == ("**Breakfast meeting**\n-# A thread on the demo list: "
                             "<https://lists.example.org/lists/demo/threads/7>")
+
+
+def test_heading_lines_stay_text() -> None:
+    text = post_text(source(plain("# Agenda\n-# small\n## Items\nA # in the middle.\n")))
+    assert text == "\\# Agenda\n\\-# small\n\\## Items\nA # in the middle."
