@@ -10,7 +10,8 @@ Invariants:
   anything was hidden a last line links to the post in the archive. Attachments are listed
   with their archive links (``attachments`` numbers them as the archive does).
 - Every part is 1–2000 characters; parts break between paragraphs, else between lines, else
-  at a space, else anywhere. Joined, the parts hold the whole text in order.
+  at a space, else anywhere. Joined, the parts hold the whole text in order, up to
+  ``MAX_PARTS`` parts: a longer post ends with a link to the rest in the archive.
 - Links to the archive are in angle brackets, so Discord shows no preview card for them.
 - The author's text is Discord markdown as it stands (mail's *stars* and > quotes read well),
   except lines that would become headings or small print ("# ", "-# "), which are escaped.
@@ -32,6 +33,7 @@ MAX_CONTENT = 2000  # Discord's limit for a message's content
 MAX_NAME = 80  # for a webhook's username
 MAX_TITLE = 100  # for a thread's name
 QUOTE_PREVIEW = 80  # characters of a collapsed quote that stay visible
+MAX_PARTS = 8  # messages for one post; a longer one (a pasted log) ends with an archive link
 
 _FORBIDDEN_IN_NAME = re.compile(r"discord|clyde", re.IGNORECASE)
 _FORBIDDEN_NAMES = frozenset({"everyone", "here"})
@@ -181,9 +183,19 @@ def _pieces(text: str, limit: int, seps: tuple[str, ...]) -> list[str]:
     return out
 
 
+def capped(parts: list[str], message_url: str, most: int = MAX_PARTS) -> list[str]:
+    """At most ``most`` parts; the last of them says the post goes on in the archive."""
+    if len(parts) <= most:
+        return parts
+    note = f"\n…\n-# (the post goes on in the archive: <{message_url}>)"
+    last = parts[most - 1][:MAX_CONTENT - len(note)].rstrip()
+    return [*parts[:most - 1], last + note]
+
+
 def render_post(src: PostSource) -> RelayedPost:
     title = thread_title(src.thread_subject, src.list_tag)
     url = links.thread_url(src.web_base_url, src.list_name, src.thread_id)
     starter = f"**{title}**\n-# A thread on the {src.list_name} list: <{url}>"
-    return RelayedPost(webhook_name(src.author), title, split_message(post_text(src)),
-                       starter[:MAX_CONTENT])
+    parts = capped(split_message(post_text(src)),
+                   links.message_url(src.web_base_url, src.list_name, src.message_pk))
+    return RelayedPost(webhook_name(src.author), title, parts, starter[:MAX_CONTENT])

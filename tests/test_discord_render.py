@@ -15,8 +15,10 @@ from listserv.decorate import Author
 from listserv.discord_render import (
     MAX_CONTENT,
     MAX_NAME,
+    MAX_PARTS,
     MAX_TITLE,
     PostSource,
+    capped,
     collapse_quotes,
     post_text,
     render_post,
@@ -199,3 +201,13 @@ def test_render_post() -> None:
 def test_heading_lines_stay_text() -> None:
     text = post_text(source(plain("# Agenda\n-# small\n## Items\nA # in the middle.\n")))
     assert text == "\\# Agenda\n\\-# small\n\\## Items\nA # in the middle."
+
+
+def test_a_huge_post_is_capped_with_a_link_to_the_rest() -> None:
+    body = "\n\n".join(f"Line {n} " + "z" * 1500 for n in range(40))
+    post = render_post(source(plain(body)))
+    assert len(post.parts) == MAX_PARTS and all(len(p) <= MAX_CONTENT for p in post.parts)
+    assert post.parts[0].startswith("Line 0 ") and post.parts[-2].startswith(f"Line {MAX_PARTS - 2} ")
+    assert post.parts[-1].endswith("the post goes on in the archive: "
+                                   "<https://lists.example.org/lists/demo/messages/42>)")
+    assert capped(["a", "b"], "u", 2) == ["a", "b"]
