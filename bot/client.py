@@ -22,6 +22,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.admin import Admin
+from bot.cogs.bridge import Bridge
 from bot.cogs.links import Links
 from bot.cogs.moderation import Moderation
 from bot.context import BotContext
@@ -55,6 +56,7 @@ class CommonroomBot(commands.Bot):
         await self.add_cog(Links(self.ctx), guild=self.guild_ref)
         await self.add_cog(Moderation(self.ctx), guild=self.guild_ref)
         await self.add_cog(Admin(self.ctx), guild=self.guild_ref)
+        await self.add_cog(Bridge(self.ctx, self))
         self.tree.error(self.on_app_command_error)
         self.relay.start()
 

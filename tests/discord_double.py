@@ -81,7 +81,7 @@ class _RelayRoutes:
     down: bool
     faults: list[Fault]
     posted: list[Posted]
-    threads: dict[str, dict[str, Any]]  # thread id -> the thread object, with parent_id and name
+    threads: dict[str, dict[str, Any]]  # (H2's field) thread id -> the thread, with parent_id
     webhooks: dict[str, dict[str, Any]]  # webhook id -> the webhook object
     guild_id: str
     app_id: str
@@ -92,7 +92,6 @@ class _RelayRoutes:
         self.down = False
         self.faults = []
         self.posted = []
-        self.threads = {}
         self.webhooks = {}
 
     def fail(self, method: str, path_start: str, status: int, times: int = 1, *, skip: int = 0,
@@ -107,12 +106,19 @@ class _RelayRoutes:
                 kind: int = 11) -> dict[str, Any]:
         thread = {"id": thread_id or snowflake(), "type": kind, "guild_id": self.guild_id,
                   "parent_id": parent_id, "name": name, "owner_id": self.bot_id,
+                  "last_message_id": None, "rate_limit_per_user": 0, "flags": 0,
                   "message_count": 0, "member_count": 1,
                   "thread_metadata": {"archived": False, "auto_archive_duration": 10080,
                                       "archive_timestamp": "2026-12-01T00:00:00+00:00",
                                       "locked": False}}
         self.threads[thread["id"]] = thread
         return thread
+
+    def _thread_created(self, thread: dict[str, Any]) -> None:
+        """Tell the bot over the gateway, as Discord does after a thread is made through REST
+        (after the REST answer: the dispatch waits for the handler to return)."""
+        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(
+            self.dispatch("THREAD_CREATE", thread | {"newly_created": True})))  # type: ignore[attr-defined]
 
     def _posted(self, channel_id: str, body: dict[str, Any], *, username: str = "",
                 webhook_id: str = "", message_id: str | None = None) -> dict[str, Any]:
@@ -154,6 +160,7 @@ class _RelayRoutes:
                     return _json({"message": "Unknown Webhook", "code": 10015}, 404)
                 if body.get("thread_name"):  # a forum post: its id is its first message's
                     thread = self._thread(hook["channel_id"], body["thread_name"])
+                    self._thread_created(thread)
                     return _json(self._posted(thread["id"], body, username=body.get("username", ""),
                                               webhook_id=webhook_id, message_id=thread["id"]))
                 where = query.get("thread_id") or hook["channel_id"]
@@ -164,7 +171,9 @@ class _RelayRoutes:
             case ("POST", ["channels", channel_id, "messages"]):
                 return _json(self._posted(channel_id, body))
             case ("POST", ["channels", channel_id, "messages", _, "threads"]):
-                return _json(self._thread(channel_id, body.get("name", "thread")))
+                thread = self._thread(channel_id, body.get("name", "thread"))
+                self._thread_created(thread)
+                return _json(thread)
         return None
 
     async def go_down(self) -> None:
@@ -188,6 +197,8 @@ class DiscordDouble(_RelayRoutes):
     requests: list[Recorded] = field(default_factory=list)
     identified: int = 0
     resumed: int = 0
+    threads: dict[str, dict[str, Any]] = field(default_factory=dict)  # inbound (H2): id -> thread
+    dm_channels: dict[str, str] = field(default_factory=dict)  # inbound (H2): DM channel -> user
     forums: tuple[str, ...] = ()  # relay (H1): names of channels that are forum channels
 
     def __post_init__(self) -> None:
@@ -307,7 +318,8 @@ class DiscordDouble(_RelayRoutes):
                   for name, rid in self.roles.items()]
         return {"id": self.guild_id, "name": "Commonroom test", "owner_id": snowflake(),
                 "unavailable": False, "member_count": 1, "large": False, "features": [],
-                "roles": roles, "emojis": [], "stickers": [], "threads": [],
+                "roles": roles, "emojis": [], "stickers": [],
+                "threads": list(self.threads.values()),  # inbound (H2)
                 "channels": [self._channel(n, cid) for n, cid in self.channels.items()],
                 "members": [self._member(self.bot_id, [], ADMIN)
                             | {"user": self._user(self.bot_id, bot=True)}],
@@ -394,6 +406,9 @@ class DiscordDouble(_RelayRoutes):
                                                   "locked": False}})
             case ("DELETE", _):
                 return web.Response(status=204)
+        inbound = self._inbound_answer(method, parts, body)  # inbound (H2)
+        if inbound is not None:
+            return inbound
         return _json({"message": "404: Not Found (the double has no such route)", "code": 0}, 404)
 
     # --- gateway -------------------------------------------------------------------------
@@ -426,6 +441,75 @@ class DiscordDouble(_RelayRoutes):
                     await ws.send_str(json.dumps(missed))
                 await self.dispatch("RESUMED", {})
         return ws
+
+    # --- inbound (H2): people writing in threads, DMs, replayed events ------------------------
+
+    def open_thread(self, name: str, parent: str = "demo-list") -> str:
+        """A public thread in channel ``parent`` (known from now on, and in GUILD_CREATE after
+        a new IDENTIFY); ``announce_thread`` tells the bot with THREAD_CREATE."""
+        thread_id = snowflake()
+        self.threads[thread_id] = {
+            "id": thread_id, "type": 11, "guild_id": self.guild_id,
+            "parent_id": self.channels[parent], "name": name, "owner_id": snowflake(),
+            "last_message_id": None, "rate_limit_per_user": 0, "message_count": 0,
+            "member_count": 1, "flags": 0, "thread_metadata": {
+                "archived": False, "auto_archive_duration": 10080, "locked": False,
+                "archive_timestamp": "2026-12-01T00:00:00+00:00"}}
+        return thread_id
+
+    async def announce_thread(self, thread_id: str) -> None:
+        await self.dispatch("THREAD_CREATE", self.threads[thread_id] | {"newly_created": True})
+
+    async def user_message(self, channel_id: str, user_id: str, content: str, *,
+                           name: str | None = None, bot: bool = False,
+                           webhook_id: str | None = None,
+                           attachments: tuple[str, ...] = ()) -> str:
+        """Dispatch MESSAGE_CREATE: ``user_id`` (shown as ``name``) wrote ``content`` in
+        ``channel_id`` (a thread id, or a channel's); return the message's id."""
+        message_id = snowflake()
+        author = self._user(user_id, bot=bot) | {"global_name": name}
+        files = [{"id": snowflake(), "filename": url.rsplit("/", 1)[-1], "size": 1, "url": url,
+                  "proxy_url": url} for url in attachments]
+        data: dict[str, Any] = {
+            "id": message_id, "channel_id": channel_id, "guild_id": self.guild_id,
+            "author": author, "content": content, "timestamp": "2026-12-01T00:00:00+00:00",
+            "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
+            "mention_roles": [], "attachments": files, "embeds": [], "pinned": False,
+            "type": 0, "flags": 0, "components": []}
+        if webhook_id:
+            data["webhook_id"] = webhook_id
+        else:
+            data["member"] = {"roles": [], "joined_at": "2026-01-01T00:00:00+00:00",
+                              "deaf": False, "mute": False, "flags": 0, "pending": False}
+        await self.dispatch("MESSAGE_CREATE", data)
+        return message_id
+
+    async def redeliver(self, seq: int) -> None:
+        """Send dispatch ``seq`` again, as Discord may after a RESUME from an older sequence."""
+        [frame] = [f for f in self._sent if f["s"] == seq]
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.send_str(json.dumps(frame))
+
+    def last_seq(self) -> int:
+        return self._seq
+
+    def dms_to(self, user_id: str) -> list[str]:
+        """What the bot wrote to ``user_id`` in private."""
+        channels = {cid for cid, uid in self.dm_channels.items() if uid == user_id}
+        paths = [f"/channels/{cid}/messages" for cid in channels]
+        return [r.body["content"] for r in self.requests if r.method == "POST" and r.path in paths]
+
+    def _inbound_answer(self, method: str, parts: list[str], body: dict[str, Any]
+                        ) -> web.Response | None:
+        match (method, parts):
+            case ("POST", ["users", "@me", "channels"]):
+                channel_id = snowflake()
+                self.dm_channels[channel_id] = str(body["recipient_id"])
+                return _json({"id": channel_id, "type": 1, "last_message_id": None,
+                              "recipients": [self._user(str(body["recipient_id"]))]})
+            case ("GET", ["channels", channel_id]) if channel_id in self.threads:
+                return _json(self.threads[channel_id])
+        return None
 
 
 class ThreadedDouble:

@@ -302,8 +302,7 @@ def test_held_post_written_in_discord_goes_back_to_its_thread(
     """A post written in a Discord thread, held and approved later, goes back into the Discord
     thread it was written in, and that thread now carries the list thread."""
     with bridge(tmp_path, db_url, sink, store) as b:
-        channel = b.double.channels["demo-list"]
-        written_in = b.double._thread(channel, "Started in Discord")["id"]
+        written_in = b.double.open_thread("Started in Discord")
         b.threaded.call(b.double.go_down())  # so the row waits while the test marks it
         _send(b, ANN, "Started in Discord", "Written in Discord.\n")
         wait_until(lambda: b.relays() and b.relays()[0].attempts >= 1, 10, "a first try")
