@@ -364,3 +364,57 @@ def test_a_502_once_is_retried_by_discord_py_and_written_once(
         [row] = b.all_sent(1)
         assert [p.content for p in b.webhook_posts()] == ["Once only."]
         assert row.state == "sent"
+
+
+def _link(store: Store, email: str, user: str) -> None:
+    from listserv.models import Address, DiscordLink
+    with store.session() as s:
+        address = s.exec(select(Address).where(Address.email == email)).one()
+        s.add(DiscordLink(discord_user_id=user, person_id=address.person_id))
+
+
+def test_both_ways_no_echo_and_a_held_discord_post_comes_back_under_its_author(
+        tmp_path: Path, db_url: str, sink: SmtpSink, store: Store) -> None:
+    """With the inbound bridge (bot/cogs/bridge.py): a thread started in Discord goes to the
+    list and is not relayed back; an email reply lands in that Discord thread; a Discord post
+    held by emergency moderation and approved comes back into its thread under its author."""
+    jane_user, mod = "555555555555555601", "555555555555555603"
+    with bridge(tmp_path, db_url, sink, store, forum=False) as b:
+        _link(store, JANE, jane_user)
+        d, call = b.double, b.threaded.call
+        call(d.wait_for("PUT", f"/applications/{d.app_id}/"))
+        thread_id = d.open_thread("Meetup in Ripley")
+        call(d.announce_thread(thread_id))
+        call(d.user_message(thread_id, jane_user, "Who is coming on the 3rd?"))
+        wait_until(lambda: [m for m in sink.messages if b"Meetup in Ripley" in m.data], 15,
+                   "the Discord post delivered by mail")
+        with store.session() as s:
+            [root] = s.exec(select(DiscordPost)).all()
+            mapped = discord_bridge.list_thread_for(s, thread_id)
+            assert mapped is not None
+        _send(b, ANN, "Re: [demo] Meetup in Ripley", "I am.\n")
+        b.all_sent(1)  # only the email reply is relayed: Jane's own post is not echoed
+        assert [(p.channel_id, p.username, p.content) for p in b.webhook_posts()] == [
+            (thread_id, "ann", "I am.")]
+
+        with store.session() as s:
+            ml = s.exec(select(MailingList)).one()
+            ml.emergency = True
+            s.add(ml)
+        held_msg = call(d.user_message(thread_id, jane_user, "Can I bring a colleague?"))
+        call(d.wait_for("DELETE", f"/channels/{thread_id}/messages/{held_msg}"))
+        from listserv.models import Held
+        held_id = wait_until(lambda: (lambda rows: rows[0].id if rows else None)(
+            _all(store, Held)), 10, "the held post")
+        iid = call(d.interaction("approve", mod, {"id": held_id}, roles=("Moderators",)))
+        call(d.callback_for(iid))
+        b.all_sent(2)
+        back = b.webhook_posts()[-1]
+        assert (back.channel_id, back.username, back.content) == (
+            thread_id, "Jane Doe (Acme Ltd, vendor)", "Can I bring a colleague?")
+        assert root.discord_thread_id == thread_id
+
+
+def _all(store: Store, model: type) -> list:  # type: ignore[type-arg]
+    with store.session() as s:
+        return list(s.exec(select(model)).all())
