@@ -169,7 +169,7 @@ def confirm(session: Session, cfg: Config, token: str, *, via: str = "email") ->
         return Outcome(True, f"{pending.email} is now a member of {ml.name}")
     mode = delivery_mode_of(pending.action)
     if mode is not None:
-        return _set_delivery(session, ml, pending.email, mode)
+        return set_delivery(session, ml, pending.email, mode)
     removed = remove_member(session, ml, pending.email, actor=pending.email)
     if removed:
         outbox.enqueue_notice(session, list_id=ml.id, recipient=pending.email,
@@ -177,15 +177,18 @@ def confirm(session: Session, cfg: Config, token: str, *, via: str = "email") ->
     return Outcome(True, f"{pending.email} has left {ml.name}")
 
 
-def _set_delivery(session: Session, ml: MailingList, email: str, mode: DeliveryMode) -> Outcome:
+def set_delivery(session: Session, ml: MailingList, email: str, mode: DeliveryMode, *,
+                 actor: str = "") -> Outcome:
+    """Change a member's delivery, once the address itself confirmed it (a confirmation by
+    mail, or a Discord account linked with a code mailed to that address)."""
     assert ml.id is not None
     sub = find_subscription(session, ml.id, email)
     if sub is None or sub.role == Role.NONMEMBER.value:
         return Outcome(False, f"{email} is not a member of {ml.name}")
     sub.delivery_mode = mode.value
     session.add(sub)
-    audit.record(session, list_id=ml.id, actor=email, action="delivery-changed", target=email,
-                 detail=mode.value)
+    audit.record(session, list_id=ml.id, actor=actor or email, action="delivery-changed",
+                 target=email, detail=mode.value)
     return Outcome(True, f"{email} will get {describe_delivery(mode)}")
 
 

@@ -154,9 +154,9 @@ class _RelayRoutes:
                                  "global_name": None, "avatar": None, "bot": True}}
                 self.webhooks[hook["id"]] = hook
                 return _json(hook)
-            case ("POST", ["webhooks", webhook_id, token]):
-                hook = self.webhooks.get(webhook_id)
-                if hook is None or hook["token"] != token:
+            case ("POST", ["webhooks", webhook_id, token]) if webhook_id in self.webhooks:
+                hook = self.webhooks[webhook_id]  # (others: interaction follow-ups, below)
+                if hook["token"] != token:
                     return _json({"message": "Unknown Webhook", "code": 10015}, 404)
                 if body.get("thread_name"):  # a forum post: its id is its first message's
                     thread = self._thread(hook["channel_id"], body["thread_name"])
@@ -510,6 +510,80 @@ class DiscordDouble(_RelayRoutes):
             case ("GET", ["channels", channel_id]) if channel_id in self.threads:
                 return _json(self.threads[channel_id])
         return None
+    # commands (H3) ----------------------------------------------------------------------
+    # Subcommands of a group (``sub``), user options (``UserOption``: type 6 with the user in
+    # ``resolved``), button presses (type 3, on a message carrying the components the bot sent)
+    # and modal submits (type 5). Each returns the interaction's id; ``callback_for`` reads
+    # the bot's answer, ``followups_for`` its follow-up messages.
+
+    def _h3_base(self, kind: int, user_id: str, roles: tuple[str, ...], channel: str,
+                 data: dict[str, Any]) -> dict[str, Any]:
+        interaction_id = snowflake()
+        return {"id": interaction_id, "application_id": self.app_id, "type": kind,
+                "token": f"tok{interaction_id}", "version": 1, "guild_id": self.guild_id,
+                "channel_id": self.channels[channel],
+                "channel": self._channel(channel, self.channels[channel]),
+                "member": self._member(user_id, list(roles), EVERYONE_PERMISSIONS),
+                "data": data, "attachment_size_limit": 8 * 1024 * 1024, "locale": "en-GB",
+                "app_permissions": ADMIN}
+
+    async def command(self, name: str, user_id: str, options: dict[str, Any] | None = None, *,
+                      sub: str | None = None, roles: tuple[str, ...] = (),
+                      channel: str = "general") -> str:
+        """A slash command (``/name sub``) as ``user_id``; options may be ``UserOption``s."""
+        opts: list[dict[str, Any]] = []
+        users: dict[str, Any] = {}
+        for key, value in (options or {}).items():
+            if isinstance(value, UserOption):
+                opts.append({"name": key, "type": 6, "value": value.id})
+                users[value.id] = self._user(value.id)
+            else:
+                kind = 5 if isinstance(value, bool) else 4 if isinstance(value, int) else 3
+                opts.append({"name": key, "type": kind, "value": value})
+        if sub is not None:
+            opts = [{"name": sub, "type": 1, "options": opts}]
+        data = {"id": snowflake(), "name": name, "type": 1, "options": opts,
+                "guild_id": self.guild_id, "resolved": {"users": users}}
+        payload = self._h3_base(2, user_id, roles, channel, data)
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return str(payload["id"])
+
+    def card(self, content: str, components: list[Any], channel: str = "general"
+             ) -> dict[str, Any]:
+        """An ephemeral message the bot sent (its content and components), to press on."""
+        msg = self._message(self.channels[channel], {"content": content})
+        msg["components"] = components
+        msg["flags"] = 64
+        return msg
+
+    async def press(self, custom_id: str, user_id: str, message: dict[str, Any], *,
+                    roles: tuple[str, ...] = (), channel: str = "general") -> str:
+        """A button press on ``message`` (see ``card``)."""
+        payload = self._h3_base(3, user_id, roles, channel,
+                                {"custom_id": custom_id, "component_type": 2})
+        payload["message"] = message
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return str(payload["id"])
+
+    async def submit(self, custom_id: str, user_id: str, values: dict[str, str], *,
+                     message: dict[str, Any] | None = None, roles: tuple[str, ...] = (),
+                     channel: str = "general") -> str:
+        """A modal submitted with its text inputs' ``values`` (custom_id -> text)."""
+        rows = [{"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]}
+                for k, v in values.items()]
+        payload = self._h3_base(5, user_id, roles, channel,
+                                {"custom_id": custom_id, "components": rows})
+        if message is not None:
+            payload["message"] = message
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return str(payload["id"])
+
+    async def followups_for(self, interaction_id: str, count: int,
+                            timeout: float = 10.0) -> list[Any]:
+        """The bodies of the bot's first ``count`` follow-up messages to an interaction."""
+        found = await self.wait_for("POST", f"/webhooks/{self.app_id}/tok{interaction_id}",
+                                    count, timeout)
+        return [r.body for r in found]
 
 
 class ThreadedDouble:
@@ -539,3 +613,12 @@ class ThreadedDouble:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
             self.loop.close()
+
+
+# commands (H3) ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UserOption:
+    """A Discord user as a slash command's option value (``DiscordDouble.command``)."""
+
+    id: str
