@@ -19,7 +19,7 @@ import click
 
 from bot import cli as bot_cli
 from digests import cli as digest_cli
-from listserv import cli_lists, cli_members, cli_moderation, cli_queue, logsetup
+from listserv import cli_archive, cli_lists, cli_members, cli_moderation, cli_queue, logsetup
 from listserv import config as config_mod
 from listserv.cli_common import Ctx, pass_ctx
 from listserv.cli_outbox import outbox_group
@@ -93,8 +93,8 @@ def init(ctx: click.Context, domain: str, force: bool) -> None:
 @main.command()
 @pass_ctx
 def serve(obj: Ctx) -> None:
-    """Serve SMTP, deliver mail, run the scheduler (digests, held-post reminders) and, when
-    [discord] token is set, the Discord bot."""
+    """Serve SMTP, deliver mail, run the scheduler (digests, held-post reminders), serve the
+    web pages ([server] web_host, web_port) and, when [discord] token is set, the Discord bot."""
     from listserv.serve import App, StartupError
 
     logsetup.configure(obj.verbose, level=logging.INFO)  # a server's log is its record
@@ -130,6 +130,7 @@ main.add_command(cli_moderation.bans_group)
 main.add_command(cli_moderation.audit_command)
 main.add_command(cli_moderation.policy_group)
 main.add_command(outbox_group)
+main.add_command(cli_archive.archive_group)
 
 # The digest commands live with the digests (the command line is a door onto every package).
 main.add_command(digest_cli.digest_group)

@@ -264,7 +264,7 @@ def test_digest_mode_for_a_linked_member(tmp_path: Path, db_url: str, sink: Smtp
             sub = find_subscription(s, 1, MEMBERS[1])
             assert sub is not None and sub.delivery_mode == DeliveryMode.MIME.value
             [entry] = [e for e in s.exec(select(AuditEntry)) if e.action == "delivery-changed"]
-            assert entry.actor == f"discord:{LINKED}" and entry.detail == "mime"
+            assert entry.actor == f"discord:{LINKED}" and entry.detail == "mime (via discord)"
         assert "each post" in bot.ask("digest", LINKED, {"mode": "each", "list": "demo"},
                                       sub="mode")
         assert "/link" in bot.ask("digest", UNLINKED, {"mode": "nomail"}, sub="mode")

@@ -121,5 +121,5 @@ class Digests(commands.Cog):
                 if discord_links.linked_person(s, user_id) is None:
                     return "Link your Discord account to your address first: `/link email:`."
                 return f"You are not a member of {name}: `/subscribe` to join."
-            return subscriptions.set_delivery(s, ml, email, mode,
+            return subscriptions.set_delivery(s, ml, email, mode, via="discord",
                                               actor=f"discord:{user_id}").message
