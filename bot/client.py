@@ -8,6 +8,7 @@ Invariants:
 - Intents are only what is used: guilds (channels and threads), guild messages and message
   content (the bridge reads what people write in bridged threads).
 - Nothing the bot sends can ping anyone: allowed mentions are empty for the whole client.
+- The relay worker (``bot/relay.py``) runs as long as the bot, from ``setup_hook`` to ``stop``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from bot.cogs.moderation import Moderation
 from bot.cogs.subscribe import Subscribe
 from bot.context import BotContext
 from bot.endpoints import point_at
+from bot.relay import RelayWorker
 from bot.startup import BotStartupError, closed_advice, config_problems, guild_problems
 from listserv import lists
 
@@ -54,6 +56,7 @@ class CommonroomBot(commands.Bot):
         self.ctx = ctx
         self.guild_ref = discord.Object(int(ctx.cfg.discord.guild_id))
         self.runner: asyncio.Task[None] | None = None
+        self.relay = RelayWorker(self, ctx)  # email -> Discord; starts writing once ready
 
     async def setup_hook(self) -> None:
         await self.add_cog(Links(self.ctx), guild=self.guild_ref)
@@ -69,6 +72,7 @@ class CommonroomBot(commands.Bot):
         await self.add_cog(Events(self.ctx), guild=self.guild_ref)
         self.add_dynamic_items(EventButton)  # an event's Attend / Leave
         self.tree.error(self.on_app_command_error)
+        self.relay.start()
 
     async def on_app_command_error(self, interaction: discord.Interaction,
                                    error: app_commands.AppCommandError) -> None:
@@ -82,6 +86,7 @@ class CommonroomBot(commands.Bot):
             await interaction.response.send_message(text, ephemeral=True)
 
     async def stop(self) -> None:
+        await self.relay.stop()
         await self.close()
         if self.runner is not None:
             await asyncio.gather(self.runner, return_exceptions=True)

@@ -23,15 +23,15 @@ from collections.abc import Callable
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from listserv import links, names
+from listserv import links
 from listserv.addresses import Kind
+from listserv.authors import author_of
 from listserv.config import Config
-from listserv.decorate import Author, ListInfo, PreparedPost, prepare
+from listserv.decorate import ListInfo, PreparedPost, prepare
 from listserv.dmarc import Policy, needs_munging
 from listserv.lists import list_info
-from listserv.models import Address, Event, MailingList, Message, Person, PersonKind
+from listserv.models import Event, MailingList, Message
 from listserv.store import Store
-from listserv.subscriptions import find_subscription
 
 CACHE_POSTS = 64
 RETRY_UNKNOWN = 60.0  # seconds a post prepared without a known DMARC policy stays cached
@@ -90,15 +90,7 @@ class PostRenderer:
                 raise LookupError(f"message {message_pk} is not a stored post")
             ml = s.get(MailingList, msg.list_id)
             assert ml is not None
-            row = s.exec(select(Person).join(Address).where(
-                Address.email == msg.from_address)).first()
-            sub = find_subscription(s, ml.id or 0, msg.from_address) if msg.from_address else None
-            author = Author(address=msg.from_address or msg.envelope_from,
-                            # Cleaned again: rows stored before names were cleaned on entry.
-                            name=names.clean((row.display_name if row else "") or msg.from_name),
-                            organisation=names.clean(row.organisation if row else ""),
-                            is_vendor=bool(row and row.kind == PersonKind.VENDOR.value),
-                            official=bool(sub and sub.official))
+            author = author_of(s, msg)
             stored, raw, sender = msg.dmarc_policy, msg.raw, msg.from_address
             # Only a post the list wrote itself (an event's announcement) is personalised.
             personal = s.exec(select(Event.id).where(Event.message_pk == message_pk)).first()

@@ -91,3 +91,13 @@ def attend_url(web_base_url: str, list_name: str, event_id: int, token: str) -> 
 
 def events_feed_url(web_base_url: str, list_name: str) -> str:
     return f"{web_base_url.rstrip('/')}/lists/{list_name}/events.ics"
+
+
+def message_url(web_base_url: str, list_name: str, message_pk: int) -> str:
+    """One stored post in the archive (the bridge links each relayed post to it)."""
+    return f"{web_base_url.rstrip('/')}/lists/{list_name}/messages/{message_pk}"
+
+
+def attachment_url(web_base_url: str, list_name: str, message_pk: int, number: int) -> str:
+    """A post's ``number``-th attachment (from 1, as ``listserv.attachments`` numbers them)."""
+    return f"{message_url(web_base_url, list_name, message_pk)}/attachments/{number}"

@@ -47,8 +47,148 @@ def _json(data: Any, status: int = 200) -> web.Response:
                         headers={"Content-Type": "application/json"})
 
 
+# relay (H1) -----------------------------------------------------------------------------------
+# Webhooks, threads, forum posts and failures, for the relay worker's tests (bot/relay.py).
+
+
 @dataclass
-class DiscordDouble:
+class Fault:
+    """After ``skip`` of them, the next ``times`` requests whose path starts with
+    ``path_start`` get this answer; status 0 breaks the connection instead."""
+
+    method: str
+    path_start: str
+    status: int
+    times: int = 1
+    skip: int = 0
+    body: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Posted:
+    """A message Discord accepted: where it went and as whom."""
+
+    id: str
+    channel_id: str  # a thread's id for posts in threads
+    username: str  # the webhook's name override ("" for the bot's own messages)
+    content: str
+    allowed_mentions: Any
+    webhook_id: str = ""
+
+
+class _RelayRoutes:
+    down: bool
+    faults: list[Fault]
+    posted: list[Posted]
+    threads: dict[str, dict[str, Any]]  # (H2's field) thread id -> the thread, with parent_id
+    webhooks: dict[str, dict[str, Any]]  # webhook id -> the webhook object
+    guild_id: str
+    app_id: str
+    bot_id: str
+    _site: Any
+
+    def _relay_init(self) -> None:
+        self.down = False
+        self.faults = []
+        self.posted = []
+        self.webhooks = {}
+
+    def fail(self, method: str, path_start: str, status: int, times: int = 1, *, skip: int = 0,
+             body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
+        self.faults.append(Fault(method, path_start, status, times, skip, body or {},
+                                 headers or {}))
+
+    def posts_in(self, channel_id: str) -> list[Posted]:
+        return [p for p in self.posted if p.channel_id == channel_id]
+
+    def _thread(self, parent_id: str, name: str, thread_id: str | None = None,
+                kind: int = 11) -> dict[str, Any]:
+        thread = {"id": thread_id or snowflake(), "type": kind, "guild_id": self.guild_id,
+                  "parent_id": parent_id, "name": name, "owner_id": self.bot_id,
+                  "last_message_id": None, "rate_limit_per_user": 0, "flags": 0,
+                  "message_count": 0, "member_count": 1,
+                  "thread_metadata": {"archived": False, "auto_archive_duration": 10080,
+                                      "archive_timestamp": "2026-12-01T00:00:00+00:00",
+                                      "locked": False}}
+        self.threads[thread["id"]] = thread
+        return thread
+
+    def _thread_created(self, thread: dict[str, Any]) -> None:
+        """Tell the bot over the gateway, as Discord does after a thread is made through REST
+        (after the REST answer: the dispatch waits for the handler to return)."""
+        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(
+            self.dispatch("THREAD_CREATE", thread | {"newly_created": True})))  # type: ignore[attr-defined]
+
+    def _posted(self, channel_id: str, body: dict[str, Any], *, username: str = "",
+                webhook_id: str = "", message_id: str | None = None) -> dict[str, Any]:
+        msg = self._message(channel_id, body, webhook_id=webhook_id or None)  # type: ignore[attr-defined]
+        msg["id"] = message_id or msg["id"]
+        self.posted.append(Posted(msg["id"], channel_id, username, body.get("content", ""),
+                                  body.get("allowed_mentions"), webhook_id))
+        return dict(msg)
+
+    def _relay_answer(self, request: web.Request, path: str, query: dict[str, str],
+                      body: dict[str, Any]) -> web.Response | None:
+        method = request.method
+        for fault in self.faults:
+            if fault.times > 0 and fault.method == method and path.startswith(fault.path_start):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    continue
+                fault.times -= 1
+                if fault.status == 0:
+                    assert request.transport is not None
+                    request.transport.close()
+                return web.Response(status=fault.status, body=json.dumps(fault.body).encode(),
+                                    headers={"Content-Type": "application/json"} | fault.headers)
+        match (method, path.strip("/").split("/")):
+            case ("GET", ["channels", channel_id, "webhooks"]):
+                return _json([w for w in self.webhooks.values() if w["channel_id"] == channel_id])
+            case ("POST", ["channels", channel_id, "webhooks"]):
+                hook = {"id": snowflake(), "type": 1, "token": f"hooktoken{len(self.webhooks)}",
+                        "channel_id": channel_id, "guild_id": self.guild_id,
+                        "name": body.get("name", "hook"), "avatar": None,
+                        "application_id": self.app_id,
+                        "user": {"id": self.bot_id, "username": "commonroom", "discriminator": "0",
+                                 "global_name": None, "avatar": None, "bot": True}}
+                self.webhooks[hook["id"]] = hook
+                return _json(hook)
+            case ("POST", ["webhooks", webhook_id, token]) if webhook_id in self.webhooks:
+                hook = self.webhooks[webhook_id]  # (others: interaction follow-ups, below)
+                if hook["token"] != token:
+                    return _json({"message": "Unknown Webhook", "code": 10015}, 404)
+                if body.get("thread_name"):  # a forum post: its id is its first message's
+                    thread = self._thread(hook["channel_id"], body["thread_name"])
+                    self._thread_created(thread)
+                    return _json(self._posted(thread["id"], body, username=body.get("username", ""),
+                                              webhook_id=webhook_id, message_id=thread["id"]))
+                where = query.get("thread_id") or hook["channel_id"]
+                if where != hook["channel_id"] and where not in self.threads:
+                    return _json({"message": "Unknown Channel", "code": 10003}, 404)
+                return _json(self._posted(where, body, username=body.get("username", ""),
+                                          webhook_id=webhook_id))
+            case ("POST", ["channels", channel_id, "messages"]):
+                return _json(self._posted(channel_id, body))
+            case ("POST", ["channels", channel_id, "messages", _, "threads"]):
+                thread = self._thread(channel_id, body.get("name", "thread"))
+                self._thread_created(thread)
+                return _json(thread)
+        return None
+
+    async def go_down(self) -> None:
+        """Stop listening, and break connections still open: REST is unreachable."""
+        self.down = True
+        await self._site.stop()
+
+    async def come_back(self) -> None:
+        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port)  # type: ignore[attr-defined]
+        await self._site.start()
+        self.down = False
+
+
+@dataclass
+class DiscordDouble(_RelayRoutes):
     guild_id: str = field(default_factory=snowflake)
     app_id: str = field(default_factory=snowflake)
     bot_id: str = ""
@@ -59,6 +199,7 @@ class DiscordDouble:
     resumed: int = 0
     threads: dict[str, dict[str, Any]] = field(default_factory=dict)  # inbound (H2): id -> thread
     dm_channels: dict[str, str] = field(default_factory=dict)  # inbound (H2): DM channel -> user
+    forums: tuple[str, ...] = ()  # relay (H1): names of channels that are forum channels
 
     def __post_init__(self) -> None:
         self.bot_id = self.app_id  # as for bots made in the developer portal
@@ -72,6 +213,7 @@ class DiscordDouble:
         self._sent: list[dict[str, Any]] = []  # dispatches, for replay on RESUME
         self._session = snowflake()
         self._changed = asyncio.Condition()
+        self._relay_init()  # relay (H1)
 
     # --- running -------------------------------------------------------------------------
 
@@ -83,6 +225,7 @@ class DiscordDouble:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
+        self._site = site  # relay (H1): go_down/come_back
         server = site._server
         assert isinstance(server, asyncio.base_events.Server)
         self.port = server.sockets[0].getsockname()[1]
@@ -162,7 +305,8 @@ class DiscordDouble:
                 "flags": 0, "pending": False, "permissions": permissions}
 
     def _channel(self, name: str, channel_id: str) -> dict[str, Any]:
-        return {"id": channel_id, "type": 0, "guild_id": self.guild_id, "name": name,
+        return {"id": channel_id, "type": 15 if name in self.forums else 0,  # relay (H1)
+                "guild_id": self.guild_id, "name": name,
                 "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None}
 
     def _guild(self) -> dict[str, Any]:
@@ -211,9 +355,16 @@ class DiscordDouble:
                 body = json.loads(raw)
             elif raw:  # multipart: discord.py puts the JSON in the payload_json part
                 body = {"raw": raw.decode("utf-8", "replace")}
+        if self.down:  # relay (H1): a connection that breaks, as to a Discord that is down
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=502)
         async with self._changed:
             self.requests.append(Recorded(request.method, path, dict(request.query), body))
             self._changed.notify_all()
+        relayed = self._relay_answer(request, path, dict(request.query), body or {})
+        if relayed is not None:  # relay (H1)
+            return relayed
         return self._answer(request.method, path.strip("/").split("/"), body or {})
 
     def _answer(self, method: str, parts: list[str], body: dict[str, Any]) -> web.Response:

@@ -124,12 +124,8 @@ def test_a_reply_in_discord_reaches_the_members_in_the_email_thread(
         server.send("bob@example.com", POST, mail("bob@example.com", POST, "Release plans",
                                                   message_id="plans@example.com"))
         server.drain()
-        [thread_id] = discord.double.threads  # opened before the bot connected
-        with store.session() as s:  # as the relay (H1) records it when it opens the thread
-            [root] = s.exec(select(Message).where(Message.message_id == "plans@example.com"))
-            assert root.thread_id is not None
-            s.add(DiscordThread(thread_id=root.thread_id, discord_thread_id=thread_id,
-                                channel_id=discord.double.channels["demo-list"]))
+        thread_id = wait_until(lambda: _discord_thread_of(store, "plans@example.com"),
+                               what="the relay opening a Discord thread for the post")
         discord.say(thread_id, JANE, "Sounds good, **ship it**.\nThursday?",
                     attachments=("https://cdn.example/plan.png",))
         got = wait_until(lambda: (lambda d: d if set(d) == set(MEMBERS) else None)(
@@ -147,11 +143,19 @@ def test_a_reply_in_discord_reaches_the_members_in_the_email_thread(
         # Accepted: it stays in Discord, and nothing of it is sent back there.
         assert not [r for r in discord.double.requests if r.method == "DELETE"]
         assert discord.double.dms_to(JANE) == []
-        # The bot knew the thread from GUILD_CREATE; it did not have to ask.
+        # The bot knew the thread from THREAD_CREATE; it did not have to ask.
         assert not [r for r in discord.double.requests if r.method == "GET"
-                    and r.path.startswith("/channels/")]
+                    and r.path.startswith("/channels/") and not r.path.endswith("/webhooks")]
 
-    _with_bot(tmp_path, db_url, sink, store, test, existing="Release plans")
+    _with_bot(tmp_path, db_url, sink, store, test)
+
+
+def _discord_thread_of(store: Store, message_id: str) -> str | None:
+    """The Discord thread the relay (bot/relay.py) opened for the post's list thread."""
+    with store.read_session() as s:
+        [root] = s.exec(select(Message).where(Message.message_id == message_id))
+        mapped = s.get(DiscordThread, root.thread_id)
+        return mapped.discord_thread_id if mapped is not None else None
 
 
 def test_a_new_discord_thread_becomes_a_new_list_thread(
