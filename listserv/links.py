@@ -81,3 +81,13 @@ def delivery_url(web_base_url: str, secret: bytes, list_name: str, email: str) -
     """The member's own "change how you get mail" page (signed like the unsubscribe link)."""
     return f"{web_base_url.rstrip('/')}/lists/{list_name}/delivery/" \
            f"{unsubscribe_token(secret, list_name, email, 'delivery')}"
+
+
+def message_url(web_base_url: str, list_name: str, message_pk: int) -> str:
+    """One archived post's page (headers, body, attachments)."""
+    return f"{web_base_url.rstrip('/')}/lists/{list_name}/messages/{message_pk}"
+
+
+def attachment_url(web_base_url: str, list_name: str, message_pk: int, n: int) -> str:
+    """Attachment ``n`` (from 1, in walk order of non-body parts: ``mailparts``) of a post."""
+    return f"{message_url(web_base_url, list_name, message_pk)}/attachments/{n}"

@@ -28,6 +28,7 @@ from listserv import (
     participation,
     sender_notices,
     subscriptions,
+    thread_summary,
 )
 from listserv.addresses import Kind, list_address
 from listserv.config import Config
@@ -163,5 +164,6 @@ def release(session: Session, cfg: Config, ml: MailingList, msg: Message,
         msg.thread_id = assign_thread(session, ml.id, msg.message_id, refs, msg.subject,
                                       msg.date or msg.received_at, ml.name)
     session.add(msg)
+    thread_summary.refresh(session, msg.thread_id)  # the archive's thread list reads it
     discord_bridge.queue_post(session, cfg, ml, msg, from_discord=from_discord)
     return fan_out(session, ml, msg.id, cfg.server.domain)
