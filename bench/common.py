@@ -328,7 +328,7 @@ class AppRunner:
         cfg = with_overrides(load(self.config_path, env={}),
                              delivery={"dmarc_nameservers": f"{host}:{port}"})
         self.store = Store(self.url, synchronous=self.synchronous)
-        self.app = App(cfg, self.store, smtp_port=0)
+        self.app = App(cfg, self.store, smtp_port=0, web_port=0)
         await self.app.start()
 
     @property

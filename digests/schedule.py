@@ -107,6 +107,11 @@ class Scheduler:
     def leading(self) -> bool:
         return self.scheduler is not None
 
+    @property
+    def alive(self) -> bool:
+        """Started and not stopped or crashed (leading or waiting to lead): for /healthz."""
+        return self._task is not None and not self._task.done()
+
     async def start(self) -> None:
         jobs.CONTEXT = jobs.Context(self.store, self.cfg, self.wake_outbox)
         self._stopping = asyncio.Event()

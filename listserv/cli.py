@@ -93,8 +93,8 @@ def init(ctx: click.Context, domain: str, force: bool) -> None:
 @main.command()
 @pass_ctx
 def serve(obj: Ctx) -> None:
-    """Serve SMTP, deliver mail, run the scheduler (digests, held-post reminders) and, when
-    [discord] token is set, the Discord bot."""
+    """Serve SMTP, deliver mail, run the scheduler (digests, held-post reminders), serve the
+    web pages ([server] web_host, web_port) and, when [discord] token is set, the Discord bot."""
     from listserv.serve import App, StartupError
 
     logsetup.configure(obj.verbose, level=logging.INFO)  # a server's log is its record

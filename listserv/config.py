@@ -69,6 +69,8 @@ class ServerConfig:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = number(8025, 1, 65535)
     web_base_url: str = "http://127.0.0.1:8080"
+    web_host: str = "127.0.0.1"  # where the web pages are served (a reverse proxy in front)
+    web_port: int = number(8080, 1, 65535)
     max_message_bytes: int = number(10 * 1024 * 1024, 1024)
 
 
@@ -216,6 +218,9 @@ def _validate(cfg: Config) -> None:
     if not s.web_base_url.startswith(("http://", "https://")):
         raise ConfigError(
             f"[server] web_base_url must start with http:// or https://, got {s.web_base_url!r}")
+    if not s.web_host or any(c.isspace() for c in s.web_host) or "/" in s.web_host:
+        raise ConfigError(f"[server] web_host must be a host name or IP address to listen on "
+                          f"(e.g. 127.0.0.1), got {s.web_host!r}")
     if not cfg.database.url.startswith(("sqlite:", "postgresql")):
         raise ConfigError(
             f"[database] url must be sqlite:///PATH or postgresql://…, got {cfg.database.url!r}")
@@ -329,6 +334,10 @@ smtp_host = "127.0.0.1"
 smtp_port = 8025
 # The public address of the web pages (unsubscribe and confirmation links point here).
 web_base_url = "http://127.0.0.1:8080"
+# Where 'commonroom serve' serves the web pages; put a reverse proxy with TLS in front
+# (deploy/ has an example) whose public address is web_base_url.
+web_host = "127.0.0.1"
+web_port = 8080
 # Larger messages are refused with 552.
 max_message_bytes = 10485760
 

@@ -1,15 +1,15 @@
 """The process entry point: start the doors the configuration asks for, in one event loop.
 
 Now: the SMTP server, the outbox worker (delivery), the scheduler (digests/schedule.py:
-digests and held-post reminders, run by one process), and the Discord bot (bot/) when
-``[discord] token`` is set. A later issue adds the web pages here. ``App`` is also what the
-tests start, on loopback.
+digests and held-post reminders, run by one process), the web pages (listserv/web/, uvicorn
+in this loop), and the Discord bot (bot/) when ``[discord] token`` is set. ``App`` is also
+what the tests start, on loopback.
 
 Invariants:
 - Start-up fails fast, with a message saying what to do, when the schema is not current or the
-  SMTP port cannot be bound.
-- Stopping stops the scheduler, closes the SMTP server (no new messages), then lets the outbox
-  worker release what it holds, so a restart resumes deliveries at once.
+  SMTP or web port cannot be bound.
+- Stopping stops the web pages and the scheduler, closes the SMTP server (no new messages), then
+  lets the outbox worker release what it holds, so a restart resumes deliveries at once.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from listserv.transports import MaildirTransport, SmtpTransport, Transport
 if TYPE_CHECKING:
     from bot.client import CommonroomBot
     from digests.schedule import Scheduler
+    from listserv.web.server import WebServer
 
 log = logging.getLogger("commonroom.serve")
 
@@ -81,8 +82,10 @@ def transport_factory(cfg: Config) -> Callable[[], Transport]:
 
 class App:
     def __init__(self, cfg: Config, store: Store | None = None, *,
-                 smtp_port: int | None = None, with_scheduler: bool = True) -> None:
-        """``smtp_port=0`` asks the system for a free port (tests); ``port`` tells which."""
+                 smtp_port: int | None = None, web_port: int | None = None,
+                 with_scheduler: bool = True) -> None:
+        """``smtp_port=0``/``web_port=0`` ask the system for a free port (tests); ``port`` and
+        ``web_url`` tell which."""
         self.cfg = cfg
         self.store = store or Store(cfg.database_url)
         self.worker: OutboxWorker | None = None
@@ -91,6 +94,14 @@ class App:
         self.with_scheduler = with_scheduler
         self.scheduler: Scheduler | None = None
         self.bot: CommonroomBot | None = None
+        self.web: WebServer | None = None
+        self.web_port = cfg.server.web_port if web_port is None else web_port
+
+    @property
+    def web_url(self) -> str:
+        """Where the web pages answer (``http://host:port``), once started."""
+        assert self.web is not None, "the web server is not started"
+        return self.web.url
 
     async def start(self) -> None:
         problem = await asyncio.to_thread(schema_problem, self.store)
@@ -130,12 +141,46 @@ class App:
 
             self.scheduler = Scheduler(self.store, self.cfg, wake_outbox=self.worker.wake)
             await self.scheduler.start()
+        await self._start_web()
         if self.cfg.discord.token:
             await self._start_bot()
         where = (f"smarthost {self.cfg.delivery.smarthost}" if self.cfg.smarthost
                  else f"Maildir {self.cfg.maildir_path}")
         log.info("SMTP on %s:%s for %s; delivering to %s", self.cfg.server.smtp_host, self.port,
                  self.cfg.server.domain, where)
+
+    async def _start_web(self) -> None:
+        from listserv.web.app import create_app
+        from listserv.web.context import WebContext
+        from listserv.web.server import WebServer
+
+        context = WebContext(self.cfg, self.store, probes={"smtp": self._smtp_problem,
+                                                           "scheduler": self._scheduler_problem})
+        host = self.cfg.server.web_host
+        web = WebServer(create_app(context), host, self.web_port)
+        try:
+            await web.start()
+        except OSError as e:
+            await self.stop()
+            raise StartupError(
+                f"cannot serve the web pages on {host}:{self.web_port} ({e.strerror}); is "
+                "another commonroom (or web server) using it? Change [server] web_port or stop "
+                "the other process") from None
+        self.web = web
+        self.web_port = web.port
+        log.info("web pages on %s (public address %s)", web.url, self.cfg.server.web_base_url)
+
+    def _smtp_problem(self) -> str | None:
+        if self.server is None or not self.server.is_serving():
+            return "the SMTP server is not listening"
+        return None
+
+    def _scheduler_problem(self) -> str | None:
+        if not self.with_scheduler:
+            return None  # not run by this process (tests, or a web-only process)
+        if self.scheduler is None or not self.scheduler.alive:
+            return "the scheduler is not running"
+        return None
 
     async def _start_bot(self) -> None:
         from bot import client
@@ -159,6 +204,9 @@ class App:
     async def stop(self) -> None:
         if self.bot is not None:
             await self.bot.stop()
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self.server is not None:

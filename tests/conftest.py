@@ -122,3 +122,8 @@ def sink() -> Iterator[SmtpSink]:
 def config_path(tmp_path: Path, db_url: str, sink: SmtpSink) -> Path:
     """A commonroom.toml for ``db_url`` whose smarthost is ``sink``."""
     return write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}")
+
+
+# --- page tests: the running site, a real browser, another origin (tests/web_harness.py) ----
+
+from tests.web_harness import browser, browser_session, other_site, site  # noqa: E402, F401

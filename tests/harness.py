@@ -43,13 +43,13 @@ def write_config(tmp_path: Path, db_url: str, smarthost: str, **delivery: Any) -
 
 
 class Running:
-    """An ``App`` serving SMTP on a free loopback port until ``stop``."""
+    """An ``App`` serving SMTP and the web pages on free loopback ports until ``stop``."""
 
     def __init__(self, cfg: Config, store: Store) -> None:
         self.cfg = cfg
         self.store = store
         self.loop = asyncio.new_event_loop()
-        self.app = App(cfg, store, smtp_port=0)
+        self.app = App(cfg, store, smtp_port=0, web_port=0)
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def start(self) -> Running:
@@ -71,6 +71,11 @@ class Running:
     @property
     def port(self) -> int:
         return self.app.port
+
+    @property
+    def web_url(self) -> str:
+        """``http://127.0.0.1:PORT`` where this server's pages answer."""
+        return self.app.web_url
 
     def send(self, mail_from: str, rcpt: str | list[str], data: bytes | str) -> dict[str, Any]:
         if isinstance(data, str):

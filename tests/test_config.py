@@ -31,6 +31,13 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
     assert cfg.smarthost == ("127.0.0.1", 2525) and cfg.server.max_message_bytes == 2048
 
 
+def test_web_host_and_port_default_and_come_from_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+    assert (load(path, env={}).server.web_host, load(path, env={}).server.web_port) == ("127.0.0.1", 8080)
+    cfg = load(path, env={"COMMONROOM_SERVER_WEB_HOST": "0.0.0.0", "COMMONROOM_SERVER_WEB_PORT": "8181"})
+    assert (cfg.server.web_host, cfg.server.web_port) == ("0.0.0.0", 8181)
+
+
 @pytest.mark.parametrize("text,env,message", [
     ("[server]\nsmtp_port = 70000\n", {}, "[server] smtp_port must be between"),
     ("[server]\ndomain = 'not a domain'\n", {}, "[server] domain"),
@@ -41,6 +48,10 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
     ("[database]\nurl = 'mysql://x'\n", {}, "[database] url"),
     ("", {"COMMONROOM_SERVER_SMTP_PORT": "eighty"}, "[server] smtp_port must be int"),
     ("[server\n", {}, "not valid TOML"),
+    ("[server]\nweb_port = 70000\n", {}, "[server] web_port must be between"),
+    ("", {"COMMONROOM_SERVER_WEB_PORT": "web"}, "[server] web_port must be int"),
+    ("[server]\nweb_host = 'http://x/'\n", {}, "[server] web_host must be a host name"),
+    ("", {"COMMONROOM_SERVER_WEB_HOST": ""}, "[server] web_host must be a host name"),
 ])
 def test_bad_configuration_names_the_key(tmp_path: Path, text: str, env: dict[str, str],
                                          message: str) -> None:

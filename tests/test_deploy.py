@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -64,11 +65,11 @@ def free_port() -> int:
 def test_unit_command_lines_start_the_server(tmp_path: Path, db_url: str) -> None:
     """Issue 7.26: ``serve --config PATH`` (the option after the subcommand) used to fail with
     "No such option", so the unit restarted forever. Run ExecStartPre, then ExecStart until
-    the SMTP port answers, then stop it as systemd does (SIGTERM)."""
-    port = free_port()
+    the SMTP port and the web pages answer, then stop it as systemd does (SIGTERM)."""
+    port, web_port = free_port(), free_port()
     config = write_config(tmp_path, db_url, "")
     config.write_text(config.read_text().replace("smtp_port = 8025", f"smtp_port = {port}"))
-    env = unit_environment(config)
+    env = unit_environment(config) | {"COMMONROOM_SERVER_WEB_PORT": str(web_port)}
     pre = subprocess.run(unit_command("ExecStartPre", config), cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=120)
     assert pre.returncode == 0, pre.stderr
@@ -85,6 +86,8 @@ def test_unit_command_lines_start_the_server(tmp_path: Path, db_url: str) -> Non
             except OSError:
                 assert time.monotonic() < deadline, "serve did not start listening"
                 time.sleep(0.1)
+        health = httpx.get(f"http://127.0.0.1:{web_port}/healthz", timeout=10)
+        assert (health.status_code, health.text.splitlines()[0]) == (200, "store: ok"), health.text
         proc.send_signal(signal.SIGTERM)
         output = proc.communicate(timeout=30)[0]
         assert proc.returncode == 0, output

@@ -49,7 +49,7 @@ def test_rcpt_is_answered_while_a_writer_holds_the_lock(store: Store, tmp_path: 
     # Without the scheduler: APScheduler's SQLAlchemy job store works on the event loop, so a
     # held write lock can stall it there (a separate defect, not the SMTP door's).
     srv = Running(cfg, store)
-    srv.app = App(cfg, store, smtp_port=0, with_scheduler=False)
+    srv.app = App(cfg, store, smtp_port=0, web_port=0, with_scheduler=False)
     srv.start()
     try:
         writer = sqlite3.connect(store.url.split("///", 1)[1], isolation_level=None)
