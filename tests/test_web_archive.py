@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import select
@@ -84,19 +86,33 @@ def _conversation(site: Site) -> dict[str, int]:
             for name in ("open", "reply", "vendor", "held", "auto")}
 
 
+class _Nesting(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[int | None] = []  # the open <li>s: a post's pk, or None for others
+        self.parents: dict[int, int | None] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag != "li":
+            return
+        m = re.fullmatch(r"m(\d+)", dict(attrs).get("id") or "")
+        pk = int(m.group(1)) if m else None
+        if pk is not None:
+            self.parents[pk] = next((p for p in reversed(self.stack) if p is not None), None)
+        self.stack.append(pk)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "li":
+            self.stack.pop()
+
+
 def _tree(html: str) -> dict[int, int | None]:
     """Each post's parent (by pk) as the page nests them: <li id="mPK"> inside <li id="mPK">."""
-    parents: dict[int, int | None] = {}
-    stack: list[int | None] = []
-    for m in re.finditer(r'<li id="m(\d+)">|</li>|<ol class="replies', html):
-        token = m.group(0)
-        if token.startswith("<li"):
-            pk = int(m.group(1))
-            parents[pk] = next((p for p in reversed(stack) if p is not None), None)
-            stack.append(pk)
-        elif token == "</li>":
-            stack.pop()
-    return parents
+    parser = _Nesting()
+    parser.feed(html)
+    parser.close()
+    assert parser.stack == [], "unbalanced <li>s"
+    return parser.parents
 
 
 def test_thread_page_shows_the_tree_vendor_staff_and_folded_quotes(site: Site) -> None:
@@ -277,3 +293,26 @@ def test_lists_set_archive(config_path: Path, store: Store) -> None:
         assert ml is not None and ml.archive == "members"
     bad = cli(config_path, "lists", "set", "demo", "archive", "secret")
     assert bad.exit_code != 0 and "archive must be one of public, members, private" in bad.output
+
+
+def test_browser_shows_a_thread_with_quotes_folded(site: Site, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    pks = _conversation(site)
+    tid = _thread_of(site.server.store, pks["open"])
+    browser.get(f"{site.url}/lists/demo/threads/{tid}")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Which LMS?"
+    # The tree: the vendor's answer sits inside Bob's post, which sits inside Ann's.
+    vendor = browser.find_element(By.CSS_SELECTOR, f"#m{pks['open']} #m{pks['reply']} "
+                                                   f"#m{pks['vendor']}")
+    assert "Acme Ltd, vendor" in vendor.find_element(By.CSS_SELECTOR, ".badge").text
+    details = browser.find_element(By.CSS_SELECTOR, f"#m{pks['reply']} > article details.quote")
+    quoted = details.find_element(By.CSS_SELECTOR, ".mail-text")
+    summary = details.find_element(By.TAG_NAME, "summary")
+    assert summary.text == "Quoted text (3 lines)"
+    assert not quoted.is_displayed()  # folded
+    summary.click()
+    assert quoted.is_displayed() and "We use Moodle." in quoted.text
+    # The list page's one script ran under the CSP: the copy button shows itself.
+    browser.get(f"{site.url}/lists/demo/")
+    assert browser.find_element(By.CSS_SELECTOR, "button.copy").is_displayed()
