@@ -147,15 +147,37 @@ def _walk(raw: bytes) -> tuple[list[Message], list[Message]]:
     return bodies, others
 
 
+def _attachment(part: Message, number: int, size: int | None = None) -> Attachment:
+    ctype = part.get_content_type().lower()
+    cid = (part.get("Content-ID") or "").strip().strip("<>")
+    return Attachment(number, safe_filename(_raw_filename(part), number, ctype), ctype,
+                      len(_payload(part)) if size is None else size, cid[:250])
+
+
+def _body(bodies: list[Message]) -> Body:
+    for wanted in ("text/plain", "text/html"):
+        for part in bodies:
+            if part.get_content_type() == wanted:
+                data = _payload(part)
+                return Body(decode_bytes(data, part.get_content_charset()), wanted == "text/html")
+    return Body("", False)
+
+
+@dataclass(frozen=True)
+class Parts:
+    body: Body
+    attachments: list[Attachment]
+
+
+def read(raw: bytes) -> Parts:
+    """The body to show and the attachments, from one parse (what a page needs)."""
+    bodies, others = _walk(raw)
+    return Parts(_body(bodies), [_attachment(p, n) for n, p in enumerate(others, start=1)])
+
+
 def attachments(raw: bytes) -> list[Attachment]:
     """The post's attachments, numbered from 1 in walk order."""
-    out = []
-    for n, part in enumerate(_walk(raw)[1], start=1):
-        ctype = part.get_content_type().lower()
-        cid = (part.get("Content-ID") or "").strip().strip("<>")
-        out.append(Attachment(n, safe_filename(_raw_filename(part), n, ctype), ctype,
-                              len(_payload(part)), cid[:250]))
-    return out
+    return [_attachment(p, n) for n, p in enumerate(_walk(raw)[1], start=1)]
 
 
 def attachment_bytes(raw: bytes, number: int) -> tuple[Attachment, bytes] | None:
@@ -163,23 +185,13 @@ def attachment_bytes(raw: bytes, number: int) -> tuple[Attachment, bytes] | None
     parts = _walk(raw)[1]
     if not 1 <= number <= len(parts):
         return None
-    part = parts[number - 1]
-    ctype = part.get_content_type().lower()
-    data = _payload(part)
-    cid = (part.get("Content-ID") or "").strip().strip("<>")
-    return Attachment(number, safe_filename(_raw_filename(part), number, ctype), ctype,
-                      len(data), cid[:250]), data
+    data = _payload(parts[number - 1])
+    return _attachment(parts[number - 1], number, len(data)), data
 
 
 def body(raw: bytes) -> Body:
     """The body to show: the first text/plain body part, else the first text/html one."""
-    bodies = _walk(raw)[0]
-    for wanted in ("text/plain", "text/html"):
-        for part in bodies:
-            if part.get_content_type() == wanted:
-                data = _payload(part)
-                return Body(decode_bytes(data, part.get_content_charset()), wanted == "text/html")
-    return Body("", False)
+    return _body(_walk(raw)[0])
 
 
 def served_type(att: Attachment, raw_charset: str | None = None) -> str:

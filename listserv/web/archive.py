@@ -141,20 +141,14 @@ def list_page(request: Request, context: Ctx, name: str, before: str | None = No
                   domain=context.cfg.server.domain)
 
 
-def _cid_urls(ml: MailingList, msg: Message) -> dict[str, str]:
-    assert msg.id is not None
-    return {a.content_id: _attachment_path(ml, msg.id, a.number)
-            for a in mailparts.attachments(msg.raw) if a.content_id}
-
-
-def _attachment_path(ml: MailingList, pk: int, n: int) -> str:
-    return links.attachment_url("", ml.name, pk, n)
-
-
 def _rendered(ml: MailingList, msg: Message) -> tuple[Markup, list[mailparts.Attachment]]:
-    cids = _cid_urls(ml, msg)
-    return (mailhtml.render_body(mailparts.body(msg.raw), cids.get),
-            mailparts.attachments(msg.raw))
+    """The post's body as safe markup (inline images pointing at our attachment URLs) and its
+    attachments, from one parse of the stored raw mail."""
+    assert msg.id is not None
+    parts = mailparts.read(msg.raw)
+    cids = {a.content_id: links.attachment_url("", ml.name, msg.id, a.number)
+            for a in parts.attachments if a.content_id}
+    return mailhtml.render_body(parts.body, cids.get), parts.attachments
 
 
 @router.get("/lists/{name}/threads/{thread_id}", response_class=HTMLResponse)
