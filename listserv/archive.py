@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from listserv import list_admin, thread_summary
 from listserv.archive_access import Archive
-from listserv.message import parse
+from listserv.message import reply_ids
 from listserv.models import (
     Address,
     MailingList,
@@ -238,8 +238,8 @@ def thread(session: Session, list_id: int, thread_id: int) -> ThreadView | None:
     posts = []
     for m in msgs:
         assert m.id is not None
-        refs = parse(m.raw, domain="archive.invalid").references
-        posts.append(Post(m.id, m.message_id, refs, m.date or m.received_at))
+        in_reply_to, refs = reply_ids(m.raw, m.message_id)
+        posts.append(Post(m.id, m.message_id, refs, m.date or m.received_at, in_reply_to))
     return ThreadView(_row(t), tuple(build(posts)), {m.id: m for m in msgs if m.id is not None},
                       authors(session, msgs))
 
@@ -255,7 +255,9 @@ def message(session: Session, list_id: int, pk: int) -> Message | None:
 
 def parent_of(session: Session, list_id: int, msg: Message) -> Message | None:
     """The accepted post of the list that ``msg`` answers (its nearest known reference)."""
-    refs = parse(msg.raw, domain="archive.invalid").references
+    in_reply_to, refs = reply_ids(msg.raw, msg.message_id)
+    if in_reply_to is not None:
+        refs = (*refs, in_reply_to)  # the direct parent first, when the archive has it
     if not refs:
         return None
     found = {m.message_id: m for m in session.exec(select(Message).where(

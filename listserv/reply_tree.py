@@ -5,9 +5,9 @@ Pure: posts in, a tree out. ``threads.assign_thread`` decides which posts share 
 decides their shape inside it.
 
 Rules:
-- A post's parent is the nearest id in its References (In-Reply-To last, as
-  ``message.parse`` orders them) that is a post of this thread; a parent that never arrived is
-  skipped over to the next ancestor, as JWZ's algorithm prunes empty containers.
+- A post's parent is its In-Reply-To when that is a post of this thread, else the nearest id in
+  its References that is; a parent that never arrived is skipped over to the next ancestor, as
+  JWZ's algorithm prunes empty containers.
 - A post with no such parent is a root; a thread joined by subject alone has several roots.
 - Two posts with the same Message-ID: the earlier one is the parent others point at.
 - A link that would make a cycle (References lie) is dropped: every post appears exactly once.
@@ -27,6 +27,7 @@ class Post:
     message_id: str
     references: tuple[str, ...]
     date: datetime
+    in_reply_to: str | None = None
 
 
 @dataclass
@@ -56,7 +57,8 @@ def build(posts: Sequence[Post]) -> list[Node]:
         return False
 
     for p in ordered:
-        for ref in reversed(p.references):
+        wanted = (p.in_reply_to,) if p.in_reply_to in by_id else ()
+        for ref in (*wanted, *reversed(p.references)):
             candidate = by_id.get(ref)
             if candidate is None or candidate.pk == p.pk:
                 continue

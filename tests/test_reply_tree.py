@@ -44,3 +44,9 @@ def test_duplicate_message_ids_hang_under_the_first() -> None:
     roots = build(posts)
     assert next(n.post.pk for n in flatten(roots)) == 1
     assert {n.post.pk: n.parent for n in flatten(roots)}[3] == 1
+
+
+def test_in_reply_to_wins_over_the_order_of_references() -> None:
+    posts = [Post(1, "a", (), T0), Post(2, "b", ("a",), T0 + timedelta(minutes=1)),
+             Post(3, "c", ("b", "a"), T0 + timedelta(minutes=2), in_reply_to="b")]
+    assert _shape(posts) == [("a", 0), ("b", 1), ("c", 2)]
