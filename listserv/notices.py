@@ -82,6 +82,15 @@ def welcome(info: ListInfo, to: str) -> bytes:
     return _base(info, to, f"Welcome to {info.name}", body).as_bytes()
 
 
+def signin_link(info: ListInfo, to: str, url: str, minutes: int) -> bytes:
+    body = (f"Someone (hopefully you) asked to sign in to the web pages of {info.domain}\n"
+            f"with the address {to}. To sign in, open this link within {minutes} minutes:\n\n"
+            f"  {url}\n\n"
+            "It works once. If you did not ask for it, ignore this message: nobody can sign in\n"
+            "without the link.\n")
+    return _base(info, to, f"Sign in to {info.domain}", body).as_bytes()
+
+
 def goodbye(info: ListInfo, to: str) -> bytes:
     body = (f"You have left {info.post_address}. You will get no more posts from it.\n"
             f"To join again, write to {info.address(Kind.JOIN)}.\n")

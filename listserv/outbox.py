@@ -34,6 +34,8 @@ Invariants:
 - Notices (``priority`` 0) are claimed before fan-out copies (1), whatever their due times.
 - Rendering runs in a worker thread too: a cache miss reads the store and prepares the post.
 - Sent rows are deleted ``keep_sent`` after they were sent (checked every ``prune_interval``).
+- ``counts`` tallies this worker's written outcomes (sent, retried, bounced, failed) since it
+  started, after each commit: /metrics reads them, since sent rows are pruned from the store.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -168,6 +171,7 @@ class OutboxWorker:
         self._recoverer: asyncio.Task[None] | None = None
         self._keeper: asyncio.Task[None] | None = None
         self._senders: list[asyncio.Task[None]] = []
+        self.counts: Counter[str] = Counter()
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -450,6 +454,9 @@ class OutboxWorker:
                 conn.execute(update(OUTBOX)
                              .where(OUTBOX.c.id.in_(chunk), mine, OUTBOX.c.state == SENDING)
                              .values(state=PENDING, claimed_by=None))
+        failed = sum(1 for r in retries if r["b_state"] == FAILED)
+        self.counts.update({"sent": len(sent), "bounced": len(bounces),
+                            "retried": len(retries) - failed, "failed": failed})
 
     def _recover_at_start(self) -> int:
         """Make rows that were in flight when their worker died due now; return how many.

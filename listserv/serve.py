@@ -154,8 +154,12 @@ class App:
         from listserv.web.context import WebContext
         from listserv.web.server import WebServer
 
-        context = WebContext(self.cfg, self.store, probes={"smtp": self._smtp_problem,
-                                                           "scheduler": self._scheduler_problem})
+        worker = self.worker
+        assert worker is not None
+        context = WebContext(self.cfg, self.store,
+                             probes={"smtp": self._smtp_problem,
+                                     "scheduler": self._scheduler_problem},
+                             wake_outbox=worker.wake, delivery_counts=lambda: worker.counts)
         host = self.cfg.server.web_host
         web = WebServer(create_app(context), host, self.web_port)
         try:

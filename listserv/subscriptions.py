@@ -141,17 +141,34 @@ def request(session: Session, cfg: Config, ml: MailingList, address: str, action
     return Outcome(True, f"a confirmation request was sent to {email}")
 
 
-def confirm(session: Session, cfg: Config, token: str, *, via: str = "email") -> Outcome:
-    """Carry out the pending request that ``token`` was made for."""
+def find_pending(session: Session, token: str) -> tuple[Pending | None, str | None]:
+    """The request ``token`` was made for, and why it cannot be carried out now (None: it
+    can). Changes nothing, so a page can show what confirming would do."""
     pending = session.exec(select(Pending).where(
         Pending.token_hash == links.token_hash(token))).first()
     if pending is None:
-        return Outcome(False, "that confirmation code is not known; ask again for a new one")
+        return None, "that confirmation code is not known; ask again for a new one"
     if pending.used_at is not None:
-        return Outcome(False, "that confirmation code has already been used")
+        return pending, "that confirmation code has already been used"
+    if pending.expires_at <= utcnow():
+        return pending, "that confirmation code has expired; ask again for a new one"
+    return pending, None
+
+
+def describe_action(action: str, list_name: str) -> str:
+    """What confirming a pending ``action`` does, in words ("join demo"). Pure."""
+    mode = delivery_mode_of(action)
+    if mode is not None:
+        return f"get {describe_delivery(mode)} from {list_name}"
+    return f"join {list_name}" if action == "subscribe" else f"leave {list_name}"
+
+
+def confirm(session: Session, cfg: Config, token: str, *, via: str = "email") -> Outcome:
+    """Carry out the pending request that ``token`` was made for."""
+    pending, problem = find_pending(session, token)
+    if pending is None or problem is not None:
+        return Outcome(False, problem or "")
     now = utcnow()
-    if pending.expires_at <= now:
-        return Outcome(False, "that confirmation code has expired; ask again for a new one")
     ml = session.get(MailingList, pending.list_id)
     assert ml is not None and ml.id is not None
     pending.used_at = now
@@ -169,15 +186,32 @@ def confirm(session: Session, cfg: Config, token: str, *, via: str = "email") ->
         return Outcome(True, f"{pending.email} is now a member of {ml.name}")
     mode = delivery_mode_of(pending.action)
     if mode is not None:
-        return _set_delivery(session, ml, pending.email, mode)
-    removed = remove_member(session, ml, pending.email, actor=pending.email)
-    if removed:
-        outbox.enqueue_notice(session, list_id=ml.id, recipient=pending.email,
-                              sender=_bounces(cfg, ml), payload=notices.goodbye(info, pending.email))
-    return Outcome(True, f"{pending.email} has left {ml.name}")
+        return set_delivery(session, ml, pending.email, mode, via=via)
+    return leave(session, cfg, ml, pending.email, via=via)
 
 
-def _set_delivery(session: Session, ml: MailingList, email: str, mode: DeliveryMode) -> Outcome:
+def is_member(session: Session, list_id: int, email: str) -> bool:
+    """Subscribed as a member, moderator or owner (a non-member entry is not membership)."""
+    sub = find_subscription(session, list_id, email)
+    return sub is not None and sub.role != Role.NONMEMBER.value
+
+
+def leave(session: Session, cfg: Config, ml: MailingList, email: str, *,
+          via: str = "email") -> Outcome:
+    """Unsubscribe ``email`` now, with a goodbye mail: the address itself has already said so
+    (a confirmed request, or a signed link mailed to it)."""
+    assert ml.id is not None
+    if not is_member(session, ml.id, email):
+        return Outcome(True, f"{email} is not a member of {ml.name}")
+    remove_member(session, ml, email, actor=email, via=via)
+    outbox.enqueue_notice(session, list_id=ml.id, recipient=email, sender=_bounces(cfg, ml),
+                          payload=notices.goodbye(list_info(ml, cfg), email))
+    return Outcome(True, f"{email} has left {ml.name}")
+
+
+def set_delivery(session: Session, ml: MailingList, email: str, mode: DeliveryMode, *,
+                 via: str = "email") -> Outcome:
+    """Change how ``email`` gets ``ml``'s mail, now: the address itself has said so."""
     assert ml.id is not None
     sub = find_subscription(session, ml.id, email)
     if sub is None or sub.role == Role.NONMEMBER.value:
@@ -185,7 +219,7 @@ def _set_delivery(session: Session, ml: MailingList, email: str, mode: DeliveryM
     sub.delivery_mode = mode.value
     session.add(sub)
     audit.record(session, list_id=ml.id, actor=email, action="delivery-changed", target=email,
-                 detail=mode.value)
+                 detail=f"{mode.value} (via {via})")
     return Outcome(True, f"{email} will get {describe_delivery(mode)}")
 
 
@@ -258,14 +292,15 @@ def add_member(session: Session, ml: MailingList, email: str, *, name: str = "",
     return True
 
 
-def remove_member(session: Session, ml: MailingList, email: str, *, actor: str = "") -> bool:
+def remove_member(session: Session, ml: MailingList, email: str, *, actor: str = "",
+                  via: str = "") -> bool:
     assert ml.id is not None
     sub = find_subscription(session, ml.id, email)
     if sub is None:
         return False
     session.delete(sub)
     audit.record(session, list_id=ml.id, actor=actor or email, action="unsubscribed",
-                 target=email)
+                 target=email, detail=f"via {via}" if via else "")
     return True
 
 

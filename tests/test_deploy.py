@@ -156,3 +156,18 @@ def test_guide_says_the_mail_name_is_the_hosts_own() -> None:
     domain, the host's own mail went to Commonroom and its bounce was lost."""
     guide = GUIDE.read_text(encoding="utf-8")
     assert "postconf myorigin mydestination" in guide and "/etc/mailname" in guide
+
+
+def test_the_reverse_proxy_example_reaches_the_configured_web_port() -> None:
+    """deploy/nginx/commonroom.conf must proxy the public address (web_base_url) to where the
+    example configuration serves the pages, and pass the client's address on."""
+    import tomllib
+
+    example = tomllib.loads((DEPLOY / "commonroom.example.toml").read_text(encoding="utf-8"))
+    server = example["server"]
+    nginx = (DEPLOY / "nginx" / "commonroom.conf").read_text(encoding="utf-8")
+    host = server["web_base_url"].removeprefix("https://").rstrip("/")
+    assert re.search(rf"server_name {re.escape(host)};", nginx)
+    assert f"proxy_pass http://{server['web_host']}:{server['web_port']};" in nginx
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in nginx
+    assert "nginx/commonroom.conf" in GUIDE.read_text(encoding="utf-8")

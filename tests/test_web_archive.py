@@ -148,7 +148,7 @@ def test_list_page_shows_threads_with_replies_and_participants(site: Site) -> No
     assert '<link rel="alternate" type="application/atom+xml"' in html
     # The embeddable form, shown as text to copy; the copy button is the page's only script.
     assert "&lt;form method=&#34;post&#34; action=&#34;https://lists.example.org/lists/demo/" \
-           "subscribe&#34;&gt;" in html
+           "subscribe&#34;" in html
     assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/copy.js" defer>']
     assert site.get("/static/copy.js").status_code == 200
     assert problems(html) == []
@@ -316,3 +316,37 @@ def test_browser_shows_a_thread_with_quotes_folded(site: Site, browser: Any) -> 
     # The list page's one script ran under the CSP: the copy button shows itself.
     browser.get(f"{site.url}/lists/demo/")
     assert browser.find_element(By.CSS_SELECTOR, "button.copy").is_displayed()
+
+
+def _as(site: Site, email: str) -> dict[str, str]:
+    """Request headers of someone signed in as ``email`` (the session cookie sign-in sets)."""
+    from listserv import signin
+    from listserv.models import utcnow
+    from listserv.web.signin import COOKIE
+
+    value = signin.session_value(site.server.store.secret(), email, utcnow())
+    return {"Cookie": f"{COOKIE}={value}"}
+
+
+@pytest.mark.parametrize("setting,readers,refused", [
+    ("members", ("ann@example.org", "mod@example.org"), ("stranger@example.org",)),
+    ("private", ("mod@example.org",), ("ann@example.org", "stranger@example.org")),
+])
+def test_signed_in_readers_of_archives_not_public(site: Site, setting: str,
+                                                  readers: tuple[str, ...],
+                                                  refused: tuple[str, ...]) -> None:
+    pks = _conversation(site)
+    _members(site.server.store, archive=setting)
+    tid = _thread_of(site.server.store, pks["open"])
+    paths = ("/lists/demo/", f"/lists/demo/threads/{tid}", f"/lists/demo/messages/{pks['open']}",
+             "/lists/demo/feed.atom")
+    for email in readers:
+        for path in paths:
+            r = site.get(path, headers=_as(site, email))
+            assert r.status_code == 200, (email, path)
+        assert "We use Moodle" in site.get(f"/lists/demo/threads/{tid}",
+                                           headers=_as(site, email)).text
+    for email in refused:
+        for path in paths:
+            r = site.get(path, headers=_as(site, email))
+            assert r.status_code == 403 and "We use Moodle" not in r.text, (email, path)

@@ -151,3 +151,32 @@ def other_site() -> Iterator[OtherSite]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
+
+
+# --- reading what the site mailed --------------------------------------------------------
+
+def mails_to(sink: SmtpSink, rcpt: str) -> list[Any]:
+    """Parsed messages the sink received for ``rcpt`` alone, in order."""
+    from tests.harness import parse
+
+    return [parse(m.data) for m in sink.messages if m.rcpt_tos == (rcpt,)]
+
+
+def body_text(message: Any) -> str:
+    """The first text/plain part, decoded."""
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            return str(part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8"))
+    raise AssertionError("no text/plain part")
+
+
+def confirm_link(site: Site, sink: SmtpSink, rcpt: str) -> str:
+    """The /confirm/ link of the latest confirmation mailed to ``rcpt``, as mailed."""
+    import re
+
+    site.server.drain()
+    confirms = [m for m in mails_to(sink, rcpt) if str(m["Subject"]).startswith("confirm ")]
+    assert confirms, f"no confirmation was mailed to {rcpt}"
+    found = re.search(r"https://lists\.example\.org/confirm/[0-9a-f]+", body_text(confirms[-1]))
+    assert found, body_text(confirms[-1])
+    return found.group(0)

@@ -34,15 +34,10 @@ from listserv.reply_tree import flatten
 from listserv.web import feeds
 from listserv.web.context import Ctx
 from listserv.web.pages import message_page, render
+from listserv.web.signin import viewer
+from listserv.web.subscribe import subscribe_snippet
 
 router = APIRouter()
-
-
-def viewer(request: Request) -> str | None:
-    """The signed-in person's address, or None. Sign-in (H4's) plugs in here; until then
-    nobody is signed in, so members-only and private archives ask for it."""
-    value = getattr(request.state, "viewer", None)
-    return value if isinstance(value, str) and value else None
 
 
 class _Refused(Exception):
@@ -71,9 +66,9 @@ def _readable(context: Ctx, request: Request, name: str) -> Iterator[tuple[Sessi
 def refusal(request: Request, name: str, access: Access) -> HTMLResponse:
     if access is Access.SIGN_IN:
         return message_page(
-            request, "Please sign in", f"The archive of {name} is open to its members only.",
-            status_code=401, next_steps="Sign in with the address you are subscribed with, or "
-            f"join the list first: write to {name}-join@{request.app.state.ctx.cfg.server.domain}.")
+            request, "Please sign in", f"The archive of {name} is not public.", status_code=401,
+            next_steps="Sign in (/signin) with the address you are subscribed with, or join the "
+            f"list first: write to {name}-join@{request.app.state.ctx.cfg.server.domain}.")
     return message_page(request, "Not open to you",
                         f"The archive of {name} is not open to the address you signed in with.",
                         status_code=403, next_steps="Sign in with another address, or ask the "
@@ -137,8 +132,8 @@ def list_page(request: Request, context: Ctx, name: str, before: str | None = No
     rows = [(r, _when(r.last, zone)) for r in page.rows]
     return render(request, "archive_list.html", title=ml.name, ml=ml, rows=rows,
                   members=members, next=page.next.encode() if page.next else None,
-                  first_page=cursor is None, snippet=feeds.subscribe_snippet(context.cfg, ml),
-                  domain=context.cfg.server.domain)
+                  first_page=cursor is None, domain=context.cfg.server.domain,
+                  snippet=subscribe_snippet(context.cfg.server.web_base_url, ml.name))
 
 
 def _rendered(ml: MailingList, msg: Message) -> tuple[Markup, list[mailparts.Attachment]]:

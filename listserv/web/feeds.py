@@ -1,5 +1,4 @@
-"""The Atom feed of a list's new threads (RFC 4287), and the subscribe snippet shown on a list's
-archive page.
+"""The Atom feed of a list's new threads (RFC 4287).
 
 Pure: data in, bytes or text out. The feed is built with ElementTree, so every title, name and
 summary is escaped as XML text; links are absolute (``web_base_url``), as feed readers need.
@@ -12,7 +11,6 @@ from datetime import datetime
 
 from listserv import bodytext, links, quotes
 from listserv.archive import Author, ThreadRow
-from listserv.config import Config
 from listserv.models import MailingList, Message
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -68,11 +66,3 @@ def atom(base: str, ml: MailingList, entries: list[tuple[ThreadRow, Message | No
             _text(entry, "summary", _clean_xml(_summary(opening)), type="text")
     body: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=False)
     return b'<?xml version="1.0" encoding="utf-8"?>\n' + body
-
-
-def subscribe_snippet(cfg: Config, ml: MailingList) -> str:
-    """The form any site can paste to offer the list's subscription (plain HTML, no script)."""
-    action = f"{cfg.server.web_base_url.rstrip('/')}/lists/{ml.name}/subscribe"
-    return (f'<form method="post" action="{action}">\n'
-            f'  <label>Subscribe to {ml.name} — Email: <input type="email" name="email" required>'
-            f'</label>\n  <button type="submit">Subscribe</button>\n</form>')

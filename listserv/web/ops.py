@@ -1,4 +1,5 @@
-"""Operations pages: ``/healthz`` for load balancers and monitoring.
+"""Operations pages: ``/healthz`` for load balancers and monitoring, ``/metrics`` for
+Prometheus (what it counts: metrics.py).
 
 Invariants: ``/healthz`` answers 200 only when the store answers and every probe of the
 process (SMTP listening, scheduler alive) reports no problem; otherwise 503 naming each part
@@ -10,9 +11,11 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
+from listserv.web import metrics
 from listserv.web.context import Ctx, WebContext
 
 log = logging.getLogger("commonroom.web")
@@ -40,3 +43,9 @@ def healthz(context: Ctx) -> PlainTextResponse:
         log.warning("health check failed: %s", "; ".join(lines))
     return PlainTextResponse("\n".join(lines) + "\n", status_code=503 if failed else 200,
                              headers={"Cache-Control": "no-store"})
+
+
+@router.get("/metrics")
+def prometheus(context: Ctx) -> Response:
+    return Response(metrics.exposition(context), media_type=CONTENT_TYPE_LATEST,
+                    headers={"Cache-Control": "no-store"})

@@ -36,3 +36,11 @@ def message_page(request: Request, title: str, message: str, *, status_code: int
     """A plain page saying what happened and, when something went wrong, what to do."""
     return render(request, "message.html", status_code, title=title, message=message,
                   next_steps=next_steps)
+
+
+def sentence(text: str) -> str:
+    """An outcome message ("ann@example.org is now a member…") as a sentence: a capital first
+    letter unless it starts with an address, and a full stop."""
+    first = text.split(" ", 1)[0]
+    text = text if "@" in first else text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
