@@ -20,8 +20,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, case, func, or_
+from sqlalchemy import ColumnElement, and_, case, func, literal, tuple_
 from sqlmodel import Session, col, select
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from listserv import list_admin, thread_summary
 from listserv.archive_access import Archive
@@ -161,8 +162,10 @@ def threads(session: Session, list_id: int, before: Cursor | None = None,
     """A page of the list's threads by latest activity, newest first."""
     q = select(Thread).where(Thread.list_id == list_id, Thread.post_count > 0)
     if before is not None:
-        q = q.where(or_(col(Thread.last_post_at) < before.at,
-                        and_(col(Thread.last_post_at) == before.at, col(Thread.id) < before.thread_id)))
+        # A row-value comparison: both SQLite and PostgreSQL seek the index to the cursor
+        # (an OR of the two conditions makes SQLite walk from the newest thread instead).
+        q = q.where(tuple_(col(Thread.last_post_at), col(Thread.id))
+                    < tuple_(literal(before.at, UTCDateTime()), literal(before.thread_id)))
     found = list(session.exec(q.order_by(col(Thread.last_post_at).desc(), col(Thread.id).desc())
                               .limit(limit + 1)))
     rows = tuple(_row(t) for t in found[:limit])
