@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from listserv import archive
 from listserv.archive import Cursor
-from listserv.models import Message, MessageStatus, Thread, utcnow
+from listserv.models import Held, Message, MessageStatus, Thread, utcnow
 from listserv.reply_tree import flatten
 from listserv.store import Store
 from tests.archive_posts import add_vendor, post
@@ -151,3 +151,23 @@ def test_upgrade_to_0011_fills_summaries_of_existing_threads(db_url: str) -> Non
         assert ml.archive == "public"
     finally:
         store.dispose()
+
+
+def test_an_approved_post_joins_its_thread_and_summary(store: Store) -> None:
+    from listserv import moderation
+    from listserv.models import Action
+    from tests.archive_posts import CFG
+
+    pks = _conversation(store)
+    with store.session() as s:
+        held_id = s.exec(select(Held.id).where(Held.message_pk == pks["held"])).one()
+        assert moderation.act(s, CFG, held_id, Action.ACCEPT, actor="test").ok
+    with store.read_session() as s:
+        row = archive.threads(s, 1).rows[0]
+        assert row.posts == 4 and row.participant_count == 4
+        assert row.participants[-1] == "stranger"
+        view = archive.thread(s, 1, row.id)
+        assert view is not None
+        parents = {n.post.pk: n.parent for n in flatten(view.roots)}
+        assert parents[pks["held"]] == pks["open"]
+        assert archive.message(s, 1, pks["held"]) is not None
