@@ -115,6 +115,19 @@ def test_chart_points_scale_to_the_busiest_week() -> None:
     assert archive.chart_points([0, 0]) == [(0, 0), (60, 0)]
 
 
+def _downgrade(store: Store, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    from listserv.store import MIGRATIONS
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
 def test_upgrade_to_0011_fills_summaries_of_existing_threads(db_url: str) -> None:
     from sqlalchemy import text
 
@@ -149,6 +162,11 @@ def test_upgrade_to_0011_fills_summaries_of_existing_threads(db_url: str) -> Non
         assert t is not None and ml is not None
         assert (t.opening_pk, t.participants, t.participant_count) == (10, '["a", "Bea"]', 2)
         assert ml.archive == "public"
+        _downgrade(store, "0009")  # with rows that point at mailing_list and thread
+        store.upgrade()
+        with store.session() as s:
+            t = s.get(Thread, 7)
+        assert t is not None and t.participant_count == 2
     finally:
         store.dispose()
 

@@ -24,17 +24,16 @@ _SHOWN = 5
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('mailing_list', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('archive', Str(length=16), nullable=False,
-                                      server_default='public'))
-    with op.batch_alter_table('thread', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('opening_pk', sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column('participants', Str(), nullable=False, server_default='[]'))
-        batch_op.add_column(sa.Column('participant_count', sa.Integer(), nullable=False,
+    # Plain ALTER TABLE (no batch copy): SQLite adds and drops these columns in place, and a
+    # batch copy of mailing_list would have to drop a table other tables' rows point at.
+    op.add_column('mailing_list', sa.Column('archive', Str(length=16), nullable=False,
+                                            server_default='public'))
+    op.add_column('thread', sa.Column('opening_pk', sa.Integer(), nullable=True))
+    op.add_column('thread', sa.Column('participants', Str(), nullable=False, server_default='[]'))
+    op.add_column('thread', sa.Column('participant_count', sa.Integer(), nullable=False,
                                       server_default='0'))
-        batch_op.create_index('ix_thread_list_last', ['list_id', 'last_post_at', 'id'], unique=False)
-        batch_op.create_index('ix_thread_list_first', ['list_id', 'first_post_at', 'id'],
-                              unique=False)
+    op.create_index('ix_thread_list_last', 'thread', ['list_id', 'last_post_at', 'id'])
+    op.create_index('ix_thread_list_first', 'thread', ['list_id', 'first_post_at', 'id'])
 
     # Summaries of existing threads, from their accepted posts (earliest first).
     conn = op.get_bind()
@@ -61,11 +60,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('thread', schema=None) as batch_op:
-        batch_op.drop_index('ix_thread_list_first')
-        batch_op.drop_index('ix_thread_list_last')
-        batch_op.drop_column('participant_count')
-        batch_op.drop_column('participants')
-        batch_op.drop_column('opening_pk')
-    with op.batch_alter_table('mailing_list', schema=None) as batch_op:
-        batch_op.drop_column('archive')
+    # SQLite 3.35+ drops unindexed columns in place (see upgrade).
+    op.drop_index('ix_thread_list_first', table_name='thread')
+    op.drop_index('ix_thread_list_last', table_name='thread')
+    op.drop_column('thread', 'participant_count')
+    op.drop_column('thread', 'participants')
+    op.drop_column('thread', 'opening_pk')
+    op.drop_column('mailing_list', 'archive')
