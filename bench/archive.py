@@ -16,7 +16,8 @@ client, one at a time, after 20 warm-up requests of each kind:
 - list: the list's thread list, ``/lists/LIST/`` and older pages by following the ``?before=``
   links (the first 200 pages, cycling);
 - thread: ``/lists/LIST/threads/ID`` for random threads (10 posts each, rendered from raw mail);
-- search: ``/lists/LIST/search?q=…`` when the search page exists (H6's), else ``nan``.
+- search: ``/lists/LIST/search?q=`` two words of middling frequency (the posts' words follow a
+  Zipf distribution over 3,000 pseudo-words), when the search page exists, else ``nan``.
 
 Last line: ``archive posts=N list_p95_ms=L thread_p95_ms=T search_p95_ms=S``.
 """
@@ -24,6 +25,7 @@ Last line: ``archive posts=N list_p95_ms=L thread_p95_ms=T search_p95_ms=S``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing as mp
 import os
 import random
@@ -48,8 +50,29 @@ WORDS = ("council", "procurement", "moodle", "training", "cloud", "guidance", "p
          "budget", "accessibility", "forms", "website", "data", "open", "standards", "teams")
 
 
+def _vocabulary(size: int = 3000) -> tuple[list[str], list[float]]:
+    """Pseudo-words with Zipf frequencies (the n-th most common 1/n as often as the first), so
+    a search for a mid-frequency word matches a realistic share of the posts, not all of them."""
+    rng = random.Random(3)
+    syllables = ["ka", "lo", "mi", "ne", "su", "ta", "ro", "vi", "de", "po", "ga", "sh", "en",
+                 "ar", "il", "ou"]
+    words = list(WORDS)
+    seen = set(words)
+    while len(words) < size:
+        w = "".join(rng.choice(syllables) for _ in range(rng.randint(2, 4)))
+        if w not in seen:
+            seen.add(w)
+            words.append(w)
+    return words, list(itertools.accumulate(1 / (rank + 1) for rank in range(size)))
+
+
+VOCABULARY, CUMULATIVE = _vocabulary()  # cumulative weights: choices() need not sum each time
+QUERY_WORDS = VOCABULARY[50:500]  # what people look for: neither "the" nor a typo
+
+
 def _body(rng: random.Random, quote: str | None) -> str:
-    lines = [" ".join(rng.choice(WORDS) for _ in range(12)).capitalize() + "." for _ in range(8)]
+    lines = [" ".join(rng.choices(VOCABULARY, cum_weights=CUMULATIVE, k=12)).capitalize() + "."
+             for _ in range(8)]
     lines.insert(4, "See https://www.example.gov.uk/guidance/" + rng.choice(WORDS) + " for more.")
     text = "\n".join(lines) + "\n"
     if quote:
@@ -158,6 +181,7 @@ def _populate(url: str, posts: int, threads: int) -> None:
         with store.engine.begin() as conn:
             conn.execute(insert(tables["thread"]), thread_rows)
             conn.execute(insert(tables["message"]), message_rows)
+            _index_for_search(conn, message_rows)
     if store.is_postgres:
         with store.engine.begin() as conn:
             for table in ("person", "address", "subscription", "thread", "message"):
@@ -168,6 +192,23 @@ def _populate(url: str, posts: int, threads: int) -> None:
         with store.engine.begin() as conn:
             conn.execute(text("ANALYZE"))
     store.dispose()
+
+
+def _index_for_search(conn: Any, rows: list[dict[str, Any]]) -> None:
+    """The search rows release (or an import) writes for each post, where search exists."""
+    try:
+        from listserv import search
+    except ImportError:
+        return  # a branch without search: nothing to index
+    from sqlalchemy import insert
+    from sqlmodel import SQLModel
+
+    table = SQLModel.metadata.tables["search_text"]
+    docs = [(r, search.document(r["subject"], r["from_name"], r["from_address"], r["raw"]))
+            for r in rows]
+    conn.execute(insert(table), [{"message_pk": r["id"], "list_id": r["list_id"],
+                                  "subject": d.subject, "body": d.body, "author": d.author}
+                                 for r, d in docs])
 
 
 def _free_port() -> int:
@@ -250,8 +291,8 @@ def main() -> None:
                 thread_ms = _time(client, threads)
                 search_ms: list[float] = []
                 if client.get(f"/lists/{LIST}/search?q=council").status_code == 200:
-                    queries = [f"/lists/{LIST}/search?q={rng.choice(WORDS)}+{rng.choice(WORDS)}"
-                               for _ in range(args.requests)]
+                    queries = [f"/lists/{LIST}/search?q={rng.choice(QUERY_WORDS)}"
+                               f"+{rng.choice(QUERY_WORDS)}" for _ in range(args.requests)]
                     _time(client, queries[:20])
                     search_ms = _time(client, queries)
         finally:
