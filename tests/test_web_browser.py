@@ -13,7 +13,7 @@ from listserv.subscriptions import add_member, find_subscription
 from listserv.web.subscribe import subscribe_snippet
 from tests.harness import wait_until
 from tests.smtpsink import SmtpSink
-from tests.web_harness import OtherSite, Site, confirm_link, mails_to
+from tests.web_harness import OtherSite, Site, confirm_link, mails_to, text_of, wait_for_text
 
 NIA = "nia@council.gov.uk"
 
@@ -28,15 +28,14 @@ def test_join_from_a_form_embedded_on_another_site(site: Site, sink: SmtpSink, b
     assert other_site.url.split(":")[1] != site.url.split(":")[1]  # another origin
     browser.find_element(By.NAME, "email").send_keys(NIA)
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait_until(lambda: browser.current_url.startswith(site.url), what="our answer page")
-    assert browser.find_element(By.TAG_NAME, "h1").text == "Check your mailbox"
+    wait_for_text(browser, "h1", "Check your mailbox")
+    assert browser.current_url.startswith(site.url)  # our answer page
 
     browser.get(site.local(confirm_link(site, sink, NIA)))
-    assert "Confirm: join demo" in browser.find_element(By.TAG_NAME, "h1").text
+    assert "Confirm: join demo" in text_of(browser, "h1")
     browser.find_element(By.CSS_SELECTOR, "main form button").click()
-    wait_until(lambda: browser.find_element(By.TAG_NAME, "h1").text == "Done",
-               what="the confirmation to be done")
-    assert f"{NIA} is now a member of demo" in browser.find_element(By.TAG_NAME, "main").text
+    wait_for_text(browser, "h1", "Done")
+    assert f"{NIA} is now a member of demo" in text_of(browser, "main")
 
     site.server.drain()
     welcome = wait_until(lambda: [m for m in mails_to(sink, NIA)
@@ -57,8 +56,7 @@ def test_a_member_changes_delivery_in_the_browser(site: Site, store: Store, brow
     browser.get(url)
     browser.find_element(By.CSS_SELECTOR, "input[value=html]").click()
     browser.find_element(By.XPATH, "//button[text()='Save']").click()
-    wait_until(lambda: "will get" in browser.find_element(By.TAG_NAME, "main").text,
-               what="the saved page")
+    wait_for_text(browser, "main", "will get")
     assert browser.find_element(By.CSS_SELECTOR, "input[value=html]").is_selected()
     with store.session() as s:
         ml = find(s, "demo")

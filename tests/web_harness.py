@@ -109,6 +109,28 @@ def browser_session() -> Iterator[Any]:
         driver.quit()
 
 
+def text_of(browser: Any, css: str) -> str:
+    """The text of the first element matching ``css`` on the page now shown ("" when there is
+    none, or while a page is being replaced): safe to poll after a click that navigates,
+    where a found element can go stale before it is read."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        found = browser.execute_script(
+            "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", css)
+    except WebDriverException:
+        return ""
+    return str(found or "")
+
+
+def wait_for_text(browser: Any, css: str, wanted: str, timeout: float = 15.0) -> str:
+    """Wait until the element ``css`` contains ``wanted``; returns its text."""
+    from tests.harness import wait_until
+
+    return str(wait_until(lambda: wanted in text_of(browser, css) and text_of(browser, css),
+                          timeout, what=f"{wanted!r} in {css}"))
+
+
 @pytest.fixture
 def browser(browser_session: Any) -> Any:
     """The session's headless Chromium (a selenium WebDriver), with no cookies."""
