@@ -24,7 +24,7 @@ def _text(parent: ET.Element, tag: str, text: str, **attrs: str) -> ET.Element:
 
 
 def _summary(msg: Message) -> str:
-    words = " ".join(quotes.trim(bodytext.first_text(msg.raw)).split())
+    words = " ".join(_clean_xml(quotes.trim(bodytext.first_text(msg.raw))).split())
     return words if len(words) <= SUMMARY_CHARS else words[:SUMMARY_CHARS - 1].rstrip() + "…"
 
 
