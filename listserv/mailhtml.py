@@ -154,6 +154,9 @@ _IMG = re.compile(r'<img((?:\s+[a-z-]+(?:="[^"]*")?)*)\s*/?>')
 _ATTR = re.compile(r'([a-z-]+)(?:="([^"]*)")?')
 _CID_LINK = re.compile(r'href="cid:[^"]*"')
 _BLOCKQUOTE_OPEN = re.compile(r'<blockquote((?:\s+[a-z-]+(?:="[^"]*")?)*)>')
+_HEADING = re.compile(r"<(/?)h([1-6])\b")
+# A post sits under the page's h1 (the thread) and h2 (its author): its own headings start at h3.
+_DEMOTED = {"1": "3", "2": "4", "3": "5", "4": "6", "5": "6", "6": "6"}
 # The only image sources left after the second pass: our own attachment URLs.
 _OWN_IMAGE = re.compile(r"^/lists/[a-z0-9-]{1,64}/messages/\d{1,18}/attachments/\d{1,6}$")
 
@@ -198,6 +201,7 @@ def sanitise_html(source: str, cid_url: Callable[[str], str | None] = lambda _ci
     cleaned = _BLOCKQUOTE_OPEN.sub(
         r'<details class="quote"><summary>Quoted text</summary><blockquote\1>', cleaned)
     cleaned = cleaned.replace("</blockquote>", "</blockquote></details>")
+    cleaned = _HEADING.sub(lambda m: f"<{m.group(1)}h{_DEMOTED[m.group(2)]}", cleaned)
     final = nh3.clean(cleaned, tags=set(TAGS), clean_content_tags=set(CLEAN_CONTENT),
                       attributes={k: set(v) for k, v in ATTRIBUTES.items()},
                       tag_attribute_values={"a": {"class": {"remote-image"}},

@@ -106,3 +106,8 @@ def test_plain_text_hostile_sample_is_inert() -> None:
     out = str(plain_to_html(mailparts.body(raw).text))
     assert problems(out) == []
     assert "&lt;script&gt;alert(&#39;plain&#39;)&lt;/script&gt;" in out
+
+
+def test_mail_headings_sit_below_the_pages_own() -> None:
+    out = str(sanitise_html("<h1>Big</h1><h2>Less</h2><h6>Least</h6>"))
+    assert "<h3>Big</h3><h4>Less</h4><h6>Least</h6>" in out
