@@ -21,8 +21,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.admin import Admin
+from bot.cogs.bridge import Bridge
+from bot.cogs.digests import Digests
+from bot.cogs.held import HeldButton
 from bot.cogs.links import Links
+from bot.cogs.members import Members
 from bot.cogs.moderation import Moderation
+from bot.cogs.subscribe import Subscribe
 from bot.context import BotContext
 from bot.endpoints import point_at
 from bot.startup import BotStartupError, closed_advice, config_problems, guild_problems
@@ -52,6 +57,11 @@ class CommonroomBot(commands.Bot):
         await self.add_cog(Links(self.ctx), guild=self.guild_ref)
         await self.add_cog(Moderation(self.ctx), guild=self.guild_ref)
         await self.add_cog(Admin(self.ctx), guild=self.guild_ref)
+        await self.add_cog(Bridge(self.ctx, self))
+        await self.add_cog(Members(self.ctx), guild=self.guild_ref)
+        await self.add_cog(Digests(self.ctx), guild=self.guild_ref)
+        await self.add_cog(Subscribe(self.ctx), guild=self.guild_ref)
+        self.add_dynamic_items(HeldButton)  # the held-post buttons, from any message, any time
         self.tree.error(self.on_app_command_error)
 
     async def on_app_command_error(self, interaction: discord.Interaction,

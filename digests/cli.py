@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from digests import build, periods, render, schedule, send
+from digests import periods, render, schedule, send
 from listserv.addresses import Kind, list_address
 from listserv.cli_common import Ctx, list_or_fail, pass_ctx
 from listserv.lists import every as every_list
@@ -45,20 +45,14 @@ def digest_preview(obj: Ctx, list_name: str, fmt: str, since: str | None,
     now = utcnow()
     with obj.session() as (_store, s):
         ml: MailingList = list_or_fail(s, list_name)
-        assert ml.id is not None
-        previous = send.previous_period(s, ml.id)
-        start = _when(since) if since else periods.period_start(
-            previous.period_end if previous else None, now)
-        volume, number = periods.volume_and_number(
-            (previous.volume, previous.number, previous.period_end) if previous else None, now)
-        digest = build.collect(s, ml, obj.cfg, start, now, volume=volume, number=number)
+        digest = send.next_digest(s, obj.cfg, ml, now, since=_when(since) if since else None)
     member = render.MemberLinks(email=f"preview@{obj.cfg.server.domain}",
                                 unsubscribe_url="(your unsubscribe link)",
                                 delivery_url="(your delivery settings link)")
     data = render.personalise(render.render(digest, fmt), member,
                               {"From": list_address(list_name, obj.cfg.server.domain, Kind.REQUEST)})
     click.echo(f"{len(digest.threads)} threads, {sum(t.new_posts for t in digest.threads)} posts "
-               f"since {start:%Y-%m-%d %H:%M} UTC", err=True)
+               f"since {digest.period_start:%Y-%m-%d %H:%M} UTC", err=True)
     if output is not None:
         output.write_bytes(data)
         click.echo(f"wrote {output}", err=True)

@@ -7,6 +7,9 @@ Invariants:
   member (INSERT … SELECT, no member passes through Python). A second run for the same
   period, from a double-fired job or a restart, finds the period recorded (or loses the race
   on the unique key) and sends nothing.
+- When the list is bridged to Discord and ``[discord] digest_channel_id`` is set, a short
+  summary (``digests/summary.py``) is queued for that channel in the same transaction as the
+  copies (``discord_bridge.queue_channel_message``): posted once, exactly when a digest is sent.
 - After the commit, delivery is the outbox's: a restart half-way resumes the pending rows and
   never re-sends the ones already sent.
 - Each member's copy is personalised at send time (``DigestRenderer``) from the stored render,
@@ -28,7 +31,8 @@ from sqlmodel import Session, col, select
 
 from digests import build, periods, render, stored
 from digests.model import Digest
-from listserv import links
+from digests.summary import summary_text
+from listserv import discord_bridge, links
 from listserv.addresses import Kind, list_address
 from listserv.config import Config
 from listserv.decorate import list_headers
@@ -91,6 +95,18 @@ def _list(session: Session, name: str) -> MailingList:
 def previous_period(session: Session, list_id: int) -> DigestPeriod | None:
     return session.exec(select(DigestPeriod).where(DigestPeriod.list_id == list_id)
                         .order_by(col(DigestPeriod.period_end).desc()).limit(1)).first()
+
+
+def next_digest(session: Session, cfg: Config, ml: MailingList, now: datetime, *,
+                since: datetime | None = None) -> Digest:
+    """The list's next digest as it stands at ``now`` (a preview: nothing is recorded).
+    ``since``: the start of the period; default the end of the last digest, else a week ago."""
+    assert ml.id is not None
+    previous = previous_period(session, ml.id)
+    start = since or periods.period_start(previous.period_end if previous else None, now)
+    volume, number = periods.volume_and_number(
+        (previous.volume, previous.number, previous.period_end) if previous else None, now)
+    return build.collect(session, ml, cfg, start, now, volume=volume, number=number)
 
 
 def _modes_wanted(session: Session, list_id: int) -> list[DeliveryMode]:
@@ -163,6 +179,9 @@ def _record(session: Session, cfg: Config, ml: MailingList, plan: _Plan, trigger
         queued += queue_for_members(session, ml, cfg.server.domain, mode, digest_id=copy.id)
     period.copies = queued
     session.add(period)
+    if discord_bridge.bridged_channel(cfg, ml.name):  # only lists whose threads Discord shows
+        discord_bridge.queue_channel_message(session, ml.id, cfg.discord.digest_channel_id,
+                                             summary_text(digest))
     log.info("digest of %s vol %d issue %d: %d threads, %d posts, %d copies queued", ml.name,
              digest.volume, digest.number, period.threads, period.posts, queued, extra=context)
     return Outcome(True, queued, f"digest of {ml.name} (vol {digest.volume}, issue "

@@ -23,9 +23,8 @@ from email.header import Header, decode_header, make_header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import formataddr
 
-from listserv import links
+from listserv import links, names
 from listserv.addresses import Kind, list_address
 
 WIRE = email.policy.compat32.clone(linesep="\r\n", max_line_length=78)
@@ -189,11 +188,11 @@ def prepare(raw: bytes, info: ListInfo, author: Author, *, munge_from: bool) -> 
     del msg["From"]
     if munge_from:
         # DMARC: the author's domain forbids others to send as it; send as the list instead.
-        msg["From"] = formataddr((f"{shown} via {info.name}", info.post_address), "utf-8")
+        msg["From"] = names.mailbox(f"{shown} via {info.name}", info.post_address)
         if not msg.get("Reply-To"):
-            msg["Reply-To"] = formataddr((shown, author.address), "utf-8")
+            msg["Reply-To"] = names.mailbox(shown, author.address)
     else:
-        msg["From"] = formataddr((shown, author.address), "utf-8")
+        msg["From"] = names.mailbox(shown, author.address)
 
     msg = _add_footer(msg, footer_text(info))
     for key, value in {**list_headers(info), "X-Commonroom-Role": role_header(author)}.items():

@@ -176,3 +176,16 @@ def unlink(session: Session, discord_user_id: str) -> Outcome:
 def linked_person(session: Session, discord_user_id: str) -> int | None:
     link = session.get(DiscordLink, discord_user_id)
     return None if link is None else link.person_id
+
+
+def linked_address(session: Session, discord_user_id: str, ml: MailingList) -> str | None:
+    """The address by which the linked person is a member of ``ml`` (not a non-member entry),
+    or None when the account is not linked or its person is not a member."""
+    person_id = linked_person(session, discord_user_id)
+    if person_id is None:
+        return None
+    return session.exec(select(Address.email)
+                        .join(Subscription, col(Subscription.address_id) == col(Address.id))
+                        .where(Address.person_id == person_id, Subscription.list_id == ml.id,
+                               Subscription.role != Role.NONMEMBER.value)
+                        .order_by(col(Address.email))).first()

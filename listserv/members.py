@@ -1,6 +1,6 @@
 """Changing how a subscriber takes part: vendor or member, official capacity, role, delivery,
-moderation; and listing a list's members. One function each for every door (CLI now; the bot
-and the web later).
+moderation; listing a list's members; and one person's record (``info``). One function each for
+every door (the CLI and the bot; the web later).
 
 Kind and organisation belong to the person (vendor staff are vendor staff on every list);
 official, role, delivery and moderation belong to the subscription on one list.
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from listserv import audit, names, subscriptions
 from listserv.models import (
@@ -53,6 +53,50 @@ def roster(session: Session, list_id: int) -> Iterator[RosterEntry]:
              .order_by(col(Address.email)).execution_options(yield_per=1000))
     for email, name, org, kind, role, mode in session.execute(query):
         yield RosterEntry(email, name, org, kind == PersonKind.VENDOR.value, role, mode)
+
+
+@dataclass(frozen=True)
+class Membership:
+    """One subscription of a person, as ``info`` shows it."""
+
+    list_name: str
+    email: str
+    role: str
+    delivery: str
+    official: bool
+    moderation: str  # "" = the list's rules
+
+
+@dataclass(frozen=True)
+class PersonInfo:
+    name: str
+    organisation: str
+    vendor: bool
+    addresses: tuple[str, ...]
+    memberships: tuple[Membership, ...]
+
+
+def info(session: Session, person_id: int) -> PersonInfo | None:
+    """A person's name, kind, addresses and subscriptions (every list), or None."""
+    person = session.get(Person, person_id)
+    if person is None:
+        return None
+    addresses = session.exec(select(Address).where(Address.person_id == person_id)
+                             .order_by(col(Address.email))).all()
+    rows = session.exec(select(Subscription, MailingList.name, Address.email)
+                        .join(Address, col(Address.id) == col(Subscription.address_id))
+                        .join(MailingList, col(MailingList.id) == col(Subscription.list_id))
+                        .where(Address.person_id == person_id)
+                        .order_by(col(MailingList.name), col(Address.email))).all()
+    return PersonInfo(person.display_name, person.organisation,
+                      person.kind == PersonKind.VENDOR.value, tuple(a.email for a in addresses),
+                      tuple(Membership(name, email, sub.role, sub.delivery_mode, sub.official,
+                                       sub.moderation) for sub, name, email in rows))
+
+
+def person_of(session: Session, email: str) -> int | None:
+    """The person an address belongs to, or None when the address is not known."""
+    return session.exec(select(Address.person_id).where(Address.email == email)).first()
 
 
 @dataclass(frozen=True)

@@ -413,3 +413,19 @@ class DiscordRelay(SQLModel, table=True):
     last_error: str = ""
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+
+
+class SearchText(SQLModel, table=True):
+    """The text an accepted post is found by (``listserv.search``): one row per post, written
+    when it is released or imported. The index over it is each backend's own and not a model:
+    on SQLite the FTS5 table ``search_fts`` (this table is its external content, triggers keep
+    it current), on PostgreSQL the generated ``tsv`` column and its GIN index (migration 0010).
+    """
+
+    __tablename__ = "search_text"
+    message_pk: int = Field(foreign_key="message.id", primary_key=True,
+                            sa_column_kwargs={"autoincrement": False})
+    list_id: int = Field(foreign_key="mailing_list.id", index=True)
+    subject: str = ""
+    body: str = ""  # the author's own words (listserv.search.document)
+    author: str = ""  # "Name <address>"

@@ -14,6 +14,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -26,6 +27,7 @@ from listserv import (
     moderation,
     notices,
     participation,
+    search,
     sender_notices,
     subscriptions,
     thread_summary,
@@ -154,16 +156,30 @@ def release(session: Session, cfg: Config, ml: MailingList, msg: Message,
     """A post goes out to the list: accepted by the rules on arrival, or approved by a
     moderator (``moderation.act`` calls this). Returns how many members it was queued for.
 
-    Only now does it join (or, as the earliest post, name) its thread, and ``accepted_at`` is
-    set: held, rejected and discarded posts stay out of threads and digests.
+    Only now does it join (or, as the earliest post, name) its thread, is indexed for search,
+    and ``accepted_at`` is set: held, rejected and discarded posts stay out of threads,
+    digests and search.
     """
     assert ml.id is not None and msg.id is not None
     msg.accepted_at = utcnow()
+    refs = (parsed or parse(msg.raw, domain=cfg.server.domain)).references \
+        if msg.thread_id is None else ()
+    join_archive(session, ml, msg, refs)
+    discord_bridge.queue_post(session, cfg, ml, msg, from_discord=from_discord)
+    return fan_out(session, ml, msg.id, cfg.server.domain)
+
+
+def join_archive(session: Session, ml: MailingList, msg: Message,
+                 references: Sequence[str]) -> None:
+    """What makes an accepted post part of the archive: its thread and its search text.
+
+    Shared by ``release`` and the archive import (``archive_import``, which delivers nothing),
+    so whatever the archive keeps per post is kept the same way for both.
+    """
+    assert ml.id is not None and msg.id is not None
     if msg.thread_id is None:  # posts held before migration 0004 were threaded on arrival
-        refs = (parsed or parse(msg.raw, domain=cfg.server.domain)).references
-        msg.thread_id = assign_thread(session, ml.id, msg.message_id, refs, msg.subject,
+        msg.thread_id = assign_thread(session, ml.id, msg.message_id, references, msg.subject,
                                       msg.date or msg.received_at, ml.name)
     session.add(msg)
     thread_summary.refresh(session, msg.thread_id)  # the archive's thread list reads it
-    discord_bridge.queue_post(session, cfg, ml, msg, from_discord=from_discord)
-    return fan_out(session, ml, msg.id, cfg.server.domain)
+    search.index_post(session, msg)  # findable from the moment it goes out, not before

@@ -210,16 +210,18 @@ def leave(session: Session, cfg: Config, ml: MailingList, email: str, *,
 
 
 def set_delivery(session: Session, ml: MailingList, email: str, mode: DeliveryMode, *,
-                 via: str = "email") -> Outcome:
-    """Change how ``email`` gets ``ml``'s mail, now: the address itself has said so."""
+                 via: str = "email", actor: str = "") -> Outcome:
+    """Change how ``email`` gets ``ml``'s mail, now: the address itself has said so (a
+    confirmation by mail, a signed link mailed to it, or a Discord account linked with a code
+    mailed to that address)."""
     assert ml.id is not None
     sub = find_subscription(session, ml.id, email)
     if sub is None or sub.role == Role.NONMEMBER.value:
         return Outcome(False, f"{email} is not a member of {ml.name}")
     sub.delivery_mode = mode.value
     session.add(sub)
-    audit.record(session, list_id=ml.id, actor=email, action="delivery-changed", target=email,
-                 detail=f"{mode.value} (via {via})")
+    audit.record(session, list_id=ml.id, actor=actor or email, action="delivery-changed",
+                 target=email, detail=f"{mode.value} (via {via})")
     return Outcome(True, f"{email} will get {describe_delivery(mode)}")
 
 

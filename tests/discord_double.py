@@ -57,6 +57,8 @@ class DiscordDouble:
     requests: list[Recorded] = field(default_factory=list)
     identified: int = 0
     resumed: int = 0
+    threads: dict[str, dict[str, Any]] = field(default_factory=dict)  # inbound (H2): id -> thread
+    dm_channels: dict[str, str] = field(default_factory=dict)  # inbound (H2): DM channel -> user
 
     def __post_init__(self) -> None:
         self.bot_id = self.app_id  # as for bots made in the developer portal
@@ -172,7 +174,8 @@ class DiscordDouble:
                   for name, rid in self.roles.items()]
         return {"id": self.guild_id, "name": "Commonroom test", "owner_id": snowflake(),
                 "unavailable": False, "member_count": 1, "large": False, "features": [],
-                "roles": roles, "emojis": [], "stickers": [], "threads": [],
+                "roles": roles, "emojis": [], "stickers": [],
+                "threads": list(self.threads.values()),  # inbound (H2)
                 "channels": [self._channel(n, cid) for n, cid in self.channels.items()],
                 "members": [self._member(self.bot_id, [], ADMIN)
                             | {"user": self._user(self.bot_id, bot=True)}],
@@ -252,6 +255,9 @@ class DiscordDouble:
                                                   "locked": False}})
             case ("DELETE", _):
                 return web.Response(status=204)
+        inbound = self._inbound_answer(method, parts, body)  # inbound (H2)
+        if inbound is not None:
+            return inbound
         return _json({"message": "404: Not Found (the double has no such route)", "code": 0}, 404)
 
     # --- gateway -------------------------------------------------------------------------
@@ -285,6 +291,149 @@ class DiscordDouble:
                 await self.dispatch("RESUMED", {})
         return ws
 
+    # --- inbound (H2): people writing in threads, DMs, replayed events ------------------------
+
+    def open_thread(self, name: str, parent: str = "demo-list") -> str:
+        """A public thread in channel ``parent`` (known from now on, and in GUILD_CREATE after
+        a new IDENTIFY); ``announce_thread`` tells the bot with THREAD_CREATE."""
+        thread_id = snowflake()
+        self.threads[thread_id] = {
+            "id": thread_id, "type": 11, "guild_id": self.guild_id,
+            "parent_id": self.channels[parent], "name": name, "owner_id": snowflake(),
+            "last_message_id": None, "rate_limit_per_user": 0, "message_count": 0,
+            "member_count": 1, "flags": 0, "thread_metadata": {
+                "archived": False, "auto_archive_duration": 10080, "locked": False,
+                "archive_timestamp": "2026-12-01T00:00:00+00:00"}}
+        return thread_id
+
+    async def announce_thread(self, thread_id: str) -> None:
+        await self.dispatch("THREAD_CREATE", self.threads[thread_id] | {"newly_created": True})
+
+    async def user_message(self, channel_id: str, user_id: str, content: str, *,
+                           name: str | None = None, bot: bool = False,
+                           webhook_id: str | None = None,
+                           attachments: tuple[str, ...] = ()) -> str:
+        """Dispatch MESSAGE_CREATE: ``user_id`` (shown as ``name``) wrote ``content`` in
+        ``channel_id`` (a thread id, or a channel's); return the message's id."""
+        message_id = snowflake()
+        author = self._user(user_id, bot=bot) | {"global_name": name}
+        files = [{"id": snowflake(), "filename": url.rsplit("/", 1)[-1], "size": 1, "url": url,
+                  "proxy_url": url} for url in attachments]
+        data: dict[str, Any] = {
+            "id": message_id, "channel_id": channel_id, "guild_id": self.guild_id,
+            "author": author, "content": content, "timestamp": "2026-12-01T00:00:00+00:00",
+            "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
+            "mention_roles": [], "attachments": files, "embeds": [], "pinned": False,
+            "type": 0, "flags": 0, "components": []}
+        if webhook_id:
+            data["webhook_id"] = webhook_id
+        else:
+            data["member"] = {"roles": [], "joined_at": "2026-01-01T00:00:00+00:00",
+                              "deaf": False, "mute": False, "flags": 0, "pending": False}
+        await self.dispatch("MESSAGE_CREATE", data)
+        return message_id
+
+    async def redeliver(self, seq: int) -> None:
+        """Send dispatch ``seq`` again, as Discord may after a RESUME from an older sequence."""
+        [frame] = [f for f in self._sent if f["s"] == seq]
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.send_str(json.dumps(frame))
+
+    def last_seq(self) -> int:
+        return self._seq
+
+    def dms_to(self, user_id: str) -> list[str]:
+        """What the bot wrote to ``user_id`` in private."""
+        channels = {cid for cid, uid in self.dm_channels.items() if uid == user_id}
+        paths = [f"/channels/{cid}/messages" for cid in channels]
+        return [r.body["content"] for r in self.requests if r.method == "POST" and r.path in paths]
+
+    def _inbound_answer(self, method: str, parts: list[str], body: dict[str, Any]
+                        ) -> web.Response | None:
+        match (method, parts):
+            case ("POST", ["users", "@me", "channels"]):
+                channel_id = snowflake()
+                self.dm_channels[channel_id] = str(body["recipient_id"])
+                return _json({"id": channel_id, "type": 1, "last_message_id": None,
+                              "recipients": [self._user(str(body["recipient_id"]))]})
+            case ("GET", ["channels", channel_id]) if channel_id in self.threads:
+                return _json(self.threads[channel_id])
+        return None
+    # commands (H3) ----------------------------------------------------------------------
+    # Subcommands of a group (``sub``), user options (``UserOption``: type 6 with the user in
+    # ``resolved``), button presses (type 3, on a message carrying the components the bot sent)
+    # and modal submits (type 5). Each returns the interaction's id; ``callback_for`` reads
+    # the bot's answer, ``followups_for`` its follow-up messages.
+
+    def _h3_base(self, kind: int, user_id: str, roles: tuple[str, ...], channel: str,
+                 data: dict[str, Any]) -> dict[str, Any]:
+        interaction_id = snowflake()
+        return {"id": interaction_id, "application_id": self.app_id, "type": kind,
+                "token": f"tok{interaction_id}", "version": 1, "guild_id": self.guild_id,
+                "channel_id": self.channels[channel],
+                "channel": self._channel(channel, self.channels[channel]),
+                "member": self._member(user_id, list(roles), EVERYONE_PERMISSIONS),
+                "data": data, "attachment_size_limit": 8 * 1024 * 1024, "locale": "en-GB",
+                "app_permissions": ADMIN}
+
+    async def command(self, name: str, user_id: str, options: dict[str, Any] | None = None, *,
+                      sub: str | None = None, roles: tuple[str, ...] = (),
+                      channel: str = "general") -> str:
+        """A slash command (``/name sub``) as ``user_id``; options may be ``UserOption``s."""
+        opts: list[dict[str, Any]] = []
+        users: dict[str, Any] = {}
+        for key, value in (options or {}).items():
+            if isinstance(value, UserOption):
+                opts.append({"name": key, "type": 6, "value": value.id})
+                users[value.id] = self._user(value.id)
+            else:
+                kind = 5 if isinstance(value, bool) else 4 if isinstance(value, int) else 3
+                opts.append({"name": key, "type": kind, "value": value})
+        if sub is not None:
+            opts = [{"name": sub, "type": 1, "options": opts}]
+        data = {"id": snowflake(), "name": name, "type": 1, "options": opts,
+                "guild_id": self.guild_id, "resolved": {"users": users}}
+        payload = self._h3_base(2, user_id, roles, channel, data)
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return str(payload["id"])
+
+    def card(self, content: str, components: list[Any], channel: str = "general"
+             ) -> dict[str, Any]:
+        """An ephemeral message the bot sent (its content and components), to press on."""
+        msg = self._message(self.channels[channel], {"content": content})
+        msg["components"] = components
+        msg["flags"] = 64
+        return msg
+
+    async def press(self, custom_id: str, user_id: str, message: dict[str, Any], *,
+                    roles: tuple[str, ...] = (), channel: str = "general") -> str:
+        """A button press on ``message`` (see ``card``)."""
+        payload = self._h3_base(3, user_id, roles, channel,
+                                {"custom_id": custom_id, "component_type": 2})
+        payload["message"] = message
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return str(payload["id"])
+
+    async def submit(self, custom_id: str, user_id: str, values: dict[str, str], *,
+                     message: dict[str, Any] | None = None, roles: tuple[str, ...] = (),
+                     channel: str = "general") -> str:
+        """A modal submitted with its text inputs' ``values`` (custom_id -> text)."""
+        rows = [{"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]}
+                for k, v in values.items()]
+        payload = self._h3_base(5, user_id, roles, channel,
+                                {"custom_id": custom_id, "components": rows})
+        if message is not None:
+            payload["message"] = message
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return str(payload["id"])
+
+    async def followups_for(self, interaction_id: str, count: int,
+                            timeout: float = 10.0) -> list[Any]:
+        """The bodies of the bot's first ``count`` follow-up messages to an interaction."""
+        found = await self.wait_for("POST", f"/webhooks/{self.app_id}/tok{interaction_id}",
+                                    count, timeout)
+        return [r.body for r in found]
+
 
 class ThreadedDouble:
     """The double in its own thread and loop, for synchronous tests that run the server with
@@ -313,3 +462,12 @@ class ThreadedDouble:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
             self.loop.close()
+
+
+# commands (H3) ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UserOption:
+    """A Discord user as a slash command's option value (``DiscordDouble.command``)."""
+
+    id: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from listserv import names
 from listserv.names import MAX_LENGTH, clean
 
 
@@ -33,3 +34,17 @@ def test_clean_is_idempotent_and_bounded() -> None:
     long = "Acme " * 500
     once = clean(long)
     assert len(once) <= MAX_LENGTH and not once.endswith(" ") and clean(once) == once
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("Jane Doe", "Jane Doe <j@x.org>"),
+    ("Doe, Jane", '"Doe, Jane" <j@x.org>'),
+    ("", "j@x.org"),
+    ("Zoë", "=?utf-8?q?Zo=C3=AB?= <j@x.org>"),
+    # Read as text, not as an encoded word a decoder would turn into a line break:
+    ("=?utf-8?q?Eve=0D=0ABcc=3A_v=40x.org?=",
+     "=?utf-8?b?PT91dGYtOD9xP0V2ZT0wRD0wQUJjYz0zQV92PTQweC5vcmc/PQ==?= <j@x.org>"),
+    ("Eve\r\nBcc: v@x.org", '"Eve Bcc: v@x.org" <j@x.org>'),
+])
+def test_mailbox_never_lets_a_name_become_a_header(name: str, expected: str) -> None:
+    assert names.mailbox(name, "j@x.org") == expected

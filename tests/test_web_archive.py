@@ -350,3 +350,17 @@ def test_signed_in_readers_of_archives_not_public(site: Site, setting: str,
         for path in paths:
             r = site.get(path, headers=_as(site, email))
             assert r.status_code == 403 and "We use Moodle" not in r.text, (email, path)
+
+
+@pytest.mark.parametrize("setting", ["members", "private"])
+def test_search_finds_posts_only_where_the_viewer_may_read(site: Site, setting: str) -> None:
+    pks = _conversation(site)
+    tid = _thread_of(site.server.store, pks["open"])
+    hit = f'href="/lists/demo/threads/{tid}#m{pks["open"]}"'
+    assert hit in site.get("/search", params={"q": "Moodle"}).text  # public: anyone
+    _members(site.server.store, archive=setting)
+    for path in ("/search", "/lists/demo/search"):
+        assert hit not in site.get(path, params={"q": "Moodle"}).text
+        assert hit in site.get(path, params={"q": "Moodle"}, headers=_as(site, "mod@example.org")).text
+    assert hit not in site.get("/search", params={"q": "Moodle"},
+                               headers=_as(site, "stranger@example.org")).text

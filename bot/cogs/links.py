@@ -21,6 +21,8 @@ HELP = """\
 replies here go to the list by email, once your Discord account is linked to your membership.
 - Link your account: `/link email:you@example.org` mails you a code, then `/verify code:...`. \
 `/unlink` undoes it.
+- Not a member yet? `/subscribe email:you@example.org` mails you a confirmation link. Once \
+linked, `/digest mode` chooses each post, a weekly digest or no mail.
 - The lists' rules apply here as they do by email: a message may be held for the moderators, \
 and you will be told why.
 - Edits and deletions made after a message was relayed are **not** carried to email: mail cannot \

@@ -3,28 +3,31 @@
 A thin door over ``listserv.moderation`` (the same queries and ``act`` as the CLI and mail
 replies). Every command carries ``default_member_permissions`` (manage messages), which only
 tells Discord whom to show it to, and is checked again on every call against
-``[discord] moderator_role`` (``bot.roles.is_moderator``); a non-moderator is refused and
-nothing changes. Every answer is ephemeral.
+``[discord] moderator_role`` (``bot.checks.refused``); a non-moderator is refused and
+nothing changes. Every answer is ephemeral. ``/queue`` answers with one card per held post
+(``bot.cogs.held``: the policy reason and Approve / Reject / Discard buttons), at most
+``MAX_CARDS`` of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.checks import actor_for, refused
+from bot.cogs.held import act, card_text, card_view
 from bot.context import BotContext
-from bot.roles import is_moderator
 from listserv import lists, moderation
 from listserv.models import Action
 
+__all__ = ["LIMIT", "Moderation", "actor_for", "queue_text", "refused"]
+
 LIMIT = 1900  # below Discord's 2000 characters per message
-
-
-def actor_for(user: discord.abc.User) -> str:
-    return f"discord:{user.id} ({user.name})"
+MAX_CARDS = 10  # one answer and nine follow-ups: a moderator's screen, not a flood
 
 
 def queue_text(items: list[moderation.QueueItem], limit: int = LIMIT) -> str:
@@ -32,27 +35,12 @@ def queue_text(items: list[moderation.QueueItem], limit: int = LIMIT) -> str:
         return "Nothing is held."
     lines: list[str] = []
     for n, item in enumerate(items):
-        line = (f"**{item.id}** · {item.list_name} · {item.sender} · "
-                f"{item.subject or '(no subject)'} · {item.reason}")
+        line = card_text(item)
         if sum(len(x) + 1 for x in lines) + len(line) > limit:
             lines.append(f"… and {len(items) - n} more (`/queue list:` shows one list's)")
             break
         lines.append(line)
     return "\n".join(lines)
-
-
-async def refused(ctx: BotContext, interaction: discord.Interaction) -> bool:
-    """True (and the refusal sent) unless the caller has the configured moderator role."""
-    user = interaction.user
-    roles = [(str(r.id), r.name) for r in user.roles] if isinstance(user, discord.Member) else []
-    wanted = ctx.cfg.discord.moderator_role
-    if is_moderator(roles, wanted):
-        return False
-    need = (f"the **{wanted}** role" if wanted
-            else "a moderator role, and none is configured ([discord] moderator_role)")
-    await interaction.response.send_message(
-        f"Sorry, this command is for moderators: it needs {need}.", ephemeral=True)
-    return True
 
 
 class Moderation(commands.Cog):
@@ -69,14 +57,29 @@ class Moderation(commands.Cog):
         if await self._refused(interaction):
             return
         names = [list] if list else sorted(self.ctx.cfg.bridges)
-        text = await asyncio.to_thread(self._queue, names)
-        await interaction.response.send_message(text, ephemeral=True)
+        found = await asyncio.to_thread(self._queue, names)
+        if isinstance(found, str) or not found:
+            await interaction.response.send_message(found or queue_text([]), ephemeral=True)
+            return
+        first, *others = found[:MAX_CARDS]
+        await interaction.response.send_message(card_text(first), view=card_view(first.id),
+                                                ephemeral=True)
+        for item in others:
+            await interaction.followup.send(card_text(item), view=card_view(item.id),
+                                            ephemeral=True)
+        if len(found) > MAX_CARDS:
+            await interaction.followup.send(
+                f"… and {len(found) - MAX_CARDS} more held posts: act on them with /approve, "
+                "/reject or /discard and their number, or show one list's with `/queue list:`",
+                ephemeral=True)
 
     @app_commands.default_permissions(manage_messages=True)
     @app_commands.command(name="approve", description="Approve a held post: it goes to the list")
-    @app_commands.describe(id="The held post's number (/queue shows them)")
-    async def approve(self, interaction: discord.Interaction, id: int) -> None:
-        await self._act(interaction, id, Action.ACCEPT, "")
+    @app_commands.describe(id="The held post's number (/queue shows them)",
+                           future="Also the sender's future posts: always accept, or always hold")
+    async def approve(self, interaction: discord.Interaction, id: int,
+                      future: Literal["accept", "hold"] | None = None) -> None:
+        await self._act(interaction, id, Action.ACCEPT, "", future or "")
 
     @app_commands.default_permissions(manage_messages=True)
     @app_commands.command(name="reject", description="Reject a held post: the sender is told why")
@@ -92,16 +95,16 @@ class Moderation(commands.Cog):
         await self._act(interaction, id, Action.DISCARD, "")
 
     async def _act(self, interaction: discord.Interaction, held_id: int, action: Action,
-                   reason: str) -> None:
+                   reason: str, future: str = "") -> None:
         if await self._refused(interaction):
             return
-        result = await asyncio.to_thread(self._act_in_store, held_id, action,
-                                         actor_for(interaction.user), reason)
+        result = await asyncio.to_thread(act, self.ctx, held_id, action,
+                                         actor_for(interaction.user), reason, future)
         if result.ok:
             self.ctx.mail_queued()
         await interaction.response.send_message(result.message, ephemeral=True)
 
-    def _queue(self, names: list[str]) -> str:
+    def _queue(self, names: list[str]) -> list[moderation.QueueItem] | str:
         items: list[moderation.QueueItem] = []
         with self.ctx.store.read_session() as s:
             for name in names:
@@ -109,9 +112,4 @@ class Moderation(commands.Cog):
                 if ml is None:
                     return f"There is no list called {name!r}."
                 items += moderation.pending(s, ml)
-        return queue_text(items)
-
-    def _act_in_store(self, held_id: int, action: Action, actor: str,
-                      reason: str) -> moderation.ActionResult:
-        with self.ctx.store.session() as s:
-            return moderation.act(s, self.ctx.cfg, held_id, action, actor=actor, reason=reason)
+        return items

@@ -1,0 +1,53 @@
+"""What every moderator command and button does first: check the caller's moderator role
+(``refused``), and name the caller for the audit log (``actor_for``).
+
+Invariant: the role is checked on every call, button press and modal submit; Discord's
+``default_member_permissions`` only decides who sees a command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import discord
+
+from bot.context import BotContext
+from bot.roles import is_moderator
+
+
+def actor_for(user: discord.abc.User) -> str:
+    return f"discord:{user.id} ({user.name})"
+
+
+def context_of(interaction: discord.Interaction) -> BotContext:
+    """The process's context, for what Discord dispatches outside a cog (buttons, modals)."""
+    ctx = getattr(interaction.client, "ctx", None)
+    if not isinstance(ctx, BotContext):
+        raise RuntimeError("the client has no BotContext (not a CommonroomBot)")
+    return ctx
+
+
+async def refused(ctx: BotContext, interaction: discord.Interaction) -> bool:
+    """True (and the refusal sent) unless the caller has the configured moderator role."""
+    user = interaction.user
+    roles = [(str(r.id), r.name) for r in user.roles] if isinstance(user, discord.Member) else []
+    wanted = ctx.cfg.discord.moderator_role
+    if is_moderator(roles, wanted):
+        return False
+    need = (f"the **{wanted}** role" if wanted
+            else "a moderator role, and none is configured ([discord] moderator_role)")
+    await interaction.response.send_message(
+        f"Sorry, this command is for moderators: it needs {need}.", ephemeral=True)
+    return True
+
+
+def chosen_list(bridges: Mapping[str, str], given: str | None) -> str | None:
+    """The list a command is about: the one given, else the only bridged list, else None."""
+    if given:
+        return given
+    return next(iter(bridges)) if len(bridges) == 1 else None
+
+
+def which_list(bridges: Mapping[str, str]) -> str:
+    """What to answer when ``chosen_list`` found none."""
+    return f"Say which list with `list:` (bridged here: {', '.join(sorted(bridges)) or 'none'})."

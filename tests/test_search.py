@@ -1,0 +1,203 @@
+"""Search over the archive (``listserv.search``) on each backend: posts are findable from the
+transaction that releases them, only accepted ones, by subject, own words and author, with the
+matched words marked; hostile queries are answered, never errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import select
+
+from listserv import moderation, posting, search
+from listserv.config import Config
+from listserv.lists import find
+from listserv.message import parse
+from listserv.models import Action, MailingList
+from listserv.store import Store
+from tests.harness import mail, make_list
+
+CFG = Config()
+
+
+def _post(store: Store, sender: str, subject: str, body: str = "Hello.\n", *,
+          list_name: str = "demo", headers: dict[str, str] | None = None) -> posting.PostResult:
+    raw = mail(sender, f"{list_name}@{CFG.server.domain}", subject, body, headers=headers)
+    with store.session() as s:
+        ml = find(s, list_name)
+        assert ml is not None
+        return posting.post(s, CFG, ml, raw, parse(raw, domain=CFG.server.domain),
+                            envelope_from=sender)
+
+
+def _list_ids(store: Store, *names: str) -> list[int]:
+    with store.read_session() as s:
+        rows = s.exec(select(MailingList)).all()
+        return [ml.id for ml in rows if ml.id is not None and (not names or ml.name in names)]
+
+
+def _find(store: Store, typed: str, *names: str, page: int = 1,
+          per_page: int = search.PER_PAGE) -> search.Results:
+    with store.read_session() as s:
+        return search.search(s, typed, _list_ids(store, *names), page=page, per_page=per_page)
+
+
+def _pks(results: search.Results) -> list[int]:
+    return [h.message_pk for h in results.hits]
+
+
+def _marked(hit: search.Hit) -> list[str]:
+    return [t.lower() for t, matched in hit.snippet if matched]
+
+
+@pytest.fixture
+def posts(store: Store) -> dict[str, int]:
+    make_list(store, "demo", members=("ann@example.org", "bob@council.gov.uk"))
+    make_list(store, "other", members=("ann@example.org",))
+    return {
+        "moodle": _post(store, "Ann Archer <ann@example.org>", "Moodle hosting costs",
+                        "We moved our learning platform to a hosted Moodle last spring.\n"
+                        "The migration took three weeks.\n").message_pk,
+        "reply": _post(store, "Bob Baker <bob@council.gov.uk>", "Re: Moodle hosting costs",
+                       "Which supplier did you use?\n\n"
+                       "On Tue, 24 Nov 2026 at 10:00, Ann Archer <ann@example.org> wrote:\n"
+                       "> We moved our learning platform to a hosted zebra last spring.\n"
+                       ).message_pk,
+        "cafe": _post(store, "ann@example.org", "Social media café in Ripley",
+                      "A free breakfast meeting on 3 September, 9.30 to 12.30.\n").message_pk,
+        "elsewhere": _post(store, "ann@example.org", "Moodle on the other list",
+                           "Nothing to see.\n", list_name="other").message_pk,
+    }
+
+
+def test_finds_by_subject_body_phrase_and_author(store: Store, posts: dict[str, int]) -> None:
+    demo = ("demo",)
+    assert set(_pks(_find(store, "moodle", *demo))) == {posts["moodle"], posts["reply"]}
+    assert _pks(_find(store, '"learning platform"', *demo)) == [posts["moodle"]]
+    assert _pks(_find(store, "supplier", *demo)) == [posts["reply"]]
+    assert _pks(_find(store, "Archer", *demo)) == [posts["moodle"]]
+    assert _pks(_find(store, "bob@council.gov.uk", *demo)) == [posts["reply"]]
+    assert _pks(_find(store, "breakfast Ripley", *demo)) == [posts["cafe"]]
+
+
+def test_subject_matches_rank_first(store: Store, posts: dict[str, int]) -> None:
+    make_list(store, "third", members=("ann@example.org",))
+    body_only = _post(store, "ann@example.org", "Budgets", "Our budget covers hosting.\n",
+                      list_name="third").message_pk
+    in_subject = _post(store, "ann@example.org", "Hosting", "See the subject.\n",
+                       list_name="third").message_pk
+    assert _pks(_find(store, "hosting", "third")) == [in_subject, body_only]
+
+
+def test_snippet_marks_the_matched_words(store: Store, posts: dict[str, int]) -> None:
+    hit = _find(store, '"learning platform"', "demo").hits[0]
+    assert _marked(hit) == ["learning", "platform"] or _marked(hit) == ["learning platform"]
+    assert "migration" in "".join(t for t, _ in hit.snippet) or "Moodle" in "".join(
+        t for t, _ in hit.snippet)
+    assert hit.subject == "Moodle hosting costs" and hit.from_name == "Ann Archer"
+    assert hit.thread_id is not None and hit.date == datetime(2026, 11, 25, 10, tzinfo=UTC)
+
+
+def test_quoted_text_is_not_the_replys_own(store: Store, posts: dict[str, int]) -> None:
+    assert _pks(_find(store, "zebra", "demo")) == []
+
+
+def test_exclusions_and_or(store: Store, posts: dict[str, int]) -> None:
+    assert _pks(_find(store, "moodle -supplier", "demo")) == [posts["moodle"]]
+    assert set(_pks(_find(store, "supplier OR breakfast", "demo"))) == {posts["reply"],
+                                                                        posts["cafe"]}
+    assert _pks(_find(store, "-moodle", "demo")) == []
+
+
+def test_only_the_lists_asked_for(store: Store, posts: dict[str, int]) -> None:
+    assert posts["elsewhere"] not in _pks(_find(store, "moodle", "demo"))
+    assert _pks(_find(store, "moodle", "other")) == [posts["elsewhere"]]
+    assert len(_find(store, "moodle").hits) == 3
+    with store.read_session() as s:
+        assert search.search(s, "moodle", []).hits == ()
+
+
+def test_held_posts_are_found_only_once_approved(store: Store) -> None:
+    make_list(store, "demo", moderators=("mod@example.org",), members=("ann@example.org",))
+    held = _post(store, "stranger@example.com", "Quarantined walrus")
+    assert held.held_id is not None
+    assert _find(store, "walrus").hits == ()
+    with store.session() as s:
+        assert moderation.act(s, CFG, held.held_id, Action.ACCEPT, actor="test").ok
+    assert _pks(_find(store, "walrus")) == [held.message_pk]
+
+
+def test_rejected_and_discarded_posts_are_never_found(store: Store) -> None:
+    make_list(store, "demo", moderators=("mod@example.org",), nonmember_action="reject")
+    _post(store, "stranger@example.com", "Rejected narwhal")
+    with store.session() as s:
+        s.execute(text("UPDATE mailing_list SET nonmember_action = 'discard'"))
+    _post(store, "stranger@example.com", "Discarded narwhal")
+    assert _find(store, "narwhal").hits == ()
+
+
+HOSTILE = ['foo" OR', '"', '""', "'", "-", "--", "OR", "AND", "NOT", "NEAR(", "*", "moodle*",
+           "subject:moodle", "{subject}: moodle", "^moodle", "(moodle", "moodle)", "\x00", "\\",
+           "'; DROP TABLE message; --", "%", "_", "a" * 3000, "moodle " * 200, "\u202e", "😀",
+           "<script>alert(1)</script>", "moodle & | ! <->", ":*", "!!", "(((", "NOT moodle"]
+
+
+@pytest.mark.parametrize("typed", HOSTILE, ids=[repr(h[:20]) for h in HOSTILE])
+def test_hostile_queries_are_answered(store: Store, posts: dict[str, int], typed: str) -> None:
+    results = _find(store, typed)
+    assert isinstance(results.hits, tuple)
+
+
+def test_pages(store: Store) -> None:
+    make_list(store, "demo", members=("ann@example.org",))
+    pks = {_post(store, "ann@example.org", f"Update {i}", "Quarterly accessibility report.\n")
+           .message_pk for i in range(7)}
+    first = _find(store, "accessibility", per_page=3)
+    second = _find(store, "accessibility", page=2, per_page=3)
+    third = _find(store, "accessibility", page=3, per_page=3)
+    assert (first.has_next, second.has_next, third.has_next) == (True, True, False)
+    assert [len(r.hits) for r in (first, second, third)] == [3, 3, 1]
+    assert set(_pks(first) + _pks(second) + _pks(third)) == pks
+
+
+def test_diacritics_are_ignored_on_sqlite(store: Store, posts: dict[str, int]) -> None:
+    if not store.is_sqlite:
+        pytest.skip("PostgreSQL's 'english' configuration keeps accents (no unaccent here)")
+    assert _pks(_find(store, "cafe")) == [posts["cafe"]]
+
+
+def test_upgrade_indexes_posts_accepted_before_search(db_url: str) -> None:
+    store = Store(db_url)
+    try:
+        store.upgrade("0009")
+        raw = mail("ann@example.org", "demo@x", "Before search", "An old pelican post.\n")
+        with store.engine.begin() as conn:
+            conn.execute(text("INSERT INTO mailing_list (name, description, subject_prefix, "
+                              "nonmember_action, dmarc_mitigation, created_at, policy_scope, "
+                              "public_sources, policy_word_limit, emergency, "
+                              "max_posts_per_hour, hold_days, expiry_action, digest_schedule, "
+                              "timezone) VALUES ('demo', '', '', 'hold', 'auto', "
+                              "CURRENT_TIMESTAMP, 'vendors', '', 60, false, 10, 7, 'reject', "
+                              "'', 'UTC')"))
+            for status in ("accepted", "held"):
+                conn.execute(text(
+                    "INSERT INTO message (list_id, message_id, envelope_from, envelope_to, "
+                    "from_address, from_name, subject, received_at, size, dmarc_policy, "
+                    "policy, status, reason, raw) VALUES (1, :mid, '', '', "
+                    "'ann@example.org', 'Ann', 'Before search', CURRENT_TIMESTAMP, 1, '', '', "
+                    ":status, '', :raw)"), {"mid": f"{status}@x", "status": status, "raw": raw})
+        store.upgrade()
+        assert [h.subject for h in _find(store, "pelican").hits] == ["Before search"]
+    finally:
+        store.dispose()
+
+
+def test_searchable_lists_follow_the_visibility_decision(store: Store,
+                                                         posts: dict[str, int]) -> None:
+    with store.read_session() as s:
+        assert [ml.name for ml in search.searchable_lists(s)] == ["demo", "other"]
+        assert [ml.name for ml in search.searchable_lists(s, ["other", "nosuch"])] == ["other"]
+        hidden = search.searchable_lists(s, may_read=lambda ml: ml.name != "demo")
+        ids = [ml.id for ml in hidden if ml.id is not None]
+        assert _pks(search.search(s, "moodle", ids)) == [posts["elsewhere"]]
