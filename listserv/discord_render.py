@@ -8,7 +8,7 @@ Invariants:
 - The body is the author's words (``quotes.trim``: signatures, trailing quotes, forwarded
   headers gone); quotes the author answers below collapse to one "> ..." line each; when
   anything was hidden a last line links to the post in the archive. Attachments are listed
-  with their archive links (``attachments`` numbers them as the archive does).
+  with their archive links (``mailparts.attachments``, the archive's own numbering).
 - Every part is 1–2000 characters; parts break between paragraphs, else between lines, else
   at a space, else anywhere. Joined, the parts hold the whole text in order, up to
   ``MAX_PARTS`` parts: a longer post ends with a link to the rest in the archive.
@@ -23,9 +23,9 @@ import re
 from dataclasses import dataclass, replace
 
 from listserv import links, names, quotes
-from listserv.attachments import Attachment, attachments
 from listserv.bodytext import first_text
 from listserv.decorate import Author, display_name
+from listserv.mailparts import Attachment, attachments
 from listserv.quote_lines import QUOTE, dequote
 from listserv.threads import REPLY_MARKERS
 

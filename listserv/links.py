@@ -99,5 +99,5 @@ def message_url(web_base_url: str, list_name: str, message_pk: int) -> str:
 
 
 def attachment_url(web_base_url: str, list_name: str, message_pk: int, number: int) -> str:
-    """A post's ``number``-th attachment (from 1, as ``listserv.attachments`` numbers them)."""
+    """A post's ``number``-th attachment (from 1, as ``listserv.mailparts`` numbers them)."""
     return f"{message_url(web_base_url, list_name, message_pk)}/attachments/{number}"

@@ -76,6 +76,8 @@ SETTINGS: dict[str, tuple[str, tuple[str, ...] | str | None]] = {
                         "(minute hour day month weekday; use day names: '0 8 * * mon')", "cron"),
     "timezone": ("the list's time zone for the digest schedule and dates, e.g. Europe/London",
                  "tz"),
+    "archive": ("who may read the web archive: anyone, signed-in members, or moderators only",
+                ("public", "members", "private")),
 }
 BOOLEANS = {"on": True, "true": True, "yes": True, "1": True,
             "off": False, "false": False, "no": False, "0": False}

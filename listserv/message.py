@@ -318,15 +318,8 @@ def _pick_message_id(values: list[str], defects: list[str]) -> str | None:
     return None
 
 
-def parse(raw: bytes, *, domain: str) -> ParsedMessage:
-    """The header facts of ``raw``; ``domain`` names the generated Message-ID if one is needed."""
-    items, defects = _raw_headers(raw)
-
-    message_id = _pick_message_id(_values(items, "message-id"), defects)
-    generated = message_id is None
-    if message_id is None:
-        message_id = f"{uuid.uuid4().hex}@{domain.strip().lower() or 'localhost.invalid'}"
-
+def _reply_ids(items: list[tuple[str, str]], message_id: str,
+               defects: list[str]) -> tuple[str | None, list[str]]:
     in_reply_to: str | None = None
     for value in _values(items, "in-reply-to"):
         ids, _ = _msg_ids(value, single=True)
@@ -343,6 +336,27 @@ def parse(raw: bytes, *, domain: str) -> ParsedMessage:
     if in_reply_to == message_id:
         defects.append("In-Reply-To names the message itself")
         in_reply_to = None
+    return in_reply_to, references
+
+
+def reply_ids(raw: bytes, message_id: str) -> tuple[str | None, tuple[str, ...]]:
+    """(In-Reply-To, References) of a stored post whose id is ``message_id``, as ``parse``
+    reads them, without the rest of ``parse``'s work (the archive's thread pages need only these)."""
+    items, _ = _raw_headers(raw)
+    in_reply_to, references = _reply_ids(items, message_id, [])
+    return in_reply_to, tuple(references)
+
+
+def parse(raw: bytes, *, domain: str) -> ParsedMessage:
+    """The header facts of ``raw``; ``domain`` names the generated Message-ID if one is needed."""
+    items, defects = _raw_headers(raw)
+
+    message_id = _pick_message_id(_values(items, "message-id"), defects)
+    generated = message_id is None
+    if message_id is None:
+        message_id = f"{uuid.uuid4().hex}@{domain.strip().lower() or 'localhost.invalid'}"
+
+    in_reply_to, references = _reply_ids(items, message_id, defects)
 
     subjects = _values(items, "subject")
     subject = " ".join(decode_header_text(subjects[0]).split()) if subjects else ""

@@ -92,6 +92,9 @@ class MailingList(SQLModel, table=True):
     # Digests (digests/): when they go out (a cron expression in the list's time zone).
     digest_schedule: str = Field(default="0 8 * * mon", max_length=64)
     timezone: str = Field(default="Europe/London", max_length=64)
+    # Who may read the web archive (listserv/archive_access.py): public | members | private.
+    archive: str = Field(default="public", max_length=16,
+                         sa_column_kwargs={"server_default": "public"})
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -124,7 +127,10 @@ class Subscription(SQLModel, table=True):
 
 
 class Thread(SQLModel, table=True):
-    __table_args__ = (Index("ix_thread_list_key", "list_id", "subject_key"),)
+    # The archive pages threads by latest activity and feeds them by start, both keyset-paged.
+    __table_args__ = (Index("ix_thread_list_key", "list_id", "subject_key"),
+                      Index("ix_thread_list_last", "list_id", "last_post_at", "id"),
+                      Index("ix_thread_list_first", "list_id", "first_post_at", "id"))
     id: int | None = Field(default=None, primary_key=True)
     list_id: int = Field(foreign_key="mailing_list.id")
     subject: str = ""
@@ -132,6 +138,11 @@ class Thread(SQLModel, table=True):
     first_post_at: datetime = Field(default_factory=utcnow)
     last_post_at: datetime = Field(default_factory=utcnow)
     post_count: int = 0
+    # The archive's summary, kept current when a post is released (listserv/thread_summary.py):
+    # the opening post, a few participants' names (JSON list) and how many people took part.
+    opening_pk: int | None = None
+    participants: str = Field(default="[]", sa_column_kwargs={"server_default": "[]"})
+    participant_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class ThreadRef(SQLModel, table=True):

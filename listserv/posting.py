@@ -31,6 +31,7 @@ from listserv import (
     search,
     sender_notices,
     subscriptions,
+    thread_summary,
 )
 from listserv.addresses import Kind, list_address
 from listserv.config import Config
@@ -182,4 +183,5 @@ def join_archive(session: Session, ml: MailingList, msg: Message,
         msg.thread_id = assign_thread(session, ml.id, msg.message_id, references, msg.subject,
                                       msg.date or msg.received_at, ml.name)
     session.add(msg)
+    thread_summary.refresh(session, msg.thread_id)  # the archive's thread list reads it
     search.index_post(session, msg)  # findable from the moment it goes out, not before

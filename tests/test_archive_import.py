@@ -65,6 +65,10 @@ def test_fedora_mbox_imports_with_the_archives_threads(config: Path, store: Stor
         for t in s.exec(select(Thread)).all():
             dates = [m.date for m in rows if m.thread_id == t.id]
             assert t.post_count == len(dates) and t.last_post_at == max(d for d in dates if d)
+            # The archive's summary is kept for imported posts too (posting.join_archive).
+            opening = min((m for m in rows if m.thread_id == t.id),
+                          key=lambda m: (m.date or m.received_at, m.id or 0))
+            assert t.opening_pk == opening.id and t.participant_count >= 1
 
     again = cli(config, "archive", "import", "fedora-devel-list", str(mbox))
     assert again.exit_code == 0, again.output

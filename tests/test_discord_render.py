@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from listserv import links
-from listserv.attachments import attachments
 from listserv.decorate import Author
 from listserv.discord_render import (
     MAX_CONTENT,
@@ -26,6 +25,7 @@ from listserv.discord_render import (
     thread_title,
     webhook_name,
 )
+from listserv.mailparts import attachments
 
 BASE = "https://lists.example.org"
 

@@ -19,9 +19,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from starlette.exceptions import HTTPException
 
-from listserv import links, search
+from listserv import archive_access, links, search
+from listserv.archive_access import Access
 from listserv.web.context import Ctx
 from listserv.web.pages import render
+from listserv.web.signin import viewer
 
 router = APIRouter()
 
@@ -32,8 +34,12 @@ def _page_number(text: str) -> int:
 
 def _results_page(request: Request, context: Ctx, q: str, page: str, names: list[str],
                   action: str, scope: str) -> HTMLResponse:
+    who = viewer(request)
     with context.store.read_session() as s:
-        lists = search.searchable_lists(s, names)
+        # The archive's own decision: public lists for anyone, members-only and private ones
+        # for those who may read them (the same check as the archive pages').
+        lists = search.searchable_lists(
+            s, names, may_read=lambda ml: archive_access.access(s, ml, who) is Access.ALLOWED)
         if names and not lists:
             raise HTTPException(404)
         by_id = {ml.id: ml.name for ml in lists if ml.id is not None}
@@ -47,7 +53,8 @@ def _results_page(request: Request, context: Ctx, q: str, page: str, names: list
         return f"{action}?{urlencode(params)}"
 
     hits = [{"hit": h, "list_name": by_id[h.list_id],
-             "url": links.thread_url("", by_id[h.list_id], h.thread_id) if h.thread_id else ""}
+             "url": f"{links.thread_url('', by_id[h.list_id], h.thread_id)}#m{h.message_pk}"
+             if h.thread_id else links.message_url("", by_id[h.list_id], h.message_pk)}
             for h in (results.hits if results else ())]
     return render(request, "search.html", title=f"Search {scope}" if not q else f"{q} · search",
                   q=q, scope=scope, action=action, names=names, results=results, hits=hits,

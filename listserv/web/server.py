@@ -29,7 +29,11 @@ class _Server(uvicorn.Server):
 
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=1024)
+    sock = socket.create_server((host, port), family=family, backlog=1024)
+    # create_server leaves proto 0, and asyncio only sets TCP_NODELAY on accepted sockets whose
+    # proto is IPPROTO_TCP: without it Nagle meets delayed ACKs and every response waits ~40 ms.
+    tcp = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=sock.detach())
+    return tcp
 
 
 class WebServer:
