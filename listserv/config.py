@@ -200,7 +200,7 @@ def _port_problem(text: str) -> bool:
 
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_SELECTOR = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+SELECTOR = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -240,7 +240,7 @@ def _validate(cfg: Config) -> None:
         if not host or (sep and _port_problem(port)):
             raise ConfigError(f"[delivery] dmarc_nameservers must be space-separated ip or ip:port "
                               f"(port 1 to 65535), got {entry!r}")
-    if d.dkim_selector and not _SELECTOR.fullmatch(d.dkim_selector):
+    if d.dkim_selector and not SELECTOR.fullmatch(d.dkim_selector):
         raise ConfigError("[delivery] dkim_selector must be a DNS label (letters, digits, '-', "
                           f"dots between labels), e.g. \"cr2026\", got {d.dkim_selector!r}")
     lifetime = parse_duration(d.give_up_after)
