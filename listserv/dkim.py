@@ -150,9 +150,10 @@ class Signer:
             raise ValueError("a message without From cannot be DKIM-signed")
         fields = [(b"v", b"1"), (b"a", self.key.algorithm.tag), (b"c", b"relaxed/relaxed"),
                   (b"d", self.domain), (b"s", self.selector),
-                  (b"t", str(int(time.time())).encode()), (b"h", b":".join(include)),
+                  (b"t", str(int(time.time())).encode()), (b"h", b" : ".join(include)),
                   (b"bh", self._body_hash(body)),
                   (b"b", b"0" * 60)]  # b= on a line of its own: refolding leaves the rest alone
+        # (" : " in h=: dkimpy folds at spaces, and FWS inside a header name breaks it)
         value = dkimpy.fold(b"; ".join(b"=".join(f) for f in fields), namelen=len(_NAME))
         unsigned = (_NAME, b" " + dkimpy.RE_BTAG.sub(b"\\1", value))
         h = hashlib.sha256()
