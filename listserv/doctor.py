@@ -254,8 +254,11 @@ async def check_dmarc(cfg: Config, d: Dns) -> Finding:
     if len(records) > 1:
         return Finding("DMARC", Status.FAIL, f"_dmarc.{domain} has {len(records)} DMARC records "
                        "(receivers then ignore them all)", fix)
-    if parse_dmarc_record(records[0]) is None:
-        return Finding("DMARC", Status.FAIL, f"the DMARC record is not valid: {records[0]!r}", fix)
+    tags = dict(t.strip().partition("=")[::2] for t in records[0].split(";") if "=" in t)
+    p = tags.get("p", "").strip().lower()
+    if parse_dmarc_record(records[0]) is None or p not in ("none", "quarantine", "reject"):
+        return Finding("DMARC", Status.FAIL, f"the DMARC record is not valid (p= must be none, "
+                       f"quarantine or reject): {records[0]!r}", fix)
     return Finding("DMARC", Status.OK, records[0])
 
 
