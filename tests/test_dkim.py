@@ -156,3 +156,25 @@ def test_delivered_mail_verifies(tmp_path: Path, store: Store, db_url: str, sink
     tampered = posts[0].data.replace(b"Lines  with", b"Lines with!")
     assert not verifies(tampered, name, value)  # the test can fail
 
+
+
+@pytest.mark.parametrize("kind", ["notice", "post", "digest"])
+def test_every_kind_of_outbox_row_is_signed(store: Store, kind: str) -> None:
+    from datetime import UTC, datetime
+
+    from listserv.outbox import Claimed, OutboxWorker
+
+    def copy(_pk: int, rcpt: str) -> bytes:
+        return f"From: demo@{DOMAIN}\r\nTo: {rcpt}\r\nSubject: {kind}\r\n\r\nText.\r\n".encode()
+
+    signer = Signer(generate(Algorithm.ED25519), DOMAIN, "s")
+    worker = OutboxWorker(store, lambda: None, copy, connections=1,  # type: ignore[arg-type, return-value]
+                          render_digest=copy, sign=signer)
+    row = Claimed(id=1, list_id=None, message_pk=7 if kind == "post" else None,
+                  digest_id=3 if kind == "digest" else None,
+                  payload=copy(0, "x@y.org") if kind == "notice" else None,
+                  recipient="x@y.org", sender=f"demo-bounces@{DOMAIN}", attempts=0,
+                  queued_at=datetime.now(UTC), priority=0)
+    data = worker._finished(row)
+    assert data is not None and data.startswith(b"DKIM-Signature: ")
+    assert verifies(data, f"s._domainkey.{DOMAIN}.", signer.key.txt_value())

@@ -178,3 +178,27 @@ def test_cli_exits_non_zero_on_a_failure(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "FAIL  DKIM" in result.output and "fix: commonroom dkim keygen" in result.output
     assert "check(s) failed" in result.output
+
+
+class _RefuseSender:
+    async def handle_MAIL(self, server: object, session: object, envelope: object,
+                          address: str, mail_options: list[str]) -> str:
+        return "553 5.7.1 Sender address rejected: not owned by you"
+
+
+async def test_a_smarthost_that_refuses_our_sender_fails(tmp_path: Path,
+                                                         tls: ssl.SSLContext) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    controller = Controller(_RefuseSender(), hostname="127.0.0.1", port=port, tls_context=tls)
+    controller.start()
+    try:
+        (tmp_path / "cr.key").write_bytes(generate(Algorithm.RSA).private_bytes())
+        cfg = config(tmp_path, 9, port, "http://x.example")
+        found = await doctor.check_smarthost(cfg, 2.0)
+    finally:
+        controller.stop()
+    assert found.status is Status.FAIL
+    assert "refused MAIL FROM:<postmaster@lists.example.org>: 553" in found.detail
+    assert found.fix == f"let the smarthost relay for {DOMAIN}"
