@@ -39,6 +39,7 @@ from listserv.config import Config, ConfigError
 
 SIGNED = (b"from", b"to", b"subject", b"date", b"message-id", b"list-id", b"list-unsubscribe",
           b"list-unsubscribe-post")
+_SIGNED_SET = frozenset(SIGNED)
 RSA_BITS = 2048
 BODY_CACHE = 32  # distinct bodies whose hash is kept (posts being fanned out at once)
 _CANON = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
@@ -143,7 +144,10 @@ class Signer:
             message = message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         end = message.find(b"\r\n\r\n")
         head, body = (message, b"") if end < 0 else (message[:end + 2], message[end + 4:])
-        headers, _ = dkimpy.rfc822_parse(head + b"\r\n")
+        # Only the fields signed are canonicalised; their order is kept, which is all that
+        # dkimpy's select_headers (the last instance of a repeated field first) looks at.
+        headers = [(n, v) for n, v in dkimpy.rfc822_parse(head + b"\r\n")[0]
+                   if n.lower() in _SIGNED_SET]
         present = {name.lower() for name, _ in headers}
         include = [h for h in SIGNED if h in present] + [b"from"]
         if b"from" not in present:
