@@ -22,7 +22,9 @@ from discord.ext import commands
 
 from bot.cogs.admin import Admin
 from bot.cogs.bridge import Bridge
+from bot.cogs.competitions import Competitions, EnterButton
 from bot.cogs.digests import Digests
+from bot.cogs.events import EventButton, Events
 from bot.cogs.held import HeldButton
 from bot.cogs.links import Links
 from bot.cogs.members import Members
@@ -61,7 +63,11 @@ class CommonroomBot(commands.Bot):
         await self.add_cog(Members(self.ctx), guild=self.guild_ref)
         await self.add_cog(Digests(self.ctx), guild=self.guild_ref)
         await self.add_cog(Subscribe(self.ctx), guild=self.guild_ref)
+        await self.add_cog(Competitions(self.ctx), guild=self.guild_ref)  # and /schedule
+        self.add_dynamic_items(EnterButton)  # a competition's Enter, after a restart too
         self.add_dynamic_items(HeldButton)  # the held-post buttons, from any message, any time
+        await self.add_cog(Events(self.ctx), guild=self.guild_ref)
+        self.add_dynamic_items(EventButton)  # an event's Attend / Leave
         self.tree.error(self.on_app_command_error)
 
     async def on_app_command_error(self, interaction: discord.Interaction,

@@ -9,14 +9,16 @@ participation policy uses), cut to about 60 words.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from digests import upcoming
 from digests.model import Digest, DigestPost, DigestThread, Participant, UpcomingItem, summarise
-from listserv import links, quotes
+from listserv import events, links, quotes
 from listserv.addresses import list_address
 from listserv.config import Config
 from listserv.message import first_text
@@ -32,9 +34,28 @@ from listserv.models import (
     Thread,
 )
 
-# Later issues (events, competitions) register what is coming up on a list here.
+# Later issues (events, competitions) register what is coming up on a list here; a source's
+# links may be site-relative ("/lists/..."), collect() puts the site in front.
 UpcomingSource = Callable[[Session, MailingList, datetime], list[UpcomingItem]]
-UPCOMING_SOURCES: list[UpcomingSource] = []
+UPCOMING_SOURCES: list[UpcomingSource] = [upcoming.open_competitions,  # H8
+                                           upcoming.scheduled_posts]
+
+
+def coming_events(session: Session, ml: MailingList, end: datetime) -> list[UpcomingItem]:
+    """The list's events that have not ended by the end of the digest's period, each linking
+    to its announcement's thread in the archive (``listserv.events``)."""
+    found: list[UpcomingItem] = []
+    base = ""  # site-relative
+    for event in events.upcoming(session, ml.id or 0, end):
+        announced = session.get(Message, event.message_pk) if event.message_pk else None
+        url = (links.thread_url(base, ml.name, announced.thread_id)
+               if announced is not None and announced.thread_id is not None else "")
+        found.append(UpcomingItem(title=event.title, when=event.starts_at, url=url,
+                                  detail=event.location))
+    return found
+
+
+UPCOMING_SOURCES.append(coming_events)  # events (H7)
 
 
 def _participants(session: Session, emails: set[str]) -> dict[str, Participant]:
@@ -89,7 +110,10 @@ def collect(session: Session, ml: MailingList, cfg: Config, start: datetime, end
     new_members = int(session.execute(sa_select(func.count()).select_from(Subscription).where(
         col(Subscription.list_id) == ml.id, col(Subscription.role) != Role.NONMEMBER.value,
         col(Subscription.created_at) >= start, col(Subscription.created_at) < end)).scalar_one())
-    upcoming = tuple(item for source in UPCOMING_SOURCES for item in source(session, ml, end))
+    # Sources give site-relative links ("/lists/..."): made absolute here, where the site is known.
+    site = cfg.server.web_base_url.rstrip("/")
+    upcoming = tuple(replace(item, url=site + item.url) if item.url.startswith("/") else item
+                     for source in UPCOMING_SOURCES for item in source(session, ml, end))
     return Digest(list_name=ml.name, list_address=list_address(ml.name, cfg.server.domain),
                   description=ml.description, period_start=start, period_end=end, volume=volume,
                   number=number, threads=tuple(threads), upcoming=upcoming,

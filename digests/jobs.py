@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from listserv import moderation
 from listserv.config import Config
@@ -57,3 +58,35 @@ def sweep(store: Store, cfg: Config, wake_outbox: Wake) -> tuple[int, int]:
 def moderation_sweep() -> None:
     ctx = _context()
     sweep(ctx.store, ctx.cfg, ctx.wake_outbox)
+
+
+def due_items(store: Store, cfg: Config, wake_outbox: Wake, now: datetime | None = None) -> int:
+    """Scheduled posts that are due and competitions that have closed; how many were done."""
+    from listserv import competitions, scheduled_posts
+
+    done = len(scheduled_posts.run_due(store, cfg, now)) + \
+        len(competitions.draw_due(store, cfg, now))
+    if done:
+        wake_outbox()
+    return done
+
+
+def due_items_job() -> None:
+    ctx = _context()
+    due_items(ctx.store, ctx.cfg, ctx.wake_outbox)
+# events (H7)
+def remind_events(store: Store, cfg: Config, wake_outbox: Wake) -> int:
+    """The day-before reminders of events (each event's once: ``events.send_reminders``)."""
+    from listserv import events
+
+    with store.session() as s:
+        queued = events.send_reminders(s, cfg, utcnow())
+    if queued:
+        log.info("event reminders: %d queued", queued)
+        wake_outbox()
+    return queued
+
+
+def event_reminders() -> None:
+    ctx = _context()
+    remind_events(ctx.store, ctx.cfg, ctx.wake_outbox)

@@ -38,6 +38,9 @@ SWEEP_SECONDS = 60  # held-post reminders and expiry
 
 DIGEST_PREFIX = "digest:"
 SWEEP_JOB = "moderation-sweep"
+DUE_JOB = "due-items"  # scheduled posts and competition draws: their rows say when (H8)
+EVENTS_JOB = "event-reminders"  # events (H7)
+EVENTS_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,14 @@ def sync_jobs(scheduler: BaseScheduler, store: Store) -> None:
         scheduler.add_job(f"{jobs.__name__}:moderation_sweep", "interval", seconds=SWEEP_SECONDS,
                           id=SWEEP_JOB, name="held-post reminders and expiry",
                           misfire_grace_time=SWEEP_SECONDS)
+    if scheduler.get_job(DUE_JOB) is None:
+        scheduler.add_job(f"{jobs.__name__}:due_items_job", "interval", seconds=SWEEP_SECONDS,
+                          id=DUE_JOB, name="scheduled posts and competition draws",
+                          misfire_grace_time=SWEEP_SECONDS)
+    if scheduler.get_job(EVENTS_JOB) is None:  # events (H7)
+        scheduler.add_job(f"{jobs.__name__}:event_reminders", "interval", seconds=EVENTS_SECONDS,
+                          id=EVENTS_JOB, name="event reminders the day before",
+                          misfire_grace_time=EVENTS_SECONDS)
 
 
 def stored_jobs(store: Store) -> list[JobInfo]:

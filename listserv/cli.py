@@ -19,10 +19,21 @@ import click
 
 from bot import cli as bot_cli
 from digests import cli as digest_cli
-from listserv import cli_archive, cli_dkim, cli_lists, cli_members, cli_moderation, cli_queue, logsetup
+from listserv import (
+    cli_archive,
+    cli_dkim,
+    cli_events,
+    cli_lists,
+    cli_members,
+    cli_moderation,
+    cli_queue,
+    logsetup,
+)
 from listserv import config as config_mod
 from listserv.cli_common import Ctx, pass_ctx
+from listserv.cli_competitions import competitions_group
 from listserv.cli_outbox import outbox_group
+from listserv.cli_schedule import schedule_group
 
 CONFIG_HELP = "Configuration file (default: commonroom.toml here, or $COMMONROOM_CONFIG)."
 
@@ -131,6 +142,9 @@ main.add_command(cli_moderation.audit_command)
 main.add_command(cli_moderation.policy_group)
 main.add_command(outbox_group)
 main.add_command(cli_archive.archive_group)
+main.add_command(schedule_group)
+main.add_command(competitions_group)
+main.add_command(cli_events.events_group)
 main.add_command(cli_dkim.dkim_group)
 main.add_command(cli_dkim.doctor_command)
 

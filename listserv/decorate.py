@@ -17,6 +17,7 @@ import email.charset
 import email.policy
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.header import Header, decode_header, make_header
@@ -163,20 +164,39 @@ def _add_footer(msg: Message, footer: str) -> Message:
     return outer
 
 
+_MARKER = re.compile(rb"@@member-token:([a-z0-9-]{1,40})@@")
+
+
+def member_token_marker(purpose: str) -> str:
+    """Stands for each member's own signed token for ``purpose`` in a post the list itself
+    wrote (an event announcement); delivery swaps it per member. Ignored in anyone else's post,
+    so a poster cannot make members' tokens appear in links of their choosing."""
+    return f"@@member-token:{purpose}@@"
+
+
 @dataclass(frozen=True)
 class PreparedPost:
     """A post ready to go, but for the lines that differ per member."""
 
     list_name: str
     body: bytes  # every header but the personal ones, then the body, CRLF line ends
+    purposes: tuple[str, ...] = ()  # member-token markers to swap (``member_token_marker``)
 
-    def for_recipient(self, unsubscribe_url: str, leave_address: str) -> bytes:
+    def for_recipient(self, unsubscribe_url: str, leave_address: str,
+                      token_for: Callable[[str], str] | None = None) -> bytes:
         personal = (f"List-Unsubscribe: <{unsubscribe_url}>,\r\n <mailto:{leave_address}>\r\n"
                     "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n").encode()
-        return personal + self.body
+        body = self.body
+        if token_for is not None:
+            for purpose in self.purposes:
+                body = body.replace(member_token_marker(purpose).encode(),
+                                    token_for(purpose).encode())
+        return personal + body
 
 
-def prepare(raw: bytes, info: ListInfo, author: Author, *, munge_from: bool) -> PreparedPost:
+def prepare(raw: bytes, info: ListInfo, author: Author, *, munge_from: bool,
+            personalise: bool = False) -> PreparedPost:
+    """``personalise``: the list itself wrote ``raw``; its member-token markers are swapped."""
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     for name in STRIPPED:
         del msg[name]
@@ -201,7 +221,9 @@ def prepare(raw: bytes, info: ListInfo, author: Author, *, munge_from: bool) -> 
         msg["MIME-Version"] = "1.0"
     out = io.BytesIO()
     BytesGenerator(out, mangle_from_=False, policy=WIRE).flatten(msg)
-    return PreparedPost(info.name, out.getvalue())
+    body = out.getvalue()
+    purposes = tuple(sorted({m.decode() for m in _MARKER.findall(body)})) if personalise else ()
+    return PreparedPost(info.name, body, purposes)
 
 
 def list_headers(info: ListInfo) -> dict[str, str]:

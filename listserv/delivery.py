@@ -29,7 +29,7 @@ from listserv.config import Config
 from listserv.decorate import Author, ListInfo, PreparedPost, prepare
 from listserv.dmarc import Policy, needs_munging
 from listserv.lists import list_info
-from listserv.models import Address, MailingList, Message, Person, PersonKind
+from listserv.models import Address, Event, MailingList, Message, Person, PersonKind
 from listserv.store import Store
 from listserv.subscriptions import find_subscription
 
@@ -51,7 +51,10 @@ class PostRenderer:
     def __call__(self, message_pk: int, recipient: str) -> bytes:
         prepared, info = self.prepared(message_pk)
         url = links.unsubscribe_url(info.web_base_url, self.secret, info.name, recipient)
-        return prepared.for_recipient(url, info.address(Kind.LEAVE))
+
+        def token_for(purpose: str) -> str:
+            return links.unsubscribe_token(self.secret, info.name, recipient, purpose)
+        return prepared.for_recipient(url, info.address(Kind.LEAVE), token_for)
 
     def prepared(self, message_pk: int) -> tuple[PreparedPost, ListInfo]:
         with self._lock:
@@ -97,10 +100,13 @@ class PostRenderer:
                             is_vendor=bool(row and row.kind == PersonKind.VENDOR.value),
                             official=bool(sub and sub.official))
             stored, raw, sender = msg.dmarc_policy, msg.raw, msg.from_address
+            # Only a post the list wrote itself (an event's announcement) is personalised.
+            personal = s.exec(select(Event.id).where(Event.message_pk == message_pk)).first()
             mitigation = ml.dmarc_mitigation
             info = list_info(ml, self.cfg)
         # Outside the read: a lookup may wait for DNS, and keeping the post needs a write.
         policy = self._policy(message_pk, stored, sender)
         munge = needs_munging(policy, mitigation)
-        return (prepare(raw, info, author, munge_from=munge), info,
+        return (prepare(raw, info, author, munge_from=munge, personalise=personal is not None),
+                info,
                 policy is not Policy.UNKNOWN)

@@ -81,3 +81,13 @@ def delivery_url(web_base_url: str, secret: bytes, list_name: str, email: str) -
     """The member's own "change how you get mail" page (signed like the unsubscribe link)."""
     return f"{web_base_url.rstrip('/')}/lists/{list_name}/delivery/" \
            f"{unsubscribe_token(secret, list_name, email, 'delivery')}"
+
+
+def attend_url(web_base_url: str, list_name: str, event_id: int, token: str) -> str:
+    """A member's own "I am coming" page for one event (token: ``unsubscribe_token`` with the
+    event's purpose, ``event_mail.attend_purpose``)."""
+    return f"{web_base_url.rstrip('/')}/lists/{list_name}/events/{event_id}/attend/{token}"
+
+
+def events_feed_url(web_base_url: str, list_name: str) -> str:
+    return f"{web_base_url.rstrip('/')}/lists/{list_name}/events.ics"

@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# uvicorn's "color_message" repeats the message with terminal colour codes.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "color_message"}
 
 
 class KeyValueFormatter(logging.Formatter):

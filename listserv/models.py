@@ -418,3 +418,121 @@ class SearchText(SQLModel, table=True):
     subject: str = ""
     body: str = ""  # the author's own words (listserv.search.document)
     author: str = ""  # "Name <address>"
+class ScheduledState(enum.StrEnum):
+    ACTIVE = "active"
+    DONE = "done"  # a one-off post that went out, or a recurrence past its end
+    CANCELLED = "cancelled"
+
+
+class ScheduledPost(SQLModel, table=True):
+    """A post to send later through the pipeline (``listserv.scheduled_posts``): once at
+    ``next_at``, or on every occurrence of ``rule`` (a recurrence in the list's time zone).
+    ``next_at`` only moves forward, in the transaction that posts, so an occurrence goes out once."""
+
+    __tablename__ = "scheduled_post"
+    __table_args__ = (Index("ix_scheduled_post_due", "state", "next_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int = Field(foreign_key="mailing_list.id", index=True)
+    from_address: str = Field(max_length=254)
+    subject: str = ""
+    body: str = ""
+    rule: str = Field(default="", max_length=128)  # "" = once
+    next_at: datetime
+    last_sent_at: datetime | None = None  # the occurrence last sent (its scheduled time)
+    sent_count: int = 0
+    state: str = Field(default=ScheduledState.ACTIVE.value, max_length=16)
+    created_by: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CompetitionState(enum.StrEnum):
+    OPEN = "open"
+    DRAWN = "drawn"  # claimed atomically by the one draw (state open -> drawn)
+    CANCELLED = "cancelled"
+
+
+class Competition(SQLModel, table=True):
+    """A prize draw among those who reply in the announcement's thread
+    (``listserv.competitions``). ``seed`` stays secret until the draw; its SHA-256,
+    ``commitment``, is published when the competition opens."""
+
+    __table_args__ = (Index("ix_competition_due", "state", "closes_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int = Field(foreign_key="mailing_list.id", index=True)
+    prize: str = ""
+    how_to_enter: str = ""
+    closes_at: datetime
+    reserves: int = 0
+    exclude_org: str = ""
+    seed: str = Field(max_length=64)  # 32 random bytes, hex
+    commitment: str = Field(max_length=64)  # SHA-256 of the seed bytes, hex
+    message_pk: int | None = Field(default=None, foreign_key="message.id")  # the announcement
+    thread_id: int | None = Field(default=None, foreign_key="thread.id", index=True)
+    state: str = Field(default=CompetitionState.OPEN.value, max_length=16)
+    drawn_at: datetime | None = None
+    entrants: str = ""  # as published at the draw: a JSON list of labels, in entry order
+    picks: str = ""  # as published: JSON list of indexes into entrants, winner then reserves
+    current: int = 0  # which pick is the winner now (0; 1 after the first reserve is drawn)
+    created_by: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CompetitionEntry(SQLModel, table=True):
+    """One entry per person (the first accepted reply in the thread counts)."""
+
+    __tablename__ = "competition_entry"
+    __table_args__ = (UniqueConstraint("competition_id", "person_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    competition_id: int = Field(foreign_key="competition.id", index=True)
+    person_id: int = Field(foreign_key="person.id")
+    address: str = Field(max_length=254)
+    message_pk: int | None = Field(default=None, foreign_key="message.id")
+    entered_at: datetime = Field(default_factory=utcnow)
+class EventState(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+
+
+class Event(SQLModel, table=True):
+    """A meeting a list's moderators announce (``listserv.events``). Times are UTC; ``timezone``
+    is the zone the organisers gave, for showing and for the calendar file. ``reminded_at`` is
+    set in the transaction that queues the day-before reminders, so they go once."""
+
+    __tablename__ = "event"
+    __table_args__ = (Index("ix_event_list_starts", "list_id", "starts_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int = Field(foreign_key="mailing_list.id")
+    uid: str = Field(max_length=128, unique=True)  # the iCalendar UID, stable across changes
+    title: str = Field(max_length=200)
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str = Field(default="Europe/London", max_length=64)
+    location: str = ""  # a place or an online link
+    booking_url: str = ""
+    capacity: int | None = None  # None: no limit
+    description: str = ""
+    state: str = Field(default=EventState.SCHEDULED.value, max_length=16)
+    sequence: int = 0  # iCalendar SEQUENCE: raised by each change
+    message_pk: int | None = Field(default=None, foreign_key="message.id")  # the announcement
+    created_by: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    reminded_at: datetime | None = None
+
+
+class AttendeeState(enum.StrEnum):
+    ATTENDING = "attending"
+    WAITING = "waiting"
+
+
+class EventAttendee(SQLModel, table=True):
+    """One person coming to (or waiting for a place at) an event; the waiting list is in ``id``
+    order. Leaving deletes the row (the audit log keeps the history)."""
+
+    __tablename__ = "event_attendee"
+    __table_args__ = (UniqueConstraint("event_id", "email"),)
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="event.id", index=True)
+    email: str = Field(max_length=254)
+    state: str = Field(default=AttendeeState.ATTENDING.value, max_length=16)
+    via: str = Field(default="", max_length=16)  # web | email | discord | cli
+    created_at: datetime = Field(default_factory=utcnow)

@@ -43,6 +43,12 @@ def _base(info: ListInfo, to: str, subject: str, body: str, *, auto: str = "auto
     return msg
 
 
+def notice(info: ListInfo, to: str, subject: str, body: str) -> EmailMessage:
+    """A plain notice from the list's request address, for services with their own texts
+    (``listserv.event_mail``) to add parts to."""
+    return _base(info, to, subject, body)
+
+
 def confirm_request(info: ListInfo, to: str, token: str, action: str) -> bytes:
     """Double opt-in: one mail, three ways to say yes (reply, mail the address, click)."""
     confirm_addr = info.address(Kind.CONFIRM, token)
@@ -106,6 +112,7 @@ def help_text(info: ListInfo) -> str:
         "  digest plain - get a weekly digest instead of each post (also: digest mime,\n"
         "                 digest html; digest off goes back to each post; you will be\n"
         "                 asked to confirm)\n"
+        "  attend N     - say you are coming to event N (leave N: you no longer are)\n"
         "  help         - this text\n\n"
         f"Shortcuts: write to {info.address(Kind.JOIN)} to join, {info.address(Kind.LEAVE)} to leave.\n"
         f"To reach the people who run the list, write to {info.address(Kind.OWNER)}.\n")
@@ -162,12 +169,18 @@ def how_to_act(held_id: int) -> str:
             f"  commonroom queue discard {held_id}\n")
 
 
+def on_the_web(info: ListInfo, held_id: int) -> str:
+    """Where a signed-in moderator sees and handles the post (listserv/web/moderate.py)."""
+    return ("or on the web (sign in as a moderator):\n"
+            f"  {info.web_base_url.rstrip('/')}/moderate/held/{held_id}\n")
+
+
 def held_for_moderators(info: ListInfo, to: str, held_id: int, token: str, sender: str,
                         subject: str, reason: str, original: bytes, *, policy: str = "") -> bytes:
     evidence = f"{policy}\n\n" if policy else ""
     body = (f"A post to {info.post_address} is held for review (queue item {held_id}).\n\n"
             f"From:    {sender}\nSubject: {subject}\nReason:  {reason}\n\n{evidence}"
-            + how_to_act(held_id) + "\nThe post is attached.\n")
+            + how_to_act(held_id) + on_the_web(info, held_id) + "\nThe post is attached.\n")
     msg = _base(info, to, f"[{info.name}] held post {held_id}: {subject}"[:200], body,
                 auto="auto-generated", from_addr=info.address(Kind.OWNER),
                 reply_to=info.address(Kind.CONFIRM, token))
@@ -181,7 +194,7 @@ def held_reminder(info: ListInfo, to: str, held_id: int, token: str, sender: str
     body = (f"Reminder: a post to {info.post_address} has been waiting for a moderator.\n\n"
             f"From:    {sender}\nSubject: {subject}\nReason:  {reason}\n\n"
             f"If nobody handles it by {expires:%A %d %B %Y %H:%M} UTC, it will be {fate}.\n\n"
-            + how_to_act(held_id))
+            + how_to_act(held_id) + on_the_web(info, held_id))
     return _base(info, to, f"[{info.name}] reminder: held post {held_id}: {subject}"[:200], body,
                  auto="auto-generated", from_addr=info.address(Kind.OWNER),
                  reply_to=info.address(Kind.CONFIRM, token)).as_bytes()

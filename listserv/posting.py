@@ -23,6 +23,7 @@ from sqlmodel import Session, col
 
 from listserv import (
     audit,
+    competition_entries,
     discord_bridge,
     moderation,
     notices,
@@ -165,6 +166,7 @@ def release(session: Session, cfg: Config, ml: MailingList, msg: Message,
         if msg.thread_id is None else ()
     join_archive(session, ml, msg, refs)
     discord_bridge.queue_post(session, cfg, ml, msg, from_discord=from_discord)
+    competition_entries.enter(session, ml, msg)  # a reply in a competition's thread enters it
     return fan_out(session, ml, msg.id, cfg.server.domain)
 
 

@@ -12,15 +12,18 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from listserv import notices, outbox, subscriptions
+from listserv import events, notices, outbox, subscriptions
 from listserv.addresses import Kind
 from listserv.config import Config
 from listserv.lists import list_info
-from listserv.models import DeliveryMode, MailingList
+from listserv.models import DeliveryMode, MailingList, utcnow
 
 COMMANDS = {"subscribe": "subscribe", "join": "subscribe", "unsubscribe": "unsubscribe",
             "leave": "unsubscribe", "signoff": "unsubscribe", "help": "help", "confirm": "confirm",
-            "end": "end", "stop": "end", "digest": "digest", "set": "digest"}
+            "end": "end", "stop": "end", "digest": "digest", "set": "digest",
+            "attend": "attend", "cancel": "event-leave"}
+# "leave N" / "cancel N" with an event number is about the event, not the list.
+EVENT_LEAVE_WORDS = ("leave", "cancel")
 # "digest plain|mime|html|off" (Mailman's "set delivery ..." spelling works too).
 DIGEST_MODES = {"plain": DeliveryMode.PLAIN, "text": DeliveryMode.PLAIN, "rfc1153": DeliveryMode.PLAIN,
                 "mime": DeliveryMode.MIME, "html": DeliveryMode.HTML, "off": DeliveryMode.EACH,
@@ -56,6 +59,8 @@ def parse_commands(subject: str, body: str) -> list[Command]:
             continue
         if name == "end":
             break
+        if words[0].lower() in EVENT_LEAVE_WORDS and len(words) > 1 and words[1].isdigit():
+            name = "event-leave"
         cmd = Command(name, tuple(words[1:3]), line[:200])
         if cmd not in found:  # a subject repeated in the body is one command
             found.append(cmd)
@@ -78,6 +83,8 @@ def handle(session: Session, cfg: Config, ml: MailingList, sender: str, subject:
             results.append((cmd.line, outcome.message))
         elif cmd.name == "digest":
             results.append((cmd.line, set_delivery(session, cfg, ml, sender, cmd.args)))
+        elif cmd.name in ("attend", "event-leave") and cmd.args:
+            results.append((cmd.line, event_command(session, cfg, ml, sender, cmd)))
         elif cmd.name == "help":
             results.append((cmd.line, "the help text is below"))
         else:
@@ -87,6 +94,18 @@ def handle(session: Session, cfg: Config, ml: MailingList, sender: str, subject:
                           sender=info.address(Kind.BOUNCES),
                           payload=notices.request_results(info, sender, results))
     return results
+
+
+def event_command(session: Session, cfg: Config, ml: MailingList, sender: str,
+                  cmd: Command) -> str:
+    """"attend N" / "leave N": said from the member's own address, like a post; attending
+    changes no membership, so no confirmation round-trip is asked for."""
+    event = events.find(session, int(cmd.args[0])) if cmd.args[0].isdigit() else None
+    if event is None or event.list_id != ml.id:
+        return f"{ml.name} has no event {cmd.args[0]}"
+    if cmd.name == "attend":
+        return events.attend(session, cfg, event, sender, via="email", now=utcnow()).message
+    return events.leave(session, cfg, event, sender, via="email", now=utcnow())
 
 
 def set_delivery(session: Session, cfg: Config, ml: MailingList, sender: str,

@@ -255,6 +255,9 @@ class DiscordDouble:
                                                   "locked": False}})
             case ("DELETE", _):
                 return web.Response(status=204)
+        events = self._events_answer(method, parts, body)  # events (H7)
+        if events is not None:
+            return events
         inbound = self._inbound_answer(method, parts, body)  # inbound (H2)
         if inbound is not None:
             return inbound
@@ -359,6 +362,22 @@ class DiscordDouble:
             case ("GET", ["channels", channel_id]) if channel_id in self.threads:
                 return _json(self.threads[channel_id])
         return None
+    # events (H7) ------------------------------------------------------------------------
+    # Guild scheduled events; ``refuse_scheduled_events`` answers 403 as Discord does when the
+    # bot lacks the permission.
+    refuse_scheduled_events = False
+
+    def _events_answer(self, method: str, parts: list[str], body: dict[str, Any]
+                       ) -> web.Response | None:
+        match (method, parts):
+            case ("POST", ["guilds", guild_id, "scheduled-events"]):
+                if self.refuse_scheduled_events:
+                    return _json({"message": "Missing Permissions", "code": 50013}, 403)
+                return _json(body | {"id": snowflake(), "guild_id": guild_id, "channel_id": None,
+                                     "creator_id": self.bot_id, "status": 1, "entity_id": None,
+                                     "user_count": 0, "image": None})
+        return None
+
     # commands (H3) ----------------------------------------------------------------------
     # Subcommands of a group (``sub``), user options (``UserOption``: type 6 with the user in
     # ``resolved``), button presses (type 3, on a message carrying the components the bot sent)

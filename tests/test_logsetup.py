@@ -16,3 +16,11 @@ def test_extra_fields_are_appended() -> None:
     line = KeyValueFormatter("%(name)s %(message)s").format(record)
     assert line == ('commonroom.posting post m1 list=demo reason="not a member" '
                     "sender=ann@council.gov.uk")
+
+
+def test_uvicorns_coloured_copy_of_the_message_is_left_out() -> None:
+    record = logging.LogRecord("uvicorn.error", logging.INFO, "", 0, "Started server process [%d]",
+                               (42,), None)
+    record.color_message = "Started server process [\x1b[36m%d\x1b[0m]"
+    line = KeyValueFormatter("%(message)s").format(record)
+    assert line == "Started server process [42]"

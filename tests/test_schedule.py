@@ -14,7 +14,15 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from digests import periods
-from digests.schedule import DIGEST_PREFIX, SWEEP_JOB, Scheduler, stored_jobs, sync_jobs
+from digests.schedule import (
+    DIGEST_PREFIX,
+    DUE_JOB,
+    EVENTS_JOB,
+    SWEEP_JOB,
+    Scheduler,
+    stored_jobs,
+    sync_jobs,
+)
 from listserv.config import Config
 from listserv.models import MailingList
 from listserv.store import Store
@@ -72,7 +80,8 @@ def test_sync_keeps_next_runs_reschedules_changes_and_drops_deleted_lists(store:
     try:
         sync_jobs(sched, store)
         assert {j.id for j in sched.get_jobs()} == {f"{DIGEST_PREFIX}{n}" for n in
-                                                    ("alpha", "beta", "gamma")} | {SWEEP_JOB}
+                                                    ("alpha", "beta", "gamma")} | {SWEEP_JOB, DUE_JOB,
+                                                                                 EVENTS_JOB}
         missed = datetime.now(UTC) - timedelta(days=1)
         sched.modify_job(f"{DIGEST_PREFIX}alpha", next_run_time=missed)
         with store.session() as s:

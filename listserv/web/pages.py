@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from listserv.web.context import ctx
+from listserv.web.session import is_moderator
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -27,7 +28,8 @@ env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
 def render(request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
     """``template`` filled with ``values`` plus ``site`` (the mail domain) and ``request``."""
     site = ctx(request).cfg.server.domain
-    html = env.get_template(template).render(request=request, site=site, **values)
+    html = env.get_template(template).render(request=request, site=site,
+                                             nav_moderate=is_moderator(request), **values)
     return HTMLResponse(html, status_code=status_code)
 
 

@@ -9,8 +9,8 @@ Invariants:
 - The session cookie is HttpOnly, SameSite=Lax, Path=/, and Secure when ``web_base_url`` is
   https; asking for a link always gets the same answer.
 - /me changes nothing itself: it links to each list's signed delivery page (which offers
-  each post, the digests, no mail, or leaving), so no cookie-authenticated POST exists that a
-  forged cross-site form could use.
+  each post, the digests, no mail, or leaving). The only cookie-authenticated POSTs are the
+  moderation forms (web/moderate.py), and each carries the session's CSRF token.
 """
 
 from __future__ import annotations
@@ -24,22 +24,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from listserv import links, signin, subscriptions
 from listserv.models import DeliveryMode, utcnow
 from listserv.subscriptions import describe_delivery
-from listserv.web.context import Ctx, WebContext
+from listserv.web.context import Ctx
 from listserv.web.pages import message_page, render, sentence
+from listserv.web.session import COOKIE, is_moderator, viewer
+
+__all__ = ["COOKIE", "router", "viewer"]  # viewer: for pages that must know who is looking
 
 log = logging.getLogger("commonroom.web")
 router = APIRouter()
-
-COOKIE = "commonroom_session"
-
-
-def viewer(request: Request) -> str | None:
-    """The signed-in member's address, or None."""
-    value = request.cookies.get(COOKIE)
-    if not value:
-        return None
-    context: WebContext = request.app.state.ctx
-    return signin.read_session(context.secret, value, utcnow())
 
 
 @router.get("/signin", response_class=HTMLResponse)
@@ -115,7 +107,8 @@ def my_lists(request: Request, context: Ctx) -> HTMLResponse:
         rows = [(ml.name, ml.description, describe_delivery(DeliveryMode(sub.delivery_mode)),
                  links.delivery_url("", context.secret, ml.name, email))  # a path on this site
                 for ml, sub in signin.member_lists(s, email)]
-    return render(request, "me.html", title="Your lists", email=email, rows=rows)
+    return render(request, "me.html", title="Your lists", email=email, rows=rows,
+                  moderates=is_moderator(request))
 
 
 @router.post("/signout", response_class=HTMLResponse)

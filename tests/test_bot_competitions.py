@@ -1,0 +1,121 @@
+"""Entering a competition from Discord: a reply in the Discord thread bridged to the
+competition's list thread is a post (through the bot and the running server), and it enters
+its linked member, once however many times they write."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlmodel import select
+
+from listserv import competitions
+from listserv.config import load
+from listserv.models import Competition, DiscordThread, MailingList, Message
+from listserv.store import Store
+from tests.harness import Running, make_list, wait_until, write_config
+from tests.smtpsink import SmtpSink
+from tests.test_bot_bridge import JANE, MEMBERS, Discord, _link, _with_bot
+
+
+def test_a_reply_in_the_bridged_thread_enters_once(tmp_path: Path, db_url: str, sink: SmtpSink,
+                                                   store: Store) -> None:
+    make_list(store, members=MEMBERS)
+    _link(store, "jane@example.com", JANE)
+    cfg = load(write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}"), env={})
+    with store.session() as s:
+        ml = s.exec(select(MailingList)).one()
+        comp = competitions.start(s, cfg, ml, prize="a mug", now=datetime.now(UTC),
+                                  closes_at=datetime.now(UTC) + timedelta(days=1))
+        cid, list_thread = comp.id, comp.thread_id
+    assert cid is not None and list_thread is not None
+
+    def test(discord: Discord, server: Running, ask: Callable[..., str]) -> None:
+        [thread_id] = discord.double.threads
+        with store.session() as s:  # as the relay records it when it opens the thread
+            s.add(DiscordThread(thread_id=list_thread, discord_thread_id=thread_id,
+                                channel_id=discord.double.channels["demo-list"]))
+        discord.say(thread_id, JANE, "I'd love a mug!")
+        discord.say(thread_id, JANE, "Did that count?")
+
+        def entered() -> list[str] | None:
+            with store.session() as s:
+                return [e.address for e in competitions.entries(s, cid)] or None
+
+        assert wait_until(entered, what="the Discord entry") == ["jane@example.com"]
+        wait_until(lambda: len(_thread_posts(store, list_thread)) == 3,
+                   what="both replies posted (after the announcement)")
+        assert entered() == ["jane@example.com"]
+
+    _with_bot(tmp_path, db_url, sink, store, test, existing="Competition: win a mug")
+
+
+def _thread_posts(store: Store, thread_id: int) -> list[Message]:
+    with store.session() as s:
+        return list(s.exec(select(Message).where(Message.thread_id == thread_id)).all())
+
+
+def test_competition_start_and_the_enter_button(tmp_path: Path, db_url: str, sink: SmtpSink,
+                                                store: Store) -> None:
+    from tests.test_bot_commands import LINKED, MOD, UNLINKED, _link, bot_server
+    from tests.test_bot_moderation import MEMBERS as MOD_MEMBERS
+    from tests.test_bot_moderation import MOD_USER
+
+    make_list(store, "demo", members=MOD_MEMBERS)
+    _link(store, LINKED, MOD_MEMBERS[1])
+    with bot_server(tmp_path, db_url, sink, store) as (bot, _server):
+        refused = bot.ask("competition", LINKED, {"prize": "a mug", "closes": "next Friday 12:00"},
+                          sub="start")
+        assert "for moderators" in refused
+        bad = bot.ask("competition", MOD_USER, {"prize": "a mug", "closes": "whenever"},
+                      sub="start", roles=MOD)
+        assert bad.startswith("Not started") and "next Friday 12:00" in bad
+        iid, body = bot.command("competition", MOD_USER, {"prize": "a mug", "closes":
+                                "next Friday 12:00", "reserves": 1}, sub="start", roles=MOD)
+        with store.session() as s:
+            [comp] = s.exec(select(Competition)).all()
+            cid = comp.id
+        assert f"Competition {cid} started on demo" in body["data"]["content"]
+        [public] = bot.run(bot.double.followups_for(iid, 1))
+        assert "win a mug" in public["content"] and not public.get("flags")
+        card = bot.card(public)
+        assert [c["custom_id"] for row in card["components"] for c in row["components"]] == \
+            [f"cr:comp:enter:{cid}"]
+        pressed = bot.press(f"cr:comp:enter:{cid}", LINKED, card)
+        assert "You are entered for a mug" in pressed["data"]["content"]
+        again = bot.press(f"cr:comp:enter:{cid}", LINKED, card)
+        assert "already entered" in again["data"]["content"]
+        stranger = bot.press(f"cr:comp:enter:{cid}", UNLINKED, card)
+        assert "/link" in stranger["data"]["content"]
+        with store.session() as s:
+            assert [e.address for e in competitions.entries(s, cid)] == [MOD_MEMBERS[1]]
+
+
+def test_schedule_add_list_cancel(tmp_path: Path, db_url: str, sink: SmtpSink,
+                                  store: Store) -> None:
+    from tests.test_bot_commands import LINKED, MOD, _link, bot_server
+    from tests.test_bot_moderation import MEMBERS as MOD_MEMBERS
+    from tests.test_bot_moderation import MOD_USER
+
+    make_list(store, "demo", members=MOD_MEMBERS)
+    _link(store, LINKED, MOD_MEMBERS[1])
+    with bot_server(tmp_path, db_url, sink, store) as (bot, _server):
+        assert "for moderators" in bot.ask("schedule", LINKED, sub="list")
+        added = bot.ask("schedule", MOD_USER, {"at": "2030-01-01T09:00", "subject": "Guest post",
+                                               "body": "Hello all.", "every":
+                                               "every second Wednesday at 09:00",
+                                               "from_email": MOD_MEMBERS[1]},
+                        sub="add", roles=MOD)
+        assert added.startswith("Scheduled post 1 from " + MOD_MEMBERS[1]), added
+        assert "every second Wednesday at 09:00" in added
+        unlinked = bot.ask("schedule", MOD_USER, {"at": "2030-01-01T09:00", "subject": "s",
+                                                  "body": "b"}, sub="add", roles=MOD)
+        assert "from_email:" in unlinked
+        listed = bot.ask("schedule", MOD_USER, sub="list", roles=MOD)
+        # Wednesday 2 January 2030, 09:00 GMT
+        assert listed.startswith("**1** · <t:1893574800:F> · every second Wednesday")
+        assert bot.ask("schedule", MOD_USER, {"id": 1}, sub="cancel", roles=MOD) == \
+            "Cancelled scheduled post 1."
+        assert bot.ask("schedule", MOD_USER, sub="list", roles=MOD) == \
+            "No scheduled posts on demo."
