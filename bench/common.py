@@ -252,7 +252,9 @@ def _populate_main(url: str, members: int, list_settings: dict[str, Any]) -> Non
     store.dispose()
 
 
-def write_config(folder: Path, url: str, sink_port: int, connections: int) -> Path:
+def write_config(folder: Path, url: str, sink_port: int, connections: int,
+                 **delivery: str) -> Path:
+    """``delivery``: more [delivery] keys (string values), e.g. dkim_selector."""
     path = folder / "commonroom.toml"
     path.write_text("\n".join([
         "[server]", f'domain = "{DOMAIN}"', "smtp_port = 8025",
@@ -260,6 +262,7 @@ def write_config(folder: Path, url: str, sink_port: int, connections: int) -> Pa
         "[database]", f'url = "{url}"',
         "[delivery]", f'smarthost = "127.0.0.1:{sink_port}"', f"connections = {connections}",
         'maildir = "var/outbox"', "dmarc_timeout = 1.0",
+        *(f'{key} = "{value}"' for key, value in delivery.items()),
     ]) + "\n", encoding="utf-8")
     return path
 

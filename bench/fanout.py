@@ -13,6 +13,10 @@ Floor: the same N personalised messages, of the same size as Commonroom's (measu
 sent straight with aiosmtplib to the same sink over the same number of connections (one
 connection per task, reused; MAIL, RCPT, DATA per message, as Commonroom's transport does).
 
+``--dkim rsa|ed25519``: the same post is first sent unsigned, then signed with a fresh key (a
+second App on the same store and sink); the signed run is the one compared with the floor, and
+its ratio to the unsigned run is printed.
+
 Peak RSS is this process's (``ru_maxrss``): it holds the App, and the floor's sender, but not the
 sink or the set-up, which run in child processes.
 """
@@ -72,12 +76,12 @@ class CommonroomRun:
 
 
 def run_commonroom(url: str, members: int, connections: int, sink: CountingSink,
-                   folder: Path, timeout: float) -> CommonroomRun:
+                   folder: Path, timeout: float, **delivery: str) -> CommonroomRun:
     from sqlalchemy import func, select
 
     from listserv.models import Outbox
 
-    runner = AppRunner(write_config(folder, url, sink.port, connections), url).start()
+    runner = AppRunner(write_config(folder, url, sink.port, connections, **delivery), url).start()
     try:
         rss_before = current_rss_mb()
         sink.expect(members)
@@ -151,23 +155,41 @@ async def run_floor(host: str, port: int, members: int, connections: int, size: 
             sink.cpu_seconds() - sink_cpu0)
 
 
-def one_run(members: int, connections: int, db: str, floor: bool) -> None:
+def dkim_key(folder: Path, algorithm: str) -> dict[str, str]:
+    """A fresh key in ``folder``; the [delivery] keys that sign with it."""
+    from listserv.dkim import Algorithm, generate
+
+    path = folder / f"bench-{algorithm}.key"
+    path.write_bytes(generate(Algorithm(algorithm)).private_bytes())
+    return {"dkim_selector": "bench", "dkim_key_file": str(path)}
+
+
+def report_run(label: str, members: int, run: CommonroomRun) -> None:
+    rate = members / run.seconds
+    print(f"  {label}: 250 after {run.accept_seconds * 1000:.0f} ms; all {members:,} at "
+          f"the sink {run.seconds:.2f} s after the 250 ({rate:,.0f} msg/s); outbox written "
+          f"back after {run.written_back_seconds:.2f} s; {run.sent_rows:,} rows sent; "
+          f"{run.message_bytes:,} bytes per message")
+    print(f"  CPU during the fan-out: App process {run.app_cpu:.1f} s, sink {run.sink_cpu:.1f} s")
+
+
+def one_run(members: int, connections: int, db: str, floor: bool, dkim: str | None) -> None:
     print(f"fan-out of one post to {members:,} members, {connections} connections, "
           f"db={'sqlite' if db == 'sqlite' else 'postgresql'}; {machine()}")
     timeout = max(120.0, members / 100)
     sink = CountingSink()
+    unsigned: CommonroomRun | None = None
     try:
         with fresh_database(db) as url, tempfile.TemporaryDirectory() as folder:
             setup = populate(url, members)
             print(f"  set-up (schema, list, {members:,} members, bulk insert): {setup:.1f} s")
-            run = run_commonroom(url, members, connections, sink, Path(folder), timeout)
+            if dkim:  # the same post unsigned first, in the same store and sink
+                unsigned = run_commonroom(url, members, connections, sink, Path(folder), timeout)
+                report_run("commonroom unsigned", members, unsigned)
+            signing = dkim_key(Path(folder), dkim) if dkim else {}
+            run = run_commonroom(url, members, connections, sink, Path(folder), timeout, **signing)
         peak_app = peak_rss_mb()
-        rate = members / run.seconds
-        print(f"  commonroom: 250 after {run.accept_seconds * 1000:.0f} ms; all {members:,} at "
-              f"the sink {run.seconds:.2f} s after the 250 ({rate:,.0f} msg/s); outbox written "
-              f"back after {run.written_back_seconds:.2f} s; {run.sent_rows:,} rows sent; "
-              f"{run.message_bytes:,} bytes per message")
-        print(f"  CPU during the fan-out: App process {run.app_cpu:.1f} s, sink {run.sink_cpu:.1f} s")
+        report_run(f"commonroom DKIM {dkim}" if dkim else "commonroom", members, run)
         print(f"  memory: RSS {run.rss_before_mb:.0f} MB with the App idle, peak "
               f"{peak_app:.0f} MB after the fan-out")
         floor_seconds = float("nan")
@@ -181,6 +203,12 @@ def one_run(members: int, connections: int, db: str, floor: bool) -> None:
         sink.stop()
     ratio = run.seconds / floor_seconds
     print(f"  ratio commonroom/floor: {ratio:.2f} (goal: at most 2)")
+    if unsigned is not None:
+        cost = run.seconds / unsigned.seconds
+        print(f"  ratio signed/unsigned: {cost:.2f}; signing CPU per copy about "
+              f"{(run.app_cpu - unsigned.app_cpu) / members * 1e6:.0f} µs")
+        print(f"fanout-dkim algorithm={dkim} seconds={run.seconds:.2f} "
+              f"unsigned_seconds={unsigned.seconds:.2f} ratio_to_unsigned={cost:.2f}")
     print(f"fanout members={members} seconds={run.seconds:.2f} floor_seconds={floor_seconds:.2f} "
           f"ratio={ratio:.2f} peak_rss_mb={peak_rss_mb():.0f}")
 
@@ -217,6 +245,9 @@ def main() -> None:
                         help="'sqlite' (a temp file) or a postgresql:// URL of a server on "
                              "which a throw-away database is created")
     parser.add_argument("--no-floor", action="store_true", help="skip the floor")
+    parser.add_argument("--dkim", choices=["rsa", "ed25519"],
+                        help="also run DKIM-signed with a fresh key (after an unsigned run of "
+                             "the same post) and print the ratio to unsigned")
     parser.add_argument("--memory-sweep", action="store_true",
                         help=f"run {', '.join(map(str, SWEEP))} members, each in a fresh "
                              "process, and print the peak RSS of each")
@@ -225,7 +256,7 @@ def main() -> None:
     if args.memory_sweep:
         memory_sweep(args.connections, args.db)
     else:
-        one_run(args.members, args.connections, args.db, not args.no_floor)
+        one_run(args.members, args.connections, args.db, not args.no_floor, args.dkim)
 
 
 if __name__ == "__main__":

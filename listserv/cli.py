@@ -19,7 +19,16 @@ import click
 
 from bot import cli as bot_cli
 from digests import cli as digest_cli
-from listserv import cli_archive, cli_events, cli_lists, cli_members, cli_moderation, cli_queue, logsetup
+from listserv import (
+    cli_archive,
+    cli_dkim,
+    cli_events,
+    cli_lists,
+    cli_members,
+    cli_moderation,
+    cli_queue,
+    logsetup,
+)
 from listserv import config as config_mod
 from listserv.cli_common import Ctx, pass_ctx
 from listserv.cli_competitions import competitions_group
@@ -136,6 +145,8 @@ main.add_command(cli_archive.archive_group)
 main.add_command(schedule_group)
 main.add_command(competitions_group)
 main.add_command(cli_events.events_group)
+main.add_command(cli_dkim.dkim_group)
+main.add_command(cli_dkim.doctor_command)
 
 # The digest commands live with the digests (the command line is a door onto every package).
 main.add_command(digest_cli.digest_group)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -91,6 +92,9 @@ class DeliveryConfig:
     give_up_after: str = "5d"
     keep_sent_days: int = number(30, 1, 3650)  # sent outbox rows are deleted after this many days
     max_attempts: int = number(12, 1, 1000)  # no longer used (deliveries give up by time); old files load
+    # DKIM signing of everything sent (listserv/dkim.py): both set, or neither (no signing).
+    dkim_selector: str = ""
+    dkim_key_file: str = ""  # relative to the config file's folder, like maildir
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,8 @@ def _port_problem(text: str) -> bool:
     return not text.isdigit() or not 0 < int(text) < 65536
 
 
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+SELECTOR = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -234,6 +240,9 @@ def _validate(cfg: Config) -> None:
         if not host or (sep and _port_problem(port)):
             raise ConfigError(f"[delivery] dmarc_nameservers must be space-separated ip or ip:port "
                               f"(port 1 to 65535), got {entry!r}")
+    if d.dkim_selector and not SELECTOR.fullmatch(d.dkim_selector):
+        raise ConfigError("[delivery] dkim_selector must be a DNS label (letters, digits, '-', "
+                          f"dots between labels), e.g. \"cr2026\", got {d.dkim_selector!r}")
     lifetime = parse_duration(d.give_up_after)
     if lifetime is None or lifetime <= timedelta(0):
         raise ConfigError("[delivery] give_up_after must be a positive duration like 5d, 36h or "
@@ -359,6 +368,10 @@ dmarc_timeout = 1.0
 give_up_after = "5d"
 # Sent deliveries are kept this many days (for 'commonroom outbox list'), then deleted.
 keep_sent_days = 30
+# DKIM: sign everything sent with the domain's key. 'commonroom dkim keygen --selector S'
+# writes var/dkim/S.key and prints the DNS record to publish; then set both keys below.
+dkim_selector = ""
+dkim_key_file = ""
 
 [discord]
 # The Discord bot runs (in 'commonroom serve', or alone with 'commonroom bot') when a token is

@@ -33,6 +33,8 @@ Invariants:
   at once, so a restart burns no retries of rows that are waiting.
 - Notices (``priority`` 0) are claimed before fan-out copies (1), whatever their due times.
 - Rendering runs in a worker thread too: a cache miss reads the store and prepares the post.
+- Every copy (post, digest, notice) passes ``_finished`` on its way to the transport, where it
+  is DKIM-signed when a signer is given: nothing leaves unsigned once signing is configured.
 - Sent rows are deleted ``keep_sent`` after they were sent (checked every ``prune_interval``).
 - ``counts`` tallies this worker's written outcomes (sent, retried, bounced, failed) since it
   started, after each commit: /metrics reads them, since sent rows are pruned from the store.
@@ -130,7 +132,8 @@ class OutboxWorker:
                  backoff: Callable[[int], float] = backoff_seconds,
                  recover_interval: float = 60.0, flush_interval: float = 0.1,
                  lease_interval: float = 5.0, prune_interval: float = 3600.0,
-                 render_digest: Callable[[int, str], bytes] | None = None) -> None:
+                 render_digest: Callable[[int, str], bytes] | None = None,
+                 sign: Callable[[bytes], bytes] | None = None) -> None:
         if connections < 1 or batch < 1:
             raise ValueError("connections and batch must be at least 1")
         if give_up_after <= timedelta(0) or keep_sent <= timedelta(0):
@@ -139,6 +142,7 @@ class OutboxWorker:
         self.transport_factory = transport_factory
         self.render = render
         self.render_digest = render_digest  # (digest copy id, recipient) -> that member's copy
+        self.sign = sign  # finished bytes -> the same with a DKIM-Signature (listserv/dkim.py)
         self.connections = connections
         self.give_up_after = give_up_after
         self.keep_sent = keep_sent
@@ -296,15 +300,13 @@ class OutboxWorker:
 
     async def _deliver(self, transport: Transport, row: Claimed) -> SendResult:
         try:
-            # In a thread: a renderer's cache miss reads the store and prepares the post, which
-            # must not stall the SMTP door that shares this loop.
-            if row.payload is not None:
-                data = row.payload
-            elif row.message_pk is not None:
-                data = await asyncio.to_thread(self.render, row.message_pk, row.recipient)
-            elif row.digest_id is not None and self.render_digest is not None:
-                data = await asyncio.to_thread(self.render_digest, row.digest_id, row.recipient)
+            # In a thread: a renderer's cache miss reads the store and prepares the post, and
+            # signing is a private-key operation; neither may stall the SMTP door on this loop.
+            if row.payload is not None and self.sign is None:
+                data: bytes | None = row.payload
             else:
+                data = await asyncio.to_thread(self._finished, row)
+            if data is None:
                 return SendResult(Outcome.RETRY, 0, "outbox row has no payload, message or digest to send")
         except Exception as e:  # a bug in rendering: retrying lets a fixed deploy send it
             log.exception("rendering outbox row failed", extra=_extra(row))
@@ -314,6 +316,18 @@ class OutboxWorker:
         except Exception as e:  # transports return outcomes; an exception here is a bug
             log.exception("transport raised", extra=_extra(row))
             return SendResult(Outcome.RETRY, 0, f"transport error: {e!r}")
+
+    def _finished(self, row: Claimed) -> bytes | None:
+        """The bytes handed to the transport: the only place every outgoing copy passes."""
+        if row.payload is not None:
+            data = row.payload
+        elif row.message_pk is not None:
+            data = self.render(row.message_pk, row.recipient)
+        elif row.digest_id is not None and self.render_digest is not None:
+            data = self.render_digest(row.digest_id, row.recipient)
+        else:
+            return None
+        return data if self.sign is None else self.sign(data)
 
     async def _write_loop(self) -> None:
         while True:

@@ -6,8 +6,8 @@ in this loop), and the Discord bot (bot/) when ``[discord] token`` is set. ``App
 what the tests start, on loopback.
 
 Invariants:
-- Start-up fails fast, with a message saying what to do, when the schema is not current or the
-  SMTP or web port cannot be bound.
+- Start-up fails fast, with a message saying what to do, when the schema is not current, the
+  DKIM key configured cannot be read, or the SMTP or web port cannot be bound.
 - Stopping stops the web pages and the scheduler, closes the SMTP server (no new messages), then
   lets the outbox worker release what it holds, so a restart resumes deliveries at once.
 """
@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from listserv.config import Config
+from listserv.config import Config, ConfigError
 from listserv.delivery import PostRenderer
+from listserv.dkim import load_signer
 from listserv.dmarc import DmarcResolver, lookup_from_thread
 from listserv.outbox import OutboxWorker
 from listserv.smtp import ListHandler, smtp_factory
@@ -109,6 +110,11 @@ class App:
             raise StartupError(problem)
         from digests.send import DigestRenderer  # the entry point may use every package
 
+        try:
+            signer = load_signer(self.cfg)
+        except ConfigError as e:
+            raise StartupError(str(e)) from None
+
         resolver = resolver_for(self.cfg)
         # Posts whose DMARC lookup failed on arrival are looked up again at delivery, by the
         # renderer (in a worker thread) through the same resolver and cache.
@@ -121,7 +127,7 @@ class App:
                                    connections=self.cfg.delivery.connections,
                                    give_up_after=self.cfg.give_up_after,
                                    keep_sent=timedelta(days=self.cfg.delivery.keep_sent_days),
-                                   render_digest=digest_renderer)
+                                   render_digest=digest_renderer, sign=signer)
         await self.worker.start()
         handler = ListHandler(self.store, self.cfg, resolver, self.worker.wake)
         loop = asyncio.get_running_loop()

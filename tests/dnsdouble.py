@@ -7,6 +7,9 @@ lookups reached "the network", and that a NONE came from an answer, not a timeou
 ``silent=True`` receives and counts queries but never answers, to exercise timeouts;
 ``delay`` holds each answer back, to let concurrent callers pile up.
 
+``other`` answers other types from zone-file text: ``{("example.org", "MX"): ["10 mx.example.org."],
+("mx.example.org", "A"): ["127.0.0.1"]}`` (a name there is known, as in ``records``).
+
 Names are matched case-insensitively and with or without the trailing dot. The
 double's attributes (``records``, ``silent``, ``delay``) may be changed mid-test.
 
@@ -46,9 +49,11 @@ def _txt_rdata(text: str) -> dns.rdtypes.ANY.TXT.TXT:
 
 class DnsDouble(asyncio.DatagramProtocol):
     def __init__(
-        self, records: Mapping[str, Sequence[str]], *, silent: bool = False, delay: float = 0.0
+        self, records: Mapping[str, Sequence[str]], *, silent: bool = False, delay: float = 0.0,
+        other: Mapping[tuple[str, str], Sequence[str]] | None = None,
     ) -> None:
         self.records: dict[str, list[str]] = {_key(k): list(v) for k, v in records.items()}
+        self.other = {(_key(n), t.upper()): list(v) for (n, t), v in (other or {}).items()}
         self.silent = silent
         self.delay = delay
         self.queries: list[tuple[str, str]] = []  # (name without trailing dot, type)
@@ -80,9 +85,14 @@ class DnsDouble(asyncio.DatagramProtocol):
             return
         response = dns.message.make_response(query)
         response.flags |= dns.flags.AA
-        if name not in self.records:
+        rdtype = dns.rdatatype.to_text(question.rdtype)
+        if (name, rdtype) in self.other:
+            rrset = dns.rrset.from_text_list(question.name, 300, "IN", rdtype,
+                                             self.other[(name, rdtype)])
+            response.answer.append(rrset)
+        elif name not in self.records and not any(n == name for n, _ in self.other):
             response.set_rcode(dns.rcode.NXDOMAIN)
-        elif question.rdtype == dns.rdatatype.TXT and self.records[name]:
+        elif question.rdtype == dns.rdatatype.TXT and self.records.get(name):
             rrset = dns.rrset.RRset(question.name, dns.rdataclass.IN, dns.rdatatype.TXT)
             for text in self.records[name]:
                 rrset.add(_txt_rdata(text), ttl=300)
@@ -105,9 +115,10 @@ async def dns_double(
     *,
     silent: bool = False,
     delay: float = 0.0,
+    other: Mapping[tuple[str, str], Sequence[str]] | None = None,
 ) -> AsyncIterator[tuple[str, int, DnsDouble]]:
     """Serve ``records`` on an ephemeral UDP port; yields (host, port, double)."""
-    double = DnsDouble(records or {}, silent=silent, delay=delay)
+    double = DnsDouble(records or {}, silent=silent, delay=delay, other=other)
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(lambda: double, local_addr=("127.0.0.1", 0))
     try:

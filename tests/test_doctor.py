@@ -1,0 +1,204 @@
+"""'commonroom doctor' against a DNS double (a good zone and a broken one), the SMTP sink and
+an HTTPS double as the smarthost and the web pages."""
+
+from __future__ import annotations
+
+import datetime
+import http.server
+import ipaddress
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from listserv import config as config_mod
+from listserv import doctor
+from listserv.config import Config
+from listserv.dkim import Algorithm, generate
+from listserv.doctor import Status
+from tests.dnsdouble import dns_double
+from tests.harness import DOMAIN, cli
+from tests.smtpsink import SmtpSink
+
+
+@pytest.fixture
+def tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
+    """A certificate for 127.0.0.1 that this test's clients trust (SSL_CERT_FILE)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert_file, key_file)
+    return ctx
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/healthz" else 404)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def https_site(tls: ssl.SSLContext) -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Accept:
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        return "250 OK"
+
+
+@pytest.fixture
+def starttls_smarthost(tls: ssl.SSLContext) -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    controller = Controller(_Accept(), hostname="127.0.0.1", port=port, tls_context=tls)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+def config(tmp_path: Path, dns_port: int, smarthost_port: int, web: str) -> Config:
+    key = tmp_path / "cr.key"
+    return config_mod.load(env={}, overrides={
+        "server": {"domain": DOMAIN, "web_base_url": web},
+        "delivery": {"smarthost": f"127.0.0.1:{smarthost_port}", "dkim_selector": "cr",
+                     "dkim_key_file": str(key), "dmarc_nameservers": f"127.0.0.1:{dns_port}"}})
+
+
+def good_zone(public: str) -> tuple[dict[str, list[str]], dict[tuple[str, str], list[str]]]:
+    txt = {DOMAIN: ["v=spf1 mx include:_spf.relay.example -all"],
+           "_spf.relay.example": ["v=spf1 ip4:192.0.2.0/24 ip4:127.0.0.0/8 ~all"],
+           f"cr._domainkey.{DOMAIN}": [public],
+           f"_dmarc.{DOMAIN}": ["v=DMARC1; p=quarantine; rua=mailto:dmarc@lists.example.org"]}
+    other = {(DOMAIN, "MX"): ["10 mx.relay.example."], ("mx.relay.example", "A"): ["192.0.2.25"]}
+    return txt, other
+
+
+def by_check(findings: list[doctor.Finding]) -> dict[str, doctor.Finding]:
+    return {f.check: f for f in findings}
+
+
+async def test_a_good_zone_passes(tmp_path: Path, https_site: str,
+                                  starttls_smarthost: int) -> None:
+    pair = generate(Algorithm.RSA)
+    (tmp_path / "cr.key").write_bytes(pair.private_bytes())
+    txt, other = good_zone(pair.txt_value())
+    async with dns_double(txt, other=other) as (_host, port, _double):
+        cfg = config(tmp_path, port, starttls_smarthost, https_site)
+        found = by_check(await doctor.run(cfg, timeout=2.0))
+    assert {k: f.status for k, f in found.items()} == {k: Status.OK for k in found}, found
+    assert set(found) == {"MX", "SPF", "DKIM", "DMARC", "smarthost", "web"}
+    assert "STARTTLS" in found["smarthost"].detail
+
+
+async def test_a_broken_zone_says_what_to_publish(tmp_path: Path, sink: SmtpSink) -> None:
+    pair = generate(Algorithm.ED25519)
+    (tmp_path / "cr.key").write_bytes(pair.private_bytes())
+    other_key = generate(Algorithm.ED25519).txt_value()
+    txt = {DOMAIN: ["v=spf1 ip4:192.0.2.1 -all"], f"cr._domainkey.{DOMAIN}": [other_key],
+           f"_dmarc.{DOMAIN}": ["v=DMARC1; p=bogus"]}
+    async with dns_double(txt) as (_host, port, _double):
+        cfg = config(tmp_path, port, sink.port, "http://lists.example.org")
+        found = by_check(await doctor.run(cfg, timeout=1.0))
+    assert found["MX"].status is Status.FAIL and found["MX"].fix == f"{DOMAIN}. IN MX 10 YOUR-MTA-HOST."
+    assert found["SPF"].status is Status.FAIL and "add ip4:127.0.0.1" in found["SPF"].fix
+    assert found["DKIM"].status is Status.FAIL
+    assert found["DKIM"].fix == f'cr._domainkey.{DOMAIN}. IN TXT "{pair.txt_value()}"'
+    assert found["DMARC"].status is Status.FAIL and found["DMARC"].fix.startswith(f"_dmarc.{DOMAIN}.")
+    assert found["smarthost"].status is Status.WARN and "no STARTTLS" in found["smarthost"].detail
+    assert found["web"].status is Status.FAIL and "not HTTPS" in found["web"].detail
+
+
+async def test_missing_records_and_a_dead_smarthost(tmp_path: Path) -> None:
+    pair = generate(Algorithm.RSA)
+    (tmp_path / "cr.key").write_bytes(pair.private_bytes())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = int(s.getsockname()[1])
+    async with dns_double({}) as (_host, port, _double):
+        found = by_check(await doctor.run(config(tmp_path, port, dead, "https://127.0.0.1:1"),
+                                          timeout=1.0))
+    assert found["SPF"].fix == f'{DOMAIN}. IN TXT "v=spf1 mx ip4:127.0.0.1 -all"'
+    assert "no key is published" in found["DKIM"].detail
+    assert found["smarthost"].status is Status.FAIL and "cannot reach" in found["smarthost"].detail
+    assert found["web"].status is Status.FAIL and "not reachable" in found["web"].detail
+
+
+async def test_dns_that_does_not_answer_is_a_failure_not_a_hang(tmp_path: Path) -> None:
+    (tmp_path / "cr.key").write_bytes(generate(Algorithm.ED25519).private_bytes())
+    async with dns_double({}, silent=True) as (_host, port, _double):
+        found = by_check(await doctor.run(config(tmp_path, port, 1, "http://x.example"),
+                                          timeout=0.3))
+    assert "did not answer" in found["MX"].detail and "did not answer" in found["DMARC"].detail
+
+
+def test_cli_exits_non_zero_on_a_failure(tmp_path: Path) -> None:
+    path = tmp_path / "commonroom.toml"
+    path.write_text(f'[server]\ndomain = "{DOMAIN}"\n[delivery]\ndmarc_nameservers = "127.0.0.1:9"\n'
+                    f'dmarc_timeout = 0.2\n[database]\nurl = "sqlite:///{tmp_path}/db"\n')
+    result = cli(path, "doctor", "--timeout", "0.3")
+    assert result.exit_code == 1
+    assert "FAIL  DKIM" in result.output and "fix: commonroom dkim keygen" in result.output
+    assert "check(s) failed" in result.output
+
+
+class _RefuseSender:
+    async def handle_MAIL(self, server: object, session: object, envelope: object,
+                          address: str, mail_options: list[str]) -> str:
+        return "553 5.7.1 Sender address rejected: not owned by you"
+
+
+async def test_a_smarthost_that_refuses_our_sender_fails(tmp_path: Path,
+                                                         tls: ssl.SSLContext) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    controller = Controller(_RefuseSender(), hostname="127.0.0.1", port=port, tls_context=tls)
+    controller.start()
+    try:
+        (tmp_path / "cr.key").write_bytes(generate(Algorithm.RSA).private_bytes())
+        cfg = config(tmp_path, 9, port, "http://x.example")
+        found = await doctor.check_smarthost(cfg, 2.0)
+    finally:
+        controller.stop()
+    assert found.status is Status.FAIL
+    assert "refused MAIL FROM:<postmaster@lists.example.org>: 553" in found.detail
+    assert found.fix == f"let the smarthost relay for {DOMAIN}"
