@@ -34,7 +34,15 @@ from bot.cogs.subscribe import Subscribe
 from bot.context import BotContext
 from bot.endpoints import point_at
 from bot.relay import RelayWorker
-from bot.startup import BotStartupError, closed_advice, config_problems, guild_problems
+from bot.startup import (
+    BRIDGE_PERMISSIONS,
+    DIGEST_PERMISSIONS,
+    BotStartupError,
+    closed_advice,
+    config_problems,
+    guild_problems,
+    permission_problems,
+)
 from listserv import lists
 
 log = logging.getLogger("commonroom.bot")
@@ -96,6 +104,17 @@ def _channel_kinds(guild: discord.Guild) -> dict[str, str]:
     return {str(c.id): c.type.name for c in guild.channels}
 
 
+def _granted(guild: discord.Guild) -> dict[str, set[str]]:
+    """Each channel's permissions for the bot that start-up checks, by ``discord.Permissions``
+    attribute (read one by one: iterating Permissions skips aliases such as view_channel)."""
+    checked = set(BRIDGE_PERMISSIONS) | set(DIGEST_PERMISSIONS)
+    granted = {}
+    for channel in guild.channels:
+        perms = channel.permissions_for(guild.me)
+        granted[str(channel.id)] = {name for name in checked if getattr(perms, name)}
+    return granted
+
+
 async def start(ctx: BotContext, *, ready_timeout: float = 60.0,
                 guild_ready_timeout: float = 2.0) -> CommonroomBot:
     cfg = ctx.cfg
@@ -110,6 +129,8 @@ async def start(ctx: BotContext, *, ready_timeout: float = 60.0,
         guild = bot.get_guild(bot.guild_ref.id)
         problems = guild_problems(cfg, guild is not None,
                                   _channel_kinds(guild) if guild is not None else {})
+        if guild is not None and not problems:
+            problems = permission_problems(cfg, _granted(guild))
         if problems:
             raise BotStartupError("\n".join(problems))
         await bot.tree.sync(guild=bot.guild_ref)

@@ -53,6 +53,39 @@ def guild_problems(cfg: Config, guild_found: bool, channel_kinds: Mapping[str, s
     return problems
 
 
+# What the bot does in a bridged channel, and the permission each needs (discord.Permissions
+# attribute -> the name Discord's settings show).
+BRIDGE_PERMISSIONS = {
+    "view_channel": "View Channel",
+    "send_messages": "Send Messages",  # starter messages; in a forum, Create Posts
+    "read_message_history": "Read Message History",
+    "manage_webhooks": "Manage Webhooks",  # relays post under each author's name
+    "create_public_threads": "Create Public Threads",
+    "send_messages_in_threads": "Send Messages in Threads",
+    "manage_messages": "Manage Messages",  # held posts written in Discord are removed
+}
+DIGEST_PERMISSIONS = {"view_channel": "View Channel", "send_messages": "Send Messages"}
+
+
+def permission_problems(cfg: Config, granted: Mapping[str, Collection[str]]) -> list[str]:
+    """``granted``: channel id -> the ``discord.Permissions`` attributes the bot has there.
+    One line per channel missing any, naming them as Discord's settings do."""
+    wanted = [(f"[{BRIDGES}] {name}", channel_id, BRIDGE_PERMISSIONS)
+              for name, channel_id in cfg.bridges.items()]
+    if cfg.discord.digest_channel_id:
+        wanted.append(("[discord] digest_channel_id", cfg.discord.digest_channel_id,
+                       DIGEST_PERMISSIONS))
+    problems = []
+    for key, channel_id, needs in wanted:
+        if channel_id not in granted:
+            continue  # guild_problems has said the channel is missing
+        missing = [label for attr, label in needs.items() if attr not in granted[channel_id]]
+        if missing:
+            problems.append(f"{key}: in channel {channel_id} the bot lacks {', '.join(missing)}; "
+                            "give its role those permissions there (Edit Channel, Permissions)")
+    return problems
+
+
 def closed_advice(code: int | None) -> str:
     """What to do about a gateway close code that stops the bot."""
     return {

@@ -200,12 +200,14 @@ class DiscordDouble(_RelayRoutes):
     threads: dict[str, dict[str, Any]] = field(default_factory=dict)  # inbound (H2): id -> thread
     dm_channels: dict[str, str] = field(default_factory=dict)  # inbound (H2): DM channel -> user
     forums: tuple[str, ...] = ()  # relay (H1): names of channels that are forum channels
+    bot_permissions: str = ADMIN  # the bot's own role's permissions (a test may take some away)
 
     def __post_init__(self) -> None:
         self.bot_id = self.app_id  # as for bots made in the developer portal
         for name in ("general", "demo-list"):
             self.channels.setdefault(name, snowflake())
         self.roles.setdefault("Moderators", snowflake())
+        self.bot_role_id = snowflake()
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._ws: web.WebSocketResponse | None = None
@@ -316,12 +318,15 @@ class DiscordDouble(_RelayRoutes):
         roles += [{"id": rid, "name": name, "permissions": EVERYONE_PERMISSIONS, "position": 1,
                    "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0}
                   for name, rid in self.roles.items()]
+        roles.append({"id": self.bot_role_id, "name": "Commonroom", "position": 2,
+                      "permissions": self.bot_permissions, "color": 0, "hoist": False,
+                      "managed": True, "mentionable": False, "flags": 0})
         return {"id": self.guild_id, "name": "Commonroom test", "owner_id": snowflake(),
                 "unavailable": False, "member_count": 1, "large": False, "features": [],
                 "roles": roles, "emojis": [], "stickers": [],
                 "threads": list(self.threads.values()),  # inbound (H2)
                 "channels": [self._channel(n, cid) for n, cid in self.channels.items()],
-                "members": [self._member(self.bot_id, [], ADMIN)
+                "members": [self._member(self.bot_id, [self.bot_role_id], ADMIN)
                             | {"user": self._user(self.bot_id, bot=True)}],
                 "voice_states": [], "presences": [], "stage_instances": [],
                 "guild_scheduled_events": [], "premium_tier": 0, "mfa_level": 0,

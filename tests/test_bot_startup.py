@@ -14,7 +14,14 @@ from discord.http import Route
 
 from bot import client, endpoints
 from bot.context import BotContext
-from bot.startup import BotStartupError, closed_advice, config_problems, guild_problems
+from bot.startup import (
+    BRIDGE_PERMISSIONS,
+    BotStartupError,
+    closed_advice,
+    config_problems,
+    guild_problems,
+    permission_problems,
+)
 from listserv.config import Config, load
 from listserv.serve import StartupError
 from listserv.store import Store
@@ -58,6 +65,20 @@ def test_guild_problems(found: bool, kinds: dict[str, str], expected: list[str])
         assert problem.startswith(start)
 
 
+def test_permission_problems_name_what_is_missing_where() -> None:
+    everything = set(BRIDGE_PERMISSIONS)
+    assert permission_problems(_cfg(), {CHANNEL: everything}) == []
+    [problem] = permission_problems(_cfg(), {CHANNEL: everything - {"manage_webhooks",
+                                                                    "manage_messages"}})
+    assert problem == (f"[discord.bridges] demo: in channel {CHANNEL} the bot lacks Manage "
+                       "Webhooks, Manage Messages; give its role those permissions there (Edit "
+                       "Channel, Permissions)")
+    cfg = _cfg(digest_channel_id="900")
+    [problem] = permission_problems(cfg, {CHANNEL: everything, "900": {"view_channel"}})
+    assert problem.startswith("[discord] digest_channel_id: in channel 900 the bot lacks Send "
+                              "Messages;")
+
+
 def test_close_code_4014_says_to_enable_message_content() -> None:
     assert "Message Content Intent" in closed_advice(4014)
 
@@ -92,6 +113,20 @@ async def test_a_missing_bridge_channel_stops_with_the_key_named(store: Store) -
         make_list(store)
         cfg = discord_cfg(Config(), double, demo="4242")
         with pytest.raises(BotStartupError, match=r"\[discord.bridges\] demo: channel 4242"):
+            await _start(cfg, store)
+    finally:
+        await double.stop()
+
+
+async def test_a_bot_without_manage_webhooks_stops_saying_which_permission(store: Store) -> None:
+    # Everything an administrator has but Manage Webhooks (bit 29) and Administrator (bit 3).
+    double = await DiscordDouble(bot_permissions=str(((1 << 41) - 1) & ~(1 << 29) & ~(1 << 3))
+                                 ).start()
+    try:
+        make_list(store)
+        cfg = discord_cfg(Config(), double)
+        with pytest.raises(BotStartupError, match=r"\[discord.bridges\] demo: in channel \d+ the "
+                                                  r"bot lacks Manage Webhooks;"):
             await _start(cfg, store)
     finally:
         await double.stop()
