@@ -21,7 +21,8 @@ from listserv.subscriptions import add_member
 from tests.archive_posts import add_vendor, post
 from tests.harness import cli, mail, make_list, wait_until
 from tests.inert import problems
-from tests.web_harness import Site
+from tests.smtpsink import SmtpSink
+from tests.web_harness import Site, body_text, mails_to, wait_for_text
 
 TO = "demo@lists.example.org"
 HOSTILE = Path(__file__).parent / "data" / "hostile"
@@ -364,3 +365,29 @@ def test_search_finds_posts_only_where_the_viewer_may_read(site: Site, setting: 
         assert hit in site.get(path, params={"q": "Moodle"}, headers=_as(site, "mod@example.org")).text
     assert hit not in site.get("/search", params={"q": "Moodle"},
                                headers=_as(site, "stranger@example.org")).text
+
+
+def test_browser_members_only_archive_refuses_a_stranger_and_admits_a_signed_in_member(
+        site: Site, sink: SmtpSink, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    pks = _conversation(site)
+    _members(site.server.store, archive="members")
+    thread = f"{site.url}/lists/demo/threads/{_thread_of(site.server.store, pks['open'])}"
+    browser.get(thread)
+    wait_for_text(browser, "main", "Please sign in")
+    assert "We use Moodle" not in browser.find_element(By.TAG_NAME, "body").text
+    browser.get(site.url + "/signin")
+    browser.find_element(By.NAME, "email").send_keys("ann@example.org")
+    browser.find_element(By.CSS_SELECTOR, "main button[type=submit]").click()
+    wait_for_text(browser, "main", "Check your mailbox")
+    site.server.drain()
+    [mailed] = [m for m in mails_to(sink, "ann@example.org")
+                if str(m["Subject"]).startswith("Sign in")]
+    link = re.search(r"https://lists\.example\.org/signin/\S+", body_text(mailed))
+    assert link
+    browser.get(site.local(link.group(0)))
+    browser.find_element(By.CSS_SELECTOR, "main form button").click()
+    wait_for_text(browser, "main", "Signed in as")
+    browser.get(thread)
+    wait_for_text(browser, "main", "We use Moodle")
