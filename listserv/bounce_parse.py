@@ -174,15 +174,24 @@ def _flufl(msg: Message, raw: bytes) -> tuple[Failure, ...]:
         recipient = normalise_address(addr.decode("utf-8", "replace").strip("<>"))
         if recipient is None:
             continue
-        status = _status_near(text, recipient)
-        found.append(Failure(recipient, status if status.startswith("5") else "5.0.0"))
+        status, diagnostic = _status_near(text, recipient)
+        found.append(Failure(recipient, status if status.startswith("5") else "5.0.0",
+                             diagnostic))
     return tuple(found)
 
 
-def _status_near(text: str, recipient: str) -> str:
-    """The first enhanced status code after the recipient's address in a plain-text bounce."""
-    at = text.lower().find(recipient.lower())
-    return _status_in(text[at:at + 600]) if at >= 0 else _status_in(text)
+def _status_near(text: str, recipient: str) -> tuple[str, str]:
+    """The first enhanced status code after the recipient's address in a plain-text bounce,
+    and the line it is on (the server's words, as the diagnostic)."""
+    at = max(text.lower().find(recipient.lower()), 0)
+    window = text[at:at + 600]
+    m = _STATUS.search(window)
+    if m is None:
+        return "", ""
+    start = window.rfind("\n", 0, m.start()) + 1
+    end = window.find("\n", m.end())
+    line = window[start:end if end >= 0 else len(window)]
+    return _status_in(line), " ".join(line.split())[:500]
 
 
 def parse_report(raw: bytes, verp: str = "") -> Report:

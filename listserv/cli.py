@@ -21,6 +21,7 @@ from bot import cli as bot_cli
 from digests import cli as digest_cli
 from listserv import cli_archive, cli_events, cli_lists, cli_members, cli_moderation, cli_queue, logsetup
 from listserv import config as config_mod
+from listserv.cli_bounces import bounces_command
 from listserv.cli_common import Ctx, pass_ctx
 from listserv.cli_competitions import competitions_group
 from listserv.cli_outbox import outbox_group
@@ -127,6 +128,7 @@ def db_upgrade(obj: Ctx) -> None:
 
 main.add_command(cli_lists.lists_group)
 main.add_command(cli_members.members_group)
+main.add_command(bounces_command)
 main.add_command(cli_queue.queue_group)
 main.add_command(cli_moderation.bans_group)
 main.add_command(cli_moderation.audit_command)

@@ -92,6 +92,12 @@ class MailingList(SQLModel, table=True):
     # Digests (digests/): when they go out (a cron expression in the list's time zone).
     digest_schedule: str = Field(default="0 8 * * mon", max_length=64)
     timezone: str = Field(default="Europe/London", max_length=64)
+    # Bounce processing (listserv/bounce_score.py), Mailman's names and defaults.
+    bounce_score_threshold: int = 5
+    bounce_info_stale_days: int = 7
+    bounce_you_are_disabled_warnings: int = 3
+    bounce_you_are_disabled_warnings_interval: int = 7
+    bounce_probe: bool = False
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -120,6 +126,13 @@ class Subscription(SQLModel, table=True):
     delivery_mode: str = Field(default=DeliveryMode.EACH.value, max_length=16)
     moderation: str = Field(default="", max_length=16)  # "" = list default, else an Action
     official: bool = False  # posts in an official capacity: the participation policy applies
+    # Bounces: the score (decays after bounce_info_stale_days), and delivery disabled at the
+    # threshold without touching delivery_mode, so re-enabling restores what the member chose.
+    bounce_score: float = 0.0
+    last_bounce_at: datetime | None = None
+    delivery_disabled_at: datetime | None = None
+    warnings_sent: int = 0
+    last_warning_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -302,7 +315,9 @@ class Bounce(SQLModel, table=True):
     address: str = Field(index=True, max_length=254)
     at: datetime = Field(default_factory=utcnow)
     status: str = ""  # the SMTP reply or DSN status
-    source: str = ""  # "smtp" (5xx from the smarthost) or "dsn"
+    source: str = ""  # "smtp" (5xx from the smarthost), "dsn", "flufl", "verp", "probe"
+    diagnostic: str = ""  # the receiving server's words, for `commonroom bounces`
+    counted: float = 0.0  # what it added to the member's score (0: policy, same day, unknown)
 
 
 class AuditEntry(SQLModel, table=True):

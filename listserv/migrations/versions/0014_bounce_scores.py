@@ -1,0 +1,52 @@
+"""bounce scores: per-list bounce settings, per-member score and disabled delivery
+
+Revision ID: 0014
+Revises: 0013
+Create Date: 2026-12-06
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision = '0014'
+down_revision = '0013'
+branch_labels = None
+depends_on = None
+
+Str = sqlmodel.sql.sqltypes.AutoString
+When = sqlmodel.sql.sqltypes.UTCDateTime
+
+
+def upgrade() -> None:
+    # Plain ALTER TABLE ADD COLUMN: a batch would make SQLite copy mailing_list, which the
+    # other tables' foreign keys forbid.
+    add = op.add_column
+    add('mailing_list', sa.Column('bounce_score_threshold', sa.Integer(), nullable=False, server_default='5'))
+    add('mailing_list', sa.Column('bounce_info_stale_days', sa.Integer(), nullable=False, server_default='7'))
+    add('mailing_list', sa.Column('bounce_you_are_disabled_warnings', sa.Integer(), nullable=False, server_default='3'))
+    add('mailing_list', sa.Column('bounce_you_are_disabled_warnings_interval', sa.Integer(), nullable=False, server_default='7'))
+    add('mailing_list', sa.Column('bounce_probe', sa.Boolean(), nullable=False, server_default=sa.false()))
+    add('subscription', sa.Column('bounce_score', sa.Float(), nullable=False, server_default='0'))
+    add('subscription', sa.Column('last_bounce_at', When(), nullable=True))
+    add('subscription', sa.Column('delivery_disabled_at', When(), nullable=True))
+    add('subscription', sa.Column('warnings_sent', sa.Integer(), nullable=False, server_default='0'))
+    add('subscription', sa.Column('last_warning_at', When(), nullable=True))
+    add('bounce', sa.Column('diagnostic', Str(), nullable=False, server_default=''))
+    add('bounce', sa.Column('counted', sa.Float(), nullable=False, server_default='0'))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('bounce', schema=None) as batch_op:
+        batch_op.drop_column('counted')
+        batch_op.drop_column('diagnostic')
+    with op.batch_alter_table('subscription', schema=None) as batch_op:
+        for name in ('last_warning_at', 'warnings_sent', 'delivery_disabled_at',
+                     'last_bounce_at', 'bounce_score'):
+            batch_op.drop_column(name)
+    with op.batch_alter_table('mailing_list', schema=None) as batch_op:
+        for name in ('bounce_probe', 'bounce_you_are_disabled_warnings_interval',
+                     'bounce_you_are_disabled_warnings', 'bounce_info_stale_days',
+                     'bounce_score_threshold'):
+            batch_op.drop_column(name)
