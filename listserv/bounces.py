@@ -16,13 +16,14 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
 from listserv import audit, bounce_score, notices, outbox, subscriptions
-from listserv.addresses import Kind
+from listserv.addresses import PROBE_PREFIX, Kind, probe_sender
 from listserv.bounce_parse import Failure, Report, ReportKind, parse_report
 from listserv.config import Config
 from listserv.lists import list_info
@@ -77,6 +78,8 @@ def _how_to_enable(cfg: Config, ml: MailingList, email: str) -> str:
 def handle(session: Session, cfg: Config, ml: MailingList, raw: bytes, verp: str,
            now: datetime) -> str:
     """Read and act on one message sent to ``ml``'s bounce address; says what was done."""
+    if verp.startswith(PROBE_PREFIX):
+        return _probe_bounced(session, cfg, ml, raw, verp[len(PROBE_PREFIX):], now)
     report = parse_report(raw, verp)
     if report.kind is ReportKind.COMPLAINT:
         return complaint(session, cfg, ml, report.complainant, report.how, now)
@@ -118,10 +121,51 @@ def _record(session: Session, cfg: Config, ml: MailingList, failure: Failure, re
                      "list), not a dead address, so the member's bounce score is unchanged.\n"
                      "Run `commonroom doctor` and `commonroom bounces "
                      f"{ml.name}` to see more.\n")
-    if scored.then is not bounce_score.Then.NOTHING:
-        # Probes are not built yet: with bounce_probe on, the threshold still disables.
+    if scored.then is bounce_score.Then.DISABLE:
         disable(session, cfg, ml, sub, who, now, scored.reason)
+    elif scored.then is bounce_score.Then.PROBE and not sub.probe_token:
+        send_probe(session, cfg, ml, sub, who)
     return f"{who} {scored.reason}"
+
+
+def send_probe(session: Session, cfg: Config, ml: MailingList, sub: Subscription,
+               email: str) -> None:
+    """Mail ``email`` from its own probe address; only a bounce of it disables delivery
+    (the ordinary bounces may have come from a forwarder, or be forged)."""
+    sub.probe_token = secrets.token_hex(16)
+    session.add(sub)
+    info = list_info(ml, cfg)
+    msg = notices.notice(info, email, f"{ml.name}: checking that mail reaches you",
+                         f"Mail from {info.post_address} to {email} has been bouncing.\n"
+                         "This message checks whether the address still works: if you are "
+                         "reading it,\nit does, and there is nothing to do.\n")
+    outbox.enqueue_notice(session, list_id=ml.id, recipient=email,
+                          sender=probe_sender(ml.name, cfg.server.domain, sub.probe_token),
+                          payload=msg.as_bytes())
+    audit.record(session, list_id=ml.id, actor=ACTOR, action="bounce-probe", target=email,
+                 detail=f"score {sub.bounce_score:g}")
+
+
+def _probe_bounced(session: Session, cfg: Config, ml: MailingList, raw: bytes, token: str,
+                   now: datetime) -> str:
+    sub = session.exec(select(Subscription).where(
+        Subscription.list_id == ml.id, Subscription.probe_token == token)).first() \
+        if token else None
+    if sub is None:
+        return "bounce of an unknown or answered probe: nothing counted"
+    email = session.exec(select(Address.email).where(Address.id == sub.address_id)).one()
+    report = parse_report(raw, email)
+    if report.kind is not ReportKind.FAILURE:
+        return f"probe to {email}: {report.kind.value} ({report.how}), nothing counted"
+    status = report.failures[0].status
+    session.add(Bounce(list_id=ml.id, address=email, at=now, status=status, source="probe",
+                       diagnostic=report.failures[0].diagnostic[:500]))
+    sub.probe_token = ""
+    scored = bounce_score.score(_member(sub), status, now, settings(ml), probe=True)
+    if scored.then is bounce_score.Then.DISABLE:
+        disable(session, cfg, ml, sub, email, now, f"{status}: probe bounced")
+    session.add(sub)
+    return f"probe to {email} bounced ({status}): delivery disabled"
 
 
 def _policy_told_today(session: Session, ml: MailingList, now: datetime) -> bool:
@@ -156,6 +200,7 @@ def enable(session: Session, ml: MailingList, email: str, *, actor: str,
     if sub.delivery_disabled_at is None and not sub.bounce_score:
         return subscriptions.Outcome(True, f"delivery to {email} is already on")
     sub.delivery_disabled_at = None
+    sub.probe_token = ""
     sub.bounce_score = 0.0
     sub.warnings_sent = 0
     sub.last_warning_at = None

@@ -29,7 +29,7 @@ from listserv import (
     shunt,
     subscriptions,
 )
-from listserv.addresses import Destination, Kind
+from listserv.addresses import PROBE_PREFIX, Destination, Kind
 from listserv.config import Config
 from listserv.lists import find, list_info
 from listserv.message import ParsedMessage, add_date, first_text, parse, set_message_id
@@ -71,7 +71,8 @@ def _handle_one(session: Session, cfg: Config, d: Delivery, dest: Destination, r
                      dmarc_policy=d.dmarc_policy)
         return
     if dest.kind is Kind.BOUNCES:
-        who = subscriptions.canonical(dest.extra or "") or ""
+        extra = dest.extra or ""
+        who = extra if extra.startswith(PROBE_PREFIX) else subscriptions.canonical(extra) or ""
         done = bounces.handle(session, cfg, ml, raw, who, utcnow())
         _store_admin(session, ml, d, parsed, raw, done[:1000])
         return

@@ -133,6 +133,7 @@ class Subscription(SQLModel, table=True):
     delivery_disabled_at: datetime | None = None
     warnings_sent: int = 0
     last_warning_at: datetime | None = None
+    probe_token: str = Field(default="", max_length=64, index=True)  # "" = no probe out
     created_at: datetime = Field(default_factory=utcnow)
 
 

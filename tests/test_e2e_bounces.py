@@ -191,3 +191,32 @@ def test_arf_complaint_unsubscribes(server: Running, store: Store, sink: SmtpSin
     server.drain()
     assert mail_to(sink, MOD) == []  # not forwarded to the owners as ordinary mail
 
+
+
+def test_probe_bounce_disables_not_the_ordinary_ones(server: Running, store: Store,
+                                                     sink: SmtpSink, config: Path) -> None:
+    assert cli(config, "lists", "set", "pub", "bounce_score_threshold", "1").exit_code == 0
+    assert cli(config, "lists", "set", "pub", "bounce_probe", "on").exit_code == 0
+    bounce(server, "postfix_5.1.1.eml", ALICE)
+    server.drain()
+    [probe] = [m for m in sink.messages if m.rcpt_tos == (ALICE,)]
+    assert probe.mail_from.startswith("pub-bounces+probe-")
+    assert parse(probe.data)["Subject"] == "pub: checking that mail reaches you"
+    rewind_a_day(store, ALICE)
+    bounce(server, "postfix_5.1.1.eml", ALICE)  # an ordinary bounce: no second probe
+    server.drain()
+    assert len([m for m in sink.messages if m.rcpt_tos == (ALICE,)]) == 1
+    assert sub(store, ALICE).delivery_disabled_at is None  # type: ignore[union-attr]
+
+    server.send("", probe.mail_from, (DATA / "postfix_5.1.1.eml").read_bytes().replace(
+        b"\n", b"\r\n"))
+    row = sub(store, ALICE)
+    assert row is not None and row.delivery_disabled_at is not None and row.probe_token == ""
+    with store.session() as s:
+        assert [b.source for b in s.exec(select(Bounce).where(Bounce.source == "probe"))] == [
+            "probe"]
+    # The probe address, once answered, counts for nothing.
+    server.send("", probe.mail_from, (DATA / "postfix_5.1.1.eml").read_bytes().replace(
+        b"\n", b"\r\n"))
+    with store.session() as s:
+        assert len(s.exec(select(Bounce).where(Bounce.source == "probe")).all()) == 1

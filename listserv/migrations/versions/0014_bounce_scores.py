@@ -33,6 +33,8 @@ def upgrade() -> None:
     add('subscription', sa.Column('delivery_disabled_at', When(), nullable=True))
     add('subscription', sa.Column('warnings_sent', sa.Integer(), nullable=False, server_default='0'))
     add('subscription', sa.Column('last_warning_at', When(), nullable=True))
+    add('subscription', sa.Column('probe_token', Str(length=64), nullable=False, server_default=''))
+    op.create_index(op.f('ix_subscription_probe_token'), 'subscription', ['probe_token'], unique=False)
     add('bounce', sa.Column('diagnostic', Str(), nullable=False, server_default=''))
     add('bounce', sa.Column('counted', sa.Float(), nullable=False, server_default='0'))
 
@@ -41,8 +43,9 @@ def downgrade() -> None:
     with op.batch_alter_table('bounce', schema=None) as batch_op:
         batch_op.drop_column('counted')
         batch_op.drop_column('diagnostic')
+    op.drop_index(op.f('ix_subscription_probe_token'), table_name='subscription')
     with op.batch_alter_table('subscription', schema=None) as batch_op:
-        for name in ('last_warning_at', 'warnings_sent', 'delivery_disabled_at',
+        for name in ('probe_token', 'last_warning_at', 'warnings_sent', 'delivery_disabled_at',
                      'last_bounce_at', 'bounce_score'):
             batch_op.drop_column(name)
     with op.batch_alter_table('mailing_list', schema=None) as batch_op:
