@@ -22,12 +22,13 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from listserv import audit, bounce_score, notices, outbox, subscriptions
+from listserv import audit, bounce_score, links, notices, outbox, subscriptions
 from listserv.addresses import PROBE_PREFIX, Kind, probe_sender
 from listserv.bounce_parse import Failure, Report, ReportKind, parse_report
 from listserv.config import Config
 from listserv.lists import list_info
 from listserv.models import Address, Bounce, MailingList, Role, Subscription
+from listserv.store import site_secret
 
 log = logging.getLogger("commonroom.bounces")
 ACTOR = "bounces"
@@ -67,9 +68,11 @@ def _tell_owners(session: Session, cfg: Config, ml: MailingList, subject: str,
         _send(session, cfg, ml, mod, subject, body)
 
 
-def _how_to_enable(cfg: Config, ml: MailingList, email: str) -> str:
+def _how_to_enable(session: Session, cfg: Config, ml: MailingList, email: str) -> str:
     info = list_info(ml, cfg)
-    return (f"To get the list's mail again, send a message from {email} to\n"
+    url = links.reenable_url(info.web_base_url, site_secret(session), ml.name, email)
+    return (f"To get the list's mail again, open\n\n    {url}\n\n"
+            f"or send a message from {email} to\n"
             f"{info.address(Kind.REQUEST)} with the word\n\n    enable\n\n"
             "as its subject or first line. If your mailbox was full or your server was down,\n"
             "please check it first, or the mail will bounce again.\n")
@@ -187,7 +190,7 @@ def disable(session: Session, cfg: Config, ml: MailingList, sub: Subscription, e
     _send(session, cfg, ml, email, f"{ml.name}: your delivery is disabled (bounces)",
           f"Mail from {list_info(ml, cfg).post_address} to {email} has been bouncing\n"
           f"(bounce score {sub.bounce_score:g}), so the list has stopped sending it to you.\n"
-          "You are still a member.\n\n" + _how_to_enable(cfg, ml, email))
+          "You are still a member.\n\n" + _how_to_enable(session, cfg, ml, email))
 
 
 def enable(session: Session, ml: MailingList, email: str, *, actor: str,
@@ -253,7 +256,7 @@ def sweep(session: Session, cfg: Config, now: datetime) -> int:
                   f"The list {list_info(ml, cfg).post_address} is not sending you mail because "
                   "it bounced.\nAfter "
                   f"{ml.bounce_you_are_disabled_warnings} reminders you will be unsubscribed.\n\n"
-                  + _how_to_enable(cfg, ml, email))
+                  + _how_to_enable(session, cfg, ml, email))
         elif due is bounce_score.Due.REMOVE:
             subscriptions.remove_member(session, ml, email, actor=ACTOR,
                                         via="bounces: no re-enable after the reminders")

@@ -91,3 +91,9 @@ def attend_url(web_base_url: str, list_name: str, event_id: int, token: str) -> 
 
 def events_feed_url(web_base_url: str, list_name: str) -> str:
     return f"{web_base_url.rstrip('/')}/lists/{list_name}/events.ics"
+
+
+def reenable_url(web_base_url: str, secret: bytes, list_name: str, email: str) -> str:
+    """The member's own "deliver to me again" page after bounces disabled it."""
+    return f"{web_base_url.rstrip('/')}/lists/{list_name}/reenable/" \
+           f"{unsubscribe_token(secret, list_name, email, 'reenable')}"

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from listserv.web import events, mail_links, ops, search, signin, subscribe
+from listserv.web import events, mail_links, ops, reenable, search, signin, subscribe
 from listserv.web.context import WebContext
 from listserv.web.pages import STATIC, message_page, render
 from listserv.web.security import SecurityHeaders
@@ -28,7 +28,7 @@ from listserv.web.security import SecurityHeaders
 log = logging.getLogger("commonroom.web")
 
 ROUTERS = (ops.router, mail_links.router, subscribe.router, signin.router, search.router,
-           events.router)
+           events.router, reenable.router)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
