@@ -108,6 +108,9 @@ def _record(session: Session, cfg: Config, ml: MailingList, failure: Failure, re
     session.add(row)
     if sub is None or sub.role == Role.NONMEMBER.value:
         return f"{who} {failure.status} (not a member)"
+    if sub.probe_token and sub.last_bounce_at is not None and \
+            now - sub.last_bounce_at > timedelta(days=ml.bounce_info_stale_days):
+        sub.probe_token = ""  # that probe got through long ago: a new run may send another
     scored = bounce_score.score(_member(sub), failure.status, now, settings(ml))
     row.counted = scored.counted
     if scored.counted:

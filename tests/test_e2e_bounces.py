@@ -220,3 +220,19 @@ def test_probe_bounce_disables_not_the_ordinary_ones(server: Running, store: Sto
         b"\n", b"\r\n"))
     with store.session() as s:
         assert len(s.exec(select(Bounce).where(Bounce.source == "probe")).all()) == 1
+
+    # A probe that got through (no bounce of it for bounce_info_stale_days) is forgotten: the
+    # next run of bounces to the threshold sends a new one.
+    bounce(server, "exim_plain.eml", CAROL)
+    first = sub(store, CAROL)
+    assert first is not None and first.probe_token and first.delivery_disabled_at is None
+    with store.session() as s:
+        ml = find(s, "pub")
+        assert ml is not None and ml.id is not None
+        row = find_subscription(s, ml.id, CAROL)
+        assert row is not None and row.last_bounce_at is not None
+        row.last_bounce_at -= timedelta(days=8)
+        s.add(row)
+    bounce(server, "exim_plain.eml", CAROL)
+    second = sub(store, CAROL)
+    assert second is not None and second.probe_token not in ("", first.probe_token)

@@ -40,16 +40,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('bounce', schema=None) as batch_op:
-        batch_op.drop_column('counted')
-        batch_op.drop_column('diagnostic')
+    # Plain ALTER TABLE DROP COLUMN (SQLite >= 3.35), for the same reason as upgrade.
     op.drop_index(op.f('ix_subscription_probe_token'), table_name='subscription')
-    with op.batch_alter_table('subscription', schema=None) as batch_op:
-        for name in ('probe_token', 'last_warning_at', 'warnings_sent', 'delivery_disabled_at',
-                     'last_bounce_at', 'bounce_score'):
-            batch_op.drop_column(name)
-    with op.batch_alter_table('mailing_list', schema=None) as batch_op:
-        for name in ('bounce_probe', 'bounce_you_are_disabled_warnings_interval',
-                     'bounce_you_are_disabled_warnings', 'bounce_info_stale_days',
-                     'bounce_score_threshold'):
-            batch_op.drop_column(name)
+    for table, names in (
+            ('bounce', ('counted', 'diagnostic')),
+            ('subscription', ('probe_token', 'last_warning_at', 'warnings_sent',
+                              'delivery_disabled_at', 'last_bounce_at', 'bounce_score')),
+            ('mailing_list', ('bounce_probe', 'bounce_you_are_disabled_warnings_interval',
+                              'bounce_you_are_disabled_warnings', 'bounce_info_stale_days',
+                              'bounce_score_threshold'))):
+        for name in names:
+            op.drop_column(table, name)
