@@ -65,10 +65,18 @@ def due_items(store: Store, cfg: Config, wake_outbox: Wake, now: datetime | None
     from listserv import competitions, scheduled_posts
 
     done = len(scheduled_posts.run_due(store, cfg, now)) + \
-        len(competitions.draw_due(store, cfg, now))
+        len(competitions.draw_due(store, cfg, now)) + bounce_sweep(store, cfg, now)
     if done:
         wake_outbox()
     return done
+
+
+def bounce_sweep(store: Store, cfg: Config, now: datetime | None = None) -> int:
+    """Reminders to members whose delivery bounces disabled, and removal after the last."""
+    from listserv import bounces
+
+    with store.session() as s:
+        return bounces.sweep(s, cfg, now or utcnow())
 
 
 def due_items_job() -> None:

@@ -111,7 +111,8 @@ def next_digest(session: Session, cfg: Config, ml: MailingList, now: datetime, *
 
 def _modes_wanted(session: Session, list_id: int) -> list[DeliveryMode]:
     return [mode for mode in FORMATS if session.exec(select(exists().where(
-        col(Subscription.list_id) == list_id, col(Subscription.delivery_mode) == mode.value))).one()]
+        col(Subscription.list_id) == list_id, col(Subscription.delivery_mode) == mode.value,
+        col(Subscription.delivery_disabled_at).is_(None)))).one()]
 
 
 @dataclass(frozen=True)

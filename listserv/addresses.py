@@ -42,7 +42,8 @@ class Kind(enum.Enum):
 class Destination:
     list_name: str
     kind: Kind
-    # CONFIRM: the token. BOUNCES: the subscriber decoded from VERP, or None for plain -bounces.
+    # CONFIRM: the token. BOUNCES: the subscriber decoded from VERP, "probe-TOKEN" for a probe,
+    # or None for plain -bounces.
     extra: str | None = None
 
 
@@ -120,6 +121,16 @@ def _split(address: str) -> tuple[str, str] | None:
     return local, host
 
 
+# A bounce probe's envelope sender is LIST-bounces+probe-TOKEN@DOMAIN (listserv.bounces): no
+# "=", so it never reads as a VERP-encoded subscriber; Destination.extra keeps it as it is.
+PROBE_PREFIX = "probe-"
+
+
+def probe_sender(list_name: str, domain: str, token: str) -> str:
+    local, _, host = list_address(list_name, domain, Kind.BOUNCES).partition("@")
+    return f"{local}+{PROBE_PREFIX}{token}@{host}"
+
+
 def _verp_decode(encoded: str) -> str | None:
     # "user=host" -> "user@host"; split at the last "=" because only the host cannot hold one.
     user, sep, host = encoded.rpartition("=")
@@ -139,6 +150,8 @@ def _readings(local: str) -> list[Destination]:
         if base.endswith("-bounces") and len(base) > len("-bounces"):
             # A bounce whose VERP part is garbled still belongs to the list: refusing it at
             # RCPT time would only make the remote MTA bounce the bounce.
+            if extra.startswith(PROBE_PREFIX) and "=" not in extra and _is_token(extra):
+                return [Destination(base[: -len("-bounces")], Kind.BOUNCES, extra)]
             return [Destination(base[: -len("-bounces")], Kind.BOUNCES, _verp_decode(extra))]
         return []
     readings = [Destination(base, Kind.POST)]

@@ -30,6 +30,7 @@ from listserv import (
     logsetup,
 )
 from listserv import config as config_mod
+from listserv.cli_bounces import bounces_command
 from listserv.cli_common import Ctx, pass_ctx
 from listserv.cli_competitions import competitions_group
 from listserv.cli_outbox import outbox_group
@@ -136,6 +137,7 @@ def db_upgrade(obj: Ctx) -> None:
 
 main.add_command(cli_lists.lists_group)
 main.add_command(cli_members.members_group)
+main.add_command(bounces_command)
 main.add_command(cli_queue.queue_group)
 main.add_command(cli_moderation.bans_group)
 main.add_command(cli_moderation.audit_command)

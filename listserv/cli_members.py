@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
 
-from listserv import importer, members, names, subscriptions
+from listserv import bounces, importer, members, names, subscriptions
 from listserv.cli_common import Ctx, address_or_fail, list_or_fail, pass_ctx
 from listserv.models import Action, DeliveryMode, PersonKind, Role
 
@@ -120,10 +121,35 @@ def members_list(obj: Ctx, list_name: str, as_json: bool) -> None:
             if as_json:
                 click.echo(json.dumps({"email": m.email, "name": m.name,
                                        "organisation": m.organisation, "vendor": m.vendor,
-                                       "role": m.role, "delivery": m.delivery}))
+                                       "role": m.role, "delivery": m.delivery,
+                                       "bounce_score": m.bounce_score,
+                                       "last_bounce": _iso(m.last_bounce_at),
+                                       "delivery_disabled": m.delivery_disabled_at is not None,
+                                       "delivery_disabled_at": _iso(m.delivery_disabled_at)}))
             else:
                 vendor = f" ({m.organisation}, vendor)" if m.vendor else ""
-                click.echo(f"{m.email}\t{m.name}{vendor}\t{m.role}\t{m.delivery}")
+                off = "\tdisabled (bounces)" if m.delivery_disabled_at else ""
+                click.echo(f"{m.email}\t{m.name}{vendor}\t{m.role}\t{m.delivery}{off}")
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None
+
+
+@members_group.command("enable")
+@click.argument("list_name", metavar="LIST")
+@click.argument("email")
+@pass_ctx
+def members_enable(obj: Ctx, list_name: str, email: str) -> None:
+    """Deliver LIST's mail to EMAIL again after bounces disabled it (clears its score)."""
+    address = address_or_fail(email)
+    with obj.session() as (_store, s):
+        ml = list_or_fail(s, list_name)
+        outcome = bounces.enable(s, ml, address, actor="cli", via="cli")
+        if not outcome.ok:
+            raise click.ClickException(f"{outcome.message}; `commonroom members list "
+                                       f"{list_name}` shows who is")
+    click.echo(outcome.message)
 
 
 @members_group.command("import")

@@ -54,7 +54,8 @@ def queue_for_members(session: Session, ml: MailingList, domain: str, mode: Deli
         literal(now, ts), literal(now, ts), literal("", String),
     ).select_from(sub_t.join(addr_t, sub_t.c.address_id == addr_t.c.id)).where(
         sub_t.c.list_id == ml.id, sub_t.c.delivery_mode == mode.value,
-        sub_t.c.role != Role.NONMEMBER.value)
+        sub_t.c.role != Role.NONMEMBER.value,
+        sub_t.c.delivery_disabled_at.is_(None))  # bounces disabled it (listserv/bounce_score)
     stmt = insert(outbox_t).from_select(
         ["list_id", "message_pk", "digest_id", "recipient", "sender", "state", "attempts",
          "next_attempt_at", "created_at", "last_error"], chosen)

@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from listserv import (
     audit,
+    bounces,
     moderation,
     notices,
     outbox,
@@ -28,11 +29,11 @@ from listserv import (
     shunt,
     subscriptions,
 )
-from listserv.addresses import Destination, Kind
+from listserv.addresses import PROBE_PREFIX, Destination, Kind
 from listserv.config import Config
 from listserv.lists import find, list_info
 from listserv.message import ParsedMessage, add_date, first_text, parse, set_message_id
-from listserv.models import Bounce, MailingList, Message, MessageStatus, utcnow
+from listserv.models import MailingList, Message, MessageStatus, utcnow
 from listserv.store import Store
 
 log = logging.getLogger("commonroom.inbound")
@@ -70,12 +71,16 @@ def _handle_one(session: Session, cfg: Config, d: Delivery, dest: Destination, r
                      dmarc_policy=d.dmarc_policy)
         return
     if dest.kind is Kind.BOUNCES:
-        who = subscriptions.canonical(dest.extra or "") or ""
-        _store_admin(session, ml, d, parsed, raw, f"bounce: {who or 'unknown recipient'}")
-        if who:
-            session.add(Bounce(list_id=ml.id, address=who, status=parsed.subject[:200],
-                               source="dsn"))
+        extra = dest.extra or ""
+        who = extra if extra.startswith(PROBE_PREFIX) else subscriptions.canonical(extra) or ""
+        done = bounces.handle(session, cfg, ml, raw, who, utcnow())
+        _store_admin(session, ml, d, parsed, raw, done[:1000])
         return
+    if dest.kind is Kind.OWNER:  # feedback loops often report to the owner address
+        complained = bounces.owner_complaint(session, cfg, ml, raw, utcnow())
+        if complained is not None:
+            _store_admin(session, ml, d, parsed, raw, complained)
+            return
     if automatic:
         _store_admin(session, ml, d, parsed, raw,
                      f"{dest.kind.value}: automatic mail ({automatic}), not answered")

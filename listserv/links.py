@@ -101,3 +101,9 @@ def message_url(web_base_url: str, list_name: str, message_pk: int) -> str:
 def attachment_url(web_base_url: str, list_name: str, message_pk: int, number: int) -> str:
     """A post's ``number``-th attachment (from 1, as ``listserv.mailparts`` numbers them)."""
     return f"{message_url(web_base_url, list_name, message_pk)}/attachments/{number}"
+
+
+def reenable_url(web_base_url: str, secret: bytes, list_name: str, email: str) -> str:
+    """The member's own "deliver to me again" page after bounces disabled it."""
+    return f"{web_base_url.rstrip('/')}/lists/{list_name}/reenable/" \
+           f"{unsubscribe_token(secret, list_name, email, 'reenable')}"

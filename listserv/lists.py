@@ -78,6 +78,15 @@ SETTINGS: dict[str, tuple[str, tuple[str, ...] | str | None]] = {
                  "tz"),
     "archive": ("who may read the web archive: anyone, signed-in members, or moderators only",
                 ("public", "members", "private")),
+    # Bounces (listserv/bounce_score.py): Mailman's names and defaults.
+    "bounce_score_threshold": ("bounce score at which delivery to a member is disabled "
+                               "(5.x.x counts 1, a 4.x.x that gave up 0.5, one a day)", "int"),
+    "bounce_info_stale_days": ("days without bounces after which a member's score starts again",
+                               "int"),
+    "bounce_you_are_disabled_warnings": ("reminders sent to a disabled member before they are "
+                                         "unsubscribed", "int"),
+    "bounce_you_are_disabled_warnings_interval": ("days between those reminders", "int"),
+    "bounce_probe": ("at the threshold, send a probe first; only its bounce disables", "bool"),
 }
 BOOLEANS = {"on": True, "true": True, "yes": True, "1": True,
             "off": False, "false": False, "no": False, "0": False}
@@ -123,6 +132,9 @@ def apply_setting(ml: MailingList, key: str, value: str) -> str | None:
                 return "max_message_bytes must be at least 1024"
             if key == "hold_days" and converted < 1:
                 return "hold_days must be at least 1"
+            if key in ("bounce_score_threshold", "bounce_info_stale_days",
+                       "bounce_you_are_disabled_warnings_interval") and converted < 1:
+                return f"{key} must be at least 1"
     elif kind == "tz":
         try:
             ZoneInfo(value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
+from datetime import datetime
 
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -40,19 +41,25 @@ class RosterEntry:
     vendor: bool
     role: str
     delivery: str
+    bounce_score: float = 0.0
+    last_bounce_at: datetime | None = None
+    delivery_disabled_at: datetime | None = None  # bounces stopped delivery (listserv.bounces)
 
 
 def roster(session: Session, list_id: int) -> Iterator[RosterEntry]:
     """The list's subscriptions by address, streamed (a list may have 100,000 members):
     consume it while ``session`` is open."""
     query = (sa_select(col(Address.email), col(Person.display_name), col(Person.organisation),
-                       col(Person.kind), col(Subscription.role), col(Subscription.delivery_mode))
+                       col(Person.kind), col(Subscription.role), col(Subscription.delivery_mode),
+                       col(Subscription.bounce_score), col(Subscription.last_bounce_at),
+                       col(Subscription.delivery_disabled_at))
              .join(Address, col(Address.id) == col(Subscription.address_id))
              .join(Person, col(Person.id) == col(Address.person_id))
              .where(col(Subscription.list_id) == list_id)
              .order_by(col(Address.email)).execution_options(yield_per=1000))
-    for email, name, org, kind, role, mode in session.execute(query):
-        yield RosterEntry(email, name, org, kind == PersonKind.VENDOR.value, role, mode)
+    for email, name, org, kind, role, mode, score, last, disabled in session.execute(query):
+        yield RosterEntry(email, name, org, kind == PersonKind.VENDOR.value, role, mode,
+                          score, last, disabled)
 
 
 @dataclass(frozen=True)

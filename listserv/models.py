@@ -95,6 +95,12 @@ class MailingList(SQLModel, table=True):
     # Who may read the web archive (listserv/archive_access.py): public | members | private.
     archive: str = Field(default="public", max_length=16,
                          sa_column_kwargs={"server_default": "public"})
+    # Bounce processing (listserv/bounce_score.py), Mailman's names and defaults.
+    bounce_score_threshold: int = 5
+    bounce_info_stale_days: int = 7
+    bounce_you_are_disabled_warnings: int = 3
+    bounce_you_are_disabled_warnings_interval: int = 7
+    bounce_probe: bool = False
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -123,6 +129,14 @@ class Subscription(SQLModel, table=True):
     delivery_mode: str = Field(default=DeliveryMode.EACH.value, max_length=16)
     moderation: str = Field(default="", max_length=16)  # "" = list default, else an Action
     official: bool = False  # posts in an official capacity: the participation policy applies
+    # Bounces: the score (decays after bounce_info_stale_days), and delivery disabled at the
+    # threshold without touching delivery_mode, so re-enabling restores what the member chose.
+    bounce_score: float = 0.0
+    last_bounce_at: datetime | None = None
+    delivery_disabled_at: datetime | None = None
+    warnings_sent: int = 0
+    last_warning_at: datetime | None = None
+    probe_token: str = Field(default="", max_length=64, index=True)  # "" = no probe out
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -313,7 +327,9 @@ class Bounce(SQLModel, table=True):
     address: str = Field(index=True, max_length=254)
     at: datetime = Field(default_factory=utcnow)
     status: str = ""  # the SMTP reply or DSN status
-    source: str = ""  # "smtp" (5xx from the smarthost) or "dsn"
+    source: str = ""  # "smtp" (5xx from the smarthost), "dsn", "flufl", "verp", "probe"
+    diagnostic: str = ""  # the receiving server's words, for `commonroom bounces`
+    counted: float = 0.0  # what it added to the member's score (0: policy, same day, unknown)
 
 
 class AuditEntry(SQLModel, table=True):

@@ -113,6 +113,7 @@ def help_text(info: ListInfo) -> str:
         "                 digest html; digest off goes back to each post; you will be\n"
         "                 asked to confirm)\n"
         "  attend N     - say you are coming to event N (leave N: you no longer are)\n"
+        "  enable       - get the list's mail again after bounces stopped it\n"
         "  help         - this text\n\n"
         f"Shortcuts: write to {info.address(Kind.JOIN)} to join, {info.address(Kind.LEAVE)} to leave.\n"
         f"To reach the people who run the list, write to {info.address(Kind.OWNER)}.\n")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from listserv import events, notices, outbox, subscriptions
+from listserv import bounces, events, notices, outbox, subscriptions
 from listserv.addresses import Kind
 from listserv.config import Config
 from listserv.lists import list_info
@@ -21,7 +21,7 @@ from listserv.models import DeliveryMode, MailingList, utcnow
 COMMANDS = {"subscribe": "subscribe", "join": "subscribe", "unsubscribe": "unsubscribe",
             "leave": "unsubscribe", "signoff": "unsubscribe", "help": "help", "confirm": "confirm",
             "end": "end", "stop": "end", "digest": "digest", "set": "digest",
-            "attend": "attend", "cancel": "event-leave"}
+            "attend": "attend", "cancel": "event-leave", "enable": "enable"}
 # "leave N" / "cancel N" with an event number is about the event, not the list.
 EVENT_LEAVE_WORDS = ("leave", "cancel")
 # "digest plain|mime|html|off" (Mailman's "set delivery ..." spelling works too).
@@ -85,6 +85,11 @@ def handle(session: Session, cfg: Config, ml: MailingList, sender: str, subject:
             results.append((cmd.line, set_delivery(session, cfg, ml, sender, cmd.args)))
         elif cmd.name in ("attend", "event-leave") and cmd.args:
             results.append((cmd.line, event_command(session, cfg, ml, sender, cmd)))
+        elif cmd.name == "enable":
+            # No confirmation round-trip: a forged From can only turn mail back on to an
+            # address that was bouncing, which bounces again and is disabled again.
+            results.append((cmd.line, bounces.enable(session, ml, sender, actor=sender,
+                                                     via="request").message))
         elif cmd.name == "help":
             results.append((cmd.line, "the help text is below"))
         else:

@@ -276,3 +276,16 @@ def test_list_info_addresses_come_from_list_address() -> None:
             assert info.address(kind, "abc123") == list_address("dev", DOMAIN, kind, "abc123")
         else:
             assert info.address(kind) == list_address("dev", DOMAIN, kind)
+
+
+def test_probe_sender_reads_back_as_its_token_not_a_subscriber() -> None:
+    from listserv.addresses import probe_sender
+
+    addr = probe_sender("pub", "lists.example.org", "0123abcd")
+    assert addr == "pub-bounces+probe-0123abcd@lists.example.org"
+    dest = parse_recipient(addr, "lists.example.org", lambda n: n == "pub")
+    assert dest == Destination("pub", Kind.BOUNCES, "probe-0123abcd")
+    # A subscriber whose local part starts with "probe-" is still VERP-decoded.
+    dest = parse_recipient("pub-bounces+probe-x=example.org@lists.example.org",
+                           "lists.example.org", lambda n: n == "pub")
+    assert dest == Destination("pub", Kind.BOUNCES, "probe-x@example.org")

@@ -101,7 +101,9 @@ def test_members_add_list_remove(config: Path) -> None:
     rows = [json.loads(line) for line in
             cli(config, "members", "list", "demo", "--json").output.splitlines()]
     assert rows == [{"email": "vic@vendor.example", "name": "Vic", "organisation": "Acme Ltd",
-                     "vendor": True, "role": "member", "delivery": "each"}]
+                     "vendor": True, "role": "member", "delivery": "each",
+                     "bounce_score": 0.0, "last_bounce": None, "delivery_disabled": False,
+                     "delivery_disabled_at": None}]
     assert "(Acme Ltd, vendor)" in cli(config, "members", "list", "demo").output
     assert cli(config, "members", "add", "demo", "not-an-address").exit_code == 1
     assert cli(config, "members", "remove", "demo", "vic@vendor.example").exit_code == 0

@@ -20,7 +20,17 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from listserv.web import archive, events, mail_links, moderate, ops, search, signin, subscribe
+from listserv.web import (
+    archive,
+    events,
+    mail_links,
+    moderate,
+    ops,
+    reenable,
+    search,
+    signin,
+    subscribe,
+)
 from listserv.web.context import WebContext
 from listserv.web.pages import STATIC, message_page, render
 from listserv.web.security import SecurityHeaders
@@ -28,7 +38,7 @@ from listserv.web.security import SecurityHeaders
 log = logging.getLogger("commonroom.web")
 
 ROUTERS = (ops.router, mail_links.router, subscribe.router, signin.router, search.router,
-           events.router, moderate.router, archive.router)
+           events.router, moderate.router, archive.router, reenable.router)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
