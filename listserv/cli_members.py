@@ -165,13 +165,13 @@ def members_import(obj: Ctx, list_name: str, file: Path) -> None:
     summary = importer.Summary()
     with obj.open_store() as store:
         with store.session() as s:
-            list_or_fail(s, list_name)
+            run = importer.MemberImport(s, list_or_fail(s, list_name))  # reads the members once
         with click.progressbar(length=len(rows), label=f"importing into {list_name}",
                                file=sys.stderr) as bar:
             # One transaction per chunk: progress is kept if the import is interrupted.
-            for chunk in importer.chunks(rows, 500):
+            for chunk in importer.chunks(rows, importer.CHUNK):
                 with store.session() as s:
-                    importer.import_rows(s, list_or_fail(s, list_name), chunk, summary)
+                    run.add(s, chunk, summary)
                 bar.update(len(chunk))
     click.echo(f"added {summary.added}, skipped {summary.skipped} (already members), "
                f"invalid {len(summary.invalid)}")

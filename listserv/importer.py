@@ -4,26 +4,49 @@ Google's export starts with one or more title lines, then a header row with "Ema
 "Nickname", "Group status" (or "Group role"), "Email preference" and more. Columns are found by
 name, so older and newer exports both work. Rows are checked one by one: a bad row is reported
 with its line number and never stops the import. Names are cleaned (one line, no control
-characters) by ``subscriptions.add_member``, like every other door's.
+characters) with ``names.clean`` and addresses made canonical with ``subscriptions.canonical``,
+as every other door's are; the rows are then written in bulk (``MemberImport``), with the same
+outcome as ``subscriptions.add_member`` row by row.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import Connection, Insert, Table, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from listserv import subscriptions
-from listserv.models import DeliveryMode, MailingList, Role
+from listserv import names, subscriptions
+from listserv.models import (
+    Address,
+    AuditEntry,
+    DeliveryMode,
+    MailingList,
+    Person,
+    PersonKind,
+    Role,
+    Subscription,
+    utcnow,
+)
+
+log = logging.getLogger("commonroom.importer")
+_PERSON: Table = Person.__table__  # type: ignore[attr-defined]
+_ADDR: Table = Address.__table__  # type: ignore[attr-defined]
+_SUB: Table = Subscription.__table__  # type: ignore[attr-defined]
+_AUDIT: Table = AuditEntry.__table__  # type: ignore[attr-defined]
 
 PREFERENCES = {"every email": DeliveryMode.EACH, "all email": DeliveryMode.EACH,
                "email": DeliveryMode.EACH, "digest": DeliveryMode.MIME,
                "abridged": DeliveryMode.PLAIN, "no email": DeliveryMode.NOMAIL,
                "none": DeliveryMode.NOMAIL}
+CHUNK = 2000  # rows per transaction: a few statements each, and progress kept if interrupted
 ROLES = {"owner": Role.OWNER, "manager": Role.MODERATOR, "member": Role.MEMBER}
 
 
@@ -99,16 +122,183 @@ def chunks(rows: Sequence[Row], size: int) -> Iterator[Sequence[Row]]:
         yield rows[i:i + size]
 
 
+@dataclass
+class _Member:
+    """An address on the list (read once at the start, or added by this import)."""
+    sub_id: int
+    address_id: int
+    person_id: int
+    role: str
+    moderation: str
+    named: bool
+    verified: bool
+
+
+@dataclass
+class _New:
+    """A row that subscribes an address the list does not have yet (written at chunk end)."""
+    email: str
+    name: str
+    role: Role
+    mode: DeliveryMode
+
+
+@dataclass
+class _Chunk:
+    """What one chunk writes, gathered first so that each kind is one statement."""
+    new: dict[str, _New] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)  # person id -> name for a blank one
+    verify: set[int] = field(default_factory=set)  # address ids
+    roles: list[dict[str, object]] = field(default_factory=list)
+    joins: list[dict[str, object]] = field(default_factory=list)  # non-members who subscribe
+    audit: list[dict[str, object]] = field(default_factory=list)
+
+
+class MemberImport:
+    """One import into one list, in chunks (each chunk in the caller's transaction).
+
+    The list's members are read once, when this is made; each chunk then costs a fixed number
+    of statements whatever its size: a lookup of the addresses it subscribes, one INSERT per
+    table (ON CONFLICT DO NOTHING, so a member added meanwhile by another door is skipped, not
+    an error) and one executemany per kind of change. Rows are decided in file order with the
+    same outcome as ``subscriptions.add_member`` row by row: names fill blanks only, a known
+    non-member becomes a member (keeping its moderation), a role other than "member" is set
+    on an existing member, and a repeated address counts as skipped.
+    """
+
+    def __init__(self, session: Session, ml: MailingList) -> None:
+        assert ml.id is not None
+        self.list_id = ml.id
+        query = select(_ADDR.c.email, _SUB.c.id, _ADDR.c.id, _ADDR.c.person_id, _SUB.c.role,
+                       _SUB.c.moderation, _PERSON.c.display_name, _ADDR.c.verified_at
+                       ).select_from(_SUB.join(_ADDR, _SUB.c.address_id == _ADDR.c.id)
+                                     .join(_PERSON, _ADDR.c.person_id == _PERSON.c.id)
+                                     ).where(_SUB.c.list_id == ml.id)
+        self.members = {r[0]: _Member(r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7] is not None)
+                        for r in session.connection().execute(query)}
+
+    def add(self, session: Session, rows: Sequence[Row], summary: Summary) -> None:
+        chunk = _Chunk()
+        for row in rows:
+            email = subscriptions.canonical(row.email)
+            if email is None:
+                summary.invalid.append((row.line, f"'{row.email}' is not an email address"))
+                continue
+            role = ROLES.get(row.role.lower(), Role.MEMBER)
+            mode = PREFERENCES.get(row.preference.lower(), DeliveryMode.EACH)
+            if self._decide(chunk, email, names.clean(row.name), role, mode):
+                summary.added += 1
+            else:
+                summary.skipped += 1
+        self._write(session, chunk)
+        log.info("imported a chunk of members", extra={
+            "list_id": self.list_id, "rows": len(rows), "new": len(chunk.new)})
+
+    def _decide(self, chunk: _Chunk, email: str, name: str, role: Role,
+                mode: DeliveryMode) -> bool:
+        """True when the row subscribes ``email``; the writes it needs go into ``chunk``."""
+        def note(action: str, detail: str, actor: str = "import") -> None:
+            chunk.audit.append({"list_id": self.list_id, "actor": actor, "action": action,
+                                "target": email, "detail": detail})
+
+        pending = chunk.new.get(email)
+        member = self.members.get(email)
+        if pending is None and member is None:
+            chunk.new[email] = _New(email, name, role, mode)
+            note("subscribed", f"role={role.value} delivery={mode.value}")
+            return True
+        if pending is not None:
+            pending.name = pending.name or name
+            if role is not Role.MEMBER and pending.role is not role:
+                pending.role = role
+                note("role-changed", role.value)
+            return False
+        assert member is not None
+        if name and not member.named:
+            chunk.names[member.person_id], member.named = name, True
+        if not member.verified:
+            chunk.verify.add(member.address_id)
+            member.verified = True
+        if member.role == Role.NONMEMBER.value:
+            member.role = role.value
+            chunk.joins.append({"s_id": member.sub_id, "s_role": role.value, "s_mode": mode.value})
+            note("subscribed", f"role={role.value} delivery={mode.value} (was a non-member; "
+                               f"moderation {member.moderation or 'default'} kept)")
+            return True
+        if role is not Role.MEMBER and member.role != role.value:
+            member.role = role.value
+            chunk.roles.append({"s_id": member.sub_id, "s_role": role.value})
+            note("role-changed", role.value)
+        return False
+
+    def _write(self, session: Session, chunk: _Chunk) -> None:
+        conn = session.connection()
+        now = utcnow()
+        if chunk.new:
+            self._subscribe(conn, chunk, now)
+        if chunk.names:
+            conn.execute(update(_PERSON).where(_PERSON.c.id == bindparam("p_id"),
+                                               _PERSON.c.display_name == "")
+                         .values(display_name=bindparam("p_name")),
+                         [{"p_id": k, "p_name": v} for k, v in chunk.names.items()])
+        if chunk.verify:
+            conn.execute(update(_ADDR).where(_ADDR.c.id.in_(sorted(chunk.verify)),
+                                             _ADDR.c.verified_at.is_(None))
+                         .values(verified_at=now))
+        if chunk.joins:
+            conn.execute(update(_SUB).where(_SUB.c.id == bindparam("s_id")).values(
+                role=bindparam("s_role"), delivery_mode=bindparam("s_mode")), chunk.joins)
+        if chunk.roles:
+            conn.execute(update(_SUB).where(_SUB.c.id == bindparam("s_id")).values(
+                role=bindparam("s_role")), chunk.roles)
+        if chunk.audit:
+            conn.execute(insert(_AUDIT), [{**a, "at": now} for a in chunk.audit])
+
+    def _subscribe(self, conn: Connection, chunk: _Chunk, now: datetime) -> None:
+        """Addresses (and their people) where missing, then the subscriptions."""
+        emails = list(chunk.new)
+        known = {r[0]: r for r in conn.execute(
+            select(_ADDR.c.email, _ADDR.c.id, _ADDR.c.person_id, _PERSON.c.display_name,
+                   _ADDR.c.verified_at).join(_PERSON, _ADDR.c.person_id == _PERSON.c.id)
+            .where(_ADDR.c.email.in_(emails)))}
+        missing = [chunk.new[e] for e in emails if e not in known]
+        if missing:
+            # Persons have no natural key: their ids come back in the order they were sent.
+            person_ids = conn.execute(
+                insert(_PERSON).returning(_PERSON.c.id, sort_by_parameter_order=True),
+                [{"display_name": n.name, "organisation": "", "kind": PersonKind.MEMBER.value,
+                  "created_at": now} for n in missing]).scalars().all()
+            conn.execute(_on_conflict_do_nothing(conn, _ADDR, ["email"]), [
+                {"email": n.email, "person_id": pid, "verified_at": now}
+                for n, pid in zip(missing, person_ids, strict=True)])
+            known.update({r[0]: r for r in conn.execute(
+                select(_ADDR.c.email, _ADDR.c.id, _ADDR.c.person_id, _PERSON.c.display_name,
+                       _ADDR.c.verified_at).join(_PERSON, _ADDR.c.person_id == _PERSON.c.id)
+                .where(_ADDR.c.email.in_([n.email for n in missing])))})
+        for email in emails:  # addresses known from elsewhere: fill blanks, as ensure_address
+            _, addr_id, person_id, display_name, verified_at = known[email]
+            if chunk.new[email].name and not display_name:
+                chunk.names[person_id] = chunk.new[email].name
+            if verified_at is None:
+                chunk.verify.add(addr_id)
+        conn.execute(_on_conflict_do_nothing(conn, _SUB, ["list_id", "address_id"]), [
+            {"list_id": self.list_id, "address_id": known[e][1], "role": n.role.value,
+             "delivery_mode": n.mode.value, "moderation": "", "official": False,
+             "created_at": now} for e, n in chunk.new.items()])
+        sub_ids = dict(conn.execute(select(_SUB.c.address_id, _SUB.c.id).where(
+            _SUB.c.list_id == self.list_id,
+            _SUB.c.address_id.in_([known[e][1] for e in emails]))).all())
+        for email, n in chunk.new.items():
+            addr_id, person_id = known[email][1], known[email][2]
+            self.members[email] = _Member(sub_ids[addr_id], addr_id, person_id, n.role.value, "",
+                                          bool(n.name or known[email][3]), True)
+
+
+def _on_conflict_do_nothing(conn: Connection, table: Table, columns: list[str]) -> Insert:
+    dialect = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+    return dialect(table).on_conflict_do_nothing(index_elements=columns)
+
+
 def import_rows(session: Session, ml: MailingList, rows: Sequence[Row], summary: Summary) -> None:
-    for row in rows:
-        email = subscriptions.canonical(row.email)
-        if email is None:
-            summary.invalid.append((row.line, f"'{row.email}' is not an email address"))
-            continue
-        role = ROLES.get(row.role.lower(), Role.MEMBER)
-        mode = PREFERENCES.get(row.preference.lower(), DeliveryMode.EACH)
-        if subscriptions.add_member(session, ml, email, name=row.name, role=role, mode=mode,
-                                    actor="import", verified=True):
-            summary.added += 1
-        else:
-            summary.skipped += 1
+    """Import ``rows`` in one go (one transaction); the CLI uses ``MemberImport`` chunk by chunk."""
+    MemberImport(session, ml).add(session, rows, summary)

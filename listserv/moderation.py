@@ -37,7 +37,7 @@ from listserv.config import Config
 from listserv.decorate import ListInfo
 from listserv.fanout import STATUS_FOR
 from listserv.lists import list_info
-from listserv.models import Action, Held, MailingList, Message, Role, utcnow
+from listserv.models import Action, Held, MailingList, Message, OutboxPriority, Role, utcnow
 from listserv.pipeline import Decision
 from listserv.store import site_secret
 
@@ -113,8 +113,10 @@ def hold(session: Session, cfg: Config, ml: MailingList, info: ListInfo, msg: Me
     token = links.held_token(site_secret(session), held.id)
     held.token_hash = links.token_hash(token)
     session.add(held)
+    # Held notices go at bulk priority: a flood of held spam must not hold up members' copies
+    # or confirmations (bench/flood.py), and a moderator gains nothing from them jumping ahead.
     for mod in subscriptions.moderators(session, ml.id):
-        outbox.enqueue_notice(session, list_id=ml.id, recipient=mod,
+        outbox.enqueue_notice(session, list_id=ml.id, recipient=mod, priority=OutboxPriority.BULK,
                               sender=info.address(Kind.BOUNCES),
                               payload=notices.held_for_moderators(
                                   info, mod, held.id, token, msg.from_address, msg.subject,
@@ -129,7 +131,8 @@ def hold(session: Session, cfg: Config, ml: MailingList, info: ListInfo, msg: Me
                                                               msg.subject, decision.reason,
                                                               rule=decision.rule),
                               raw=msg.raw, envelope_from=msg.envelope_from, now=utcnow(),
-                              automatic=decision.is_automatic_mail)
+                              automatic=decision.is_automatic_mail,
+                              priority=OutboxPriority.BULK)
     return held.id
 
 

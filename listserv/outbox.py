@@ -85,13 +85,15 @@ def backoff_seconds(attempts: int) -> float:
 
 
 def enqueue_notice(session: Session, *, list_id: int | None, recipient: str, sender: str,
-                   payload: bytes) -> Outbox:
+                   payload: bytes, priority: OutboxPriority = OutboxPriority.NOTICE) -> Outbox:
     """Queue one ready-made message (a confirmation, a reply to a command, a bounce notice).
 
-    The row is committed with the caller's session; call ``OutboxWorker.wake`` afterwards.
+    ``priority`` BULK is for notices that come in floods (about held posts), so they queue with
+    members' copies instead of ahead of them. The row is committed with the caller's session;
+    call ``OutboxWorker.wake`` afterwards.
     """
     row = Outbox(list_id=list_id, recipient=recipient, sender=sender, payload=payload,
-                 priority=OutboxPriority.NOTICE.value)
+                 priority=priority.value)
     session.add(row)
     return row
 

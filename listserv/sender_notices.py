@@ -25,7 +25,7 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from listserv import outbox, subscriptions
-from listserv.models import SenderNotice
+from listserv.models import OutboxPriority, SenderNotice
 from listserv.rules import automatic_mail
 
 log = logging.getLogger("commonroom.notices")
@@ -76,7 +76,8 @@ def sent_last_day(session: Session, address: str, now: datetime) -> int:
 
 def notify(session: Session, *, list_id: int | None, address: str, kind: str, sender: str,
            payload: bytes, raw: bytes, envelope_from: str, now: datetime,
-           automatic: bool = False, by_a_person: bool = False) -> bool:
+           automatic: bool = False, by_a_person: bool = False,
+           priority: OutboxPriority = OutboxPriority.NOTICE) -> bool:
     """Queue ``payload`` to a post's sender if ``may_notify`` allows; True when queued."""
     auto_marked, dmarc_failed = marks(raw, envelope_from)
     facts = SenderFacts(automatic=automatic or auto_marked,
@@ -90,7 +91,7 @@ def notify(session: Session, *, list_id: int | None, address: str, kind: str, se
                  extra={"list_id": list_id, "recipient": address, "why": why_not})
         return False
     outbox.enqueue_notice(session, list_id=list_id, recipient=address, sender=sender,
-                          payload=payload)
+                          payload=payload, priority=priority)
     session.add(SenderNotice(address=address, list_id=list_id, kind=kind, sent_at=now))
     return True
 
