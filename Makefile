@@ -33,7 +33,7 @@ lint: install
 	$(BIN)/mypy
 
 test: init lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 # Figures, not tests: see bench/README.md.
 bench: install
