@@ -108,6 +108,13 @@ def draft_of(v: Mapping[str, str], start: datetime, end: datetime,
                         description=v["description"])
 
 
+def event_draft(values: Mapping[str, str]) -> events.Draft:
+    """The event checked ``values`` describe."""
+    return draft_of(values, datetime.fromisoformat(values["start"]),
+                    datetime.fromisoformat(values["end"]),
+                    int(values["capacity"]) if values["capacity"] else None)
+
+
 def _competition(ml: MailingList, v: dict[str, str], now: datetime) -> dict[str, str]:
     errors: dict[str, str] = {}
     if not v["prize"]:
@@ -186,10 +193,7 @@ def create(session: Session, cfg: Config, ml: MailingList, tool: Tool,
         return Created(False, "; ".join(f"{k}: {p}" for k, p in checked.errors.items()))
     v = checked.values
     if tool is Tool.EVENT:
-        capacity = int(v["capacity"]) if v["capacity"] else None
-        draft = draft_of(v, datetime.fromisoformat(v["start"]), datetime.fromisoformat(v["end"]),
-                         capacity)
-        event = events.create(session, cfg, ml, draft, actor=actor, now=now)
+        event = events.create(session, cfg, ml, event_draft(v), actor=actor, now=now)
         return Created(True, f"event {event.id} ({event.title}) is announced to {ml.name}",
                        event.id)
     if tool is Tool.COMPETITION:
