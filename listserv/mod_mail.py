@@ -80,6 +80,10 @@ def parse_request(subject: str, body: str) -> Mailed | None:
         lines = lines[first + 1:]
     while lines and not lines[0].strip():
         lines.pop(0)
+    if lines and _tool(lines[0]) is tool:  # the subject's command again as the first line
+        lines.pop(0)
+    while lines and not lines[0].strip():
+        lines.pop(0)
     fields: dict[str, str] = {}
     unknown: list[str] = []
     while lines and lines[0].strip():

@@ -174,6 +174,7 @@ def test_schedule_add_for_a_member_confirmed_on_the_web(server: Running,
     ("event add", "Title: T\nStart: S\n\nText\n-- \nsig\n", Tool.EVENT,
      {"title": "T", "start": "S", "description": "Text"}),
     ("Re: competition  start", "Prize: P\n", Tool.COMPETITION, {"prize": "P"}),
+    ("event add", "event add\nTitle: T\n", Tool.EVENT, {"title": "T"}),
     ("hello", "\nschedule add\nAt: x\nfrom: a@b.c\n\nBody\n\nmore\n", Tool.SCHEDULE,
      {"at": "x", "from": "a@b.c", "body": "Body\n\nmore"}),
 ])
