@@ -42,8 +42,8 @@ from listserv.models import MailingList, Pending, utcnow
 
 COMMANDS = {"event add": Tool.EVENT, "competition start": Tool.COMPETITION,
             "schedule add": Tool.SCHEDULE}
-ACTIONS = {Tool.EVENT: "add-event", Tool.COMPETITION: "add-competition",
-           Tool.SCHEDULE: "add-schedule"}  # Pending.action (16 characters at most)
+# Pending.action (16 characters at most); the prefix makes subscriptions.confirm hand over.
+ACTIONS = {tool: subscriptions.TOOL_PREFIX + tool.value for tool in Tool}
 # Mailed keys (lower case) to the form's field names; aliases are the CLI's option names.
 KEYS = {"title": "title", "start": "start", "end": "end", "timezone": "timezone", "tz": "timezone",
         "where": "where", "booking": "booking", "booking-url": "booking", "capacity": "capacity",
