@@ -284,6 +284,36 @@ def draw_reserve(session: Session, cfg: Config, comp: Competition, *,
     return address
 
 
+def cancel(session: Session, cfg: Config, competition_id: int, *, actor: str) -> bool:
+    """Call off an open competition (claimed like a draw, so it cannot also be drawn) and say
+    so in its thread. False: it was not open."""
+    claimed = session.execute(update(Competition).where(
+        col(Competition.id) == competition_id,
+        col(Competition.state) == CompetitionState.OPEN.value).values(
+        state=CompetitionState.CANCELLED.value))
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    comp = session.get(Competition, competition_id)
+    assert comp is not None
+    session.refresh(comp)
+    ml = session.get(MailingList, comp.list_id)
+    assert ml is not None
+    announced = _announcement(session, comp)
+    _list_post(session, cfg, ml, f"Re: {announced.subject}" if announced else "Competition",
+               f"The competition for {comp.prize} is cancelled: there will be no draw.\n",
+               reply_to=announced)
+    audit.record(session, list_id=ml.id, actor=actor, action="competition-cancelled",
+                 target=str(comp.id))
+    return True
+
+
+def open_ones(session: Session, list_id: int) -> list[Competition]:
+    """The list's open competitions, closing soonest first."""
+    return list(session.exec(select(Competition).where(
+        Competition.list_id == list_id, Competition.state == CompetitionState.OPEN.value)
+        .order_by(col(Competition.closes_at), col(Competition.id))).all())
+
+
 @dataclass(frozen=True)
 class Verification:
     ok: bool

@@ -74,23 +74,31 @@ def parse_time(text: str, zone: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(zone))
 
 
+def draft_problems(draft: Draft, now: datetime) -> list[tuple[str, str]]:
+    """What is wrong with ``draft``, as (field, problem said for a person) pairs; the field is
+    the form's name for it (title, timezone, start, end, capacity, booking)."""
+    found: list[tuple[str, str]] = []
+    if not draft.title.strip():
+        found.append(("title", "give the event a title"))
+    elif len(draft.title) > 200:
+        found.append(("title", "the title is too long (200 characters at most)"))
+    if (problem := zone_problem(draft.timezone)) is not None:
+        found.append(("timezone", problem))
+    if draft.ends_at <= draft.starts_at:
+        found.append(("end", "the event must end after it starts"))
+    if draft.starts_at <= now:
+        found.append(("start", "the event must start in the future"))
+    if draft.capacity is not None and draft.capacity < 1:
+        found.append(("capacity", "capacity must be at least 1 (leave it out for no limit)"))
+    if draft.booking_url and not draft.booking_url.startswith(("https://", "http://")):
+        found.append(("booking", "the booking link must start with https:// or http://"))
+    return found
+
+
 def draft_problem(draft: Draft, now: datetime) -> str | None:
     """What is wrong with ``draft``, said for a person, or None."""
-    if not draft.title.strip():
-        return "give the event a title"
-    if len(draft.title) > 200:
-        return "the title is too long (200 characters at most)"
-    if (problem := zone_problem(draft.timezone)) is not None:
-        return problem
-    if draft.ends_at <= draft.starts_at:
-        return "the event must end after it starts"
-    if draft.starts_at <= now:
-        return "the event must start in the future"
-    if draft.capacity is not None and draft.capacity < 1:
-        return "capacity must be at least 1 (leave it out for no limit)"
-    if draft.booking_url and not draft.booking_url.startswith(("https://", "http://")):
-        return "the booking link must start with https:// or http://"
-    return None
+    found = draft_problems(draft, now)
+    return found[0][1] if found else None
 
 
 class Answer(enum.StrEnum):

@@ -233,7 +233,10 @@ class Pending(SQLModel, table=True):
     list_id: int = Field(foreign_key="mailing_list.id")
     email: str = Field(index=True, max_length=254)
     display_name: str = ""
-    action: str = Field(max_length=16)  # subscribe | unsubscribe
+    action: str = Field(max_length=16)  # subscribe | unsubscribe | delivery-… | add-…
+    # add-event, add-competition, add-schedule (``listserv.mod_requests``): the checked
+    # fields as JSON, created when the moderator's own address confirms.
+    payload: str = ""
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
     used_at: datetime | None = None

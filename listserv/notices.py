@@ -115,6 +115,10 @@ def help_text(info: ListInfo) -> str:
         "  attend N     - say you are coming to event N (leave N: you no longer are)\n"
         "  enable       - get the list's mail again after bounces stopped it\n"
         "  help         - this text\n\n"
+        "Moderators: 'event add', 'competition start' or 'schedule add' as the subject (or the\n"
+        "first line), then 'Key: value' lines (Title:, Start:, End:, ...; Prize:, Closes:, ...;\n"
+        "At:, Every:, From:, Subject:), a blank line and the text. Nothing is created until you\n"
+        "confirm from your own address (you will be asked).\n\n"
         f"Shortcuts: write to {info.address(Kind.JOIN)} to join, {info.address(Kind.LEAVE)} to leave.\n"
         f"To reach the people who run the list, write to {info.address(Kind.OWNER)}.\n")
 

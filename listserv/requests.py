@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from listserv import bounces, events, notices, outbox, subscriptions
+from listserv import bounces, events, mod_mail, notices, outbox, subscriptions
 from listserv.addresses import Kind
 from listserv.config import Config
 from listserv.lists import list_info
@@ -74,7 +74,11 @@ def handle(session: Session, cfg: Config, ml: MailingList, sender: str, subject:
     """Carry out the commands; returns (line, outcome) pairs and queues the reply."""
     assert ml.id is not None
     results: list[tuple[str, str]] = []
-    for cmd in parse_commands(subject, body):
+    mailed = mod_mail.parse_request(subject, body)
+    if mailed is not None:  # a moderator's tool: the whole body is its fields, no commands
+        line = f"{mailed.tool.value} request"
+        results.append((line, mod_mail.request(session, cfg, ml, sender, mailed)))
+    for cmd in parse_commands(subject, body) if mailed is None else []:
         if cmd.name in ("subscribe", "unsubscribe"):
             outcome = subscriptions.request(session, cfg, ml, sender, cmd.name, via="request")
             results.append((cmd.line, outcome.message))

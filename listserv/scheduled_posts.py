@@ -54,7 +54,7 @@ class Sent:
     action: str  # what the pipeline did: accept, hold, reject, discard
 
 
-def _sender_problem(session: Session, ml: MailingList, address: str) -> str | None:
+def sender_problem(session: Session, ml: MailingList, address: str) -> str | None:
     assert ml.id is not None
     sub = subscriptions.find_subscription(session, ml.id, address)
     if sub is None or sub.role == Role.NONMEMBER.value:
@@ -72,13 +72,11 @@ def schedule(session: Session, ml: MailingList, *, from_address: str, subject: s
     address = subscriptions.canonical(from_address)
     if address is None:
         raise ValueError(f"'{from_address}' is not an email address")
-    problem = _sender_problem(session, ml, address)
+    problem = sender_problem(session, ml, address)
     if problem:
         raise ValueError(problem)
     rule = recurrence.parse(every) if every else None
-    first = rule.first(at, ml.timezone) if rule else at
-    if first <= now:
-        raise WhenProblem(f"{first:%Y-%m-%d %H:%M} UTC has passed: give a time in the future")
+    first = first_time(ml, at, every, now)
     row = ScheduledPost(list_id=ml.id, from_address=address, subject=subject, body=body,
                         rule=rule.text if rule else "", next_at=first, created_by=actor)
     session.add(row)
@@ -86,6 +84,16 @@ def schedule(session: Session, ml: MailingList, *, from_address: str, subject: s
     audit.record(session, list_id=ml.id, actor=actor or "cli", action="post-scheduled",
                  target=str(row.id), detail=f"{address} {first.isoformat()} {row.rule}".strip())
     return row
+
+
+def first_time(ml: MailingList, at: datetime, every: str, now: datetime) -> datetime:
+    """When a post scheduled ``at`` (``every``: a rule, or "") first goes out. Raises
+    ``WhenProblem`` for a bad rule or a time that has passed."""
+    rule = recurrence.parse(every) if every else None
+    first = rule.first(at, ml.timezone) if rule else at
+    if first <= now:
+        raise WhenProblem(f"{first:%Y-%m-%d %H:%M} UTC has passed: give a time in the future")
+    return first
 
 
 def upcoming(session: Session, list_id: int) -> list[ScheduledPost]:

@@ -74,6 +74,8 @@ def _bounces(cfg: Config, ml: MailingList) -> str:
     return list_address(ml.name, cfg.server.domain, Kind.BOUNCES)
 
 
+# Pending actions a moderator's mailed request makes (``listserv.mod_mail``): "add-event"…
+TOOL_PREFIX = "add-"
 DELIVERY_ACTION = "delivery-"  # + a DeliveryMode value: a confirmed change of delivery
 
 
@@ -124,7 +126,8 @@ def request(session: Session, cfg: Config, ml: MailingList, address: str, action
     if member is not None and mode is not None and member.delivery_mode == mode.value:
         return Outcome(True, f"{email} already gets {describe_delivery(mode)}")
     recent = session.exec(select(func.count()).select_from(Pending).where(
-        Pending.email == email, Pending.created_at > now - timedelta(days=1))).one()
+        Pending.email == email, Pending.created_at > now - timedelta(days=1),
+        col(Pending.action).not_like(TOOL_PREFIX + "%"))).one()
     if recent >= MAX_PENDING_PER_DAY:
         audit.record(session, list_id=ml.id, actor=email, action=f"{action}-refused",
                      target=email, detail=f"too many confirmation requests today (via {via})")
@@ -155,8 +158,12 @@ def find_pending(session: Session, token: str) -> tuple[Pending | None, str | No
     return pending, None
 
 
-def describe_action(action: str, list_name: str) -> str:
+def describe_action(action: str, list_name: str, pending: Pending | None = None) -> str:
     """What confirming a pending ``action`` does, in words ("join demo"). Pure."""
+    if action.startswith(TOOL_PREFIX) and pending is not None:
+        from listserv import mod_mail  # a higher service (it creates events): imported late
+
+        return mod_mail.describe(pending, list_name)
     mode = delivery_mode_of(action)
     if mode is not None:
         return f"get {describe_delivery(mode)} from {list_name}"
@@ -173,6 +180,10 @@ def confirm(session: Session, cfg: Config, token: str, *, via: str = "email") ->
     assert ml is not None and ml.id is not None
     pending.used_at = now
     session.add(pending)
+    if pending.action.startswith(TOOL_PREFIX):
+        from listserv import mod_mail  # a higher service (it creates events): imported late
+
+        return mod_mail.confirmed(session, cfg, pending, via=via)
     info = list_info(ml, cfg)
     if pending.action == "subscribe":
         if is_banned(session, ml.id, pending.email, now):

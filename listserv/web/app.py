@@ -25,6 +25,7 @@ from listserv.web import (
     events,
     mail_links,
     moderate,
+    moderate_tools,
     ops,
     reenable,
     search,
@@ -38,7 +39,7 @@ from listserv.web.security import SecurityHeaders
 log = logging.getLogger("commonroom.web")
 
 ROUTERS = (ops.router, mail_links.router, subscribe.router, signin.router, search.router,
-           events.router, moderate.router, archive.router, reenable.router)
+           events.router, moderate.router, moderate_tools.router, archive.router, reenable.router)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -58,7 +58,7 @@ def confirm_page(request: Request, token: str, context: Ctx) -> HTMLResponse:
             return _bad_confirm(request, problem or "")
         ml = s.get(MailingList, pending.list_id)
         assert ml is not None
-        what = subscriptions.describe_action(pending.action, ml.name)
+        what = subscriptions.describe_action(pending.action, ml.name, pending)
         return render(request, "confirm.html", title=f"Confirm: {what}", email=pending.email,
                       what=what, list_name=ml.name)
 

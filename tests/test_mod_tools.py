@@ -1,0 +1,67 @@
+"""``mod_tools.check``: the typed fields of each tool, checked by the services' rules, with
+each problem on its field and the values normalised (times as instants). A table of cases,
+on a fixed clock, on SQLite and PostgreSQL (a scheduled post's sender must be a member)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from listserv import mod_tools
+from listserv.lists import find
+from listserv.mod_tools import Tool
+from listserv.store import Store
+from tests.harness import make_list
+
+NOW = datetime(2030, 9, 1, 8, 0, tzinfo=UTC)  # a Sunday
+MOD, ANN = "mod@council.gov.uk", "ann@council.gov.uk"
+EVENT = {"title": "Cafe", "start": "2030-09-03T09:30", "end": "2030-09-03T12:30"}
+
+
+@pytest.mark.parametrize(("tool", "typed", "errors"), [
+    (Tool.EVENT, EVENT, set()),
+    (Tool.EVENT, {**EVENT, "title": " "}, {"title"}),
+    (Tool.EVENT, {**EVENT, "start": "soon"}, {"start"}),
+    (Tool.EVENT, {**EVENT, "end": "2030-09-03T09:00"}, {"end"}),
+    (Tool.EVENT, {**EVENT, "start": "2030-08-01T09:00"}, {"start"}),
+    (Tool.EVENT, {**EVENT, "timezone": "Mars/Olympus"}, {"timezone"}),
+    (Tool.EVENT, {**EVENT, "capacity": "ten", "booking": "ftp://x"}, {"capacity", "booking"}),
+    (Tool.EVENT, {**EVENT, "capacity": "0"}, {"capacity"}),
+    (Tool.COMPETITION, {"prize": "a mug", "closes": "next Friday 12:00"}, set()),
+    (Tool.COMPETITION, {"prize": "", "closes": "2030-08-01T12:00"}, {"prize", "closes"}),
+    (Tool.COMPETITION, {"prize": "a mug", "closes": "Friday 12:00", "reserves": "21"},
+     {"reserves"}),
+    (Tool.SCHEDULE, {"at": "tomorrow 09:00", "subject": "S", "body": "B"}, set()),
+    (Tool.SCHEDULE, {"at": "2030-09-02T09:00", "every": "every Monday at 09:00",
+                     "from": ANN, "subject": "S", "body": "B"}, set()),
+    (Tool.SCHEDULE, {"at": "yesterday", "every": "now and then", "from": "x@y.example"},
+     {"at", "every", "from", "subject", "body"}),
+    (Tool.SCHEDULE, {"at": "2030-08-30T09:00", "subject": "S", "body": "B"}, {"at"}),
+])
+def test_check(store: Store, tool: Tool, typed: dict[str, str], errors: set[str]) -> None:
+    make_list(store, "demo", moderators=(MOD,), members=(ANN,))
+    with store.session() as s:
+        ml = find(s, "demo")
+        assert ml is not None
+        checked = mod_tools.check(s, ml, tool, typed, moderator=MOD, now=NOW)
+    assert set(checked.errors) == errors, checked.errors
+    assert checked.ok is (not errors)
+
+
+def test_values_are_normalised(store: Store) -> None:
+    make_list(store, "demo", moderators=(MOD,), members=(ANN,))
+    with store.session() as s:
+        ml = find(s, "demo")
+        assert ml is not None
+        event = mod_tools.check(s, ml, Tool.EVENT, EVENT, moderator=MOD, now=NOW).values
+        comp = mod_tools.check(s, ml, Tool.COMPETITION, {"prize": "a mug", "closes":
+                               "next Friday 12:00"}, moderator=MOD, now=NOW).values
+        post = mod_tools.check(s, ml, Tool.SCHEDULE, {"at": "tomorrow 9:00", "every":
+                               "every 2nd wednesday at 9:00", "subject": "S", "body": "B\n\n"},
+                               moderator=MOD, now=NOW).values
+    assert event["start"] == "2030-09-03T09:30:00+01:00" and event["timezone"] == "Europe/London"
+    assert comp["closes"] == "2030-09-06T11:00:00+00:00"  # Friday 12:00 BST
+    assert post["at"] == "2030-09-02T08:00:00+00:00"
+    assert post["every"] == "every second Wednesday at 09:00"
+    assert (post["from"], post["body"]) == (MOD, "B")  # from: the moderator by default
