@@ -236,3 +236,15 @@ def test_probe_bounce_disables_not_the_ordinary_ones(server: Running, store: Sto
     bounce(server, "exim_plain.eml", CAROL)
     second = sub(store, CAROL)
     assert second is not None and second.probe_token not in ("", first.probe_token)
+
+
+def test_a_copy_the_smarthost_refuses_counts_and_shows_in_bounces(
+        server: Running, store: Store, sink: SmtpSink, config: Path) -> None:
+    assert cli(config, "lists", "set", "pub", "bounce_score_threshold", "1").exit_code == 0
+    sink.rcpt_replies[DAVE] = 550
+    server.send(CAROL, f"pub@{DOMAIN}", mail(CAROL, f"pub@{DOMAIN}", "news"))
+    server.drain()
+    row = sub(store, DAVE)
+    assert row is not None and row.bounce_score == 1.0 and row.delivery_disabled_at is not None
+    out = cli(config, "bounces", "pub").output
+    assert DAVE in out and "5.1.1\tcounted 1\tsmtp\t550 5.1.1 No such user" in out
