@@ -8,6 +8,8 @@ has the short ``timeout`` given, so a dead server costs seconds, not minutes.
 Invariants:
 - A check never raises for a network problem: an unanswered question is a WARN or FAIL that
   says which question went unanswered.
+- The smarthost is asked to take the envelope senders Commonroom really uses: the list's
+  ``-bounces`` address (notices) and its VERP form (members' copies); without a list, postmaster.
 - SPF is evaluated for the smarthost's address (ip4, ip6, a, mx, include, redirect, all) with
   RFC 7208's limit of 10 lookups; anything it cannot decide (macros, exists, ptr) is a WARN.
 """
@@ -27,6 +29,7 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
+from listserv.addresses import Kind, list_address, verp_sender
 from listserv.config import Config, ConfigError
 from listserv.dkim import dns_name, load_signer, txt_record
 from listserv.dmarc import parse_dmarc_record
@@ -262,12 +265,25 @@ async def check_dmarc(cfg: Config, d: Dns) -> Finding:
     return Finding("DMARC", Status.OK, records[0])
 
 
-async def check_smarthost(cfg: Config, timeout: float) -> Finding:
+def envelope_senders(cfg: Config, list_name: str | None) -> tuple[str, ...]:
+    """What Commonroom puts in MAIL FROM for ``list_name``: its bounce address (notices) and
+    that address VERP-encoded (each member's copy; postmaster stands in for the member)."""
+    domain = cfg.server.domain
+    if list_name is None:
+        return (f"postmaster@{domain}",)
+    return (list_address(list_name, domain, Kind.BOUNCES),
+            verp_sender(list_name, domain, f"postmaster@{domain}"))
+
+
+async def check_smarthost(cfg: Config, timeout: float,
+                          list_name: str | None = None) -> Finding:
     if cfg.smarthost is None:
         return Finding("smarthost", Status.WARN, "no smarthost: mail is written to "
                        f"{cfg.maildir_path}, not sent", "[delivery] smarthost = \"HOST:PORT\"")
     host, port = cfg.smarthost
-    sender = f"postmaster@{cfg.server.domain}"
+    senders = envelope_senders(cfg, list_name)
+    sender = senders[0]
+    accepted = " and ".join(senders)
     smtp = aiosmtplib.SMTP(hostname=host, port=port, timeout=timeout, start_tls=False,
                            local_hostname=cfg.server.domain)
     notes: list[str] = []
@@ -282,12 +298,14 @@ async def check_smarthost(cfg: Config, timeout: float) -> Finding:
                                "fix the smarthost's TLS certificate")
         else:
             notes.append("offers no STARTTLS")
-        code, _text = await smtp.mail(sender)
-        await smtp.rset()
+        for sender in senders:
+            code, _text = await smtp.mail(sender)
+            await smtp.rset()
         await smtp.quit()
     except aiosmtplib.SMTPResponseException as e:
         return Finding("smarthost", Status.FAIL, f"{host}:{port} refused MAIL FROM:<{sender}>: "
-                       f"{e.code} {e.message}", f"let the smarthost relay for {cfg.server.domain}")
+                       f"{e.code} {e.message}",
+                       f"let the smarthost relay for {cfg.server.domain} (accept {accepted})")
     except (aiosmtplib.SMTPException, OSError) as e:
         return Finding("smarthost", Status.FAIL, f"cannot reach {host}:{port}: {e}",
                        "[delivery] smarthost, or start the MTA")
@@ -296,7 +314,7 @@ async def check_smarthost(cfg: Config, timeout: float) -> Finding:
     if notes:
         return Finding("smarthost", Status.WARN, f"{host}:{port} {', '.join(notes)}",
                        "enable STARTTLS on the smarthost (smtpd_tls_security_level = may)")
-    return Finding("smarthost", Status.OK, f"{host}:{port} STARTTLS, accepts {sender} ({code})")
+    return Finding("smarthost", Status.OK, f"{host}:{port} STARTTLS, accepts {accepted} ({code})")
 
 
 def _fetch(url: str, timeout: float) -> int:
@@ -322,8 +340,10 @@ async def check_web(cfg: Config, timeout: float) -> Finding:
     return Finding("web", Status.OK, f"{base}/healthz answered {status}")
 
 
-async def run(cfg: Config, *, timeout: float = 3.0) -> list[Finding]:
+async def run(cfg: Config, *, timeout: float = 3.0, list_name: str | None = None) -> list[Finding]:
+    """Every check; the smarthost's with ``list_name``'s envelope senders (postmaster's when
+    there is no list yet)."""
     d = Dns(cfg, timeout)
     return list(await asyncio.gather(
         check_mx(cfg, d), check_spf(cfg, d), check_dkim(cfg, d), check_dmarc(cfg, d),
-        check_smarthost(cfg, timeout), check_web(cfg, timeout)))
+        check_smarthost(cfg, timeout, list_name), check_web(cfg, timeout)))
