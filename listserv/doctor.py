@@ -12,6 +12,8 @@ Invariants:
   ``-bounces`` address (notices) and its VERP form (members' copies); without a list, postmaster.
 - SPF is evaluated for the smarthost's address (ip4, ip6, a, mx, include, redirect, all) with
   RFC 7208's limit of 10 lookups; anything it cannot decide (macros, exists, ptr) is a WARN.
+  A smarthost on loopback or a private network sends on from an address doctor cannot see:
+  SPF is then evaluated for the MX hosts' addresses, and a miss is a WARN (a guess), not a FAIL.
 """
 
 from __future__ import annotations
@@ -185,6 +187,24 @@ async def _smarthost_ip(cfg: Config, d: Dns) -> Address | None:
         return found[0] if found else None
 
 
+# Addresses mail cannot leave the host from: the MTA behind them sends from another one.
+# (Not ``is_private``, which also takes in the documentation ranges.)
+_LOCAL_NETS = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"))
+
+
+def _local(ip: Address) -> bool:
+    return ip.is_loopback or ip.is_link_local or any(
+        ip.version == net.version and ip in net for net in _LOCAL_NETS)
+
+
+async def _mx_addresses(d: Dns, domain: str) -> list[Address]:
+    found: list[Address] = []
+    for mx in await d.query(domain, "MX"):
+        found += await d.addresses(mx.split()[-1])
+    return found
+
+
 async def check_spf(cfg: Config, d: Dns) -> Finding:
     domain = cfg.server.domain
     if cfg.smarthost is None:
@@ -195,6 +215,8 @@ async def check_spf(cfg: Config, d: Dns) -> Finding:
         if ip is None:
             return Finding("SPF", Status.FAIL, f"the smarthost {cfg.smarthost[0]} has no address",
                            "[delivery] smarthost")
+        if _local(ip):
+            return await _check_spf_local(d, domain, ip)
         mech = "ip4" if ip.version == 4 else "ip6"
         spf = _Spf(d, ip)
         if await spf.record(domain) is None:
@@ -212,6 +234,31 @@ async def check_spf(cfg: Config, d: Dns) -> Finding:
     return Finding("SPF", Status.WARN if spf.undecided else Status.FAIL,
                    f"{domain}'s SPF record does not allow the smarthost's address {ip}{extra}",
                    f"add {mech}:{ip} to the SPF record of {domain}, before its 'all'")
+
+
+async def _check_spf_local(d: Dns, domain: str, smarthost: Address) -> Finding:
+    """The smarthost is this host's MTA (or one on a private network): mail leaves from that
+    MTA's public address, which cannot be seen from here. The MX hosts' addresses are the best
+    guess (deploy/ runs one Postfix for both), so a miss is a WARN, not a FAIL."""
+    where = f"the smarthost {smarthost} is local, so mail leaves from your MTA's public address"
+    if await _Spf(d, smarthost).record(domain) is None:
+        return Finding("SPF", Status.FAIL, f"{domain} publishes no SPF record",
+                       f'{domain}. IN TXT "v=spf1 mx -all"')
+    guesses = await _mx_addresses(d, domain)
+    if not guesses:
+        return Finding("SPF", Status.WARN, f"{where}, which doctor cannot see ({domain} has no "
+                       "MX host to take it from)",
+                       f"make sure the SPF record of {domain} allows your MTA's public address")
+    for ip in guesses:
+        spf = _Spf(d, ip)
+        if await spf.evaluate(domain) == "+":
+            return Finding("SPF", Status.OK, f"{where}; {domain} allows the MX host's address "
+                           f"{ip} (assumed to be that MTA)")
+    listed = ", ".join(str(ip) for ip in guesses)
+    return Finding("SPF", Status.WARN, f"{where}; {domain}'s SPF record does not allow its MX "
+                   f"host's address {listed}",
+                   f"add 'mx' to the SPF record of {domain} if your MTA sends from its MX host, "
+                   "else its public address (ip4:/ip6:)")
 
 
 async def check_dkim(cfg: Config, d: Dns) -> Finding:
