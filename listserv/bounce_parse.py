@@ -70,6 +70,15 @@ def _status_in(text: str) -> str:
     return f"{m.group(1)}.{m.group(2)}.{m.group(3)}" if m else ""
 
 
+def reply_status(code: int, text: str) -> str:
+    """The RFC 3463 status an SMTP reply means: its enhanced code when it gives one of the
+    reply's own class (``550 5.1.1 …`` → 5.1.1), else the class alone (``550 …`` → 5.0.0).
+    A reply that is not 5xx (or no reply, code 0) is a temporary failure, 4.0.0 at most."""
+    klass = "5" if 500 <= code < 600 else "4"
+    m = _STATUS.match(text.strip())
+    return _status_in(m.group(0)) if m and m.group(1) == klass else f"{klass}.0.0"
+
+
 def _address(field: str) -> str:
     """``rfc822; Alice@Example.org`` or ``<alice@example.org>`` → ``Alice@example.org``."""
     value = field.split(";", 1)[-1].strip().strip("<>").strip()

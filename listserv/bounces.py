@@ -2,6 +2,8 @@
 
 The door (``listserv.inbound``) hands over the raw message and the VERP recipient; the report
 is read by ``bounce_parse`` and scored by ``bounce_score``; this module writes the outcome.
+Copies the smarthost refused come through ``count`` and ``probe_failed`` too
+(``listserv.smtp_bounces``), with the ``Bounce`` row the outbox recorded: one path for both.
 
 Invariants:
 - A bounce is attributed to the VERP recipient when there is one (the copy we sent them came
@@ -100,29 +102,36 @@ def handle(session: Session, cfg: Config, ml: MailingList, raw: bytes, verp: str
 
 def _record(session: Session, cfg: Config, ml: MailingList, failure: Failure, report: Report,
             now: datetime) -> str:
-    assert ml.id is not None
-    who = failure.recipient
-    sub = subscriptions.find_subscription(session, ml.id, who)
-    row = Bounce(list_id=ml.id, address=who, at=now, status=failure.status,
+    row = Bounce(list_id=ml.id, address=failure.recipient, at=now, status=failure.status,
                  source=report.how, diagnostic=failure.diagnostic[:500])
     session.add(row)
+    return count(session, cfg, ml, row, now)
+
+
+def count(session: Session, cfg: Config, ml: MailingList, row: Bounce, now: datetime) -> str:
+    """Score the failure ``row`` records (its address, RFC 3463 status and diagnostic) against
+    that member of ``ml``, and act on the score; says what was done."""
+    assert ml.id is not None
+    who = row.address
+    sub = subscriptions.find_subscription(session, ml.id, who)
     if sub is None or sub.role == Role.NONMEMBER.value:
-        return f"{who} {failure.status} (not a member)"
+        return f"{who} {row.status} (not a member)"
     if sub.probe_token and sub.last_bounce_at is not None and \
             now - sub.last_bounce_at > timedelta(days=ml.bounce_info_stale_days):
         sub.probe_token = ""  # that probe got through long ago: a new run may send another
-    scored = bounce_score.score(_member(sub), failure.status, now, settings(ml))
+    scored = bounce_score.score(_member(sub), row.status, now, settings(ml))
     row.counted = scored.counted
+    session.add(row)
     if scored.counted:
         sub.bounce_score = scored.score
         sub.last_bounce_at = now
         session.add(sub)
     log.info("bounce %s", scored.reason, extra={"list": ml.name, "member": who,
-                                                 "status": failure.status})
-    if scored.tell_owners and not _policy_told_today(session, ml, now):
-        _tell_owners(session, cfg, ml, f"{ml.name}: mail refused by policy ({failure.status})",
+                                                 "status": row.status})
+    if scored.tell_owners and not _policy_told_today(session, ml, row, now):
+        _tell_owners(session, cfg, ml, f"{ml.name}: mail refused by policy ({row.status})",
                      f"A copy of the list's mail to {who} was refused by the receiving side:\n\n"
-                     f"    {failure.diagnostic or failure.status}\n\n"
+                     f"    {row.diagnostic or row.status}\n\n"
                      "This is a deliverability problem (authentication, reputation or a block\n"
                      "list), not a dead address, so the member's bounce score is unchanged.\n"
                      "Run `commonroom doctor` and `commonroom bounces "
@@ -154,31 +163,46 @@ def send_probe(session: Session, cfg: Config, ml: MailingList, sub: Subscription
 
 def _probe_bounced(session: Session, cfg: Config, ml: MailingList, raw: bytes, token: str,
                    now: datetime) -> str:
-    sub = session.exec(select(Subscription).where(
-        Subscription.list_id == ml.id, Subscription.probe_token == token)).first() \
-        if token else None
+    sub = probe_subscription(session, ml, token)
     if sub is None:
         return "bounce of an unknown or answered probe: nothing counted"
     email = session.exec(select(Address.email).where(Address.id == sub.address_id)).one()
     report = parse_report(raw, email)
     if report.kind is not ReportKind.FAILURE:
         return f"probe to {email}: {report.kind.value} ({report.how}), nothing counted"
-    status = report.failures[0].status
-    session.add(Bounce(list_id=ml.id, address=email, at=now, status=status, source="probe",
-                       diagnostic=report.failures[0].diagnostic[:500]))
+    row = Bounce(list_id=ml.id, address=email, at=now, status=report.failures[0].status,
+                 diagnostic=report.failures[0].diagnostic[:500])
+    return probe_failed(session, cfg, ml, sub, row, now)
+
+
+def probe_subscription(session: Session, ml: MailingList, token: str) -> Subscription | None:
+    """The member whose unanswered probe carries ``token`` (``probe-…`` stripped), or None."""
+    if not token:
+        return None
+    return session.exec(select(Subscription).where(
+        Subscription.list_id == ml.id, Subscription.probe_token == token)).first()
+
+
+def probe_failed(session: Session, cfg: Config, ml: MailingList, sub: Subscription, row: Bounce,
+                 now: datetime) -> str:
+    """``sub``'s probe came back (``row`` records how): delivery is disabled."""
+    row.source = "probe"
+    session.add(row)
     sub.probe_token = ""
-    scored = bounce_score.score(_member(sub), status, now, settings(ml), probe=True)
+    scored = bounce_score.score(_member(sub), row.status, now, settings(ml), probe=True)
     if scored.then is bounce_score.Then.DISABLE:
-        disable(session, cfg, ml, sub, email, now, f"{status}: probe bounced")
+        disable(session, cfg, ml, sub, row.address, now, f"{row.status}: probe bounced")
     session.add(sub)
-    return f"probe to {email} bounced ({status}): delivery disabled"
+    return f"probe to {row.address} bounced ({row.status}): delivery disabled"
 
 
-def _policy_told_today(session: Session, ml: MailingList, now: datetime) -> bool:
-    """Owners hear about policy refusals once a day per list, not once per copy."""
+def _policy_told_today(session: Session, ml: MailingList, row: Bounce, now: datetime) -> bool:
+    """Owners hear about policy refusals once a day per list, not once per copy. "Earlier"
+    is by id: a batch of refusals the outbox recorded together shares one time."""
+    session.flush()  # ``row`` gets its id
     earlier = session.exec(select(Bounce.id).where(
-        Bounce.list_id == ml.id, col(Bounce.status).like("5.7.%"),
-        col(Bounce.at) > now - timedelta(days=1), col(Bounce.at) < now)).first()
+        Bounce.list_id == ml.id, col(Bounce.status).like("5.7.%"), col(Bounce.id) < row.id,
+        col(Bounce.at) > now - timedelta(days=1), col(Bounce.at) <= now)).first()
     return earlier is not None
 
 

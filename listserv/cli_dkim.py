@@ -11,10 +11,13 @@ import os
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col, select
 
 from listserv import dkim, doctor
-from listserv.cli_common import Ctx, pass_ctx
+from listserv.cli_common import Ctx, list_or_fail, pass_ctx
 from listserv.config import SELECTOR
+from listserv.models import MailingList
 
 
 @click.group("dkim")
@@ -61,12 +64,15 @@ def keygen(obj: Ctx, selector: str, key_file: str | None, algorithm: str, force:
 @click.command("doctor")
 @click.option("--timeout", type=click.FloatRange(0.1, 30), default=3.0, show_default=True,
               help="Seconds each network check may take.")
+@click.option("--list", "list_name", metavar="NAME",
+              help="Whose envelope senders the smarthost must accept (default: the first list).")
 @pass_ctx
-def doctor_command(obj: Ctx, timeout: float) -> None:
+def doctor_command(obj: Ctx, timeout: float, list_name: str | None) -> None:
     """Check MX, SPF, DKIM, DMARC, the smarthost and web_base_url as the mail world sees them.
 
     Exits 1 when any check FAILs."""
-    findings = asyncio.run(doctor.run(obj.cfg, timeout=timeout))
+    findings = asyncio.run(doctor.run(obj.cfg, timeout=timeout,
+                                      list_name=_sender_list(obj, list_name)))
     for f in findings:
         click.echo(f"{f.status.value:<4}  {f.check:<9}  {f.detail}")
         if f.fix and f.status is not doctor.Status.OK:
@@ -74,3 +80,24 @@ def doctor_command(obj: Ctx, timeout: float) -> None:
     failed = [f.check for f in findings if f.status is doctor.Status.FAIL]
     if failed:
         raise click.ClickException(f"{len(failed)} check(s) failed: {', '.join(failed)}")
+
+
+def _sender_list(obj: Ctx, name: str | None) -> str | None:
+    """The list whose senders the smarthost check uses: ``name`` (which must exist), else the
+    first list created; None when there is none, or no usable database (doctor checks the
+    outside world and must run before the first list, or the first migration)."""
+    if name is not None:
+        with obj.session() as (_store, s):
+            return list_or_fail(s, name).name
+    from listserv.serve import schema_problem
+
+    store = obj.store()
+    try:
+        if schema_problem(store):
+            return None
+        with store.session() as s:
+            return s.exec(select(MailingList.name).order_by(col(MailingList.id))).first()
+    except SQLAlchemyError:
+        return None
+    finally:
+        store.dispose()

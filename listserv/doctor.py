@@ -8,8 +8,12 @@ has the short ``timeout`` given, so a dead server costs seconds, not minutes.
 Invariants:
 - A check never raises for a network problem: an unanswered question is a WARN or FAIL that
   says which question went unanswered.
+- The smarthost is asked to take the envelope senders Commonroom really uses: the list's
+  ``-bounces`` address (notices) and its VERP form (members' copies); without a list, postmaster.
 - SPF is evaluated for the smarthost's address (ip4, ip6, a, mx, include, redirect, all) with
   RFC 7208's limit of 10 lookups; anything it cannot decide (macros, exists, ptr) is a WARN.
+  A smarthost on loopback or a private network sends on from an address doctor cannot see:
+  SPF is then evaluated for the MX hosts' addresses, and a miss is a WARN (a guess), not a FAIL.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
+from listserv.addresses import Kind, list_address, verp_sender
 from listserv.config import Config, ConfigError
 from listserv.dkim import dns_name, load_signer, txt_record
 from listserv.dmarc import parse_dmarc_record
@@ -182,6 +187,24 @@ async def _smarthost_ip(cfg: Config, d: Dns) -> Address | None:
         return found[0] if found else None
 
 
+# Addresses mail cannot leave the host from: the MTA behind them sends from another one.
+# (Not ``is_private``, which also takes in the documentation ranges.)
+_LOCAL_NETS = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"))
+
+
+def _local(ip: Address) -> bool:
+    return ip.is_loopback or ip.is_link_local or any(
+        ip.version == net.version and ip in net for net in _LOCAL_NETS)
+
+
+async def _mx_addresses(d: Dns, domain: str) -> list[Address]:
+    found: list[Address] = []
+    for mx in await d.query(domain, "MX"):
+        found += await d.addresses(mx.split()[-1])
+    return found
+
+
 async def check_spf(cfg: Config, d: Dns) -> Finding:
     domain = cfg.server.domain
     if cfg.smarthost is None:
@@ -192,6 +215,8 @@ async def check_spf(cfg: Config, d: Dns) -> Finding:
         if ip is None:
             return Finding("SPF", Status.FAIL, f"the smarthost {cfg.smarthost[0]} has no address",
                            "[delivery] smarthost")
+        if _local(ip):
+            return await _check_spf_local(d, domain, ip)
         mech = "ip4" if ip.version == 4 else "ip6"
         spf = _Spf(d, ip)
         if await spf.record(domain) is None:
@@ -209,6 +234,31 @@ async def check_spf(cfg: Config, d: Dns) -> Finding:
     return Finding("SPF", Status.WARN if spf.undecided else Status.FAIL,
                    f"{domain}'s SPF record does not allow the smarthost's address {ip}{extra}",
                    f"add {mech}:{ip} to the SPF record of {domain}, before its 'all'")
+
+
+async def _check_spf_local(d: Dns, domain: str, smarthost: Address) -> Finding:
+    """The smarthost is this host's MTA (or one on a private network): mail leaves from that
+    MTA's public address, which cannot be seen from here. The MX hosts' addresses are the best
+    guess (deploy/ runs one Postfix for both), so a miss is a WARN, not a FAIL."""
+    where = f"the smarthost {smarthost} is local, so mail leaves from your MTA's public address"
+    if await _Spf(d, smarthost).record(domain) is None:
+        return Finding("SPF", Status.FAIL, f"{domain} publishes no SPF record",
+                       f'{domain}. IN TXT "v=spf1 mx -all"')
+    guesses = await _mx_addresses(d, domain)
+    if not guesses:
+        return Finding("SPF", Status.WARN, f"{where}, which doctor cannot see ({domain} has no "
+                       "MX host to take it from)",
+                       f"make sure the SPF record of {domain} allows your MTA's public address")
+    for ip in guesses:
+        spf = _Spf(d, ip)
+        if await spf.evaluate(domain) == "+":
+            return Finding("SPF", Status.OK, f"{where}; {domain} allows the MX host's address "
+                           f"{ip} (assumed to be that MTA)")
+    listed = ", ".join(str(ip) for ip in guesses)
+    return Finding("SPF", Status.WARN, f"{where}; {domain}'s SPF record does not allow its MX "
+                   f"host's address {listed}",
+                   f"add 'mx' to the SPF record of {domain} if your MTA sends from its MX host, "
+                   "else its public address (ip4:/ip6:)")
 
 
 async def check_dkim(cfg: Config, d: Dns) -> Finding:
@@ -262,12 +312,25 @@ async def check_dmarc(cfg: Config, d: Dns) -> Finding:
     return Finding("DMARC", Status.OK, records[0])
 
 
-async def check_smarthost(cfg: Config, timeout: float) -> Finding:
+def envelope_senders(cfg: Config, list_name: str | None) -> tuple[str, ...]:
+    """What Commonroom puts in MAIL FROM for ``list_name``: its bounce address (notices) and
+    that address VERP-encoded (each member's copy; postmaster stands in for the member)."""
+    domain = cfg.server.domain
+    if list_name is None:
+        return (f"postmaster@{domain}",)
+    return (list_address(list_name, domain, Kind.BOUNCES),
+            verp_sender(list_name, domain, f"postmaster@{domain}"))
+
+
+async def check_smarthost(cfg: Config, timeout: float,
+                          list_name: str | None = None) -> Finding:
     if cfg.smarthost is None:
         return Finding("smarthost", Status.WARN, "no smarthost: mail is written to "
                        f"{cfg.maildir_path}, not sent", "[delivery] smarthost = \"HOST:PORT\"")
     host, port = cfg.smarthost
-    sender = f"postmaster@{cfg.server.domain}"
+    senders = envelope_senders(cfg, list_name)
+    sender = senders[0]
+    accepted = " and ".join(senders)
     smtp = aiosmtplib.SMTP(hostname=host, port=port, timeout=timeout, start_tls=False,
                            local_hostname=cfg.server.domain)
     notes: list[str] = []
@@ -282,12 +345,14 @@ async def check_smarthost(cfg: Config, timeout: float) -> Finding:
                                "fix the smarthost's TLS certificate")
         else:
             notes.append("offers no STARTTLS")
-        code, _text = await smtp.mail(sender)
-        await smtp.rset()
+        for sender in senders:
+            code, _text = await smtp.mail(sender)
+            await smtp.rset()
         await smtp.quit()
     except aiosmtplib.SMTPResponseException as e:
         return Finding("smarthost", Status.FAIL, f"{host}:{port} refused MAIL FROM:<{sender}>: "
-                       f"{e.code} {e.message}", f"let the smarthost relay for {cfg.server.domain}")
+                       f"{e.code} {e.message}",
+                       f"let the smarthost relay for {cfg.server.domain} (accept {accepted})")
     except (aiosmtplib.SMTPException, OSError) as e:
         return Finding("smarthost", Status.FAIL, f"cannot reach {host}:{port}: {e}",
                        "[delivery] smarthost, or start the MTA")
@@ -296,7 +361,7 @@ async def check_smarthost(cfg: Config, timeout: float) -> Finding:
     if notes:
         return Finding("smarthost", Status.WARN, f"{host}:{port} {', '.join(notes)}",
                        "enable STARTTLS on the smarthost (smtpd_tls_security_level = may)")
-    return Finding("smarthost", Status.OK, f"{host}:{port} STARTTLS, accepts {sender} ({code})")
+    return Finding("smarthost", Status.OK, f"{host}:{port} STARTTLS, accepts {accepted} ({code})")
 
 
 def _fetch(url: str, timeout: float) -> int:
@@ -322,8 +387,10 @@ async def check_web(cfg: Config, timeout: float) -> Finding:
     return Finding("web", Status.OK, f"{base}/healthz answered {status}")
 
 
-async def run(cfg: Config, *, timeout: float = 3.0) -> list[Finding]:
+async def run(cfg: Config, *, timeout: float = 3.0, list_name: str | None = None) -> list[Finding]:
+    """Every check; the smarthost's with ``list_name``'s envelope senders (postmaster's when
+    there is no list yet)."""
     d = Dns(cfg, timeout)
     return list(await asyncio.gather(
         check_mx(cfg, d), check_spf(cfg, d), check_dkim(cfg, d), check_dmarc(cfg, d),
-        check_smarthost(cfg, timeout), check_web(cfg, timeout)))
+        check_smarthost(cfg, timeout, list_name), check_web(cfg, timeout)))

@@ -28,7 +28,11 @@ Invariants:
 - ``attempts`` counts deliveries tried, including the successful one. A 4xx (or a connection
   failure) schedules a retry with exponential back-off; once the row has been queued for
   ``give_up_after`` (from ``created_at``, or ``requeued_at`` after 'outbox retry'), a 4xx makes
-  it ``failed``. A 5xx makes the row ``bounced`` and records a ``Bounce``.
+  it ``failed``. A 5xx makes the row ``bounced``. Both record a ``Bounce`` (its RFC 3463
+  status and the smarthost's reply) in the transaction that writes the outcome.
+- Those bounces are then handed to ``on_undelivered`` (``smtp_bounces.score``, which scores
+  members' copies as a DSN would be), once per write-back and after its commit: the fan-out's
+  hot path never waits for scoring, and a crash between the two loses a count, never a copy.
 - Restarts keep back-offs: only rows that were ``sending`` when their worker died are made due
   at once, so a restart burns no retries of rows that are waiting.
 - Notices (``priority`` 0) are claimed before fan-out copies (1), whatever their due times.
@@ -56,6 +60,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, exists, func, insert, or_, select, update
 from sqlmodel import Session
 
+from listserv.bounce_parse import reply_status
 from listserv.models import Bounce, Outbox, OutboxPriority, OutboxState, utcnow
 from listserv.outbox_admin import in_state, prune_sent
 from listserv.outbox_lease import Lease, recover_dead
@@ -119,9 +124,25 @@ class Done:
     id: int
     list_id: int | None
     recipient: str
+    sender: str  # shared with the Claimed row, not a copy
+    copy: bool  # a member's copy of a post or digest, not a ready-made notice
     attempts: int  # before this try
     queued_at: datetime
     result: SendResult
+
+
+@dataclass(frozen=True, slots=True)
+class Undelivered:
+    """A row that will never be delivered (a 5xx, or a 4xx past ``give_up_after``), as
+    recorded in ``Bounce`` row ``bounce_id``: what ``on_undelivered`` is given."""
+
+    bounce_id: int
+    list_id: int | None
+    recipient: str
+    sender: str
+    copy: bool
+    status: str  # RFC 3463, e.g. "5.1.1"
+    reply: str  # the smarthost's words: "550 5.1.1 No such user"
 
 
 class OutboxWorker:
@@ -135,7 +156,9 @@ class OutboxWorker:
                  recover_interval: float = 60.0, flush_interval: float = 0.1,
                  lease_interval: float = 5.0, prune_interval: float = 3600.0,
                  render_digest: Callable[[int, str], bytes] | None = None,
-                 sign: Callable[[bytes], bytes] | None = None) -> None:
+                 sign: Callable[[bytes], bytes] | None = None,
+                 on_undelivered: Callable[[Sequence[Undelivered], datetime], object]
+                 | None = None) -> None:
         if connections < 1 or batch < 1:
             raise ValueError("connections and batch must be at least 1")
         if give_up_after <= timedelta(0) or keep_sent <= timedelta(0):
@@ -145,6 +168,7 @@ class OutboxWorker:
         self.render = render
         self.render_digest = render_digest  # (digest copy id, recipient) -> that member's copy
         self.sign = sign  # finished bytes -> the same with a DKIM-Signature (listserv/dkim.py)
+        self.on_undelivered = on_undelivered  # (bounces, now), after their write-back commits
         self.connections = connections
         self.give_up_after = give_up_after
         self.keep_sent = keep_sent
@@ -163,6 +187,7 @@ class OutboxWorker:
         self._queue: asyncio.Queue[Claimed | None] = asyncio.Queue()
         self._done: list[Done] = []
         self._released: list[int] = []
+        self._writing = False  # outcomes taken from _done are being written or handed over
         self._in_flight: dict[int, Claimed] = {}
         self._wake = asyncio.Event()
         self._need_more = asyncio.Event()
@@ -253,7 +278,8 @@ class OutboxWorker:
     def _busy(self) -> bool:
         # Work in memory means "not drained" without asking the database, which keeps the
         # polling of drain() off the database while a large batch is on its way.
-        return bool(not self._queue.empty() or self._in_flight or self._done or self._released)
+        return bool(not self._queue.empty() or self._in_flight or self._done or self._released
+                    or self._writing)
 
     # --- the tasks -----------------------------------------------------------------------
 
@@ -290,8 +316,10 @@ class OutboxWorker:
                 self._in_flight[index] = row
                 result = await self._deliver(transport, row)
                 del self._in_flight[index]
-                self._done.append(Done(row.id, row.list_id, row.recipient, row.attempts,
-                                       row.queued_at, result))
+                self._done.append(Done(
+                    row.id, row.list_id, row.recipient, row.sender,
+                    row.message_pk is not None or row.digest_id is not None, row.attempts,
+                    row.queued_at, result))
                 if len(self._done) >= self.batch or self._queue.empty():
                     self._flush_now.set()
         finally:
@@ -338,18 +366,35 @@ class OutboxWorker:
             done, self._done = self._done, []
             released, self._released = self._released, []
             if done or released:
+                self._writing = True
                 try:
-                    await asyncio.to_thread(self._write, done, released)
+                    undelivered = await asyncio.to_thread(self._write, done, released)
                 except Exception:
                     log.exception("outbox write-back failed; keeping the outcomes to retry",
                                   extra={"worker": self.worker_id})
                     self._done[:0], self._released[:0] = done, released
+                    self._writing = False
                     if self._closing_writer:
                         return  # the rows stay 'sending' and recovery re-sends them
                     await asyncio.sleep(self.poll_interval)
                     continue
+                if undelivered:
+                    await self._hand_over(undelivered)
+                self._writing = False
             if self._closing_writer and not self._done and not self._released:
                 return
+
+    async def _hand_over(self, undelivered: list[Undelivered]) -> None:
+        """Give the committed bounces to ``on_undelivered``; its failure is logged, not retried
+        (the outcomes are written: retrying the write-back would send nothing new)."""
+        if self.on_undelivered is None:
+            return
+        try:
+            await asyncio.to_thread(self.on_undelivered, undelivered, self.clock())
+        except Exception:
+            log.exception("scoring %d undelivered rows failed", len(undelivered),
+                          extra={"worker": self.worker_id})
+        self._wake.set()  # it may have queued notices (delivery disabled, owners told)
 
     async def _recover_loop(self) -> None:
         while True:
@@ -431,18 +476,23 @@ class OutboxWorker:
         rows.sort(key=lambda r: (r.priority, r.id))  # RETURNING promises no order
         return rows
 
-    def _write(self, done: Sequence[Done], released: Sequence[int]) -> None:
+    def _write(self, done: Sequence[Done], released: Sequence[int]) -> list[Undelivered]:
+        """Write the outcomes in one transaction; return the rows that will never be
+        delivered, as recorded in ``Bounce``."""
         now = self.clock()
         mine = OUTBOX.c.claimed_by == self.worker_id
         sent = [d.id for d in done if d.result.outcome is Outcome.SENT]
         retries: list[dict[str, Any]] = []
         bounces: list[Done] = []
+        given_up: list[Done] = []
         for d in done:
             if d.result.outcome is Outcome.BOUNCE:
                 bounces.append(d)
             elif d.result.outcome is Outcome.RETRY:
                 attempts = d.attempts + 1
                 give_up = now - d.queued_at >= self.give_up_after
+                if give_up and d.result.code:  # a refused connection says nothing of them
+                    given_up.append(d)
                 retries.append({
                     "b_id": d.id, "b_attempts": attempts, "b_error": d.result.status[:1000],
                     "b_state": FAILED if give_up else PENDING,
@@ -463,9 +513,15 @@ class OutboxWorker:
                              .values(state=BOUNCED, attempts=OUTBOX.c.attempts + 1,
                                      last_error=bindparam("b_error")),
                              [{"b_id": d.id, "b_error": d.result.status[:1000]} for d in bounces])
-                conn.execute(insert(BOUNCE), [
-                    {"list_id": d.list_id, "address": d.recipient, "at": now,
-                     "status": d.result.status[:1000], "source": "smtp"} for d in bounces])
+            lost = bounces + given_up
+            ids: list[int] = []
+            if lost:
+                ids = list(conn.execute(
+                    insert(BOUNCE).returning(BOUNCE.c.id, sort_by_parameter_order=True),
+                    [{"list_id": d.list_id, "address": d.recipient, "at": now,
+                      "status": reply_status(d.result.code, d.result.detail),
+                      "diagnostic": d.result.status[:500], "source": "smtp", "counted": 0.0}
+                     for d in lost]).scalars())
             for chunk in _chunks(released):
                 conn.execute(update(OUTBOX)
                              .where(OUTBOX.c.id.in_(chunk), mine, OUTBOX.c.state == SENDING)
@@ -473,6 +529,9 @@ class OutboxWorker:
         failed = sum(1 for r in retries if r["b_state"] == FAILED)
         self.counts.update({"sent": len(sent), "bounced": len(bounces),
                             "retried": len(retries) - failed, "failed": failed})
+        return [Undelivered(i, d.list_id, d.recipient, d.sender, d.copy,
+                            reply_status(d.result.code, d.result.detail), d.result.status[:500])
+                for i, d in zip(ids, lost, strict=True)]
 
     def _recover_at_start(self) -> int:
         """Make rows that were in flight when their worker died due now; return how many.

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from listserv import smtp_bounces
 from listserv.config import Config, ConfigError
 from listserv.delivery import PostRenderer
 from listserv.dkim import load_signer
@@ -127,7 +128,9 @@ class App:
                                    connections=self.cfg.delivery.connections,
                                    give_up_after=self.cfg.give_up_after,
                                    keep_sent=timedelta(days=self.cfg.delivery.keep_sent_days),
-                                   render_digest=digest_renderer, sign=signer)
+                                   render_digest=digest_renderer, sign=signer,
+                                   on_undelivered=partial(smtp_bounces.score, self.store,
+                                                          self.cfg))
         await self.worker.start()
         handler = ListHandler(self.store, self.cfg, resolver, self.worker.wake)
         loop = asyncio.get_running_loop()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from listserv.bounce_parse import ReportKind, parse_report
+from listserv.bounce_parse import ReportKind, parse_report, reply_status
 
 DATA = Path(__file__).parent / "data" / "bounces"
 
@@ -57,3 +57,21 @@ def test_arf_names_the_complainant() -> None:
                                  b" report-type=delivery-status\n\nno boundary"])
 def test_hostile_input_never_raises(raw: bytes) -> None:
     assert parse_report(raw).kind is ReportKind.UNKNOWN
+
+
+# An SMTP reply from the smarthost (code, text) read as the RFC 3463 status it means.
+REPLIES = [
+    (550, "5.1.1 No such user", "5.1.1"),
+    (554, "5.7.1 Rejected", "5.7.1"),
+    (552, "5.3.4 Message too big", "5.3.4"),
+    (550, "No such user here", "5.0.0"),  # no enhanced code: the class alone
+    (451, "4.3.0 Try again later", "4.3.0"),
+    (421, "Service not available", "4.0.0"),
+    (550, "4.2.2 mailbox full", "5.0.0"),  # a code that contradicts the reply's class
+    (0, "connection refused", "4.0.0"),  # no reply at all: only ever a retry, never final
+]
+
+
+@pytest.mark.parametrize(("code", "text", "status"), REPLIES)
+def test_reply_status(code: int, text: str, status: str) -> None:
+    assert reply_status(code, text) == status

@@ -10,6 +10,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,9 @@ from listserv import doctor
 from listserv.config import Config
 from listserv.dkim import Algorithm, generate
 from listserv.doctor import Status
+from listserv.store import Store
 from tests.dnsdouble import dns_double
-from tests.harness import DOMAIN, cli
+from tests.harness import DOMAIN, cli, make_list, write_config
 from tests.smtpsink import SmtpSink
 
 
@@ -139,7 +141,7 @@ async def test_a_broken_zone_says_what_to_publish(tmp_path: Path, sink: SmtpSink
         cfg = config(tmp_path, port, sink.port, "http://lists.example.org")
         found = by_check(await doctor.run(cfg, timeout=1.0))
     assert found["MX"].status is Status.FAIL and found["MX"].fix == f"{DOMAIN}. IN MX 10 YOUR-MTA-HOST."
-    assert found["SPF"].status is Status.FAIL and "add ip4:127.0.0.1" in found["SPF"].fix
+    assert found["SPF"].status is Status.WARN and "cannot see" in found["SPF"].detail  # no MX
     assert found["DKIM"].status is Status.FAIL
     assert found["DKIM"].fix == f'cr._domainkey.{DOMAIN}. IN TXT "{pair.txt_value()}"'
     assert found["DMARC"].status is Status.FAIL and found["DMARC"].fix.startswith(f"_dmarc.{DOMAIN}.")
@@ -156,7 +158,7 @@ async def test_missing_records_and_a_dead_smarthost(tmp_path: Path) -> None:
     async with dns_double({}) as (_host, port, _double):
         found = by_check(await doctor.run(config(tmp_path, port, dead, "https://127.0.0.1:1"),
                                           timeout=1.0))
-    assert found["SPF"].fix == f'{DOMAIN}. IN TXT "v=spf1 mx ip4:127.0.0.1 -all"'
+    assert found["SPF"].fix == f'{DOMAIN}. IN TXT "v=spf1 mx -all"'  # local smarthost
     assert "no key is published" in found["DKIM"].detail
     assert found["smarthost"].status is Status.FAIL and "cannot reach" in found["smarthost"].detail
     assert found["web"].status is Status.FAIL and "not reachable" in found["web"].detail
@@ -181,24 +183,104 @@ def test_cli_exits_non_zero_on_a_failure(tmp_path: Path) -> None:
 
 
 class _RefuseSender:
+    """Takes only the senders in ``allowed``, and notes every MAIL FROM it was asked."""
+
+    def __init__(self, allowed: tuple[str, ...] = ()) -> None:
+        self.allowed, self.asked = allowed, list[str]()
+
     async def handle_MAIL(self, server: object, session: object, envelope: object,
                           address: str, mail_options: list[str]) -> str:
+        self.asked.append(address)
+        if address in self.allowed:
+            return "250 OK"
         return "553 5.7.1 Sender address rejected: not owned by you"
+
+
+@contextmanager
+def refusing_smarthost(tls: ssl.SSLContext, handler: _RefuseSender) -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=tls)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+BOUNCES = f"pub-bounces@{DOMAIN}"
+VERP = f"pub-bounces+postmaster={DOMAIN}@{DOMAIN}"  # as a member's copy carries it
 
 
 async def test_a_smarthost_that_refuses_our_sender_fails(tmp_path: Path,
                                                          tls: ssl.SSLContext) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    controller = Controller(_RefuseSender(), hostname="127.0.0.1", port=port, tls_context=tls)
-    controller.start()
-    try:
-        (tmp_path / "cr.key").write_bytes(generate(Algorithm.RSA).private_bytes())
+    (tmp_path / "cr.key").write_bytes(generate(Algorithm.RSA).private_bytes())
+    handler = _RefuseSender()
+    with refusing_smarthost(tls, handler) as port:
         cfg = config(tmp_path, 9, port, "http://x.example")
-        found = await doctor.check_smarthost(cfg, 2.0)
-    finally:
-        controller.stop()
+        found = await doctor.check_smarthost(cfg, 2.0, "pub")
     assert found.status is Status.FAIL
-    assert "refused MAIL FROM:<postmaster@lists.example.org>: 553" in found.detail
-    assert found.fix == f"let the smarthost relay for {DOMAIN}"
+    assert f"refused MAIL FROM:<{BOUNCES}>: 553" in found.detail
+    assert found.fix == f"let the smarthost relay for {DOMAIN} (accept {BOUNCES} and {VERP})"
+
+
+@pytest.mark.parametrize(("allowed", "status", "said"), [
+    ((BOUNCES, VERP), Status.OK, f"accepts {BOUNCES} and {VERP}"),
+    ((BOUNCES,), Status.FAIL, f"refused MAIL FROM:<{VERP}>: 553"),  # no "+" extension
+])
+async def test_the_smarthost_is_asked_for_the_senders_the_list_uses(
+        tmp_path: Path, tls: ssl.SSLContext, allowed: tuple[str, ...], status: Status,
+        said: str) -> None:
+    (tmp_path / "cr.key").write_bytes(generate(Algorithm.RSA).private_bytes())
+    handler = _RefuseSender(allowed)
+    with refusing_smarthost(tls, handler) as port:
+        found = await doctor.check_smarthost(config(tmp_path, 9, port, "http://x.example"),
+                                             2.0, "pub")
+    assert found.status is status and said in found.detail, found
+    assert handler.asked == [BOUNCES, VERP][:len(allowed) + 1]
+
+
+def test_cli_checks_the_first_list_or_the_one_named(tmp_path: Path, tls: ssl.SSLContext,
+                                                    store: Store, db_url: str) -> None:
+    make_list(store, "pub")
+    make_list(store, "announce")
+    handler = _RefuseSender()
+    with refusing_smarthost(tls, handler) as port:
+        path = write_config(tmp_path, db_url, f"127.0.0.1:{port}",
+                            dmarc_nameservers="127.0.0.1:9")
+        cli(path, "doctor", "--timeout", "0.3")
+        named = cli(path, "doctor", "--timeout", "0.3", "--list", "announce")
+        unknown = cli(path, "doctor", "--timeout", "0.3", "--list", "nope")
+    assert handler.asked == [BOUNCES, f"announce-bounces@{DOMAIN}"]
+    assert f"refused MAIL FROM:<announce-bounces@{DOMAIN}>" in named.output
+    assert unknown.exit_code != 0 and "nope" in unknown.output and handler.asked[2:] == []
+
+
+MX_ZONE = {(DOMAIN, "MX"): ["10 mx.lists.example.org."],
+           ("mx.lists.example.org", "A"): ["192.0.2.25"]}
+
+
+@pytest.mark.parametrize(("smarthost", "spf", "other", "status", "said"), [
+    # A smarthost on a public address: SPF must allow that address.
+    ("192.0.2.7", "v=spf1 ip4:192.0.2.0/24 -all", {}, Status.OK, "allows the smarthost's"),
+    ("192.0.2.7", "v=spf1 ip4:198.51.100.1 -all", {}, Status.FAIL, "add ip4:192.0.2.7"),
+    # On loopback or a private network (the MTA on this host, as deploy/ sets it up), mail
+    # leaves from the MTA's public address: the MX host's is the best guess doctor has.
+    ("127.0.0.1", "v=spf1 mx -all", MX_ZONE, Status.OK, "192.0.2.25"),
+    ("10.1.2.3", "v=spf1 ip4:192.0.2.25 -all", MX_ZONE, Status.OK, "192.0.2.25"),
+    ("127.0.0.1", "v=spf1 ip4:198.51.100.1 -all", MX_ZONE, Status.WARN, "192.0.2.25"),
+    ("127.0.0.1", "v=spf1 mx -all", {}, Status.WARN, "cannot see"),
+    ("127.0.0.1", None, MX_ZONE, Status.FAIL, '"v=spf1 mx -all"'),
+])
+async def test_spf_is_checked_for_the_address_mail_leaves_from(
+        smarthost: str, spf: str | None, other: dict[tuple[str, str], list[str]],
+        status: Status, said: str) -> None:
+    async with dns_double({DOMAIN: [spf]} if spf else {}, other=other) as (_h, port, _d):
+        cfg = config_mod.load(env={}, overrides={
+            "server": {"domain": DOMAIN},
+            "delivery": {"smarthost": f"{smarthost}:25",
+                         "dmarc_nameservers": f"127.0.0.1:{port}"}})
+        found = await doctor.check_spf(cfg, doctor.Dns(cfg, 1.0))
+    assert found.status is status, found
+    assert said in found.detail + " " + found.fix, found

@@ -236,3 +236,43 @@ def test_probe_bounce_disables_not_the_ordinary_ones(server: Running, store: Sto
     bounce(server, "exim_plain.eml", CAROL)
     second = sub(store, CAROL)
     assert second is not None and second.probe_token not in ("", first.probe_token)
+
+
+def test_a_copy_the_smarthost_refuses_counts_and_shows_in_bounces(
+        server: Running, store: Store, sink: SmtpSink, config: Path) -> None:
+    assert cli(config, "lists", "set", "pub", "bounce_score_threshold", "1").exit_code == 0
+    sink.rcpt_replies[DAVE] = 550
+    server.send(CAROL, f"pub@{DOMAIN}", mail(CAROL, f"pub@{DOMAIN}", "news"))
+    server.drain()
+    row = sub(store, DAVE)
+    assert row is not None and row.bounce_score == 1.0 and row.delivery_disabled_at is not None
+    out = cli(config, "bounces", "pub").output
+    assert DAVE in out and "5.1.1\tcounted 1\tsmtp\t550 5.1.1 No such user" in out
+
+
+@pytest.mark.parametrize(("key", "value", "stored"), [
+    ("bounce_score_threshold", "1", 1),
+    ("bounce_info_stale_days", "14", 14),
+    ("bounce_you_are_disabled_warnings", "0", 0),  # none: unsubscribed after one interval
+    ("bounce_you_are_disabled_warnings_interval", "3", 3),
+    ("bounce_probe", "on", True),
+])
+def test_lists_set_takes_every_bounce_setting(store: Store, config: Path, key: str, value: str,
+                                              stored: object) -> None:
+    make_list(store, "pub")
+    result = cli(config, "lists", "set", "pub", key, value)
+    assert result.exit_code == 0, result.output
+    with store.session() as s:
+        assert getattr(find(s, "pub"), key) == stored
+    assert f"{key} = {stored}" in cli(config, "lists", "show", "pub").output
+
+
+@pytest.mark.parametrize(("key", "value"), [("bounce_score_threshold", "0"),
+                                            ("bounce_info_stale_days", "0"),
+                                            ("bounce_you_are_disabled_warnings_interval", "0"),
+                                            ("bounce_probe", "maybe")])
+def test_lists_set_refuses_a_bounce_setting_that_cannot_work(store: Store, config: Path,
+                                                             key: str, value: str) -> None:
+    make_list(store, "pub")
+    result = cli(config, "lists", "set", "pub", key, value)
+    assert result.exit_code != 0 and key in result.output

@@ -57,7 +57,8 @@ def test_5xx_is_a_bounce(server: Running, sink: SmtpSink, store: Store) -> None:
                                                             "cat@acme.example"]
     with store.session() as s:
         bounce = s.exec(select(Bounce)).one()
-        assert bounce.address == "bob@district.gov.uk" and bounce.status.startswith("550")
+        assert bounce.address == "bob@district.gov.uk" and bounce.status == "5.1.1"
+        assert bounce.diagnostic.startswith("550") and bounce.counted == 1.0  # as a DSN's
 
 
 def test_dropped_connection_is_retried(server: Running, sink: SmtpSink) -> None:

@@ -144,8 +144,9 @@ async def test_5xx_bounces_and_records_a_bounce(store: Store, sink: SmtpSink) ->
     with store.session() as s:
         bounces = {b.address: b for b in s.scalars(select(Bounce))}
     assert set(bounces) == {"gone@example.org", "spam@example.org"}
-    assert bounces["gone@example.org"].status.startswith("550 5.1.1")
-    assert bounces["spam@example.org"].status.startswith("554")
+    assert bounces["gone@example.org"].status == "5.1.1"  # RFC 3463, as a DSN's
+    assert bounces["gone@example.org"].diagnostic.startswith("550 5.1.1")  # the reply
+    assert bounces["spam@example.org"].diagnostic.startswith("554")
     assert {b.source for b in bounces.values()} == {"smtp"}
     assert {b.list_id for b in bounces.values()} == {ml.id}
     assert [m.rcpt_tos for m in sink.messages] == [("fine@example.org",)]
