@@ -24,6 +24,9 @@ import os
 import re
 import resource
 import smtplib
+import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -445,6 +448,48 @@ def _app_main(conn: Connection, config_path: str, url: str, stop: MpEvent) -> No
             store.dispose()
 
     asyncio.run(run())
+
+
+# --- ``commonroom serve`` as a real child process ------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_serve(url: str, folder: Path, timeout: float = 60.0
+                ) -> tuple[subprocess.Popen[bytes], str, int]:
+    """``commonroom serve`` on free loopback ports, delivering to a Maildir in ``folder``;
+    returns once /healthz answers 200 and the SMTP port greets: (process, web base URL,
+    SMTP port)."""
+    import httpx
+
+    web, smtp = free_port(), free_port()
+    config = folder / "commonroom.toml"
+    config.write_text("\n".join([
+        "[server]", f'domain = "{DOMAIN}"', f"smtp_port = {smtp}", f"web_port = {web}",
+        'web_base_url = "https://lists.example.org"', "[database]", f'url = "{url}"',
+        "[delivery]", f'maildir = "{folder / "outbox"}"']) + "\n", encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "listserv", "--config", str(config), "serve"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    base = f"http://127.0.0.1:{web}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                with smtplib.SMTP("127.0.0.1", smtp, timeout=10) as client:
+                    client.noop()
+                return proc, base, smtp
+        except (httpx.HTTPError, OSError, smtplib.SMTPException):
+            pass
+        time.sleep(0.2)
+    proc.terminate()
+    proc.wait(30)
+    raise RuntimeError(f"the server did not answer within {timeout:.0f} s "
+                       f"(exit code {proc.returncode})")
 
 
 def send_post(port: int, sender: str, raw: bytes) -> None:
