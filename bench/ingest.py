@@ -21,6 +21,17 @@ durable commits (FULL, what the server uses: a power loss after the 250 loses no
 against NORMAL (a power loss may lose the last commits):
 
     .venv/bin/python -m bench.ingest --posts 2000 --clients 8 --synchronous FULL,NORMAL
+
+``--processes 1,2,4`` (PostgreSQL only) runs the App in N child processes sharing the store, each
+on its own SMTP port, the clients spread over them, every copy to the one sink; one run per N,
+then a scaling table. The sink counts each (Message-ID, recipient) once, so a copy that two
+processes both sent shows as a duplicate.
+
+Each run prints its figures with its setting; the last line is the first run's (the server's
+``synchronous=FULL``, or the first process count):
+``ingest posts=P seconds=S posts_per_s=A delivered_posts_per_s=D p99_ms=L``. A: posts answered 250
+per second; D: posts whose every copy reached the sink, per second, from the first send; L: the
+p99 of the time from sending a post to its 250.
 """
 
 from __future__ import annotations
