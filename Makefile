@@ -40,6 +40,7 @@ bench: install
 	PYTHONPATH=. $(BIN)/python bench/quotes.py
 	PYTHONPATH=. $(BIN)/python bench/ingest.py
 	PYTHONPATH=. $(BIN)/python bench/fanout.py --members 10000
+	PYTHONPATH=. $(BIN)/python bench/idle.py
 
 clean:
 	rm -rf $(VENV) var $(CONFIG) .pytest_cache .mypy_cache .ruff_cache *.egg-info

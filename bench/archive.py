@@ -27,13 +27,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import multiprocessing as mp
-import os
 import random
 import re
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -42,7 +38,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import DOMAIN, LIST, fresh_database, machine, quiet_logging
+from bench.common import DOMAIN, LIST, fresh_database, machine, quiet_logging, start_serve
 
 AUTHORS = 500
 _CTX = mp.get_context("spawn")
@@ -211,35 +207,6 @@ def _index_for_search(conn: Any, rows: list[dict[str, Any]]) -> None:
                                  for r, d in docs])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(url: str, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    web, smtp = _free_port(), _free_port()
-    config = folder / "commonroom.toml"
-    config.write_text("\n".join([
-        "[server]", f'domain = "{DOMAIN}"', f"smtp_port = {smtp}", f"web_port = {web}",
-        'web_base_url = "https://lists.example.org"', "[database]", f'url = "{url}"',
-        "[delivery]", f'maildir = "{folder / "outbox"}"']) + "\n", encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "listserv", "--config", str(config), "serve"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONPATH": os.getcwd()})
-    base = f"http://127.0.0.1:{web}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.terminate()
-    raise RuntimeError("the server did not answer /healthz within 60 s")
-
-
 def _time(client: httpx.Client, paths: list[str]) -> list[float]:
     out = []
     for path in paths:
@@ -274,7 +241,7 @@ def main() -> None:
             raise SystemExit("set-up failed")
         print(f"set-up: {args.posts} posts in {args.threads} threads in "
               f"{time.perf_counter() - started:.1f} s")
-        server, base = _serve(url, Path(tmp))
+        server, base, _ = start_serve(url, Path(tmp))
         try:
             with httpx.Client(base_url=base, timeout=30) as client:
                 pages = [f"/lists/{LIST}/"]

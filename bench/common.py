@@ -3,13 +3,15 @@
 - ``CountingSink`` is an aiosmtpd server in its own *process* (so its CPU does not compete for
   this process's GIL, and its memory is not in this process's peak RSS). It stores nothing: it
   counts accepted messages and their bytes, and sets an event when a target count is reached.
-  The same sink serves the floor and Commonroom.
+  The same sink serves the floor and Commonroom. With ``distinct=True`` it counts each
+  (Message-ID, recipient) once and counts repeats apart, as duplicates.
 - ``populate`` builds the store in a child process (so set-up memory is not counted either): the
   schema through Alembic, one list, and N members bulk-inserted with SQLAlchemy core
   ``insert()`` executemany in chunks (not ``add_member`` in a loop, which would take minutes).
 - ``AppRunner`` runs ``listserv.serve.App`` in a background thread with its own event loop, in
   this process, as the tests' harness does; a DNS double answers the DMARC lookups (NXDOMAIN)
-  so the benchmarks never wait on a real resolver.
+  so the benchmarks never wait on a real resolver. ``AppProcess`` runs the same App in a child
+  process of its own (several of them share one PostgreSQL store in ``ingest.py --processes``).
 """
 
 from __future__ import annotations
@@ -19,14 +21,19 @@ import ctypes
 import logging
 import multiprocessing as mp
 import os
+import re
 import resource
 import smtplib
+import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
@@ -92,16 +99,23 @@ def verp(i: int) -> str:
 
 
 class CountingSink:
-    """An aiosmtpd sink in a child process that only counts (messages and bytes)."""
+    """An aiosmtpd sink in a child process that only counts (messages and bytes).
 
-    def __init__(self) -> None:
+    ``distinct``: ``count`` is of distinct (Message-ID, recipient) pairs, and a pair seen again
+    in the same run adds to ``duplicates`` instead (a copy sent twice)."""
+
+    def __init__(self, *, distinct: bool = False) -> None:
         self.count = _CTX.RawValue(ctypes.c_longlong, 0)
         self.nbytes = _CTX.RawValue(ctypes.c_longlong, 0)
         self.target = _CTX.RawValue(ctypes.c_longlong, 0)
+        self.duplicates = _CTX.RawValue(ctypes.c_longlong, 0)
+        self.run = _CTX.RawValue(ctypes.c_longlong, 0)  # a new run forgets the pairs seen
         self.done: MpEvent = _CTX.Event()
         parent, child = _CTX.Pipe()
+        counters = _Counters(self.count, self.nbytes, self.target, self.duplicates, self.run,
+                             distinct)
         self._proc = _CTX.Process(target=_sink_main, name="counting-sink", daemon=True,
-                                  args=(child, self.count, self.nbytes, self.target, self.done))
+                                  args=(child, counters, self.done))
         self._proc.start()
         if not parent.poll(30):
             raise RuntimeError("the counting sink did not start")
@@ -117,6 +131,8 @@ class CountingSink:
         self.done.clear()
         self.count.value = 0
         self.nbytes.value = 0
+        self.duplicates.value = 0
+        self.run.value += 1
         self.target.value = n
 
     def wait(self, timeout: float) -> bool:
@@ -128,25 +144,57 @@ class CountingSink:
         self._proc.join(10)
 
 
+@dataclass
+class _Counters:
+    """The sink's shared counters (given to its process)."""
+
+    count: Any
+    nbytes: Any
+    target: Any
+    duplicates: Any
+    run: Any
+    distinct: bool
+
+
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
 class _CountingHandler:
-    def __init__(self, count: ctypes.c_longlong, nbytes: ctypes.c_longlong,
-                 target: ctypes.c_longlong, done: MpEvent) -> None:
-        self.count, self.nbytes, self.target, self.done = count, nbytes, target, done
+    def __init__(self, counters: _Counters, done: MpEvent) -> None:
+        self.c, self.done = counters, done
+        self.seen: set[tuple[bytes, str]] = set()
+        self.run = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.count.value += 1
-        self.nbytes.value += len(envelope.original_content or b"")
-        if self.count.value >= self.target.value > 0:
+        c = self.c
+        content = envelope.original_content or b""
+        if c.distinct:
+            if self.run != c.run.value:
+                self.seen.clear()
+                self.run = c.run.value
+            head = content[:content.find(b"\r\n\r\n")]
+            found = _MESSAGE_ID.search(head)
+            msgid = found.group(1) if found else content  # no Message-ID: the bytes themselves
+            for rcpt in envelope.rcpt_tos:
+                key = (msgid, rcpt.lower())
+                if key in self.seen:
+                    c.duplicates.value += 1
+                else:
+                    self.seen.add(key)
+                    c.count.value += 1
+        else:
+            c.count.value += 1
+        c.nbytes.value += len(content)
+        if c.count.value >= c.target.value > 0:
             self.done.set()
         return "250 2.0.0 OK"
 
 
-def _sink_main(conn: Connection, count: ctypes.c_longlong, nbytes: ctypes.c_longlong,
-               target: ctypes.c_longlong, done: MpEvent) -> None:
+def _sink_main(conn: Connection, counters: _Counters, done: MpEvent) -> None:
     quiet_logging()
     from aiosmtpd.smtp import SMTP
 
-    handler = _CountingHandler(count, nbytes, target, done)
+    handler = _CountingHandler(counters, done)
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
@@ -319,20 +367,8 @@ class AppRunner:
         return self
 
     async def _start(self) -> None:
-        from listserv.config import load, with_overrides
-        from listserv.serve import App
-        from listserv.store import Store
-        from tests.dnsdouble import DnsDouble
-
-        loop = asyncio.get_running_loop()
-        self._dns, _ = await loop.create_datagram_endpoint(lambda: DnsDouble({}),
-                                                           local_addr=("127.0.0.1", 0))
-        host, port = self._dns.get_extra_info("sockname")[:2]
-        cfg = with_overrides(load(self.config_path, env={}),
-                             delivery={"dmarc_nameservers": f"{host}:{port}"})
-        self.store = Store(self.url, synchronous=self.synchronous)
-        self.app = App(cfg, self.store, smtp_port=0, web_port=0)
-        await self.app.start()
+        self.app, self.store, self._dns = await start_app(self.config_path, self.url,
+                                                          self.synchronous)
 
     @property
     def port(self) -> int:
@@ -350,6 +386,110 @@ class AppRunner:
             self.loop.close()
             if self.store is not None:
                 self.store.dispose()
+
+
+async def start_app(config_path: Path, url: str,
+                    synchronous: str = "FULL") -> tuple[Any, Any, asyncio.BaseTransport]:
+    """App (started, on free loopback ports), its Store, and the DNS double it asks."""
+    from listserv.config import load, with_overrides
+    from listserv.serve import App
+    from listserv.store import Store
+    from tests.dnsdouble import DnsDouble
+
+    loop = asyncio.get_running_loop()
+    dns, _ = await loop.create_datagram_endpoint(lambda: DnsDouble({}),
+                                                 local_addr=("127.0.0.1", 0))
+    host, port = dns.get_extra_info("sockname")[:2]
+    cfg = with_overrides(load(config_path, env={}),
+                         delivery={"dmarc_nameservers": f"{host}:{port}"})
+    store = Store(url, synchronous=synchronous)
+    app = App(cfg, store, smtp_port=0, web_port=0)
+    await app.start()
+    return app, store, dns
+
+
+class AppProcess:
+    """The App (SMTP, delivery, scheduler, web) in a child process of its own."""
+
+    def __init__(self, config_path: Path, url: str, name: str = "app") -> None:
+        self._stop: MpEvent = _CTX.Event()
+        parent, child = _CTX.Pipe()
+        self._proc = _CTX.Process(target=_app_main, name=name, daemon=True,
+                                  args=(child, str(config_path), url, self._stop))
+        self._proc.start()
+        if not parent.poll(120):
+            self.stop()
+            raise RuntimeError(f"{name} did not start")
+        self.port: int = parent.recv()
+
+    def cpu_seconds(self) -> float:
+        assert self._proc.pid is not None
+        return cpu_seconds(self._proc.pid)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._proc.join(60)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(10)
+
+
+def _app_main(conn: Connection, config_path: str, url: str, stop: MpEvent) -> None:
+    quiet_logging()
+
+    async def run() -> None:
+        app, store, dns = await start_app(Path(config_path), url)
+        conn.send(app.port)
+        try:
+            await asyncio.to_thread(stop.wait)
+        finally:
+            await app.stop()
+            dns.close()
+            store.dispose()
+
+    asyncio.run(run())
+
+
+# --- ``commonroom serve`` as a real child process ------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_serve(url: str, folder: Path, timeout: float = 60.0
+                ) -> tuple[subprocess.Popen[bytes], str, int]:
+    """``commonroom serve`` on free loopback ports, delivering to a Maildir in ``folder``;
+    returns once /healthz answers 200 and the SMTP port greets: (process, web base URL,
+    SMTP port)."""
+    import httpx
+
+    web, smtp = free_port(), free_port()
+    config = folder / "commonroom.toml"
+    config.write_text("\n".join([
+        "[server]", f'domain = "{DOMAIN}"', f"smtp_port = {smtp}", f"web_port = {web}",
+        'web_base_url = "https://lists.example.org"', "[database]", f'url = "{url}"',
+        "[delivery]", f'maildir = "{folder / "outbox"}"']) + "\n", encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "listserv", "--config", str(config), "serve"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    base = f"http://127.0.0.1:{web}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                with smtplib.SMTP("127.0.0.1", smtp, timeout=10) as client:
+                    client.noop()
+                return proc, base, smtp
+        except (httpx.HTTPError, OSError, smtplib.SMTPException):
+            pass
+        time.sleep(0.2)
+    proc.terminate()
+    proc.wait(30)
+    raise RuntimeError(f"the server did not answer within {timeout:.0f} s "
+                       f"(exit code {proc.returncode})")
 
 
 def send_post(port: int, sender: str, raw: bytes) -> None:

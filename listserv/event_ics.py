@@ -12,16 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import icalendar
-
 from listserv.models import Event, EventState
+
+if TYPE_CHECKING:
+    import icalendar
 
 PRODID = "-//Commonroom//Events//EN"
 
 
 def _vevent(event: Event, *, url: str, stamp: datetime) -> icalendar.Event:
+    import icalendar
+
     zone = ZoneInfo(event.timezone)
     ve = icalendar.Event()
     ve.add("uid", event.uid)
@@ -47,6 +51,9 @@ def _vevent(event: Event, *, url: str, stamp: datetime) -> icalendar.Event:
 def calendar(events: Sequence[Event], *, name: str, urls: dict[int, str], stamp: datetime,
              method: str = "PUBLISH") -> bytes:
     """A VCALENDAR holding ``events`` (``urls``: event id -> its page, may be missing)."""
+    # Imported here: ~3 MB that an idle server, and most lists (no events), never need.
+    import icalendar
+
     cal = icalendar.Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")

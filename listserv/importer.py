@@ -18,8 +18,22 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, bindparam, insert, select, update
+from sqlalchemy import (
+    ARRAY,
+    Column,
+    ColumnElement,
+    Connection,
+    Table,
+    any_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -252,51 +266,109 @@ class MemberImport:
             conn.execute(update(_SUB).where(_SUB.c.id == bindparam("s_id")).values(
                 role=bindparam("s_role")), chunk.roles)
         if chunk.audit:
-            conn.execute(insert(_AUDIT), [{**a, "at": now} for a in chunk.audit])
+            _insert_all(conn, _AUDIT, [{**a, "at": now} for a in chunk.audit])
 
     def _subscribe(self, conn: Connection, chunk: _Chunk, now: datetime) -> None:
         """Addresses (and their people) where missing, then the subscriptions."""
         emails = list(chunk.new)
-        known = {r[0]: r for r in conn.execute(
+        known = {r[0]: tuple(r) for r in conn.execute(
             select(_ADDR.c.email, _ADDR.c.id, _ADDR.c.person_id, _PERSON.c.display_name,
                    _ADDR.c.verified_at).join(_PERSON, _ADDR.c.person_id == _PERSON.c.id)
-            .where(_ADDR.c.email.in_(emails)))}
+            .where(_among(conn, _ADDR.c.email, emails)))}
         missing = [chunk.new[e] for e in emails if e not in known]
         if missing:
-            # Persons have no natural key: their ids come back in the order they were sent.
-            person_ids = conn.execute(
-                insert(_PERSON).returning(_PERSON.c.id, sort_by_parameter_order=True),
-                [{"display_name": n.name, "organisation": "", "kind": PersonKind.MEMBER.value,
-                  "created_at": now} for n in missing]).scalars().all()
-            conn.execute(_on_conflict_do_nothing(conn, _ADDR, ["email"]), [
+            person_ids = _new_people(conn, [
+                {"display_name": n.name, "organisation": "", "kind": PersonKind.MEMBER.value,
+                 "created_at": now} for n in missing])
+            added = _insert(conn, _ADDR, [
                 {"email": n.email, "person_id": pid, "verified_at": now}
-                for n, pid in zip(missing, person_ids, strict=True)])
-            known.update({r[0]: r for r in conn.execute(
-                select(_ADDR.c.email, _ADDR.c.id, _ADDR.c.person_id, _PERSON.c.display_name,
-                       _ADDR.c.verified_at).join(_PERSON, _ADDR.c.person_id == _PERSON.c.id)
-                .where(_ADDR.c.email.in_([n.email for n in missing])))})
+                for n, pid in zip(missing, person_ids, strict=True)],
+                conflict=["email"], returning=[_ADDR.c.email, _ADDR.c.id, _ADDR.c.person_id])
+            names_by_email = {n.email: n.name for n in missing}
+            known.update({e: (e, a, p, names_by_email[e], now) for e, a, p in added})
+            raced = [n.email for n in missing if n.email not in known]  # added meanwhile
+            if raced:
+                known.update({r[0]: tuple(r) for r in conn.execute(
+                    select(_ADDR.c.email, _ADDR.c.id, _ADDR.c.person_id,
+                           _PERSON.c.display_name, _ADDR.c.verified_at)
+                    .join(_PERSON, _ADDR.c.person_id == _PERSON.c.id)
+                    .where(_among(conn, _ADDR.c.email, raced)))})
         for email in emails:  # addresses known from elsewhere: fill blanks, as ensure_address
             _, addr_id, person_id, display_name, verified_at = known[email]
             if chunk.new[email].name and not display_name:
                 chunk.names[person_id] = chunk.new[email].name
             if verified_at is None:
                 chunk.verify.add(addr_id)
-        conn.execute(_on_conflict_do_nothing(conn, _SUB, ["list_id", "address_id"]), [
+        sub_ids: dict[int, int] = dict(_insert(conn, _SUB, [
             {"list_id": self.list_id, "address_id": known[e][1], "role": n.role.value,
              "delivery_mode": n.mode.value, "moderation": "", "official": False,
-             "created_at": now} for e, n in chunk.new.items()])
-        sub_ids = dict(conn.execute(select(_SUB.c.address_id, _SUB.c.id).where(
-            _SUB.c.list_id == self.list_id,
-            _SUB.c.address_id.in_([known[e][1] for e in emails]))).all())
+             "created_at": now} for e, n in chunk.new.items()],
+            conflict=["list_id", "address_id"], returning=[_SUB.c.address_id, _SUB.c.id]))
+        raced = [known[e][1] for e in emails if known[e][1] not in sub_ids]
+        if raced:  # subscribed meanwhile by another door: skipped by the insert
+            sub_ids.update(conn.execute(select(_SUB.c.address_id, _SUB.c.id).where(
+                _SUB.c.list_id == self.list_id, _among(conn, _SUB.c.address_id, raced))).all())
         for email, n in chunk.new.items():
             addr_id, person_id = known[email][1], known[email][2]
             self.members[email] = _Member(sub_ids[addr_id], addr_id, person_id, n.role.value, "",
                                           bool(n.name or known[email][3]), True)
 
 
-def _on_conflict_do_nothing(conn: Connection, table: Table, columns: list[str]) -> Insert:
-    dialect = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
-    return dialect(table).on_conflict_do_nothing(index_elements=columns)
+# --- bulk statements -----------------------------------------------------------------------
+# On PostgreSQL each goes as one statement with one array parameter per column (unnest):
+# executemany there is a round trip per row or per batch, and its long multi-VALUES texts
+# cost more to build than the rows to write. SQLite, in-process, takes executemany.
+
+
+def _among(conn: Connection, column: ColumnElement[Any], values: list[Any]) -> ColumnElement[bool]:
+    """``column IN values``; on PostgreSQL ``= ANY(array)``, one parameter however many."""
+    if conn.dialect.name != "postgresql":
+        return column.in_(values)
+    return column == any_(_array(column.type, values))
+
+
+def _array(type_: Any, values: list[Any]) -> ColumnElement[Any]:
+    return cast(bindparam(None, values, type_=ARRAY(type_)), ARRAY(type_))
+
+
+def _insert(conn: Connection, table: Table, rows: list[dict[str, Any]], *,
+            conflict: list[str], returning: list[Column[Any]]) -> list[tuple[Any, ...]]:
+    """Insert ``rows`` (all with the same keys), skipping conflicts on ``conflict``; the
+    ``returning`` columns of the rows inserted (not of those skipped), in no set order."""
+    if conn.dialect.name != "postgresql":
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict)
+        return [tuple(r) for r in conn.execute(stmt.returning(*returning), rows)]
+    pg = _unnest_insert(table, rows).on_conflict_do_nothing(index_elements=conflict)
+    return [tuple(r) for r in conn.execute(pg.returning(*returning))]
+
+
+def _insert_all(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(table), rows)
+    else:
+        conn.execute(_unnest_insert(table, rows))
+
+
+def _new_people(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert people (no natural key); their ids in the order of ``rows``."""
+    if conn.dialect.name != "postgresql":
+        return list(conn.execute(
+            insert(_PERSON).returning(_PERSON.c.id, sort_by_parameter_order=True),
+            rows).scalars().all())
+    # The ids are drawn first, so that they match the rows without relying on RETURNING order.
+    ids = list(conn.execute(select(func.nextval(func.pg_get_serial_sequence("person", "id")))
+                            .select_from(func.generate_series(1, len(rows)))).scalars().all())
+    _insert_all(conn, _PERSON, [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
+    return ids
+
+
+def _unnest_insert(table: Table, rows: list[dict[str, Any]]) -> postgresql.Insert:
+    """``INSERT INTO table (keys) SELECT * FROM unnest(array, ...)``; columns not in ``rows``
+    get their Python-side defaults, as with executemany."""
+    keys = list(rows[0])
+    source = func.unnest(*(_array(table.c[k].type, [r[k] for r in rows]) for k in keys)) \
+        .table_valued(*keys).render_derived(name="u")
+    return postgresql.insert(table).from_select(keys, select(*(source.c[k] for k in keys)))
 
 
 def import_rows(session: Session, ml: MailingList, rows: Sequence[Row], summary: Summary) -> None:

@@ -22,10 +22,7 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-
-from listserv import smtp_bounces
+from listserv import schema_version, smtp_bounces
 from listserv.config import Config, ConfigError
 from listserv.delivery import PostRenderer
 from listserv.dkim import load_signer
@@ -48,13 +45,8 @@ class StartupError(Exception):
 
 
 def schema_problem(store: Store) -> str | None:
-    from alembic.config import Config as AlembicConfig
-
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
-    with store.engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
+    head = schema_version.head(MIGRATIONS / "versions")
+    current = schema_version.current(store.engine)
     if current != head:
         return (f"the database schema is at {current or 'nothing'}, the code needs {head}: "
                 "run 'commonroom db upgrade' first")

@@ -145,3 +145,40 @@ def test_reimport_adds_nothing_and_changes_nothing(tmp_path: Path, store: Store)
     # As row by row: ann's rows set owner and then moderator again, and that is audited.
     assert [a[1:3] for a in audit[len(before[1]):]] == [  # type: ignore[arg-type]
         ("role-changed", "ann@council.gov.uk"), ("role-changed", "ann@council.gov.uk")]
+
+
+def _statements_for_chunk(store: Store, emails: list[str]) -> int:
+    """How many statements one chunk of new members sends (each executemany batch counts)."""
+    from sqlalchemy import event
+
+    rows = [importer.Row(n + 3, e, f"Name {n}", "member", "Digest") for n, e in enumerate(emails)]
+    seen: list[str] = []
+
+    def count(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    with store.session() as s:
+        run = importer.MemberImport(s, s.exec(select(MailingList).where(MailingList.name == "demo")).one())
+    summary = importer.Summary()
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        with store.session() as s:
+            run.add(s, rows, summary)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    assert (summary.added, summary.skipped) == (len(emails), 0)
+    return len(seen)
+
+
+def test_postgres_chunk_is_a_fixed_few_statements(store: Store) -> None:
+    """On PostgreSQL each table's rows go in one statement (arrays), whatever the chunk size:
+    the round trips, not the rows, were the import's cost there (bench/README.md)."""
+    if not store.is_postgres:
+        pytest.skip("SQLite has no array parameters; its executemany is in-process anyway")
+    _setup(store)
+    small = _statements_for_chunk(store, [f"small{n}@council.example" for n in range(30)])
+    large = _statements_for_chunk(store, [f"large{n}@council.example" for n in range(3000)])
+    assert small == large <= 6
+    with store.session() as s:
+        assert len(s.exec(select(Subscription).join(MailingList).where(
+            MailingList.name == "demo")).all()) == 3 + 3030  # _setup's demo members too
