@@ -25,7 +25,7 @@ from bot.cogs.admin import Admin
 from bot.cogs.bridge import Bridge
 from bot.cogs.competitions import Competitions, EnterButton
 from bot.cogs.digests import Digests
-from bot.cogs.events import EventButton, Events
+from bot.cogs.events import Events
 from bot.cogs.held import HeldButton
 from bot.cogs.links import Links
 from bot.cogs.members import Members
@@ -33,6 +33,7 @@ from bot.cogs.moderation import Moderation
 from bot.cogs.subscribe import Subscribe
 from bot.context import BotContext
 from bot.endpoints import point_at
+from bot.event_card import EventButton
 from bot.relay import RelayWorker
 from bot.startup import (
     BRIDGE_PERMISSIONS,

@@ -36,11 +36,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from listserv import audit, notices, outbox, posting
+from listserv import audit, discord_events, notices, outbox, posting
 from listserv.addresses import Kind
 from listserv.bodytext import first_text
 from listserv.config import Config
-from listserv.decorate import ListInfo
 from listserv.lists import list_info
 from listserv.message import parse
 from listserv.models import (
@@ -174,8 +173,10 @@ def _person_name(session: Session, address: str) -> str:
     return person.display_name if person and person.display_name else label(address)
 
 
-def _tell_winner(session: Session, info: ListInfo, comp: Competition, address: str,
+def _tell_winner(session: Session, cfg: Config, comp: Competition, address: str,
                  ml: MailingList) -> None:
+    """By mail, and by Discord DM when the address's person has linked a Discord account."""
+    info = list_info(ml, cfg)
     body = (f"Congratulations: you won {comp.prize} in the {ml.name} competition "
             f"(number {comp.id}).\n\nTo claim it, reply to {info.address(Kind.OWNER)} within "
             f"{CLAIM_DAYS} days; after that the moderators may draw a reserve.\n")
@@ -183,6 +184,9 @@ def _tell_winner(session: Session, info: ListInfo, comp: Competition, address: s
                          from_addr=info.address(Kind.OWNER))
     outbox.enqueue_notice(session, list_id=ml.id, recipient=address,
                           sender=info.address(Kind.BOUNCES), payload=mail.as_bytes())
+    discord_events.queue_dm(session, cfg, ml.id, address, f"**You won {comp.prize}!** "
+                            f"(competition {comp.id} on {ml.name}) To claim it, email "
+                            f"{info.address(Kind.OWNER)} within {CLAIM_DAYS} days.")
 
 
 def _announcement(session: Session, comp: Competition) -> Message | None:
@@ -209,14 +213,13 @@ def draw(session: Session, cfg: Config, competition_id: int, *, now: datetime,
     picks = pick(bytes.fromhex(comp.seed), comp.id, len(people), 1 + comp.reserves)
     comp.entrants, comp.picks = json.dumps(published, ensure_ascii=False), json.dumps(picks)
     session.add(comp)
-    info = list_info(ml, cfg)
     if picks:
         winner = people[picks[0]]
         result = [f"The winner of {comp.prize} is {_person_name(session, winner)} "
                   f"(entrant {picks[0] + 1}, {published[picks[0]]})."]
         result += [f"Reserve {i}: entrant {p + 1}, {published[p]}."
                    for i, p in enumerate(picks[1:], 1)]
-        _tell_winner(session, info, comp, winner, ml)
+        _tell_winner(session, cfg, comp, winner, ml)
     else:
         result = [f"Nobody entered, so {comp.prize} was not won."]
     body = "\n".join([
@@ -273,7 +276,7 @@ def draw_reserve(session: Session, cfg: Config, comp: Competition, *,
     address = people[picks[comp.current]]
     ml = session.get(MailingList, comp.list_id)
     assert ml is not None
-    _tell_winner(session, list_info(ml, cfg), comp, address, ml)
+    _tell_winner(session, cfg, comp, address, ml)
     announced = _announcement(session, comp)
     _list_post(session, cfg, ml, f"Re: {announced.subject}" if announced else "Competition",
                f"The winner did not claim {comp.prize}, so it goes to reserve {comp.current}: "
