@@ -119,3 +119,66 @@ def test_schedule_add_list_cancel(tmp_path: Path, db_url: str, sink: SmtpSink,
             "Cancelled scheduled post 1."
         assert bot.ask("schedule", MOD_USER, sub="list", roles=MOD) == \
             "No scheduled posts on demo."
+
+
+def test_draw_verify_reserve_entrants_and_the_winners_dm(tmp_path: Path, db_url: str,
+                                                        sink: SmtpSink, store: Store) -> None:
+    """``/competition entrants|draw|reserve`` (moderators) and ``verify`` (anyone); the winner,
+    linked, is told by DM as well as by mail; the result reaches the bridged channel."""
+    from tests.test_bot_commands import LINKED, MOD, _link, bot_server
+    from tests.test_bot_moderation import MEMBERS as MOD_MEMBERS
+    from tests.test_bot_moderation import MOD_USER, OTHER_USER
+
+    make_list(store, "demo", members=MOD_MEMBERS)
+    _link(store, LINKED, MOD_MEMBERS[1])
+    _link(store, OTHER_USER, MOD_MEMBERS[0])
+    user_of = {MOD_MEMBERS[1]: LINKED, MOD_MEMBERS[0]: OTHER_USER}
+    with bot_server(tmp_path, db_url, sink, store) as (bot, _server):
+        iid, _ = bot.command("competition", MOD_USER, {"prize": "a mug", "closes":
+                             "next Friday 12:00", "reserves": 1}, sub="start", roles=MOD)
+        card = bot.card(bot.run(bot.double.followups_for(iid, 1))[0])
+        with store.session() as s:
+            [comp] = s.exec(select(Competition)).all()
+            cid, commitment = comp.id, comp.commitment
+        for user in (LINKED, OTHER_USER):
+            bot.press(f"cr:comp:enter:{cid}", user, card)
+        for sub in ("entrants", "draw", "reserve"):
+            assert "for moderators" in bot.ask("competition", LINKED, {"id": cid}, sub=sub)
+        listed = bot.ask("competition", MOD_USER, {"id": cid}, sub="entrants", roles=MOD)
+        assert listed.splitlines()[0] == f"Competition {cid} (a mug): open, 2 entrants"
+        assert [line.split(" · ")[0] for line in listed.splitlines()[1:]] == \
+            [f"1. {MOD_MEMBERS[1]}", f"2. {MOD_MEMBERS[0]}"]
+        early = bot.ask("competition", LINKED, {"id": cid}, sub="verify")
+        assert "not drawn yet" in early and commitment in early
+        with store.session() as s:
+            seed = s.get(Competition, cid).seed  # type: ignore[union-attr]
+        assert seed not in early  # the seed stays secret until the draw
+
+        drawn = bot.ask("competition", MOD_USER, {"id": cid}, sub="draw", roles=MOD)
+        assert drawn.startswith(f"Drew competition {cid} among 2 entrants: winner ")
+        winner = drawn.split("winner ")[1].split(";")[0]
+        reserve = (set(MOD_MEMBERS) - {winner}).pop()
+        assert f"reserves {reserve}" in drawn
+        dms = wait_until(lambda: bot.double.dms_to(user_of[winner]), what="the winner's DM")
+        assert len(dms) == 1 and "You won a mug" in dms[0]
+        assert bot.double.dms_to(user_of[reserve]) == []
+        wait_until(lambda: any(m.rcpt_tos == (winner,) and b"You won" in m.data
+                               for m in sink.messages), what="the winner's mail")
+        wait_until(lambda: any("The winner of a mug" in p.content for p in bot.double.posted),
+                   what="the result relayed into Discord")
+        assert "cannot be drawn again" in bot.ask("competition", MOD_USER, {"id": cid},
+                                                  sub="draw", roles=MOD)
+
+        checked = bot.ask("competition", LINKED, {"id": cid}, sub="verify")  # anyone may
+        index = [MOD_MEMBERS[1], MOD_MEMBERS[0]].index(winner) + 1
+        assert checked.splitlines()[0] == f"**Competition {cid} (a mug) verifies.**"
+        assert f"Commitment: `{commitment}`" in checked and f"Seed: `{seed}`" in checked
+        assert f"2 entrants; winner: entrant {index}" in checked
+        assert "FAIL" not in checked
+
+        moved = bot.ask("competition", MOD_USER, {"id": cid}, sub="reserve", roles=MOD)
+        assert moved == f"Reserve 1 wins: {reserve}."
+        dms = wait_until(lambda: bot.double.dms_to(user_of[reserve]), what="the reserve's DM")
+        assert "You won a mug" in dms[0]
+        assert "no reserve left" in bot.ask("competition", MOD_USER, {"id": cid}, sub="reserve",
+                                            roles=MOD)
