@@ -23,7 +23,7 @@ from discord.ext import commands
 
 from bot.cogs.admin import Admin
 from bot.cogs.bridge import Bridge
-from bot.cogs.competitions import Competitions, EnterButton
+from bot.cogs.competitions import Competitions
 from bot.cogs.digests import Digests
 from bot.cogs.events import Events
 from bot.cogs.held import HeldButton
@@ -32,6 +32,7 @@ from bot.cogs.members import Members
 from bot.cogs.moderation import Moderation
 from bot.cogs.schedule import Schedule
 from bot.cogs.subscribe import Subscribe
+from bot.competition_card import EnterButton
 from bot.context import BotContext
 from bot.endpoints import point_at
 from bot.event_card import EventButton

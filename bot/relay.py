@@ -236,7 +236,8 @@ class RelayWorker:
                 sent = await self._timed(channel.send(part, allowed_mentions=NO_PINGS))
                 await self._store(discord_relay.part_sent, job.id, str(sent.id))
             return
-        if job.kind in (*discord_events.EVENT_KINDS, discord_events.DM):
+        if job.kind in (*discord_events.EVENT_KINDS, *discord_events.COMP_KINDS,
+                        discord_events.DM):
             await relay_events.write(self, job)
             return
         if job.kind != "post" or job.message_pk is None:

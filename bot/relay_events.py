@@ -1,5 +1,6 @@
 """What the relay worker (``bot/relay.py``) writes for an event (``listserv.discord_events``):
-the card and the Discord scheduled event, and their updates; and private messages.
+the card and the Discord scheduled event, and their updates; a competition's card with Enter,
+and its closing; and private messages.
 
 Invariants:
 - An announcement is two parts, each recorded as soon as Discord has it: the card (Attend /
@@ -9,7 +10,8 @@ Invariants:
   guild; without it, or when Discord refuses it (403), the card alone announces the event.
 - A change or cancellation edits what the announcement wrote: edits are safe to repeat, and a
   scheduled event or card deleted in Discord meanwhile is passed over.
-- An event gone from the store, or cancelled before it was announced, writes nothing.
+- An event or competition gone from the store, or cancelled (drawn) before it was announced,
+  writes nothing.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot import competition_card
 from bot.event_card import card_view
 from listserv import discord_events, discord_relay
-from listserv.discord_events import EventPlan
+from listserv.discord_events import CompetitionPlan, EventPlan
 from listserv.discord_relay import RelayJob
 from listserv.discord_render import split_message
 
@@ -42,6 +45,9 @@ async def write(worker: RelayWorker, job: RelayJob) -> None:
     if job.kind == discord_events.DM:
         await _dm(worker, job)
         return
+    if job.kind in discord_events.COMP_KINDS:
+        await _competition(worker, job)
+        return
     assert job.event_id is not None
     plan = await asyncio.to_thread(_plan, worker, job.event_id)
     extra = {"relay": job.id, "event": job.event_id}
@@ -57,6 +63,35 @@ async def write(worker: RelayWorker, job: RelayJob) -> None:
 def _plan(worker: RelayWorker, event_id: int) -> EventPlan | None:
     with worker.ctx.store.read_session() as s:
         return discord_events.event_plan(s, event_id)
+
+
+def _competition_plan(worker: RelayWorker, competition_id: int) -> CompetitionPlan | None:
+    with worker.ctx.store.read_session() as s:
+        return discord_events.competition_plan(s, competition_id)
+
+
+async def _competition(worker: RelayWorker, job: RelayJob) -> None:
+    assert job.competition_id is not None
+    plan = await asyncio.to_thread(_competition_plan, worker, job.competition_id)
+    if plan is None:
+        log.warning("competition %s is gone: nothing to write in Discord", job.competition_id,
+                    extra={"relay": job.id, "competition": job.competition_id})
+        return
+    channel = worker.client.get_partial_messageable(int(job.channel_id))
+    if job.kind == discord_events.COMP_CARD:
+        if plan.open and job.parts_sent < 1:
+            sent = await worker._timed(channel.send(
+                plan.card, view=competition_card.card_view(plan.competition_id),
+                allowed_mentions=NO_PINGS))
+            await worker._store(discord_relay.part_sent, job.id, str(sent.id))
+        return
+    if plan.card_message_id:  # closed: the card says so, and Enter goes
+        try:
+            await worker._timed(channel.get_partial_message(int(plan.card_message_id)).edit(
+                content=plan.card, view=None))
+        except discord.NotFound:
+            log.warning("the card of competition %s is gone from Discord", plan.competition_id,
+                        extra={"competition": plan.competition_id, "relay": job.id})
 
 
 async def _dm(worker: RelayWorker, job: RelayJob) -> None:

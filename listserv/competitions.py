@@ -128,8 +128,9 @@ def _list_post(session: Session, cfg: Config, ml: MailingList, subject: str, bod
 
 def start(session: Session, cfg: Config, ml: MailingList, *, prize: str, closes_at: datetime,
           now: datetime, how_to_enter: str = "", reserves: int = 0, exclude_org: str = "",
-          actor: str = "") -> Competition:
-    """Open a competition and announce it to the list (with the commitment)."""
+          actor: str = "", discord_channel: str = "") -> Competition:
+    """Open a competition and announce it to the list (with the commitment), and in Discord
+    with an Enter card (the bridged channel, else ``discord_channel``)."""
     assert ml.id is not None
     if closes_at <= now:
         raise ValueError(f"the closing time {_local(closes_at, ml.timezone)} has passed")
@@ -152,6 +153,8 @@ def start(session: Session, cfg: Config, ml: MailingList, *, prize: str, closes_
     msg = _list_post(session, cfg, ml, f"Competition: win {prize}", "\n".join(lines) + "\n")
     comp.message_pk, comp.thread_id = msg.id, msg.thread_id
     session.add(comp)
+    discord_events.queue_competition(session, cfg, ml, comp, discord_events.COMP_CARD,
+                                     channel_id=discord_channel)
     audit.record(session, list_id=ml.id, actor=actor or "cli", action="competition-started",
                  target=str(comp.id), detail=f"{prize}; closes {closes_at.isoformat()}")
     log.info("competition %s started on %s", comp.id, ml.name,
@@ -232,6 +235,7 @@ def draw(session: Session, cfg: Config, competition_id: int, *, now: datetime,
     announced = _announcement(session, comp)
     subject = (f"Re: {announced.subject}" if announced else f"Competition {comp.id}: the draw")
     _list_post(session, cfg, ml, subject, body, reply_to=announced)
+    discord_events.queue_competition(session, cfg, ml, comp, discord_events.COMP_CLOSED)
     audit.record(session, list_id=ml.id, actor=actor, action="competition-drawn",
                  target=str(comp.id), detail=f"{len(people)} entrants; picks {comp.picks}")
     log.info("competition %s drawn: %d entrants", comp.id, len(people),

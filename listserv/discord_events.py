@@ -1,12 +1,14 @@
-"""Events and private messages for Discord, queued for the bot's relay worker
-(``bot/relay.py``, ``bot/relay_events.py``) whichever door made them: the CLI, email, the web
-pages or the bot itself.
+"""Events, competition cards and private messages for Discord, queued for the bot's relay
+worker (``bot/relay.py``, ``bot/relay_events.py``) whichever door made them: the CLI, email,
+the web pages, the scheduler or the bot itself.
 
 - An event created on a bridged list gets an ``event-announce`` row: the bot posts the event's
   card (Attend / Leave) in the bridged channel and, where it has the Manage Events
   permission, makes a Discord scheduled event. A change gets ``event-change`` (the scheduled
   event and the card follow it), a cancellation ``event-cancel`` (the scheduled event is
   cancelled, the card loses its buttons).
+- A competition started on a bridged list gets ``comp-card``: its card with an Enter button in
+  the bridged channel; at the draw ``comp-closed`` takes the button off.
 - A private message (``dm``: the competition winner told) goes to the Discord account linked
   to the address, when there is one and a bot is configured for the site.
 
@@ -27,10 +29,19 @@ from sqlmodel import Session, col, select
 from listserv import discord_bridge, discord_links
 from listserv.config import Config
 from listserv.event_mail import when_text
-from listserv.models import DiscordRelay, Event, EventState, MailingList
+from listserv.models import (
+    Competition,
+    CompetitionState,
+    DiscordRelay,
+    Event,
+    EventState,
+    MailingList,
+)
 
 ANNOUNCE, CHANGE, CANCEL = "event-announce", "event-change", "event-cancel"
 EVENT_KINDS = (ANNOUNCE, CHANGE, CANCEL)
+COMP_CARD, COMP_CLOSED = "comp-card", "comp-closed"
+COMP_KINDS = (COMP_CARD, COMP_CLOSED)
 DM = "dm"
 
 
@@ -122,3 +133,54 @@ def queue_dm(session: Session, cfg: Config, list_id: int | None, address: str,
         return False
     session.add(DiscordRelay(list_id=list_id, kind=DM, channel_id=user_id, content=content))
     return True
+
+
+def competition_card_text(comp: Competition) -> str:
+    if comp.state != CompetitionState.OPEN.value:
+        return (f"**Competition {comp.id}: win {comp.prize}!** Closed: the result is in the "
+                "competition's thread.")
+    return (f"**Competition {comp.id}: win {comp.prize}!** Closes "
+            f"<t:{int(comp.closes_at.timestamp())}:F>. Press Enter, or reply in the "
+            "competition's thread. Members only, one entry each.")
+
+
+def _competition_card(session: Session, competition_id: int) -> DiscordRelay | None:
+    return session.exec(select(DiscordRelay).where(
+        DiscordRelay.competition_id == competition_id, DiscordRelay.kind == COMP_CARD)
+        .order_by(col(DiscordRelay.id))).first()
+
+
+def queue_competition(session: Session, cfg: Config, ml: MailingList, comp: Competition,
+                      kind: str, *, channel_id: str = "") -> bool:
+    """Queue the competition's card (``comp-card``: into the bridged channel, else
+    ``channel_id``), or its closing (``comp-closed``: only when a card was queued)."""
+    assert kind in COMP_KINDS and comp.id is not None
+    card = _competition_card(session, comp.id)
+    if kind == COMP_CLOSED and card is None:
+        return False
+    channel = (card.channel_id if card is not None
+               else discord_bridge.bridged_channel(cfg, ml.name) or channel_id)
+    if not channel:
+        return False
+    session.add(DiscordRelay(list_id=ml.id, kind=kind, competition_id=comp.id,
+                             channel_id=channel))
+    return True
+
+
+@dataclass(frozen=True)
+class CompetitionPlan:
+    competition_id: int
+    card: str
+    open: bool
+    card_message_id: str  # "" until the card is written
+
+
+def competition_plan(session: Session, competition_id: int) -> CompetitionPlan | None:
+    comp = session.get(Competition, competition_id)
+    if comp is None:
+        return None
+    card = _competition_card(session, competition_id)
+    written = card.discord_message_ids.split() if card is not None else []
+    return CompetitionPlan(competition_id, competition_card_text(comp),
+                           comp.state == CompetitionState.OPEN.value,
+                           written[0] if written else "")

@@ -414,10 +414,11 @@ class DiscordRelay(SQLModel, table=True):
     """What the bot must write in Discord, durable and in order (``id``): a list post to relay
     into its thread (``kind`` "post", ``message_pk``), a message for a channel (``kind``
     "channel", ``channel_id`` and ``content``, such as the digest summary), a private message
-    (``kind`` "dm", ``channel_id`` holding the Discord user's id), or an event's card and
+    (``kind`` "dm", ``channel_id`` holding the Discord user's id), an event's card and
     scheduled event (``kind`` "event-announce" | "event-change" | "event-cancel",
-    ``event_id``). ``parts_sent`` counts the pieces already written, so a retry never writes
-    one twice."""
+    ``event_id``), or a competition's card (``kind`` "comp-card" | "comp-closed",
+    ``competition_id``). ``parts_sent`` counts the pieces already written, so a retry never
+    writes one twice."""
 
     __tablename__ = "discord_relay"
     __table_args__ = (Index("ix_discord_relay_due", "state", "next_attempt_at"),)
@@ -426,6 +427,7 @@ class DiscordRelay(SQLModel, table=True):
     kind: str = Field(default="post", max_length=16)  # post | channel | dm | event-*
     message_pk: int | None = Field(default=None, foreign_key="message.id", unique=True)
     event_id: int | None = Field(default=None, foreign_key="event.id")  # the event-* kinds
+    competition_id: int | None = Field(default=None, foreign_key="competition.id")  # comp-*
     channel_id: str = Field(default="", max_length=20)
     content: str = ""
     state: str = Field(default=DiscordRelayState.PENDING.value, max_length=16)

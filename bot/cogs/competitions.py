@@ -1,55 +1,27 @@
 """``/competition start|entrants|draw|reserve`` (moderators), ``/competition verify``
-(anyone), and the Enter button.
+(anyone); the card's Enter button is ``bot/competition_card.py``.
 
 A thin door over ``listserv.competitions``, the service ``commonroom competitions`` calls, with
 the same names. Moderator commands check the role on every call (``bot.checks``); the group is
-not hidden by ``default_member_permissions``, since ``verify`` is for everyone. The Enter
-button's custom_id carries the competition (``cr:comp:enter:12``) and is a ``DynamicItem``, so a
-press is understood after a restart; it enters the presser's linked membership address, by the
-same rules as a reply in the thread. Answers to the presser and moderator are ephemeral. The
-winner is told by mail and, when linked, by DM (queued by the service for the relay worker).
+not hidden by ``default_member_permissions``, since ``verify`` is for everyone. Answers are
+ephemeral. What the service queues for Discord (the card with Enter, its closing at the draw,
+the winner's DM) the relay worker writes, as for a competition started through any door.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
-from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.checks import actor_for, context_of, moderator_list, refused
+from bot.checks import actor_for, moderator_list, refused
 from bot.context import BotContext
 from bot.relay import wake_relay
 from listserv import competitions, lists, when
 from listserv.models import Competition, CompetitionState, utcnow
-
-TEMPLATE = r"cr:comp:enter:(?P<id>\d+)"
-
-
-class EnterButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
-    def __init__(self, competition_id: int) -> None:
-        super().__init__(discord.ui.Button(label="Enter", style=discord.ButtonStyle.success,
-                                           custom_id=f"cr:comp:enter:{competition_id}"))
-        self.competition_id = competition_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction,
-                             item: discord.ui.Item[Any], match: re.Match[str]) -> EnterButton:
-        return cls(int(match["id"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        ctx = context_of(interaction)
-        text = await asyncio.to_thread(_enter, ctx, self.competition_id, str(interaction.user.id))
-        await interaction.response.send_message(text, ephemeral=True)
-
-
-def _enter(ctx: BotContext, competition_id: int, user_id: str) -> str:
-    with ctx.store.session() as s:
-        return competitions.enter_linked(s, competition_id, user_id, now=utcnow())
 
 
 class Competitions(commands.Cog):
@@ -71,23 +43,15 @@ class Competitions(commands.Cog):
         name = await moderator_list(self.ctx, interaction, list)
         if name is None:
             return
-        found = await asyncio.to_thread(self._start, name, prize, closes, reserves, exclude_org,
-                                        actor_for(interaction.user))
-        if isinstance(found, str):
-            await interaction.response.send_message(found, ephemeral=True)
-            return
+        text = await asyncio.to_thread(self._start, name, prize, closes, reserves, exclude_org,
+                                       actor_for(interaction.user),
+                                       str(interaction.channel_id or ""))
+        await interaction.response.send_message(text, ephemeral=True)
         self.ctx.mail_queued()
-        cid, closes_text = found
-        await interaction.response.send_message(
-            f"Competition {cid} started on {name}; it closes {closes_text}.", ephemeral=True)
-        view = discord.ui.View(timeout=None)
-        view.add_item(EnterButton(cid))
-        await interaction.followup.send(
-            f"**Competition: win {prize}!** Closes {closes_text}. Press Enter, or reply in the "
-            "competition's thread. Members only, one entry each.", view=view)
+        wake_relay(interaction.client)  # the card with Enter
 
     def _start(self, name: str, prize: str, closes: str, reserves: int, exclude_org: str,
-               actor: str) -> tuple[int, str] | str:
+               actor: str, here: str) -> str:
         with self.ctx.store.session() as s:
             ml = lists.find(s, name)
             if ml is None:
@@ -97,11 +61,11 @@ class Competitions(commands.Cog):
                 closes_at = when.parse(closes, ml.timezone, now)
                 comp = competitions.start(s, self.ctx.cfg, ml, prize=prize, closes_at=closes_at,
                                           now=now, reserves=reserves, exclude_org=exclude_org,
-                                          actor=actor)
+                                          actor=actor, discord_channel=here)
             except ValueError as e:
                 return f"Not started: {e}."
-            assert comp.id is not None
-            return comp.id, f"<t:{int(closes_at.timestamp())}:F>"
+            return (f"Competition {comp.id} started on {name}; it closes "
+                    f"<t:{int(closes_at.timestamp())}:F>.")
 
     @competition.command(name="entrants", description="Who has entered, in order (moderators)")
     @app_commands.describe(id="The competition's number")

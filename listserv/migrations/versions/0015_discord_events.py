@@ -1,5 +1,5 @@
-"""discord events: relay rows for an event's card and scheduled event, and the scheduled
-event's id on the event
+"""discord events: relay rows for an event's card and scheduled event and for a
+competition's card, and the scheduled event's id on the event
 
 Revision ID: 0015
 Revises: 0014
@@ -25,13 +25,19 @@ def upgrade() -> None:
     op.add_column('event', sa.Column('discord_event_id', Str(length=20), nullable=False,
                                      server_default=''))
     op.add_column('discord_relay', sa.Column('event_id', sa.Integer(), nullable=True))
+    op.add_column('discord_relay', sa.Column('competition_id', sa.Integer(), nullable=True))
     if op.get_bind().dialect.name == 'postgresql':
         op.create_foreign_key('fk_discord_relay_event_id', 'discord_relay', 'event',
                               ['event_id'], ['id'])
+        op.create_foreign_key('fk_discord_relay_competition_id', 'discord_relay',
+                              'competition', ['competition_id'], ['id'])
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == 'postgresql':
+        op.drop_constraint('fk_discord_relay_competition_id', 'discord_relay',
+                           type_='foreignkey')
         op.drop_constraint('fk_discord_relay_event_id', 'discord_relay', type_='foreignkey')
+    op.drop_column('discord_relay', 'competition_id')
     op.drop_column('discord_relay', 'event_id')
     op.drop_column('event', 'discord_event_id')
