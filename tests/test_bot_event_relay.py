@@ -14,7 +14,7 @@ import discord
 from sqlmodel import select
 
 from listserv.config import Config, load
-from listserv.models import Event
+from listserv.models import DiscordRelay, Event
 from listserv.store import Store
 from tests.discord_double import Recorded, ThreadedDouble
 from tests.harness import Running, cli, make_list, running, wait_until, write_config
@@ -130,3 +130,24 @@ def test_without_manage_events_the_card_alone(tmp_path: Path, db_url: str, sink:
             assert "Cancelled" in edited.body["content"]
         assert double.scheduled_made() == []  # not even tried
         assert _event(store).discord_event_id == ""
+
+
+def test_a_restart_after_the_card_makes_only_the_scheduled_event(
+        tmp_path: Path, db_url: str, sink: SmtpSink, store: Store) -> None:
+    """The bot stopped after Discord had the card and before the scheduled event: the row
+    records the card, so starting again writes the scheduled event and no second card."""
+    make_list(store, "demo", members=MEMBERS)
+    with ThreadedDouble() as threaded:
+        double = threaded.double
+        channel = double.channels["demo-list"]
+        path = _config(tmp_path, db_url, sink, double.guild_id, channel)
+        cfg = discord_cfg(load(path, env={}), double)
+        event_id = _add(path)
+        with store.session() as s:  # as part_sent left it after the card
+            row = s.exec(select(DiscordRelay).where(DiscordRelay.event_id == event_id)).one()
+            row.parts_sent, row.discord_message_ids = 1, "1234567890123456789"
+            s.add(row)
+        with _bot(threaded, cfg, store, 1):
+            wait_until(lambda: _event(store).discord_event_id, what="the scheduled event")
+        assert _cards(threaded, channel) == []
+        assert len(double.scheduled_made()) == 1
