@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import discord
@@ -36,9 +37,12 @@ log = logging.getLogger("commonroom.bot.relay")
 NO_PINGS = discord.AllowedMentions.none()
 
 
-def may_schedule(perms: discord.Permissions) -> bool:
-    """Whether Discord lets the bot make (and edit its own) scheduled events."""
-    return perms.administrator or perms.manage_events or perms.create_events
+def may_schedule(perms: discord.Permissions, starts_at: datetime, now: datetime) -> bool:
+    """Whether to make a scheduled event: Discord lets the bot (Manage or Create Events), and
+    the event has not started (Discord refuses a start in the past; the bot may have been
+    down)."""
+    allowed = perms.administrator or perms.manage_events or perms.create_events
+    return allowed and starts_at > now
 
 
 async def write(worker: RelayWorker, job: RelayJob) -> None:
@@ -119,7 +123,8 @@ def _guild(worker: RelayWorker) -> discord.Guild | None:
 async def _scheduled_event(worker: RelayWorker, plan: EventPlan) -> str:
     """The scheduled event's id, or "" when the bot may not make one."""
     guild = _guild(worker)
-    if guild is None or not may_schedule(guild.me.guild_permissions):
+    if guild is None or not may_schedule(guild.me.guild_permissions, plan.starts_at,
+                                         discord.utils.utcnow()):
         return ""
     try:
         made = await worker._timed(guild.create_scheduled_event(

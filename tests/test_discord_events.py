@@ -111,11 +111,13 @@ def test_card_text() -> None:
     assert "Cancelled" in discord_events.card_text(event)
 
 
-@pytest.mark.parametrize(("perms", "may"), [
-    (discord.Permissions(administrator=True), True),
-    (discord.Permissions(manage_events=True), True),
-    (discord.Permissions(create_events=True), True),
-    (discord.Permissions(send_messages=True, manage_messages=True), False),
+@pytest.mark.parametrize(("perms", "starts_in", "may"), [
+    (discord.Permissions(administrator=True), 1, True),
+    (discord.Permissions(manage_events=True), 1, True),
+    (discord.Permissions(create_events=True), 1, True),
+    (discord.Permissions(send_messages=True, manage_messages=True), 1, False),
+    (discord.Permissions(manage_events=True), 0, False),  # started while the bot was down
+    (discord.Permissions(manage_events=True), -1, False),
 ])
-def test_may_schedule(perms: discord.Permissions, may: bool) -> None:
-    assert may_schedule(perms) is may
+def test_may_schedule(perms: discord.Permissions, starts_in: int, may: bool) -> None:
+    assert may_schedule(perms, NOW + timedelta(minutes=starts_in), NOW) is may
