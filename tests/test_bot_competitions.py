@@ -212,6 +212,19 @@ def test_draw_verify_reserve_entrants_and_the_winners_dm(tmp_path: Path, db_url:
         assert f"Commitment: `{commitment}`" in checked and f"Seed: `{seed}`" in checked
         assert f"2 entrants; winner: entrant {index}" in checked
         assert "FAIL" not in checked
+        with store.session() as s:  # a published list that is not the entries as recorded
+            tampered = s.get(Competition, cid)
+            assert tampered is not None
+            tampered.entrants = tampered.entrants.replace("b...@", "z...@")
+            s.add(tampered)
+        refuted = bot.ask("competition", LINKED, {"id": cid}, sub="verify")
+        assert refuted.splitlines()[0] == f"**Competition {cid} (a mug) does NOT verify.**"
+        assert "FAIL · the published list (2) is the entries as recorded (2)" in refuted
+        with store.session() as s:
+            restored = s.get(Competition, cid)
+            assert restored is not None
+            restored.entrants = restored.entrants.replace("z...@", "b...@")
+            s.add(restored)
 
         moved = bot.ask("competition", MOD_USER, {"id": cid}, sub="reserve", roles=MOD)
         assert moved == f"Reserve 1 wins: {reserve}."
