@@ -309,6 +309,7 @@ def cancel(session: Session, cfg: Config, competition_id: int, *, actor: str) ->
     _list_post(session, cfg, ml, f"Re: {announced.subject}" if announced else "Competition",
                f"The competition for {comp.prize} is cancelled: there will be no draw.\n",
                reply_to=announced)
+    discord_events.queue_competition(session, cfg, ml, comp, discord_events.COMP_CLOSED)
     audit.record(session, list_id=ml.id, actor=actor, action="competition-cancelled",
                  target=str(comp.id))
     return True

@@ -8,7 +8,8 @@ the web pages, the scheduler or the bot itself.
   event and the card follow it), a cancellation ``event-cancel`` (the scheduled event is
   cancelled, the card loses its buttons).
 - A competition started on a bridged list gets ``comp-card``: its card with an Enter button in
-  the bridged channel; at the draw ``comp-closed`` takes the button off.
+  the bridged channel; at the draw (or when it is called off) ``comp-closed`` takes the button
+  off.
 - A private message (``dm``: the competition winner told) goes to the Discord account linked
   to the address, when there is one and a bot is configured for the site.
 
@@ -136,6 +137,8 @@ def queue_dm(session: Session, cfg: Config, list_id: int | None, address: str,
 
 
 def competition_card_text(comp: Competition) -> str:
+    if comp.state == CompetitionState.CANCELLED.value:
+        return f"~~**Competition {comp.id}: win {comp.prize}!**~~ Cancelled: there is no draw."
     if comp.state != CompetitionState.OPEN.value:
         return (f"**Competition {comp.id}: win {comp.prize}!** Closed: the result is in the "
                 "competition's thread.")

@@ -78,6 +78,17 @@ def test_competition_card_and_closing(store: Store) -> None:
     with store.session() as s:
         plan = discord_events.competition_plan(s, cid or 0)
         assert plan is not None and not plan.open and "Closed" in plan.card
+    with store.session() as s:
+        ml = find(s, "demo")
+        assert ml is not None
+        other = competitions.start(s, CFG, ml, prize="a pen", closes_at=NOW + timedelta(days=1),
+                                   now=NOW)
+        oid = other.id
+    with store.session() as s:
+        assert competitions.cancel(s, CFG, oid or 0, actor="t")
+        plan = discord_events.competition_plan(s, oid or 0)
+        assert plan is not None and not plan.open and "Cancelled" in plan.card
+    assert _kinds(store)[2:] == [("comp-card", CHANNEL, oid), ("comp-closed", CHANNEL, oid)]
 
 
 @pytest.mark.parametrize(("guild", "linked", "queued"), [
