@@ -1,5 +1,6 @@
 """What every moderator command and button does first: check the caller's moderator role
-(``refused``), and name the caller for the audit log (``actor_for``).
+(``refused``), choose the list (``moderator_list``: both, for commands about a list), and name
+the caller for the audit log (``actor_for``).
 
 Invariant: the role is checked on every call, button press and modal submit; Discord's
 ``default_member_permissions`` only decides who sees a command.
@@ -51,3 +52,15 @@ def chosen_list(bridges: Mapping[str, str], given: str | None) -> str | None:
 def which_list(bridges: Mapping[str, str]) -> str:
     """What to answer when ``chosen_list`` found none."""
     return f"Say which list with `list:` (bridged here: {', '.join(sorted(bridges)) or 'none'})."
+
+
+async def moderator_list(ctx: BotContext, interaction: discord.Interaction,
+                         given: str | None) -> str | None:
+    """What a moderator's command about a list does first: the list's name, or None when the
+    answer is sent already (the refusal to a non-moderator, or which list to name)."""
+    if await refused(ctx, interaction):
+        return None
+    name = chosen_list(ctx.cfg.bridges, given)
+    if name is None:
+        await interaction.response.send_message(which_list(ctx.cfg.bridges), ephemeral=True)
+    return name

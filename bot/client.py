@@ -23,16 +23,19 @@ from discord.ext import commands
 
 from bot.cogs.admin import Admin
 from bot.cogs.bridge import Bridge
-from bot.cogs.competitions import Competitions, EnterButton
+from bot.cogs.competitions import Competitions
 from bot.cogs.digests import Digests
-from bot.cogs.events import EventButton, Events
+from bot.cogs.events import Events
 from bot.cogs.held import HeldButton
 from bot.cogs.links import Links
 from bot.cogs.members import Members
 from bot.cogs.moderation import Moderation
+from bot.cogs.schedule import Schedule
 from bot.cogs.subscribe import Subscribe
+from bot.competition_card import EnterButton
 from bot.context import BotContext
 from bot.endpoints import point_at
+from bot.event_card import EventButton
 from bot.relay import RelayWorker
 from bot.startup import (
     BRIDGE_PERMISSIONS,
@@ -74,7 +77,8 @@ class CommonroomBot(commands.Bot):
         await self.add_cog(Members(self.ctx), guild=self.guild_ref)
         await self.add_cog(Digests(self.ctx), guild=self.guild_ref)
         await self.add_cog(Subscribe(self.ctx), guild=self.guild_ref)
-        await self.add_cog(Competitions(self.ctx), guild=self.guild_ref)  # and /schedule
+        await self.add_cog(Competitions(self.ctx), guild=self.guild_ref)
+        await self.add_cog(Schedule(self.ctx), guild=self.guild_ref)
         self.add_dynamic_items(EnterButton)  # a competition's Enter, after a restart too
         self.add_dynamic_items(HeldButton)  # the held-post buttons, from any message, any time
         await self.add_cog(Events(self.ctx), guild=self.guild_ref)

@@ -5,7 +5,7 @@ rows (``listserv.discord_relay.due``: one query) and writes each: a list post in
 Discord thread of its list thread, opening that thread first if there is none (a forum post
 made by the channel's webhook, or a thread on a starter message in a text channel), each part
 through the channel's "Commonroom" webhook under the author's name; a channel message into its
-channel.
+channel; an event's card and scheduled event, or a private message (``bot/relay_events.py``).
 
 Invariants:
 - Nothing written can ping: every send has ``AllowedMentions.none()``.
@@ -30,8 +30,9 @@ from typing import Any
 import aiohttp
 import discord
 
+from bot import relay_events
 from bot.context import BotContext
-from listserv import discord_relay
+from listserv import discord_events, discord_relay
 from listserv.discord_relay import PostPlan, RelayJob
 from listserv.discord_render import render_post, split_message
 
@@ -106,6 +107,13 @@ def _retry_after(exc: discord.HTTPException) -> float:
         return float(header) if header else 0.0
     except ValueError:
         return 0.0
+
+
+def wake_relay(client: discord.Client) -> None:
+    """Have the client's relay worker look at the queue now (a cog queued something)."""
+    worker = getattr(client, "relay", None)
+    if isinstance(worker, RelayWorker):
+        worker.wake()
 
 
 class RelayWorker:
@@ -227,6 +235,10 @@ class RelayWorker:
             for part in split_message(job.content)[job.parts_sent:]:
                 sent = await self._timed(channel.send(part, allowed_mentions=NO_PINGS))
                 await self._store(discord_relay.part_sent, job.id, str(sent.id))
+            return
+        if job.kind in (*discord_events.EVENT_KINDS, *discord_events.COMP_KINDS,
+                        discord_events.DM):
+            await relay_events.write(self, job)
             return
         if job.kind != "post" or job.message_pk is None:
             raise Refused(f"unknown kind {job.kind!r}")

@@ -36,11 +36,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from listserv import audit, notices, outbox, posting
+from listserv import audit, discord_events, notices, outbox, posting
 from listserv.addresses import Kind
 from listserv.bodytext import first_text
 from listserv.config import Config
-from listserv.decorate import ListInfo
 from listserv.lists import list_info
 from listserv.message import parse
 from listserv.models import (
@@ -129,8 +128,9 @@ def _list_post(session: Session, cfg: Config, ml: MailingList, subject: str, bod
 
 def start(session: Session, cfg: Config, ml: MailingList, *, prize: str, closes_at: datetime,
           now: datetime, how_to_enter: str = "", reserves: int = 0, exclude_org: str = "",
-          actor: str = "") -> Competition:
-    """Open a competition and announce it to the list (with the commitment)."""
+          actor: str = "", discord_channel: str = "") -> Competition:
+    """Open a competition and announce it to the list (with the commitment), and in Discord
+    with an Enter card (the bridged channel, else ``discord_channel``)."""
     assert ml.id is not None
     if closes_at <= now:
         raise ValueError(f"the closing time {_local(closes_at, ml.timezone)} has passed")
@@ -153,6 +153,8 @@ def start(session: Session, cfg: Config, ml: MailingList, *, prize: str, closes_
     msg = _list_post(session, cfg, ml, f"Competition: win {prize}", "\n".join(lines) + "\n")
     comp.message_pk, comp.thread_id = msg.id, msg.thread_id
     session.add(comp)
+    discord_events.queue_competition(session, cfg, ml, comp, discord_events.COMP_CARD,
+                                     channel_id=discord_channel)
     audit.record(session, list_id=ml.id, actor=actor or "cli", action="competition-started",
                  target=str(comp.id), detail=f"{prize}; closes {closes_at.isoformat()}")
     log.info("competition %s started on %s", comp.id, ml.name,
@@ -174,8 +176,10 @@ def _person_name(session: Session, address: str) -> str:
     return person.display_name if person and person.display_name else label(address)
 
 
-def _tell_winner(session: Session, info: ListInfo, comp: Competition, address: str,
+def _tell_winner(session: Session, cfg: Config, comp: Competition, address: str,
                  ml: MailingList) -> None:
+    """By mail, and by Discord DM when the address's person has linked a Discord account."""
+    info = list_info(ml, cfg)
     body = (f"Congratulations: you won {comp.prize} in the {ml.name} competition "
             f"(number {comp.id}).\n\nTo claim it, reply to {info.address(Kind.OWNER)} within "
             f"{CLAIM_DAYS} days; after that the moderators may draw a reserve.\n")
@@ -183,6 +187,9 @@ def _tell_winner(session: Session, info: ListInfo, comp: Competition, address: s
                          from_addr=info.address(Kind.OWNER))
     outbox.enqueue_notice(session, list_id=ml.id, recipient=address,
                           sender=info.address(Kind.BOUNCES), payload=mail.as_bytes())
+    discord_events.queue_dm(session, cfg, ml.id, address, f"**You won {comp.prize}!** "
+                            f"(competition {comp.id} on {ml.name}) To claim it, email "
+                            f"{info.address(Kind.OWNER)} within {CLAIM_DAYS} days.")
 
 
 def _announcement(session: Session, comp: Competition) -> Message | None:
@@ -209,14 +216,13 @@ def draw(session: Session, cfg: Config, competition_id: int, *, now: datetime,
     picks = pick(bytes.fromhex(comp.seed), comp.id, len(people), 1 + comp.reserves)
     comp.entrants, comp.picks = json.dumps(published, ensure_ascii=False), json.dumps(picks)
     session.add(comp)
-    info = list_info(ml, cfg)
     if picks:
         winner = people[picks[0]]
         result = [f"The winner of {comp.prize} is {_person_name(session, winner)} "
                   f"(entrant {picks[0] + 1}, {published[picks[0]]})."]
         result += [f"Reserve {i}: entrant {p + 1}, {published[p]}."
                    for i, p in enumerate(picks[1:], 1)]
-        _tell_winner(session, info, comp, winner, ml)
+        _tell_winner(session, cfg, comp, winner, ml)
     else:
         result = [f"Nobody entered, so {comp.prize} was not won."]
     body = "\n".join([
@@ -229,6 +235,7 @@ def draw(session: Session, cfg: Config, competition_id: int, *, now: datetime,
     announced = _announcement(session, comp)
     subject = (f"Re: {announced.subject}" if announced else f"Competition {comp.id}: the draw")
     _list_post(session, cfg, ml, subject, body, reply_to=announced)
+    discord_events.queue_competition(session, cfg, ml, comp, discord_events.COMP_CLOSED)
     audit.record(session, list_id=ml.id, actor=actor, action="competition-drawn",
                  target=str(comp.id), detail=f"{len(people)} entrants; picks {comp.picks}")
     log.info("competition %s drawn: %d entrants", comp.id, len(people),
@@ -273,7 +280,7 @@ def draw_reserve(session: Session, cfg: Config, comp: Competition, *,
     address = people[picks[comp.current]]
     ml = session.get(MailingList, comp.list_id)
     assert ml is not None
-    _tell_winner(session, list_info(ml, cfg), comp, address, ml)
+    _tell_winner(session, cfg, comp, address, ml)
     announced = _announcement(session, comp)
     _list_post(session, cfg, ml, f"Re: {announced.subject}" if announced else "Competition",
                f"The winner did not claim {comp.prize}, so it goes to reserve {comp.current}: "
@@ -302,6 +309,7 @@ def cancel(session: Session, cfg: Config, competition_id: int, *, actor: str) ->
     _list_post(session, cfg, ml, f"Re: {announced.subject}" if announced else "Competition",
                f"The competition for {comp.prize} is cancelled: there will be no draw.\n",
                reply_to=announced)
+    discord_events.queue_competition(session, cfg, ml, comp, discord_events.COMP_CLOSED)
     audit.record(session, list_id=ml.id, actor=actor, action="competition-cancelled",
                  target=str(comp.id))
     return True

@@ -189,3 +189,10 @@ def linked_address(session: Session, discord_user_id: str, ml: MailingList) -> s
                         .where(Address.person_id == person_id, Subscription.list_id == ml.id,
                                Subscription.role != Role.NONMEMBER.value)
                         .order_by(col(Address.email))).first()
+
+
+def linked_user(session: Session, address: str) -> str | None:
+    """The Discord account linked to the person with ``address``, or None."""
+    return session.exec(select(DiscordLink.discord_user_id)
+                        .join(Address, col(Address.person_id) == col(DiscordLink.person_id))
+                        .where(Address.email == address)).first()

@@ -42,12 +42,14 @@ PENDING = DiscordRelayState.PENDING.value
 class RelayJob:
     id: int
     list_id: int | None
-    kind: str  # post | channel
+    kind: str  # post | channel | dm | event-* | comp-* (listserv.discord_events)
     message_pk: int | None
     channel_id: str
     content: str
     attempts: int
     parts_sent: int
+    event_id: int | None = None
+    competition_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class PostPlan:
 
 def _job(r: DiscordRelay) -> RelayJob:
     return RelayJob(r.id or 0, r.list_id, r.kind, r.message_pk, r.channel_id, r.content,
-                    r.attempts, r.parts_sent)
+                    r.attempts, r.parts_sent, r.event_id, r.competition_id)
 
 
 def job(session: Session, relay_id: int) -> RelayJob | None:

@@ -11,6 +11,8 @@ Invariants:
 - ``reminded_at`` is set in the transaction that queues the reminders, so each event's
   day-before reminder goes once, whatever restarts happen around it.
 - Every change is in the audit log (who, which event, which member, by which door).
+- Creating, changing and cancelling queue the event's Discord side (``discord_events``) in
+  the same transaction, whichever door called.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from listserv import audit, event_mail, outbox, subscriptions
+from listserv import audit, discord_events, event_mail, outbox, subscriptions
 from listserv.addresses import Kind
 from listserv.config import Config
 from listserv.lists import list_info
@@ -201,8 +203,9 @@ def _notify(session: Session, cfg: Config, ml: MailingList, to: str, payload: by
 
 
 def create(session: Session, cfg: Config, ml: MailingList, draft: Draft, *, actor: str,
-           now: datetime) -> Event:
-    """Store the event and announce it to the list. The caller checked ``draft_problem``."""
+           now: datetime, discord_channel: str = "") -> Event:
+    """Store the event and announce it to the list, and in Discord (the bridged channel, else
+    ``discord_channel``). The caller checked ``draft_problem``."""
     assert ml.id is not None
     event = Event(list_id=ml.id, uid=f"{uuid.uuid4()}@{cfg.server.domain}", title=draft.title,
                   starts_at=draft.starts_at, ends_at=draft.ends_at, timezone=draft.timezone,
@@ -214,6 +217,8 @@ def create(session: Session, cfg: Config, ml: MailingList, draft: Draft, *, acto
     assert event.id is not None
     event.message_pk = announce(session, cfg, ml, event, now=now)
     session.add(event)
+    discord_events.queue_event(session, cfg, ml, event, discord_events.ANNOUNCE,
+                               channel_id=discord_channel)
     audit.record(session, list_id=ml.id, actor=actor, action="event-created",
                  target=f"event {event.id}", detail=f"{event.title} at {event.starts_at}")
     return event
@@ -316,6 +321,7 @@ def cancel(session: Session, cfg: Config, event: Event, *, actor: str, now: date
     for row in attendees(session, event.id or 0):
         _notify(session, cfg, ml, row.email, event_mail.cancelled(info, event, row.email, now=now))
         told += 1
+    discord_events.queue_event(session, cfg, ml, event, discord_events.CANCEL)
     audit.record(session, list_id=event.list_id, actor=actor, action="event-cancelled",
                  target=f"event {event.id}", detail=f"{told} told")
     return told
@@ -347,6 +353,7 @@ def change(session: Session, cfg: Config, event: Event, draft: Draft, *, actor: 
                     event_mail.changed(info, event, row.email, ", ".join(what), now=now))
     if "capacity" in what:
         fill_places(session, cfg, event)
+    discord_events.queue_event(session, cfg, ml, event, discord_events.CHANGE)
     audit.record(session, list_id=event.list_id, actor=actor, action="event-changed",
                  target=f"event {event.id}", detail=", ".join(what))
     return what

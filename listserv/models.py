@@ -412,16 +412,22 @@ class DiscordRelayState(enum.StrEnum):
 
 class DiscordRelay(SQLModel, table=True):
     """What the bot must write in Discord, durable and in order (``id``): a list post to relay
-    into its thread (``kind`` "post", ``message_pk``), or a message for a channel (``kind``
-    "channel", ``channel_id`` and ``content``, such as the digest summary). ``parts_sent``
-    counts the pieces of a long post already written, so a retry never writes one twice."""
+    into its thread (``kind`` "post", ``message_pk``), a message for a channel (``kind``
+    "channel", ``channel_id`` and ``content``, such as the digest summary), a private message
+    (``kind`` "dm", ``channel_id`` holding the Discord user's id), an event's card and
+    scheduled event (``kind`` "event-announce" | "event-change" | "event-cancel",
+    ``event_id``), or a competition's card (``kind`` "comp-card" | "comp-closed",
+    ``competition_id``). ``parts_sent`` counts the pieces already written, so a retry never
+    writes one twice."""
 
     __tablename__ = "discord_relay"
     __table_args__ = (Index("ix_discord_relay_due", "state", "next_attempt_at"),)
     id: int | None = Field(default=None, primary_key=True)
     list_id: int | None = Field(default=None, foreign_key="mailing_list.id", index=True)
-    kind: str = Field(default="post", max_length=16)  # post | channel
+    kind: str = Field(default="post", max_length=16)  # post | channel | dm | event-*
     message_pk: int | None = Field(default=None, foreign_key="message.id", unique=True)
+    event_id: int | None = Field(default=None, foreign_key="event.id")  # the event-* kinds
+    competition_id: int | None = Field(default=None, foreign_key="competition.id")  # comp-*
     channel_id: str = Field(default="", max_length=20)
     content: str = ""
     state: str = Field(default=DiscordRelayState.PENDING.value, max_length=16)
@@ -547,6 +553,9 @@ class Event(SQLModel, table=True):
     created_by: str = ""
     created_at: datetime = Field(default_factory=utcnow)
     reminded_at: datetime | None = None
+    # The Discord scheduled event the bot made for it ("" when none: not bridged, not
+    # permitted, or not written yet), so a change or cancellation reaches it too.
+    discord_event_id: str = Field(default="", max_length=20)
 
 
 class AttendeeState(enum.StrEnum):

@@ -411,6 +411,9 @@ class DiscordDouble(_RelayRoutes):
                                                   "locked": False}})
             case ("DELETE", _):
                 return web.Response(status=204)
+        discord_door = self._i10_answer(method, parts, body)  # --- i10-discord --- (one line)
+        if discord_door is not None:
+            return discord_door
         events = self._events_answer(method, parts, body)  # events (H7)
         if events is not None:
             return events
@@ -533,6 +536,38 @@ class DiscordDouble(_RelayRoutes):
                                      "creator_id": self.bot_id, "status": 1, "entity_id": None,
                                      "user_count": 0, "image": None})
         return None
+
+    # --- i10-discord ---
+    # Scheduled events kept (made, fetched, edited: ``scheduled_events``, id -> the event, as the
+    # bot last left it), honouring ``refuse_scheduled_events``; message edits (a card updated).
+    scheduled_events: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def scheduled_made(self) -> list[Recorded]:
+        """The bot's requests to make a scheduled event (refused ones too)."""
+        return [r for r in self.requests if r.method == "POST"
+                and r.path == f"/guilds/{self.guild_id}/scheduled-events"]
+
+    def _i10_answer(self, method: str, parts: list[str], body: dict[str, Any]
+                    ) -> web.Response | None:
+        match (method, parts):
+            case ("POST", ["guilds", guild_id, "scheduled-events"]):
+                if self.refuse_scheduled_events:
+                    return _json({"message": "Missing Permissions", "code": 50013}, 403)
+                made = body | {"id": snowflake(), "guild_id": guild_id, "channel_id": None,
+                               "creator_id": self.bot_id, "status": 1, "entity_id": None,
+                               "user_count": 0, "image": None}
+                self.scheduled_events[made["id"]] = made
+                return _json(made)
+            case ("GET" | "PATCH", ["guilds", _, "scheduled-events", event_id]):
+                if event_id not in self.scheduled_events:
+                    return _json({"message": "Unknown Guild Scheduled Event", "code": 10070}, 404)
+                if method == "PATCH":
+                    self.scheduled_events[event_id] |= body
+                return _json(self.scheduled_events[event_id])
+            case ("PATCH", ["channels", channel_id, "messages", message_id]):
+                return _json(self._message(channel_id, body) | {"id": message_id})
+        return None
+    # --- end i10-discord ---
 
     # commands (H3) ----------------------------------------------------------------------
     # Subcommands of a group (``sub``), user options (``UserOption``: type 6 with the user in

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import select
 
@@ -14,7 +15,8 @@ from listserv import competitions
 from listserv.config import load
 from listserv.models import Competition, DiscordThread, MailingList, Message
 from listserv.store import Store
-from tests.harness import Running, make_list, wait_until, write_config
+from tests.discord_double import DiscordDouble
+from tests.harness import Running, cli, make_list, wait_until, write_config
 from tests.smtpsink import SmtpSink
 from tests.test_bot_bridge import JANE, MEMBERS, Discord, _link, _with_bot
 
@@ -51,6 +53,38 @@ def test_a_reply_in_the_bridged_thread_enters_once(tmp_path: Path, db_url: str, 
     _with_bot(tmp_path, db_url, sink, store, test, existing="Competition: win a mug")
 
 
+def _comp_card(double: DiscordDouble, cid: int | None) -> dict[str, Any]:
+    """The competition's card the bot posted in the bridged channel, once it is there."""
+    def cards() -> list[dict[str, Any]]:
+        return [r.body for r in double.requests if r.method == "POST"
+                and r.path == f"/channels/{double.channels['demo-list']}/messages"
+                and str(r.body.get("content", "")).startswith(f"**Competition {cid}:")]
+    [card] = wait_until(cards, what="the competition's card")
+    return card
+
+
+def test_a_cli_competition_gets_its_card(tmp_path: Path, db_url: str, sink: SmtpSink,
+                                         store: Store) -> None:
+    """Started by the CLI (any door): the relay worker posts the card with Enter."""
+    from tests.test_bot_commands import LINKED, _link, bot_server
+    from tests.test_bot_moderation import MEMBERS as MOD_MEMBERS
+
+    make_list(store, "demo", members=MOD_MEMBERS)
+    _link(store, LINKED, MOD_MEMBERS[1])
+    with bot_server(tmp_path, db_url, sink, store) as (bot, _server):
+        path = write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}")
+        with path.open("a", encoding="utf-8") as f:
+            f.write(f'[discord.bridges]\ndemo = "{bot.double.channels["demo-list"]}"\n')
+        out = cli(path, "competitions", "start", "demo", "--prize", "a tote bag",
+                  "--closes", "next Friday 12:00")
+        assert out.exit_code == 0, out.output
+        cid = int(out.output)
+        card = bot.card(_comp_card(bot.double, cid))
+        assert "win a tote bag" in card["content"]
+        pressed = bot.press(f"cr:comp:enter:{cid}", LINKED, card)
+        assert "You are entered for a tote bag" in pressed["data"]["content"]
+
+
 def _thread_posts(store: Store, thread_id: int) -> list[Message]:
     with store.session() as s:
         return list(s.exec(select(Message).where(Message.thread_id == thread_id)).all())
@@ -71,13 +105,13 @@ def test_competition_start_and_the_enter_button(tmp_path: Path, db_url: str, sin
         bad = bot.ask("competition", MOD_USER, {"prize": "a mug", "closes": "whenever"},
                       sub="start", roles=MOD)
         assert bad.startswith("Not started") and "next Friday 12:00" in bad
-        iid, body = bot.command("competition", MOD_USER, {"prize": "a mug", "closes":
-                                "next Friday 12:00", "reserves": 1}, sub="start", roles=MOD)
+        _iid, body = bot.command("competition", MOD_USER, {"prize": "a mug", "closes":
+                                 "next Friday 12:00", "reserves": 1}, sub="start", roles=MOD)
         with store.session() as s:
             [comp] = s.exec(select(Competition)).all()
             cid = comp.id
         assert f"Competition {cid} started on demo" in body["data"]["content"]
-        [public] = bot.run(bot.double.followups_for(iid, 1))
+        public = _comp_card(bot.double, cid)  # by the relay worker, in the bridged channel
         assert "win a mug" in public["content"] and not public.get("flags")
         card = bot.card(public)
         assert [c["custom_id"] for row in card["components"] for c in row["components"]] == \
@@ -119,3 +153,82 @@ def test_schedule_add_list_cancel(tmp_path: Path, db_url: str, sink: SmtpSink,
             "Cancelled scheduled post 1."
         assert bot.ask("schedule", MOD_USER, sub="list", roles=MOD) == \
             "No scheduled posts on demo."
+
+
+def test_draw_verify_reserve_entrants_and_the_winners_dm(tmp_path: Path, db_url: str,
+                                                        sink: SmtpSink, store: Store) -> None:
+    """``/competition entrants|draw|reserve`` (moderators) and ``verify`` (anyone); the winner,
+    linked, is told by DM as well as by mail; the result reaches the bridged channel."""
+    from tests.test_bot_commands import LINKED, MOD, _link, bot_server
+    from tests.test_bot_moderation import MEMBERS as MOD_MEMBERS
+    from tests.test_bot_moderation import MOD_USER, OTHER_USER
+
+    make_list(store, "demo", members=MOD_MEMBERS)
+    _link(store, LINKED, MOD_MEMBERS[1])
+    _link(store, OTHER_USER, MOD_MEMBERS[0])
+    user_of = {MOD_MEMBERS[1]: LINKED, MOD_MEMBERS[0]: OTHER_USER}
+    with bot_server(tmp_path, db_url, sink, store) as (bot, _server):
+        bot.ask("competition", MOD_USER, {"prize": "a mug", "closes": "next Friday 12:00",
+                                          "reserves": 1}, sub="start", roles=MOD)
+        with store.session() as s:
+            [comp] = s.exec(select(Competition)).all()
+            cid, commitment = comp.id, comp.commitment
+        card = bot.card(_comp_card(bot.double, cid))
+        for user in (LINKED, OTHER_USER):
+            bot.press(f"cr:comp:enter:{cid}", user, card)
+        for sub in ("entrants", "draw", "reserve"):
+            assert "for moderators" in bot.ask("competition", LINKED, {"id": cid}, sub=sub)
+        listed = bot.ask("competition", MOD_USER, {"id": cid}, sub="entrants", roles=MOD)
+        assert listed.splitlines()[0] == f"Competition {cid} (a mug): open, 2 entrants"
+        assert [line.split(" · ")[0] for line in listed.splitlines()[1:]] == \
+            [f"1. {MOD_MEMBERS[1]}", f"2. {MOD_MEMBERS[0]}"]
+        early = bot.ask("competition", LINKED, {"id": cid}, sub="verify")
+        assert "not drawn yet" in early and commitment in early
+        with store.session() as s:
+            seed = s.get(Competition, cid).seed  # type: ignore[union-attr]
+        assert seed not in early  # the seed stays secret until the draw
+
+        drawn = bot.ask("competition", MOD_USER, {"id": cid}, sub="draw", roles=MOD)
+        assert drawn.startswith(f"Drew competition {cid} among 2 entrants: winner ")
+        winner = drawn.split("winner ")[1].split(";")[0]
+        reserve = (set(MOD_MEMBERS) - {winner}).pop()
+        assert f"reserves {reserve}" in drawn
+        dms = wait_until(lambda: bot.double.dms_to(user_of[winner]), what="the winner's DM")
+        assert len(dms) == 1 and "You won a mug" in dms[0]
+        assert bot.double.dms_to(user_of[reserve]) == []
+        wait_until(lambda: any(m.rcpt_tos == (winner,) and b"You won" in m.data
+                               for m in sink.messages), what="the winner's mail")
+        wait_until(lambda: any("The winner of a mug" in p.content for p in bot.double.posted),
+                   what="the result relayed into Discord")
+        channel = bot.double.channels["demo-list"]
+        [closed] = bot.run(bot.double.wait_for("PATCH", f"/channels/{channel}/messages/"))
+        assert "Closed" in closed.body["content"] and closed.body["components"] == []
+        assert "cannot be drawn again" in bot.ask("competition", MOD_USER, {"id": cid},
+                                                  sub="draw", roles=MOD)
+
+        checked = bot.ask("competition", LINKED, {"id": cid}, sub="verify")  # anyone may
+        index = [MOD_MEMBERS[1], MOD_MEMBERS[0]].index(winner) + 1
+        assert checked.splitlines()[0] == f"**Competition {cid} (a mug) verifies.**"
+        assert f"Commitment: `{commitment}`" in checked and f"Seed: `{seed}`" in checked
+        assert f"2 entrants; winner: entrant {index}" in checked
+        assert "FAIL" not in checked
+        with store.session() as s:  # a published list that is not the entries as recorded
+            tampered = s.get(Competition, cid)
+            assert tampered is not None
+            tampered.entrants = tampered.entrants.replace("b...@", "z...@")
+            s.add(tampered)
+        refuted = bot.ask("competition", LINKED, {"id": cid}, sub="verify")
+        assert refuted.splitlines()[0] == f"**Competition {cid} (a mug) does NOT verify.**"
+        assert "FAIL · the published list (2) is the entries as recorded (2)" in refuted
+        with store.session() as s:
+            restored = s.get(Competition, cid)
+            assert restored is not None
+            restored.entrants = restored.entrants.replace("z...@", "b...@")
+            s.add(restored)
+
+        moved = bot.ask("competition", MOD_USER, {"id": cid}, sub="reserve", roles=MOD)
+        assert moved == f"Reserve 1 wins: {reserve}."
+        dms = wait_until(lambda: bot.double.dms_to(user_of[reserve]), what="the reserve's DM")
+        assert "You won a mug" in dms[0]
+        assert "no reserve left" in bot.ask("competition", MOD_USER, {"id": cid}, sub="reserve",
+                                            roles=MOD)

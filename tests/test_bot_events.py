@@ -1,16 +1,17 @@
 """The events door in Discord, through the wire: ``/event add`` (moderators) announces the
-event to the list and posts a card with Attend / Leave buttons in the list's channel; a press
-by a linked member attends (or joins the waiting list); ``/event attendees`` lists them."""
+event to the list, and the relay worker posts a card with Attend / Leave buttons in the list's
+channel; a press by a linked member attends (or joins the waiting list); ``/event attendees``
+lists them; ``/event list`` and ``/event cancel``."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from listserv import events
-from listserv.models import Event
+from listserv.models import DiscordRelay, Event
 from listserv.store import Store
 from tests.discord_double import ThreadedDouble
 from tests.harness import make_list, parse, wait_until
@@ -23,10 +24,19 @@ ADD = {"title": "Social media cafe", "start": "2030-09-03T09:30", "end": "2030-0
        "where": "Ripley library", "capacity": 1}
 
 
-def _card(threaded: ThreadedDouble, channel: str) -> dict[str, object]:
+def _card(threaded: ThreadedDouble, channel: str, event_id: int | None = None
+          ) -> dict[str, object]:
+    """The card the bot posted in ``channel`` (for ``event_id``, else the first event's), once
+    it is there; the relay also writes the announcement's thread starter into the channel."""
     double = threaded.double
-    [posted] = threaded.call(double.wait_for("POST", f"/channels/{channel}/messages"))
-    return posted.body  # type: ignore[no-any-return]
+    head = f"**Event {event_id}:" if event_id is not None else "**Event "
+
+    def cards() -> list[dict[str, object]]:
+        return [r.body for r in double.requests if r.method == "POST"
+                and r.path == f"/channels/{channel}/messages"
+                and str(r.body.get("content", "")).startswith(head)]
+
+    return wait_until(cards, what="the event's card")[0]  # type: ignore[no-any-return]
 
 
 def test_event_add_card_and_buttons(tmp_path: Path, db_url: str, sink: SmtpSink,
@@ -46,7 +56,7 @@ def test_event_add_card_and_buttons(tmp_path: Path, db_url: str, sink: SmtpSink,
             event_id = event.id
         assert text == f"Event {event_id} announced to demo."
         channel = bot.double.channels["demo-list"]
-        body = _card(bot.threaded, channel)
+        body = _card(bot.threaded, channel, event_id)
         assert f"Event {event_id}: Social media cafe" in str(body["content"])
         card = bot.double.card(str(body["content"]), body["components"])  # type: ignore[arg-type]
         assert custom_ids(card) == [f"cr:event:attend:{event_id}", f"cr:event:leave:{event_id}"]
@@ -92,3 +102,54 @@ def test_without_the_permission_the_card_still_goes(tmp_path: Path, db_url: str,
         body = _card(bot.threaded, bot.double.channels["demo-list"])
         assert "Social media cafe" in str(body["content"])
         bot.run(bot.double.wait_for("POST", f"/guilds/{bot.double.guild_id}/scheduled-events"))
+        wait_until(lambda: _relay_states(store) == ["sent", "sent"], what="the rows sent")
+        with store.session() as s:  # refused: no scheduled event, and the row is done
+            [event] = s.exec(select(Event)).all()
+            assert event.discord_event_id == ""
+
+
+def _relay_states(store: Store) -> list[str]:
+    with store.session() as s:
+        return [r.state for r in s.exec(select(DiscordRelay).order_by(col(DiscordRelay.id)))]
+
+
+def test_event_list_and_cancel(tmp_path: Path, db_url: str, sink: SmtpSink,
+                               store: Store) -> None:
+    make_list(store, "demo", members=MEMBERS)
+    _link(store, LINKED, MEMBERS[1])
+    with bot_server(tmp_path, db_url, sink, store) as (bot, _server):
+        assert bot.ask("event", MOD_USER, sub="list", roles=MOD) == \
+            "No events are coming up on demo."
+        bot.ask("event", MOD_USER, ADD, sub="add", roles=MOD)
+        with store.session() as s:
+            [event] = s.exec(select(Event)).all()
+            event_id = event.id
+        card = _card(bot.threaded, bot.double.channels["demo-list"], event_id)
+        pressed = bot.double.card(str(card["content"]), card["components"])  # type: ignore[arg-type]
+        assert "is coming" in answer_text(bot.press(f"cr:event:attend:{event_id}", LINKED,
+                                                    pressed))
+        listed = bot.ask("event", MOD_USER, sub="list", roles=MOD)
+        assert listed.startswith(f"**{event_id}** · Tuesday 3 September 2030, 09:30 to 11:00 "
+                                 "(Europe/London) · Social media cafe · 1/1 coming"), listed
+        assert "for moderators" in bot.ask("event", LINKED, sub="list")
+        assert "for moderators" in bot.ask("event", LINKED, {"id": event_id}, sub="cancel")
+        with store.session() as s:
+            assert events.find(s, event_id or 0).state == "scheduled"  # type: ignore[union-attr]
+
+        [made] = bot.run(bot.double.wait_for(
+            "POST", f"/guilds/{bot.double.guild_id}/scheduled-events"))
+        done = bot.ask("event", MOD_USER, {"id": event_id}, sub="cancel", roles=MOD)
+        assert done == f"Event {event_id} (Social media cafe) is cancelled; 1 told."
+        assert bot.ask("event", MOD_USER, {"id": event_id}, sub="cancel", roles=MOD) == \
+            f"Event {event_id} is already cancelled."
+        double = bot.double
+        wait_until(lambda: [e["status"] for e in double.scheduled_events.values()] == [4],
+                   what="the Discord scheduled event cancelled (status 4, CANCELED)")
+        [edited] = bot.run(double.wait_for("PATCH", f"/channels/{double.channels['demo-list']}/"
+                                                    "messages/"))
+        assert "Cancelled" in edited.body["content"] and edited.body["components"] == []
+        wait_until(lambda: any(m.rcpt_tos == (MEMBERS[1],) and b"cancelled" in m.data.lower()
+                               for m in sink.messages), what="the attendee told by mail")
+        assert bot.ask("event", MOD_USER, sub="list", roles=MOD) == \
+            "No events are coming up on demo."
+        assert made.body["name"] == "Social media cafe"
