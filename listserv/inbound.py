@@ -3,8 +3,8 @@
 Invariants:
 - Everything a message causes (its rows, thread, outbox entries, notices, audit) commits in one
   transaction before the SMTP server answers 250.
-- If handling fails with a bug, the transaction is rolled back and the raw message is stored
-  again on its own as "shunted" with the error, so an accepted message is never lost; the
+- If handling fails with a bug, its savepoint is rolled back and the raw message is stored
+  instead as "shunted" with the error, so an accepted message is never lost; the
   server still answers 250 and a person can look at it (``commonroom queue list --shunted``)
   and have it handled again (``commonroom queue retry ID``, ``listserv.shunt``).
 - Automatic mail (auto-replies, bounces, loops) is never answered.
@@ -34,7 +34,7 @@ from listserv.config import Config
 from listserv.lists import find, list_info
 from listserv.message import ParsedMessage, add_date, first_text, parse, set_message_id
 from listserv.models import MailingList, Message, MessageStatus, utcnow
-from listserv.store import Store
+from listserv.store import Store, after_commit, savepoint
 
 log = logging.getLogger("commonroom.inbound")
 
@@ -121,26 +121,56 @@ def handle(session: Session, cfg: Config, d: Delivery, raw: bytes,
         _handle_one(session, cfg, d, dest, raw, parsed)
 
 
-def receive(store: Store, cfg: Config, d: Delivery) -> None:
-    """Store and handle one message for all its recipients; durable when this returns."""
+@dataclass(frozen=True)
+class Prepared:
+    """A delivery made ready for the store outside the write lock: parsed once, with the
+    Message-ID and Date an MTA adds when they are missing."""
+
+    delivery: Delivery
+    raw: bytes
+    parsed: ParsedMessage
+
+
+def prepare(cfg: Config, d: Delivery) -> Prepared:
+    """Parse and complete a delivery. Pure (no store): runs before the writer takes it."""
     parsed = parse(d.raw, domain=cfg.server.domain)
     raw = set_message_id(d.raw, parsed.message_id) if parsed.message_id_generated else d.raw
     if not parsed.get_all("Date"):  # RFC 5322 requires one: the time we received it, as an MTA
         received = utcnow().replace(microsecond=0)
         raw = add_date(raw, received)
         parsed = replace(parsed, date=received)
+    return Prepared(d, raw, parsed)
+
+
+def store_one(session: Session, cfg: Config, p: Prepared) -> bool:
+    """Handle one prepared message in the caller's transaction, in a savepoint of its own; if
+    handling raises, roll back just that and store the message as shunted. True if handled."""
+    d, raw, parsed = p.delivery, p.raw, p.parsed
     try:
-        with store.session() as session:
+        with savepoint(session):
             handle(session, cfg, d, raw, parsed)
+        return True
     except Exception as exc:  # a bug must not lose an accepted message: shunt it
-        log.exception("handling %s failed; shunted", parsed.message_id,
-                      extra={"message_id": parsed.message_id, "envelope_from": d.envelope_from})
-        with store.session() as session:
+        error = f"{type(exc).__name__}: {exc}"
+        with session.begin_nested():
             session.add(Message(message_id=parsed.message_id, envelope_from=d.envelope_from,
                                 envelope_to=shunt.envelope_to(d.destinations),
                                 from_address=parsed.from_address or "",
                                 subject=parsed.subject, size=parsed.size,
                                 status=MessageStatus.SHUNTED.value,
-                                reason=f"{type(exc).__name__}: {exc}"[:1000], raw=raw))
+                                reason=error[:1000], raw=raw))
             audit.record(session, list_id=None, actor="server", action="shunted",
-                         target=parsed.message_id, detail=f"{type(exc).__name__}: {exc}"[:500])
+                         target=parsed.message_id, detail=error[:500])
+        saved = exc  # the name "exc" is cleared when the except block ends
+        after_commit(session, lambda: log.error(
+            "handling %s failed; shunted", parsed.message_id, exc_info=saved,
+            extra={"message_id": parsed.message_id, "envelope_from": d.envelope_from}))
+        return False
+
+
+def receive(store: Store, cfg: Config, d: Delivery) -> None:
+    """Store and handle one message for all its recipients; durable when this returns. (The
+    SMTP door goes through the group committer instead, several messages to a commit.)"""
+    p = prepare(cfg, d)
+    with store.session() as session:
+        store_one(session, cfg, p)

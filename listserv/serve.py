@@ -29,6 +29,7 @@ from listserv.config import Config, ConfigError
 from listserv.delivery import PostRenderer
 from listserv.dkim import load_signer
 from listserv.dmarc import DmarcResolver, lookup_from_thread
+from listserv.group_commit import GroupCommitter
 from listserv.outbox import OutboxWorker
 from listserv.smtp import ListHandler, smtp_factory
 from listserv.store import MIGRATIONS, Store
@@ -90,6 +91,7 @@ class App:
         self.cfg = cfg
         self.store = store or Store(cfg.database_url)
         self.worker: OutboxWorker | None = None
+        self.committer: GroupCommitter | None = None
         self.server: asyncio.Server | None = None
         self.port = cfg.server.smtp_port if smtp_port is None else smtp_port
         self.with_scheduler = with_scheduler
@@ -129,7 +131,9 @@ class App:
                                    keep_sent=timedelta(days=self.cfg.delivery.keep_sent_days),
                                    render_digest=digest_renderer, sign=signer)
         await self.worker.start()
-        handler = ListHandler(self.store, self.cfg, resolver, self.worker.wake)
+        self.committer = GroupCommitter(self.store)
+        self.committer.start()
+        handler = ListHandler(self.store, self.cfg, resolver, self.worker.wake, self.committer)
         loop = asyncio.get_running_loop()
         try:
             self.server = await loop.create_server(
@@ -137,6 +141,7 @@ class App:
                 port=self.port)
         except OSError as e:
             await self.worker.stop()
+            await asyncio.to_thread(self.committer.stop)
             raise StartupError(
                 f"cannot listen on {self.cfg.server.smtp_host}:{self.port} "
                 f"({e.strerror}); is another commonroom running? Change [server] smtp_port "
@@ -222,6 +227,8 @@ class App:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        if self.committer is not None:  # after the SMTP server: its sessions' units finish
+            await asyncio.to_thread(self.committer.stop)
         if self.worker is not None:
             await self.worker.stop()
 

@@ -8,12 +8,15 @@ Invariants:
   and with NORMAL a power loss right after it could still lose that message.
 - ``postgresql://`` URLs are driven by psycopg 3.
 - The schema is created and upgraded only by Alembic (``upgrade``); tests use the same path.
+- Work registered with ``after_commit`` runs only once the session's transaction has committed
+  (``Store.session``, or the group committer for a unit), never for one rolled back.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,50 @@ from listserv.models import SiteSetting
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 READ_ONLY = "commonroom_read_only"  # execution option: a transaction that will not write
+AFTER_COMMIT = "commonroom_after_commit"  # session.info key: work waiting for the commit
+
+
+def after_commit(session: Session, hook: Callable[[], None]) -> None:
+    """Run ``hook`` once what ``session`` wrote so far is committed (at once for a session the
+    store does not manage, as before this existed)."""
+    hooks = session.info.get(AFTER_COMMIT)
+    if hooks is None:
+        hook()
+    else:
+        hooks.append(hook)
+
+
+@contextmanager
+def unit_hooks(session: Session) -> Iterator[list[Callable[[], None]]]:
+    """Collect the ``after_commit`` work of one unit apart from the session's other units."""
+    outer = session.info.get(AFTER_COMMIT)
+    hooks: list[Callable[[], None]] = []
+    session.info[AFTER_COMMIT] = hooks
+    try:
+        yield hooks
+    finally:
+        if outer is None:
+            session.info.pop(AFTER_COMMIT, None)
+        else:
+            session.info[AFTER_COMMIT] = outer
+
+
+@contextmanager
+def savepoint(session: Session) -> Iterator[None]:
+    """A SAVEPOINT whose ``after_commit`` work is dropped with it if it is rolled back."""
+    with unit_hooks(session) as hooks, session.begin_nested():
+        yield
+    for hook in hooks:
+        after_commit(session, hook)
+
+
+def run_hooks(hooks: list[Callable[[], None]]) -> None:
+    """Post-commit work must not undo a commit nor stop the next hook: log what fails."""
+    for hook in hooks:
+        try:
+            hook()
+        except Exception:
+            logging.getLogger("commonroom.store").exception("post-commit work failed")
 
 
 def engine_url(url: str) -> str:
@@ -96,13 +143,14 @@ class Store:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work: committed on normal exit, rolled back on an exception."""
-        with Session(self.engine, expire_on_commit=False) as s:
+        with Session(self.engine, expire_on_commit=False) as s, unit_hooks(s) as hooks:
             try:
                 yield s
                 s.commit()
             except BaseException:
                 s.rollback()
                 raise
+        run_hooks(hooks)
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:

@@ -1,0 +1,183 @@
+"""Group commit: one writer thread runs units of work in arrival order, several to a transaction.
+
+The SMTP door hands each message's work here (``inbound.store_one``). While a group commits,
+the messages that arrive meanwhile queue; the writer then takes all of them (up to
+``max_group``) into the next transaction. One commit, so one fsync on SQLite and fewer round
+trips on PostgreSQL, serves the whole group.
+
+Invariants:
+- A unit's future resolves only after the commit that holds its writes, or with the error that
+  kept them out: the SMTP door's 250 still means committed.
+- Each unit runs in its own SAVEPOINT: a unit that raises is rolled back alone and the rest of
+  its group still commits.
+- If the group's commit itself fails, every unit of the group is run again alone, each in its
+  own transaction, so one bad message cannot make the others fail.
+- Futures resolve in arrival order, and one thread takes the units first in, first out: writers
+  queue fairly, where SQLite's busy handler lets a late writer win the lock over an early one.
+- Work registered with ``store.after_commit`` during a unit (wake-ups, logs) runs only after the
+  commit that holds the unit, and not at all for a unit rolled back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlmodel import Session
+
+from listserv.store import Store, run_hooks, unit_hooks
+
+log = logging.getLogger("commonroom.group_commit")
+
+T = TypeVar("T")
+MAX_GROUP = 64  # bounds a group's transaction time, and so the wait of the next arrivals
+MAX_WAIT = 0.0  # seconds to linger for more units; 0: take only what queued meanwhile
+
+
+@dataclass
+class _Unit(Generic[T]):
+    work: Callable[[Session], T]
+    future: Future[T] = field(default_factory=Future)
+    value: Any = None
+    error: BaseException | None = None
+    hooks: list[Callable[[], None]] = field(default_factory=list)
+
+
+class GroupCommitter:
+    """``submit`` work from any thread (``run`` from a coroutine); one thread writes it."""
+
+    def __init__(self, store: Store, *, max_group: int = MAX_GROUP,
+                 max_wait: float = MAX_WAIT) -> None:
+        if max_group < 1:
+            raise ValueError("max_group must be at least 1")
+        self.store = store
+        self.max_group = max_group
+        self.max_wait = max_wait
+        self._queue: queue.SimpleQueue[_Unit[Any] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.groups = 0  # transactions committed (for benches and tests)
+        self.units = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="group-commit", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Finish what is queued, then stop the thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def submit(self, work: Callable[[Session], T]) -> Future[T]:
+        if self._thread is None:
+            raise RuntimeError("the group committer is not started")
+        unit: _Unit[T] = _Unit(work)
+        self._queue.put(unit)
+        return unit.future
+
+    def pending(self) -> int:
+        """Units waiting for the writer (approximate; for tests and benches)."""
+        return self._queue.qsize()
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        return await asyncio.wrap_future(self.submit(work))
+
+    # --- the writer thread -------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group, stopping = self._gather(first)
+            self._run_group(group)
+            if stopping:
+                return
+
+    def _gather(self, first: _Unit[Any]) -> tuple[list[_Unit[Any]], bool]:
+        group = [first]
+        deadline = time.monotonic() + self.max_wait
+        while len(group) < self.max_group:
+            try:
+                unit = self._queue.get_nowait()
+            except queue.Empty:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    unit = self._queue.get(timeout=left)
+                except queue.Empty:
+                    break
+            if unit is None:
+                return group, True
+            group.append(unit)
+        return group, False
+
+    def _run_group(self, group: list[_Unit[Any]]) -> None:
+        try:
+            with self._transaction() as session:
+                for unit in group:
+                    _run_unit(session, unit)
+        except Exception:
+            # The commit (or the transaction around the units) failed: nothing of the group is
+            # stored. Each unit again on its own, so only a unit that fails alone fails.
+            log.exception("a group of %d failed to commit; retrying one by one", len(group))
+            for unit in group:
+                self._run_alone(unit)
+        else:
+            self.groups += 1
+        self.units += len(group)
+        for unit in group:
+            _resolve(unit)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """A session committed on exit, on a connection of its own that is thrown away if the
+        commit fails: the driver may then still be inside the transaction, and the pool, told
+        by SQLAlchemy that it ended, would hand it on without rolling it back."""
+        with self.store.engine.connect() as conn:
+            try:
+                with Session(bind=conn, expire_on_commit=False) as session:
+                    yield session
+                    session.commit()
+            except BaseException:
+                conn.invalidate()
+                raise
+
+    def _run_alone(self, unit: _Unit[Any]) -> None:
+        unit.value, unit.error, unit.hooks = None, None, []
+        try:
+            with self._transaction() as session:
+                _run_unit(session, unit)
+        except Exception as exc:
+            unit.value, unit.error, unit.hooks = None, exc, []
+        else:
+            self.groups += 1
+
+
+def _run_unit(session: Session, unit: _Unit[Any]) -> None:
+    """Run one unit in its own savepoint of the group's transaction; keep what it raised."""
+    try:
+        with unit_hooks(session) as hooks, session.begin_nested():
+            unit.value = unit.work(session)
+        unit.hooks = hooks
+    except Exception as exc:
+        unit.error = exc
+
+
+def _resolve(unit: _Unit[Any]) -> None:
+    if unit.error is not None:
+        unit.future.set_exception(unit.error)
+        return
+    run_hooks(unit.hooks)
+    unit.future.set_result(unit.value)
