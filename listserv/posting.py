@@ -146,8 +146,8 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
     elif decision.action is Action.REJECT and sender:
         sender_notices.notify(session, list_id=ml.id, address=sender, kind="rejected",
                               sender=info.address(Kind.BOUNCES),
-                              payload=notices.rejected_for_sender(info, sender, parsed.subject,
-                                                                  decision.reason),
+                              payload=lambda: notices.rejected_for_sender(
+                                  info, sender, parsed.subject, decision.reason),
                               raw=raw, envelope_from=envelope_from, now=utcnow(),
                               automatic=decision.is_automatic_mail)
     audit.record(session, list_id=ml.id, actor="pipeline", action=f"post-{decision.action.value}",

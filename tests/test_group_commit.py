@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import event, func, select, text
 from sqlmodel import Session
 
-from listserv import config as config_mod
 from listserv import audit, inbound, posting
+from listserv import config as config_mod
 from listserv.group_commit import GroupCommitter
 from listserv.models import Message, MessageStatus
 from listserv.store import Store, after_commit
