@@ -12,8 +12,8 @@ Invariants:
   its group still commits.
 - If the group's commit itself fails, every unit of the group is run again alone, each in its
   own transaction, so one bad message cannot make the others fail.
-- Futures resolve in arrival order, and one thread takes the units first in, first out: writers
-  queue fairly, where SQLite's busy handler lets a late writer win the lock over an early one.
+- One thread takes the units first in, first out (urgent ones first: a member's post is not
+  queued behind a flood of held posts) and resolves a group's futures in that order.
 - Work registered with ``store.after_commit`` during a unit (wake-ups, logs) runs only after the
   commit that holds the unit, and not at all for a unit rolled back.
 """
@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
-import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -61,67 +60,67 @@ class GroupCommitter:
         self.store = store
         self.max_group = max_group
         self.max_wait = max_wait
-        self._queue: queue.SimpleQueue[_Unit[Any] | None] = queue.SimpleQueue()
+        self._ready = threading.Condition()
+        self._urgent: deque[_Unit[Any]] = deque()
+        self._normal: deque[_Unit[Any]] = deque()
+        self._stopping = False
         self._thread: threading.Thread | None = None
         self.groups = 0  # transactions committed (for benches and tests)
         self.units = 0
 
     def start(self) -> None:
         if self._thread is None:
+            self._stopping = False
             self._thread = threading.Thread(target=self._loop, name="group-commit", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
         """Finish what is queued, then stop the thread."""
         if self._thread is not None:
-            self._queue.put(None)
+            with self._ready:
+                self._stopping = True
+                self._ready.notify()
             self._thread.join()
             self._thread = None
 
-    def submit(self, work: Callable[[Session], T]) -> Future[T]:
+    def submit(self, work: Callable[[Session], T], *, urgent: bool = False) -> Future[T]:
+        """Queue ``work``; ``urgent`` work (a member's post, a person's request) goes in a
+        group of its own ahead of the rest, so a flood of held posts does not delay it."""
         if self._thread is None:
             raise RuntimeError("the group committer is not started")
         unit: _Unit[T] = _Unit(work)
-        self._queue.put(unit)
+        with self._ready:
+            (self._urgent if urgent else self._normal).append(unit)
+            self._ready.notify()
         return unit.future
 
     def pending(self) -> int:
-        """Units waiting for the writer (approximate; for tests and benches)."""
-        return self._queue.qsize()
+        """Units waiting for the writer (for tests and benches)."""
+        with self._ready:
+            return len(self._urgent) + len(self._normal)
 
-    async def run(self, work: Callable[[Session], T]) -> T:
-        return await asyncio.wrap_future(self.submit(work))
+    async def run(self, work: Callable[[Session], T], *, urgent: bool = False) -> T:
+        return await asyncio.wrap_future(self.submit(work, urgent=urgent))
 
     # --- the writer thread -------------------------------------------------------------------
 
     def _loop(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            group, stopping = self._gather(first)
+        while (group := self._next_group()) is not None:
             self._run_group(group)
-            if stopping:
-                return
 
-    def _gather(self, first: _Unit[Any]) -> tuple[list[_Unit[Any]], bool]:
-        group = [first]
-        deadline = time.monotonic() + self.max_wait
-        while len(group) < self.max_group:
-            try:
-                unit = self._queue.get_nowait()
-            except queue.Empty:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    unit = self._queue.get(timeout=left)
-                except queue.Empty:
-                    break
-            if unit is None:
-                return group, True
-            group.append(unit)
-        return group, False
+    def _next_group(self) -> list[_Unit[Any]] | None:
+        """The next group, urgent units first (each queue first in, first out); None to stop."""
+        with self._ready:
+            while not (self._urgent or self._normal):
+                if self._stopping:
+                    return None
+                self._ready.wait()
+            if self.max_wait > 0:
+                self._ready.wait_for(
+                    lambda: len(self._urgent) + len(self._normal) >= self.max_group,
+                    timeout=self.max_wait)
+            source = self._urgent or self._normal
+            return [source.popleft() for _ in range(min(len(source), self.max_group))]
 
     def _run_group(self, group: list[_Unit[Any]]) -> None:
         try:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from listserv import (
     audit,
@@ -33,7 +33,15 @@ from listserv.addresses import PROBE_PREFIX, Destination, Kind
 from listserv.config import Config
 from listserv.lists import find, list_info
 from listserv.message import ParsedMessage, add_date, first_text, parse, set_message_id
-from listserv.models import MailingList, Message, MessageStatus, utcnow
+from listserv.models import (
+    Address,
+    MailingList,
+    Message,
+    MessageStatus,
+    Role,
+    Subscription,
+    utcnow,
+)
 from listserv.store import Store, after_commit, savepoint
 
 log = logging.getLogger("commonroom.inbound")
@@ -140,6 +148,37 @@ def prepare(cfg: Config, d: Delivery) -> Prepared:
         raw = add_date(raw, received)
         parsed = replace(parsed, date=received)
     return Prepared(d, raw, parsed)
+
+
+# Mail a person is waiting on: answered ahead of a flood of posts that will only be held.
+URGENT_KINDS = frozenset({Kind.JOIN, Kind.LEAVE, Kind.CONFIRM, Kind.REQUEST, Kind.OWNER})
+
+
+def is_urgent(kinds: Sequence[Kind], sender_is_member: bool) -> bool:
+    """Whether a delivery goes ahead in the writer's queue: a request or reply from a person,
+    or a post from a member of the list. Pure."""
+    return any(k in URGENT_KINDS for k in kinds) or (
+        sender_is_member and any(k is Kind.POST for k in kinds))
+
+
+def urgent(store: Store, p: Prepared) -> bool:
+    """``is_urgent`` for a prepared delivery; only reads (no write lock on SQLite)."""
+    kinds = [d.kind for d in p.delivery.destinations]
+    posts = [d.list_name for d in p.delivery.destinations if d.kind is Kind.POST]
+    if is_urgent(kinds, False):
+        return True
+    if not posts:
+        return False
+    sender = subscriptions.canonical(p.parsed.from_address or p.delivery.envelope_from or "")
+    if not sender:
+        return False
+    with store.read_session() as s:
+        member = s.exec(select(Subscription.id).join(
+            Address, col(Address.id) == col(Subscription.address_id)).join(
+            MailingList, col(MailingList.id) == col(Subscription.list_id)).where(
+            Address.email == sender, col(MailingList.name).in_(posts),
+            Subscription.role != Role.NONMEMBER.value).limit(1)).first()
+    return is_urgent(kinds, member is not None)
 
 
 def store_one(session: Session, cfg: Config, p: Prepared) -> bool:

@@ -63,6 +63,10 @@ class ListHandler:
         envelope.destinations = destinations  # type: ignore[attr-defined]
         return "250 2.1.5 OK"
 
+    def _prepare(self, delivery: inbound.Delivery) -> tuple[inbound.Prepared, bool]:
+        prepared = inbound.prepare(self.cfg, delivery)
+        return prepared, inbound.urgent(self.store, prepared)
+
     async def _dmarc(self, author: str, destinations: list[Destination]) -> str:
         if self.resolver is None or not any(d.kind is Kind.POST for d in destinations):
             return ""
@@ -81,11 +85,12 @@ class ListHandler:
                                     destinations=tuple(destinations), raw=raw)
         try:
             # Parsed once, here, off the writer's thread; the DMARC lookup uses the same parse.
-            prepared = await asyncio.to_thread(inbound.prepare, self.cfg, delivery)
+            prepared, urgent = await asyncio.to_thread(self._prepare, delivery)
             policy = await self._dmarc(prepared.parsed.from_address or "", destinations)
             if policy:
                 prepared = replace(prepared, delivery=replace(delivery, dmarc_policy=policy))
-            await self.committer.run(partial(inbound.store_one, cfg=self.cfg, p=prepared))
+            await self.committer.run(partial(inbound.store_one, cfg=self.cfg, p=prepared),
+                                     urgent=urgent)
         except Exception:
             log.exception("could not store a message from %s", envelope.mail_from,
                           extra={"envelope_from": envelope.mail_from})

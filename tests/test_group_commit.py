@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from listserv import audit, inbound, posting
 from listserv import config as config_mod
+from listserv.addresses import Kind
 from listserv.group_commit import GroupCommitter
 from listserv.models import Message, MessageStatus
 from listserv.store import Store, after_commit
@@ -62,16 +63,17 @@ class Gate:
         self.done.result(30)
 
 
-def send_all(port: int, subjects: list[str]) -> tuple[list[threading.Thread], dict[str, Any]]:
+def send_all(port: int, subjects: list[str], sender: str = MEMBER,
+             ) -> tuple[list[threading.Thread], dict[str, Any]]:
     """One smtplib session per subject, each in a thread; answers (code, time) by subject."""
     answers: dict[str, Any] = {}
 
     def one(subject: str) -> None:
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
             client.ehlo()
-            client.mail(MEMBER)
+            client.mail(sender)
             client.rcpt(POST)
-            code, _ = client.data(mail(MEMBER, POST, subject))
+            code, _ = client.data(mail(sender, POST, subject))
             answers[subject] = (code, time.monotonic())
 
     threads = [threading.Thread(target=one, args=(s,)) for s in subjects]
@@ -206,6 +208,43 @@ def test_a_group_whose_commit_fails_is_retried_one_by_one(server: Running,
     assert c.groups == groups_before + 4
 
 
+def test_a_members_post_goes_ahead_of_queued_posts_from_non_members(
+        server: Running, store: Store) -> None:
+    c = committer(server)
+    gate = Gate(c)
+    flood = [f"Spam {n}" for n in range(4)]
+    threads, answers = [], {}
+    for subject in flood:  # one at a time, so their order in the queue is known
+        t, a = send_all(server.port, [subject], sender="spam@elsewhere.example")
+        threads += t
+        answers = a | answers
+        queued(c, len(threads))
+    t, a = send_all(server.port, ["From a member"])
+    queued(c, len(flood) + 1)
+    gate.open()
+    for thread in threads + t:
+        thread.join(30)
+    assert a["From a member"][0] == 250
+    with store.session() as s:
+        order = list(s.exec(select(Message.subject).order_by(  # type: ignore[call-overload]
+            Message.id)).scalars())
+    assert order[0] == "From a member", order
+    assert order[1:] == flood, "the rest in arrival order"
+
+
+@pytest.mark.parametrize("kinds,member,urgent", [
+    ([Kind.POST], True, True),
+    ([Kind.POST], False, False),  # a non-member's post: held, nobody waits on it
+    ([Kind.JOIN], False, True),
+    ([Kind.CONFIRM], False, True),
+    ([Kind.REQUEST], False, True),
+    ([Kind.BOUNCES], False, False),
+    ([Kind.BOUNCES], True, False),
+])
+def test_what_goes_ahead(kinds: list[Kind], member: bool, urgent: bool) -> None:
+    assert inbound.is_urgent(kinds, member) is urgent
+
+
 # --- the committer on its own ---------------------------------------------------------------
 
 @pytest.fixture
@@ -214,6 +253,20 @@ def writer(store: Store) -> Iterator[GroupCommitter]:
     c.start()
     yield c
     c.stop()
+
+
+def test_urgent_units_go_ahead_in_a_group_of_their_own(writer: GroupCommitter) -> None:
+    ran: list[str] = []
+    gate = Gate(writer)
+    before = writer.groups
+    futures = [writer.submit(lambda _s, n=n: ran.append(f"n{n}")) for n in range(3)]
+    futures += [writer.submit(lambda _s, n=n: ran.append(f"u{n}"), urgent=True)
+                for n in range(2)]
+    gate.open()
+    for f in futures:
+        f.result(10)
+    assert ran == ["u0", "u1", "n0", "n1", "n2"]
+    assert writer.groups - before == 3  # the gate's, the urgent two, the other three
 
 
 def test_units_run_and_resolve_in_arrival_order(writer: GroupCommitter) -> None:
