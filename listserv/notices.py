@@ -25,18 +25,28 @@ from listserv.models import utcnow
 WIRE = email.policy.SMTP.clone(max_line_length=78)
 
 
+def _set_plain(msg: EmailMessage, name: str, value: str) -> None:
+    """Set a header we made ourselves. When it is short plain ASCII, written as is: the email
+    package's header parsing (``msg[name] = value``) cost a fifth of a held post (issue 12),
+    and would write such a value unchanged anyway."""
+    if value.isascii() and value.isprintable() and len(name) + 2 + len(value) <= 78:
+        msg.set_raw(name, value)
+    else:
+        msg[name] = value
+
+
 def _base(info: ListInfo, to: str, subject: str, body: str, *, auto: str = "auto-replied",
           reply_to: str | None = None, from_addr: str | None = None) -> EmailMessage:
     msg = EmailMessage(policy=WIRE)
     msg["From"] = formataddr((f"{info.name} list", from_addr or info.address(Kind.REQUEST)))
     msg["To"] = to
     msg["Subject"] = subject
-    msg["Date"] = format_datetime(utcnow())
-    msg["Message-ID"] = make_msgid(domain=info.domain)
-    msg["Auto-Submitted"] = auto
-    msg["Precedence"] = "list"
-    msg["List-Id"] = f"<{info.list_id}>"
-    msg["X-Loop"] = info.post_address
+    _set_plain(msg, "Date", format_datetime(utcnow()))
+    _set_plain(msg, "Message-ID", make_msgid(domain=info.domain))
+    _set_plain(msg, "Auto-Submitted", auto)
+    _set_plain(msg, "Precedence", "list")
+    _set_plain(msg, "List-Id", f"<{info.list_id}>")
+    _set_plain(msg, "X-Loop", info.post_address)
     if reply_to:
         msg["Reply-To"] = reply_to
     msg.set_content(body)

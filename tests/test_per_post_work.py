@@ -3,13 +3,15 @@ after a change; a sender notice built only when it may go; the attachment line c
 
 from __future__ import annotations
 
+from email.message import EmailMessage
+
 import pytest
 from sqlalchemy import event
 from sqlmodel import select
 
 from listserv import bans, sender_notices, subscriptions
 from listserv.models import MailingList, utcnow
-from listserv.notices import attachment_encoding
+from listserv.notices import WIRE, _set_plain, attachment_encoding
 from listserv.store import Store
 from tests.harness import make_list
 
@@ -85,3 +87,20 @@ def test_a_notice_that_may_not_go_is_never_built(store: Store) -> None:
 ])
 def test_attachment_encoding(raw: bytes, expected: str | None) -> None:
     assert attachment_encoding(raw) == expected
+
+
+@pytest.mark.parametrize("name,value", [
+    ("Date", "Sun, 06 Dec 2026 06:41:00 +0000"),
+    ("Message-ID", "<176503.28.1@lists.example.org>"),
+    ("Auto-Submitted", "auto-replied"),
+    ("List-Id", "<demo.lists.example.org>"),
+    ("X-Loop", "demo@lists.example.org"),
+    ("List-Id", "<" + "a-very-long-list-name." * 4 + "lists.example.org>"),  # folded: parsed
+    ("Subject", "Café"),  # not ASCII: encoded by the email package
+])
+def test_a_header_set_as_is_is_written_as_the_email_package_would(name: str,
+                                                                  value: str) -> None:
+    parsed, plain = EmailMessage(policy=WIRE), EmailMessage(policy=WIRE)
+    parsed[name] = value
+    _set_plain(plain, name, value)
+    assert plain.as_bytes() == parsed.as_bytes()
