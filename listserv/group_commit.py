@@ -12,8 +12,9 @@ Invariants:
   its group still commits.
 - If the group's commit itself fails, every unit of the group is run again alone, each in its
   own transaction, so one bad message cannot make the others fail.
-- One thread takes the units first in, first out (urgent ones first: a member's post is not
-  queued behind a flood of held posts) and resolves a group's futures in that order.
+- Units are taken first in, first out (urgent ones first: a member's post is not queued behind
+  a flood of held posts) and a group's futures resolve in that order. With one writer thread
+  (SQLite) they are also written in that order.
 - Work registered with ``store.after_commit`` during a unit (wake-ups, logs) runs only after the
   commit that holds the unit, and not at all for a unit rolled back.
 """
@@ -51,12 +52,15 @@ class _Unit(Generic[T]):
 
 
 class GroupCommitter:
-    """``submit`` work from any thread (``run`` from a coroutine); one thread writes it."""
+    """``submit`` work from any thread (``run`` from a coroutine); ``writers`` threads write it,
+    one on SQLite (one writer at a time there anyway); on PostgreSQL, which has no database-wide
+    write lock, several groups can be written at once."""
 
     def __init__(self, store: Store, *, max_group: int = MAX_GROUP,
-                 max_wait: float = MAX_WAIT) -> None:
-        if max_group < 1:
-            raise ValueError("max_group must be at least 1")
+                 max_wait: float = MAX_WAIT, writers: int = 1) -> None:
+        if max_group < 1 or writers < 1:
+            raise ValueError("max_group and writers must be at least 1")
+        self.writers = writers
         self.store = store
         self.max_group = max_group
         self.max_wait = max_wait
@@ -64,29 +68,32 @@ class GroupCommitter:
         self._urgent: deque[_Unit[Any]] = deque()
         self._normal: deque[_Unit[Any]] = deque()
         self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.groups = 0  # transactions committed (for benches and tests)
         self.units = 0
 
     def start(self) -> None:
-        if self._thread is None:
+        if not self._threads:
             self._stopping = False
-            self._thread = threading.Thread(target=self._loop, name="group-commit", daemon=True)
-            self._thread.start()
+            self._threads = [threading.Thread(target=self._loop, name=f"group-commit-{n}",
+                                              daemon=True) for n in range(self.writers)]
+            for thread in self._threads:
+                thread.start()
 
     def stop(self) -> None:
         """Finish what is queued, then stop the thread."""
-        if self._thread is not None:
+        if self._threads:
             with self._ready:
                 self._stopping = True
-                self._ready.notify()
-            self._thread.join()
-            self._thread = None
+                self._ready.notify_all()
+            for thread in self._threads:
+                thread.join()
+            self._threads = []
 
     def submit(self, work: Callable[[Session], T], *, urgent: bool = False) -> Future[T]:
         """Queue ``work``; ``urgent`` work (a member's post, a person's request) goes in a
         group of its own ahead of the rest, so a flood of held posts does not delay it."""
-        if self._thread is None:
+        if not self._threads:
             raise RuntimeError("the group committer is not started")
         unit: _Unit[T] = _Unit(work)
         with self._ready:
@@ -134,8 +141,8 @@ class GroupCommitter:
             for unit in group:
                 self._run_alone(unit)
         else:
-            self.groups += 1
-        self.units += len(group)
+            self._count(1, 0)
+        self._count(0, len(group))
         for unit in group:
             _resolve(unit)
 
@@ -161,7 +168,12 @@ class GroupCommitter:
         except Exception as exc:
             unit.value, unit.error, unit.hooks = None, exc, []
         else:
-            self.groups += 1
+            self._count(1, 0)
+
+    def _count(self, groups: int, units: int) -> None:
+        with self._ready:
+            self.groups += groups
+            self.units += units
 
 
 def _run_unit(session: Session, unit: _Unit[Any]) -> None:

@@ -18,11 +18,11 @@ import pytest
 from sqlalchemy import event, func, select, text
 from sqlmodel import Session
 
-from listserv import audit, inbound, posting
+from listserv import audit, inbound, posting, serve
 from listserv import config as config_mod
 from listserv.addresses import Kind
 from listserv.group_commit import GroupCommitter
-from listserv.models import Message, MessageStatus
+from listserv.models import AuditEntry, Message, MessageStatus
 from listserv.store import Store, after_commit
 from tests.harness import DOMAIN, Running, mail, make_list, running, wait_until, write_config
 from tests.smtpsink import SmtpSink
@@ -32,7 +32,11 @@ MEMBER = "ann@example.org"
 
 
 @pytest.fixture
-def server(store: Store, tmp_path: Path, db_url: str, sink: SmtpSink) -> Iterator[Running]:
+def server(store: Store, tmp_path: Path, db_url: str, sink: SmtpSink,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
+    # One writer on PostgreSQL too, so that the gate decides the groups (several writers:
+    # test_several_writers_commit_everything).
+    monkeypatch.setattr(serve, "PG_WRITERS", 1)
     make_list(store, "demo", members=(MEMBER, "bob@example.org"))
     cfg = config_mod.load(write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}"), env={})
     with running(cfg, store) as srv:
@@ -98,7 +102,7 @@ def commits_of(store: Store) -> list[float]:
     times: list[float] = []
 
     def note(_conn: Any) -> None:
-        if threading.current_thread().name == "group-commit":
+        if threading.current_thread().name.startswith("group-commit"):
             times.append(time.monotonic())
 
     event.listen(store.engine, "commit", note)
@@ -320,3 +324,24 @@ def test_at_most_max_group_units_share_a_transaction(store: Store) -> None:
         assert c.groups - before == 4  # the gate's, then 3 + 3 + 1
     finally:
         c.stop()
+
+
+def test_several_writers_commit_everything(store: Store) -> None:
+    c = GroupCommitter(store, writers=3)
+    c.start()
+    try:
+        def write(n: int) -> Callable[[Session], int]:
+            def work(session: Session) -> int:
+                audit.record(session, list_id=None, actor="test", action=f"unit-{n}")
+                return n
+            return work
+
+        futures = [c.submit(write(n), urgent=n % 5 == 0) for n in range(40)]
+        assert sorted(f.result(30) for f in futures) == list(range(40))
+    finally:
+        c.stop()
+    with store.session() as s:
+        actions = s.exec(select(AuditEntry.action).where(  # type: ignore[call-overload]
+            AuditEntry.actor == "test")).scalars().all()
+    assert sorted(actions) == sorted(f"unit-{n}" for n in range(40))
+    assert c.units == 40
