@@ -183,7 +183,8 @@ def urgent(store: Store, p: Prepared) -> bool:
 
 def store_one(session: Session, cfg: Config, p: Prepared) -> bool:
     """Handle one prepared message in the caller's transaction, in a savepoint of its own; if
-    handling raises, roll back just that and store the message as shunted. True if handled."""
+    handling raises, roll back just that and store the message as shunted. True if handled.
+    If shunting raises too, nothing of the message is left in the transaction."""
     d, raw, parsed = p.delivery, p.raw, p.parsed
     try:
         with savepoint(session):

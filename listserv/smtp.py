@@ -90,7 +90,7 @@ class ListHandler:
             if policy:
                 prepared = replace(prepared, delivery=replace(delivery, dmarc_policy=policy))
             await self.committer.run(partial(inbound.store_one, cfg=self.cfg, p=prepared),
-                                     urgent=urgent)
+                                     urgent=urgent, own_savepoints=True)
         except Exception:
             log.exception("could not store a message from %s", envelope.mail_from,
                           extra={"envelope_from": envelope.mail_from})
