@@ -120,7 +120,17 @@ class GroupCommitter:
 
     def _loop(self) -> None:
         while (group := self._next_group()) is not None:
-            self._run_group(group)
+            # A unit whose SMTP session went away (its future cancelled) is not written: no
+            # 250 was sent for it, so its sender still has it. The others cannot be cancelled
+            # from now on.
+            group = [u for u in group if u.future.set_running_or_notify_cancel()]
+            try:
+                self._run_group(group)
+            except BaseException:  # a bug here must not stop the writer: fail the group
+                log.exception("the group committer failed a group of %d", len(group))
+                for unit in group:
+                    if not unit.future.done():
+                        unit.future.set_exception(RuntimeError("the group committer failed"))
 
     def _next_group(self) -> list[_Unit[Any]] | None:
         """The next group, urgent units first (each queue first in, first out); None to stop."""

@@ -207,10 +207,3 @@ def store_one(session: Session, cfg: Config, p: Prepared) -> bool:
             extra={"message_id": parsed.message_id, "envelope_from": d.envelope_from}))
         return False
 
-
-def receive(store: Store, cfg: Config, d: Delivery) -> None:
-    """Store and handle one message for all its recipients; durable when this returns. (The
-    SMTP door goes through the group committer instead, several messages to a commit.)"""
-    p = prepare(cfg, d)
-    with store.session() as session:
-        store_one(session, cfg, p)

@@ -345,3 +345,21 @@ def test_several_writers_commit_everything(store: Store) -> None:
             AuditEntry.actor == "test")).scalars().all()
     assert sorted(actions) == sorted(f"unit-{n}" for n in range(40))
     assert c.units == 40
+
+
+def test_a_cancelled_unit_is_not_written_and_the_writer_goes_on(writer: GroupCommitter,
+                                                              store: Store) -> None:
+    def write(name: str) -> Callable[[Session], None]:
+        return lambda session: audit.record(session, list_id=None, actor="test", action=name)
+
+    gate = Gate(writer)
+    gone = writer.submit(write("gone"))
+    kept = writer.submit(write("kept"))
+    assert gone.cancel()  # its SMTP session closed while it waited
+    gate.open()
+    kept.result(10)
+    assert writer.submit(write("after")).result(10) is None
+    with store.session() as s:
+        actions = s.exec(select(AuditEntry.action).where(  # type: ignore[call-overload]
+            AuditEntry.actor == "test")).scalars().all()
+    assert sorted(actions) == ["after", "kept"]
