@@ -69,6 +69,7 @@ class GroupCommitter:
         self._urgent: deque[_Unit[Any]] = deque()
         self._normal: deque[_Unit[Any]] = deque()
         self._stopping = False
+        self._writing = 0  # groups being written now
         self._threads: list[threading.Thread] = []
         self.groups = 0  # transactions committed (for benches and tests)
         self.units = 0
@@ -111,6 +112,11 @@ class GroupCommitter:
         with self._ready:
             return len(self._urgent) + len(self._normal)
 
+    def busy(self) -> bool:
+        """Whether work submitted now would wait: every writer is writing, or units queue."""
+        with self._ready:
+            return bool(self._urgent or self._normal) or self._writing >= self.writers
+
     async def run(self, work: Callable[[Session], T], *, urgent: bool = False,
                   own_savepoints: bool = False) -> T:
         return await asyncio.wrap_future(self.submit(work, urgent=urgent,
@@ -131,6 +137,9 @@ class GroupCommitter:
                 for unit in group:
                     if not unit.future.done():
                         unit.future.set_exception(RuntimeError("the group committer failed"))
+            finally:
+                with self._ready:
+                    self._writing -= 1
 
     def _next_group(self) -> list[_Unit[Any]] | None:
         """The next group, urgent units first (each queue first in, first out); None to stop."""
@@ -144,6 +153,7 @@ class GroupCommitter:
                     lambda: len(self._urgent) + len(self._normal) >= self.max_group,
                     timeout=self.max_wait)
             source = self._urgent or self._normal
+            self._writing += 1
             return [source.popleft() for _ in range(min(len(source), self.max_group))]
 
     def _run_group(self, group: list[_Unit[Any]]) -> None:

@@ -67,8 +67,7 @@ class ListHandler:
         prepared = inbound.prepare(self.cfg, delivery)
         # Going ahead matters only when there is a queue to go ahead of: the lookup is a
         # read, round trips on PostgreSQL, so it is made only then.
-        backlog = self.committer.pending() >= self.committer.writers
-        return prepared, backlog and inbound.urgent(self.store, prepared)
+        return prepared, self.committer.busy() and inbound.urgent(self.store, prepared)
 
     async def _dmarc(self, author: str, destinations: list[Destination]) -> str:
         if self.resolver is None or not any(d.kind is Kind.POST for d in destinations):
