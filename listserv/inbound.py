@@ -13,7 +13,9 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from sqlmodel import Session, col, select
@@ -161,24 +163,43 @@ def is_urgent(kinds: Sequence[Kind], sender_is_member: bool) -> bool:
         sender_is_member and any(k is Kind.POST for k in kinds))
 
 
-def urgent(store: Store, p: Prepared) -> bool:
-    """``is_urgent`` for a prepared delivery; only reads (no write lock on SQLite)."""
+class MemberHint:
+    """Whether an address is a member of one of some lists, remembered for ``ttl`` seconds: it
+    only decides a place in the writer's queue (``is_urgent``), so an answer a minute old costs
+    nothing else, and a flood's repeat senders cost no query each."""
+
+    def __init__(self, store: Store, *, ttl: float = 60.0, size: int = 10_000) -> None:
+        self.store, self.ttl, self.size = store, ttl, size
+        self._known: dict[tuple[str, tuple[str, ...]], tuple[bool, float]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, sender: str, lists: tuple[str, ...]) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            known = self._known.get((sender, lists))
+        if known is not None and now - known[1] < self.ttl:
+            return known[0]
+        with self.store.read_session() as s:
+            member = s.exec(select(Subscription.id).join(
+                Address, col(Address.id) == col(Subscription.address_id)).join(
+                MailingList, col(MailingList.id) == col(Subscription.list_id)).where(
+                Address.email == sender, col(MailingList.name).in_(lists),
+                Subscription.role != Role.NONMEMBER.value).limit(1)).first() is not None
+        with self._lock:
+            if len(self._known) >= self.size:
+                self._known.clear()
+            self._known[(sender, lists)] = (member, now)
+        return member
+
+
+def urgent(p: Prepared, is_member: Callable[[str, tuple[str, ...]], bool]) -> bool:
+    """``is_urgent`` for a prepared delivery (``is_member``: a ``MemberHint``)."""
     kinds = [d.kind for d in p.delivery.destinations]
-    posts = [d.list_name for d in p.delivery.destinations if d.kind is Kind.POST]
     if is_urgent(kinds, False):
         return True
-    if not posts:
-        return False
+    posts = tuple(sorted({d.list_name for d in p.delivery.destinations if d.kind is Kind.POST}))
     sender = subscriptions.canonical(p.parsed.from_address or p.delivery.envelope_from or "")
-    if not sender:
-        return False
-    with store.read_session() as s:
-        member = s.exec(select(Subscription.id).join(
-            Address, col(Address.id) == col(Subscription.address_id)).join(
-            MailingList, col(MailingList.id) == col(Subscription.list_id)).where(
-            Address.email == sender, col(MailingList.name).in_(posts),
-            Subscription.role != Role.NONMEMBER.value).limit(1)).first()
-    return is_urgent(kinds, member is not None)
+    return bool(posts and sender and is_urgent(kinds, is_member(sender, posts)))
 
 
 def store_one(session: Session, cfg: Config, p: Prepared) -> bool:

@@ -37,6 +37,7 @@ class ListHandler:
                  on_stored: Callable[[], None], committer: GroupCommitter) -> None:
         self.store = store
         self.committer = committer
+        self.members = inbound.MemberHint(store)
         self.cfg = cfg
         self.resolver = resolver
         self.on_stored = on_stored
@@ -67,7 +68,7 @@ class ListHandler:
         prepared = inbound.prepare(self.cfg, delivery)
         # Going ahead matters only when there is a queue to go ahead of: the lookup is a
         # read, round trips on PostgreSQL, so it is made only then.
-        return prepared, self.committer.busy() and inbound.urgent(self.store, prepared)
+        return prepared, self.committer.busy() and inbound.urgent(prepared, self.members)
 
     async def _dmarc(self, author: str, destinations: list[Destination]) -> str:
         if self.resolver is None or not any(d.kind is Kind.POST for d in destinations):

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import select
 
-from listserv import bans, sender_notices, subscriptions
+from listserv import bans, inbound, sender_notices, subscriptions
 from listserv.models import MailingList, utcnow
 from listserv.notices import WIRE, _set_plain, attachment_encoding
 from listserv.store import Store
@@ -104,3 +104,18 @@ def test_a_header_set_as_is_is_written_as_the_email_package_would(name: str,
     parsed[name] = value
     _set_plain(plain, name, value)
     assert plain.as_bytes() == parsed.as_bytes()
+
+
+def test_whether_a_sender_is_a_member_is_asked_once_a_minute(store: Store) -> None:
+    make_list(store, "demo", members=("ann@example.org",))
+    queries: list[str] = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda _c, _cur, sql, *_a: queries.append(sql) if "subscription" in sql else None)
+    hint = inbound.MemberHint(store)
+    assert hint("ann@example.org", ("demo",))
+    assert not hint("spam@elsewhere.example", ("demo",))
+    for _ in range(3):
+        assert hint("ann@example.org", ("demo",))
+        assert not hint("spam@elsewhere.example", ("demo",))
+    assert len(queries) == 2
+    assert not inbound.MemberHint(store)("ann@example.org", ("other",))
