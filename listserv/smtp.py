@@ -7,8 +7,9 @@ Invariants:
   messages of sessions that finish DATA together share one transaction, each in a savepoint);
   if the store cannot be written, the answer is 451 and the sending MTA keeps the message and
   retries.
-- The event loop never blocks on the database: store calls run in worker threads, writes in
-  the group committer's one thread, first come first served.
+- The event loop never blocks on the database: reads run in worker threads, writes in the
+  group committer's writer thread(s), first come first served (a member's post or a person's
+  request ahead of posts from non-members).
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ class ListHandler:
 
     def _prepare(self, delivery: inbound.Delivery) -> tuple[inbound.Prepared, bool]:
         prepared = inbound.prepare(self.cfg, delivery)
-        # Going ahead matters only when there is a queue to go ahead of: the lookup is a
-        # read, round trips on PostgreSQL, so it is made only then.
+        # Going ahead matters only when the writers are busy; the membership it needs is a
+        # read (remembered for a minute by MemberHint).
         return prepared, self.committer.busy() and inbound.urgent(prepared, self.members)
 
     async def _dmarc(self, author: str, destinations: list[Destination]) -> str:
