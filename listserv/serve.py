@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from listserv.web.server import WebServer
 
 log = logging.getLogger("commonroom.serve")
-PG_WRITERS = 4  # group committer threads on PostgreSQL: its round trips overlap, as before
 
 
 class StartupError(Exception):
@@ -132,8 +131,9 @@ class App:
                                    keep_sent=timedelta(days=self.cfg.delivery.keep_sent_days),
                                    render_digest=digest_renderer, sign=signer)
         await self.worker.start()
-        self.committer = GroupCommitter(self.store,
-                                        writers=1 if self.store.is_sqlite else PG_WRITERS)
+        # One writer on PostgreSQL too: four gave the same ingest rate and a slower member post
+        # under a flood (bench/README.md).
+        self.committer = GroupCommitter(self.store)
         self.committer.start()
         handler = ListHandler(self.store, self.cfg, resolver, self.worker.wake, self.committer)
         loop = asyncio.get_running_loop()

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import event, func, select, text
 from sqlmodel import Session
 
-from listserv import audit, inbound, posting, serve
+from listserv import audit, inbound, posting
 from listserv import config as config_mod
 from listserv.addresses import Kind
 from listserv.group_commit import GroupCommitter
@@ -32,11 +32,7 @@ MEMBER = "ann@example.org"
 
 
 @pytest.fixture
-def server(store: Store, tmp_path: Path, db_url: str, sink: SmtpSink,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
-    # One writer on PostgreSQL too, so that the gate decides the groups (several writers:
-    # test_several_writers_commit_everything).
-    monkeypatch.setattr(serve, "PG_WRITERS", 1)
+def server(store: Store, tmp_path: Path, db_url: str, sink: SmtpSink) -> Iterator[Running]:
     make_list(store, "demo", members=(MEMBER, "bob@example.org"))
     cfg = config_mod.load(write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}"), env={})
     with running(cfg, store) as srv:
