@@ -87,6 +87,7 @@ def add(session: Session, ml: MailingList | None, pattern: str, *, reason: str =
               expires_at=expires_at)
     session.add(ban)
     session.flush()
+    subscriptions.forget_bans(session)
     until = f" until {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""
     audit.record(session, list_id=ml.id if ml else None, actor=actor, action="ban-added",
                  target=ban.pattern, detail=(reason + until).strip())
@@ -98,6 +99,7 @@ def remove(session: Session, ban_id: int, *, actor: str) -> Ban | None:
     if ban is None:
         return None
     session.delete(ban)
+    subscriptions.forget_bans(session)
     audit.record(session, list_id=ban.list_id, actor=actor, action="ban-removed",
                  target=ban.pattern, detail=f"ban {ban_id}")
     return ban

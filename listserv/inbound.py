@@ -3,8 +3,8 @@
 Invariants:
 - Everything a message causes (its rows, thread, outbox entries, notices, audit) commits in one
   transaction before the SMTP server answers 250.
-- If handling fails with a bug, the transaction is rolled back and the raw message is stored
-  again on its own as "shunted" with the error, so an accepted message is never lost; the
+- If handling fails with a bug, its savepoint is rolled back and the raw message is stored
+  instead as "shunted" with the error, so an accepted message is never lost; the
   server still answers 250 and a person can look at it (``commonroom queue list --shunted``)
   and have it handled again (``commonroom queue retry ID``, ``listserv.shunt``).
 - Automatic mail (auto-replies, bounces, loops) is never answered.
@@ -13,10 +13,12 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from listserv import (
     audit,
@@ -33,8 +35,16 @@ from listserv.addresses import PROBE_PREFIX, Destination, Kind
 from listserv.config import Config
 from listserv.lists import find, list_info
 from listserv.message import ParsedMessage, add_date, first_text, parse, set_message_id
-from listserv.models import MailingList, Message, MessageStatus, utcnow
-from listserv.store import Store
+from listserv.models import (
+    Address,
+    MailingList,
+    Message,
+    MessageStatus,
+    Role,
+    Subscription,
+    utcnow,
+)
+from listserv.store import Store, after_commit, savepoint
 
 log = logging.getLogger("commonroom.inbound")
 
@@ -121,26 +131,100 @@ def handle(session: Session, cfg: Config, d: Delivery, raw: bytes,
         _handle_one(session, cfg, d, dest, raw, parsed)
 
 
-def receive(store: Store, cfg: Config, d: Delivery) -> None:
-    """Store and handle one message for all its recipients; durable when this returns."""
+@dataclass(frozen=True)
+class Prepared:
+    """A delivery made ready for the store outside the write lock: parsed once, with the
+    Message-ID and Date an MTA adds when they are missing."""
+
+    delivery: Delivery
+    raw: bytes
+    parsed: ParsedMessage
+
+
+def prepare(cfg: Config, d: Delivery) -> Prepared:
+    """Parse and complete a delivery. Pure (no store): runs before the writer takes it."""
     parsed = parse(d.raw, domain=cfg.server.domain)
     raw = set_message_id(d.raw, parsed.message_id) if parsed.message_id_generated else d.raw
     if not parsed.get_all("Date"):  # RFC 5322 requires one: the time we received it, as an MTA
         received = utcnow().replace(microsecond=0)
         raw = add_date(raw, received)
         parsed = replace(parsed, date=received)
+    return Prepared(d, raw, parsed)
+
+
+# Mail a person is waiting on: answered ahead of a flood of posts that will only be held.
+URGENT_KINDS = frozenset({Kind.JOIN, Kind.LEAVE, Kind.CONFIRM, Kind.REQUEST, Kind.OWNER})
+
+
+def is_urgent(kinds: Sequence[Kind], sender_is_member: bool) -> bool:
+    """Whether a delivery goes ahead in the writer's queue: a request or reply from a person,
+    or a post from a member of the list. Pure."""
+    return any(k in URGENT_KINDS for k in kinds) or (
+        sender_is_member and any(k is Kind.POST for k in kinds))
+
+
+class MemberHint:
+    """Whether an address is a member of one of some lists, remembered for ``ttl`` seconds: it
+    only decides a place in the writer's queue (``is_urgent``), so an answer a minute old costs
+    nothing else, and a flood's repeat senders cost no query each."""
+
+    def __init__(self, store: Store, *, ttl: float = 60.0, size: int = 10_000) -> None:
+        self.store, self.ttl, self.size = store, ttl, size
+        self._known: dict[tuple[str, tuple[str, ...]], tuple[bool, float]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, sender: str, lists: tuple[str, ...]) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            known = self._known.get((sender, lists))
+        if known is not None and now - known[1] < self.ttl:
+            return known[0]
+        with self.store.read_session() as s:
+            member = s.exec(select(Subscription.id).join(
+                Address, col(Address.id) == col(Subscription.address_id)).join(
+                MailingList, col(MailingList.id) == col(Subscription.list_id)).where(
+                Address.email == sender, col(MailingList.name).in_(lists),
+                Subscription.role != Role.NONMEMBER.value).limit(1)).first() is not None
+        with self._lock:
+            if len(self._known) >= self.size:
+                self._known.clear()
+            self._known[(sender, lists)] = (member, now)
+        return member
+
+
+def urgent(p: Prepared, is_member: Callable[[str, tuple[str, ...]], bool]) -> bool:
+    """``is_urgent`` for a prepared delivery (``is_member``: a ``MemberHint``)."""
+    kinds = [d.kind for d in p.delivery.destinations]
+    if is_urgent(kinds, False):
+        return True
+    posts = tuple(sorted({d.list_name for d in p.delivery.destinations if d.kind is Kind.POST}))
+    sender = subscriptions.canonical(p.parsed.from_address or p.delivery.envelope_from or "")
+    return bool(posts and sender and is_urgent(kinds, is_member(sender, posts)))
+
+
+def store_one(session: Session, cfg: Config, p: Prepared) -> bool:
+    """Handle one prepared message in the caller's transaction, in a savepoint of its own; if
+    handling raises, roll back just that and store the message as shunted. True if handled.
+    If shunting raises too, nothing of the message is left in the transaction."""
+    d, raw, parsed = p.delivery, p.raw, p.parsed
     try:
-        with store.session() as session:
+        with savepoint(session):
             handle(session, cfg, d, raw, parsed)
+        return True
     except Exception as exc:  # a bug must not lose an accepted message: shunt it
-        log.exception("handling %s failed; shunted", parsed.message_id,
-                      extra={"message_id": parsed.message_id, "envelope_from": d.envelope_from})
-        with store.session() as session:
+        error = f"{type(exc).__name__}: {exc}"
+        with session.begin_nested():
             session.add(Message(message_id=parsed.message_id, envelope_from=d.envelope_from,
                                 envelope_to=shunt.envelope_to(d.destinations),
                                 from_address=parsed.from_address or "",
                                 subject=parsed.subject, size=parsed.size,
                                 status=MessageStatus.SHUNTED.value,
-                                reason=f"{type(exc).__name__}: {exc}"[:1000], raw=raw))
+                                reason=error[:1000], raw=raw))
             audit.record(session, list_id=None, actor="server", action="shunted",
-                         target=parsed.message_id, detail=f"{type(exc).__name__}: {exc}"[:500])
+                         target=parsed.message_id, detail=error[:500])
+        saved = exc  # the name "exc" is cleared when the except block ends
+        after_commit(session, lambda: log.error(
+            "handling %s failed; shunted", parsed.message_id, exc_info=saved,
+            extra={"message_id": parsed.message_id, "envelope_from": d.envelope_from}))
+        return False
+

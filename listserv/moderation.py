@@ -127,9 +127,9 @@ def hold(session: Session, cfg: Config, ml: MailingList, info: ListInfo, msg: Me
     if msg.from_address:
         sender_notices.notify(session, list_id=ml.id, address=msg.from_address, kind="held",
                               sender=info.address(Kind.BOUNCES),
-                              payload=notices.held_for_sender(info, msg.from_address,
-                                                              msg.subject, decision.reason,
-                                                              rule=decision.rule),
+                              payload=lambda: notices.held_for_sender(
+                                  info, msg.from_address, msg.subject, decision.reason,
+                                  rule=decision.rule),
                               raw=msg.raw, envelope_from=msg.envelope_from, now=utcnow(),
                               automatic=decision.is_automatic_mail,
                               priority=OutboxPriority.BULK)

@@ -50,6 +50,7 @@ from listserv.models import (
 from listserv.pipeline import Decision, decide, reaches
 from listserv.rules import POLICY_RULE, PostFacts
 from listserv.rules import automatic_mail as automatic_reason
+from listserv.store import after_commit
 from listserv.threads import assign_thread
 
 log = logging.getLogger("commonroom.posting")
@@ -131,8 +132,10 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
     context = {"list": ml.name, "message_id": parsed.message_id, "sender": sender,
                "rule": decision.rule, "action": decision.action.value,
                "policy": verdict.decision.case.value if verdict else ""}
-    log.info("post %s from %s: %s (%s)", parsed.message_id, sender, decision.action.value,
-             decision.reason, extra=context)
+    # Logged once committed: a post whose group fails to commit was not judged after all.
+    after_commit(session, lambda: log.info("post %s from %s: %s (%s)", parsed.message_id,
+                                           sender, decision.action.value, decision.reason,
+                                           extra=context))
     result = PostResult(msg.id, decision)
     if decision.action is Action.ACCEPT:
         count = release(session, cfg, ml, msg, parsed, from_discord=from_discord)
@@ -143,8 +146,8 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
     elif decision.action is Action.REJECT and sender:
         sender_notices.notify(session, list_id=ml.id, address=sender, kind="rejected",
                               sender=info.address(Kind.BOUNCES),
-                              payload=notices.rejected_for_sender(info, sender, parsed.subject,
-                                                                  decision.reason),
+                              payload=lambda: notices.rejected_for_sender(
+                                  info, sender, parsed.subject, decision.reason),
                               raw=raw, envelope_from=envelope_from, now=utcnow(),
                               automatic=decision.is_automatic_mail)
     audit.record(session, list_id=ml.id, actor="pipeline", action=f"post-{decision.action.value}",

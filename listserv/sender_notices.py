@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -75,10 +76,12 @@ def sent_last_day(session: Session, address: str, now: datetime) -> int:
 
 
 def notify(session: Session, *, list_id: int | None, address: str, kind: str, sender: str,
-           payload: bytes, raw: bytes, envelope_from: str, now: datetime,
+           payload: bytes | Callable[[], bytes], raw: bytes, envelope_from: str, now: datetime,
            automatic: bool = False, by_a_person: bool = False,
            priority: OutboxPriority = OutboxPriority.NOTICE) -> bool:
-    """Queue ``payload`` to a post's sender if ``may_notify`` allows; True when queued."""
+    """Queue ``payload`` to a post's sender if ``may_notify`` allows; True when queued.
+    ``payload`` may be a function making it: most senders of a flood are told once a day, so
+    most notices are never built."""
     auto_marked, dmarc_failed = marks(raw, envelope_from)
     facts = SenderFacts(automatic=automatic or auto_marked,
                         banned=subscriptions.is_banned(session, list_id, address, now),
@@ -91,7 +94,8 @@ def notify(session: Session, *, list_id: int | None, address: str, kind: str, se
                  extra={"list_id": list_id, "recipient": address, "why": why_not})
         return False
     outbox.enqueue_notice(session, list_id=list_id, recipient=address, sender=sender,
-                          payload=payload, priority=priority)
+                          payload=payload() if callable(payload) else payload,
+                          priority=priority)
     session.add(SenderNotice(address=address, list_id=list_id, kind=kind, sent_at=now))
     return True
 

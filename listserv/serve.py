@@ -27,6 +27,7 @@ from listserv.config import Config, ConfigError
 from listserv.delivery import PostRenderer
 from listserv.dkim import load_signer
 from listserv.dmarc import DmarcResolver, lookup_from_thread
+from listserv.group_commit import GroupCommitter
 from listserv.outbox import OutboxWorker
 from listserv.smtp import ListHandler, smtp_factory
 from listserv.store import MIGRATIONS, Store
@@ -83,6 +84,7 @@ class App:
         self.cfg = cfg
         self.store = store or Store(cfg.database_url)
         self.worker: OutboxWorker | None = None
+        self.committer: GroupCommitter | None = None
         self.server: asyncio.Server | None = None
         self.port = cfg.server.smtp_port if smtp_port is None else smtp_port
         self.with_scheduler = with_scheduler
@@ -124,7 +126,11 @@ class App:
                                    on_undelivered=partial(smtp_bounces.score, self.store,
                                                           self.cfg))
         await self.worker.start()
-        handler = ListHandler(self.store, self.cfg, resolver, self.worker.wake)
+        # One writer on PostgreSQL too: four gave the same ingest rate and a slower member post
+        # under a flood (bench/README.md).
+        self.committer = GroupCommitter(self.store)
+        self.committer.start()
+        handler = ListHandler(self.store, self.cfg, resolver, self.worker.wake, self.committer)
         loop = asyncio.get_running_loop()
         try:
             self.server = await loop.create_server(
@@ -132,6 +138,7 @@ class App:
                 port=self.port)
         except OSError as e:
             await self.worker.stop()
+            await asyncio.to_thread(self.committer.stop)
             raise StartupError(
                 f"cannot listen on {self.cfg.server.smtp_host}:{self.port} "
                 f"({e.strerror}); is another commonroom running? Change [server] smtp_port "
@@ -217,6 +224,8 @@ class App:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        if self.committer is not None:  # after the SMTP server: its sessions' units finish
+            await asyncio.to_thread(self.committer.stop)
         if self.worker is not None:
             await self.worker.stop()
 

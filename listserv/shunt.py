@@ -1,6 +1,6 @@
 """Shunted messages: accepted mail whose handling raised, kept as received for a person.
 
-``inbound.receive`` stores such a message with status "shunted", the error as its reason, and
+``inbound.store_one`` stores such a message with status "shunted", the error as its reason, and
 its recipient addresses (list, kind and token or VERP address) in ``envelope_to``, written and
 read back here. ``commonroom queue list --shunted`` shows them, ``queue retry ID`` hands one to
 the inbound handling again.

@@ -3,9 +3,13 @@
 Invariants:
 - RCPT: an address that is not one of a list's is refused with 550 5.1.1 before any data is
   sent; aiosmtpd itself refuses messages over the size limit with 552.
-- DATA: "250" is answered only after ``inbound.receive`` has committed the message; if the store
-  cannot be written, the answer is 451 and the sending MTA keeps the message and retries.
-- The event loop never blocks on the database: store calls run in worker threads.
+- DATA: "250" is answered only after the commit that holds the message (``group_commit``: the
+  messages of sessions that finish DATA together share one transaction, each in a savepoint);
+  if the store cannot be written, the answer is 451 and the sending MTA keeps the message and
+  retries.
+- The event loop never blocks on the database: reads run in worker threads, writes in the
+  group committer's writer thread(s), first come first served (a member's post or a person's
+  request ahead of posts from non-members).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -21,6 +27,7 @@ from listserv import inbound, lists
 from listserv.addresses import Destination, Kind, parse_recipient
 from listserv.config import Config
 from listserv.dmarc import DmarcResolver
+from listserv.group_commit import GroupCommitter
 from listserv.store import Store
 
 log = logging.getLogger("commonroom.smtp")
@@ -28,8 +35,10 @@ log = logging.getLogger("commonroom.smtp")
 
 class ListHandler:
     def __init__(self, store: Store, cfg: Config, resolver: DmarcResolver | None,
-                 on_stored: Callable[[], None]) -> None:
+                 on_stored: Callable[[], None], committer: GroupCommitter) -> None:
         self.store = store
+        self.committer = committer
+        self.members = inbound.MemberHint(store)
         self.cfg = cfg
         self.resolver = resolver
         self.on_stored = on_stored
@@ -56,12 +65,15 @@ class ListHandler:
         envelope.destinations = destinations  # type: ignore[attr-defined]
         return "250 2.1.5 OK"
 
-    async def _dmarc(self, raw: bytes, destinations: list[Destination]) -> str:
+    def _prepare(self, delivery: inbound.Delivery) -> tuple[inbound.Prepared, bool]:
+        prepared = inbound.prepare(self.cfg, delivery)
+        # Going ahead matters only when the writers are busy; the membership it needs is a
+        # read (remembered for a minute by MemberHint).
+        return prepared, self.committer.busy() and inbound.urgent(prepared, self.members)
+
+    async def _dmarc(self, author: str, destinations: list[Destination]) -> str:
         if self.resolver is None or not any(d.kind is Kind.POST for d in destinations):
             return ""
-        from listserv.message import parse
-
-        author = parse(raw, domain=self.cfg.server.domain).from_address or ""
         if "@" not in author:
             return ""
         policy = await self.resolver.policy(author.rsplit("@", 1)[1])
@@ -74,10 +86,15 @@ class ListHandler:
         # The null reverse-path (MAIL FROM:<>) marks bounces and other automatic mail.
         envelope_from = (envelope.mail_from or "").strip().strip("<>")
         delivery = inbound.Delivery(envelope_from=envelope_from,
-                                    destinations=tuple(destinations), raw=raw,
-                                    dmarc_policy=await self._dmarc(raw, destinations))
+                                    destinations=tuple(destinations), raw=raw)
         try:
-            await asyncio.to_thread(inbound.receive, self.store, self.cfg, delivery)
+            # Parsed once, here, off the writer's thread; the DMARC lookup uses the same parse.
+            prepared, urgent = await asyncio.to_thread(self._prepare, delivery)
+            policy = await self._dmarc(prepared.parsed.from_address or "", destinations)
+            if policy:
+                prepared = replace(prepared, delivery=replace(delivery, dmarc_policy=policy))
+            await self.committer.run(partial(inbound.store_one, cfg=self.cfg, p=prepared),
+                                     urgent=urgent, own_savepoints=True)
         except Exception:
             log.exception("could not store a message from %s", envelope.mail_from,
                           extra={"envelope_from": envelope.mail_from})

@@ -4,16 +4,22 @@ Invariants:
 - Nothing else in the code base creates an engine.
 - SQLite runs in WAL mode with foreign keys on and a busy timeout, so a reader never blocks the
   SMTP server's writes and two writers wait for each other instead of failing.
+- SQLite's writers in this process take the write lock first come, first served
+  (``fair_lock``), not in the order SQLite's busy handler happens to wake them.
 - SQLite syncs the WAL on every commit (``synchronous=FULL``): the SMTP 250 follows a commit,
   and with NORMAL a power loss right after it could still lose that message.
 - ``postgresql://`` URLs are driven by psycopg 3.
 - The schema is created and upgraded only by Alembic (``upgrade``); tests use the same path.
+- Work registered with ``after_commit`` runs only once the session's transaction has committed
+  (``Store.session``, or the group committer for a unit), never for one rolled back.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,10 +28,55 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
+from listserv.fair_lock import FairLock
 from listserv.models import SiteSetting
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 READ_ONLY = "commonroom_read_only"  # execution option: a transaction that will not write
+AFTER_COMMIT = "commonroom_after_commit"  # session.info key: work waiting for the commit
+
+
+def after_commit(session: Session, hook: Callable[[], None]) -> None:
+    """Run ``hook`` once what ``session`` wrote so far is committed (at once for a session the
+    store does not manage, as before this existed)."""
+    hooks = session.info.get(AFTER_COMMIT)
+    if hooks is None:
+        hook()
+    else:
+        hooks.append(hook)
+
+
+@contextmanager
+def unit_hooks(session: Session) -> Iterator[list[Callable[[], None]]]:
+    """Collect the ``after_commit`` work of one unit apart from the session's other units."""
+    outer = session.info.get(AFTER_COMMIT)
+    hooks: list[Callable[[], None]] = []
+    session.info[AFTER_COMMIT] = hooks
+    try:
+        yield hooks
+    finally:
+        if outer is None:
+            session.info.pop(AFTER_COMMIT, None)
+        else:
+            session.info[AFTER_COMMIT] = outer
+
+
+@contextmanager
+def savepoint(session: Session) -> Iterator[None]:
+    """A SAVEPOINT whose ``after_commit`` work is dropped with it if it is rolled back."""
+    with unit_hooks(session) as hooks, session.begin_nested():
+        yield
+    for hook in hooks:
+        after_commit(session, hook)
+
+
+def run_hooks(hooks: list[Callable[[], None]]) -> None:
+    """Post-commit work must not undo a commit nor stop the next hook: log what fails."""
+    for hook in hooks:
+        try:
+            hook()
+        except Exception:
+            logging.getLogger("commonroom.store").exception("post-commit work failed")
 
 
 def engine_url(url: str) -> str:
@@ -43,12 +94,13 @@ class Store:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS}, not {synchronous!r}")
         self.url = engine_url(url)
         self.synchronous = synchronous
-        self.engine: Engine = self._create_engine(self.url, synchronous)
+        self._write_lock = FairLock()  # shared by this store's engines (SQLite)
+        self.engine: Engine = self._create_engine(self.url, synchronous, self._write_lock)
 
     def new_engine(self) -> Engine:
         """A separate engine on the same database, for a component that disposes its own
         (APScheduler's job store does on shutdown; it must not take the store's with it)."""
-        return self._create_engine(self.url, self.synchronous)
+        return self._create_engine(self.url, self.synchronous, self._write_lock)
 
     @property
     def is_sqlite(self) -> bool:
@@ -59,12 +111,13 @@ class Store:
         return self.engine.dialect.name == "postgresql"
 
     @staticmethod
-    def _create_engine(url: str, synchronous: str) -> Engine:
+    def _create_engine(url: str, synchronous: str, write_lock: FairLock) -> Engine:
         if url.startswith("sqlite"):
             path = url.split(":///", 1)[1] if ":///" in url else ""
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30,
+                                                      "factory": _fair_connection(write_lock)},
                                    poolclass=NullPool if not path else None)
 
             @event.listens_for(engine, "connect")
@@ -88,6 +141,9 @@ class Store:
                 if conn.get_execution_options().get(READ_ONLY):
                     conn.exec_driver_sql("BEGIN DEFERRED")
                 else:
+                    # Writers of this process queue first come, first served (fair_lock.py);
+                    # the lock passes on when this transaction's COMMIT or ROLLBACK is done.
+                    conn.connection.dbapi_connection.take_write_turn()
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
             return engine
@@ -96,13 +152,14 @@ class Store:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work: committed on normal exit, rolled back on an exception."""
-        with Session(self.engine, expire_on_commit=False) as s:
+        with Session(self.engine, expire_on_commit=False) as s, unit_hooks(s) as hooks:
             try:
                 yield s
                 s.commit()
             except BaseException:
                 s.rollback()
                 raise
+        run_hooks(hooks)
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:
@@ -133,6 +190,44 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _fair_connection(lock: FairLock) -> type[sqlite3.Connection]:
+    """sqlite3 connections that hold ``lock`` from ``take_write_turn`` until their transaction
+    has committed or rolled back (and so released SQLite's own write lock)."""
+
+    class FairConnection(sqlite3.Connection):
+        holding = False
+
+        def take_write_turn(self) -> None:
+            if not self.holding:
+                # Past SQLite's own busy timeout, go on and let SQLite decide, as before.
+                self.holding = lock.acquire(timeout=30)
+
+        def _pass_turn(self) -> None:
+            if self.holding:
+                self.holding = False
+                lock.release()
+
+        def commit(self) -> None:
+            try:
+                super().commit()
+            finally:
+                self._pass_turn()
+
+        def rollback(self) -> None:
+            try:
+                super().rollback()
+            finally:
+                self._pass_turn()
+
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                self._pass_turn()
+
+    return FairConnection
 
 
 def site_secret(session: Session) -> bytes:

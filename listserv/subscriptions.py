@@ -54,11 +54,29 @@ def canonical(address: str) -> str | None:
     return norm.lower() if norm else None
 
 
+_BANS = "commonroom_bans"  # session.info: (transaction, {list id: its bans and the site's})
+
+
 def active_bans(session: Session, list_id: int | None, now: datetime) -> list[BanRule]:
-    rows = session.exec(select(Ban).where(
-        (col(Ban.list_id).is_(None)) | (Ban.list_id == list_id))).all()
-    return [BanRule(b.pattern, b.expires_at) for b in rows
-            if b.expires_at is None or b.expires_at > now]
+    """The bans in force for ``list_id``. Read once per transaction and list (a post asks
+    twice, and the group committer runs many posts in one transaction); ``bans.add`` and
+    ``bans.remove`` forget what was read (``forget_bans``)."""
+    transaction = session.get_transaction()
+    cached = session.info.get(_BANS)
+    if cached is None or cached[0] is not transaction:
+        cached = session.info[_BANS] = (transaction, {})
+    by_list: dict[int | None, list[BanRule]] = cached[1]
+    rules = by_list.get(list_id)
+    if rules is None:
+        rows = session.exec(select(Ban).where(
+            (col(Ban.list_id).is_(None)) | (Ban.list_id == list_id))).all()
+        rules = by_list[list_id] = [BanRule(b.pattern, b.expires_at) for b in rows]
+    return [b for b in rules if b.expires_at is None or b.expires_at > now]
+
+
+def forget_bans(session: Session) -> None:
+    """The bans changed in this session: read them again when next asked."""
+    session.info.pop(_BANS, None)
 
 
 def is_banned(session: Session, list_id: int | None, email: str, now: datetime) -> bool:

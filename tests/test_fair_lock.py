@@ -1,0 +1,87 @@
+"""SQLite writers take turns in arrival order (issue 12: the flood's member p99 came from
+SQLite's busy handler letting later writers win)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from listserv import audit
+from listserv.fair_lock import FairLock
+from listserv.store import Store
+
+
+def start_waiters(lock: FairLock, n: int, order: list[int],
+                  timeout: float = 10) -> list[threading.Thread]:
+    threads = []
+    for i in range(n):
+        def wait(i: int = i) -> None:
+            if lock.acquire(timeout):
+                order.append(i)
+                lock.release()
+        t = threading.Thread(target=wait)
+        t.start()
+        threads.append(t)
+        time.sleep(0.02)  # so that arrival order is known
+    return threads
+
+
+def test_the_lock_goes_to_waiters_in_arrival_order() -> None:
+    lock = FairLock()
+    assert lock.acquire(1)
+    order: list[int] = []
+    threads = start_waiters(lock, 6, order)
+    lock.release()
+    for t in threads:
+        t.join(10)
+    assert order == list(range(6))
+
+
+def test_a_waiter_that_gives_up_leaves_the_queue() -> None:
+    lock = FairLock()
+    assert lock.acquire(1)
+    assert not lock.acquire(0.05)
+    order: list[int] = []
+    threads = start_waiters(lock, 2, order)
+    lock.release()
+    for t in threads:
+        t.join(10)
+    assert order == [0, 1]
+    assert lock.acquire(0.1), "free again once everyone is done"
+
+
+def test_sqlite_writers_of_a_store_commit_in_arrival_order(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'fair.db'}")
+    store.upgrade()
+    order: list[int] = []
+    first_in = threading.Event()
+    go = threading.Event()
+
+    def first() -> None:
+        with store.session() as s:
+            audit.record(s, list_id=None, actor="test", action="first")
+            s.flush()  # holds SQLite's write lock from here
+            first_in.set()
+            go.wait(10)
+
+    def writer(i: int) -> None:
+        with store.session() as s:
+            audit.record(s, list_id=None, actor="test", action=f"w{i}")
+            s.flush()
+            order.append(i)
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    assert first_in.wait(10)
+    threads = []
+    for i in range(5):
+        t = threading.Thread(target=writer, args=(i,))
+        t.start()
+        threads.append(t)
+        time.sleep(0.15)  # SQLite's busy handler would by now sleep longest for the first
+    go.set()
+    for t in [holder, *threads]:
+        t.join(30)
+    store.dispose()
+    assert order == list(range(5))

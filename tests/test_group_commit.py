@@ -1,0 +1,361 @@
+"""Group commit (issue 12): SMTP sessions that finish DATA together share one transaction, each
+message in its own savepoint, each 250 sent after the commit that holds it.
+
+The writer is held by a unit that waits on an event, so the test knows which messages form one
+group: those queued while it waits.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select, text
+from sqlmodel import Session
+
+from listserv import audit, inbound, posting
+from listserv import config as config_mod
+from listserv.addresses import Kind
+from listserv.group_commit import GroupCommitter
+from listserv.models import AuditEntry, Message, MessageStatus
+from listserv.store import Store, after_commit
+from tests.harness import DOMAIN, Running, mail, make_list, running, wait_until, write_config
+from tests.smtpsink import SmtpSink
+
+POST = f"demo@{DOMAIN}"
+MEMBER = "ann@example.org"
+
+
+@pytest.fixture
+def server(store: Store, tmp_path: Path, db_url: str, sink: SmtpSink) -> Iterator[Running]:
+    make_list(store, "demo", members=(MEMBER, "bob@example.org"))
+    cfg = config_mod.load(write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}"), env={})
+    with running(cfg, store) as srv:
+        yield srv
+
+
+def committer(server: Running) -> GroupCommitter:
+    assert server.app.committer is not None
+    return server.app.committer
+
+
+class Gate:
+    """A unit that holds the writer until ``open``; what queues meanwhile is one group."""
+
+    def __init__(self, c: GroupCommitter) -> None:
+        self.held = threading.Event()
+        self.release = threading.Event()
+
+        def hold(_: Session) -> None:
+            self.held.set()
+            assert self.release.wait(30)
+
+        self.done = c.submit(hold)
+        assert self.held.wait(10)
+
+    def open(self) -> None:
+        self.release.set()
+        self.done.result(30)
+
+
+def send_all(port: int, subjects: list[str], sender: str = MEMBER,
+             ) -> tuple[list[threading.Thread], dict[str, Any]]:
+    """One smtplib session per subject, each in a thread; answers (code, time) by subject."""
+    answers: dict[str, Any] = {}
+
+    def one(subject: str) -> None:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.ehlo()
+            client.mail(sender)
+            client.rcpt(POST)
+            code, _ = client.data(mail(sender, POST, subject))
+            answers[subject] = (code, time.monotonic())
+
+    threads = [threading.Thread(target=one, args=(s,)) for s in subjects]
+    for t in threads:
+        t.start()
+    return threads, answers
+
+
+def queued(c: GroupCommitter, n: int) -> None:
+    wait_until(lambda: c.pending() >= n, what=f"{n} messages queued for the writer")
+
+
+def stored(store: Store, status: MessageStatus) -> list[str]:
+    with store.session() as s:
+        return sorted(s.exec(select(Message.subject).where(  # type: ignore[call-overload]
+            Message.status == status.value)).scalars())
+
+
+def commits_of(store: Store) -> list[float]:
+    """Times of the group committer's commits from now on (SQLAlchemy's connection event; the
+    commit is done when the writer thread's next statement runs, so these are lower bounds)."""
+    times: list[float] = []
+
+    def note(_conn: Any) -> None:
+        if threading.current_thread().name.startswith("group-commit"):
+            times.append(time.monotonic())
+
+    event.listen(store.engine, "commit", note)
+    return times
+
+
+def test_sessions_finishing_together_share_one_commit(server: Running, store: Store) -> None:
+    c = committer(server)
+    subjects = [f"Post {n}" for n in range(6)]
+    gate = Gate(c)
+    threads, answers = send_all(server.port, subjects)
+    queued(c, len(subjects))
+    assert answers == {}, "no 250 before the commit that holds the message"
+    groups_before = c.groups
+    commits = commits_of(store)
+    gate.open()
+    for t in threads:
+        t.join(30)
+    assert {s: a[0] for s, a in answers.items()} == {s: 250 for s in subjects}
+    assert c.groups == groups_before + 2, "the gate's transaction, then one for the six"
+    assert stored(store, MessageStatus.ACCEPTED) == subjects
+    # Each 250 came after the six's commit (the gate's wrote nothing: no commit reached SQL).
+    assert len(commits) == 1 and all(a[1] > commits[0] for a in answers.values())
+
+
+def test_a_message_whose_handling_raises_is_shunted_alone(
+        server: Running, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_post = posting.post
+
+    def fragile(*args: Any, **kwargs: Any) -> Any:
+        result = real_post(*args, **kwargs)  # its rows are written, then it fails
+        if args[4].subject == "Boom":
+            raise RuntimeError("the pipeline fell over")
+        return result
+
+    monkeypatch.setattr(posting, "post", fragile)
+    c = committer(server)
+    subjects = ["Before", "Boom", "After"]
+    gate = Gate(c)
+    threads, answers = send_all(server.port, subjects[:1])
+    queued(c, 1)
+    more, later = send_all(server.port, subjects[1:2])
+    queued(c, 2)
+    rest, last = send_all(server.port, subjects[2:])
+    queued(c, 3)
+    gate.open()
+    for t in threads + more + rest:
+        t.join(30)
+    answers |= later | last
+    # Accepted means durable: the broken one is kept, shunted, and answered 250 like the rest.
+    assert {s: a[0] for s, a in answers.items()} == {"Before": 250, "Boom": 250, "After": 250}
+    assert stored(store, MessageStatus.ACCEPTED) == ["After", "Before"]
+    assert stored(store, MessageStatus.SHUNTED) == ["Boom"]
+    with store.session() as s:  # the rows its pipeline wrote before failing were rolled back
+        assert s.exec(select(func.count()).select_from(Message).where(  # type: ignore[call-overload]
+            Message.subject == "Boom")).scalar_one() == 1
+
+
+def test_a_message_that_cannot_even_be_shunted_gets_451_alone(
+        server: Running, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("everything is broken for this one")
+
+    real_post = posting.post
+    monkeypatch.setattr(posting, "post", lambda *a, **k: (
+        broken() if a[4].subject == "Doomed" else real_post(*a, **k)))
+    monkeypatch.setattr(inbound.shunt, "envelope_to", broken)
+    c = committer(server)
+    gate = Gate(c)
+    threads, answers = send_all(server.port, ["Fine 1", "Doomed", "Fine 2"])
+    queued(c, 3)
+    gate.open()
+    for t in threads:
+        t.join(30)
+    assert {s: a[0] for s, a in answers.items()} == {"Fine 1": 250, "Doomed": 451, "Fine 2": 250}
+    assert stored(store, MessageStatus.ACCEPTED) == ["Fine 1", "Fine 2"]
+    assert stored(store, MessageStatus.SHUNTED) == []
+
+
+def test_a_group_whose_commit_fails_is_retried_one_by_one(server: Running,
+                                                          store: Store) -> None:
+    """A message that makes the commit fail (here: the database refuses any transaction holding
+    a post called "Poison") fails alone; the others of its group are stored and answered 250."""
+
+    def refuse_poison(conn: Any) -> None:
+        found = conn.execute(text("SELECT count(*) FROM message WHERE subject = 'Poison'"))
+        if found.scalar_one():
+            raise RuntimeError("the commit failed")
+
+    c = committer(server)
+    gate = Gate(c)
+    subjects = ["Good 1", "Poison", "Good 2", "Good 3"]
+    threads, answers = send_all(server.port, subjects)
+    queued(c, len(subjects))
+    event.listen(store.engine, "commit", refuse_poison)
+    groups_before = c.groups
+    try:
+        gate.open()
+        for t in threads:
+            t.join(30)
+    finally:
+        event.remove(store.engine, "commit", refuse_poison)
+    assert {s: a[0] for s, a in answers.items()} == {
+        "Good 1": 250, "Poison": 451, "Good 2": 250, "Good 3": 250}
+    assert stored(store, MessageStatus.ACCEPTED) == ["Good 1", "Good 2", "Good 3"]
+    # The gate's, none for the failed group, then each good one alone (the poison fails).
+    assert c.groups == groups_before + 4
+
+
+def test_a_members_post_goes_ahead_of_queued_posts_from_non_members(
+        server: Running, store: Store) -> None:
+    c = committer(server)
+    gate = Gate(c)
+    flood = [f"Spam {n}" for n in range(4)]
+    threads, answers = [], {}
+    for subject in flood:  # one at a time, so their order in the queue is known
+        t, a = send_all(server.port, [subject], sender="spam@elsewhere.example")
+        threads += t
+        answers = a | answers
+        queued(c, len(threads))
+    t, a = send_all(server.port, ["From a member"])
+    queued(c, len(flood) + 1)
+    gate.open()
+    for thread in threads + t:
+        thread.join(30)
+    assert a["From a member"][0] == 250
+    with store.session() as s:
+        order = list(s.exec(select(Message.subject).order_by(  # type: ignore[call-overload]
+            Message.id)).scalars())
+    assert order[0] == "From a member", order
+    assert order[1:] == flood, "the rest in arrival order"
+
+
+@pytest.mark.parametrize("kinds,member,urgent", [
+    ([Kind.POST], True, True),
+    ([Kind.POST], False, False),  # a non-member's post: held, nobody waits on it
+    ([Kind.JOIN], False, True),
+    ([Kind.CONFIRM], False, True),
+    ([Kind.REQUEST], False, True),
+    ([Kind.BOUNCES], False, False),
+    ([Kind.BOUNCES], True, False),
+])
+def test_what_goes_ahead(kinds: list[Kind], member: bool, urgent: bool) -> None:
+    assert inbound.is_urgent(kinds, member) is urgent
+
+
+# --- the committer on its own ---------------------------------------------------------------
+
+@pytest.fixture
+def writer(store: Store) -> Iterator[GroupCommitter]:
+    c = GroupCommitter(store)
+    c.start()
+    yield c
+    c.stop()
+
+
+def test_urgent_units_go_ahead_in_a_group_of_their_own(writer: GroupCommitter) -> None:
+    ran: list[str] = []
+    gate = Gate(writer)
+    before = writer.groups
+    futures = [writer.submit(lambda _s, n=n: ran.append(f"n{n}")) for n in range(3)]
+    futures += [writer.submit(lambda _s, n=n: ran.append(f"u{n}"), urgent=True)
+                for n in range(2)]
+    gate.open()
+    for f in futures:
+        f.result(10)
+    assert ran == ["u0", "u1", "n0", "n1", "n2"]
+    assert writer.groups - before == 3  # the gate's, the urgent two, the other three
+
+
+def test_units_run_and_resolve_in_arrival_order(writer: GroupCommitter) -> None:
+    ran: list[int] = []
+    resolved: list[int] = []
+    gate = Gate(writer)
+    futures = []
+    for n in range(10):
+        f = writer.submit(lambda _s, n=n: ran.append(n) or n)
+        f.add_done_callback(lambda f: resolved.append(f.result()))
+        futures.append(f)
+    gate.open()
+    assert [f.result(10) for f in futures] == list(range(10))
+    assert ran == resolved == list(range(10))
+
+
+def test_post_commit_work_runs_after_the_commit_and_not_for_a_failed_unit(
+        writer: GroupCommitter, store: Store) -> None:
+    commits = commits_of(store)
+    hooks: list[tuple[str, int]] = []
+
+    def unit(name: str, fail: bool) -> Callable[[Session], None]:
+        def work(session: Session) -> None:
+            audit.record(session, list_id=None, actor="test", action=name, target="", detail="")
+            after_commit(session, lambda: hooks.append((name, len(commits))))
+            if fail:
+                raise ValueError(name)
+        return work
+
+    gate = Gate(writer)
+    ok = writer.submit(unit("ok", False))
+    bad = writer.submit(unit("bad", True))
+    gate.open()
+    ok.result(10)
+    with pytest.raises(ValueError):
+        bad.result(10)
+    # After the group's commit, none for the failed unit.
+    assert hooks == [("ok", 1)]
+
+
+def test_at_most_max_group_units_share_a_transaction(store: Store) -> None:
+    c = GroupCommitter(store, max_group=3)
+    c.start()
+    try:
+        gate = Gate(c)
+        before = c.groups
+        futures = [c.submit(lambda _s: None) for _ in range(7)]
+        gate.open()
+        for f in futures:
+            f.result(10)
+        assert c.groups - before == 4  # the gate's, then 3 + 3 + 1
+    finally:
+        c.stop()
+
+
+def test_several_writers_commit_everything(store: Store) -> None:
+    c = GroupCommitter(store, writers=3)
+    c.start()
+    try:
+        def write(n: int) -> Callable[[Session], int]:
+            def work(session: Session) -> int:
+                audit.record(session, list_id=None, actor="test", action=f"unit-{n}")
+                return n
+            return work
+
+        futures = [c.submit(write(n), urgent=n % 5 == 0) for n in range(40)]
+        assert sorted(f.result(30) for f in futures) == list(range(40))
+    finally:
+        c.stop()
+    with store.session() as s:
+        actions = s.exec(select(AuditEntry.action).where(  # type: ignore[call-overload]
+            AuditEntry.actor == "test")).scalars().all()
+    assert sorted(actions) == sorted(f"unit-{n}" for n in range(40))
+    assert c.units == 40
+
+
+def test_a_cancelled_unit_is_not_written_and_the_writer_goes_on(writer: GroupCommitter,
+                                                              store: Store) -> None:
+    def write(name: str) -> Callable[[Session], None]:
+        return lambda session: audit.record(session, list_id=None, actor="test", action=name)
+
+    gate = Gate(writer)
+    gone = writer.submit(write("gone"))
+    kept = writer.submit(write("kept"))
+    assert gone.cancel()  # its SMTP session closed while it waited
+    gate.open()
+    kept.result(10)
+    assert writer.submit(write("after")).result(10) is None
+    with store.session() as s:
+        actions = s.exec(select(AuditEntry.action).where(  # type: ignore[call-overload]
+            AuditEntry.actor == "test")).scalars().all()
+    assert sorted(actions) == ["after", "kept"]
