@@ -11,7 +11,9 @@ Invariants:
 - The first try is made in ``start``: when it wins, ``begin`` runs there and its error reaches
   the caller (start-up fails fast); a later ``begin`` that fails is logged and the lease
   released, to be tried again. Renewals go on meanwhile, so a slow ``begin`` keeps the lease.
-- Works the same on SQLite and PostgreSQL: it is rows and clocks, no connection is held.
+- Works the same on SQLite and PostgreSQL: it is rows and clocks, no connection is held. (The
+  scheduler's advisory lock would do on PostgreSQL, but not between two Apps on SQLite, and a
+  dead host's lock lasts until the server's TCP keepalive gives up; an expiry bounds takeover.)
 """
 
 from __future__ import annotations
