@@ -6,7 +6,6 @@ run: one at a time connects, another takes over when it stops."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 
@@ -31,13 +30,9 @@ async def _run(cfg: Config, store: Store) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        # Stop on a signal, or when the connection gives up (a bad close code).
-        while not stop.is_set():
-            bot = leased.bot
-            if bot is not None and bot.runner is not None and bot.runner.done():
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
+        # Until a signal. A connection that gives up (a bad close code) hands the bot to
+        # another process, or to this one again a little later (listserv/leadership.py).
+        await stop.wait()
     finally:
         await leased.stop()
 

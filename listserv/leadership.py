@@ -6,6 +6,8 @@ Invariants:
   (a renewal failed, or did not finish within ``renew_every``), and before a graceful stop
   releases it. The holder renews every ``renew_every`` seconds for ``ttl`` seconds, so it has
   ``ttl - 2 * renew_every`` seconds to stop after noticing before anyone else may begin.
+- A job that ends by itself (``alive`` says no: the bot's gateway gave up) is ended and the
+  lease released, so another process may run it.
 - A waiting process tries every ``retry_every`` seconds: it takes over within that of a
   graceful stop, and within ``ttl + retry_every`` of the holder's death.
 - The first try is made in ``start``: when it wins, ``begin`` runs there and its error reaches
@@ -45,15 +47,18 @@ Step = Callable[[], Awaitable[None]]
 
 class Leadership:
     def __init__(self, store: Store, name: str, what: str, *, begin: Step, end: Step,
+                 alive: Callable[[], bool] = lambda: True,
                  timing: LeaseTiming | None = None) -> None:
         self.store = store
         self.name = name
         self.what = what  # for the log: "the Discord bot"
         self.begin = begin
         self.end = end
+        self.alive = alive
         self.timing = timing or TIMING
         self.holder = leases.holder_id()
         self.holding = False
+        self._begun = False  # begin returned and end has not been called
         self._seen: str | None = None  # the other holder last logged
         self._beginning: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -72,6 +77,10 @@ class Leadership:
         except BaseException:
             await self.stop()
             raise
+        if not self.holding:  # the lease was lost while it began: end it again at once
+            await self.end()
+            return
+        self._begun = True
 
     async def stop(self) -> None:
         """End the job here (if it runs here) and give the lease up at once."""
@@ -96,6 +105,14 @@ class Leadership:
             if self._stopping.is_set():
                 return
             try:
+                if self.holding and self._begun and not self.alive():
+                    log.error("%s stopped by itself in this process (%s); releasing its lease",
+                              self.what, self.holder)
+                    await self._end()
+                    await asyncio.to_thread(self._release)
+                    with contextlib.suppress(TimeoutError):  # the others' turn first
+                        await asyncio.wait_for(self._stopping.wait(), self.timing.retry_every)
+                    continue
                 got = await self._try()
                 if self.holding and not got:
                     log.warning("%s: this process (%s) could not renew its lease; stopping it "
@@ -128,6 +145,7 @@ class Leadership:
     async def _begin_later(self) -> None:
         try:
             await self.begin()
+            self._begun = True
         except Exception as e:
             log.error("%s could not start in this process: %s; released, trying again in "
                       "%gs", self.what, e, self.timing.retry_every, exc_info=True)
@@ -136,7 +154,7 @@ class Leadership:
                 await asyncio.to_thread(self._release)
 
     async def _end(self) -> None:
-        self.holding = False
+        self.holding = self._begun = False
         beginning, self._beginning = self._beginning, None
         if beginning is not None and not beginning.done():
             beginning.cancel()

@@ -109,3 +109,24 @@ def test_two_relays_on_one_store_still_write_a_post_once(
                 assert sorted(got) == [f"Post {n}, from Jane." for n in range(5)]
         finally:
             first.stop()
+
+
+def test_a_bot_whose_gateway_gives_up_hands_over(
+        tmp_path: Path, db_url: str, sink: SmtpSink, store: Store, second_store: Store) -> None:
+    _members(store)
+    with ThreadedDouble(forums=("demo-list",)) as threaded:
+        cfg = discord_cfg(load(write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}"), env={}),
+                          threaded.double)
+        first = Running(cfg, store).start()
+        second = Running(cfg, second_store).start()
+        try:
+            assert first.app.bot is not None and second.app.bot is None
+            threaded.call(threaded.double.close_gateway(4004))  # no reconnect after this
+            wait_until(lambda: second.app.bot is not None or None, 15,
+                       "the second process runs the bot")
+            assert first.app.bot is None and threaded.double.identified == 2
+            _post(first, "Still there?")
+            assert _relayed(threaded, 1) == ["Still there?, from Jane."]
+        finally:  # the waiting one first: it would take the lease the holder gives up
+            first.stop()
+            second.stop()

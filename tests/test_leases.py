@@ -157,3 +157,49 @@ def test_processes_run_with_a_takeover_within_a_minute() -> None:
     t = leadership.TIMING
     assert t.ttl + t.retry_every <= 60  # the holder's death
     assert t.ttl - 2 * t.renew_every > 0  # time for the holder to stop before anyone begins
+
+
+def test_a_job_that_stops_by_itself_frees_the_lease_for_another(
+        store: Store, db_url: str) -> None:
+    log: list[str] = []
+    gone = {"a": False}
+
+    async def scenario() -> None:
+        job = Job("a", log)
+        a = Leadership(Store(db_url), "job", "a", begin=job.begin, end=job.end,
+                       alive=lambda: not gone["a"], timing=FAST)
+        b = _leader(db_url, "b", log)
+        await a.start()
+        await b.start()
+        await asyncio.sleep(FAST.renew_every * 3)
+        assert log == ["a begins"]
+        gone["a"] = True  # a's gateway connection gave up
+        await _until(lambda: "b begins" in log, FAST.retry_every * 6)
+        await b.stop()
+        await a.stop()
+        a.store.dispose()
+        b.store.dispose()
+
+    asyncio.run(scenario())
+    assert log[:3] == ["a begins", "a ends", "b begins"]
+
+
+def test_the_log_says_which_process_runs_it(store: Store, db_url: str,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> tuple[str, str]:
+        a, b = _leader(db_url, "job a", []), _leader(db_url, "job b", [])
+        await a.start()
+        await b.start()
+        holders = a.holder, b.holder
+        await b.stop()
+        await a.stop()
+        a.store.dispose()
+        b.store.dispose()
+        return holders
+
+    with caplog.at_level("INFO", logger="commonroom.lease"):
+        first, second = asyncio.run(scenario())
+    said = [r.getMessage() for r in caplog.records]
+    assert f"job a runs in this process ({first}): it holds the lease 'job'" in said
+    assert any(m.startswith(f"job b runs in another process ({first}, since ")
+               and m.endswith(f"this one ({second}) takes over if it stops") for m in said)
