@@ -1,5 +1,7 @@
 """``commonroom bot``: run the Discord bot alone, without SMTP, delivery or the scheduler (the
-mail its commands queue is sent by the 'commonroom serve' process's outbox worker)."""
+mail its commands queue is sent by the 'commonroom serve' process's outbox worker). Like
+``serve``, it runs the bot only while it holds the bot's lease (bot/leased.py), so several may
+run: one at a time connects, another takes over when it stops."""
 
 from __future__ import annotations
 
@@ -18,21 +20,21 @@ from listserv.store import Store
 
 async def _run(cfg: Config, store: Store) -> None:
     # discord.py is imported only when the bot runs: every other command starts faster.
-    from bot import client
     from bot.context import BotContext
+    from bot.leased import LeasedBot
 
-    bot = await client.start(BotContext(cfg, store))
+    leased = LeasedBot(BotContext(cfg, store))
+    await leased.start()  # runs the bot now, or once the process running it stops
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    assert bot.runner is not None
     try:
-        # Stop on a signal, or when the connection gives up (a bad close code).
-        await asyncio.wait({asyncio.create_task(stop.wait()), bot.runner},
-                           return_when=asyncio.FIRST_COMPLETED)
+        # Until a signal. A connection that gives up (a bad close code) hands the bot to
+        # another process, or to this one again a little later (listserv/leadership.py).
+        await stop.wait()
     finally:
-        await bot.stop()
+        await leased.stop()
 
 
 @click.command("bot")

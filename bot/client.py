@@ -157,8 +157,12 @@ async def _connect(bot: CommonroomBot, ready_timeout: float) -> None:
                               "api_base") from None
     bot.runner = asyncio.create_task(bot.connect(reconnect=True))
     ready = asyncio.create_task(bot.wait_until_ready())
-    done, _ = await asyncio.wait({bot.runner, ready}, timeout=ready_timeout,
-                                 return_when=asyncio.FIRST_COMPLETED)
+    try:
+        done, _ = await asyncio.wait({bot.runner, ready}, timeout=ready_timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # the process lost the bot's lease while connecting
+        ready.cancel()
+        raise
     if ready in done:
         return
     ready.cancel()

@@ -16,6 +16,9 @@ Invariants:
   header and 5xx itself); other 4xx (no permission, unknown channel) fail the row for good,
   logged with list and message. A deleted webhook is replaced at once; so is a deleted
   Discord thread (the list thread gets a new one, and the post is written there whole).
+- One writer per row even if two workers ever ran on one store (normally the bot, and so the
+  worker, runs in one process: bot/leased.py): a row is claimed before it is written
+  (``discord_relay.claim``), and skipped when another worker holds it.
 - Store access runs in worker threads (``asyncio.to_thread``), never on the event loop.
 """
 
@@ -24,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +131,7 @@ class RelayWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self.worker_id = f"pid {os.getpid()} #{secrets.token_hex(4)}"  # whose claims are whose
 
     # --- running -------------------------------------------------------------------------
 
@@ -153,6 +159,14 @@ class RelayWorker:
 
     async def _run(self) -> None:
         await self.client.wait_until_ready()
+        try:  # rows a stopped worker was writing (this process's before a restart, or a
+            # process that lost the bot's lease): the parts it recorded are not written again
+            cleared = await asyncio.to_thread(self._clear_claims)
+            if cleared:
+                log.info("Discord relay: took over %d row(s) a stopped worker was writing",
+                         cleared)
+        except Exception:
+            log.exception("the Discord relay could not clear old claims")
         while not self._stopping:
             try:
                 while await self.run_once():
@@ -177,7 +191,25 @@ class RelayWorker:
         with self.ctx.store.read_session() as s:
             return discord_relay.due(s)
 
+    def _clear_claims(self) -> int:
+        with self.ctx.store.session() as s:
+            return discord_relay.clear_claims(s, self.worker_id)
+
+    def _claim(self, relay_id: int) -> RelayJob | None:
+        with self.ctx.store.session() as s:
+            return discord_relay.claim(s, relay_id, self.worker_id)
+
     async def _attempt(self, job: RelayJob) -> bool:
+        claimed = await asyncio.to_thread(self._claim, job.id)
+        if claimed is None:
+            return False  # another worker is writing it (or already has)
+        try:
+            return await self._attempt_claimed(claimed)
+        except Exception:  # a bug (classify re-raised it): free the row for the next poll
+            await self._store(discord_relay.unclaim, job.id, self.worker_id)
+            raise
+
+    async def _attempt_claimed(self, job: RelayJob) -> bool:
         try:
             for again in (True, True, False):
                 try:

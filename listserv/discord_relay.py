@@ -8,6 +8,10 @@ Invariants:
 - Nothing is written twice: each part written is recorded (``parts_sent``, its Discord id) in
   its own transaction as soon as Discord has it, and a retry starts after the parts recorded.
   Only a crash between Discord's answer and that commit can repeat a part, one at most.
+- One writer per row: a worker ``claim``s a row (a conditional UPDATE) before writing it and
+  clears the claim when it records the outcome, so a second relay worker on the same store
+  (two processes that both believe they run the bot) skips it rather than writing it again.
+  Claims of a worker that stopped mid-row are cleared by the next worker to start.
 - A list thread maps to one Discord thread and back (``discord_thread``): ``record_thread``
   never replaces a mapping that exists.
 """
@@ -74,14 +78,47 @@ def job(session: Session, relay_id: int) -> RelayJob | None:
 
 
 def due(session: Session, now: datetime | None = None) -> list[RelayJob]:
-    """The oldest pending row of each queue, if it is due, in id order: one query."""
+    """The oldest pending row of each queue, if it is due and nobody is writing it, in id
+    order: one query."""
     now = now or utcnow()
     heads = (select(func.min(DiscordRelay.id)).where(col(DiscordRelay.state) == PENDING)
              .group_by(col(DiscordRelay.list_id)))
     rows = session.exec(select(DiscordRelay).where(
         col(DiscordRelay.id).in_(heads.scalar_subquery()),
-        col(DiscordRelay.next_attempt_at) <= now).order_by(col(DiscordRelay.id))).all()
+        col(DiscordRelay.next_attempt_at) <= now, col(DiscordRelay.claimed_by) == "",
+    ).order_by(col(DiscordRelay.id))).all()
     return [_job(r) for r in rows]
+
+
+def claim(session: Session, relay_id: int, worker: str, now: datetime | None = None
+          ) -> RelayJob | None:
+    """Make ``worker`` the row's only writer if it is still pending, due and unclaimed; the row
+    as it is now (parts written meanwhile counted), or None when another worker has it."""
+    now = now or utcnow()
+    got = session.execute(update(DiscordRelay).where(
+        col(DiscordRelay.id) == relay_id, col(DiscordRelay.state) == PENDING,
+        col(DiscordRelay.next_attempt_at) <= now, col(DiscordRelay.claimed_by) == "",
+    ).values(claimed_by=worker))
+    if not got.rowcount:  # type: ignore[attr-defined]
+        return None
+    row = session.get(DiscordRelay, relay_id)
+    assert row is not None
+    session.refresh(row)
+    return _job(row)
+
+
+def unclaim(session: Session, relay_id: int, worker: str) -> None:
+    session.execute(update(DiscordRelay).where(
+        col(DiscordRelay.id) == relay_id, col(DiscordRelay.claimed_by) == worker,
+    ).values(claimed_by=""))
+
+
+def clear_claims(session: Session, keep: str) -> int:
+    """Clear the claims of every worker but ``keep`` (they stopped mid-row); how many."""
+    cleared = session.execute(update(DiscordRelay).where(
+        col(DiscordRelay.claimed_by) != "", col(DiscordRelay.claimed_by) != keep,
+    ).values(claimed_by=""))
+    return int(cleared.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def post_plan(session: Session, cfg: Config, message_pk: int) -> PostPlan | None:
@@ -139,21 +176,22 @@ def part_sent(session: Session, relay_id: int, discord_message_id: str) -> None:
 
 def finish(session: Session, relay_id: int) -> None:
     session.execute(update(DiscordRelay).where(col(DiscordRelay.id) == relay_id).values(
-        state=DiscordRelayState.SENT.value, sent_at=utcnow(), last_error=""))
+        state=DiscordRelayState.SENT.value, sent_at=utcnow(), last_error="", claimed_by=""))
 
 
 def retry_later(session: Session, relay_id: int, error: str, delay: float) -> datetime:
     """Count a failed attempt and set the next one ``delay`` seconds from now."""
     at = utcnow() + timedelta(seconds=delay)
     session.execute(update(DiscordRelay).where(col(DiscordRelay.id) == relay_id).values(
-        attempts=DiscordRelay.attempts + 1, next_attempt_at=at, last_error=error[:500]))
+        attempts=DiscordRelay.attempts + 1, next_attempt_at=at, last_error=error[:500],
+        claimed_by=""))
     return at
 
 
 def give_up(session: Session, relay_id: int, error: str) -> None:
     session.execute(update(DiscordRelay).where(col(DiscordRelay.id) == relay_id).values(
         state=DiscordRelayState.FAILED.value, attempts=DiscordRelay.attempts + 1,
-        last_error=error[:500]))
+        last_error=error[:500], claimed_by=""))
 
 
 def backoff(attempts: int, base: float, cap: float) -> float:

@@ -352,6 +352,18 @@ class SiteSetting(SQLModel, table=True):
     value: str = ""
 
 
+class Lease(SQLModel, table=True):
+    """A named job that one process at a time may run (``listserv.leases``): who holds it and
+    until when. A holder renews it well before ``expires_at``; once that is past, anyone may
+    take it."""
+
+    __tablename__ = "lease"
+    name: str = Field(primary_key=True, max_length=32)
+    holder: str = Field(default="", max_length=100)
+    expires_at: datetime = Field(default_factory=utcnow)
+    taken_at: datetime = Field(default_factory=utcnow)
+
+
 class DiscordLink(SQLModel, table=True):
     """A Discord account linked to a person (``listserv.discord_links``): one each way."""
 
@@ -438,6 +450,8 @@ class DiscordRelay(SQLModel, table=True):
     last_error: str = ""
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+    # The relay worker writing the row now ("" when none): a second worker skips it.
+    claimed_by: str = Field(default="", max_length=64)
 
 
 class SearchText(SQLModel, table=True):

@@ -2,8 +2,9 @@
 
 Now: the SMTP server, the outbox worker (delivery), the scheduler (digests/schedule.py:
 digests and held-post reminders, run by one process), the web pages (listserv/web/, uvicorn
-in this loop), and the Discord bot (bot/) when ``[discord] token`` is set. ``App`` is also
-what the tests start, on loopback.
+in this loop), and the Discord bot (bot/) when ``[discord] token`` is set, in the one process
+of those sharing the store that holds its lease (bot/leased.py). ``App`` is also what the
+tests start, on loopback.
 
 Invariants:
 - Start-up fails fast, with a message saying what to do, when the schema is not current, the
@@ -35,6 +36,7 @@ from listserv.transports import MaildirTransport, SmtpTransport, Transport
 
 if TYPE_CHECKING:
     from bot.client import CommonroomBot
+    from bot.leased import LeasedBot
     from digests.schedule import Scheduler
     from listserv.web.server import WebServer
 
@@ -89,9 +91,14 @@ class App:
         self.port = cfg.server.smtp_port if smtp_port is None else smtp_port
         self.with_scheduler = with_scheduler
         self.scheduler: Scheduler | None = None
-        self.bot: CommonroomBot | None = None
+        self.leased_bot: LeasedBot | None = None
         self.web: WebServer | None = None
         self.web_port = cfg.server.web_port if web_port is None else web_port
+
+    @property
+    def bot(self) -> CommonroomBot | None:
+        """The Discord bot, while it runs in this process."""
+        return self.leased_bot.bot if self.leased_bot is not None else None
 
     @property
     def web_url(self) -> str:
@@ -195,13 +202,14 @@ class App:
         return None
 
     async def _start_bot(self) -> None:
-        from bot import client
         from bot.context import BotContext
+        from bot.leased import LeasedBot
         from bot.startup import BotStartupError
 
         assert self.worker is not None
+        self.leased_bot = LeasedBot(BotContext(self.cfg, self.store, self.worker.wake))
         try:
-            self.bot = await client.start(BotContext(self.cfg, self.store, self.worker.wake))
+            await self.leased_bot.start()
         except BotStartupError as e:
             await self.stop()
             raise StartupError(f"the Discord bot cannot start: {e}") from None
@@ -214,8 +222,9 @@ class App:
         return sweep(self.store, self.cfg, self.worker.wake)
 
     async def stop(self) -> None:
-        if self.bot is not None:
-            await self.bot.stop()
+        if self.leased_bot is not None:
+            await self.leased_bot.stop()
+            self.leased_bot = None
         if self.web is not None:
             await self.web.stop()
             self.web = None

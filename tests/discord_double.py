@@ -295,6 +295,14 @@ class DiscordDouble(_RelayRoutes):
         if self._ws is not None:
             await self._ws.close(code=4000, message=b"double: reconnect please")
 
+    # --- bot-lease ---
+    async def close_gateway(self, code: int) -> None:
+        """Close the gateway connection with ``code``; 4004 (the token is refused) is one
+        discord.py does not reconnect after."""
+        if self._ws is not None:
+            await self._ws.close(code=code, message=b"double: closed")
+    # --- end bot-lease ---
+
     # --- payloads ------------------------------------------------------------------------
 
     def _user(self, user_id: str, *, bot: bool = False) -> dict[str, Any]:

@@ -140,3 +140,35 @@ def test_retry_later_counts_attempts(store: Store) -> None:
     [row] = _rows(store)
     assert row.attempts == 1 and len(row.last_error) == 500
     assert before + timedelta(seconds=29) < at < utcnow() + timedelta(seconds=31)
+
+
+@pytest.mark.usefixtures("lists")
+def test_a_claimed_row_is_written_by_one_worker_only(store: Store) -> None:
+    """Two relay workers on one store (two processes that both run the bot, which the bot's
+    lease is there to prevent): the row one of them writes is not offered to the other."""
+    a1, b1 = _post(store, "A1"), _post(store, "B1", "other")
+    ids = {r.message_pk: r.id or 0 for r in _rows(store)}
+    with store.session() as s:
+        mine = discord_relay.claim(s, ids[a1], "worker-1")
+    assert mine is not None and mine.message_pk == a1
+    assert _due(store) == [b1]  # worker 2 sees only the other list's row
+    with store.session() as s:
+        assert discord_relay.claim(s, ids[a1], "worker-2") is None
+        discord_relay.finish(s, ids[a1])
+    with store.session() as s:  # written: nobody may claim it again
+        assert discord_relay.claim(s, ids[a1], "worker-1") is None
+
+
+@pytest.mark.usefixtures("lists")
+def test_claims_end_with_the_attempt_or_when_the_next_worker_starts(store: Store) -> None:
+    a1, b1 = _post(store, "A1"), _post(store, "B1", "other")
+    ids = {r.message_pk: r.id or 0 for r in _rows(store)}
+    with store.session() as s:
+        assert discord_relay.claim(s, ids[a1], "worker-1") is not None
+        assert discord_relay.claim(s, ids[b1], "worker-1") is not None
+    with store.session() as s:
+        discord_relay.retry_later(s, ids[a1], "Discord unreachable", 0)
+    assert _due(store) == [a1]  # the failed attempt let go of it
+    with store.session() as s:  # worker-1 stopped mid-row; worker-2 starts
+        assert discord_relay.clear_claims(s, "worker-2") == 1
+    assert _due(store) == [a1, b1]
