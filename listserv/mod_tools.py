@@ -242,6 +242,11 @@ def summary(tool: Tool, values: Mapping[str, str], tz: str) -> list[str]:
     return lines + (["", *text.splitlines()] if text else [])
 
 
+# ``events.CHANGEABLE`` (the event's columns) as the forms name them.
+FORM_NAMES = {"starts_at": "start", "ends_at": "end", "location": "where",
+              "booking_url": "booking"}
+
+
 def form_time(at: datetime, tz: str) -> str:
     """``at`` as a form shows it: local to ``tz``, without an offset."""
     return f"{at.astimezone(when.zone(tz)):%Y-%m-%dT%H:%M}"
@@ -284,7 +289,8 @@ def change(session: Session, cfg: Config, ml: MailingList, item: Changeable,
     changed event are told by ``events.change``."""
     if isinstance(item, Event):
         what = events.change(session, cfg, item, event_draft(values), actor=actor, now=now)
-        return Created(True, f"event {item.id} ({item.title}) is changed: {', '.join(what)}"
+        named = ", ".join(FORM_NAMES.get(f, f) for f in what)
+        return Created(True, f"event {item.id} ({item.title}) is changed: {named}"
                        if what else f"event {item.id} ({item.title}) was already so", item.id)
     scheduled_posts.change(session, ml, item, now=now, at=datetime.fromisoformat(values["at"]),
                            every=values["every"], subject=values["subject"],
