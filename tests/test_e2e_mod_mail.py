@@ -236,6 +236,13 @@ def test_event_cancel_by_mail_tells_those_coming(server: Running, sink: SmtpSink
     ask(server, ANN, f"attend {event_id}", "")
     ask(server, MOD, f"event cancel {event_id}", "")
     assert "cancel" in text_of(confirmation(sink, MOD))
+    link = re.search(r"https://lists\.example\.org(/confirm/[0-9a-f]+)",
+                     text_of(confirmation(sink, MOD)))
+    assert link
+    with httpx.Client(base_url=server.web_url, timeout=30) as web:
+        page = web.get(link.group(1))  # the confirm page says what its button does
+        assert page.status_code == 200
+        assert f"cancel event {event_id} (\u201cBreakfast meeting for councils\u201d)" in page.text
     with server.store.session() as s:
         assert s.get(Event, event_id).state == "scheduled"  # type: ignore[union-attr]
     confirm_last(server, sink)
