@@ -1,6 +1,7 @@
 """What every moderator command and button does first: check the caller's moderator role
-(``refused``), choose the list (``moderator_list``: both, for commands about a list), and name
-the caller for the audit log (``actor_for``).
+(``refused``), choose the list (``list_or_ask``; ``moderator_list``: both, for commands about a
+list; ``moderator_lists``: both, for commands about one list or all the bridged ones), and
+name the caller for the audit log (``actor_for``).
 
 Invariant: the role is checked on every call, button press and modal submit; Discord's
 ``default_member_permissions`` only decides who sees a command.
@@ -54,13 +55,35 @@ def which_list(bridges: Mapping[str, str]) -> str:
     return f"Say which list with `list:` (bridged here: {', '.join(sorted(bridges)) or 'none'})."
 
 
+def lists_named(bridges: Mapping[str, str], given: str | None) -> list[str]:
+    """The lists a command about one list or all is about: the one given, else every bridged
+    list."""
+    return [given] if given else sorted(bridges)
+
+
+async def list_or_ask(ctx: BotContext, interaction: discord.Interaction,
+                      given: str | None) -> str | None:
+    """The list a command is about (``chosen_list``), or None when the answer asking which
+    list to name is sent already."""
+    name = chosen_list(ctx.cfg.bridges, given)
+    if name is None:
+        await interaction.response.send_message(which_list(ctx.cfg.bridges), ephemeral=True)
+    return name
+
+
 async def moderator_list(ctx: BotContext, interaction: discord.Interaction,
                          given: str | None) -> str | None:
     """What a moderator's command about a list does first: the list's name, or None when the
     answer is sent already (the refusal to a non-moderator, or which list to name)."""
     if await refused(ctx, interaction):
         return None
-    name = chosen_list(ctx.cfg.bridges, given)
-    if name is None:
-        await interaction.response.send_message(which_list(ctx.cfg.bridges), ephemeral=True)
-    return name
+    return await list_or_ask(ctx, interaction, given)
+
+
+async def moderator_lists(ctx: BotContext, interaction: discord.Interaction,
+                          given: str | None) -> list[str] | None:
+    """What a moderator's command about one list or all does first: their names, or None when
+    the refusal to a non-moderator is sent already."""
+    if await refused(ctx, interaction):
+        return None
+    return lists_named(ctx.cfg.bridges, given)

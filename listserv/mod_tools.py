@@ -11,6 +11,9 @@ Invariants:
   when a mailed request is confirmed hours later.
 - ``create`` takes checked values and checks them again (time has passed; a sender may have
   left the list) before the service creates and announces the item.
+- A change (``check_change`` / ``change``) is the item's current values as a form shows them
+  with the typed ones over them, checked by the same rules as creating; fields not typed stay
+  as they are.
 """
 
 from __future__ import annotations
@@ -24,7 +27,15 @@ from sqlmodel import Session
 
 from listserv import competitions, events, recurrence, scheduled_posts, subscriptions, when
 from listserv.config import Config
-from listserv.models import MailingList
+from listserv.models import (
+    Competition,
+    CompetitionState,
+    Event,
+    EventState,
+    MailingList,
+    ScheduledPost,
+    ScheduledState,
+)
 
 
 class Tool(enum.StrEnum):
@@ -39,6 +50,9 @@ FIELDS: dict[Tool, tuple[str, ...]] = {
     Tool.COMPETITION: ("prize", "how", "closes", "reserves", "exclude_org"),
     Tool.SCHEDULE: ("at", "every", "from", "subject", "body"),
 }
+# What a change may name (a scheduled post keeps its sender; a competition is not changed).
+CHANGE_FIELDS: dict[Tool, tuple[str, ...]] = {
+    Tool.EVENT: FIELDS[Tool.EVENT], Tool.SCHEDULE: ("at", "every", "subject", "body")}
 # The free text of each tool: in a mailed request, the body after the "Key: value" lines.
 TEXT_FIELD = {Tool.EVENT: "description", Tool.COMPETITION: "how", Tool.SCHEDULE: "body"}
 MAX_RESERVES = 20  # as ``commonroom competitions start --reserves``
@@ -226,3 +240,88 @@ def summary(tool: Tool, values: Mapping[str, str], tz: str) -> list[str]:
         lines.append(f"{name.replace('_', '-').capitalize()}: {value}")
     text = values.get(TEXT_FIELD[tool], "")
     return lines + (["", *text.splitlines()] if text else [])
+
+
+# ``events.CHANGEABLE`` (the event's columns) as the forms name them.
+FORM_NAMES = {"starts_at": "start", "ends_at": "end", "location": "where",
+              "booking_url": "booking"}
+
+
+def form_time(at: datetime, tz: str) -> str:
+    """``at`` as a form shows it: local to ``tz``, without an offset."""
+    return f"{at.astimezone(when.zone(tz)):%Y-%m-%dT%H:%M}"
+
+
+def event_values(event: Event) -> dict[str, str]:
+    """An event as its change form shows it: times local to its zone. Pure."""
+    return {"title": event.title, "start": form_time(event.starts_at, event.timezone),
+            "end": form_time(event.ends_at, event.timezone), "timezone": event.timezone,
+            "where": event.location, "booking": event.booking_url,
+            "capacity": str(event.capacity or ""), "description": event.description}
+
+
+def post_values(row: ScheduledPost, tz: str) -> dict[str, str]:
+    """A scheduled post as its change form shows it: the next time local to ``tz``. Pure."""
+    return {"at": form_time(row.next_at, tz), "every": row.rule, "from": row.from_address,
+            "subject": row.subject, "body": row.body.rstrip("\n")}
+
+
+Changeable = Event | ScheduledPost
+
+
+def current_values(ml: MailingList, item: Changeable) -> dict[str, str]:
+    return event_values(item) if isinstance(item, Event) else post_values(item, ml.timezone)
+
+
+def check_change(session: Session, ml: MailingList, item: Changeable,
+                 typed: Mapping[str, str], *, moderator: str, now: datetime) -> Checked:
+    """``item`` with the typed fields (those ``CHANGE_FIELDS`` names) over its current values,
+    checked as for creating it."""
+    tool = Tool.EVENT if isinstance(item, Event) else Tool.SCHEDULE
+    merged = {**current_values(ml, item),
+              **{k: v for k, v in typed.items() if k in CHANGE_FIELDS[tool]}}
+    return check(session, ml, tool, merged, moderator=moderator, now=now)
+
+
+def change(session: Session, cfg: Config, ml: MailingList, item: Changeable,
+           values: Mapping[str, str], *, actor: str, now: datetime) -> Created:
+    """Make ``item`` what ``values`` (as ``check_change`` left them) say; those coming to a
+    changed event are told by ``events.change``."""
+    if isinstance(item, Event):
+        what = events.change(session, cfg, item, event_draft(values), actor=actor, now=now)
+        named = ", ".join(FORM_NAMES.get(f, f) for f in what)
+        return Created(True, f"event {item.id} ({item.title}) is changed: {named}"
+                       if what else f"event {item.id} ({item.title}) was already so", item.id)
+    scheduled_posts.change(session, ml, item, now=now, at=datetime.fromisoformat(values["at"]),
+                           every=values["every"], subject=values["subject"],
+                           body=values["body"] + "\n", actor=actor)
+    return Created(True, f"scheduled post {item.id} ({item.subject}) will go to {ml.name} at "
+                         f"{local_text(item.next_at, ml.timezone)}", item.id)
+
+
+Item = Event | ScheduledPost | Competition
+
+
+def open_item(session: Session, ml: MailingList, tool: Tool, item_id: int) -> Item | None:
+    """List ``ml``'s item ``item_id`` if it can still be changed or cancelled: a scheduled
+    event, an active scheduled post, an open competition."""
+    item: Item | None
+    if tool is Tool.EVENT:
+        item, state = session.get(Event, item_id), EventState.SCHEDULED.value
+    elif tool is Tool.SCHEDULE:
+        item, state = session.get(ScheduledPost, item_id), ScheduledState.ACTIVE.value
+    else:
+        item, state = session.get(Competition, item_id), CompetitionState.OPEN.value
+    return item if item is not None and item.list_id == ml.id and item.state == state else None
+
+
+def cancel(session: Session, cfg: Config, item: Item, *, actor: str, now: datetime) -> str:
+    """Cancel an open item through its service; what was done, in words."""
+    if isinstance(item, Event):
+        told = events.cancel(session, cfg, item, actor=actor, now=now)
+        return f"event {item.id} ({item.title}) is cancelled; {told} told"
+    if isinstance(item, ScheduledPost):
+        scheduled_posts.cancel(session, item.id or 0, actor=actor)
+        return f"scheduled post {item.id} ({item.subject}) is cancelled"
+    competitions.cancel(session, cfg, item.id or 0, actor=actor)
+    return f"competition {item.id} ({item.prize}) is cancelled"

@@ -92,8 +92,9 @@ def _bounces(cfg: Config, ml: MailingList) -> str:
     return list_address(ml.name, cfg.server.domain, Kind.BOUNCES)
 
 
-# Pending actions a moderator's mailed request makes (``listserv.mod_mail``): "add-event"…
-TOOL_PREFIX = "add-"
+# Pending actions a moderator's mailed request makes (``listserv.mod_mail``): "add-event",
+# "chg-event", "cxl-competition"… (add, change, cancel).
+TOOL_PREFIXES = ("add-", "chg-", "cxl-")
 DELIVERY_ACTION = "delivery-"  # + a DeliveryMode value: a confirmed change of delivery
 
 
@@ -145,7 +146,7 @@ def request(session: Session, cfg: Config, ml: MailingList, address: str, action
         return Outcome(True, f"{email} already gets {describe_delivery(mode)}")
     recent = session.exec(select(func.count()).select_from(Pending).where(
         Pending.email == email, Pending.created_at > now - timedelta(days=1),
-        col(Pending.action).not_like(TOOL_PREFIX + "%"))).one()
+        *[col(Pending.action).not_like(p + "%") for p in TOOL_PREFIXES])).one()
     if recent >= MAX_PENDING_PER_DAY:
         audit.record(session, list_id=ml.id, actor=email, action=f"{action}-refused",
                      target=email, detail=f"too many confirmation requests today (via {via})")
@@ -178,7 +179,7 @@ def find_pending(session: Session, token: str) -> tuple[Pending | None, str | No
 
 def describe_action(action: str, list_name: str, pending: Pending | None = None) -> str:
     """What confirming a pending ``action`` does, in words ("join demo"). Pure."""
-    if action.startswith(TOOL_PREFIX) and pending is not None:
+    if action.startswith(TOOL_PREFIXES) and pending is not None:
         from listserv import mod_mail  # a higher service (it creates events): imported late
 
         return mod_mail.describe(pending, list_name)
@@ -198,7 +199,7 @@ def confirm(session: Session, cfg: Config, token: str, *, via: str = "email") ->
     assert ml is not None and ml.id is not None
     pending.used_at = now
     session.add(pending)
-    if pending.action.startswith(TOOL_PREFIX):
+    if pending.action.startswith(TOOL_PREFIXES):
         from listserv import mod_mail  # a higher service (it creates events): imported late
 
         return mod_mail.confirmed(session, cfg, pending, via=via)

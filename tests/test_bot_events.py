@@ -153,3 +153,39 @@ def test_event_list_and_cancel(tmp_path: Path, db_url: str, sink: SmtpSink,
         assert bot.ask("event", MOD_USER, sub="list", roles=MOD) == \
             "No events are coming up on demo."
         assert made.body["name"] == "Social media cafe"
+
+
+def test_event_change(tmp_path: Path, db_url: str, sink: SmtpSink, store: Store) -> None:
+    make_list(store, "demo", members=MEMBERS)
+    _link(store, LINKED, MEMBERS[1])
+    with bot_server(tmp_path, db_url, sink, store) as (bot, _server):
+        bot.ask("event", MOD_USER, ADD, sub="add", roles=MOD)
+        with store.session() as s:
+            [event] = s.exec(select(Event)).all()
+            event_id = event.id
+        card = _card(bot.threaded, bot.double.channels["demo-list"], event_id)
+        pressed = bot.double.card(str(card["content"]), card["components"])  # type: ignore[arg-type]
+        assert "is coming" in answer_text(bot.press(f"cr:event:attend:{event_id}", LINKED,
+                                                    pressed))
+        change = {"id": event_id, "start": "2030-09-03T10:00", "where": "Ripley Town Hall"}
+        assert "for moderators" in bot.ask("event", LINKED, change, sub="change")
+        assert bot.ask("event", MOD_USER, {"id": 999, "where": "x"}, sub="change",
+                       roles=MOD) == "There is no event 999 to change."
+        bad = bot.ask("event", MOD_USER, {"id": event_id, "end": "2030-09-03T08:00"},
+                      sub="change", roles=MOD)
+        assert bad == "Not changed: end: the event must end after it starts.", bad
+        assert bot.ask("event", MOD_USER, {"id": event_id}, sub="change", roles=MOD) == \
+            "Say what to change: title, start, end, tz, where, booking_url, capacity or " \
+            "description."
+        done = bot.ask("event", MOD_USER, change, sub="change", roles=MOD)
+        assert done == (f"Event {event_id} (Social media cafe) is changed: start, where; "
+                        "those coming are told."), done
+        with store.session() as s:
+            event = events.find(s, event_id or 0)  # type: ignore[assignment]
+            assert event is not None and event.location == "Ripley Town Hall"
+            assert event.starts_at == datetime(2030, 9, 3, 9, 0, tzinfo=UTC)  # 10:00 BST
+            assert event.ends_at == datetime(2030, 9, 3, 10, 0, tzinfo=UTC)  # kept: 11:00 BST
+            assert event.capacity == 1 and event.title == "Social media cafe"
+        wait_until(lambda: any(m.rcpt_tos == (MEMBERS[1],) and "Changed: Social media cafe"
+                               in str(parse(m.data)["Subject"]) for m in sink.messages),
+                   what="the attendee told by mail")

@@ -186,3 +186,130 @@ def test_parse_request(subject: str, body: str, tool: Tool, fields: dict[str, st
 def test_other_requests_are_not_tools() -> None:
     assert mod_mail.parse_request("subscribe", "") is None
     assert mod_mail.parse_request("", "attend 3\n") is None
+
+
+def made_by_mail(server: Running, sink: SmtpSink, subject: str, body: str) -> int:
+    """Add an item by mail and confirm it with ``confirm TOKEN``; its id."""
+    ask(server, MOD, subject, body)
+    token = str(confirmation(sink, MOD)["Subject"]).split()[-1]
+    ask(server, MOD, f"confirm {token}", "")
+    model = {"event add": Event, "competition start": Competition,
+             "schedule add": ScheduledPost}[subject]
+    with server.store.session() as s:
+        ids = [row.id for row in s.exec(select(model)).all()]
+    return int(ids[-1])
+
+
+def confirm_last(server: Running, sink: SmtpSink) -> None:
+    token = str(confirmation(sink, MOD)["Subject"]).split()[-1]
+    ask(server, MOD, f"confirm {token}", "")
+
+
+def test_event_change_by_mail_is_made_when_confirmed_and_those_coming_are_told(
+        server: Running, sink: SmtpSink) -> None:
+    event_id = made_by_mail(server, sink, "event add", EVENT_BODY)
+    ask(server, ANN, f"attend {event_id}", "")
+    ask(server, MOD, f"event change {event_id}",
+        "Start: 2030-09-03T10:00\nWhere: Ripley Library\n")
+    asked = confirmation(sink, MOD)
+    assert "change" in text_of(asked) and "Ripley Library" in text_of(asked)
+    with server.store.session() as s:  # nothing changes before the moderator says yes
+        event = s.get(Event, event_id)
+        assert event is not None and event.location == "Ripley Town Hall"
+    assert mails_to(sink, ANN, "Changed:") == []
+    confirm_last(server, sink)
+    with server.store.session() as s:
+        event = s.get(Event, event_id)
+        assert event is not None
+        assert event.location == "Ripley Library"
+        assert event.starts_at.isoformat() == "2030-09-03T09:00:00+00:00"  # 10:00 BST
+        # What the mail did not name stays as it was.
+        assert event.title == "Breakfast meeting for councils" and event.capacity == 30
+        assert event.description == "A free breakfast meeting.\nBook yourself a place."
+    [told] = mails_to(sink, ANN, "Changed: Breakfast meeting")
+    assert "Ripley Library" in text_of(told)
+    assert len(mails_to(sink, MOD, "Results")) >= 3
+
+
+def test_event_cancel_by_mail_tells_those_coming(server: Running, sink: SmtpSink) -> None:
+    event_id = made_by_mail(server, sink, "event add", EVENT_BODY)
+    ask(server, ANN, f"attend {event_id}", "")
+    ask(server, MOD, f"event cancel {event_id}", "")
+    assert "cancel" in text_of(confirmation(sink, MOD))
+    link = re.search(r"https://lists\.example\.org(/confirm/[0-9a-f]+)",
+                     text_of(confirmation(sink, MOD)))
+    assert link
+    with httpx.Client(base_url=server.web_url, timeout=30) as web:
+        page = web.get(link.group(1))  # the confirm page says what its button does
+        assert page.status_code == 200
+        assert f"cancel event {event_id} (\u201cBreakfast meeting for councils\u201d)" in page.text
+    with server.store.session() as s:
+        assert s.get(Event, event_id).state == "scheduled"  # type: ignore[union-attr]
+    confirm_last(server, sink)
+    with server.store.session() as s:
+        assert s.get(Event, event_id).state == "cancelled"  # type: ignore[union-attr]
+    assert len(mails_to(sink, ANN, "Cancelled: Breakfast meeting")) == 1
+
+
+def test_change_and_cancel_by_mail_are_refused_to_others_and_for_unknown_items(
+        server: Running, sink: SmtpSink) -> None:
+    event_id = made_by_mail(server, sink, "event add", EVENT_BODY)
+    ask(server, ANN, f"event cancel {event_id}", "")
+    assert "only moderators of demo" in text_of(mails_to(sink, ANN, "Results")[-1])
+    assert mails_to(sink, ANN, "confirm ") == []
+    asked_before = len(mails_to(sink, MOD, "confirm "))
+    ask(server, MOD, "event change 999", "Where: nowhere\n")
+    assert "demo has no event 999" in text_of(mails_to(sink, MOD, "Results")[-1])
+    ask(server, MOD, f"event change {event_id}", "End: 2030-09-03T08:00\n")
+    assert "End:" in text_of(mails_to(sink, MOD, "Results")[-1])
+    ask(server, MOD, f"event change {event_id}", "")
+    assert "nothing to change" in text_of(mails_to(sink, MOD, "Results")[-1])
+    assert len(mails_to(sink, MOD, "confirm ")) == asked_before
+    with server.store.session() as s:
+        event = s.get(Event, event_id)
+        assert event is not None and event.state == "scheduled" and event.sequence == 0
+
+
+def test_schedule_change_and_cancel_and_competition_cancel_by_mail(server: Running,
+                                                                   sink: SmtpSink) -> None:
+    post_id = made_by_mail(server, sink, "schedule add",
+                           "At: 2030-12-09T09:00\nSubject: Guest post\n\nHello all.\n")
+    ask(server, MOD, f"schedule change {post_id}",
+        "At: 2030-12-10T10:00\nSubject: A guest post\n\nHello everyone.\n")
+    confirm_last(server, sink)
+    with server.store.session() as s:
+        row = s.get(ScheduledPost, post_id)
+        assert row is not None and (row.subject, row.body) == ("A guest post",
+                                                               "Hello everyone.\n")
+        assert row.next_at.isoformat() == "2030-12-10T10:00:00+00:00"  # GMT in December
+        assert row.state == "active"
+    ask(server, MOD, f"schedule cancel {post_id}", "")
+    confirm_last(server, sink)
+    with server.store.session() as s:
+        assert s.get(ScheduledPost, post_id).state == "cancelled"  # type: ignore[union-attr]
+    comp_id = made_by_mail(server, sink, "competition start",
+                           "Prize: a book token\nCloses: next Friday 12:00\n")
+    ask(server, MOD, f"competition cancel {comp_id}", "")
+    confirm_last(server, sink)
+    with server.store.session() as s:
+        assert s.get(Competition, comp_id).state == "cancelled"  # type: ignore[union-attr]
+    assert len(mails_to(sink, ANN, "is cancelled")) + len(
+        [m for m in mails_to(sink, ANN) if "there will be no draw" in text_of(m)]) >= 1
+
+
+@pytest.mark.parametrize(("subject", "body", "verb", "item", "fields"), [
+    ("event change 3", "Where: Library\n", "change", 3, {"where": "Library"}),
+    ("", "event cancel 12\n", "cancel", 12, {}),
+    ("Re: schedule  change 4", "\nBody text\n", "change", 4, {"body": "Body text"}),
+    ("competition cancel 5", "", "cancel", 5, {}),
+    ("event add", "Title: T\n", "add", None, {"title": "T"}),
+])
+def test_parse_change_and_cancel(subject: str, body: str, verb: str, item: int | None,
+                                 fields: dict[str, str]) -> None:
+    found = mod_mail.parse_request(subject, body)
+    assert found is not None and (found.verb, found.item_id, found.fields) == (verb, item, fields)
+
+
+def test_change_and_cancel_need_a_number() -> None:
+    assert mod_mail.parse_request("event change", "Where: x\n") is None
+    assert mod_mail.parse_request("competition change 3", "") is None  # not a tool of the mail

@@ -11,6 +11,7 @@ import pytest
 from listserv import mod_tools
 from listserv.lists import find
 from listserv.mod_tools import Tool
+from listserv.models import Event
 from listserv.store import Store
 from tests.harness import make_list
 
@@ -65,3 +66,26 @@ def test_values_are_normalised(store: Store) -> None:
     assert post["at"] == "2030-09-02T08:00:00+00:00"
     assert post["every"] == "every second Wednesday at 09:00"
     assert (post["from"], post["body"]) == (MOD, "B")  # from: the moderator by default
+
+
+@pytest.mark.parametrize(("typed", "errors", "expect"), [
+    ({"where": "Library"}, set(), {"where": "Library", "title": "Cafe",
+                                   "start": "2030-09-03T09:30:00+01:00"}),
+    ({"start": "2030-09-03T10:00", "capacity": ""}, set(),
+     {"start": "2030-09-03T10:00:00+01:00", "end": "2030-09-03T12:30:00+01:00", "capacity": ""}),
+    ({"end": "2030-09-03T09:00"}, {"end"}, {}),
+    ({"title": "", "colour": "blue"}, {"title"}, {}),  # a field no form has is not read
+])
+def test_check_change_puts_the_typed_fields_over_the_events_own(
+        store: Store, typed: dict[str, str], errors: set[str], expect: dict[str, str]) -> None:
+    make_list(store, "demo", moderators=(MOD,), members=(ANN,))
+    with store.session() as s:
+        ml = find(s, "demo")
+        assert ml is not None
+        start, end = (datetime.fromisoformat(t).replace(tzinfo=UTC)
+                      for t in ("2030-09-03T08:30", "2030-09-03T11:30"))
+        event = Event(list_id=ml.id or 0, uid="u@x", title="Cafe", starts_at=start, ends_at=end,
+                      timezone="Europe/London", capacity=5, created_at=NOW)
+        checked = mod_tools.check_change(s, ml, event, typed, moderator=MOD, now=NOW)
+    assert set(checked.errors) == errors, checked.errors
+    assert {k: checked.values[k] for k in expect} == expect

@@ -226,3 +226,44 @@ def test_a_moderator_announces_an_event_in_a_real_browser(
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"
               and "status of 400" not in e["message"]]
     assert errors == [], errors
+
+
+def test_change_a_scheduled_post(site: Site, store: Store, members: None) -> None:
+    made = post(site, store, PAGE.rstrip("/") + "/schedule",
+                {"at": "2030-12-09T09:00", "every": "every Monday at 09:00", "from": ANN,
+                 "subject": "Guest post", "body": "Hello."})
+    assert made.status_code == 303
+    [row] = rows(store, ScheduledPost)
+    page = site.get(PAGE, headers=as_(store, MOD)).text
+    form = re.search(rf'<form[^>]*id="change-post-{row.id}".*?</form>', page, re.S)
+    assert form, page
+    assert 'value="2030-12-09T09:00"' in form.group(0)  # the current values, local
+    assert 'value="every Monday at 09:00"' in form.group(0) and ">Hello.</textarea>" in form.group(0)
+    path = f"/moderate/lists/demo/schedule/{row.id}/change"
+    new = {"at": "2030-12-10T10:00", "every": "", "subject": "A guest post",
+           "body": "Hello everyone."}
+
+    bad = post(site, store, path, {**new, "at": "someday", "subject": ""})
+    assert bad.status_code == 400
+    assert f'id="post-{row.id}-at-error"' in bad.text
+    assert f'id="post-{row.id}-subject-error"' in bad.text
+    assert 'value="someday"' in bad.text and "Hello everyone.</textarea>" in bad.text
+    assert rows(store, ScheduledPost)[0].subject == "Guest post"  # nothing changed
+    # Without this session's token, or as another list's moderator: nothing is done.
+    assert site.post(path, headers=as_(store, MOD), data={"csrf": "x", **new}).status_code == 403
+    other = token_of(site.get("/moderate/lists/other/", headers=as_(store, OTHER_MOD)))
+    assert site.post(path, headers=as_(store, OTHER_MOD),
+                     data={"csrf": other, **new}).status_code == 403
+
+    done = post(site, store, path, new)
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/moderate/lists/demo/?done=post-changed&id={row.id}"
+    [row] = rows(store, ScheduledPost)
+    assert (row.subject, row.body, row.rule) == ("A guest post", "Hello everyone.\n", "")
+    assert row.next_at.isoformat() == "2030-12-10T10:00:00+00:00"  # GMT in December
+    assert row.from_address == ANN and row.created_by == f"web:{MOD}"
+    shown = site.get(done.headers["location"], headers=as_(store, MOD))
+    assert f"Scheduled post {row.id} is changed" in shown.text
+    assert post(site, store, f"/moderate/lists/demo/schedule/{row.id}/cancel", {}
+                ).status_code == 303
+    assert post(site, store, path, new).status_code == 404  # cancelled: nothing to change

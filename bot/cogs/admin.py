@@ -16,7 +16,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.moderation import LIMIT, actor_for, refused
+from bot.checks import actor_for, moderator_lists, refused
+from bot.cogs.moderation import LIMIT
 from bot.context import BotContext
 from listserv import audit, bans, list_admin, lists
 from listserv.models import AuditEntry, utcnow
@@ -78,9 +79,9 @@ class Admin(commands.Cog):
     @app_commands.command(name="stats", description="Members, posts this week and held posts")
     @app_commands.describe(list="Only this list (default: the bridged lists)")
     async def stats(self, interaction: discord.Interaction, list: str | None = None) -> None:
-        if await refused(self.ctx, interaction):
+        names = await moderator_lists(self.ctx, interaction, list)
+        if names is None:
             return
-        names = [list] if list else sorted(self.ctx.cfg.bridges)
         text = await asyncio.to_thread(self._stats, names)
         await self._answer(interaction, text)
 

@@ -17,7 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.checks import actor_for, chosen_list, refused, which_list
+from bot.checks import actor_for, list_or_ask, moderator_list
 from bot.context import BotContext
 from digests import render
 from digests import send as digest_send
@@ -52,28 +52,20 @@ class Digests(commands.Cog):
     def __init__(self, ctx: BotContext) -> None:
         self.ctx = ctx
 
-    def _list(self, given: str | None) -> str | None:
-        return chosen_list(self.ctx.cfg.bridges, given)
-
     @digest.command(name="preview", description="The next digest as it stands (moderators)")
     @app_commands.describe(list="The list (default: the bridged one)")
     async def preview(self, interaction: discord.Interaction, list: str | None = None) -> None:
-        if await refused(self.ctx, interaction):
+        name = await moderator_list(self.ctx, interaction, list)
+        if name is None:
             return
-        name = self._list(list)
-        text = which_list(self.ctx.cfg.bridges) if name is None else (
-            await asyncio.to_thread(self._preview, name))
+        text = await asyncio.to_thread(self._preview, name)
         await interaction.response.send_message(text, ephemeral=True)
 
     @digest.command(name="send", description="Send the list's digest now (moderators)")
     @app_commands.describe(list="The list (default: the bridged one)")
     async def send(self, interaction: discord.Interaction, list: str | None = None) -> None:
-        if await refused(self.ctx, interaction):
-            return
-        name = self._list(list)
+        name = await moderator_list(self.ctx, interaction, list)
         if name is None:
-            await interaction.response.send_message(which_list(self.ctx.cfg.bridges),
-                                                    ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)  # building takes a while
         text = await asyncio.to_thread(self._send, name, actor_for(interaction.user))
@@ -84,10 +76,11 @@ class Digests(commands.Cog):
     @app_commands.choices(mode=MODES)
     async def mode(self, interaction: discord.Interaction, mode: str,
                    list: str | None = None) -> None:
-        name = self._list(list)
-        text = which_list(self.ctx.cfg.bridges) if name is None else (
-            await asyncio.to_thread(self._mode, str(interaction.user.id), name,
-                                    DeliveryMode(mode)))
+        name = await list_or_ask(self.ctx, interaction, list)
+        if name is None:
+            return
+        text = await asyncio.to_thread(self._mode, str(interaction.user.id), name,
+                                       DeliveryMode(mode))
         await interaction.response.send_message(text, ephemeral=True)
 
     def _preview(self, name: str) -> str:

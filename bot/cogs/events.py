@@ -1,11 +1,13 @@
-"""``/event add|list|cancel|attendees`` (moderators); the event's card and its Attend / Leave
+"""``/event add|change|list|cancel|attendees`` (moderators); the event's card and its Attend / Leave
 buttons are ``bot/event_card.py``.
 
 A thin door over ``listserv.events``, as ``commonroom events`` is. ``/event add`` creates the
 event; the service announces it to the list (and through the bridge into the list's channel
 like any post) and queues its Discord side for the relay worker, as for an event made through
 any other door: the card in the list's bridged channel (else where the command was used) and
-a Discord scheduled event where the bot may make one. ``/event cancel`` tells those coming by
+a Discord scheduled event where the bot may make one. ``/event change`` takes only the fields
+to change, checked as the web form's (``mod_tools.check_change``), and ``events.change`` tells
+those coming by mail and updates the Discord side; ``/event cancel`` tells those coming by
 mail and cancels the Discord side the same way. Moderator commands check the role on every
 call; answers are ephemeral.
 """
@@ -22,9 +24,13 @@ from discord.ext import commands
 from bot.checks import actor_for, moderator_list, refused
 from bot.context import BotContext
 from bot.relay import wake_relay
-from listserv import events, lists
+from listserv import events, lists, mod_tools
 from listserv.event_mail import when_text
-from listserv.models import EventState, utcnow
+from listserv.mod_tools import Tool
+from listserv.models import EventState, MailingList, utcnow
+
+# The form's field names as the command's options name them.
+DISCORD_NAMES = {"timezone": "tz", "booking": "booking_url"}
 
 
 class Events(commands.Cog):
@@ -81,6 +87,51 @@ class Events(commands.Cog):
                                   discord_channel=here)
             s.flush()
             return f"Event {event.id} announced to {name}.", True
+
+    @event.command(name="change", description="Change an event; those coming are told "
+                   "(moderators)")
+    @app_commands.describe(id="The event's number (/event list)", title="A new title",
+                           start="A new start: 2026-09-03T09:30", end="A new end",
+                           tz="A new time zone (the times are read in it)",
+                           where="A new place or online link", booking_url="A new booking link",
+                           capacity="How many can come now", description="A new description")
+    async def change(self, interaction: discord.Interaction, id: int, title: str | None = None,
+                     start: str | None = None, end: str | None = None, tz: str | None = None,
+                     where: str | None = None, booking_url: str | None = None,
+                     capacity: app_commands.Range[int, 1] | None = None,
+                     description: str | None = None) -> None:
+        if await refused(self.ctx, interaction):
+            return
+        given = {"title": title, "start": start, "end": end, "timezone": tz, "where": where,
+                 "booking": booking_url, "capacity": None if capacity is None else str(capacity),
+                 "description": description}
+        typed = {k: v for k, v in given.items() if v is not None}
+        text, changed = await asyncio.to_thread(self._change, id, typed,
+                                                actor_for(interaction.user))
+        await interaction.response.send_message(text, ephemeral=True)
+        if changed:
+            self.ctx.mail_queued()
+            wake_relay(interaction.client)
+
+    def _change(self, event_id: int, typed: dict[str, str], actor: str) -> tuple[str, bool]:
+        if not typed:
+            return ("Say what to change: title, start, end, tz, where, booking_url, capacity or "
+                    "description."), False
+        with self.ctx.store.session() as s:
+            event = events.find(s, event_id)
+            ml = s.get(MailingList, event.list_id) if event else None
+            if event is None or ml is None or \
+                    mod_tools.open_item(s, ml, Tool.EVENT, event_id) is None:
+                return f"There is no event {event_id} to change.", False
+            now = utcnow()
+            checked = mod_tools.check_change(s, ml, event, typed, moderator=actor, now=now)
+            if not checked.ok:
+                return "Not changed: " + "; ".join(
+                    f"{DISCORD_NAMES.get(k, k)}: {p}" for k, p in checked.errors.items()) + ".", \
+                    False
+            done = mod_tools.change(s, self.ctx.cfg, ml, event, checked.values, actor=actor,
+                                    now=now)
+        return f"{done.message[0].upper()}{done.message[1:]}; those coming are told.", True
 
     @event.command(name="list", description="A list's coming events (moderators)")
     @app_commands.describe(list="The list (default: the bridged one)")

@@ -18,13 +18,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.checks import actor_for, refused
+from bot.checks import actor_for, moderator_lists, refused
 from bot.cogs.held import act, card_text, card_view
 from bot.context import BotContext
 from listserv import lists, moderation
 from listserv.models import Action
-
-__all__ = ["LIMIT", "Moderation", "actor_for", "queue_text", "refused"]
 
 LIMIT = 1900  # below Discord's 2000 characters per message
 MAX_CARDS = 10  # one answer and nine follow-ups: a moderator's screen, not a flood
@@ -47,16 +45,13 @@ class Moderation(commands.Cog):
     def __init__(self, ctx: BotContext) -> None:
         self.ctx = ctx
 
-    async def _refused(self, interaction: discord.Interaction) -> bool:
-        return await refused(self.ctx, interaction)
-
     @app_commands.default_permissions(manage_messages=True)
     @app_commands.command(name="queue", description="The held posts of the bridged lists")
     @app_commands.describe(list="Only this list's held posts")
     async def queue(self, interaction: discord.Interaction, list: str | None = None) -> None:
-        if await self._refused(interaction):
+        names = await moderator_lists(self.ctx, interaction, list)
+        if names is None:
             return
-        names = [list] if list else sorted(self.ctx.cfg.bridges)
         found = await asyncio.to_thread(self._queue, names)
         if isinstance(found, str) or not found:
             await interaction.response.send_message(found or queue_text([]), ephemeral=True)
@@ -96,7 +91,7 @@ class Moderation(commands.Cog):
 
     async def _act(self, interaction: discord.Interaction, held_id: int, action: Action,
                    reason: str, future: str = "") -> None:
-        if await self._refused(interaction):
+        if await refused(self.ctx, interaction):
             return
         result = await asyncio.to_thread(act, self.ctx, held_id, action,
                                          actor_for(interaction.user), reason, future)

@@ -1,9 +1,9 @@
 """A list's events, competitions and scheduled posts on the web, for its moderators:
 ``/moderate/lists/LIST/`` lists what is coming (events, open competitions, scheduled posts)
-with a form to create each and a button to cancel each; ``/moderate/lists/LIST/events/ID``
-shows who is coming (attending, then waiting) and a form to change the event. A thin door:
-fields are checked by ``listserv.mod_tools`` (the services' own rules) and the services do
-the rest, as for the CLI and the mail door.
+with a form to create each, a button to cancel each and a form to change each scheduled
+post; ``/moderate/lists/LIST/events/ID`` shows who is coming (attending, then waiting) and a
+form to change the event. A thin door: fields are checked by ``listserv.mod_tools`` (the
+services' own rules) and the services do the rest, as for the CLI and the mail door.
 
 Invariants:
 - Every request checks in the store that the signed-in viewer moderates or owns that list
@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -34,13 +33,11 @@ from listserv import (
     lists,
     mod_tools,
     scheduled_posts,
-    when,
 )
 from listserv.event_mail import when_text
 from listserv.mod_tools import Tool
 from listserv.models import (
     Competition,
-    Event,
     EventState,
     MailingList,
     ScheduledPost,
@@ -61,6 +58,7 @@ DONE = {"event-added": "Event {id} is announced to the list.",
         "competition-started": "Competition {id} is announced to the list.",
         "competition-cancelled": "Competition {id} is cancelled.",
         "post-scheduled": "Scheduled post {id} is saved.",
+        "post-changed": "Scheduled post {id} is changed.",
         "post-cancelled": "Scheduled post {id} is cancelled."}
 ADDED = {Tool.EVENT: "event-added", Tool.COMPETITION: "competition-started",
          Tool.SCHEDULE: "post-scheduled"}
@@ -115,14 +113,19 @@ def _done(who: Who, code: str, item_id: int | None) -> RedirectResponse:
 
 def _tools_page(request: Request, s: Session, who: Who, *, status_code: int = 200,
                 failed: Tool | None = None, values: Mapping[str, str] | None = None,
-                errors: Mapping[str, str] | None = None) -> HTMLResponse:
+                errors: Mapping[str, str] | None = None,
+                changing: int | None = None) -> HTMLResponse:
+    """The list's page; ``failed`` names the create form and ``changing`` the scheduled post
+    whose change form shows ``values`` and ``errors``."""
     ml = _the_list(s, who)
     now = utcnow()
     coming = [(e, when_text(e), events.count_attending(s, e.id or 0))
               for e in events.upcoming(s, who.list_id, now)]
     comps = [(c, mod_tools.local_text(c.closes_at, ml.timezone), len(
         competitions.entries(s, c.id or 0))) for c in competitions.open_ones(s, who.list_id)]
-    posts = [(p, mod_tools.local_text(p.next_at, ml.timezone))
+    posts = [(p, mod_tools.local_text(p.next_at, ml.timezone),
+              values if p.id == changing and values is not None
+              else mod_tools.post_values(p, ml.timezone))
              for p in scheduled_posts.upcoming(s, who.list_id)]
     done = request.query_params.get("done", "")
     item = request.query_params.get("id", "0")
@@ -132,7 +135,7 @@ def _tools_page(request: Request, s: Session, who: Who, *, status_code: int = 20
                   list_name=ml.name, timezone=ml.timezone, email=who.email,
                   csrf=csrf_token(request), events=coming, competitions=comps, posts=posts,
                   notice=notice, failed=failed.value if failed else "",
-                  values=values or {}, errors=errors or {})
+                  values=values or {}, errors=errors or {}, changing=changing or 0)
 
 
 @router.get("/moderate/lists/{list_name}/", response_class=HTMLResponse)
@@ -179,18 +182,6 @@ def add_post(request: Request, list_name: str, context: Ctx, form: Fields) -> Re
     return _create(request, context, list_name, Tool.SCHEDULE, form)
 
 
-def _event_values(event: Event) -> dict[str, str]:
-    """An event as its change form shows it: times local to its zone, without an offset."""
-    zone = when.zone(event.timezone)
-
-    def local(at: datetime) -> str:
-        return f"{at.astimezone(zone):%Y-%m-%dT%H:%M}"
-
-    return {"title": event.title, "start": local(event.starts_at), "end": local(event.ends_at),
-            "timezone": event.timezone, "where": event.location, "booking": event.booking_url,
-            "capacity": str(event.capacity or ""), "description": event.description}
-
-
 def _event_page(request: Request, s: Session, who: Who, event_id: int, *,
                 status_code: int = 200, values: Mapping[str, str] | None = None,
                 errors: Mapping[str, str] | None = None) -> HTMLResponse:
@@ -202,7 +193,7 @@ def _event_page(request: Request, s: Session, who: Who, event_id: int, *,
                   event=event, when=when_text(event), list_name=who.list_name,
                   attendees=events.attendees(s, event_id), csrf=csrf_token(request),
                   open=event.state == EventState.SCHEDULED.value,
-                  values=values or _event_values(event), errors=errors or {})
+                  values=values or mod_tools.event_values(event), errors=errors or {})
 
 
 @router.get("/moderate/lists/{list_name}/events/{event_id}", response_class=HTMLResponse)
@@ -237,6 +228,29 @@ def change_event(request: Request, list_name: str, event_id: int, context: Ctx,
                       actor=f"web:{who.email}", now=now)
     context.wake_outbox()
     return _done(who, "event-changed", event_id)
+
+
+@router.post("/moderate/lists/{list_name}/schedule/{post_id}/change",
+             response_class=HTMLResponse)
+def change_post(request: Request, list_name: str, post_id: int, context: Ctx,
+                form: Fields) -> Response:
+    with context.store.session() as s:
+        who = _guard(request, context, s, list_name, form)
+        if not isinstance(who, Who):
+            return who
+        ml = _the_list(s, who)
+        row = mod_tools.open_item(s, ml, Tool.SCHEDULE, post_id)
+        if not isinstance(row, ScheduledPost):
+            return message_page(request, "Not found", f"{who.list_name} has no scheduled post "
+                                f"{post_id} to change.", status_code=404)
+        now = utcnow()
+        checked = mod_tools.check_change(s, ml, row, form, moderator=who.email, now=now)
+        if not checked.ok:
+            return _tools_page(request, s, who, status_code=400, changing=post_id,
+                               values=form, errors=checked.errors)
+        mod_tools.change(s, context.cfg, ml, row, checked.values, actor=f"web:{who.email}",
+                         now=now)
+    return _done(who, "post-changed", post_id)
 
 
 def _gone(request: Request, who: Who, what: str) -> HTMLResponse:
