@@ -144,6 +144,17 @@ def _clean_ids(message_id: str, references: Iterable[str]) -> list[str]:
     return list(dict.fromkeys([own, *refs] if own else refs))
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where ``place`` put a post: its thread, and what the thread's summary needs to know to be
+    updated from this post alone (``thread_summary.after_join``)."""
+
+    thread_id: int
+    created: bool  # a new thread: this post is its only one
+    merged: bool  # other threads were folded into it
+    previous_last: datetime | None  # the thread's last_post_at before this post (None: created)
+
+
 def assign_thread(session: Session, list_id: int, message_id: str, references: Sequence[str],
                   subject: str, date: datetime, list_name: str | None = None) -> int:
     """Put a post in its thread, updating the index; return the thread id.
@@ -151,6 +162,12 @@ def assign_thread(session: Session, list_id: int, message_id: str, references: S
     ``message_id`` and ``references`` are bare ids (no angle brackets); ``references`` includes
     In-Reply-To. ``date`` must be timezone-aware. Flushes but does not commit.
     """
+    return place(session, list_id, message_id, references, subject, date, list_name).thread_id
+
+
+def place(session: Session, list_id: int, message_id: str, references: Sequence[str],
+          subject: str, date: datetime, list_name: str | None = None) -> Placement:
+    """``assign_thread``, telling also whether the thread was new or merged and its span before."""
     if date.utcoffset() is None:
         raise ValueError("assign_thread needs an aware datetime (use listserv.models.utcnow)")
     date = date.astimezone(UTC)
@@ -162,9 +179,11 @@ def assign_thread(session: Session, list_id: int, message_id: str, references: S
     ids = _clean_ids(message_id, references)
     known: dict[str, int] = {}
     if ids:
-        rows = session.exec(select(ThreadRef.ref, ThreadRef.thread_id)
+        # The threads come with their refs (one round trip; session.get below finds them loaded).
+        rows = session.exec(select(ThreadRef.ref, Thread)
+                            .join(Thread, col(Thread.id) == col(ThreadRef.thread_id))
                             .where(ThreadRef.list_id == list_id, col(ThreadRef.ref).in_(ids)))
-        known = {ref: tid for ref, tid in rows}
+        known = {ref: t.id for ref, t in rows if t.id is not None}
 
     key = subject_key(subject, list_name)
     candidates: list[tuple[int, datetime, datetime]] = []
@@ -177,29 +196,31 @@ def assign_thread(session: Session, list_id: int, message_id: str, references: S
         candidates = [(tid, first, last) for tid, first, last in rows3 if tid is not None]
 
     decision = decide(known, candidates, date)
+    previous_last: datetime | None = None
     if decision.thread_id is None:
         thread = Thread(list_id=list_id, subject=subject, subject_key=key,
-                        first_post_at=date, last_post_at=date, post_count=0)
+                        first_post_at=date, last_post_at=date, post_count=1)
         session.add(thread)
+        session.flush()  # its id, for the refs below
     else:
         found = session.get(Thread, decision.thread_id)
         if found is None:  # a thread_ref pointing nowhere: the foreign key forbids it
             raise LookupError(f"thread {decision.thread_id} is in thread_ref but not in thread")
         thread = found
-    if decision.merge:
-        _merge(session, list_id, thread, decision.merge)
-
-    thread.post_count += 1
-    if thread.post_count == 1 or date < thread.first_post_at:
-        thread.first_post_at, thread.subject, thread.subject_key = date, subject, key
-    thread.last_post_at = max(thread.last_post_at, date)
-    session.flush()
+        previous_last = thread.last_post_at
+        if decision.merge:
+            _merge(session, list_id, thread, decision.merge)
+        thread.post_count += 1
+        if thread.post_count == 1 or date < thread.first_post_at:
+            thread.first_post_at, thread.subject, thread.subject_key = date, subject, key
+        thread.last_post_at = max(thread.last_post_at, date)
     assert thread.id is not None
 
     session.add_all(ThreadRef(list_id=list_id, ref=ref, thread_id=thread.id)
                     for ref in ids if ref not in known)
     session.flush()
-    return thread.id
+    return Placement(thread.id, created=decision.thread_id is None,
+                     merged=bool(decision.merge), previous_last=previous_last)
 
 
 def _merge(session: Session, list_id: int, into: Thread, merge: tuple[int, ...]) -> None:
