@@ -185,10 +185,11 @@ def join_archive(session: Session, ml: MailingList, msg: Message,
     session.add(msg)
     if msg.thread_id is None:
         placement = place(session, ml.id, msg.message_id, references, msg.subject,
-                          msg.date or msg.received_at, ml.name)
+                          msg.date or msg.received_at, ml.name, flush=False)
         msg.thread_id = placement.thread_id
         thread_summary.after_join(session, msg, placement)  # the archive's thread list reads it
         search.index_post(session, msg, new=True)  # findable from the moment it goes out
+        session.flush()  # one flush for the post, its thread, its refs and its search text
         return
     # Posts held before migration 0004 were threaded on arrival: their thread is rebuilt.
     thread_summary.refresh(session, msg.thread_id)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import and_, exists, func, or_
+from sqlalchemy import ColumnElement, and_, bindparam, exists, func, or_
 from sqlmodel import Session, col, select
 
 from listserv import names
@@ -65,14 +65,15 @@ def refresh(session: Session, thread_id: int) -> None:
 
 def after_join(session: Session, msg: Message, placement: Placement) -> None:
     """Bring the summary of the thread ``msg`` (accepted) has just joined up to date: added from
-    this post when it sorts last in the thread, else rebuilt (``refresh``). Flushes.
+    this post when it sorts last in the thread, else rebuilt (``refresh``, which flushes). An
+    added post's changes are left to the caller's next flush.
 
     The result is the same as ``refresh``'s: the opening post and the shown names stay, and the
     author is counted (and shown, while fewer than ``SHOWN`` are) unless an earlier accepted post
     of the thread has the same author key, which one query checks in the database.
     """
-    thread = session.get(Thread, placement.thread_id)
-    assert thread is not None and msg.id is not None
+    thread = placement.thread
+    assert msg.id is not None
     address = msg.from_address or ""
     date = msg.date or msg.received_at
     incremental = not placement.merged and (placement.created or (
@@ -82,20 +83,11 @@ def after_join(session: Session, msg: Message, placement: Placement) -> None:
     if not incremental or not (address or msg.from_name).isascii():
         refresh(session, placement.thread_id)
         return
-    others = (col(Message.thread_id) == placement.thread_id,
-              col(Message.accepted_at).is_not(None), col(Message.id) != msg.id)
-    # Another post's author key is its address, else its header name (no address, no person).
     key = (address or msg.from_name).lower()
-    same_author = or_(and_(col(Message.from_address) != "",
-                           func.lower(col(Message.from_address)) == key),
-                      and_(col(Message.from_address) == "", func.lower(col(Message.from_name)) == key))
-    person_name = (select(Person.display_name)
-                   .join(Address, col(Address.person_id) == col(Person.id))
-                   .where(col(Address.email) == address).limit(1).scalar_subquery())
-    last_id, seen, person = session.exec(select(
-        select(func.max(Message.id)).where(*others).scalar_subquery(),
-        exists().where(*others, same_author),
-        person_name)).one()
+    with session.no_autoflush:  # what is pending (this post, its thread) does not change the answer
+        last_id, seen, person = session.execute(_AUTHOR_SEEN, {
+            "thread_id": placement.thread_id, "id": msg.id, "key": key,
+            "address": address}).one()
     # On equal dates posts sort by id: a released held post may be older than later replies.
     if not placement.created and date == placement.previous_last and (last_id or 0) > msg.id:
         refresh(session, placement.thread_id)
@@ -110,7 +102,25 @@ def after_join(session: Session, msg: Message, placement: Placement) -> None:
         thread.participant_count += 1
     thread.participants = json.dumps(shown)
     session.add(thread)
-    session.flush()
+
+
+def _others() -> tuple[ColumnElement[bool], ...]:
+    return (col(Message.thread_id) == bindparam("thread_id"),
+            col(Message.accepted_at).is_not(None), col(Message.id) != bindparam("id"))
+
+
+# Built once (constructing it costs more than running it): the highest id of the thread's other
+# accepted posts; whether one of them has this post's author key (its address, else, with no
+# address and so no person, its header name); the name of the person with this address.
+_AUTHOR_SEEN = select(
+    select(func.max(Message.id)).where(*_others()).scalar_subquery(),
+    exists().where(*_others(), or_(
+        and_(col(Message.from_address) != "",
+             func.lower(col(Message.from_address)) == bindparam("key")),
+        and_(col(Message.from_address) == "",
+             func.lower(col(Message.from_name)) == bindparam("key")))),
+    select(Person.display_name).join(Address, col(Address.person_id) == col(Person.id))
+    .where(col(Address.email) == bindparam("address")).limit(1).scalar_subquery())
 
 
 def participants(thread: Thread) -> list[str]:
