@@ -118,3 +118,22 @@ def test_posts_through_the_posting_path_keep_the_same_summary(
     assert opening is not None and (names, count) == ('["Cy", "Alice A", "Bob"]', 3)
     # Only the post dated before the others (09:00) needed a rebuild.
     assert rebuilds == 1
+
+
+def test_a_reply_joins_its_thread_without_re_reading_it(store: Store) -> None:
+    from sqlalchemy import event
+
+    make_list(store, members=("alice@example.org", "bob@example.org"))
+    post(store, mail("alice@example.org", TO, "Plans", "First.", message_id="a@x"))
+    seen: list[str] = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda _c, _cur, sql, *_a: seen.append(" ".join(sql.split())))
+    post(store, mail("bob@example.org", TO, "Re: Plans", "Second.", message_id="b@x",
+                     headers={"In-Reply-To": "<a@x>"}))
+    selects = [q for q in seen if q.upper().startswith("SELECT")]
+    assert len([q for q in selects if "FROM thread_ref" in q]) == 1  # with its thread row
+    assert not [q for q in selects if "FROM thread " in q or q.endswith("FROM thread")]
+    assert not [q for q in selects if "FROM search_text" in q]
+    assert not [q for q in selects if "ORDER BY coalesce" in q]  # the thread's posts, re-read
+    kept = _kept(store)
+    assert kept == _rebuilt(store) and next(iter(kept.values()))[2] == 2
