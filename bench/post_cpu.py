@@ -42,7 +42,7 @@ def main() -> None:
             real(*a, **k)
             archive[0] += time.thread_time() - started
 
-        posting.join_archive = timed  # type: ignore[assignment]
+        posting.join_archive = timed
         total = 0.0
         for i in range(1, args.posts + 1):
             sender, msgid = member_email(i % 10 + 1), f"cpu-{i}@council.example"
