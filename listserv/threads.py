@@ -182,8 +182,9 @@ def place(session: Session, list_id: int, message_id: str, references: Sequence[
     date = date.astimezone(UTC)
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:c, :l)"),
-                        {"c": _PG_LOCK_CLASS, "l": list_id})
+        with session.no_autoflush:  # taking the lock needs nothing of what is pending
+            session.execute(text("SELECT pg_advisory_xact_lock(:c, :l)"),
+                            {"c": _PG_LOCK_CLASS, "l": list_id})
 
     ids = _clean_ids(message_id, references)
     known: dict[str, int] = {}
