@@ -51,7 +51,7 @@ from listserv.pipeline import Decision, decide, reaches
 from listserv.rules import POLICY_RULE, PostFacts
 from listserv.rules import automatic_mail as automatic_reason
 from listserv.store import after_commit
-from listserv.threads import assign_thread
+from listserv.threads import place
 
 log = logging.getLogger("commonroom.posting")
 
@@ -182,9 +182,15 @@ def join_archive(session: Session, ml: MailingList, msg: Message,
     so whatever the archive keeps per post is kept the same way for both.
     """
     assert ml.id is not None and msg.id is not None
-    if msg.thread_id is None:  # posts held before migration 0004 were threaded on arrival
-        msg.thread_id = assign_thread(session, ml.id, msg.message_id, references, msg.subject,
-                                      msg.date or msg.received_at, ml.name)
     session.add(msg)
-    thread_summary.refresh(session, msg.thread_id)  # the archive's thread list reads it
-    search.index_post(session, msg)  # findable from the moment it goes out, not before
+    if msg.thread_id is None:
+        placement = place(session, ml.id, msg.message_id, references, msg.subject,
+                          msg.date or msg.received_at, ml.name, flush=False)
+        msg.thread_id = placement.thread_id
+        thread_summary.after_join(session, msg, placement)  # the archive's thread list reads it
+        search.index_post(session, msg, new=True)  # findable from the moment it goes out
+        session.flush()  # one flush for the post, its thread, its refs and its search text
+        return
+    # Posts held before migration 0004 were threaded on arrival: their thread is rebuilt.
+    thread_summary.refresh(session, msg.thread_id)
+    search.index_post(session, msg)

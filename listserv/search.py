@@ -60,16 +60,20 @@ def document(subject: str, from_name: str, from_address: str, raw: bytes) -> Doc
                     _CONTROL.sub(" ", author))
 
 
-def index_post(session: Session, msg: Message) -> None:
-    """Make an accepted post findable (or refresh its text). In the caller's transaction."""
+def index_post(session: Session, msg: Message, *, new: bool = False) -> None:
+    """Make an accepted post findable (or refresh its text). In the caller's transaction.
+
+    ``new``: the post has never been indexed (it is being released or imported now), so its
+    row is not looked for first, and is left to the caller's next flush."""
     assert msg.id is not None and msg.list_id is not None
     doc = document(msg.subject, msg.from_name, msg.from_address, msg.raw)
-    row = session.get(SearchText, msg.id)
+    row = None if new else session.get(SearchText, msg.id)
     if row is None:
         row = SearchText(message_pk=msg.id, list_id=msg.list_id)
     row.subject, row.body, row.author = doc.subject, doc.body, doc.author
     session.add(row)
-    session.flush()
+    if not new:
+        session.flush()
 
 
 def searchable_lists(session: Session, names: Sequence[str] = (),

@@ -1,9 +1,10 @@
 """A thread's summary for the archive: its opening post, a few participants, how many took part.
 
-Kept in the ``thread`` row and refreshed in the transaction that releases a post
+Kept in the ``thread`` row and updated in the transaction that releases a post
 (``posting.release``), so the archive's thread list is one indexed query and never counts posts
-per page view. Refreshing reads the thread's accepted posts again, which also makes it right after
-``threads.assign_thread`` merged two threads.
+per page view. A post that sorts after the thread's others (the usual case: a new reply) is added
+to the summary by ``after_join`` with one query; otherwise (an earlier-dated post, a merge, a
+thread threaded before the summary existed) ``refresh`` reads the thread's accepted posts again.
 
 Invariants: only accepted posts count; the opening post is the earliest (by its Date, then its
 id); ``participants`` is a JSON list of at most ``SHOWN`` names in order of first appearance, and
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, and_, bindparam, exists, func, or_
 from sqlmodel import Session, col, select
 
 from listserv import names
 from listserv.models import Address, Message, Person, Thread
+from listserv.threads import Placement
 
 SHOWN = 5  # names shown in a thread list row ("Ann, Bo, Cy and 4 others")
 
@@ -59,6 +61,66 @@ def refresh(session: Session, thread_id: int) -> None:
     thread.participant_count = len(everyone)
     session.add(thread)
     session.flush()
+
+
+def after_join(session: Session, msg: Message, placement: Placement) -> None:
+    """Bring the summary of the thread ``msg`` (accepted) has just joined up to date: added from
+    this post when it sorts last in the thread, else rebuilt (``refresh``, which flushes). An
+    added post's changes are left to the caller's next flush.
+
+    The result is the same as ``refresh``'s: the opening post and the shown names stay, and the
+    author is counted (and shown, while fewer than ``SHOWN`` are) unless an earlier accepted post
+    of the thread has the same author key, which one query checks in the database.
+    """
+    thread = placement.thread
+    assert msg.id is not None
+    address = msg.from_address or ""
+    date = msg.date or msg.received_at
+    incremental = not placement.merged and (placement.created or (
+        thread.opening_pk is not None and placement.previous_last is not None
+        and date >= placement.previous_last))
+    # The author key is compared lower-cased in SQL, whose lower() is ASCII-only on SQLite.
+    if not incremental or not (address or msg.from_name).isascii():
+        refresh(session, placement.thread_id)
+        return
+    key = (address or msg.from_name).lower()
+    with session.no_autoflush:  # what is pending (this post, its thread) does not change the answer
+        last_id, seen, person = session.execute(_AUTHOR_SEEN, {
+            "thread_id": placement.thread_id, "id": msg.id, "key": key,
+            "address": address}).one()
+    # On equal dates posts sort by id: a released held post may be older than later replies.
+    if not placement.created and date == placement.previous_last and (last_id or 0) > msg.id:
+        refresh(session, placement.thread_id)
+        return
+    shown = participants(thread) if not placement.created else []
+    if placement.created:
+        thread.opening_pk, thread.participant_count = msg.id, 0
+    if not seen:
+        label = author_label(person or msg.from_name, address)
+        if len(shown) < SHOWN and label:
+            shown.append(label)
+        thread.participant_count += 1
+    thread.participants = json.dumps(shown)
+    session.add(thread)
+
+
+def _others() -> tuple[ColumnElement[bool], ...]:
+    return (col(Message.thread_id) == bindparam("thread_id"),
+            col(Message.accepted_at).is_not(None), col(Message.id) != bindparam("id"))
+
+
+# Built once (constructing it costs more than running it): the highest id of the thread's other
+# accepted posts; whether one of them has this post's author key (its address, else, with no
+# address and so no person, its header name); the name of the person with this address.
+_AUTHOR_SEEN = select(
+    select(func.max(Message.id)).where(*_others()).scalar_subquery(),
+    exists().where(*_others(), or_(
+        and_(col(Message.from_address) != "",
+             func.lower(col(Message.from_address)) == bindparam("key")),
+        and_(col(Message.from_address) == "",
+             func.lower(col(Message.from_name)) == bindparam("key")))),
+    select(Person.display_name).join(Address, col(Address.person_id) == col(Person.id))
+    .where(col(Address.email) == bindparam("address")).limit(1).scalar_subquery())
 
 
 def participants(thread: Thread) -> list[str]:

@@ -38,8 +38,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, text, update
+from sqlalchemy import bindparam, delete, text, update
 from sqlmodel import Session, col, select
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from listserv.models import Message, Thread, ThreadRef
 
@@ -144,6 +145,18 @@ def _clean_ids(message_id: str, references: Iterable[str]) -> list[str]:
     return list(dict.fromkeys([own, *refs] if own else refs))
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where ``place`` put a post: its thread, and what the thread's summary needs to know to be
+    updated from this post alone (``thread_summary.after_join``)."""
+
+    thread_id: int
+    thread: Thread  # held here: the session's identity map keeps clean rows only weakly
+    created: bool  # a new thread: this post is its only one
+    merged: bool  # other threads were folded into it
+    previous_last: datetime | None  # the thread's last_post_at before this post (None: created)
+
+
 def assign_thread(session: Session, list_id: int, message_id: str, references: Sequence[str],
                   subject: str, date: datetime, list_name: str | None = None) -> int:
     """Put a post in its thread, updating the index; return the thread id.
@@ -151,55 +164,87 @@ def assign_thread(session: Session, list_id: int, message_id: str, references: S
     ``message_id`` and ``references`` are bare ids (no angle brackets); ``references`` includes
     In-Reply-To. ``date`` must be timezone-aware. Flushes but does not commit.
     """
+    return place(session, list_id, message_id, references, subject, date, list_name).thread_id
+
+
+def place(session: Session, list_id: int, message_id: str, references: Sequence[str],
+          subject: str, date: datetime, list_name: str | None = None, *,
+          flush: bool = True) -> Placement:
+    """``assign_thread``, telling also whether the thread was new or merged and its span before.
+
+    ``flush=False`` leaves the thread's changes and new refs to the caller's next flush (one
+    flush for all a post changes; the caller flushes before placing another post); a new thread
+    is inserted at once all the same, for its id. The reads below do not flush what the caller
+    has pending: they see only ``thread`` and ``thread_ref`` rows, which are flushed.
+    """
     if date.utcoffset() is None:
         raise ValueError("assign_thread needs an aware datetime (use listserv.models.utcnow)")
     date = date.astimezone(UTC)
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:c, :l)"),
-                        {"c": _PG_LOCK_CLASS, "l": list_id})
+        with session.no_autoflush:  # taking the lock needs nothing of what is pending
+            session.execute(text("SELECT pg_advisory_xact_lock(:c, :l)"),
+                            {"c": _PG_LOCK_CLASS, "l": list_id})
 
     ids = _clean_ids(message_id, references)
     known: dict[str, int] = {}
+    loaded: dict[int, Thread] = {}
     if ids:
-        rows = session.exec(select(ThreadRef.ref, ThreadRef.thread_id)
-                            .where(ThreadRef.list_id == list_id, col(ThreadRef.ref).in_(ids)))
-        known = {ref: tid for ref, tid in rows}
+        # The threads come with their refs: one round trip, and no second one to fetch the row.
+        with session.no_autoflush:
+            rows = session.exec(_KNOWN, params={"list_id": list_id, "ids": ids}).all()
+        for ref, t in rows:
+            assert t.id is not None
+            known[ref], loaded[t.id] = t.id, t
 
     key = subject_key(subject, list_name)
     candidates: list[tuple[int, datetime, datetime]] = []
     if not known and key:
-        rows3 = session.exec(
-            select(Thread.id, Thread.first_post_at, Thread.last_post_at)
-            .where(Thread.list_id == list_id, Thread.subject_key == key,
-                   Thread.first_post_at <= date + SUBJECT_WINDOW,
-                   Thread.last_post_at >= date - SUBJECT_WINDOW))
+        with session.no_autoflush:
+            rows3 = session.exec(_SAME_SUBJECT, params={
+                "list_id": list_id, "key": key, "latest_first": date + SUBJECT_WINDOW,
+                "earliest_last": date - SUBJECT_WINDOW}).all()
         candidates = [(tid, first, last) for tid, first, last in rows3 if tid is not None]
 
     decision = decide(known, candidates, date)
+    previous_last: datetime | None = None
     if decision.thread_id is None:
         thread = Thread(list_id=list_id, subject=subject, subject_key=key,
-                        first_post_at=date, last_post_at=date, post_count=0)
+                        first_post_at=date, last_post_at=date, post_count=1)
         session.add(thread)
+        session.flush()  # its id, for the refs below
     else:
-        found = session.get(Thread, decision.thread_id)
+        found = loaded.get(decision.thread_id) or session.get(Thread, decision.thread_id)
         if found is None:  # a thread_ref pointing nowhere: the foreign key forbids it
             raise LookupError(f"thread {decision.thread_id} is in thread_ref but not in thread")
         thread = found
-    if decision.merge:
-        _merge(session, list_id, thread, decision.merge)
-
-    thread.post_count += 1
-    if thread.post_count == 1 or date < thread.first_post_at:
-        thread.first_post_at, thread.subject, thread.subject_key = date, subject, key
-    thread.last_post_at = max(thread.last_post_at, date)
-    session.flush()
+        previous_last = thread.last_post_at
+        if decision.merge:
+            _merge(session, list_id, thread, decision.merge)
+        thread.post_count += 1
+        if thread.post_count == 1 or date < thread.first_post_at:
+            thread.first_post_at, thread.subject, thread.subject_key = date, subject, key
+        thread.last_post_at = max(thread.last_post_at, date)
     assert thread.id is not None
 
     session.add_all(ThreadRef(list_id=list_id, ref=ref, thread_id=thread.id)
                     for ref in ids if ref not in known)
-    session.flush()
-    return thread.id
+    if flush:
+        session.flush()
+    return Placement(thread.id, thread, created=decision.thread_id is None,
+                     merged=bool(decision.merge), previous_last=previous_last)
+
+
+# Built once: constructing a statement costs more Python time than running it.
+_KNOWN = (select(ThreadRef.ref, Thread)
+          .join(Thread, col(Thread.id) == col(ThreadRef.thread_id))
+          .where(col(ThreadRef.list_id) == bindparam("list_id"),
+                 col(ThreadRef.ref).in_(bindparam("ids", expanding=True))))
+_SAME_SUBJECT = (select(Thread.id, Thread.first_post_at, Thread.last_post_at)
+                 .where(col(Thread.list_id) == bindparam("list_id"),
+                        col(Thread.subject_key) == bindparam("key"),
+                        col(Thread.first_post_at) <= bindparam("latest_first", type_=UTCDateTime()),
+                        col(Thread.last_post_at) >= bindparam("earliest_last", type_=UTCDateTime())))
 
 
 def _merge(session: Session, list_id: int, into: Thread, merge: tuple[int, ...]) -> None:
