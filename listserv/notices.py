@@ -14,6 +14,7 @@ import email.policy
 import re
 import secrets
 from datetime import datetime
+from email.contentmanager import _encode_text  # type: ignore[attr-defined]  # set_content's encoder
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, formataddr, make_msgid
 from typing import Any
@@ -61,6 +62,18 @@ def _base(info: ListInfo, to: str, subject: str, body: str, *, auto: str = "auto
             _set_plain(msg, name, value)
     msg.set_content(body)
     return msg
+
+
+def _notice_bytes(info: ListInfo, to: str, subject: str, body: str, *, auto: str = "auto-replied",
+                  reply_to: str | None = None, from_addr: str | None = None) -> bytes:
+    """``_base(…).as_bytes()``, written directly when it is plain (notices about held and
+    rejected posts are made once per post in a flood; issue 12)."""
+    headers = _headers(info, to, subject, auto=auto, reply_to=reply_to, from_addr=from_addr)
+    fast = _fast_text(headers, body)
+    if fast is not None:
+        return fast
+    return _base(info, to, subject, body, auto=auto, reply_to=reply_to,
+                 from_addr=from_addr).as_bytes()
 
 
 def notice(info: ListInfo, to: str, subject: str, body: str) -> EmailMessage:
@@ -168,15 +181,15 @@ def held_for_sender(info: ListInfo, to: str, subject: str, reason: str, *, rule:
     body = (f"Your message to {info.post_address} with the subject\n\n    {subject}\n\n"
             f"is waiting for a moderator, because {reason}.\n\n"
             + NEXT_STEPS.get(rule, DEFAULT_NEXT))
-    return _base(info, to, f"Your message to {info.name} is waiting for a moderator",
-                 body).as_bytes()
+    return _notice_bytes(info, to, f"Your message to {info.name} is waiting for a moderator",
+                         body)
 
 
 def rejected_for_sender(info: ListInfo, to: str, subject: str, reason: str) -> bytes:
     body = (f"Your message to {info.post_address} with the subject\n\n    {subject}\n\n"
             f"was not posted: {reason}.\n\n"
             f"If you think this is a mistake, write to {info.address(Kind.OWNER)}.\n")
-    return _base(info, to, f"Your message to {info.name} was not posted", body).as_bytes()
+    return _notice_bytes(info, to, f"Your message to {info.name} was not posted", body)
 
 
 def how_to_act(held_id: int) -> str:
@@ -298,6 +311,7 @@ _PLAIN_VALUE = re.compile(r"[!-~]+(?: [!-~]+)*\Z")
 _PLAIN_ADDRESS = re.compile(r"(?:[A-Za-z0-9_-]+(?: [A-Za-z0-9_-]+)* <[A-Za-z0-9._+=-]+@[A-Za-z0-9.-]+>"
                             r"|[A-Za-z0-9._+=-]+@[A-Za-z0-9.-]+)\Z")
 ADDRESS_HEADERS = ("From", "To", "Reply-To")
+_NEWLINES = re.compile(r"\r\n|\r|\n")  # what the email package's generator takes as line ends
 
 
 def _plain_header(name: str, value: str) -> bool:
@@ -309,23 +323,48 @@ def _plain_header(name: str, value: str) -> bool:
     return pattern.match(value) is not None
 
 
+def _text_part(body: str) -> tuple[str, bytes] | None:
+    """The text's Content-Transfer-Encoding and CRLF bytes as ``set_content(body)`` writes them
+    (its own choice of 7bit, 8bit, quoted-printable or base64), or None for text the email
+    package might treat otherwise (control characters)."""
+    if "\r" in body or not all(line.isprintable() for line in body.split("\n")):
+        return None
+    cte, payload = _encode_text(body, "utf-8", None, WIRE)
+    return cte, _NEWLINES.sub("\r\n", payload).encode("ascii", "surrogateescape")
+
+
+def _plain_head(headers: list[tuple[str, str]], text: tuple[str, bytes] | None) -> str | None:
+    """The notice's own header lines, or None when one of them needs the email package."""
+    if text is None or not all(_plain_header(name, value) for name, value in headers):
+        return None
+    return "".join(f"{name}: {value}\r\n" for name, value in headers)
+
+
+def _fast_text(headers: list[tuple[str, str]], body: str) -> bytes | None:
+    """``_base(…).as_bytes()`` written directly, byte for byte the same (tests check this),
+    or None when a header or the text needs the email package."""
+    text = _text_part(body)
+    head = _plain_head(headers, text)
+    if head is None or text is None:
+        return None
+    cte, payload = text
+    return (f"{head}Content-Type: text/plain; charset=\"utf-8\"\r\n"
+            f"Content-Transfer-Encoding: {cte}\r\nMIME-Version: 1.0\r\n\r\n").encode() + payload
+
+
 def _fast_mixed(headers: list[tuple[str, str]], body: str, original: bytes,
                 filename: str) -> bytes | None:
     """``_with_attachment(_base(…))`` written directly, byte for byte the same (tests check
-    this), or None when a header or the text would need the email package's encoding."""
-    lines = body.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    if not (body.isascii() and all(len(line) <= 78 and line.isprintable() for line in lines)
-            and all(_plain_header(name, value) for name, value in headers)):
+    this), or None when a header or the text needs the email package."""
+    text = _text_part(body)
+    head = _plain_head(headers, text)
+    if head is None or text is None:
         return None
+    cte, payload = text
     raw, boundary = _attachable(original)
-    head = "".join(f"{name}: {value}\r\n" for name, value in headers)
-    text = "\r\n".join(lines)
-    out = (f"{head}MIME-Version: 1.0\r\nContent-Type: multipart/mixed;\r\n"
-           f" boundary=\"{boundary}\"\r\n\r\n"
+    out = (f"{head}MIME-Version: 1.0\r\nContent-Type: multipart/mixed;\r\n boundary=\"{boundary}\"\r\n\r\n"
            f"--{boundary}\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n"
-           f"Content-Transfer-Encoding: 7bit\r\n\r\n{text}\r\n\r\n").encode()
+           f"Content-Transfer-Encoding: {cte}\r\n\r\n").encode() + payload + b"\r\n"
     parts = b"".join(f"--{boundary}\r\n".encode() + part + b"\r\n"
                      for part in _attachment_parts(raw, filename))
     return out + parts + f"--{boundary}--\r\n".encode()
