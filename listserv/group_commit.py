@@ -175,17 +175,11 @@ class GroupCommitter:
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
-        """A session committed on exit, on a connection of its own that is thrown away if the
-        commit fails: the driver may then still be inside the transaction, and the pool, told
-        by SQLAlchemy that it ended, would hand it on without rolling it back."""
-        with self.store.engine.connect() as conn:
-            try:
-                with Session(bind=conn, expire_on_commit=False) as session:
-                    yield session
-                    session.commit()
-            except BaseException:
-                conn.invalidate()
-                raise
+        """A session committed on exit. A failed commit ends its transaction (``Store``), so the
+        connection goes back to the pool clean and need not be thrown away."""
+        with Session(self.store.engine, expire_on_commit=False) as session:
+            yield session
+            session.commit()
 
     def _run_alone(self, unit: _Unit[Any]) -> None:
         unit.value, unit.error, unit.hooks = None, None, []

@@ -14,8 +14,10 @@ import email.policy
 import re
 import secrets
 from datetime import datetime
+from email.contentmanager import _encode_text  # type: ignore[attr-defined]  # set_content's encoder
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, formataddr, make_msgid
+from typing import Any
 
 from listserv import links
 from listserv.addresses import Kind
@@ -35,22 +37,43 @@ def _set_plain(msg: EmailMessage, name: str, value: str) -> None:
         msg[name] = value
 
 
+def _headers(info: ListInfo, to: str, subject: str, *, auto: str, reply_to: str | None,
+             from_addr: str | None) -> list[tuple[str, str]]:
+    """A notice's own headers, in order (``_base``, ``_fast_mixed``)."""
+    headers = [("From", formataddr((f"{info.name} list", from_addr or info.address(Kind.REQUEST)))),
+               ("To", to), ("Subject", subject), ("Date", format_datetime(utcnow())),
+               ("Message-ID", make_msgid(domain=info.domain)), ("Auto-Submitted", auto),
+               ("Precedence", "list"), ("List-Id", f"<{info.list_id}>"),
+               ("X-Loop", info.post_address)]
+    return [*headers, ("Reply-To", reply_to)] if reply_to else headers
+
+
+PARSED = ("From", "To", "Subject", "Reply-To")  # set through the email package's parsers
+
+
 def _base(info: ListInfo, to: str, subject: str, body: str, *, auto: str = "auto-replied",
           reply_to: str | None = None, from_addr: str | None = None) -> EmailMessage:
     msg = EmailMessage(policy=WIRE)
-    msg["From"] = formataddr((f"{info.name} list", from_addr or info.address(Kind.REQUEST)))
-    msg["To"] = to
-    msg["Subject"] = subject
-    _set_plain(msg, "Date", format_datetime(utcnow()))
-    _set_plain(msg, "Message-ID", make_msgid(domain=info.domain))
-    _set_plain(msg, "Auto-Submitted", auto)
-    _set_plain(msg, "Precedence", "list")
-    _set_plain(msg, "List-Id", f"<{info.list_id}>")
-    _set_plain(msg, "X-Loop", info.post_address)
-    if reply_to:
-        msg["Reply-To"] = reply_to
+    for name, value in _headers(info, to, subject, auto=auto, reply_to=reply_to,
+                                from_addr=from_addr):
+        if name in PARSED:
+            msg[name] = value
+        else:
+            _set_plain(msg, name, value)
     msg.set_content(body)
     return msg
+
+
+def _notice_bytes(info: ListInfo, to: str, subject: str, body: str, *, auto: str = "auto-replied",
+                  reply_to: str | None = None, from_addr: str | None = None) -> bytes:
+    """``_base(…).as_bytes()``, written directly when it is plain (notices about held and
+    rejected posts are made once per post in a flood; issue 12)."""
+    headers = _headers(info, to, subject, auto=auto, reply_to=reply_to, from_addr=from_addr)
+    fast = _fast_text(headers, body)
+    if fast is not None:
+        return fast
+    return _base(info, to, subject, body, auto=auto, reply_to=reply_to,
+                 from_addr=from_addr).as_bytes()
 
 
 def notice(info: ListInfo, to: str, subject: str, body: str) -> EmailMessage:
@@ -158,15 +181,15 @@ def held_for_sender(info: ListInfo, to: str, subject: str, reason: str, *, rule:
     body = (f"Your message to {info.post_address} with the subject\n\n    {subject}\n\n"
             f"is waiting for a moderator, because {reason}.\n\n"
             + NEXT_STEPS.get(rule, DEFAULT_NEXT))
-    return _base(info, to, f"Your message to {info.name} is waiting for a moderator",
-                 body).as_bytes()
+    return _notice_bytes(info, to, f"Your message to {info.name} is waiting for a moderator",
+                         body)
 
 
 def rejected_for_sender(info: ListInfo, to: str, subject: str, reason: str) -> bytes:
     body = (f"Your message to {info.post_address} with the subject\n\n    {subject}\n\n"
             f"was not posted: {reason}.\n\n"
             f"If you think this is a mistake, write to {info.address(Kind.OWNER)}.\n")
-    return _base(info, to, f"Your message to {info.name} was not posted", body).as_bytes()
+    return _notice_bytes(info, to, f"Your message to {info.name} was not posted", body)
 
 
 def how_to_act(held_id: int) -> str:
@@ -196,10 +219,16 @@ def held_for_moderators(info: ListInfo, to: str, held_id: int, token: str, sende
     body = (f"A post to {info.post_address} is held for review (queue item {held_id}).\n\n"
             f"From:    {sender}\nSubject: {subject}\nReason:  {reason}\n\n{evidence}"
             + how_to_act(held_id) + on_the_web(info, held_id) + "\nThe post is attached.\n")
-    msg = _base(info, to, f"[{info.name}] held post {held_id}: {subject}"[:200], body,
-                auto="auto-generated", from_addr=info.address(Kind.OWNER),
-                reply_to=info.address(Kind.CONFIRM, token))
-    return _with_attachment(msg, original, f"held-{held_id}.eml")
+    kwargs: dict[str, Any] = {"auto": "auto-generated", "from_addr": info.address(Kind.OWNER),
+                              "reply_to": info.address(Kind.CONFIRM, token)}
+    subject_line = f"[{info.name}] held post {held_id}: {subject}"[:200]
+    filename = f"held-{held_id}.eml"
+    # Every held post makes one of these per moderator: written directly when it is plain
+    # ASCII (almost always), which the email package would write the same (issue 12).
+    fast = _fast_mixed(_headers(info, to, subject_line, **kwargs), body, original, filename)
+    if fast is not None:
+        return fast
+    return _with_attachment(_base(info, to, subject_line, body, **kwargs), original, filename)
 
 
 def held_reminder(info: ListInfo, to: str, held_id: int, token: str, sender: str, subject: str,
@@ -265,12 +294,7 @@ def _with_attachment(msg: EmailMessage, original: bytes, filename: str) -> bytes
 
     The email package would base64 a message/rfc822 given as bytes, so the part is spliced in.
     """
-    raw = _BARE_LF.sub(b"\r\n", original)
-    if not raw.endswith(b"\r\n"):
-        raw += b"\r\n"
-    boundary = "=_commonroom_" + secrets.token_hex(12)
-    while boundary.encode() in raw:  # the boundary must not occur in what it encloses
-        boundary = "=_commonroom_" + secrets.token_hex(12)
+    raw, boundary = _attachable(original)
     msg.make_mixed()
     msg.set_boundary(boundary)
     closing = f"--{boundary}--".encode()
@@ -279,6 +303,82 @@ def _with_attachment(msg: EmailMessage, original: bytes, filename: str) -> bytes
     parts = b"".join(f"--{boundary}\r\n".encode() + part + b"\r\n"
                      for part in _attachment_parts(raw, filename))
     return text.replace(closing, parts + closing)
+
+
+# Header values the email package writes back exactly as given: single-spaced printable ASCII
+# words, no encoded-word look-alikes; addresses only as "Name words <addr>" or a bare addr.
+_PLAIN_VALUE = re.compile(r"[!-~]+(?: [!-~]+)*\Z")
+_PLAIN_ADDRESS = re.compile(r"(?:[A-Za-z0-9_-]+(?: [A-Za-z0-9_-]+)* <[A-Za-z0-9._+=-]+@[A-Za-z0-9.-]+>"
+                            r"|[A-Za-z0-9._+=-]+@[A-Za-z0-9.-]+)\Z")
+ADDRESS_HEADERS = ("From", "To", "Reply-To")
+_NEWLINES = re.compile(r"\r\n|\r|\n")  # what the email package's generator takes as line ends
+
+
+def _plain_header(name: str, value: str) -> bool:
+    """Whether ``name: value`` can be written as is: one line the email package would not
+    fold, re-quote or decode. Pure."""
+    if len(name) + 2 + len(value) > 78 or "=?" in value:
+        return False
+    pattern = _PLAIN_ADDRESS if name in ADDRESS_HEADERS else _PLAIN_VALUE
+    return pattern.match(value) is not None
+
+
+def _text_part(body: str) -> tuple[str, bytes] | None:
+    """The text's Content-Transfer-Encoding and CRLF bytes as ``set_content(body)`` writes them
+    (its own choice of 7bit, 8bit, quoted-printable or base64), or None for text the email
+    package might treat otherwise (control characters)."""
+    if "\r" in body or not all(line.isprintable() for line in body.split("\n")):
+        return None
+    cte, payload = _encode_text(body, "utf-8", None, WIRE)
+    return cte, _NEWLINES.sub("\r\n", payload).encode("ascii", "surrogateescape")
+
+
+def _plain_head(headers: list[tuple[str, str]], text: tuple[str, bytes] | None) -> str | None:
+    """The notice's own header lines, or None when one of them needs the email package."""
+    if text is None or not all(_plain_header(name, value) for name, value in headers):
+        return None
+    return "".join(f"{name}: {value}\r\n" for name, value in headers)
+
+
+def _fast_text(headers: list[tuple[str, str]], body: str) -> bytes | None:
+    """``_base(…).as_bytes()`` written directly, byte for byte the same (tests check this),
+    or None when a header or the text needs the email package."""
+    text = _text_part(body)
+    head = _plain_head(headers, text)
+    if head is None or text is None:
+        return None
+    cte, payload = text
+    return (f"{head}Content-Type: text/plain; charset=\"utf-8\"\r\n"
+            f"Content-Transfer-Encoding: {cte}\r\nMIME-Version: 1.0\r\n\r\n").encode() + payload
+
+
+def _fast_mixed(headers: list[tuple[str, str]], body: str, original: bytes,
+                filename: str) -> bytes | None:
+    """``_with_attachment(_base(…))`` written directly, byte for byte the same (tests check
+    this), or None when a header or the text needs the email package."""
+    text = _text_part(body)
+    head = _plain_head(headers, text)
+    if head is None or text is None:
+        return None
+    cte, payload = text
+    raw, boundary = _attachable(original)
+    out = (f"{head}MIME-Version: 1.0\r\nContent-Type: multipart/mixed;\r\n boundary=\"{boundary}\"\r\n\r\n"
+           f"--{boundary}\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n"
+           f"Content-Transfer-Encoding: {cte}\r\n\r\n").encode() + payload + b"\r\n"
+    parts = b"".join(f"--{boundary}\r\n".encode() + part + b"\r\n"
+                     for part in _attachment_parts(raw, filename))
+    return out + parts + f"--{boundary}--\r\n".encode()
+
+
+def _attachable(original: bytes) -> tuple[bytes, str]:
+    """The post with CRLF line ends, and a boundary that does not occur in it."""
+    raw = _BARE_LF.sub(b"\r\n", original)
+    if not raw.endswith(b"\r\n"):
+        raw += b"\r\n"
+    boundary = "=_commonroom_" + secrets.token_hex(12)
+    while boundary.encode() in raw:  # the boundary must not occur in what it encloses
+        boundary = "=_commonroom_" + secrets.token_hex(12)
+    return raw, boundary
 
 
 def to_owners(info: ListInfo, to: str, original: bytes, sender: str) -> bytes:

@@ -10,6 +10,8 @@ Invariants:
   and with NORMAL a power loss right after it could still lose that message.
 - ``postgresql://`` URLs are driven by psycopg 3.
 - The schema is created and upgraded only by Alembic (``upgrade``); tests use the same path.
+- A failed COMMIT ends its transaction on both backends (SQLite's is rolled back by the
+  connection), so no session is handed a pooled connection still inside an old transaction.
 - Work registered with ``after_commit`` runs only once the session's transaction has committed
   (``Store.session``, or the group committer for a unit), never for one rolled back.
 """
@@ -20,7 +22,7 @@ import logging
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +214,16 @@ def _fair_connection(lock: FairLock) -> type[sqlite3.Connection]:
         def commit(self) -> None:
             try:
                 super().commit()
+            except BaseException:
+                # A COMMIT SQLite refuses (a deferred foreign key, "database is locked") leaves
+                # the transaction open, and SQLAlchemy, which counts it as ended, may return
+                # the connection to the pool without a rollback: the next session would find
+                # it inside the old transaction, still holding the write lock. End it, as
+                # PostgreSQL does with a failed COMMIT.
+                if self.in_transaction:
+                    with suppress(sqlite3.Error):
+                        super().rollback()
+                raise
             finally:
                 self._pass_turn()
 

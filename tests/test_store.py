@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from sqlmodel import select
+import sqlite3
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
 
 from listserv.models import MailingList
 from listserv.serve import schema_problem
@@ -109,3 +115,45 @@ def test_upgrade_to_0004_backfills_when_posts_were_accepted(db_url: str) -> None
         assert got == {1: (arrived, None), 2: (approved, None), 3: (None, None), 4: (None, None)}
     finally:
         store.dispose()
+
+
+
+def _fail_a_commit_with_store_session(store: Store) -> None:
+    with store.session() as s:
+        s.execute(text("INSERT INTO t_child (id, parent_id) VALUES (1, 99)"))
+
+
+def _fail_a_commit_on_a_connection(store: Store) -> None:
+    """As the group committer does: a Session bound to a Connection of the engine."""
+    with store.engine.connect() as conn, Session(bind=conn) as s:
+        s.execute(text("INSERT INTO t_child (id, parent_id) VALUES (1, 99)"))
+        s.commit()
+
+
+@pytest.mark.parametrize("fail", [_fail_a_commit_with_store_session,
+                                  _fail_a_commit_on_a_connection])
+def test_a_session_after_a_failed_commit_starts_clean(
+        store: Store, fail: Callable[[Store], None]) -> None:
+    """A COMMIT that fails (here a deferred foreign key, checked only at COMMIT; SQLite then
+    stays in the transaction) must not leave the pooled connection inside it: the next sessions
+    work, write only their own rows, and on SQLite the write lock is free again."""
+    with store.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t_parent (id INTEGER PRIMARY KEY)"))
+        conn.execute(text("CREATE TABLE t_child (id INTEGER PRIMARY KEY, parent_id INTEGER "
+                          "REFERENCES t_parent (id) DEFERRABLE INITIALLY DEFERRED)"))
+    with pytest.raises(IntegrityError):
+        fail(store)
+    for n in (2, 3):  # more than once: the pool hands the same connection back
+        with store.session() as s:
+            s.execute(text(f"INSERT INTO t_parent (id) VALUES ({n})"))
+    with store.session() as s:
+        assert s.execute(text("SELECT count(*) FROM t_child")).scalar() == 0
+        assert s.execute(text("SELECT count(*) FROM t_parent")).scalar() == 2
+    if store.is_sqlite:  # another process can write now: no transaction was left open
+        other = sqlite3.connect(store.url.split(":///", 1)[1], timeout=1, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("INSERT INTO t_parent (id) VALUES (4)")
+            other.execute("COMMIT")
+        finally:
+            other.close()
