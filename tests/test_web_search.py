@@ -49,7 +49,7 @@ def test_search_finds_a_phrase_with_its_words_marked(site: Site) -> None:
         assert page.count("<li>") == 1, page
         assert re.search(r"<mark>learning</mark>\s*<mark>platform</mark>|"
                          r"<mark>learning platform</mark>", page), page
-        assert re.search(r'<a href="/lists/demo/threads/\d+#m\d+">Moodle hosting costs</a>', page)
+        assert re.search(r'<a href="/lists/demo/threads/\d+\?post=\d+#m\d+">Moodle hosting costs</a>', page)
         assert "Ann Archer" in page and "ann@example.org" not in page
     # Tags in a plain-text post are text: escaped (SQLite's snippet keeps them; PostgreSQL's
     # ts_headline drops what its parser reads as tags). Never markup.
@@ -129,7 +129,7 @@ def test_a_browser_searches_from_the_header(site: Site, browser: Any) -> None:
     assert marks in (["breakfast", "meeting"], ["breakfast meeting"]), browser.page_source
     link = browser.find_element(By.CSS_SELECTOR, "ol.results h2 a")
     assert link.text == "Social media café in Ripley"
-    assert re.search(r"/lists/demo/threads/\d+#m\d+$", link.get_attribute("href") or "")
+    assert re.search(r"/lists/demo/threads/\d+\?post=\d+#m\d+$", link.get_attribute("href") or "")
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
 

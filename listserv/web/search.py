@@ -53,7 +53,8 @@ def _results_page(request: Request, context: Ctx, q: str, page: str, names: list
         return f"{action}?{urlencode(params)}"
 
     hits = [{"hit": h, "list_name": by_id[h.list_id],
-             "url": f"{links.thread_url('', by_id[h.list_id], h.thread_id)}#m{h.message_pk}"
+             "url": f"{links.thread_url('', by_id[h.list_id], h.thread_id)}?post={h.message_pk}"
+                    f"#m{h.message_pk}"
              if h.thread_id else links.message_url("", by_id[h.list_id], h.message_pk)}
             for h in (results.hits if results else ())]
     return render(request, "search.html", title=f"Search {scope}" if not q else f"{q} · search",
