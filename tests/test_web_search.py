@@ -133,3 +133,33 @@ def test_a_browser_searches_from_the_header(site: Site, browser: Any) -> None:
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
 
+
+
+def _signed_in(site: Site, email: str) -> dict[str, str]:
+    from listserv import signin
+    from listserv.models import utcnow
+    from listserv.web.signin import COOKIE
+
+    return {"Cookie": f"{COOKIE}={signin.session_value(site.server.store.secret(), email, utcnow())}"}
+
+
+def test_a_list_search_not_open_to_the_viewer_answers_like_the_archive(site: Site) -> None:
+    _member(site, "ann@example.org")
+    _post(site, "ann@example.org", "Moodle hosting costs", "We pay per learner.\n")
+    with site.server.store.session() as s:
+        ml = find(s, "demo")
+        assert ml is not None
+        ml.archive = "members"
+        s.add(ml)
+    for path, params in (("/lists/demo/search", {"q": "Moodle"}),
+                         ("/search", {"q": "Moodle", "list": "demo"})):
+        out = site.get(path, params=params)  # signed out: told to sign in, as on the archive
+        assert out.status_code == 401 and "Please sign in" in out.text, path
+        assert "Moodle hosting costs" not in out.text
+        stranger = site.get(path, params=params, headers=_signed_in(site, "eve@example.org"))
+        assert stranger.status_code == 403 and "Not open to you" in stranger.text, path
+        assert "Moodle hosting costs" not in stranger.text
+        member = site.get(path, params=params, headers=_signed_in(site, "ann@example.org"))
+        assert member.status_code == 200 and "Moodle hosting costs" in member.text, path
+    assert site.get("/lists/nosuch/search", params={"q": "Moodle"}).status_code == 404
+    assert site.get("/search", params={"q": "x", "list": "nosuch"}).status_code == 404
