@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement, and_, case, func, literal, tuple_
 from sqlmodel import Session, col, select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from listserv import list_admin, thread_summary
+from listserv import list_admin, thread_pages, thread_summary
 from listserv.archive_access import Archive
 from listserv.message import reply_ids
 from listserv.models import (
@@ -36,7 +36,7 @@ from listserv.models import (
     PersonKind,
     Thread,
 )
-from listserv.reply_tree import Node, Post, build
+from listserv.reply_tree import Node, Post, build, flatten
 
 PAGE_SIZE = 25
 WEEKS = 12  # bars in a list's posts-per-week chart
@@ -225,12 +225,17 @@ def authors(session: Session, messages: Iterable[Message]) -> dict[int, Author]:
 class ThreadView:
     thread: ThreadRow
     roots: tuple[Node, ...]
+    page: thread_pages.Page  # the posts to show
     messages: dict[int, Message]  # by pk
-    authors: dict[int, Author]  # by message pk
+    authors: dict[int, Author]  # by message pk: the page's posts and their parents
 
 
-def thread(session: Session, list_id: int, thread_id: int) -> ThreadView | None:
-    """A thread's accepted posts and their reply tree; None if there is no such thread here."""
+def thread(session: Session, list_id: int, thread_id: int, number: int = 1,
+           at: int | None = None) -> ThreadView | None:
+    """Page ``number`` of a thread's accepted posts in reply order (or the page showing post
+    ``at``, when it is one of them), with the whole reply tree; None if there is no such
+    thread here or no such page. The tree needs every post's headers; bodies and authors are
+    only wanted for the page's posts."""
     t = session.get(Thread, thread_id)
     if t is None or t.list_id != list_id or t.post_count < 1:
         return None
@@ -243,8 +248,17 @@ def thread(session: Session, list_id: int, thread_id: int) -> ThreadView | None:
         assert m.id is not None
         in_reply_to, refs = reply_ids(m.raw, m.message_id)
         posts.append(Post(m.id, m.message_id, refs, m.date or m.received_at, in_reply_to))
-    return ThreadView(_row(t), tuple(build(posts)), {m.id: m for m in msgs if m.id is not None},
-                      authors(session, msgs))
+    roots = tuple(build(posts))
+    order = flatten(roots)
+    if at is not None:
+        number = thread_pages.page_of(order, at) or number
+    page = thread_pages.page(order, number)
+    if page is None:
+        return None
+    by_pk = {m.id: m for m in msgs if m.id is not None}
+    named = {n.post.pk for n in page.nodes} | set(page.parent_page)
+    return ThreadView(_row(t), roots, page, by_pk,
+                      authors(session, [by_pk[pk] for pk in sorted(named)]))
 
 
 def message(session: Session, list_id: int, pk: int) -> Message | None:

@@ -7,7 +7,9 @@ The index over those rows is the backend's own (migration 0010):
 - SQLite: an FTS5 table with ``search_text`` as its external content, kept current by triggers;
   ranked by ``bm25``, excerpts by ``snippet``.
 - PostgreSQL: a generated ``tsvector`` column with a GIN index; ``websearch_to_tsquery``,
-  ranked by ``ts_rank_cd``, and ``ts_headline`` only for the rows of the page asked for.
+  ranked by ``ts_rank_cd``, and ``ts_headline`` only for the rows of the page asked for. The
+  column indexes accent-folded text (``accents``, migration 0017) and the query is folded the
+  same way, so both backends find "café" for "cafe" and the other way round.
 
 Invariants:
 - Only accepted posts are found, and only on the lists the caller names (the caller decides
@@ -23,11 +25,12 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import Row, bindparam, text
 from sqlmodel import Session, col, select
 
-from listserv import quotes, search_query
+from listserv import accents, quotes, search_query
 from listserv.bodytext import first_text
 from listserv.models import MailingList, Message, SearchText
 
@@ -125,16 +128,27 @@ def search(session: Session, typed: str, list_ids: Sequence[int], *, page: int =
     if query.empty or not list_ids:
         return Results(query, page)
     params = {"ids": list(list_ids), "n": per_page + 1, "skip": (page - 1) * per_page}
-    if session.get_bind().dialect.name == "postgresql":
-        stmt, params["q"] = _PG_SEARCH, search_query.websearch(query)
-    else:
+    pg = session.get_bind().dialect.name == "postgresql"
+    if pg:
+        # The index holds folded text (migration 0017), so the query is folded the same way.
+        stmt, params["q"] = _PG_SEARCH, accents.fold(search_query.websearch(query))
+        params["fold_from"], params["fold_to"] = accents.FROM, accents.TO
+    else:  # FTS5's tokenizer folds accents on both sides itself
         stmt, params["q"] = _SQLITE_SEARCH, search_query.fts5(query)
     rows = session.execute(stmt, params).all()
+
+    def snippet(r: Row[Any]) -> str:
+        if not pg:
+            return str(r.snippet or "")
+        # ts_headline marked the folded text: show the author's own letters again.
+        return accents.restore(r.snippet or "", r.body or r.subject, _START + _STOP,
+                               _PG_DELIMITER)
+
     hits = tuple(Hit(message_pk=r.id, list_id=r.list_id, thread_id=r.thread_id,
                      subject=r.subject,
                      from_name=r.from_name or r.from_address.partition("@")[0],
                      date=_aware(r.date),
-                     snippet=segments(r.snippet or ""))
+                     snippet=segments(snippet(r)))
                  for r in rows[:per_page])
     return Results(query, page, hits, has_next=len(rows) > per_page and page < MAX_PAGE)
 
@@ -155,12 +169,16 @@ WHERE search_fts MATCH :q AND m.status = 'accepted' AND m.list_id IN :ids
 ORDER BY bm25(search_fts, 5.0, 1.0, 2.0), m.id DESC
 LIMIT :n OFFSET :skip""").bindparams(bindparam("ids", expanding=True))
 
-# The page's rows are chosen first; ts_headline, the costly part, runs only for them.
+# The page's rows are chosen first; ts_headline, the costly part, runs only for them, over the
+# same folded text the index holds (``accents``), so folded query words are marked.
+_PG_DELIMITER = " … "
 _PG_SEARCH = text(f"""
-SELECT r.id, r.list_id, r.thread_id, r.subject, r.from_name, r.from_address, r.date,
-       ts_headline('{PG_CONFIG}', CASE WHEN r.body <> '' THEN r.body ELSE r.subject END, r.q,
+SELECT r.id, r.list_id, r.thread_id, r.subject, r.from_name, r.from_address, r.date, r.body,
+       ts_headline('{PG_CONFIG}',
+                   translate(CASE WHEN r.body <> '' THEN r.body ELSE r.subject END,
+                             :fold_from, :fold_to), r.q,
                    'StartSel={_START}, StopSel={_STOP}, MaxWords=35, MinWords=12, '
-                   'MaxFragments=2, FragmentDelimiter=" … "') AS snippet
+                   'MaxFragments=2, FragmentDelimiter="{_PG_DELIMITER}"') AS snippet
 FROM (
   SELECT m.id, m.list_id, m.thread_id, m.subject, m.from_name, m.from_address, m.date,
          st.body, q.q,

@@ -161,9 +161,7 @@ def test_pages(store: Store) -> None:
     assert set(_pks(first) + _pks(second) + _pks(third)) == pks
 
 
-def test_diacritics_are_ignored_on_sqlite(store: Store, posts: dict[str, int]) -> None:
-    if not store.is_sqlite:
-        pytest.skip("PostgreSQL's 'english' configuration keeps accents (no unaccent here)")
+def test_diacritics_are_ignored(store: Store, posts: dict[str, int]) -> None:
     assert _pks(_find(store, "cafe")) == [posts["cafe"]]
 
 
@@ -201,3 +199,67 @@ def test_searchable_lists_follow_the_visibility_decision(store: Store,
         hidden = search.searchable_lists(s, may_read=lambda ml: ml.name != "demo")
         ids = [ml.id for ml in hidden if ml.id is not None]
         assert _pks(search.search(s, "moodle", ids)) == [posts["elsewhere"]]
+
+
+@pytest.fixture
+def accented(store: Store) -> dict[str, int]:
+    make_list(store, "demo", members=("jose@example.org", "ann@example.org"))
+    return {
+        "cafe": _post(store, "José Núñez <jose@example.org>", "Social media café in Ripley",
+                      "A naïve résumé of the Zürich pilot, with notes from São Paulo.\n"
+                      ).message_pk,
+        "plain": _post(store, "ann@example.org", "The cafe at noon",
+                       "Plain letters only: resume, naive, Zurich.\n").message_pk,
+    }
+
+
+@pytest.mark.parametrize("typed,found", [
+    ("cafe", {"cafe", "plain"}), ("café", {"cafe", "plain"}), ("CAFÉ", {"cafe", "plain"}),
+    ("naive", {"cafe", "plain"}), ("naïve", {"cafe", "plain"}),
+    ("resume", {"cafe", "plain"}), ("résumé", {"cafe", "plain"}),
+    ("zurich", {"cafe", "plain"}), ("Zürich", {"cafe", "plain"}),
+    ('"sao paulo"', {"cafe"}), ('"São Paulo"', {"cafe"}),
+    ("jose", {"cafe"}), ("nunez", {"cafe"}), ("Núñez", {"cafe"}),
+])
+def test_accents_are_folded_the_same_on_both_backends(store: Store, accented: dict[str, int],
+                                                      typed: str, found: set[str]) -> None:
+    assert set(_pks(_find(store, typed, "demo"))) == {accented[k] for k in found}
+
+
+def test_snippets_keep_the_accents_and_mark_the_folded_match(store: Store,
+                                                             accented: dict[str, int]) -> None:
+    [hit] = [h for h in _find(store, "resume zurich", "demo").hits
+             if h.message_pk == accented["cafe"]]
+    text = "".join(t for t, _ in hit.snippet)
+    assert "naïve résumé of the Zürich pilot" in text
+    assert _marked(hit) == ["résumé", "zürich"]
+
+
+def test_upgrade_to_0017_folds_posts_already_indexed(db_url: str) -> None:
+    """Posts indexed before 0017 are found by folded words after it (PostgreSQL recomputes
+    the column), and the migration goes down again."""
+    store = Store(db_url)
+    try:
+        store.upgrade("0016")
+        make_list(store, "demo", members=("jose@example.org",))
+        pk = _post(store, "jose@example.org", "Social media café", "Notes from Zürich.\n").message_pk
+        store.upgrade()
+        assert _pks(_find(store, "zurich cafe", "demo")) == [pk]
+        _downgrade_to(store, "0016")
+        store.upgrade()
+        assert _pks(_find(store, "Zürich", "demo")) == [pk]
+    finally:
+        store.dispose()
+
+
+def _downgrade_to(store: Store, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    from listserv.store import MIGRATIONS
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)

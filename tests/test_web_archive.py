@@ -357,7 +357,7 @@ def test_signed_in_readers_of_archives_not_public(site: Site, setting: str,
 def test_search_finds_posts_only_where_the_viewer_may_read(site: Site, setting: str) -> None:
     pks = _conversation(site)
     tid = _thread_of(site.server.store, pks["open"])
-    hit = f'href="/lists/demo/threads/{tid}#m{pks["open"]}"'
+    hit = f'href="/lists/demo/threads/{tid}?post={pks["open"]}#m{pks["open"]}"'
     assert hit in site.get("/search", params={"q": "Moodle"}).text  # public: anyone
     _members(site.server.store, archive=setting)
     for path in ("/search", "/lists/demo/search"):
@@ -391,3 +391,120 @@ def test_browser_members_only_archive_refuses_a_stranger_and_admits_a_signed_in_
     wait_for_text(browser, "main", "Signed in as")
     browser.get(thread)
     wait_for_text(browser, "main", "We use Moodle")
+
+
+# --- long threads are paged (issue 9 follow-up) ---
+
+LONG = 120
+
+
+def _long_thread(site: Site) -> tuple[list[int], dict[int, int | None]]:
+    """A 120-post thread, posts in reply order, and each post's parent: every third post
+    answers the opening post, the others the post before them, so subtrees cross pages."""
+    store = site.server.store
+    _members(store, "ann@example.org", max_posts_per_hour=0)
+    parents: dict[int, int | None] = {}
+    for i in range(LONG):
+        headers = {}
+        if i:
+            to = 0 if i % 3 == 0 else i - 1
+            headers = {"In-Reply-To": f"<p{to}@x>"}
+        post(store, mail("ann@example.org", TO, "Long one", f"Word{i}x here.\n",
+                         message_id=f"p{i}@x", headers=headers))
+        parents[i] = None if not i else (0 if i % 3 == 0 else i - 1)
+    pks = [_pk(store, f"p{i}@x") for i in range(LONG)]
+    by_index = {pk: i for i, pk in enumerate(pks)}
+
+    # Reply order: depth first, answers in date (here: storage) order.
+    children: dict[int | None, list[int]] = {}
+    for i in range(LONG):
+        children.setdefault(parents[i], []).append(i)
+    order: list[int] = []
+    stack = [0]
+    while stack:
+        i = stack.pop()
+        order.append(pks[i])
+        stack.extend(reversed(children.get(i, [])))
+    return order, {pk: pks[p] if (p := parents[by_index[pk]]) is not None else None
+                   for pk in pks}
+
+
+def _shown(html: str) -> list[int]:
+    return [int(pk) for pk in re.findall(r'<li id="m(\d+)">', html)]
+
+
+def test_a_long_thread_is_paged_in_reply_order_with_its_tree(site: Site) -> None:
+    order, parent = _long_thread(site)
+    tid = _thread_of(site.server.store, order[0])
+    base = f"/lists/demo/threads/{tid}"
+    pages = [site.get(base), site.get(f"{base}?page=2"), site.get(f"{base}?page=3")]
+    assert [p.status_code for p in pages] == [200, 200, 200]
+    shown = [_shown(p.text) for p in pages]
+    assert [len(s) for s in shown] == [50, 50, 20]
+    assert shown[0] + shown[1] + shown[2] == order  # page after page reads the whole thread
+    assert site.get(base, params={"page": "1"}).text.count('<li id="m') == 50
+    for number, page in enumerate(pages, start=1):
+        html = page.text
+        tree = _tree(html)  # balanced, whatever depth the page opens at
+        on_page = set(shown[number - 1])
+        for pk, up in tree.items():
+            # Nested in its parent when the parent is on the page, else at the page's top
+            # level with a link to the parent's page.
+            assert up == (parent[pk] if parent[pk] in on_page else None), pk
+            if parent[pk] is not None and parent[pk] not in on_page:
+                where = next(n for n, s in enumerate(shown, start=1) if parent[pk] in s)
+                link = f"{base}?page={where}#m{parent[pk]}" if where > 1 else \
+                    f"{base}#m{parent[pk]}"
+                assert f'in reply to <a href="{link}">' in html, pk
+        assert ('<a rel="prev"' in html) == (number > 1)
+        assert ('<a rel="next"' in html) == (number < 3)
+        assert f"page {number} of 3" in html
+        assert problems(html) == []
+    assert f'<a rel="next" href="{base}?page=2">' in pages[0].text
+    assert f'<a rel="prev" href="{base}">' in pages[1].text
+    assert f'<link rel="next" href="{base}?page=3">' in pages[1].text
+    for bad in ("0", "4", "x", "-1", "9" * 30):
+        assert site.get(base, params={"page": bad}).status_code == 404, bad
+    assert "<nav class=\"pages\"" not in site.get(  # a short thread has no pager
+        f"/lists/demo/threads/{_thread_of(site.server.store, _conversation(site)['open'])}").text
+
+
+def test_message_and_search_links_land_on_the_page_of_the_post(site: Site) -> None:
+    order, _ = _long_thread(site)
+    tid = _thread_of(site.server.store, order[0])
+    for pk in (order[0], order[49], order[50], order[110]):
+        message = site.get(f"/lists/demo/messages/{pk}").text
+        link = re.search(rf'<a href="(/lists/demo/threads/{tid}[^"#]*)#m{pk}">thread</a>',
+                         message)
+        assert link is not None, pk
+        page = site.get(link.group(1).replace("&amp;", "&"))
+        assert page.status_code == 200 and pk in _shown(page.text), pk
+        number = order.index(pk) // 50 + 1
+        canonical = f"/lists/demo/threads/{tid}" + (f"?page={number}" if number > 1 else "")
+        assert f'<link rel="canonical" href="{canonical}">' in page.text
+    with site.server.store.read_session() as s:
+        m = s.get(Message, order[110])
+        assert m is not None
+        word = re.search(rb"Word\d+x", m.raw)
+        assert word is not None
+    found = site.get("/search", params={"q": word.group(0).decode()}).text
+    hit = re.search(rf'href="(/lists/demo/threads/{tid}[^"#]*)#m{order[110]}"', found)
+    assert hit is not None
+    assert order[110] in _shown(site.get(hit.group(1).replace("&amp;", "&")).text)
+
+
+def test_browser_reads_a_long_thread_across_pages(site: Site, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    order, parent = _long_thread(site)
+    pk = order[110]
+    browser.get(f"{site.url}/lists/demo/messages/{pk}")
+    browser.find_element(By.LINK_TEXT, "thread").click()
+    post_el = browser.find_element(By.ID, f"m{pk}")
+    assert post_el.is_displayed() and "page 3 of 3" in browser.find_element(By.TAG_NAME, "main").text
+    browser.find_element(By.CSS_SELECTOR, "nav.pages a[rel=prev]").click()
+    wait_for_text(browser, "main", "page 2 of 3")
+    # The tree still nests on page 2: some post sits inside its parent's item.
+    child = next(c for c in order[50:100] if parent[c] in order[50:100])
+    nested = browser.find_element(By.CSS_SELECTOR, f"#m{parent[child]} #m{child}")
+    assert nested.is_displayed()

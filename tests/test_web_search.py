@@ -49,7 +49,7 @@ def test_search_finds_a_phrase_with_its_words_marked(site: Site) -> None:
         assert page.count("<li>") == 1, page
         assert re.search(r"<mark>learning</mark>\s*<mark>platform</mark>|"
                          r"<mark>learning platform</mark>", page), page
-        assert re.search(r'<a href="/lists/demo/threads/\d+#m\d+">Moodle hosting costs</a>', page)
+        assert re.search(r'<a href="/lists/demo/threads/\d+\?post=\d+#m\d+">Moodle hosting costs</a>', page)
         assert "Ann Archer" in page and "ann@example.org" not in page
     # Tags in a plain-text post are text: escaped (SQLite's snippet keeps them; PostgreSQL's
     # ts_headline drops what its parser reads as tags). Never markup.
@@ -129,7 +129,37 @@ def test_a_browser_searches_from_the_header(site: Site, browser: Any) -> None:
     assert marks in (["breakfast", "meeting"], ["breakfast meeting"]), browser.page_source
     link = browser.find_element(By.CSS_SELECTOR, "ol.results h2 a")
     assert link.text == "Social media café in Ripley"
-    assert re.search(r"/lists/demo/threads/\d+#m\d+$", link.get_attribute("href") or "")
+    assert re.search(r"/lists/demo/threads/\d+\?post=\d+#m\d+$", link.get_attribute("href") or "")
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
 
+
+
+def _signed_in(site: Site, email: str) -> dict[str, str]:
+    from listserv import signin
+    from listserv.models import utcnow
+    from listserv.web.signin import COOKIE
+
+    return {"Cookie": f"{COOKIE}={signin.session_value(site.server.store.secret(), email, utcnow())}"}
+
+
+def test_a_list_search_not_open_to_the_viewer_answers_like_the_archive(site: Site) -> None:
+    _member(site, "ann@example.org")
+    _post(site, "ann@example.org", "Moodle hosting costs", "We pay per learner.\n")
+    with site.server.store.session() as s:
+        ml = find(s, "demo")
+        assert ml is not None
+        ml.archive = "members"
+        s.add(ml)
+    for path, params in (("/lists/demo/search", {"q": "Moodle"}),
+                         ("/search", {"q": "Moodle", "list": "demo"})):
+        out = site.get(path, params=params)  # signed out: told to sign in, as on the archive
+        assert out.status_code == 401 and "Please sign in" in out.text, path
+        assert "Moodle hosting costs" not in out.text
+        stranger = site.get(path, params=params, headers=_signed_in(site, "eve@example.org"))
+        assert stranger.status_code == 403 and "Not open to you" in stranger.text, path
+        assert "Moodle hosting costs" not in stranger.text
+        member = site.get(path, params=params, headers=_signed_in(site, "ann@example.org"))
+        assert member.status_code == 200 and "Moodle hosting costs" in member.text, path
+    assert site.get("/lists/nosuch/search", params={"q": "Moodle"}).status_code == 404
+    assert site.get("/search", params={"q": "x", "list": "nosuch"}).status_code == 404

@@ -133,8 +133,10 @@ def wait_for_text(browser: Any, css: str, wanted: str, timeout: float = 15.0) ->
 
 @pytest.fixture
 def browser(browser_session: Any) -> Any:
-    """The session's headless Chromium (a selenium WebDriver), with no cookies."""
+    """The session's headless Chromium (a selenium WebDriver), with no cookies and an empty
+    console log (an earlier test's expected 401 must not count as this test's error)."""
     browser_session.delete_all_cookies()
+    browser_session.get_log("browser")  # reading the log empties it
     return browser_session
 
 

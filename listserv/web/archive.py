@@ -30,7 +30,6 @@ from starlette.exceptions import HTTPException
 from listserv import archive, archive_access, links, list_admin, lists, mailhtml, mailparts
 from listserv.archive_access import Access
 from listserv.models import MailingList, Message, utcnow
-from listserv.reply_tree import flatten
 from listserv.web import feeds
 from listserv.web.context import Ctx
 from listserv.web.pages import message_page, render
@@ -146,36 +145,65 @@ def _rendered(ml: MailingList, msg: Message) -> tuple[Markup, list[mailparts.Att
     return mailhtml.render_body(parts.body, cids.get), parts.attachments
 
 
+def nesting(depths: list[int]) -> tuple[list[Markup], Markup]:
+    """The tags before each post of a page (by tree depth) and after the last, nesting each
+    answer in the <li> of the post it answers. A page that opens inside a subtree opens the
+    levels above its first post as unnamed items, so its depths still read as a tree."""
+    base = min(depths, default=0)
+    before: list[Markup] = []
+    prev = -1
+    for depth in (d - base for d in depths):
+        if prev < 0:
+            before.append(Markup('<li class="continued"><ol class="replies">' * depth))
+        elif depth > prev:
+            before.append(Markup('<ol class="replies">'))
+        else:
+            before.append(Markup("</li>" + "</ol></li>" * (prev - depth)))
+        prev = depth
+    return before, Markup("</li>" + "</ol></li>" * prev if prev >= 0 else "")
+
+
+def _page_link(name: str, tid: int, number: int) -> str:
+    return f"/lists/{name}/threads/{tid}" + (f"?page={number}" if number > 1 else "")
+
+
 @router.get("/lists/{name}/threads/{thread_id}", response_class=HTMLResponse)
-def thread_page(request: Request, context: Ctx, name: str, thread_id: str) -> Response:
-    tid = _number(thread_id)
+def thread_page(request: Request, context: Ctx, name: str, thread_id: str, page: str = "1",
+                post: str = "") -> Response:
+    """A page of a thread (``?page=N``), or the page showing one of its posts (``?post=PK``,
+    which message pages and search results link to, as only the tree knows where a post is)."""
+    tid, number = _number(thread_id), _number(page)
+    at = _number(post) if post else None
     try:
         with _readable(context, request, name) as (s, ml):
             assert ml.id is not None
-            view = archive.thread(s, ml.id, tid)
+            view = archive.thread(s, ml.id, tid, number, at)
     except _Refused as refused:
         return refusal(request, name, refused.access)
     if view is None:
         raise HTTPException(404)
     zone = _zone(ml)
+    shown = view.page
+    befores, closing = nesting([node.depth for node in shown.nodes])
     items = []
-    prev = -1
-    for node in flatten(view.roots):
+    for node, before in zip(shown.nodes, befores, strict=True):
         msg = view.messages[node.post.pk]
         body, atts = _rendered(ml, msg)
-        # Nested lists show the tree to every reader, screen readers included.
-        if node.depth > prev:
-            before = Markup('<ol class="replies">' if prev >= 0 else "")
-        else:
-            before = Markup("</li>" + "</ol></li>" * (prev - node.depth))
+        parent_url = None
+        if node.parent is not None:
+            elsewhere = shown.parent_page.get(node.parent, shown.number) != shown.number
+            parent_url = (_page_link(name, tid, shown.parent_page[node.parent]) if elsewhere
+                          else "") + f"#m{node.parent}"
         items.append({"node": node, "msg": msg, "author": view.authors[node.post.pk],
                       "when": _when(msg.date or msg.received_at, zone), "body": body,
-                      "attachments": atts, "before": before, "parent": node.parent,
+                      "attachments": atts, "before": before, "parent_url": parent_url,
                       "parent_author": view.authors[node.parent] if node.parent else None})
-        prev = node.depth
-    closing = Markup("</li>" + "</ol></li>" * max(prev, 0))
     return render(request, "archive_thread.html", title=view.thread.subject or "(no subject)",
-                  ml=ml, thread=view.thread, items=items, closing=closing)
+                  ml=ml, thread=view.thread, items=items, closing=closing, page=shown,
+                  here=_page_link(name, tid, shown.number),
+                  prev=_page_link(name, tid, shown.number - 1) if shown.number > 1 else None,
+                  next=_page_link(name, tid, shown.number + 1)
+                  if shown.number < shown.count else None)
 
 
 @router.get("/lists/{name}/messages/{pk}", response_class=HTMLResponse)
