@@ -4,7 +4,7 @@ SQLite's FTS5 tokenizer (``unicode61 remove_diacritics 2``) folds accents itself
 text search does not, and its ``unaccent`` is an extension the database user may not be allowed
 to create. So the fold is defined here, from ``unicodedata``, as a table of single characters,
 and PostgreSQL applies the same table with its built-in ``translate()``: in the generated
-``tsvector`` column (migration 0017) and to the text ``ts_headline`` marks, while the query is
+``tsvector`` column (migration 0018) and to the text ``ts_headline`` marks, while the query is
 folded here before it is sent.
 
 Invariants:
@@ -14,7 +14,7 @@ Invariants:
 - It folds exactly the Latin letters with diacritics whose base is an ASCII letter (é→e, Ž→Z,
   ṃ→m), which SQLite's tokenizer folds too; letters that are not "a letter plus marks" (ø, ł,
   æ, ß) are left alone by both.
-- Migration 0017 froze ``FROM``/``TO`` into the column's definition: changing the table needs a
+- Migration 0018 froze ``FROM``/``TO`` into the column's definition: changing the table needs a
   new migration regenerating the column.
 """
 

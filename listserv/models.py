@@ -459,7 +459,7 @@ class SearchText(SQLModel, table=True):
     when it is released or imported. The index over it is each backend's own and not a model:
     on SQLite the FTS5 table ``search_fts`` (this table is its external content, triggers keep
     it current), on PostgreSQL the generated ``tsv`` column and its GIN index (migration 0010;
-    over accent-folded text since 0017, ``listserv.accents``).
+    over accent-folded text since 0018, ``listserv.accents``).
     """
 
     __tablename__ = "search_text"

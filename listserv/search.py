@@ -8,7 +8,7 @@ The index over those rows is the backend's own (migration 0010):
   ranked by ``bm25``, excerpts by ``snippet``.
 - PostgreSQL: a generated ``tsvector`` column with a GIN index; ``websearch_to_tsquery``,
   ranked by ``ts_rank_cd``, and ``ts_headline`` only for the rows of the page asked for. The
-  column indexes accent-folded text (``accents``, migration 0017) and the query is folded the
+  column indexes accent-folded text (``accents``, migration 0018) and the query is folded the
   same way, so both backends find "café" for "cafe" and the other way round.
 
 Invariants:
@@ -130,7 +130,7 @@ def search(session: Session, typed: str, list_ids: Sequence[int], *, page: int =
     params = {"ids": list(list_ids), "n": per_page + 1, "skip": (page - 1) * per_page}
     pg = session.get_bind().dialect.name == "postgresql"
     if pg:
-        # The index holds folded text (migration 0017), so the query is folded the same way.
+        # The index holds folded text (migration 0018), so the query is folded the same way.
         stmt, params["q"] = _PG_SEARCH, accents.fold(search_query.websearch(query))
         params["fold_from"], params["fold_to"] = accents.FROM, accents.TO
     else:  # FTS5's tokenizer folds accents on both sides itself

@@ -23,7 +23,7 @@ def test_fold(text: str, folded: str) -> None:
 def test_the_table_is_one_character_to_one() -> None:
     assert len(FROM) == len(TO) == len(TABLE) > 400
     assert all(len(k) == len(v) == 1 and v.isascii() for k, v in TABLE.items())
-    assert "'" not in FROM + TO  # written into SQL by migration 0017
+    assert "'" not in FROM + TO  # written into SQL by migration 0018
 
 
 def test_sqlite_folds_every_letter_of_the_table_the_same_way() -> None:
@@ -49,14 +49,14 @@ def test_restore(marked: str, original: str, restored: str) -> None:
     assert restore(marked, original, "\x02\x03", " … ") == restored
 
 
-def test_migration_0017_froze_the_same_table() -> None:
+def test_migration_0018_froze_the_same_table() -> None:
     import importlib.util
     from pathlib import Path
 
     import listserv
 
-    path = Path(listserv.__file__).parent / "migrations/versions/0017_search_accents.py"
-    spec = importlib.util.spec_from_file_location("m0017", path)
+    path = Path(listserv.__file__).parent / "migrations/versions/0018_search_accents.py"
+    spec = importlib.util.spec_from_file_location("m0018", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

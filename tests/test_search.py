@@ -235,17 +235,17 @@ def test_snippets_keep_the_accents_and_mark_the_folded_match(store: Store,
     assert _marked(hit) == ["résumé", "zürich"]
 
 
-def test_upgrade_to_0017_folds_posts_already_indexed(db_url: str) -> None:
-    """Posts indexed before 0017 are found by folded words after it (PostgreSQL recomputes
+def test_upgrade_to_0018_folds_posts_already_indexed(db_url: str) -> None:
+    """Posts indexed before 0018 are found by folded words after it (PostgreSQL recomputes
     the column), and the migration goes down again."""
     store = Store(db_url)
     try:
-        store.upgrade("0016")
+        store.upgrade("0017")
         make_list(store, "demo", members=("jose@example.org",))
         pk = _post(store, "jose@example.org", "Social media café", "Notes from Zürich.\n").message_pk
         store.upgrade()
         assert _pks(_find(store, "zurich cafe", "demo")) == [pk]
-        _downgrade_to(store, "0016")
+        _downgrade_to(store, "0017")
         store.upgrade()
         assert _pks(_find(store, "Zürich", "demo")) == [pk]
     finally:

@@ -5,8 +5,8 @@ the built-in ``translate`` with ``listserv.accents``' table frozen here (no ``un
 extension, which the database user may not be allowed to create). PostgreSQL recomputes the
 column for every row. SQLite needs nothing: its tokenizer already folds the same letters.
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-06
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0017'
-down_revision = '0016'
+revision = '0018'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 
