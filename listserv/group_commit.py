@@ -175,11 +175,19 @@ class GroupCommitter:
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
-        """A session committed on exit. A failed commit ends its transaction (``Store``), so the
-        connection goes back to the pool clean and need not be thrown away."""
-        with Session(self.store.engine, expire_on_commit=False) as session:
-            yield session
-            session.commit()
+        """A session committed on exit, on a connection of its own that is thrown away if the
+        commit fails. A COMMIT the database refuses is rolled back by ``Store``, but a commit
+        that fails before reaching the driver (a listener, an interrupted thread) leaves the
+        driver inside the transaction, holding the write turn, while SQLAlchemy counts it as
+        ended; throwing the connection away ends both (tests/test_group_commit.py)."""
+        with self.store.engine.connect() as conn:
+            try:
+                with Session(bind=conn, expire_on_commit=False) as session:
+                    yield session
+                    session.commit()
+            except BaseException:
+                conn.invalidate()
+                raise
 
     def _run_alone(self, unit: _Unit[Any]) -> None:
         unit.value, unit.error, unit.hooks = None, None, []
