@@ -150,6 +150,7 @@ def apply(session: Session, ml: MailingList, email: str, changes: Changes, *, ac
         done.append("posts in an official capacity" if changes.official else "not official")
     if changes.role is not None:
         sub.role = changes.role.value
+        subscriptions.forget_moderators(session)
         done.append(f"role {changes.role.value}")
     if changes.delivery is not None:
         sub.delivery_mode = changes.delivery.value

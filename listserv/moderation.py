@@ -44,7 +44,6 @@ from listserv.models import (
     Message,
     Outbox,
     OutboxPriority,
-    OutboxState,
     Role,
     utcnow,
 )
@@ -132,12 +131,11 @@ def hold(session: Session, cfg: Config, ml: MailingList, info: ListInfo, msg: Me
     # The rows ``outbox.enqueue_notice`` would add, in one statement.
     policy = participation.describe(msg.policy) if msg.policy else ""
     now = utcnow()
-    rows = [{"list_id": ml.id, "recipient": mod, "sender": info.address(Kind.BOUNCES),
-             "priority": OutboxPriority.BULK.value, "state": OutboxState.PENDING.value,
-             "next_attempt_at": now, "created_at": now,
-             "payload": notices.held_for_moderators(info, mod, held_id, token, msg.from_address,
-                                                    msg.subject, decision.reason, msg.raw,
-                                                    policy=policy)}
+    rows = [outbox.notice_row(list_id=ml.id, recipient=mod, sender=info.address(Kind.BOUNCES),
+                              priority=OutboxPriority.BULK, now=now,
+                              payload=notices.held_for_moderators(
+                                  info, mod, held_id, token, msg.from_address, msg.subject,
+                                  decision.reason, msg.raw, policy=policy))
             for mod in subscriptions.moderators(session, ml.id)]
     if rows:
         session.execute(insert(OUTBOX), rows)

@@ -89,6 +89,15 @@ def backoff_seconds(attempts: int) -> float:
     return base * _jitter.uniform(0.8, 1.2)
 
 
+def notice_row(*, list_id: int | None, recipient: str, sender: str, payload: bytes,
+               priority: OutboxPriority, now: datetime) -> dict[str, Any]:
+    """The outbox row ``enqueue_notice`` adds, for a core ``INSERT`` where a flood adds many
+    (held posts: no ORM object to flush at the next query). Pure."""
+    return {"list_id": list_id, "recipient": recipient, "sender": sender,
+            "priority": priority.value, "state": OutboxState.PENDING.value,
+            "next_attempt_at": now, "created_at": now, "payload": payload}
+
+
 def enqueue_notice(session: Session, *, list_id: int | None, recipient: str, sender: str,
                    payload: bytes, priority: OutboxPriority = OutboxPriority.NOTICE) -> Outbox:
     """Queue one ready-made message (a confirmation, a reply to a command, a bounce notice).

@@ -22,17 +22,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 
-from sqlalchemy import delete, func
+from sqlalchemy import Table, delete, func, insert
 from sqlmodel import Session, col, select
 
 from listserv import outbox, subscriptions
-from listserv.models import OutboxPriority, SenderNotice
+from listserv.models import OutboxPriority, SenderNotice, utcnow
+from listserv.outbox import OUTBOX
 from listserv.rules import automatic_mail
 
 log = logging.getLogger("commonroom.notices")
 
 PER_DAY = 1
 WINDOW = timedelta(days=1)
+SENDER_NOTICE: Table = SenderNotice.__table__  # type: ignore[attr-defined]
 _DMARC_FAIL = re.compile(r"(?:^|[;\s])dmarc\s*=\s*fail\b", re.IGNORECASE)
 
 
@@ -93,10 +95,13 @@ def notify(session: Session, *, list_id: int | None, address: str, kind: str, se
         log.info("no %s notice to %s: %s", kind, address, why_not,
                  extra={"list_id": list_id, "recipient": address, "why": why_not})
         return False
-    outbox.enqueue_notice(session, list_id=list_id, recipient=address, sender=sender,
-                          payload=payload() if callable(payload) else payload,
-                          priority=priority)
-    session.add(SenderNotice(address=address, list_id=list_id, kind=kind, sent_at=now))
+    # Core statements, not ORM objects: nothing left to flush at the next post's query (a
+    # flood's held posts each come here; issue 12).
+    session.execute(insert(OUTBOX), [outbox.notice_row(
+        list_id=list_id, recipient=address, sender=sender, priority=priority, now=utcnow(),
+        payload=payload() if callable(payload) else payload)])
+    session.execute(insert(SENDER_NOTICE).values(address=address, list_id=list_id, kind=kind,
+                                                 sent_at=now))
     return True
 
 

@@ -25,9 +25,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, Pool
 from sqlmodel import Session
 
 from listserv.fair_lock import FairLock
@@ -242,10 +243,29 @@ def _fair_connection(lock: FairLock) -> type[sqlite3.Connection]:
     return FairConnection
 
 
+# The site secret by database: made once and never changed after (nothing but ``site_secret``
+# writes site_setting "secret"), so read once per process; every held post signs a link with it
+# (issue 12). Keyed by the engine's pool, which its read-only variants share; weak keys, so a
+# disposed store takes its entry with it.
+_SECRETS: WeakKeyDictionary[Pool, bytes] = WeakKeyDictionary()
+_SECRET_MADE = "commonroom_secret_made"  # session.info: the transaction that made the secret
+
+
 def site_secret(session: Session) -> bytes:
+    bind = session.get_bind()
+    pool = bind.pool if isinstance(bind, Engine) else bind.engine.pool
+    known = _SECRETS.get(pool)
+    if known is not None:
+        return known
     row = session.get(SiteSetting, "secret")
+    transaction = session.get_transaction()
     if row is None:
         row = SiteSetting(key="secret", value=secrets.token_hex(32))
         session.add(row)
         session.flush()
-    return bytes.fromhex(row.value)
+        session.info[_SECRET_MADE] = transaction
+    # One made by this transaction may yet roll back: kept only once read in a later one.
+    if session.info.get(_SECRET_MADE) is transaction:
+        return bytes.fromhex(row.value)
+    secret = _SECRETS[pool] = bytes.fromhex(row.value)
+    return secret

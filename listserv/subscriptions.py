@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -55,17 +56,25 @@ def canonical(address: str) -> str | None:
 
 
 _BANS = "commonroom_bans"  # session.info: (transaction, {list id: its bans and the site's})
+_MODERATORS = "commonroom_moderators"  # session.info: (transaction, {list id: its moderators})
+
+
+def _per_transaction(session: Session, key: str) -> dict[Any, Any]:
+    """A cache in ``session.info`` under ``key`` that lasts as long as the session's current
+    transaction: another session's change is seen from the next one."""
+    transaction = session.get_transaction()
+    cached = session.info.get(key)
+    if cached is None or cached[0] is not transaction:
+        cached = session.info[key] = (transaction, {})
+    by_list: dict[Any, Any] = cached[1]
+    return by_list
 
 
 def active_bans(session: Session, list_id: int | None, now: datetime) -> list[BanRule]:
     """The bans in force for ``list_id``. Read once per transaction and list (a post asks
     twice, and the group committer runs many posts in one transaction); ``bans.add`` and
     ``bans.remove`` forget what was read (``forget_bans``)."""
-    transaction = session.get_transaction()
-    cached = session.info.get(_BANS)
-    if cached is None or cached[0] is not transaction:
-        cached = session.info[_BANS] = (transaction, {})
-    by_list: dict[int | None, list[BanRule]] = cached[1]
+    by_list: dict[int | None, list[BanRule]] = _per_transaction(session, _BANS)
     rules = by_list.get(list_id)
     if rules is None:
         rows = session.exec(select(Ban).where(
@@ -306,6 +315,7 @@ def add_member(session: Session, ml: MailingList, email: str, *, name: str = "",
         existing.role = role.value
         existing.delivery_mode = mode.value
         session.add(existing)
+        forget_moderators(session)
         audit.record(session, list_id=ml.id, actor=actor or email, action="subscribed",
                      target=email, detail=f"role={role.value} delivery={mode.value} (was a "
                                           f"non-member; moderation {existing.moderation or 'default'} kept)")
@@ -314,11 +324,13 @@ def add_member(session: Session, ml: MailingList, email: str, *, name: str = "",
         if role is not Role.MEMBER and existing.role != role.value:
             existing.role = role.value
             session.add(existing)
+            forget_moderators(session)
             audit.record(session, list_id=ml.id, actor=actor, action="role-changed",
                          target=email, detail=role.value)
         return False
     session.add(Subscription(list_id=ml.id, address_id=addr.id, role=role.value,
                              delivery_mode=mode.value))
+    forget_moderators(session)
     audit.record(session, list_id=ml.id, actor=actor or email, action="subscribed",
                  target=email, detail=f"role={role.value} delivery={mode.value}")
     return True
@@ -331,15 +343,26 @@ def remove_member(session: Session, ml: MailingList, email: str, *, actor: str =
     if sub is None:
         return False
     session.delete(sub)
+    forget_moderators(session)
     audit.record(session, list_id=ml.id, actor=actor or email, action="unsubscribed",
                  target=email, detail=f"via {via}" if via else "")
     return True
 
 
 def moderators(session: Session, list_id: int) -> list[str]:
-    """Addresses of the list's moderators and owners, for notices."""
-    rows = session.exec(select(Address.email).join(
-        Subscription, col(Subscription.address_id) == col(Address.id)).where(
-        Subscription.list_id == list_id,
-        col(Subscription.role).in_([Role.MODERATOR.value, Role.OWNER.value]))).all()
-    return sorted(rows)
+    """Addresses of the list's moderators and owners, for notices. Read once per transaction
+    and list (every held post asks); a change of role or membership here forgets what was read
+    (``forget_moderators``), like the bans."""
+    by_list: dict[int, list[str]] = _per_transaction(session, _MODERATORS)
+    known = by_list.get(list_id)
+    if known is None:
+        known = by_list[list_id] = sorted(session.exec(select(Address.email).join(
+            Subscription, col(Subscription.address_id) == col(Address.id)).where(
+            Subscription.list_id == list_id,
+            col(Subscription.role).in_([Role.MODERATOR.value, Role.OWNER.value]))).all())
+    return list(known)
+
+
+def forget_moderators(session: Session) -> None:
+    """A role or membership changed in this session: read the moderators again when asked."""
+    session.info.pop(_MODERATORS, None)
