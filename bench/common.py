@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
@@ -490,6 +490,22 @@ def start_serve(url: str, folder: Path, timeout: float = 60.0
     proc.wait(30)
     raise RuntimeError(f"the server did not answer within {timeout:.0f} s "
                        f"(exit code {proc.returncode})")
+
+
+@dataclass
+class Tickets:
+    """Post numbers 1..posts, each handed out once to the client threads that share them."""
+
+    posts: int
+    _next: int = field(default=0, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def take(self) -> int | None:
+        with self._lock:
+            if self._next >= self.posts:
+                return None
+            self._next += 1
+            return self._next
 
 
 def send_post(port: int, sender: str, raw: bytes) -> None:

@@ -37,6 +37,7 @@ from bench.common import (
     LIST,
     POST_ADDRESS,
     AppRunner,
+    Tickets,
     fresh_database,
     machine,
     member_email,
@@ -106,19 +107,9 @@ def _sink_main(conn: Connection, count: Any, watched: Any, watched_n: Any, joine
 
 
 @dataclass
-class Flood:
-    posts: int
+class Flood(Tickets):
     run_id: str
-    _next: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
     errors: list[str] = field(default_factory=list)
-
-    def take(self) -> int | None:
-        with self._lock:
-            if self._next >= self.posts:
-                return None
-            self._next += 1
-            return self._next
 
     def run(self, port: int) -> None:
         with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:

@@ -52,6 +52,7 @@ from bench.common import (
     AppProcess,
     AppRunner,
     CountingSink,
+    Tickets,
     body_text,
     cpu_seconds,
     fresh_database,
@@ -79,23 +80,13 @@ def press_release(n: int, size: int = 3000) -> str:
 
 
 @dataclass
-class Clients:
+class Clients(Tickets):
     """The shared work counter and what the client threads saw."""
 
-    posts: int
     run_id: str
     policy: bool = False
-    _next: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-
-    def take(self) -> int | None:
-        with self._lock:
-            if self._next >= self.posts:
-                return None
-            self._next += 1
-            return self._next
 
     def message(self, i: int) -> tuple[str, bytes]:
         sender = member_email(i % MEMBERS + 1)
