@@ -14,18 +14,61 @@ Invariants:
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
+import time
 from collections import deque
 
 
 class FairLock:
+    POLL = 0.0005  # seconds between tries of the file lock, doubling to MAX_POLL
+    MAX_POLL = 0.002
+
     def __init__(self) -> None:
         self._mutex = threading.Lock()
         self._held = False
         self._waiters: deque[threading.Lock] = deque()
+        self._fd: int | None = None
+
+    def share_with_processes(self, path: str) -> None:
+        """From now on the holder also takes an exclusive ``flock`` on ``path``, as do the other
+        processes that share it (``commonroom serve`` and its SMTP process, ``listserv.door``):
+        their writers then wait for each other's COMMIT, not in SQLite's busy handler, whose
+        sleeps grow to 100 ms. One thread per process tries the file at a time (the turn in
+        this process comes first)."""
+        if self._fd is None:
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
     def acquire(self, timeout: float) -> bool:
         """True once this caller holds the lock; False if ``timeout`` seconds passed first."""
+        deadline = time.monotonic() + timeout
+        if not self._acquire_turn(timeout):
+            return False
+        if self._fd is None or self._lock_file(deadline):
+            return True
+        self._pass_turn()
+        return False
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._pass_turn()
+
+    def _lock_file(self, deadline: float) -> bool:
+        assert self._fd is not None
+        pause = self.POLL
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(pause)  # a commit lasts milliseconds: poll, do not block unbounded
+                pause = min(pause * 2, self.MAX_POLL)
+
+    def _acquire_turn(self, timeout: float) -> bool:
         with self._mutex:
             if not self._held:
                 self._held = True
@@ -42,7 +85,7 @@ class FairLock:
                 return True  # handed over just as the wait ended: it is ours
             return False
 
-    def release(self) -> None:
+    def _pass_turn(self) -> None:
         with self._mutex:
             if self._waiters:
                 self._waiters.popleft().release()  # straight to the next in line, still held

@@ -15,6 +15,10 @@ Invariants:
 - Units are taken first in, first out (urgent ones first: a member's post is not queued behind
   a flood of held posts) and a group's futures resolve in that order. With one writer thread
   (SQLite) they are also written in that order.
+- Background units (the inbound pipeline's: ``listserv.inbound_queue``) come last: a group
+  takes ``background_share`` of them after its other units, or up to ``max_background`` when
+  nothing else has arrived for ``QUIET`` seconds. Arrivals so never wait behind more than a
+  share of background work, and background work is never stopped by a burst of arrivals.
 - Work registered with ``store.after_commit`` during a unit (wake-ups, logs) runs only after the
   commit that holds the unit, and not at all for a unit rolled back.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -40,6 +45,9 @@ log = logging.getLogger("commonroom.group_commit")
 T = TypeVar("T")
 MAX_GROUP = 64  # bounds a group's transaction time, and so the wait of the next arrivals
 MAX_WAIT = 0.0  # seconds to linger for more units; 0: take only what queued meanwhile
+BACKGROUND_SHARE = 1  # background units in a group that has others
+MAX_BACKGROUND = 8  # background units in a group of their own, when arrivals are quiet
+QUIET = 0.05  # seconds without arrivals after which background units fill a group
 
 
 @dataclass
@@ -58,16 +66,22 @@ class GroupCommitter:
     write lock, several groups can be written at once."""
 
     def __init__(self, store: Store, *, max_group: int = MAX_GROUP,
-                 max_wait: float = MAX_WAIT, writers: int = 1) -> None:
+                 max_wait: float = MAX_WAIT, writers: int = 1,
+                 background_share: int = BACKGROUND_SHARE,
+                 max_background: int = MAX_BACKGROUND) -> None:
         if max_group < 1 or writers < 1:
             raise ValueError("max_group and writers must be at least 1")
         self.writers = writers
         self.store = store
         self.max_group = max_group
         self.max_wait = max_wait
+        self.background_share = background_share
+        self.max_background = max_background
         self._ready = threading.Condition()
         self._urgent: deque[_Unit[Any]] = deque()
         self._normal: deque[_Unit[Any]] = deque()
+        self._background: deque[_Unit[Any]] = deque()
+        self._last_arrival = float("-inf")  # monotonic time of the last non-background unit
         self._stopping = False
         self._writing = 0  # groups being written now
         self._threads: list[threading.Thread] = []
@@ -93,24 +107,39 @@ class GroupCommitter:
             self._threads = []
 
     def submit(self, work: Callable[[Session], T], *, urgent: bool = False,
-               own_savepoints: bool = False) -> Future[T]:
+               own_savepoints: bool = False, background: bool = False) -> Future[T]:
         """Queue ``work``; ``urgent`` work (a member's post, a person's request) goes in a
         group of its own ahead of the rest, so a flood of held posts does not delay it.
         ``own_savepoints``: the work rolls back what it wrote whenever it raises, so it needs no
         savepoint of the committer's (``inbound.store_one``: two statements fewer a message,
-        round trips on PostgreSQL)."""
+        round trips on PostgreSQL). ``background`` work waits behind everything else, see the
+        module's invariants."""
         if not self._threads:
             raise RuntimeError("the group committer is not started")
         unit: _Unit[T] = _Unit(work, own_savepoints)
         with self._ready:
-            (self._urgent if urgent else self._normal).append(unit)
+            queue = self._background if background else (
+                self._urgent if urgent else self._normal)
+            queue.append(unit)
+            if not background:
+                self._last_arrival = time.monotonic()
             self._ready.notify()
         return unit.future
 
+    def note_arrival(self) -> None:
+        """Arrivals handled elsewhere (an SMTP process) count as arrivals here: background
+        units then take only their share of a group, so those arrivals' writes wait less."""
+        with self._ready:
+            self._last_arrival = time.monotonic()
+
     def pending(self) -> int:
-        """Units waiting for the writer (for tests and benches)."""
+        """Units other than background ones waiting for the writer (for tests and benches)."""
         with self._ready:
             return len(self._urgent) + len(self._normal)
+
+    def background_pending(self) -> int:
+        with self._ready:
+            return len(self._background)
 
     def busy(self) -> bool:
         """Whether work submitted now would wait: every writer is writing, or units queue."""
@@ -144,7 +173,7 @@ class GroupCommitter:
     def _next_group(self) -> list[_Unit[Any]] | None:
         """The next group, urgent units first (each queue first in, first out); None to stop."""
         with self._ready:
-            while not (self._urgent or self._normal):
+            while not (self._urgent or self._normal or self._background):
                 if self._stopping:
                     return None
                 self._ready.wait()
@@ -154,7 +183,13 @@ class GroupCommitter:
                     timeout=self.max_wait)
             source = self._urgent or self._normal
             self._writing += 1
-            return [source.popleft() for _ in range(min(len(source), self.max_group))]
+            group = [source.popleft() for _ in range(min(len(source), self.max_group))]
+            quiet = not group and time.monotonic() - self._last_arrival > QUIET
+            room = min(self.max_group - len(group),
+                       self.max_background if quiet else self.background_share)
+            group += [self._background.popleft()
+                      for _ in range(min(len(self._background), room))]
+            return group
 
     def _run_group(self, group: list[_Unit[Any]]) -> None:
         try:

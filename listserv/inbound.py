@@ -12,6 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -173,12 +174,18 @@ class MemberHint:
         self._known: dict[tuple[str, tuple[str, ...]], tuple[bool, float]] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, sender: str, lists: tuple[str, ...]) -> bool:
-        now = time.monotonic()
+    def remembered(self, sender: str, lists: tuple[str, ...]) -> bool:
+        """The remembered answer, without a query; KeyError when there is none (or it is old)."""
         with self._lock:
             known = self._known.get((sender, lists))
-        if known is not None and now - known[1] < self.ttl:
-            return known[0]
+        if known is None or time.monotonic() - known[1] >= self.ttl:
+            raise KeyError(sender)
+        return known[0]
+
+    def __call__(self, sender: str, lists: tuple[str, ...]) -> bool:
+        with contextlib.suppress(KeyError):
+            return self.remembered(sender, lists)
+        now = time.monotonic()
         with self.store.read_session() as s:
             member = s.exec(select(Subscription.id).join(
                 Address, col(Address.id) == col(Subscription.address_id)).join(

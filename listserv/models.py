@@ -200,6 +200,23 @@ class Message(SQLModel, table=True):
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
+class InboundMessage(SQLModel, table=True):
+    """A message the SMTP door accepted and committed (its 250 sent), waiting for the pipeline
+    (``listserv.inbound_queue``): the raw bytes as stored in ``message.raw`` later, and what
+    RCPT decided. The row is deleted in the transaction that handles it."""
+
+    __tablename__ = "inbound"
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = Field(default_factory=utcnow)
+    envelope_from: str = ""
+    destinations: str = ""  # ``shunt.envelope_to``'s "list:kind[:extra], …"
+    dmarc_policy: str = Field(default="", max_length=16)
+    urgent: bool = False  # a person's request or a member's post: handled first
+    attempts: int = 0  # handlings that raised (``MAX_ATTEMPTS`` then it waits for a person)
+    last_error: str = ""
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
 class Held(SQLModel, table=True):
     """A post waiting for a moderator. ``id`` is the number moderators use."""
 

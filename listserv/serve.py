@@ -28,7 +28,9 @@ from listserv.config import Config, ConfigError
 from listserv.delivery import PostRenderer
 from listserv.dkim import load_signer
 from listserv.dmarc import DmarcResolver, lookup_from_thread
+from listserv.door import DoorProcess
 from listserv.group_commit import GroupCommitter
+from listserv.inbound_queue import Pipeline
 from listserv.outbox import OutboxWorker
 from listserv.smtp import ListHandler, smtp_factory
 from listserv.store import MIGRATIONS, Store
@@ -87,6 +89,8 @@ class App:
         self.store = store or Store(cfg.database_url)
         self.worker: OutboxWorker | None = None
         self.committer: GroupCommitter | None = None
+        self.pipeline: Pipeline | None = None
+        self.door: DoorProcess | None = None
         self.server: asyncio.Server | None = None
         self.port = cfg.server.smtp_port if smtp_port is None else smtp_port
         self.with_scheduler = with_scheduler
@@ -137,20 +141,12 @@ class App:
         # under a flood (bench/README.md).
         self.committer = GroupCommitter(self.store)
         self.committer.start()
-        handler = ListHandler(self.store, self.cfg, resolver, self.worker.wake, self.committer)
-        loop = asyncio.get_running_loop()
-        try:
-            self.server = await loop.create_server(
-                smtp_factory(handler, self.cfg), host=self.cfg.server.smtp_host,
-                port=self.port)
-        except OSError as e:
-            await self.worker.stop()
-            await asyncio.to_thread(self.committer.stop)
-            raise StartupError(
-                f"cannot listen on {self.cfg.server.smtp_host}:{self.port} "
-                f"({e.strerror}); is another commonroom running? Change [server] smtp_port "
-                "or stop the other process") from None
-        self.port = self.server.sockets[0].getsockname()[1]
+        self.pipeline = Pipeline(self.store, self.cfg, self.committer, self.worker.wake)
+        await self.pipeline.start()
+        if self.cfg.server.smtp_process:
+            await self._start_door()
+        else:
+            await self._start_smtp(resolver)
         if self.with_scheduler:
             from digests.schedule import Scheduler
 
@@ -163,6 +159,35 @@ class App:
                  else f"Maildir {self.cfg.maildir_path}")
         log.info("SMTP on %s:%s for %s; delivering to %s", self.cfg.server.smtp_host, self.port,
                  self.cfg.server.domain, where)
+
+    async def _start_smtp(self, resolver: DmarcResolver) -> None:
+        assert self.pipeline is not None and self.committer is not None
+        handler = ListHandler(self.store, self.cfg, resolver, self.pipeline.accepted,
+                              self.committer)
+        try:
+            self.server = await asyncio.get_running_loop().create_server(
+                smtp_factory(handler, self.cfg), host=self.cfg.server.smtp_host,
+                port=self.port)
+        except OSError as e:
+            await self.stop()
+            raise StartupError(
+                f"cannot listen on {self.cfg.server.smtp_host}:{self.port} "
+                f"({e.strerror}); is another commonroom running? Change [server] smtp_port "
+                "or stop the other process") from None
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _start_door(self) -> None:
+        assert self.pipeline is not None
+        self.store.share_write_lock()  # SQLite: queue with the SMTP process's writers
+        pipeline = self.pipeline
+        self.door = DoorProcess(self.cfg, self.port,
+                                lambda row_id, urgent: pipeline.accepted(row_id, urgent))
+        try:
+            self.port = await self.door.start()
+        except RuntimeError as e:
+            self.door = None
+            await self.stop()
+            raise StartupError(str(e)) from None
 
     async def _start_web(self) -> None:
         from listserv.web.app import create_app
@@ -190,6 +215,8 @@ class App:
         log.info("web pages on %s (public address %s)", web.url, self.cfg.server.web_base_url)
 
     def _smtp_problem(self) -> str | None:
+        if self.door is not None:
+            return None if self.door.alive else "the SMTP process is not running"
         if self.server is None or not self.server.is_serving():
             return "the SMTP server is not listening"
         return None
@@ -214,6 +241,11 @@ class App:
             await self.stop()
             raise StartupError(f"the Discord bot cannot start: {e}") from None
 
+    async def settle(self, timeout: float = 30.0) -> None:
+        """Wait until every message accepted so far has been handled (tests, benches)."""
+        assert self.pipeline is not None, "the app is not started"
+        await self.pipeline.settle(timeout)
+
     def sweep_once(self) -> tuple[int, int]:
         """The scheduler's held-post sweep, run now (tests; the scheduler runs it every minute)."""
         from digests.jobs import sweep
@@ -233,6 +265,10 @@ class App:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        if self.door is not None:
+            await self.door.stop()
+        if self.pipeline is not None:  # after the SMTP server: what it accepted is queued
+            await self.pipeline.stop()
         if self.committer is not None:  # after the SMTP server: its sessions' units finish
             await asyncio.to_thread(self.committer.stop)
         if self.worker is not None:

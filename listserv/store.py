@@ -105,6 +105,13 @@ class Store:
         (APScheduler's job store does on shutdown; it must not take the store's with it)."""
         return self._create_engine(self.url, self.synchronous, self._write_lock)
 
+    def share_write_lock(self) -> None:
+        """On a SQLite file: this store's writers also take turns with the other processes'
+        that call this (``FairLock.share_with_processes``; ``serve`` and its SMTP process)."""
+        path = self.url.split(":///", 1)[1] if self.url.startswith("sqlite:///") else ""
+        if path and path != ":memory:":
+            self._write_lock.share_with_processes(path + "-writelock")
+
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"

@@ -81,7 +81,13 @@ class Running:
         if isinstance(data, str):
             data = data.replace("\n", "\r\n").encode()
         with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as client:
-            return client.sendmail(mail_from, rcpt, data)
+            refused = client.sendmail(mail_from, rcpt, data)
+        self.settle()
+        return refused
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until the pipeline has handled every accepted message (a 250 means queued)."""
+        self.call(self.app.settle(timeout), timeout + 5)
 
     def drain(self, timeout: float = 15.0) -> None:
         """Wait until the outbox has nothing left to send now."""

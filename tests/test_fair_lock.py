@@ -85,3 +85,22 @@ def test_sqlite_writers_of_a_store_commit_in_arrival_order(tmp_path: Path) -> No
         t.join(30)
     store.dispose()
     assert order == list(range(5))
+
+
+def test_locks_sharing_a_file_exclude_each_other_as_processes_would(tmp_path: Path) -> None:
+    """Two locks on one file (as ``serve`` and its SMTP process hold them): flock is per open
+    file, so two opens in one process stand in for two processes."""
+    one, two = FairLock(), FairLock()
+    for lock in (one, two):
+        lock.share_with_processes(str(tmp_path / "db-writelock"))
+    assert one.acquire(timeout=1)
+    started = time.monotonic()
+    assert not two.acquire(timeout=0.2), "the other holds the file"
+    assert time.monotonic() - started >= 0.2
+    released: list[float] = []
+    threading.Timer(0.1, lambda: (released.append(time.monotonic()), one.release())).start()
+    assert two.acquire(timeout=5)
+    assert released and time.monotonic() - released[0] < 0.05, "taken as soon as it is free"
+    two.release()
+    assert one.acquire(timeout=1)
+    one.release()

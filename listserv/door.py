@@ -1,0 +1,220 @@
+"""The SMTP door in a process of its own (``[server] smtp_process = true``).
+
+Python runs one thread at a time per process. In one process, accepting mail shares that one
+thread with the pipeline and delivery, so a burst is accepted only as fast as it is handled.
+With the door in a child process, accepting (RCPT lookups, the header parse, one INSERT into the
+inbound queue, group-committed) uses a core of its own, and the parent's pipeline takes the rows.
+
+Invariants:
+- The child does only what the in-process door does (``smtp.ListHandler``, its own
+  ``GroupCommitter``): a 250 still means the row is committed.
+- After each commit the child tells the parent the row (id, urgent) over a pipe; if a word is
+  lost (the parent busy restarting, the pipe broken), the parent's sweep finds the row.
+- The parent starts the child, learns its port (``smtp_port = 0`` asks for a free one), and
+  starts it again if it dies; stopping closes the pipe and the child finishes what it accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from listserv.config import Config
+
+log = logging.getLogger("commonroom.door")
+
+START_TIMEOUT = 60.0  # seconds for the child to import, connect and listen
+RESTART_DELAY = 1.0
+
+
+@dataclass(frozen=True)
+class DoorSpec:
+    cfg: Config
+    port: int
+    log_level: int
+
+
+def child_main(spec: DoorSpec, conn: Connection, stop: Connection) -> None:
+    """The child process: serve SMTP, telling the parent each accepted row over ``conn``, until
+    ``stop`` reads EOF (the parent closed it, or died) or SIGTERM."""
+    from listserv import logsetup
+
+    logsetup.configure(level=spec.log_level)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    try:
+        asyncio.run(_serve(spec, conn, stop))
+    except Exception as e:  # start-up problems go to the parent, which says them
+        with contextlib.suppress(OSError):
+            conn.send(("error", str(e)))
+        raise SystemExit(1) from None
+
+
+async def _serve(spec: DoorSpec, conn: Connection, stop_conn: Connection) -> None:
+    from listserv.group_commit import GroupCommitter
+    from listserv.inbound import Prepared
+    from listserv.serve import resolver_for
+    from listserv.smtp import ListHandler, smtp_factory
+    from listserv.store import Store
+
+    cfg = spec.cfg
+    store = Store(cfg.database_url)
+    store.share_write_lock()  # with the parent's writers, first come first served
+    committer = GroupCommitter(store)
+    committer.start()
+    loop = asyncio.get_running_loop()
+    lost = [False]
+
+    def tell(row_id: int, urgent: bool, _prepared: Prepared) -> None:
+        if lost[0]:
+            return
+        try:
+            conn.send((row_id, urgent))
+        except OSError:  # the parent is gone or restarting: its sweep finds the row
+            lost[0] = True
+
+    handler = ListHandler(store, cfg, resolver_for(cfg), tell, committer)
+    try:
+        server = await loop.create_server(smtp_factory(handler, cfg), host=cfg.server.smtp_host,
+                                          port=spec.port)
+    except OSError as e:
+        committer.stop()
+        raise RuntimeError(
+            f"cannot listen on {cfg.server.smtp_host}:{spec.port} ({e.strerror}); is another "
+            "commonroom running? Change [server] smtp_port or stop the other process") from None
+    conn.send(("port", server.sockets[0].getsockname()[1]))
+    stop = asyncio.Event()
+    loop.add_reader(stop_conn.fileno(), stop.set)  # nothing is written there: EOF means stop
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    loop.remove_reader(stop_conn.fileno())
+    server.close()
+    await server.wait_closed()
+    await asyncio.to_thread(committer.stop)  # what was accepted is committed before exit
+    store.dispose()
+
+
+class DoorProcess:
+    """The parent's handle on the child: start, watch, restart, stop."""
+
+    def __init__(self, cfg: Config, port: int, on_accepted: Callable[[int, bool], None]) -> None:
+        self.cfg = cfg
+        self.port = port
+        self.on_accepted = on_accepted
+        self._ctx = multiprocessing.get_context("spawn")  # no threads or loops copied by fork
+        self._process: Any = None
+        self._conn: Connection | None = None
+        self._stopping = False
+        self._restart: asyncio.Task[None] | None = None
+        self._stop_write: Connection | None = None
+        self.restarts = 0
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
+    async def start(self) -> int:
+        """Start the child; its port once it listens. RuntimeError with the child's reason."""
+        self._stopping = False
+        reader, writer = self._ctx.Pipe(duplex=False)  # the child's words to us
+        # The child sees us stop (or die) as EOF on a second pipe, which we never write.
+        stop_read, stop_write = self._ctx.Pipe(duplex=False)
+        spec = DoorSpec(self.cfg, self.port, logging.getLogger().getEffectiveLevel())
+        process = self._ctx.Process(target=child_main, args=(spec, writer, stop_read),
+                                    name="commonroom-smtp", daemon=True)
+        process.start()
+        writer.close()
+        stop_read.close()
+        first = await asyncio.to_thread(_first_word, reader, process)
+        if first[0] != "port":
+            process.join(5)
+            reader.close()
+            stop_write.close()
+            raise RuntimeError(str(first[1]))
+        self.port = int(first[1])
+        self._process, self._conn, self._stop_write = process, reader, stop_write
+        asyncio.get_running_loop().add_reader(reader.fileno(), self._readable)
+        return self.port
+
+    def _readable(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        try:
+            while conn.poll():
+                row_id, urgent = conn.recv()
+                self.on_accepted(int(row_id), bool(urgent))
+        except (EOFError, OSError):
+            self._gone()
+
+    def _gone(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._conn is not None:
+            loop.remove_reader(self._conn.fileno())
+            self._conn.close()
+            self._conn = None
+        if self._stop_write is not None:
+            self._stop_write.close()
+            self._stop_write = None
+        if self._stopping:
+            return
+        code = self._process.exitcode if self._process is not None else None
+        log.error("the SMTP process stopped (exit code %s); starting it again", code)
+        self._restart = loop.create_task(self._start_again())
+
+    async def _start_again(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(RESTART_DELAY)
+            if self._process is not None:
+                await asyncio.to_thread(self._process.join, 5)
+            try:
+                await self.start()
+            except RuntimeError as e:
+                log.error("the SMTP process cannot start again: %s", e)
+                continue
+            self.restarts += 1
+            return
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._restart is not None:
+            self._restart.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._restart
+        if self._process is None:
+            return
+        if self._stop_write is not None:
+            self._stop_write.close()  # EOF in the child: it finishes and exits
+            self._stop_write = None
+        await asyncio.to_thread(self._process.join, 30)
+        if self._process.is_alive():
+            self._process.terminate()
+            await asyncio.to_thread(self._process.join, 5)
+        if self._conn is not None:
+            self._readable()  # the child's last words
+            if self._conn is not None:
+                asyncio.get_running_loop().remove_reader(self._conn.fileno())
+                self._conn.close()
+                self._conn = None
+        self._process = None
+
+
+def _first_word(conn: Connection, process: Any) -> tuple[str, Any]:
+    """The child's first word: ("port", N) or ("error", why)."""
+    waited = 0.0
+    while waited < START_TIMEOUT:
+        if conn.poll(0.2):
+            try:
+                word = conn.recv()
+            except EOFError:
+                break
+            return (str(word[0]), word[1])
+        waited += 0.2
+        if not process.is_alive():
+            break
+    return ("error", f"the SMTP process did not start (exit code {process.exitcode})")

@@ -1,0 +1,253 @@
+"""The inbound queue: accepted mail waits here, committed, until the pipeline handles it.
+
+The SMTP door answers 250 once the message's row is committed (``enqueue``, through the group
+committer, so sessions that finish DATA together share one commit). ``Pipeline`` then hands the
+rows to the same committer as background work, a few at a time; each row is handled
+(``inbound.store_one``: the posting pipeline, threading, fan-out, notices) and deleted in one
+transaction. Accepting a message so costs one insert, and a burst is accepted while the
+pipeline follows, as an MTA's queue (or Mailman's ``in`` queue) does.
+
+Invariants:
+- Accepted means durable: the row is committed before the 250, and deleted only by the
+  transaction that handled (or shunted) the message, so a crash at any moment loses nothing
+  and handles nothing twice. Rows left by a stopped process are taken at the next start.
+- Urgent rows (a person's request or reply, a member's post) are handled first; the rest in
+  arrival order. The committer gives background work a place in every group, so a burst of
+  arrivals delays the pipeline but never stops it.
+- On PostgreSQL several processes share the table: the handling transaction locks its row
+  (``FOR UPDATE SKIP LOCKED``) and a row that is gone or taken is skipped.
+- A handling that raises (only when even shunting failed: ``store_one`` shunts a bug) leaves the
+  row with ``attempts`` + 1; later sweeps try it again, and after ``MAX_ATTEMPTS`` it waits for a
+  person (``commonroom queue list --inbound``; logged each time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+
+from sqlalchemy import Table, delete, insert, select, update
+from sqlmodel import Session
+
+from listserv import shunt
+from listserv.config import Config
+from listserv.group_commit import GroupCommitter
+from listserv.inbound import Delivery, Prepared, store_one
+from listserv.message import parse
+from listserv.models import InboundMessage, utcnow
+from listserv.store import Store
+
+log = logging.getLogger("commonroom.inbound_queue")
+
+INBOUND: Table = InboundMessage.__table__  # type: ignore[attr-defined]
+MAX_ATTEMPTS = 5
+IN_FLIGHT = 8  # rows handed to the committer at once: enough to fill a group, few to reorder
+SWEEP_EVERY = 10.0  # seconds between looks for rows this process was not told about
+KEEP_PARSED = 2_000  # accepted messages whose parse is kept in memory for the pipeline
+
+
+# --- the store's side: pure of everything but the session ----------------------------------
+
+def enqueue(session: Session, p: Prepared, urgent: bool) -> int:
+    """Keep an accepted message for the pipeline; its row id."""
+    d = p.delivery
+    return int(session.execute(insert(INBOUND).values(
+        received_at=utcnow(), envelope_from=d.envelope_from,
+        destinations=shunt.envelope_to(d.destinations), dmarc_policy=d.dmarc_policy,
+        urgent=urgent, attempts=0, last_error="", raw=p.raw).returning(INBOUND.c.id)).scalar_one())
+
+
+def handle(session: Session, cfg: Config, row_id: int, known: Prepared | None = None) -> bool | None:
+    """Handle queued message ``row_id`` and delete its row, in the caller's transaction. None
+    when the row is gone or another process holds it; else ``store_one``'s answer. ``known``:
+    the message as the SMTP door prepared it, to save reading and parsing it again."""
+    cols = (INBOUND.c.id,) if known is not None else (
+        INBOUND.c.envelope_from, INBOUND.c.destinations, INBOUND.c.dmarc_policy, INBOUND.c.raw)
+    row = session.execute(select(*cols).where(INBOUND.c.id == row_id)
+                          .with_for_update(skip_locked=True)).first()
+    if row is None:
+        return None
+    if known is None:
+        d = Delivery(envelope_from=row.envelope_from,
+                     destinations=tuple(shunt.destinations(row.destinations)), raw=row.raw,
+                     dmarc_policy=row.dmarc_policy)
+        known = Prepared(d, row.raw, parse(row.raw, domain=cfg.server.domain))
+    handled = store_one(session, cfg, known)
+    session.execute(delete(INBOUND).where(INBOUND.c.id == row_id))
+    return handled
+
+
+def record_failure(session: Session, row_id: int, error: str) -> None:
+    session.execute(update(INBOUND).where(INBOUND.c.id == row_id).values(
+        attempts=INBOUND.c.attempts + 1, last_error=error[:1000]))
+
+
+def waiting(session: Session, limit: int = 1000) -> list[tuple[int, bool]]:
+    """Rows still to try, urgent first then oldest: (id, urgent)."""
+    rows = session.execute(select(INBOUND.c.id, INBOUND.c.urgent)
+                           .where(INBOUND.c.attempts < MAX_ATTEMPTS)
+                           .order_by(INBOUND.c.urgent.desc(), INBOUND.c.id).limit(limit))
+    return [(int(r.id), bool(r.urgent)) for r in rows]
+
+
+@dataclass(frozen=True)
+class Waiting:
+    id: int
+    envelope_from: str
+    destinations: str
+    received_at: datetime
+    attempts: int
+    last_error: str
+
+
+def listing(session: Session) -> list[Waiting]:
+    """Every queued row, oldest first (``commonroom queue list --inbound``)."""
+    rows = session.execute(select(INBOUND.c.id, INBOUND.c.envelope_from, INBOUND.c.destinations,
+                                  INBOUND.c.received_at, INBOUND.c.attempts,
+                                  INBOUND.c.last_error).order_by(INBOUND.c.id))
+    return [Waiting(int(r.id), r.envelope_from, r.destinations, r.received_at, int(r.attempts),
+                    r.last_error) for r in rows]
+
+
+# --- the pipeline's feeder, on the event loop ------------------------------------------------
+
+class Pipeline:
+    """Feeds queued rows to the group committer, urgent first, ``in_flight`` at a time.
+
+    ``accepted`` is called on the event loop after the commit that holds a new row;
+    ``on_handled`` (the outbox worker's wake) after each commit that handled one."""
+
+    def __init__(self, store: Store, cfg: Config, committer: GroupCommitter,
+                 on_handled: Callable[[], None], *, in_flight: int = IN_FLIGHT,
+                 sweep_every: float = SWEEP_EVERY) -> None:
+        self.store, self.cfg, self.committer = store, cfg, committer
+        self.on_handled = on_handled
+        self.in_flight_limit = in_flight
+        self.sweep_every = sweep_every
+        self._heap: list[tuple[bool, int]] = []  # (not urgent, id): urgent first, then oldest
+        self._known: set[int] = set()  # in the heap or in flight
+        self._prepared: dict[int, Prepared] = {}
+        self._flying = 0
+        self._last_sweep = float("-inf")
+        self._wake: asyncio.Event | None = None
+        self._idle: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.handled = 0  # rows handled by this process (benches, tests)
+
+    async def start(self) -> None:
+        self._wake, self._idle = asyncio.Event(), asyncio.Event()
+        await self._sweep()  # what an earlier run left
+        self._task = asyncio.create_task(self._run(), name="inbound-pipeline")
+
+    async def stop(self) -> None:
+        """Stop handing rows over; wait for those handed over. The rest wait for the next start."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        deadline = time.monotonic() + 30
+        while self._flying and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    def accepted(self, row_id: int, urgent: bool, prepared: Prepared | None = None) -> None:
+        """A new row is committed (on the event loop)."""
+        self.committer.note_arrival()  # arrivals flow: keep the pipeline's groups short
+        if row_id in self._known:
+            return
+        if prepared is not None and len(self._prepared) < KEEP_PARSED:
+            self._prepared[row_id] = prepared
+        self._push(row_id, urgent)
+
+    def backlog(self) -> int:
+        """Rows this process knows are waiting or being handled."""
+        return len(self._known)
+
+    async def settle(self, timeout: float = 30.0) -> None:
+        """Wait until the queue holds nothing this process could take (tests, benches); rows
+        it was not told about yet (from an SMTP process, another process) are swept in."""
+        assert self._idle is not None, "the pipeline is not started"
+        async with asyncio.timeout(timeout):
+            while True:
+                await self._idle.wait()
+                await self._sweep()
+                if self._idle.is_set():
+                    return
+
+    def _push(self, row_id: int, urgent: bool) -> None:
+        self._known.add(row_id)
+        heapq.heappush(self._heap, (not urgent, row_id))
+        assert self._wake is not None and self._idle is not None
+        self._idle.clear()
+        self._wake.set()
+
+    async def _sweep(self) -> None:
+        self._last_sweep = time.monotonic()
+
+        def read() -> list[tuple[int, bool]]:
+            with self.store.read_session() as s:
+                return waiting(s)
+        try:
+            rows = await asyncio.to_thread(read)
+        except Exception:
+            log.exception("could not read the inbound queue; trying again later")
+            return
+        for row_id, urgent in rows:
+            if row_id not in self._known:
+                self._push(row_id, urgent)
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        if not self._known and self._idle is not None:
+            self._idle.set()
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            while self._heap and self._flying < self.in_flight_limit:
+                _, row_id = heapq.heappop(self._heap)
+                self._hand_over(row_id)
+            self._check_idle()
+            self._wake.clear()
+            if not self._heap and not self._flying:
+                due = self._last_sweep + self.sweep_every - time.monotonic()
+                if due <= 0:
+                    await self._sweep()
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), due)
+            else:
+                await self._wake.wait()
+
+    def _hand_over(self, row_id: int) -> None:
+        work = partial(handle, cfg=self.cfg, row_id=row_id,
+                       known=self._prepared.pop(row_id, None))
+        future = asyncio.wrap_future(self.committer.submit(work, background=True,
+                                                           own_savepoints=True))
+        self._flying += 1
+        future.add_done_callback(partial(self._done, row_id))
+
+    def _done(self, row_id: int, future: asyncio.Future[bool | None]) -> None:
+        self._flying -= 1
+        self._known.discard(row_id)
+        error = future.exception() if not future.cancelled() else None
+        if error is not None:
+            log.error("handling inbound message %s failed; it stays queued", row_id,
+                      exc_info=error, extra={"inbound_id": row_id})
+            # Stopping (RuntimeError): the next start tries it again, uncounted.
+            with contextlib.suppress(RuntimeError):
+                self.committer.submit(partial(record_failure, row_id=row_id,
+                                              error=f"{type(error).__name__}: {error}"),
+                                      background=True, own_savepoints=True)
+        elif future.result() is not None:
+            self.handled += 1
+            self.on_handled()
+        assert self._wake is not None
+        self._wake.set()

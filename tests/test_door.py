@@ -1,0 +1,80 @@
+"""The SMTP door in its own process (``[server] smtp_process = true``): the same answers, the
+rows reach the parent's pipeline, and a dead door is started again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import select
+
+from listserv import config as config_mod
+from listserv.models import Message, MessageStatus
+from listserv.store import Store
+from tests.harness import DOMAIN, Running, mail, make_list, running, wait_until, write_config
+from tests.smtpsink import SmtpSink
+
+POST = f"demo@{DOMAIN}"
+MEMBERS = ("ann@example.org", "bob@example.org")
+
+
+@pytest.fixture
+def server(store: Store, tmp_path: Path, db_url: str, sink: SmtpSink) -> Iterator[Running]:
+    make_list(store, "demo", members=MEMBERS, max_posts_per_hour=0)
+    path = write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}")
+    path.write_text(path.read_text().replace("[server]\n", "[server]\nsmtp_process = true\n"))
+    cfg = config_mod.load(path, env={})
+    assert cfg.server.smtp_process
+    with running(cfg, store) as srv:
+        yield srv
+
+
+def accepted(store: Store) -> int:
+    with store.read_session() as s:
+        return int(s.exec(select(func.count()).select_from(Message).where(
+            Message.status == MessageStatus.ACCEPTED.value)).one())
+
+
+def test_posts_through_the_smtp_process_are_handled_and_delivered(
+        server: Running, store: Store, sink: SmtpSink) -> None:
+    assert server.app.door is not None and server.app.door.alive
+    assert server.app.server is None, "no SMTP server in the parent"
+    with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as client:
+        for n in range(10):
+            client.sendmail(MEMBERS[0], [POST], mail(MEMBERS[0], POST, f"Post {n}"))
+        code, _ = client.docmd("RCPT TO:<nobody@lists.example.org>")
+        assert code == 503  # no MAIL yet: the door answers like the in-process one
+        client.mail(MEMBERS[0])
+        code, text = client.rcpt(f"nosuchlist@{DOMAIN}")
+        assert code == 550 and b"no such list" in text
+        client.rset()
+    server.settle()
+    assert accepted(store) == 10
+    wait_until(lambda: len(sink.messages) == 10 * len(MEMBERS), what="the copies")
+
+
+def test_a_killed_smtp_process_is_started_again_on_the_same_port(
+        server: Running, store: Store) -> None:
+    door = server.app.door
+    assert door is not None
+    port = server.port
+    os.kill(door._process.pid, signal.SIGKILL)
+    wait_until(lambda: door.restarts == 1 and door.alive, timeout=60, what="a new SMTP process")
+    assert door.port == port
+    server.send(MEMBERS[1], POST, mail(MEMBERS[1], POST, "After the restart"))
+    assert accepted(store) == 1
+
+
+def test_the_health_page_says_when_the_smtp_process_is_down(server: Running) -> None:
+    assert server.app._smtp_problem() is None
+    door = server.app.door
+    assert door is not None
+    door._stopping = True  # no restart: see the problem reported
+    os.kill(door._process.pid, signal.SIGKILL)
+    wait_until(lambda: not door.alive, what="the process gone")
+    assert server.app._smtp_problem() == "the SMTP process is not running"
