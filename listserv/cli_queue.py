@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import click
 
-from listserv import moderation, shunt
+from listserv import inbound_queue, moderation, shunt
 from listserv.cli_common import Ctx, list_or_fail, pass_ctx
 from listserv.models import Action, utcnow
 
@@ -33,13 +33,22 @@ def _age(then: datetime) -> str:
 @click.argument("list_name", metavar="LIST", required=False)
 @click.option("--shunted", is_flag=True,
               help="Show messages whose handling failed instead (of every list without LIST).")
+@click.option("--inbound", is_flag=True,
+              help="Show accepted mail not handled yet (every list), e.g. after a crash.")
 @pass_ctx
-def queue_list(obj: Ctx, list_name: str | None, shunted: bool) -> None:
+def queue_list(obj: Ctx, list_name: str | None, shunted: bool, inbound: bool) -> None:
     """Show the held posts of LIST: id, sender, subject, reason, age.
 
     With --shunted: messages kept because handling them failed (id, lists, sender, subject,
     error, age); 'commonroom queue retry ID' handles one again.
+
+    With --inbound: mail accepted (answered 250) that 'commonroom serve' has not handled yet
+    (id, envelope sender, addresses, failed attempts, last error, age). It is handled at the
+    next start, or in seconds while serve runs; rows that failed 5 times wait for a fix.
     """
+    if inbound:
+        _list_inbound(obj)
+        return
     if shunted:
         _list_shunted(obj, list_name)
         return
@@ -54,6 +63,16 @@ def queue_list(obj: Ctx, list_name: str | None, shunted: bool) -> None:
     for item in items:
         click.echo(f"{item.id}\t{item.sender}\t{item.subject}\t{item.reason}\t"
                    f"{_age(item.held_at)}")
+
+
+def _list_inbound(obj: Ctx) -> None:
+    with obj.session() as (_store, s):
+        items = inbound_queue.listing(s)
+    if not items:
+        click.echo("no accepted mail is waiting to be handled")
+    for item in items:
+        click.echo(f"{item.id}\t{item.envelope_from or '<>'}\t{item.destinations}\t"
+                   f"{item.attempts}\t{item.last_error or '-'}\t{_age(item.received_at)}")
 
 
 def _list_shunted(obj: Ctx, list_name: str | None) -> None:

@@ -16,7 +16,7 @@ from listserv.addresses import Destination, Kind
 from listserv.config import Config
 from listserv.models import InboundMessage, Message, MessageStatus, Outbox
 from listserv.store import Store
-from tests.harness import DOMAIN, mail, make_list, running, wait_until, write_config
+from tests.harness import DOMAIN, cli, mail, make_list, running, wait_until, write_config
 from tests.smtpsink import SmtpSink
 
 POST = f"demo@{DOMAIN}"
@@ -129,3 +129,17 @@ def test_two_processes_on_one_store_handle_each_row_once(cfg: Config, store: Sto
     with store.read_session() as s:
         ids = s.exec(select(Message.message_id)).all()
     assert len(set(ids)) == 30
+
+
+def test_queue_list_inbound_shows_what_waits(cfg: Config, store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "commonroom.toml"  # written by the cfg fixture
+    empty = cli(path, "queue", "list", "--inbound")
+    assert empty.exit_code == 0 and empty.output.strip() == "no accepted mail is waiting to be handled"
+    with store.session() as s:
+        row_id = queue(s, cfg, "Waiting")
+        inbound_queue.record_failure(s, row_id, "RuntimeError: broken")
+    listed = cli(path, "queue", "list", "--inbound")
+    assert listed.exit_code == 0, listed.output
+    [line] = listed.output.splitlines()
+    assert line.split("\t")[:5] == [str(row_id), MEMBERS[0], "demo:post", "1",
+                                    "RuntimeError: broken"]

@@ -9,6 +9,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import select
 
+from listserv import inbound, inbound_queue
+from listserv.addresses import Destination, Kind
+from listserv.config import Config
 from listserv.lists import find
 from listserv.models import Action, DigestPeriod, Held, Outbox, OutboxState, utcnow
 from listserv.moderation import act
@@ -60,6 +63,7 @@ def test_metrics_count_posts_deliveries_and_held_posts(site: Site, sink: SmtpSin
                what="the rejection to be counted")
     final = scrape(site)
     assert final[("commonroom_held_posts_waiting", ())] == 0
+    assert final[("commonroom_inbound_waiting", ())] == 0
     assert final[("commonroom_posts_total", (("outcome", "held"),))] == 1  # held once, still
 
 
@@ -83,3 +87,15 @@ def test_outbox_depth_and_the_age_of_the_oldest_due_row(store: Store, overdue: i
     assert facts.due == 2
     assert facts.oldest_due_age == pytest.approx(max(overdue, 10), abs=1)
     assert facts.digest_runs == {"cli": 1}
+
+
+def test_accepted_mail_not_handled_yet_is_counted(store: Store) -> None:
+    make_list(store, "demo")
+    d = inbound.Delivery(envelope_from=ANN, destinations=(Destination("demo", Kind.POST),),
+                         raw=mail(ANN, f"demo@{DOMAIN}", "Waiting"))
+    with store.session() as s:
+        assert read_facts(s, utcnow()).inbound == 0
+        for _ in range(2):
+            inbound_queue.enqueue(s, inbound.prepare(Config(), d), False)
+    with store.read_session() as s:
+        assert read_facts(s, utcnow()).inbound == 2

@@ -22,7 +22,16 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from listserv.models import AuditEntry, Bounce, DigestPeriod, Held, Outbox, OutboxState, utcnow
+from listserv.models import (
+    AuditEntry,
+    Bounce,
+    DigestPeriod,
+    Held,
+    InboundMessage,
+    Outbox,
+    OutboxState,
+    utcnow,
+)
 from listserv.web.context import WebContext
 
 # Audit actions -> the post outcome they count as.
@@ -43,6 +52,7 @@ class StoreFacts:
     oldest_due_age: float  # seconds; 0 when nothing is due
     digest_runs: Mapping[str, int] = field(default_factory=dict)  # by trigger
     bounces: int = 0
+    inbound: int = 0  # accepted messages the pipeline has not handled yet
 
 
 def read_facts(session: Session, now: datetime) -> StoreFacts:
@@ -61,10 +71,11 @@ def read_facts(session: Session, now: datetime) -> StoreFacts:
     runs: dict[str, int] = {trigger: n for trigger, n in session.execute(
         select(col(DigestPeriod.trigger), func.count()).group_by(col(DigestPeriod.trigger)))}
     bounces = session.execute(select(func.count()).select_from(Bounce)).scalar_one()
+    inbound = session.execute(select(func.count()).select_from(InboundMessage)).scalar_one()
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=UTC)  # SQLite keeps UTC times without their zone
     age = (now - oldest).total_seconds() if oldest else 0.0
-    return StoreFacts(posts, held, outbox, due, max(age, 0.0), runs, bounces)
+    return StoreFacts(posts, held, outbox, due, max(age, 0.0), runs, bounces, inbound)
 
 
 class _Collector(Collector):
@@ -103,6 +114,8 @@ class _Collector(Collector):
         yield runs
         yield CounterMetricFamily("commonroom_bounces", "Bounces recorded (SMTP 5xx and DSNs)",
                                   value=f.bounces)
+        yield GaugeMetricFamily("commonroom_inbound_waiting", "Accepted messages (answered 250) "
+                                "not handled yet", value=f.inbound)
 
 
 def exposition(context: WebContext) -> bytes:
