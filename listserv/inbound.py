@@ -2,11 +2,12 @@
 
 Invariants:
 - Everything a message causes (its rows, thread, outbox entries, notices, audit) commits in one
-  transaction before the SMTP server answers 250.
+  transaction, the one that deletes its row from the inbound queue (``inbound_queue``; the
+  SMTP server answered 250 when that row was committed).
 - If handling fails with a bug, its savepoint is rolled back and the raw message is stored
-  instead as "shunted" with the error, so an accepted message is never lost; the
-  server still answers 250 and a person can look at it (``commonroom queue list --shunted``)
-  and have it handled again (``commonroom queue retry ID``, ``listserv.shunt``).
+  instead as "shunted" with the error, so an accepted message is never lost; a person can
+  look at it (``commonroom queue list --shunted``) and have it handled again
+  (``commonroom queue retry ID``, ``listserv.shunt``).
 - Automatic mail (auto-replies, bounces, loops) is never answered.
 """
 
