@@ -30,15 +30,22 @@ class FairLock:
         self._held = False
         self._waiters: deque[threading.Lock] = deque()
         self._fd: int | None = None
+        self._waiting_fd: int | None = None
 
     def share_with_processes(self, path: str) -> None:
         """From now on the holder also takes an exclusive ``flock`` on ``path``, as do the other
         processes that share it (``commonroom serve`` and its SMTP process, ``listserv.door``):
         their writers then wait for each other's COMMIT, not in SQLite's busy handler, whose
         sleeps grow to 100 ms. One thread per process tries the file at a time (the turn in
-        this process comes first)."""
+        this process comes first).
+
+        A process that waits for the file says so with a shared ``flock`` on ``path-waiting``;
+        one that finds somebody waiting there waits its turn after them instead of taking the
+        file the moment it is free, so a process writing back to back (the pipeline) cannot
+        keep the other (the SMTP process) out."""
         if self._fd is None:
             self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._waiting_fd = os.open(path + "-waiting", os.O_RDWR | os.O_CREAT, 0o600)
 
     def acquire(self, timeout: float) -> bool:
         """True once this caller holds the lock; False if ``timeout`` seconds passed first."""
@@ -56,17 +63,38 @@ class FairLock:
         self._pass_turn()
 
     def _lock_file(self, deadline: float) -> bool:
-        assert self._fd is not None
+        assert self._fd is not None and self._waiting_fd is not None
         pause = self.POLL
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    return False
-                time.sleep(pause)  # a commit lasts milliseconds: poll, do not block unbounded
-                pause = min(pause * 2, self.MAX_POLL)
+        # Others waiting: they go first. Our first try comes after their next poll.
+        announced = self._others_waiting()
+        if announced:
+            fcntl.flock(self._waiting_fd, fcntl.LOCK_SH)
+            time.sleep(self.MAX_POLL * 1.5)
+        try:
+            while True:
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if not announced:
+                        fcntl.flock(self._waiting_fd, fcntl.LOCK_SH)
+                        announced = True
+                    if time.monotonic() > deadline:
+                        return False
+                    time.sleep(pause)  # a commit lasts milliseconds: poll, never block long
+                    pause = min(pause * 2, self.MAX_POLL)
+        finally:
+            if announced:
+                fcntl.flock(self._waiting_fd, fcntl.LOCK_UN)
+
+    def _others_waiting(self) -> bool:
+        assert self._waiting_fd is not None
+        try:
+            fcntl.flock(self._waiting_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(self._waiting_fd, fcntl.LOCK_UN)
+        return False
 
     def _acquire_turn(self, timeout: float) -> bool:
         with self._mutex:

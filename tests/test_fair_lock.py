@@ -104,3 +104,33 @@ def test_locks_sharing_a_file_exclude_each_other_as_processes_would(tmp_path: Pa
     two.release()
     assert one.acquire(timeout=1)
     one.release()
+
+
+def test_a_process_waiting_for_the_file_goes_before_one_that_just_let_it_go(
+        tmp_path: Path) -> None:
+    """The pipeline commits back to back; the SMTP process waiting for the file must get it
+    next, not lose it to the pipeline's next transaction."""
+    path = str(tmp_path / "db-writelock")
+    wins = 0
+    for _ in range(10):
+        busy, door = FairLock(), FairLock()
+        busy.share_with_processes(path)
+        door.share_with_processes(path)
+        assert busy.acquire(timeout=1)
+        order: list[str] = []
+
+        def wait_for_it(door: FairLock = door, order: list[str] = order) -> None:
+            assert door.acquire(timeout=5)
+            order.append("door")
+            door.release()
+
+        waiter = threading.Thread(target=wait_for_it)
+        waiter.start()
+        time.sleep(0.02)  # the door is waiting on the file
+        busy.release()
+        assert busy.acquire(timeout=5)  # at once again, as a pipeline would
+        order.append("busy")
+        busy.release()
+        waiter.join(5)
+        wins += order[0] == "door"
+    assert wins >= 8, f"the waiting process went first {wins} times of 10"
