@@ -74,7 +74,7 @@ class ServerConfig:
     web_port: int = number(8080, 1, 65535)
     max_message_bytes: int = number(10 * 1024 * 1024, 1024)
     # Accept SMTP in a process of its own (listserv/door.py): a burst is accepted on its own
-    # core while this one handles it. ~40 MB more memory; for busy sites.
+    # core while this one handles it. ~80 MB more memory; for busy sites.
     smtp_process: bool = False
 
 
@@ -353,7 +353,7 @@ web_port = 8080
 # Larger messages are refused with 552.
 max_message_bytes = 10485760
 # true: accept SMTP in a process of its own, so a burst of mail is accepted on its own CPU core
-# while the server handles it (about 40 MB more memory). For busy sites with 2+ cores.
+# while the server handles it (about 80 MB more memory). For busy sites with 2+ cores.
 smtp_process = false
 
 [database]

@@ -32,6 +32,8 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
+from listserv.config import Config
+
 log = logging.getLogger(__name__)
 
 
@@ -260,3 +262,16 @@ def lookup_from_thread(resolver: DmarcResolver, loop: asyncio.AbstractEventLoop,
             return Policy.UNKNOWN
 
     return lookup
+
+
+def resolver_for(cfg: Config) -> DmarcResolver:
+    """The resolver ``[delivery] dmarc_nameservers`` and ``dmarc_timeout`` ask for."""
+    servers = cfg.delivery.dmarc_nameservers.split()
+    if not servers:
+        return DmarcResolver(timeout=cfg.delivery.dmarc_timeout)
+    hosts, port = [], 53
+    for entry in servers:
+        host, _, p = entry.partition(":")
+        hosts.append(host)
+        port = int(p) if p else port
+    return DmarcResolver(nameservers=hosts, port=port, timeout=cfg.delivery.dmarc_timeout)

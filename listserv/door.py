@@ -57,9 +57,9 @@ def child_main(spec: DoorSpec, conn: Connection, stop: Connection) -> None:
 
 
 async def _serve(spec: DoorSpec, conn: Connection, stop_conn: Connection) -> None:
+    from listserv.accept import Prepared
+    from listserv.dmarc import resolver_for
     from listserv.group_commit import GroupCommitter
-    from listserv.inbound import Prepared
-    from listserv.serve import resolver_for
     from listserv.smtp import ListHandler, smtp_factory
     from listserv.store import Store
 

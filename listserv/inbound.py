@@ -13,14 +13,9 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from listserv import (
     audit,
@@ -33,32 +28,20 @@ from listserv import (
     shunt,
     subscriptions,
 )
+from listserv.accept import Delivery, Prepared
 from listserv.addresses import PROBE_PREFIX, Destination, Kind
 from listserv.config import Config
 from listserv.lists import find, list_info
-from listserv.message import ParsedMessage, add_date, first_text, parse, set_message_id
+from listserv.message import ParsedMessage, first_text
 from listserv.models import (
-    Address,
     MailingList,
     Message,
     MessageStatus,
-    Role,
-    Subscription,
     utcnow,
 )
-from listserv.store import Store, after_commit, savepoint
+from listserv.store import after_commit, savepoint
 
 log = logging.getLogger("commonroom.inbound")
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What the SMTP door hands over after DATA."""
-
-    envelope_from: str
-    destinations: Sequence[Destination]
-    raw: bytes
-    dmarc_policy: str = ""
 
 
 def _store_admin(session: Session, ml: MailingList, d: Delivery, parsed: ParsedMessage,
@@ -131,83 +114,6 @@ def handle(session: Session, cfg: Config, d: Delivery, raw: bytes,
     """Do what each recipient address asks, in the caller's transaction."""
     for dest in d.destinations:
         _handle_one(session, cfg, d, dest, raw, parsed)
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A delivery made ready for the store outside the write lock: parsed once, with the
-    Message-ID and Date an MTA adds when they are missing."""
-
-    delivery: Delivery
-    raw: bytes
-    parsed: ParsedMessage
-
-
-def prepare(cfg: Config, d: Delivery) -> Prepared:
-    """Parse and complete a delivery. Pure (no store): runs before the writer takes it."""
-    parsed = parse(d.raw, domain=cfg.server.domain)
-    raw = set_message_id(d.raw, parsed.message_id) if parsed.message_id_generated else d.raw
-    if not parsed.get_all("Date"):  # RFC 5322 requires one: the time we received it, as an MTA
-        received = utcnow().replace(microsecond=0)
-        raw = add_date(raw, received)
-        parsed = replace(parsed, date=received)
-    return Prepared(d, raw, parsed)
-
-
-# Mail a person is waiting on: answered ahead of a flood of posts that will only be held.
-URGENT_KINDS = frozenset({Kind.JOIN, Kind.LEAVE, Kind.CONFIRM, Kind.REQUEST, Kind.OWNER})
-
-
-def is_urgent(kinds: Sequence[Kind], sender_is_member: bool) -> bool:
-    """Whether a delivery goes ahead in the writer's queue: a request or reply from a person,
-    or a post from a member of the list. Pure."""
-    return any(k in URGENT_KINDS for k in kinds) or (
-        sender_is_member and any(k is Kind.POST for k in kinds))
-
-
-class MemberHint:
-    """Whether an address is a member of one of some lists, remembered for ``ttl`` seconds: it
-    only decides a place in the writer's queue (``is_urgent``), so an answer a minute old costs
-    nothing else, and a flood's repeat senders cost no query each."""
-
-    def __init__(self, store: Store, *, ttl: float = 60.0, size: int = 10_000) -> None:
-        self.store, self.ttl, self.size = store, ttl, size
-        self._known: dict[tuple[str, tuple[str, ...]], tuple[bool, float]] = {}
-        self._lock = threading.Lock()
-
-    def remembered(self, sender: str, lists: tuple[str, ...]) -> bool:
-        """The remembered answer, without a query; KeyError when there is none (or it is old)."""
-        with self._lock:
-            known = self._known.get((sender, lists))
-        if known is None or time.monotonic() - known[1] >= self.ttl:
-            raise KeyError(sender)
-        return known[0]
-
-    def __call__(self, sender: str, lists: tuple[str, ...]) -> bool:
-        with contextlib.suppress(KeyError):
-            return self.remembered(sender, lists)
-        now = time.monotonic()
-        with self.store.read_session() as s:
-            member = s.exec(select(Subscription.id).join(
-                Address, col(Address.id) == col(Subscription.address_id)).join(
-                MailingList, col(MailingList.id) == col(Subscription.list_id)).where(
-                Address.email == sender, col(MailingList.name).in_(lists),
-                Subscription.role != Role.NONMEMBER.value).limit(1)).first() is not None
-        with self._lock:
-            if len(self._known) >= self.size:
-                self._known.clear()
-            self._known[(sender, lists)] = (member, now)
-        return member
-
-
-def urgent(p: Prepared, is_member: Callable[[str, tuple[str, ...]], bool]) -> bool:
-    """``is_urgent`` for a prepared delivery (``is_member``: a ``MemberHint``)."""
-    kinds = [d.kind for d in p.delivery.destinations]
-    if is_urgent(kinds, False):
-        return True
-    posts = tuple(sorted({d.list_name for d in p.delivery.destinations if d.kind is Kind.POST}))
-    sender = subscriptions.canonical(p.parsed.from_address or p.delivery.envelope_from or "")
-    return bool(posts and sender and is_urgent(kinds, is_member(sender, posts)))
 
 
 def store_one(session: Session, cfg: Config, p: Prepared) -> bool:

@@ -37,9 +37,9 @@ from sqlalchemy import Table, delete, insert, select, update
 from sqlmodel import Session
 
 from listserv import shunt
+from listserv.accept import Delivery, Prepared
 from listserv.config import Config
 from listserv.group_commit import GroupCommitter
-from listserv.inbound import Delivery, Prepared, store_one
 from listserv.message import parse
 from listserv.models import InboundMessage, utcnow
 from listserv.store import Store
@@ -79,6 +79,8 @@ def handle(session: Session, cfg: Config, row_id: int, known: Prepared | None = 
                      destinations=tuple(shunt.destinations(row.destinations)), raw=row.raw,
                      dmarc_policy=row.dmarc_policy)
         known = Prepared(d, row.raw, parse(row.raw, domain=cfg.server.domain))
+    from listserv.inbound import store_one  # the whole pipeline: not in the SMTP process
+
     handled = store_one(session, cfg, known)
     session.execute(delete(INBOUND).where(INBOUND.c.id == row_id))
     return handled
@@ -134,6 +136,7 @@ class Pipeline:
         self._heap: list[tuple[bool, int]] = []  # (not urgent, id): urgent first, then oldest
         self._known: set[int] = set()  # in the heap or in flight
         self._prepared: dict[int, Prepared] = {}
+        self._failed_at: dict[int, float] = {}  # rows whose handling raised here: when
         self._flying = 0
         self._last_sweep = float("-inf")
         self._wake: asyncio.Event | None = None
@@ -199,8 +202,11 @@ class Pipeline:
         except Exception:
             log.exception("could not read the inbound queue; trying again later")
             return
+        now = time.monotonic()
         for row_id, urgent in rows:
-            if row_id not in self._known:
+            # A row that failed here is tried again a sweep later, not at once.
+            if row_id not in self._known and now - self._failed_at.get(
+                    row_id, float("-inf")) >= self.sweep_every:
                 self._push(row_id, urgent)
         self._check_idle()
 
@@ -239,6 +245,7 @@ class Pipeline:
         self._known.discard(row_id)
         error = future.exception() if not future.cancelled() else None
         if error is not None:
+            self._failed_at[row_id] = time.monotonic()
             log.error("handling inbound message %s failed; it stays queued", row_id,
                       exc_info=error, extra={"inbound_id": row_id})
             # Stopping (RuntimeError): the next start tries it again, uncounted.
@@ -247,6 +254,7 @@ class Pipeline:
                                               error=f"{type(error).__name__}: {error}"),
                                       background=True, own_savepoints=True)
         elif future.result() is not None:
+            self._failed_at.pop(row_id, None)
             self.handled += 1
             self.on_handled()
         assert self._wake is not None

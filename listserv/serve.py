@@ -27,7 +27,7 @@ from listserv import schema_version, smtp_bounces
 from listserv.config import Config, ConfigError
 from listserv.delivery import PostRenderer
 from listserv.dkim import load_signer
-from listserv.dmarc import DmarcResolver, lookup_from_thread
+from listserv.dmarc import DmarcResolver, lookup_from_thread, resolver_for
 from listserv.door import DoorProcess
 from listserv.group_commit import GroupCommitter
 from listserv.inbound_queue import Pipeline
@@ -56,18 +56,6 @@ def schema_problem(store: Store) -> str | None:
         return (f"the database schema is at {current or 'nothing'}, the code needs {head}: "
                 "run 'commonroom db upgrade' first")
     return None
-
-
-def resolver_for(cfg: Config) -> DmarcResolver:
-    servers = cfg.delivery.dmarc_nameservers.split()
-    if not servers:
-        return DmarcResolver(timeout=cfg.delivery.dmarc_timeout)
-    hosts, port = [], 53
-    for entry in servers:
-        host, _, p = entry.partition(":")
-        hosts.append(host)
-        port = int(p) if p else port
-    return DmarcResolver(nameservers=hosts, port=port, timeout=cfg.delivery.dmarc_timeout)
 
 
 def transport_factory(cfg: Config) -> Callable[[], Transport]:

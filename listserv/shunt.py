@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from listserv import audit
+from listserv.accept import Delivery
 from listserv.addresses import Destination, Kind
 from listserv.config import Config
 from listserv.message import parse
@@ -85,8 +86,8 @@ def retry(store: Store, cfg: Config, message_pk: int, *, actor: str) -> RetryRes
                 return RetryResult(False, f"there is no shunted message number {message_pk}; "
                                           "'commonroom queue list --shunted' shows them")
             dests = destinations(row.envelope_to)
-            d = inbound.Delivery(envelope_from=row.envelope_from, destinations=dests,
-                                 raw=row.raw, dmarc_policy=row.dmarc_policy)
+            d = Delivery(envelope_from=row.envelope_from, destinations=dests,
+                         raw=row.raw, dmarc_policy=row.dmarc_policy)
             inbound.handle(s, cfg, d, row.raw, parse(row.raw, domain=cfg.server.domain))
             s.delete(row)
             audit.record(s, list_id=None, actor=actor, action="shunt-retried",

@@ -25,7 +25,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from listserv import inbound, inbound_queue, lists
+from listserv import accept, inbound_queue, lists
 from listserv.addresses import Destination, Kind, parse_recipient
 from listserv.config import Config
 from listserv.dmarc import DmarcResolver
@@ -57,13 +57,13 @@ class ListNames:
 
 class ListHandler:
     def __init__(self, store: Store, cfg: Config, resolver: DmarcResolver | None,
-                 on_stored: Callable[[int, bool, inbound.Prepared], None],
+                 on_stored: Callable[[int, bool, accept.Prepared], None],
                  committer: GroupCommitter) -> None:
         """``on_stored(row_id, urgent, prepared)``: called on the event loop after the commit
         that holds an accepted message's row (the pipeline's ``accepted``)."""
         self.store = store
         self.committer = committer
-        self.members = inbound.MemberHint(store)
+        self.members = accept.MemberHint(store)
         self.names = ListNames(store)
         self.cfg = cfg
         self.resolver = resolver
@@ -93,16 +93,16 @@ class ListHandler:
         envelope.destinations = destinations  # type: ignore[attr-defined]
         return "250 2.1.5 OK"
 
-    async def _prepare(self, delivery: inbound.Delivery) -> tuple[inbound.Prepared, bool]:
+    async def _prepare(self, delivery: accept.Delivery) -> tuple[accept.Prepared, bool]:
         # Parsing reads the header block only (~0.1 ms for a post): cheaper on the loop than a
         # hop to a thread and back.
-        prepared = inbound.prepare(self.cfg, delivery)
+        prepared = accept.prepare(self.cfg, delivery)
         # Urgency orders the pipeline; the membership it needs is a read, remembered for a
         # minute by MemberHint, so only a sender not seen lately costs a thread.
         try:
-            return prepared, inbound.urgent(prepared, self.members.remembered)
+            return prepared, accept.urgent(prepared, self.members.remembered)
         except KeyError:
-            return prepared, await asyncio.to_thread(inbound.urgent, prepared, self.members)
+            return prepared, await asyncio.to_thread(accept.urgent, prepared, self.members)
 
     async def _dmarc(self, author: str, destinations: list[Destination]) -> str:
         if self.resolver is None or not any(d.kind is Kind.POST for d in destinations):
@@ -118,7 +118,7 @@ class ListHandler:
         destinations: list[Destination] = getattr(envelope, "destinations", [])
         # The null reverse-path (MAIL FROM:<>) marks bounces and other automatic mail.
         envelope_from = (envelope.mail_from or "").strip().strip("<>")
-        delivery = inbound.Delivery(envelope_from=envelope_from,
+        delivery = accept.Delivery(envelope_from=envelope_from,
                                     destinations=tuple(destinations), raw=raw)
         try:
             # Parsed once, here, off the writer's thread; the DMARC lookup uses the same parse.

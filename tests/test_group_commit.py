@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import event, func, select, text
 from sqlmodel import Session
 
-from listserv import audit, inbound, inbound_queue, posting
+from listserv import accept, audit, inbound, inbound_queue, posting
 from listserv import config as config_mod
 from listserv.addresses import Destination, Kind
 from listserv.group_commit import QUIET, GroupCommitter
@@ -261,9 +261,9 @@ def test_a_members_post_goes_ahead_of_queued_posts_from_non_members(
 def queue_raw(s: Session, cfg: config_mod.Config, sender: str, subject: str, *,
               urgent: bool) -> int:
     raw = mail(sender, POST, subject)
-    d = inbound.Delivery(envelope_from=sender, destinations=(Destination("demo", Kind.POST),),
+    d = accept.Delivery(envelope_from=sender, destinations=(Destination("demo", Kind.POST),),
                          raw=raw)
-    return inbound_queue.enqueue(s, inbound.prepare(cfg, d), urgent)
+    return inbound_queue.enqueue(s, accept.prepare(cfg, d), urgent)
 
 
 def test_the_door_marks_members_posts_and_requests_urgent(server: Running, store: Store) -> None:
@@ -291,7 +291,7 @@ def test_the_door_marks_members_posts_and_requests_urgent(server: Running, store
     ([Kind.BOUNCES], True, False),
 ])
 def test_what_goes_ahead(kinds: list[Kind], member: bool, urgent: bool) -> None:
-    assert inbound.is_urgent(kinds, member) is urgent
+    assert accept.is_urgent(kinds, member) is urgent
 
 
 # --- the committer on its own ---------------------------------------------------------------

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from listserv import accept, inbound_queue, posting
 from listserv import config as config_mod
-from listserv import inbound, inbound_queue, posting
 from listserv.addresses import Destination, Kind
 from listserv.config import Config
 from listserv.models import InboundMessage, Message, MessageStatus, Outbox
@@ -30,9 +30,9 @@ def cfg(store: Store, tmp_path: Path, db_url: str, sink: SmtpSink) -> Config:
 
 
 def queue(s: Session, cfg: Config, subject: str, sender: str = MEMBERS[0]) -> int:
-    d = inbound.Delivery(envelope_from=sender, destinations=(Destination("demo", Kind.POST),),
+    d = accept.Delivery(envelope_from=sender, destinations=(Destination("demo", Kind.POST),),
                          raw=mail(sender, POST, subject))
-    return inbound_queue.enqueue(s, inbound.prepare(cfg, d), True)
+    return inbound_queue.enqueue(s, accept.prepare(cfg, d), True)
 
 
 def counts(store: Store) -> tuple[int, int, int]:
@@ -49,7 +49,7 @@ def test_a_250_means_queued_and_committed_before_the_pipeline_runs(
     real = inbound_queue.handle
 
     def look_first(session: Session, cfg: Config, row_id: int,
-                   known: inbound.Prepared | None = None) -> bool | None:
+                   known: accept.Prepared | None = None) -> bool | None:
         seen.append(counts(store))  # another connection: only what is committed
         return real(session, cfg, row_id, known)
 

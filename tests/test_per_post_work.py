@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import select
 
-from listserv import bans, inbound, sender_notices, subscriptions
+from listserv import accept, bans, sender_notices, subscriptions
 from listserv.models import MailingList, utcnow
 from listserv.notices import WIRE, _set_plain, attachment_encoding
 from listserv.store import Store
@@ -111,11 +111,11 @@ def test_whether_a_sender_is_a_member_is_asked_once_a_minute(store: Store) -> No
     queries: list[str] = []
     event.listen(store.engine, "before_cursor_execute",
                  lambda _c, _cur, sql, *_a: queries.append(sql) if "subscription" in sql else None)
-    hint = inbound.MemberHint(store)
+    hint = accept.MemberHint(store)
     assert hint("ann@example.org", ("demo",))
     assert not hint("spam@elsewhere.example", ("demo",))
     for _ in range(3):
         assert hint("ann@example.org", ("demo",))
         assert not hint("spam@elsewhere.example", ("demo",))
     assert len(queries) == 2
-    assert not inbound.MemberHint(store)("ann@example.org", ("other",))
+    assert not accept.MemberHint(store)("ann@example.org", ("other",))

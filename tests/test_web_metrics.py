@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import select
 
-from listserv import inbound, inbound_queue
+from listserv import accept, inbound_queue
 from listserv.addresses import Destination, Kind
 from listserv.config import Config
 from listserv.lists import find
@@ -91,11 +91,11 @@ def test_outbox_depth_and_the_age_of_the_oldest_due_row(store: Store, overdue: i
 
 def test_accepted_mail_not_handled_yet_is_counted(store: Store) -> None:
     make_list(store, "demo")
-    d = inbound.Delivery(envelope_from=ANN, destinations=(Destination("demo", Kind.POST),),
+    d = accept.Delivery(envelope_from=ANN, destinations=(Destination("demo", Kind.POST),),
                          raw=mail(ANN, f"demo@{DOMAIN}", "Waiting"))
     with store.session() as s:
         assert read_facts(s, utcnow()).inbound == 0
         for _ in range(2):
-            inbound_queue.enqueue(s, inbound.prepare(Config(), d), False)
+            inbound_queue.enqueue(s, accept.prepare(Config(), d), False)
     with store.read_session() as s:
         assert read_facts(s, utcnow()).inbound == 2
