@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from listserv import names
 from listserv.models import Address, Message, Person, Thread
+from listserv.post_row import AnyPost
 from listserv.threads import Placement
 
 SHOWN = 5  # names shown in a thread list row ("Ann, Bo, Cy and 4 others")
@@ -63,7 +64,7 @@ def refresh(session: Session, thread_id: int) -> None:
     session.flush()
 
 
-def after_join(session: Session, msg: Message, placement: Placement) -> None:
+def after_join(session: Session, msg: AnyPost, placement: Placement) -> None:
     """Bring the summary of the thread ``msg`` (accepted) has just joined up to date: added from
     this post when it sorts last in the thread, else rebuilt (``refresh``, which flushes). An
     added post's changes are left to the caller's next flush.

@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import bindparam, delete, text, update
+from sqlalchemy import bindparam, delete, insert, text, update
 from sqlmodel import Session, col, select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
@@ -172,10 +172,10 @@ def place(session: Session, list_id: int, message_id: str, references: Sequence[
           flush: bool = True) -> Placement:
     """``assign_thread``, telling also whether the thread was new or merged and its span before.
 
-    ``flush=False`` leaves the thread's changes and new refs to the caller's next flush (one
-    flush for all a post changes; the caller flushes before placing another post); a new thread
-    is inserted at once all the same, for its id. The reads below do not flush what the caller
-    has pending: they see only ``thread`` and ``thread_ref`` rows, which are flushed.
+    ``flush=False`` leaves the thread's changes to the caller's next flush (one flush for all a
+    post changes; the caller flushes before placing another post); a new thread is inserted at
+    once all the same, for its id, and so are the new refs. The reads below do not flush what
+    the caller has pending: they see only ``thread`` and ``thread_ref`` rows, which are flushed.
     """
     if date.utcoffset() is None:
         raise ValueError("assign_thread needs an aware datetime (use listserv.models.utcnow)")
@@ -227,8 +227,10 @@ def place(session: Session, list_id: int, message_id: str, references: Sequence[
         thread.last_post_at = max(thread.last_post_at, date)
     assert thread.id is not None
 
-    session.add_all(ThreadRef(list_id=list_id, ref=ref, thread_id=thread.id)
-                    for ref in ids if ref not in known)
+    new_refs = [{"list_id": list_id, "ref": ref, "thread_id": thread.id}
+                for ref in ids if ref not in known]
+    if new_refs:  # core INSERTs, at once: ORM objects cost more to build than to write
+        session.execute(_INSERT_REF, new_refs)
     if flush:
         session.flush()
     return Placement(thread.id, thread, created=decision.thread_id is None,
@@ -245,6 +247,9 @@ _SAME_SUBJECT = (select(Thread.id, Thread.first_post_at, Thread.last_post_at)
                         col(Thread.subject_key) == bindparam("key"),
                         col(Thread.first_post_at) <= bindparam("latest_first", type_=UTCDateTime()),
                         col(Thread.last_post_at) >= bindparam("earliest_last", type_=UTCDateTime())))
+
+
+_INSERT_REF = insert(ThreadRef.__table__)  # type: ignore[attr-defined]
 
 
 def _merge(session: Session, list_id: int, into: Thread, merge: tuple[int, ...]) -> None:
