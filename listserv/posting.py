@@ -43,8 +43,6 @@ from listserv.models import (
     MailingList,
     Message,
     MessageStatus,
-    Role,
-    Subscription,
     utcnow,
 )
 from listserv.pipeline import Decision, decide, reaches
@@ -85,7 +83,7 @@ def automatic_mail(parsed: ParsedMessage, envelope_from: str) -> str:
 
 
 def facts_for(session: Session, cfg: Config, ml: MailingList, parsed: ParsedMessage,
-              sender: str, sub: Subscription | None, *, envelope_from: str) -> PostFacts:
+              sender: str, standing: subscriptions.Standing, *, envelope_from: str) -> PostFacts:
     """The facts the rules see, but the participation policy's (``post`` adds it if needed)."""
     assert ml.id is not None
     info = list_info(ml, cfg)
@@ -99,8 +97,7 @@ def facts_for(session: Session, cfg: Config, ml: MailingList, parsed: ParsedMess
         list_ids_seen=parsed.get_all("List-Id"), x_loop=parsed.get_all("X-Loop"),
         auto_submitted=parsed.header("Auto-Submitted") or "",
         precedence=parsed.header("Precedence") or "", null_sender=not envelope_from,
-        is_member=sub is not None and sub.role != Role.NONMEMBER.value,
-        moderation=sub.moderation if sub else "",
+        is_member=standing.is_member, moderation=standing.moderation,
         nonmember_action=ml.nonmember_action,
         bans=tuple(subscriptions.active_bans(session, ml.id, now)),
         emergency=ml.emergency, posts_last_hour=recent,
@@ -114,11 +111,13 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
     assert ml.id is not None
     sender = subscriptions.canonical(parsed.from_address or "") or \
         subscriptions.canonical(envelope_from) or ""
-    sub = subscriptions.find_subscription(session, ml.id, sender) if sender else None
-    facts = facts_for(session, cfg, ml, parsed, sender, sub, envelope_from=envelope_from)
+    # The sender's subscription and person kind, in one query.
+    standing = subscriptions.standing(session, ml.id, sender) if sender else \
+        subscriptions.Standing()
+    facts = facts_for(session, cfg, ml, parsed, sender, standing, envelope_from=envelope_from)
     # The participation policy's fact is the costly one (the body, the earlier public texts):
     # gathered only when the table reaches its rule, and only for a sender in its scope.
-    verdict = (participation.check(session, ml, sender, sub, raw)
+    verdict = (participation.check(session, ml, sender, standing, raw)
                if reaches(facts, POLICY_RULE) else None)
     if verdict is not None:
         facts = replace(facts, policy_hold=verdict.hold_reason)
