@@ -50,7 +50,7 @@ from listserv.post_row import AnyPost, PostRow
 from listserv.rules import POLICY_RULE, PostFacts
 from listserv.rules import automatic_mail as automatic_reason
 from listserv.store import after_commit
-from listserv.threads import Placement, place
+from listserv.threads import Placement, place, write_thread
 
 log = logging.getLogger("commonroom.posting")
 
@@ -129,7 +129,7 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
         # its thread and ``accepted_at`` (not inserted, then updated: issue 12).
         accepted_at = utcnow()
         placement = place(session, ml.id, parsed.message_id, parsed.references, parsed.subject,
-                          parsed.date or received_at, ml.name, flush=False)
+                          parsed.date or received_at, ml.name, write=False)
     thread_id = placement.thread_id if placement is not None else None
     policy = participation.evidence_json(verdict.decision) if verdict else ""
     pk: int = session.execute(_INSERT_MESSAGE, {
@@ -211,10 +211,10 @@ def join_archive(session: Session, ml: MailingList, msg: Message,
     session.add(msg)
     if msg.thread_id is None:
         placement = place(session, ml.id, msg.message_id, references, msg.subject,
-                          msg.date or msg.received_at, ml.name, flush=False)
+                          msg.date or msg.received_at, ml.name, write=False)
         msg.thread_id = placement.thread_id
         archive_post(session, msg, placement)
-        session.flush()  # one flush for the post and its thread
+        session.flush()  # the post's thread and accepted_at
         return
     # Posts held before migration 0004 were threaded on arrival: their thread is rebuilt.
     thread_summary.refresh(session, msg.thread_id)
@@ -223,5 +223,7 @@ def join_archive(session: Session, ml: MailingList, msg: Message,
 
 def archive_post(session: Session, msg: AnyPost, placement: Placement) -> None:
     """A post just placed in its thread (``place``): the thread's summary, its search text."""
-    thread_summary.after_join(session, msg, placement)  # the archive's thread list reads it
+    summary = thread_summary.after_join(session, msg, placement)  # the thread list reads it
+    # The thread's new counts and summary in one UPDATE.
+    write_thread(session, placement.thread_id, {**placement.changes, **summary})
     search.index_post(session, msg, new=True)  # findable from the moment it goes out
