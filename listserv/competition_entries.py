@@ -64,10 +64,17 @@ def enter(session: Session, ml: MailingList, msg: AnyPost) -> Entry:
     if msg.thread_id is None:
         return Entry.NONE
     # Every post asks, few threads have a competition: a prebuilt core query, and the row only
-    # when there is one. What the post has pending (its thread's summary) cannot change the answer.
+    # when there is one. What the post has pending cannot change the answer.
     with session.no_autoflush:
         found = session.execute(_OPEN_IN_THREAD, {"thread_id": msg.thread_id}).first()
-    comp = session.get(Competition, found[0]) if found is not None else None
+    return enter_open(session, ml, msg, found[0] if found is not None else None)
+
+
+def enter_open(session: Session, ml: MailingList, msg: AnyPost,
+               competition_id: int | None) -> Entry:
+    """``enter``, for a caller that has read the open competition of ``msg``'s thread (None:
+    there is none) with the thread (``threads.ThreadRow.open_competition``)."""
+    comp = session.get(Competition, competition_id) if competition_id is not None else None
     if comp is None or comp.message_pk == msg.id or not msg.from_address:
         return Entry.NONE
     return enter_address(session, ml, comp, msg.from_address, at=msg.received_at,

@@ -154,7 +154,7 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
     result = PostResult(pk, decision)
     if placement is not None:
         archive_post(session, row, placement)
-        count = _go_out(session, cfg, ml, row, from_discord=from_discord)
+        count = _go_out(session, cfg, ml, row, placement, from_discord=from_discord)
         result = PostResult(pk, decision, recipients=count)
     elif decision.action is Action.HOLD:
         result = PostResult(pk, decision,
@@ -185,23 +185,28 @@ def release(session: Session, cfg: Config, ml: MailingList, msg: Message,
     msg.accepted_at = utcnow()
     refs = (parsed or parse(msg.raw, domain=cfg.server.domain)).references \
         if msg.thread_id is None else ()
-    join_archive(session, ml, msg, refs)
-    return _go_out(session, cfg, ml, msg, from_discord=from_discord)
+    placement = join_archive(session, ml, msg, refs)
+    return _go_out(session, cfg, ml, msg, placement, from_discord=from_discord)
 
 
-def _go_out(session: Session, cfg: Config, ml: MailingList, msg: AnyPost, *,
-            from_discord: bool) -> int:
+def _go_out(session: Session, cfg: Config, ml: MailingList, msg: AnyPost,
+            placement: Placement | None, *, from_discord: bool) -> int:
     """What follows a post's joining the archive when it goes out: the bridge, a competition,
     the members' copies (how many)."""
     assert msg.id is not None
     discord_bridge.queue_post(session, cfg, ml, msg, from_discord=from_discord)
-    competition_entries.enter(session, ml, msg)  # a reply in a competition's thread enters it
+    # A reply in a competition's thread enters it (the competition read with the thread).
+    if placement is not None:
+        competition_entries.enter_open(session, ml, msg, placement.thread.open_competition)
+    else:
+        competition_entries.enter(session, ml, msg)
     return fan_out(session, ml, msg.id, cfg.server.domain)
 
 
 def join_archive(session: Session, ml: MailingList, msg: Message,
-                 references: Sequence[str]) -> None:
-    """What makes a stored post part of the archive: its thread and its search text.
+                 references: Sequence[str]) -> Placement | None:
+    """What makes a stored post part of the archive: its thread and its search text. Returns
+    where it was placed (None: it had a thread already).
 
     Shared by ``release`` and the archive import (``archive_import``, which delivers nothing),
     so whatever the archive keeps per post is kept the same way for both (and by ``post``, which
@@ -215,10 +220,11 @@ def join_archive(session: Session, ml: MailingList, msg: Message,
         msg.thread_id = placement.thread_id
         archive_post(session, msg, placement)
         session.flush()  # the post's thread and accepted_at
-        return
+        return placement
     # Posts held before migration 0004 were threaded on arrival: their thread is rebuilt.
     thread_summary.refresh(session, msg.thread_id)
     search.index_post(session, msg)
+    return None
 
 
 def archive_post(session: Session, msg: AnyPost, placement: Placement) -> None:
