@@ -81,6 +81,7 @@ class Verdict:
 
     decision: policy.Decision
     public_texts: str | None = None  # JSON for ``Message.public_texts``
+    body: str = ""  # the post's text it read (``first_text``): search indexes it without reparsing
 
     @property
     def hold_reason(self) -> str:
@@ -108,7 +109,7 @@ def check(session: Session, ml: MailingList, sender: str, standing: Standing,
     decision = _classify(session, ml, body)
     kept = (json.dumps(texts_of(body), ensure_ascii=False)
             if decision.case is policy.Case.PUBLIC_DOMAIN else None)
-    return Verdict(decision, kept)
+    return Verdict(decision, kept, body)
 
 
 def evidence_json(decision: policy.Decision) -> str:
