@@ -153,7 +153,8 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
                                            extra=context))
     result = PostResult(pk, decision)
     if placement is not None:
-        archive_post(session, row, placement, body=verdict.body if verdict else None)
+        archive_post(session, row, placement, body=verdict.body if verdict else None,
+                     person=(standing.person_name,))
         count = _go_out(session, cfg, ml, row, placement, from_discord=from_discord)
         result = PostResult(pk, decision, recipients=count)
     elif decision.action is Action.HOLD:
@@ -228,10 +229,12 @@ def join_archive(session: Session, ml: MailingList, msg: Message,
 
 
 def archive_post(session: Session, msg: AnyPost, placement: Placement, *,
-                 body: str | None = None) -> None:
-    """A post just placed in its thread (``place``): the thread's summary, its search text
-    (``body``: the post's text, when the participation policy has read it already)."""
-    summary = thread_summary.after_join(session, msg, placement)  # the thread list reads it
+                 body: str | None = None, person: tuple[str | None] | None = None) -> None:
+    """A post just placed in its thread (``place``): the thread's summary, its search text.
+    What the pipeline has read already is not read again: ``body``, the post's text (the
+    participation policy's); ``person``, the name of the sender's person (``Standing``)."""
+    summary = thread_summary.after_join(session, msg, placement,  # the thread list reads it
+                                        person=person)
     # The thread's new counts and summary in one UPDATE.
     write_thread(session, placement.thread_id, {**placement.changes, **summary})
     search.index_post(session, msg, new=True, body=body)  # findable from the moment it goes out

@@ -106,13 +106,15 @@ def find_subscription(session: Session, list_id: int, email: str) -> Subscriptio
 @dataclass(frozen=True, slots=True)
 class Standing:
     """What the posting rules ask of a sender: their subscription to the list, if any
-    (``subscribed``), and their person's kind ("member" for an unknown address)."""
+    (``subscribed``), and their person's kind ("member" for an unknown address) and name (None
+    for an unknown address: the archive names the author from it, ``thread_summary``)."""
 
     subscribed: bool = False
     role: str = ""
     moderation: str = ""
     official: bool = False
     kind: str = PersonKind.MEMBER.value
+    person_name: str | None = None
 
     @property
     def is_member(self) -> bool:
@@ -125,7 +127,7 @@ PERSON = Person.__table__  # type: ignore[attr-defined]
 # ``find_subscription``'s row and the person's kind the participation policy asks for, in one
 # prebuilt core query (an address has one person and at most one subscription per list).
 _STANDING = core_select(SUBSCRIPTION.c.id, SUBSCRIPTION.c.role, SUBSCRIPTION.c.moderation,
-                   SUBSCRIPTION.c.official, PERSON.c.kind).select_from(
+                        SUBSCRIPTION.c.official, PERSON.c.kind, PERSON.c.display_name).select_from(
     ADDRESS.join(PERSON, PERSON.c.id == ADDRESS.c.person_id).outerjoin(
         SUBSCRIPTION, and_(SUBSCRIPTION.c.address_id == ADDRESS.c.id,
                            SUBSCRIPTION.c.list_id == bindparam("list_id")))).where(
@@ -137,10 +139,10 @@ def standing(session: Session, list_id: int, email: str) -> Standing:
     row = session.execute(_STANDING, {"list_id": list_id, "email": email}).first()
     if row is None:
         return Standing()
-    sub_id, role, moderation, official, kind = row
+    sub_id, role, moderation, official, kind, name = row
     if sub_id is None:
-        return Standing(kind=kind)
-    return Standing(True, role, moderation, bool(official), kind)
+        return Standing(kind=kind, person_name=name)
+    return Standing(True, role, moderation, bool(official), kind, name)
 
 
 def _bounces(cfg: Config, ml: MailingList) -> str:

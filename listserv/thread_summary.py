@@ -60,14 +60,17 @@ def refresh(session: Session, thread_id: int) -> None:
                                       "participant_count": len(everyone)})
 
 
-def after_join(session: Session, msg: AnyPost, placement: Placement) -> dict[str, Any]:
+def after_join(session: Session, msg: AnyPost, placement: Placement, *,
+               person: tuple[str | None] | None = None) -> dict[str, Any]:
     """The summary of the thread ``msg`` (accepted) has just joined, brought up to date: added
     from this post when it sorts last in the thread, returned for the caller to write with the
     placement's changes (one UPDATE); else rebuilt and written (``refresh``), and {} returned.
 
     The result is the same as ``refresh``'s: the opening post and the shown names stay, and the
     author is counted (and shown, while fewer than ``SHOWN`` are) unless an earlier accepted post
-    of the thread has the same author key, which one query checks in the database.
+    of the thread has the same author key, which one query checks in the database. A thread
+    the post has just created has no other post, so given ``person`` (the name of the person
+    with the post's address, as ``(name,)``, ``(None,)`` for none) nothing is asked.
     """
     thread = placement.thread
     assert msg.id is not None
@@ -81,10 +84,13 @@ def after_join(session: Session, msg: AnyPost, placement: Placement) -> dict[str
         refresh(session, placement.thread_id)
         return {}
     key = (address or msg.from_name).lower()
-    with session.no_autoflush:  # what is pending (a released post) does not change the answer
-        last_id, seen, person = session.execute(_AUTHOR_SEEN, {
-            "thread_id": placement.thread_id, "id": msg.id, "key": key,
-            "address": address}).one()
+    if placement.created and person is not None:
+        last_id, seen, name = None, False, person[0]
+    else:
+        with session.no_autoflush:  # what is pending (a released post) does not change it
+            last_id, seen, name = session.execute(_AUTHOR_SEEN, {
+                "thread_id": placement.thread_id, "id": msg.id, "key": key,
+                "address": address}).one()
     # On equal dates posts sort by id: a released held post may be older than later replies.
     if not placement.created and date == placement.previous_last and (last_id or 0) > msg.id:
         refresh(session, placement.thread_id)
@@ -93,7 +99,7 @@ def after_join(session: Session, msg: AnyPost, placement: Placement) -> dict[str
     opening, count = (msg.id, 0) if placement.created else (thread.opening_pk,
                                                             thread.participant_count)
     if not seen:
-        label = author_label(person or msg.from_name, address)
+        label = author_label(name or msg.from_name, address)
         if len(shown) < SHOWN and label:
             shown.append(label)
         count += 1
