@@ -41,7 +41,6 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, text, update
 from sqlalchemy import select as core_select
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col
 from sqlmodel.sql.sqltypes import UTCDateTime
@@ -207,8 +206,8 @@ def place(session: Session, list_id: int, message_id: str, references: Sequence[
     ``write=False`` leaves the joined thread's new counts and span in ``Placement.changes`` for
     the caller to write with the summary's (``write_thread``: one UPDATE for all a post changes
     in it); a new thread is inserted at once all the same, for its id, and so are the new refs.
-    Reads and writes are core statements; an ORM ``Thread`` the session holds is kept equal to
-    its row (``write_thread``).
+    Reads and writes are core statements; an ORM ``Thread`` the session holds reads its row again
+    (``write_thread``).
     """
     if date.utcoffset() is None:
         raise ValueError("assign_thread needs an aware datetime (use listserv.models.utcnow)")
@@ -245,9 +244,10 @@ def _place(session: Session, list_id: int, message_id: str, references: Sequence
     previous_last: datetime | None = None
     changes: dict[str, Any] = {}
     if decision.thread_id is None:
-        values: dict[str, Any] = {"list_id": list_id, "subject": subject, "subject_key": key,
-                  "first_post_at": date, "last_post_at": date, "post_count": 1,
-                  "opening_pk": None, "participants": "[]", "participant_count": 0}
+        values: dict[str, Any] = {
+            "list_id": list_id, "subject": subject, "subject_key": key, "first_post_at": date,
+            "last_post_at": date, "post_count": 1, "opening_pk": None, "participants": "[]",
+            "participant_count": 0}
         new_id = session.execute(_INSERT_THREAD, values).scalar_one()  # for the refs below
         thread = ThreadRow(id=new_id, **values)
     else:
@@ -276,16 +276,16 @@ def _place(session: Session, list_id: int, message_id: str, references: Sequence
 
 
 def write_thread(session: Session, thread_id: int, values: Mapping[str, Any]) -> None:
-    """Write ``values`` to the thread's row with one core UPDATE, and to the ``Thread`` the
-    session may hold for it (so it never reads or flushes stale values); no flush."""
+    """Write ``values`` to the thread's row with one core UPDATE; no flush. A ``Thread`` the
+    session holds for it has those attributes expired, so it reads them again from the row
+    (even after a savepoint's rollback) and never flushes stale ones."""
     if not values:
         return
     with session.no_autoflush:
         session.execute(_UPDATE_THREAD, {"thread_key": thread_id, **values})
     held = session.identity_map.get(identity_key(Thread, thread_id))
     if held is not None:
-        for name, value in values.items():
-            set_committed_value(held, name, value)
+        session.expire(held, list(values))
 
 
 def _thread(session: Session, thread_id: int) -> ThreadRow | None:
