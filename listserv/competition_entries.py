@@ -19,6 +19,7 @@ import enum
 import logging
 from datetime import datetime
 
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -29,11 +30,11 @@ from listserv.models import (
     CompetitionEntry,
     CompetitionState,
     MailingList,
-    Message,
     Person,
     PersonKind,
     Role,
 )
+from listserv.post_row import AnyPost
 
 log = logging.getLogger("commonroom.competitions")
 
@@ -57,18 +58,33 @@ def refusal(person: Person | None, comp: Competition, is_member: bool) -> Entry 
     return None
 
 
-def enter(session: Session, ml: MailingList, msg: Message) -> Entry:
+def enter(session: Session, ml: MailingList, msg: AnyPost) -> Entry:
     """Count ``msg`` (being released to ``ml``) as an entry if it replies in an open
     competition's thread."""
     if msg.thread_id is None:
         return Entry.NONE
-    comp = session.exec(select(Competition).where(
-        Competition.thread_id == msg.thread_id,
-        Competition.state == CompetitionState.OPEN.value)).first()
+    # Every post asks, few threads have a competition: a prebuilt core query, and the row only
+    # when there is one. What the post has pending cannot change the answer.
+    with session.no_autoflush:
+        found = session.execute(_OPEN_IN_THREAD, {"thread_id": msg.thread_id}).first()
+    return enter_open(session, ml, msg, found[0] if found is not None else None)
+
+
+def enter_open(session: Session, ml: MailingList, msg: AnyPost,
+               competition_id: int | None) -> Entry:
+    """``enter``, for a caller that has read the open competition of ``msg``'s thread (None:
+    there is none) with the thread (``threads.ThreadRow.open_competition``)."""
+    comp = session.get(Competition, competition_id) if competition_id is not None else None
     if comp is None or comp.message_pk == msg.id or not msg.from_address:
         return Entry.NONE
     return enter_address(session, ml, comp, msg.from_address, at=msg.received_at,
                          message_pk=msg.id)
+
+
+COMPETITION = Competition.__table__  # type: ignore[attr-defined]
+_OPEN_IN_THREAD = select(COMPETITION.c.id).where(
+    COMPETITION.c.thread_id == bindparam("thread_id"),
+    COMPETITION.c.state == CompetitionState.OPEN.value)
 
 
 def enter_address(session: Session, ml: MailingList, comp: Competition, address: str, *,

@@ -14,7 +14,8 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from listserv.config import Config
-from listserv.models import DiscordPost, DiscordRelay, DiscordThread, MailingList, Message
+from listserv.models import DiscordPost, DiscordRelay, DiscordThread, MailingList
+from listserv.post_row import AnyPost
 
 
 def bridged_channel(cfg: Config, list_name: str) -> str | None:
@@ -22,7 +23,7 @@ def bridged_channel(cfg: Config, list_name: str) -> str | None:
     return cfg.bridges.get(list_name) or None
 
 
-def queue_post(session: Session, cfg: Config, ml: MailingList, msg: Message, *,
+def queue_post(session: Session, cfg: Config, ml: MailingList, msg: AnyPost, *,
                from_discord: bool = False) -> bool:
     """Queue a post that has just gone out to the list for relay into Discord, if the list is
     bridged. ``from_discord``: accepted as it arrived from Discord, so it is there already."""

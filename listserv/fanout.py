@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Integer, String, func, insert, literal, select
+from sqlalchemy import CursorResult, Executable, Integer, String, bindparam, func, insert, literal, select
 from sqlmodel import Session
 
 from listserv.addresses import verp_affixes
@@ -39,26 +39,38 @@ def queue_for_members(session: Session, ml: MailingList, domain: str, mode: Deli
     """One outbox row per member of ``ml`` whose delivery mode is ``mode``, for a post or a
     digest copy, made by one INSERT … SELECT; returns how many."""
     assert ml.id is not None and (message_pk is None) != (digest_id is None)
-    now = utcnow()
+    # VERP: LIST-bounces+user=host@DOMAIN, built by the database from each member's address.
+    prefix, suffix = verp_affixes(ml.name, domain)
+    result = cast(CursorResult[Any], session.execute(_QUEUE, {
+        "list_id": ml.id, "message_pk": message_pk, "digest_id": digest_id, "prefix": prefix,
+        "suffix": suffix, "now": utcnow(), "mode": mode.value}))
+    return int(result.rowcount or 0)
+
+
+def _queue_statement() -> Executable:
+    """``queue_for_members``' INSERT … SELECT, built once (building it cost more Python time than
+    running it, once per post: issue 12); the list, post, affixes and time are parameters."""
     outbox_t = OutboxRow.__table__  # type: ignore[attr-defined]
     sub_t = Subscription.__table__  # type: ignore[attr-defined]
     addr_t = Address.__table__  # type: ignore[attr-defined]
-    ts = outbox_t.c.created_at.type
-    # VERP: LIST-bounces+user=host@DOMAIN, built by the database from each member's address.
-    prefix, suffix = verp_affixes(ml.name, domain)
-    verp = (literal(prefix, String)
-            + func.replace(addr_t.c.email, "@", "=") + literal(suffix, String))
+    now = bindparam("now", type_=outbox_t.c.created_at.type)
+    verp = (bindparam("prefix", type_=String)
+            + func.replace(addr_t.c.email, "@", "=") + bindparam("suffix", type_=String))
     chosen = select(
-        literal(ml.id, Integer), literal(message_pk, Integer), literal(digest_id, Integer),
-        addr_t.c.email, verp, literal(OutboxState.PENDING.value, String), literal(0, Integer),
-        literal(now, ts), literal(now, ts), literal("", String),
+        bindparam("list_id", type_=Integer), bindparam("message_pk", type_=Integer),
+        bindparam("digest_id", type_=Integer), addr_t.c.email, verp,
+        literal(OutboxState.PENDING.value, String), literal(0, Integer), now, now,
+        literal("", String),
     ).select_from(sub_t.join(addr_t, sub_t.c.address_id == addr_t.c.id)).where(
-        sub_t.c.list_id == ml.id, sub_t.c.delivery_mode == mode.value,
+        sub_t.c.list_id == bindparam("list_id", type_=Integer),
+        sub_t.c.delivery_mode == bindparam("mode", type_=String),
         sub_t.c.role != Role.NONMEMBER.value,
         sub_t.c.delivery_disabled_at.is_(None))  # bounces disabled it (listserv/bounce_score)
-    stmt = insert(outbox_t).from_select(
-        ["list_id", "message_pk", "digest_id", "recipient", "sender", "state", "attempts",
-         "next_attempt_at", "created_at", "last_error"], chosen)
     # rowcount of an INSERT is only kept when asked for (SQLAlchemy 2.x; PostgreSQL gives -1).
-    result = cast(CursorResult[Any], session.execute(stmt.execution_options(preserve_rowcount=True)))
-    return int(result.rowcount or 0)
+    return insert(outbox_t).from_select(
+        ["list_id", "message_pk", "digest_id", "recipient", "sender", "state", "attempts",
+         "next_attempt_at", "created_at", "last_error"], chosen).execution_options(
+        preserve_rowcount=True)
+
+
+_QUEUE = _queue_statement()

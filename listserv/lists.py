@@ -10,7 +10,8 @@ import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlmodel import Session, select
+from sqlalchemy import bindparam
+from sqlmodel import Session, col, select
 
 from listserv import addresses, names
 from listserv.config import Config
@@ -32,7 +33,11 @@ def name_problem(name: str) -> str | None:
 
 
 def find(session: Session, name: str) -> MailingList | None:
-    return session.exec(select(MailingList).where(MailingList.name == name.lower())).first()
+    return session.exec(_BY_NAME, params={"name": name.lower()}).first()
+
+
+# Built once: every message asks, and building the statement cost more than running it.
+_BY_NAME = select(MailingList).where(col(MailingList.name) == bindparam("name"))
 
 
 def every(session: Session) -> list[MailingList]:

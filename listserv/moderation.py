@@ -48,6 +48,7 @@ from listserv.models import (
     utcnow,
 )
 from listserv.pipeline import Decision
+from listserv.post_row import AnyPost
 from listserv.store import site_secret
 
 HELD: Table = Held.__table__  # type: ignore[attr-defined]
@@ -114,7 +115,7 @@ def pending(session: Session, ml: MailingList) -> list[QueueItem]:
             for h, m in rows]
 
 
-def hold(session: Session, cfg: Config, ml: MailingList, info: ListInfo, msg: Message,
+def hold(session: Session, cfg: Config, ml: MailingList, info: ListInfo, msg: AnyPost,
          decision: Decision) -> int:
     """Put a post in the moderation queue; tell the moderators, and the sender once."""
     assert ml.id is not None and msg.id is not None

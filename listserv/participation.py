@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from listserv import policy, quotes
 from listserv.message import first_text
 from listserv.models import Address, MailingList, Message, MessageStatus, Person, Subscription, utcnow
+from listserv.subscriptions import Standing
 
 # How far back, and how many, earlier public texts a new post is compared with.
 PUBLIC_TEXT_DAYS = 90
@@ -37,6 +38,12 @@ def applies_to(session: Session, ml: MailingList, sender: str, sub: Subscription
                           .where(Address.email == sender)).first()
     kind = person.kind if person is not None else "member"
     return policy.applies(kind, bool(sub and sub.official), ml.policy_scope)
+
+
+def applies(ml: MailingList, sender: str, standing: Standing) -> bool:
+    """``applies_to`` for a post, from the sender's standing it has already read."""
+    return bool(ml.policy_scope != "off" and sender and policy.applies(
+        standing.kind, standing.official, ml.policy_scope))
 
 
 def texts_of(body: str) -> list[str]:
@@ -74,6 +81,7 @@ class Verdict:
 
     decision: policy.Decision
     public_texts: str | None = None  # JSON for ``Message.public_texts``
+    body: str = ""  # the post's text it read (``first_text``): search indexes it without reparsing
 
     @property
     def hold_reason(self) -> str:
@@ -91,17 +99,17 @@ def decide(session: Session, ml: MailingList, raw: bytes) -> policy.Decision:
     return _classify(session, ml, first_text(raw))
 
 
-def check(session: Session, ml: MailingList, sender: str, sub: Subscription | None,
+def check(session: Session, ml: MailingList, sender: str, standing: Standing,
           raw: bytes) -> Verdict | None:
     """The policy's verdict on a post, or None when the policy does not apply to its author
     (then nothing is read: not the body, not the earlier public texts)."""
-    if not applies_to(session, ml, sender, sub):
+    if not applies(ml, sender, standing):
         return None
     body = first_text(raw)
     decision = _classify(session, ml, body)
     kept = (json.dumps(texts_of(body), ensure_ascii=False)
             if decision.case is policy.Case.PUBLIC_DOMAIN else None)
-    return Verdict(decision, kept)
+    return Verdict(decision, kept, body)
 
 
 def evidence_json(decision: policy.Decision) -> str:

@@ -7,8 +7,8 @@ Invariants:
 - Fan-out is one INSERT … SELECT over the subscriptions: no member row passes through Python,
   so memory does not grow with the list.
 - Nobody is ever answered for a loop or for automatic mail (no auto-reply storms).
-- Only posts that go out (``release``: accepted on arrival, or approved later) join or name a
-  thread and get ``accepted_at``; a held, rejected or discarded post touches no thread.
+- Only posts that go out (accepted on arrival by ``post``, or approved later: ``release``) join
+  or name a thread and get ``accepted_at``; a held, rejected or discarded post touches no thread.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlmodel import Session, col
 
 from listserv import (
@@ -43,17 +43,20 @@ from listserv.models import (
     MailingList,
     Message,
     MessageStatus,
-    Role,
-    Subscription,
     utcnow,
 )
 from listserv.pipeline import Decision, decide, reaches
+from listserv.post_row import AnyPost, PostRow
 from listserv.rules import POLICY_RULE, PostFacts
 from listserv.rules import automatic_mail as automatic_reason
 from listserv.store import after_commit
-from listserv.threads import place
+from listserv.threads import Placement, place, write_thread
 
 log = logging.getLogger("commonroom.posting")
+
+MESSAGE = Message.__table__  # type: ignore[attr-defined]
+# Built once: constructing a statement costs more Python time than running it.
+_INSERT_MESSAGE = insert(MESSAGE).returning(MESSAGE.c.id)
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ def automatic_mail(parsed: ParsedMessage, envelope_from: str) -> str:
 
 
 def facts_for(session: Session, cfg: Config, ml: MailingList, parsed: ParsedMessage,
-              sender: str, sub: Subscription | None, *, envelope_from: str) -> PostFacts:
+              sender: str, standing: subscriptions.Standing, *, envelope_from: str) -> PostFacts:
     """The facts the rules see, but the participation policy's (``post`` adds it if needed)."""
     assert ml.id is not None
     info = list_info(ml, cfg)
@@ -94,8 +97,7 @@ def facts_for(session: Session, cfg: Config, ml: MailingList, parsed: ParsedMess
         list_ids_seen=parsed.get_all("List-Id"), x_loop=parsed.get_all("X-Loop"),
         auto_submitted=parsed.header("Auto-Submitted") or "",
         precedence=parsed.header("Precedence") or "", null_sender=not envelope_from,
-        is_member=sub is not None and sub.role != Role.NONMEMBER.value,
-        moderation=sub.moderation if sub else "",
+        is_member=standing.is_member, moderation=standing.moderation,
         nonmember_action=ml.nonmember_action,
         bans=tuple(subscriptions.active_bans(session, ml.id, now)),
         emergency=ml.emergency, posts_last_hour=recent,
@@ -109,25 +111,38 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
     assert ml.id is not None
     sender = subscriptions.canonical(parsed.from_address or "") or \
         subscriptions.canonical(envelope_from) or ""
-    sub = subscriptions.find_subscription(session, ml.id, sender) if sender else None
-    facts = facts_for(session, cfg, ml, parsed, sender, sub, envelope_from=envelope_from)
+    # The sender's subscription and person kind, in one query.
+    standing = subscriptions.standing(session, ml.id, sender) if sender else \
+        subscriptions.Standing()
+    facts = facts_for(session, cfg, ml, parsed, sender, standing, envelope_from=envelope_from)
     # The participation policy's fact is the costly one (the body, the earlier public texts):
     # gathered only when the table reaches its rule, and only for a sender in its scope.
-    verdict = (participation.check(session, ml, sender, sub, raw)
+    verdict = (participation.check(session, ml, sender, standing, raw)
                if reaches(facts, POLICY_RULE) else None)
     if verdict is not None:
         facts = replace(facts, policy_hold=verdict.hold_reason)
     decision = decide(facts)
-    msg = Message(list_id=ml.id, message_id=parsed.message_id, envelope_from=envelope_from,
-                  envelope_to=list_address(ml.name, cfg.server.domain), from_address=sender,
-                  from_name=parsed.from_name, subject=parsed.subject, date=parsed.date,
-                  size=parsed.size, dmarc_policy=dmarc_policy,
-                  policy=participation.evidence_json(verdict.decision) if verdict else "",
-                  public_texts=verdict.public_texts if verdict else None,
-                  status=STATUS_FOR[decision.action].value, reason=decision.reason, raw=raw)
-    session.add(msg)
-    session.flush()
-    assert msg.id is not None
+    received_at, accepted_at = utcnow(), None
+    placement = None
+    if decision.action is Action.ACCEPT:
+        # Placed in its thread before its row is written, so the row is inserted once with
+        # its thread and ``accepted_at`` (not inserted, then updated: issue 12).
+        accepted_at = utcnow()
+        placement = place(session, ml.id, parsed.message_id, parsed.references, parsed.subject,
+                          parsed.date or received_at, ml.name, write=False)
+    thread_id = placement.thread_id if placement is not None else None
+    policy = participation.evidence_json(verdict.decision) if verdict else ""
+    pk: int = session.execute(_INSERT_MESSAGE, {
+        "list_id": ml.id, "thread_id": thread_id, "message_id": parsed.message_id,
+        "envelope_from": envelope_from, "envelope_to": list_address(ml.name, cfg.server.domain),
+        "from_address": sender, "from_name": parsed.from_name, "subject": parsed.subject,
+        "date": parsed.date, "received_at": received_at, "accepted_at": accepted_at,
+        "size": parsed.size, "dmarc_policy": dmarc_policy, "policy": policy,
+        "public_texts": verdict.public_texts if verdict else None,
+        "status": STATUS_FOR[decision.action].value, "reason": decision.reason, "raw": raw,
+    }).scalar_one()
+    row = PostRow(pk, ml.id, thread_id, parsed.message_id, envelope_from, sender,
+                  parsed.from_name, parsed.subject, parsed.date, received_at, policy, raw)
     info = list_info(ml, cfg)
     context = {"list": ml.name, "message_id": parsed.message_id, "sender": sender,
                "rule": decision.rule, "action": decision.action.value,
@@ -136,13 +151,15 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
     after_commit(session, lambda: log.info("post %s from %s: %s (%s)", parsed.message_id,
                                            sender, decision.action.value, decision.reason,
                                            extra=context))
-    result = PostResult(msg.id, decision)
-    if decision.action is Action.ACCEPT:
-        count = release(session, cfg, ml, msg, parsed, from_discord=from_discord)
-        result = PostResult(msg.id, decision, recipients=count)
+    result = PostResult(pk, decision)
+    if placement is not None:
+        archive_post(session, row, placement, body=verdict.body if verdict else None,
+                     person=(standing.person_name,))
+        count = _go_out(session, cfg, ml, row, placement, from_discord=from_discord)
+        result = PostResult(pk, decision, recipients=count)
     elif decision.action is Action.HOLD:
-        result = PostResult(msg.id, decision,
-                            held_id=moderation.hold(session, cfg, ml, info, msg, decision))
+        result = PostResult(pk, decision,
+                            held_id=moderation.hold(session, cfg, ml, info, row, decision))
     elif decision.action is Action.REJECT and sender:
         sender_notices.notify(session, list_id=ml.id, address=sender, kind="rejected",
                               sender=info.address(Kind.BOUNCES),
@@ -157,8 +174,9 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
 
 def release(session: Session, cfg: Config, ml: MailingList, msg: Message,
             parsed: ParsedMessage | None = None, *, from_discord: bool = False) -> int:
-    """A post goes out to the list: accepted by the rules on arrival, or approved by a
-    moderator (``moderation.act`` calls this). Returns how many members it was queued for.
+    """A stored post goes out to the list: approved by a moderator (``moderation.act`` calls
+    this), or a post by the list itself (a competition, an event). Returns how many members it
+    was queued for. (A post the rules accept on arrival takes the same steps in ``post``.)
 
     Only now does it join (or, as the earliest post, name) its thread, is indexed for search,
     and ``accepted_at`` is set: held, rejected and discarded posts stay out of threads,
@@ -168,29 +186,55 @@ def release(session: Session, cfg: Config, ml: MailingList, msg: Message,
     msg.accepted_at = utcnow()
     refs = (parsed or parse(msg.raw, domain=cfg.server.domain)).references \
         if msg.thread_id is None else ()
-    join_archive(session, ml, msg, refs)
+    placement = join_archive(session, ml, msg, refs)
+    return _go_out(session, cfg, ml, msg, placement, from_discord=from_discord)
+
+
+def _go_out(session: Session, cfg: Config, ml: MailingList, msg: AnyPost,
+            placement: Placement | None, *, from_discord: bool) -> int:
+    """What follows a post's joining the archive when it goes out: the bridge, a competition,
+    the members' copies (how many)."""
+    assert msg.id is not None
     discord_bridge.queue_post(session, cfg, ml, msg, from_discord=from_discord)
-    competition_entries.enter(session, ml, msg)  # a reply in a competition's thread enters it
+    # A reply in a competition's thread enters it (the competition read with the thread).
+    if placement is not None:
+        competition_entries.enter_open(session, ml, msg, placement.thread.open_competition)
+    else:
+        competition_entries.enter(session, ml, msg)
     return fan_out(session, ml, msg.id, cfg.server.domain)
 
 
 def join_archive(session: Session, ml: MailingList, msg: Message,
-                 references: Sequence[str]) -> None:
-    """What makes an accepted post part of the archive: its thread and its search text.
+                 references: Sequence[str]) -> Placement | None:
+    """What makes a stored post part of the archive: its thread and its search text. Returns
+    where it was placed (None: it had a thread already).
 
     Shared by ``release`` and the archive import (``archive_import``, which delivers nothing),
-    so whatever the archive keeps per post is kept the same way for both.
+    so whatever the archive keeps per post is kept the same way for both (and by ``post``, which
+    places a post before storing it, then calls ``archive_post`` as this does).
     """
     assert ml.id is not None and msg.id is not None
     session.add(msg)
     if msg.thread_id is None:
         placement = place(session, ml.id, msg.message_id, references, msg.subject,
-                          msg.date or msg.received_at, ml.name, flush=False)
+                          msg.date or msg.received_at, ml.name, write=False)
         msg.thread_id = placement.thread_id
-        thread_summary.after_join(session, msg, placement)  # the archive's thread list reads it
-        search.index_post(session, msg, new=True)  # findable from the moment it goes out
-        session.flush()  # one flush for the post, its thread, its refs and its search text
-        return
+        archive_post(session, msg, placement)
+        session.flush()  # the post's thread and accepted_at
+        return placement
     # Posts held before migration 0004 were threaded on arrival: their thread is rebuilt.
     thread_summary.refresh(session, msg.thread_id)
     search.index_post(session, msg)
+    return None
+
+
+def archive_post(session: Session, msg: AnyPost, placement: Placement, *,
+                 body: str | None = None, person: tuple[str | None] | None = None) -> None:
+    """A post just placed in its thread (``place``): the thread's summary, its search text.
+    What the pipeline has read already is not read again: ``body``, the post's text (the
+    participation policy's); ``person``, the name of the sender's person (``Standing``)."""
+    summary = thread_summary.after_join(session, msg, placement,  # the thread list reads it
+                                        person=person)
+    # The thread's new counts and summary in one UPDATE.
+    write_thread(session, placement.thread_id, {**placement.changes, **summary})
+    search.index_post(session, msg, new=True, body=body)  # findable from the moment it goes out

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import and_, bindparam, func, or_
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from listserv import audit, links, names, notices, outbox
@@ -77,10 +78,15 @@ def active_bans(session: Session, list_id: int | None, now: datetime) -> list[Ba
     by_list: dict[int | None, list[BanRule]] = _per_transaction(session, _BANS)
     rules = by_list.get(list_id)
     if rules is None:
-        rows = session.exec(select(Ban).where(
-            (col(Ban.list_id).is_(None)) | (Ban.list_id == list_id))).all()
-        rules = by_list[list_id] = [BanRule(b.pattern, b.expires_at) for b in rows]
+        rows = session.execute(_BANS_OF, {"list_id": list_id}).all()
+        rules = by_list[list_id] = [BanRule(pattern, expires_at) for pattern, expires_at in rows]
     return [b for b in rules if b.expires_at is None or b.expires_at > now]
+
+
+BAN = Ban.__table__  # type: ignore[attr-defined]
+# Built once, as core (each post asks): the site's bans and the list's.
+_BANS_OF = core_select(BAN.c.pattern, BAN.c.expires_at).where(
+    or_(BAN.c.list_id.is_(None), BAN.c.list_id == bindparam("list_id")))
 
 
 def forget_bans(session: Session) -> None:
@@ -95,6 +101,48 @@ def is_banned(session: Session, list_id: int | None, email: str, now: datetime) 
 def find_subscription(session: Session, list_id: int, email: str) -> Subscription | None:
     return session.exec(select(Subscription).join(Address).where(
         Subscription.list_id == list_id, Address.email == email)).first()
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What the posting rules ask of a sender: their subscription to the list, if any
+    (``subscribed``), and their person's kind ("member" for an unknown address) and name (None
+    for an unknown address: the archive names the author from it, ``thread_summary``)."""
+
+    subscribed: bool = False
+    role: str = ""
+    moderation: str = ""
+    official: bool = False
+    kind: str = PersonKind.MEMBER.value
+    person_name: str | None = None
+
+    @property
+    def is_member(self) -> bool:
+        return self.subscribed and self.role != Role.NONMEMBER.value
+
+
+SUBSCRIPTION = Subscription.__table__  # type: ignore[attr-defined]
+ADDRESS = Address.__table__  # type: ignore[attr-defined]
+PERSON = Person.__table__  # type: ignore[attr-defined]
+# ``find_subscription``'s row and the person's kind the participation policy asks for, in one
+# prebuilt core query (an address has one person and at most one subscription per list).
+_STANDING = core_select(SUBSCRIPTION.c.id, SUBSCRIPTION.c.role, SUBSCRIPTION.c.moderation,
+                        SUBSCRIPTION.c.official, PERSON.c.kind, PERSON.c.display_name).select_from(
+    ADDRESS.join(PERSON, PERSON.c.id == ADDRESS.c.person_id).outerjoin(
+        SUBSCRIPTION, and_(SUBSCRIPTION.c.address_id == ADDRESS.c.id,
+                           SUBSCRIPTION.c.list_id == bindparam("list_id")))).where(
+    ADDRESS.c.email == bindparam("email"))
+
+
+def standing(session: Session, list_id: int, email: str) -> Standing:
+    """``email``'s standing on the list, in one query (a post asks it of every sender)."""
+    row = session.execute(_STANDING, {"list_id": list_id, "email": email}).first()
+    if row is None:
+        return Standing()
+    sub_id, role, moderation, official, kind, name = row
+    if sub_id is None:
+        return Standing(kind=kind, person_name=name)
+    return Standing(True, role, moderation, bool(official), kind, name)
 
 
 def _bounces(cfg: Config, ml: MailingList) -> str:

@@ -14,13 +14,15 @@ id); ``participants`` is a JSON list of at most ``SHOWN`` names in order of firs
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, exists, func, or_
 from sqlmodel import Session, col, select
 
 from listserv import names
 from listserv.models import Address, Message, Person, Thread
-from listserv.threads import Placement
+from listserv.post_row import AnyPost
+from listserv.threads import Placement, ThreadRow, write_thread
 
 SHOWN = 5  # names shown in a thread list row ("Ann, Bo, Cy and 4 others")
 
@@ -32,10 +34,8 @@ def author_label(name: str, address: str) -> str:
 
 
 def refresh(session: Session, thread_id: int) -> None:
-    """Recompute the summary columns of ``thread_id`` from its accepted posts. Flushes."""
-    thread = session.get(Thread, thread_id)
-    if thread is None:
-        return
+    """Recompute the summary columns of ``thread_id`` from its accepted posts and write them.
+    Flushes first, so posts joining it in this session count."""
     session.flush()
     rows = session.exec(
         select(Message.id, Message.from_name, Message.from_address, Person.display_name)
@@ -56,21 +56,21 @@ def refresh(session: Session, thread_id: int) -> None:
         label = author_label(name, address)
         if len(shown) < SHOWN and label:
             shown.append(label)
-    thread.opening_pk = opening
-    thread.participants = json.dumps(shown)
-    thread.participant_count = len(everyone)
-    session.add(thread)
-    session.flush()
+    write_thread(session, thread_id, {"opening_pk": opening, "participants": json.dumps(shown),
+                                      "participant_count": len(everyone)})
 
 
-def after_join(session: Session, msg: Message, placement: Placement) -> None:
-    """Bring the summary of the thread ``msg`` (accepted) has just joined up to date: added from
-    this post when it sorts last in the thread, else rebuilt (``refresh``, which flushes). An
-    added post's changes are left to the caller's next flush.
+def after_join(session: Session, msg: AnyPost, placement: Placement, *,
+               person: tuple[str | None] | None = None) -> dict[str, Any]:
+    """The summary of the thread ``msg`` (accepted) has just joined, brought up to date: added
+    from this post when it sorts last in the thread, returned for the caller to write with the
+    placement's changes (one UPDATE); else rebuilt and written (``refresh``), and {} returned.
 
     The result is the same as ``refresh``'s: the opening post and the shown names stay, and the
     author is counted (and shown, while fewer than ``SHOWN`` are) unless an earlier accepted post
-    of the thread has the same author key, which one query checks in the database.
+    of the thread has the same author key, which one query checks in the database. A thread
+    the post has just created has no other post, so given ``person`` (the name of the person
+    with the post's address, as ``(name,)``, ``(None,)`` for none) nothing is asked.
     """
     thread = placement.thread
     assert msg.id is not None
@@ -82,26 +82,28 @@ def after_join(session: Session, msg: Message, placement: Placement) -> None:
     # The author key is compared lower-cased in SQL, whose lower() is ASCII-only on SQLite.
     if not incremental or not (address or msg.from_name).isascii():
         refresh(session, placement.thread_id)
-        return
+        return {}
     key = (address or msg.from_name).lower()
-    with session.no_autoflush:  # what is pending (this post, its thread) does not change the answer
-        last_id, seen, person = session.execute(_AUTHOR_SEEN, {
-            "thread_id": placement.thread_id, "id": msg.id, "key": key,
-            "address": address}).one()
+    if placement.created and person is not None:
+        last_id, seen, name = None, False, person[0]
+    else:
+        with session.no_autoflush:  # what is pending (a released post) does not change it
+            last_id, seen, name = session.execute(_AUTHOR_SEEN, {
+                "thread_id": placement.thread_id, "id": msg.id, "key": key,
+                "address": address}).one()
     # On equal dates posts sort by id: a released held post may be older than later replies.
     if not placement.created and date == placement.previous_last and (last_id or 0) > msg.id:
         refresh(session, placement.thread_id)
-        return
+        return {}
     shown = participants(thread) if not placement.created else []
-    if placement.created:
-        thread.opening_pk, thread.participant_count = msg.id, 0
+    opening, count = (msg.id, 0) if placement.created else (thread.opening_pk,
+                                                            thread.participant_count)
     if not seen:
-        label = author_label(person or msg.from_name, address)
+        label = author_label(name or msg.from_name, address)
         if len(shown) < SHOWN and label:
             shown.append(label)
-        thread.participant_count += 1
-    thread.participants = json.dumps(shown)
-    session.add(thread)
+        count += 1
+    return {"opening_pk": opening, "participants": json.dumps(shown), "participant_count": count}
 
 
 def _others() -> tuple[ColumnElement[bool], ...]:
@@ -123,7 +125,7 @@ _AUTHOR_SEEN = select(
     .where(col(Address.email) == bindparam("address")).limit(1).scalar_subquery())
 
 
-def participants(thread: Thread) -> list[str]:
+def participants(thread: Thread | ThreadRow) -> list[str]:
     """The names kept in ``thread.participants`` ([] for an unreadable value)."""
     try:
         value = json.loads(thread.participants or "[]")

@@ -35,14 +35,17 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, delete, text, update
-from sqlmodel import Session, col, select
+from sqlalchemy import bindparam, delete, insert, text, update
+from sqlalchemy import select as core_select
+from sqlalchemy.orm.util import identity_key
+from sqlmodel import Session, col
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from listserv.models import Message, Thread, ThreadRef
+from listserv.models import Competition, CompetitionState, Message, Thread, ThreadRef
 
 # Posts sharing only a subject belong together when they are this close in time; further apart,
 # the same subject ("Meeting minutes", "Help") is a new conversation.
@@ -145,16 +148,44 @@ def _clean_ids(message_id: str, references: Iterable[str]) -> list[str]:
     return list(dict.fromkeys([own, *refs] if own else refs))
 
 
+THREAD = Thread.__table__  # type: ignore[attr-defined]
+THREAD_REF = ThreadRef.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class ThreadRow:
+    """A ``thread`` row as ``place`` reads and writes it: core statements, not ORM objects
+    (issue 12: loading, then flushing, a ``Thread`` cost more than the statements)."""
+
+    id: int
+    list_id: int
+    subject: str
+    subject_key: str
+    first_post_at: datetime
+    last_post_at: datetime
+    post_count: int
+    opening_pk: int | None
+    participants: str
+    participant_count: int
+    # Not a column: the thread's open competition, read with the row because every post that
+    # goes out asks (``competition_entries.enter_open``), one query fewer per post.
+    open_competition: int | None = None
+
+
+_COLUMNS = tuple(THREAD.c[f.name] for f in fields(ThreadRow) if f.name != "open_competition")
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where ``place`` put a post: its thread, and what the thread's summary needs to know to be
     updated from this post alone (``thread_summary.after_join``)."""
 
     thread_id: int
-    thread: Thread  # held here: the session's identity map keeps clean rows only weakly
+    thread: ThreadRow  # as it is with this post placed (``changes`` included)
     created: bool  # a new thread: this post is its only one
     merged: bool  # other threads were folded into it
     previous_last: datetime | None  # the thread's last_post_at before this post (None: created)
+    changes: Mapping[str, Any] = field(default_factory=dict)  # columns not yet written
 
 
 def assign_thread(session: Session, list_id: int, message_id: str, references: Sequence[str],
@@ -162,104 +193,144 @@ def assign_thread(session: Session, list_id: int, message_id: str, references: S
     """Put a post in its thread, updating the index; return the thread id.
 
     ``message_id`` and ``references`` are bare ids (no angle brackets); ``references`` includes
-    In-Reply-To. ``date`` must be timezone-aware. Flushes but does not commit.
+    In-Reply-To. ``date`` must be timezone-aware. Writes but does not commit.
     """
     return place(session, list_id, message_id, references, subject, date, list_name).thread_id
 
 
 def place(session: Session, list_id: int, message_id: str, references: Sequence[str],
           subject: str, date: datetime, list_name: str | None = None, *,
-          flush: bool = True) -> Placement:
+          write: bool = True) -> Placement:
     """``assign_thread``, telling also whether the thread was new or merged and its span before.
 
-    ``flush=False`` leaves the thread's changes and new refs to the caller's next flush (one
-    flush for all a post changes; the caller flushes before placing another post); a new thread
-    is inserted at once all the same, for its id. The reads below do not flush what the caller
-    has pending: they see only ``thread`` and ``thread_ref`` rows, which are flushed.
+    ``write=False`` leaves the joined thread's new counts and span in ``Placement.changes`` for
+    the caller to write with the summary's (``write_thread``: one UPDATE for all a post changes
+    in it); a new thread is inserted at once all the same, for its id, and so are the new refs.
+    Reads and writes are core statements; an ORM ``Thread`` the session holds reads its row again
+    (``write_thread``).
     """
     if date.utcoffset() is None:
         raise ValueError("assign_thread needs an aware datetime (use listserv.models.utcnow)")
-    date = date.astimezone(UTC)
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        with session.no_autoflush:  # taking the lock needs nothing of what is pending
-            session.execute(text("SELECT pg_advisory_xact_lock(:c, :l)"),
-                            {"c": _PG_LOCK_CLASS, "l": list_id})
+    # What the caller has pending (a released post's ``accepted_at``) is left to its next
+    # flush: these statements read and write only ``thread`` and ``thread_ref`` rows.
+    with session.no_autoflush:
+        return _place(session, list_id, message_id, references, subject, date.astimezone(UTC),
+                      list_name, write=write)
+
+
+def _place(session: Session, list_id: int, message_id: str, references: Sequence[str],
+           subject: str, date: datetime, list_name: str | None, *, write: bool) -> Placement:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_LOCK, {"c": _PG_LOCK_CLASS, "l": list_id})
 
     ids = _clean_ids(message_id, references)
     known: dict[str, int] = {}
-    loaded: dict[int, Thread] = {}
+    loaded: dict[int, ThreadRow] = {}
     if ids:
         # The threads come with their refs: one round trip, and no second one to fetch the row.
-        with session.no_autoflush:
-            rows = session.exec(_KNOWN, params={"list_id": list_id, "ids": ids}).all()
-        for ref, t in rows:
-            assert t.id is not None
-            known[ref], loaded[t.id] = t.id, t
+        for ref, *columns in session.execute(_KNOWN, {"list_id": list_id, "ids": ids}):
+            thread_row = ThreadRow(*columns)
+            known[ref], loaded[thread_row.id] = thread_row.id, thread_row
 
     key = subject_key(subject, list_name)
     candidates: list[tuple[int, datetime, datetime]] = []
     if not known and key:
-        with session.no_autoflush:
-            rows3 = session.exec(_SAME_SUBJECT, params={
-                "list_id": list_id, "key": key, "latest_first": date + SUBJECT_WINDOW,
-                "earliest_last": date - SUBJECT_WINDOW}).all()
+        rows3 = session.execute(_SAME_SUBJECT, {
+            "list_id": list_id, "key": key, "latest_first": date + SUBJECT_WINDOW,
+            "earliest_last": date - SUBJECT_WINDOW}).all()
         candidates = [(tid, first, last) for tid, first, last in rows3 if tid is not None]
 
     decision = decide(known, candidates, date)
     previous_last: datetime | None = None
+    changes: dict[str, Any] = {}
     if decision.thread_id is None:
-        thread = Thread(list_id=list_id, subject=subject, subject_key=key,
-                        first_post_at=date, last_post_at=date, post_count=1)
-        session.add(thread)
-        session.flush()  # its id, for the refs below
+        values: dict[str, Any] = {
+            "list_id": list_id, "subject": subject, "subject_key": key, "first_post_at": date,
+            "last_post_at": date, "post_count": 1, "opening_pk": None, "participants": "[]",
+            "participant_count": 0}
+        new_id = session.execute(_INSERT_THREAD, values).scalar_one()  # for the refs below
+        thread = ThreadRow(id=new_id, **values)
     else:
-        found = loaded.get(decision.thread_id) or session.get(Thread, decision.thread_id)
+        found = loaded.get(decision.thread_id) or _thread(session, decision.thread_id)
         if found is None:  # a thread_ref pointing nowhere: the foreign key forbids it
             raise LookupError(f"thread {decision.thread_id} is in thread_ref but not in thread")
-        thread = found
-        previous_last = thread.last_post_at
+        previous_last = found.last_post_at
         if decision.merge:
-            _merge(session, list_id, thread, decision.merge)
-        thread.post_count += 1
-        if thread.post_count == 1 or date < thread.first_post_at:
-            thread.first_post_at, thread.subject, thread.subject_key = date, subject, key
-        thread.last_post_at = max(thread.last_post_at, date)
-    assert thread.id is not None
+            changes.update(_merge(session, list_id, found, decision.merge))
+            found = replace(found, **changes)
+        changes["post_count"] = found.post_count + 1
+        if changes["post_count"] == 1 or date < found.first_post_at:
+            changes.update(first_post_at=date, subject=subject, subject_key=key)
+        changes["last_post_at"] = max(found.last_post_at, date)
+        thread = replace(found, **changes)
 
-    session.add_all(ThreadRef(list_id=list_id, ref=ref, thread_id=thread.id)
-                    for ref in ids if ref not in known)
-    if flush:
-        session.flush()
+    new_refs = [{"list_id": list_id, "ref": ref, "thread_id": thread.id}
+                for ref in ids if ref not in known]
+    if new_refs:
+        session.execute(_INSERT_REF, new_refs)
+    if write and changes:
+        write_thread(session, thread.id, changes)
+        changes = {}
     return Placement(thread.id, thread, created=decision.thread_id is None,
-                     merged=bool(decision.merge), previous_last=previous_last)
+                     merged=bool(decision.merge), previous_last=previous_last, changes=changes)
+
+
+def write_thread(session: Session, thread_id: int, values: Mapping[str, Any]) -> None:
+    """Write ``values`` to the thread's row with one core UPDATE; no flush. A ``Thread`` the
+    session holds for it has those attributes expired, so it reads them again from the row
+    (even after a savepoint's rollback) and never flushes stale ones."""
+    if not values:
+        return
+    with session.no_autoflush:
+        session.execute(_UPDATE_THREAD, {"thread_key": thread_id, **values})
+    held = session.identity_map.get(identity_key(Thread, thread_id))
+    if held is not None:
+        session.expire(held, list(values))
+
+
+def _thread(session: Session, thread_id: int) -> ThreadRow | None:
+    found = session.execute(_BY_ID, {"ids": [thread_id]}).first()
+    return ThreadRow(*found) if found is not None else None
 
 
 # Built once: constructing a statement costs more Python time than running it.
-_KNOWN = (select(ThreadRef.ref, Thread)
-          .join(Thread, col(Thread.id) == col(ThreadRef.thread_id))
-          .where(col(ThreadRef.list_id) == bindparam("list_id"),
-                 col(ThreadRef.ref).in_(bindparam("ids", expanding=True))))
-_SAME_SUBJECT = (select(Thread.id, Thread.first_post_at, Thread.last_post_at)
-                 .where(col(Thread.list_id) == bindparam("list_id"),
-                        col(Thread.subject_key) == bindparam("key"),
-                        col(Thread.first_post_at) <= bindparam("latest_first", type_=UTCDateTime()),
-                        col(Thread.last_post_at) >= bindparam("earliest_last", type_=UTCDateTime())))
+COMPETITION = Competition.__table__  # type: ignore[attr-defined]
+_OPEN_COMPETITION = core_select(COMPETITION.c.id).where(
+    COMPETITION.c.thread_id == THREAD.c.id,
+    COMPETITION.c.state == CompetitionState.OPEN.value).limit(1).scalar_subquery()
+_KNOWN = (core_select(THREAD_REF.c.ref, *_COLUMNS, _OPEN_COMPETITION)
+          .join_from(THREAD_REF, THREAD, THREAD.c.id == THREAD_REF.c.thread_id)
+          .where(THREAD_REF.c.list_id == bindparam("list_id"),
+                 THREAD_REF.c.ref.in_(bindparam("ids", expanding=True))))
+_SAME_SUBJECT = (core_select(THREAD.c.id, THREAD.c.first_post_at, THREAD.c.last_post_at)
+                 .where(THREAD.c.list_id == bindparam("list_id"),
+                        THREAD.c.subject_key == bindparam("key"),
+                        THREAD.c.first_post_at <= bindparam("latest_first", type_=UTCDateTime()),
+                        THREAD.c.last_post_at >= bindparam("earliest_last", type_=UTCDateTime())))
+_LOCK = text("SELECT pg_advisory_xact_lock(:c, :l)")
+_BY_ID = core_select(*_COLUMNS, _OPEN_COMPETITION).where(THREAD.c.id.in_(bindparam("ids", expanding=True)))
+_INSERT_THREAD = insert(THREAD).returning(THREAD.c.id)
+_UPDATE_THREAD = update(THREAD).where(THREAD.c.id == bindparam("thread_key"))
+_INSERT_REF = insert(THREAD_REF)
 
 
-def _merge(session: Session, list_id: int, into: Thread, merge: tuple[int, ...]) -> None:
-    """Fold ``merge`` threads into ``into``: totals, span, earliest subject; rows moved."""
-    merged = session.exec(select(Thread).where(col(Thread.id).in_(merge))).all()
-    for other in sorted(merged, key=lambda t: (t.first_post_at, t.id or 0)):
-        into.post_count += other.post_count
-        if other.first_post_at < into.first_post_at:
-            into.first_post_at, into.subject = other.first_post_at, other.subject
-            into.subject_key = other.subject_key
-        into.last_post_at = max(into.last_post_at, other.last_post_at)
+def _merge(session: Session, list_id: int, into: ThreadRow,
+           merge: tuple[int, ...]) -> dict[str, Any]:
+    """Fold ``merge`` threads into ``into``: its new totals, span and earliest subject (returned,
+    for the caller to write); the others' refs and posts moved, their rows deleted."""
+    merged = [ThreadRow(*r) for r in session.execute(_BY_ID, {"ids": list(merge)})]
+    total, first, last = into.post_count, into.first_post_at, into.last_post_at
+    subject, key = into.subject, into.subject_key
+    for other in sorted(merged, key=lambda t: (t.first_post_at, t.id)):
+        total += other.post_count
+        if other.first_post_at < first:
+            first, subject, key = other.first_post_at, other.subject, other.subject_key
+        last = max(last, other.last_post_at)
     session.execute(update(ThreadRef)
                     .where(col(ThreadRef.list_id) == list_id, col(ThreadRef.thread_id).in_(merge))
                     .values(thread_id=into.id))
     session.execute(update(Message).where(col(Message.thread_id).in_(merge))
                     .values(thread_id=into.id))
     session.execute(delete(Thread).where(col(Thread.id).in_(merge)))
-
+    return {"post_count": total, "first_post_at": first, "subject": subject,
+            "subject_key": key, "last_post_at": last}

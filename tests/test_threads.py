@@ -272,3 +272,29 @@ def test_concurrent_posts_naming_one_phantom_share_a_thread(store: Store) -> Non
     for w in workers:
         w.join(20)
     assert results["first"] == results["second"], results
+
+
+def test_a_thread_the_session_holds_stays_equal_to_its_row(store: Store) -> None:
+    # place writes threads with core statements (issue 12); an ORM Thread loaded earlier in the
+    # same transaction (the Discord door reads one before posting) must neither read stale
+    # counts nor flush them back over the row, nor keep a rolled-back savepoint's.
+    lid = _list(store)
+    tid = _post(store, lid, "a@x", subject="Breakfast", date=T0)
+    with store.session() as s:
+        held = s.get(Thread, tid)
+        assert held is not None and held.post_count == 1
+        assert assign_thread(s, lid, "b@x", ["a@x"], "Re: Breakfast", T0 + timedelta(hours=1),
+                             "localgov") == tid
+        assert (held.post_count, held.last_post_at) == (2, T0 + timedelta(hours=1))
+        assert held not in s.dirty
+        held.participants = '["Ann"]'  # a change of its own is flushed, the counts kept
+        with pytest.raises(RuntimeError), s.begin_nested():  # a post whose unit fails
+            assign_thread(s, lid, "c@x", ["a@x"], "Re: Breakfast", T0 + timedelta(hours=2),
+                          "localgov")
+            raise RuntimeError("the unit failed")
+        assert (held.post_count, held.last_post_at) == (2, T0 + timedelta(hours=1))
+    with store.session() as s:
+        row = s.get(Thread, tid)
+        assert row is not None
+        assert (row.post_count, row.last_post_at, row.participants) == (
+            2, T0 + timedelta(hours=1), '["Ann"]')
