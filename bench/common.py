@@ -8,6 +8,8 @@
 - ``populate`` builds the store in a child process (so set-up memory is not counted either): the
   schema through Alembic, one list, and N members bulk-inserted with SQLAlchemy core
   ``insert()`` executemany in chunks (not ``add_member`` in a loop, which would take minutes).
+- ``FloorCopies`` and ``run_floor``: the delivery floor, personalised copies of a given size sent
+  straight with aiosmtplib to a sink over a number of connections (fanout.py's and ingest.py's).
 - ``AppRunner`` runs ``listserv.serve.App`` in a background thread with its own event loop, in
   this process, as the tests' harness does; a DNS double answers the DMARC lookups (NXDOMAIN)
   so the benchmarks never wait on a real resolver. ``AppProcess`` runs the same App in a child
@@ -18,6 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import hashlib
+import hmac
+import itertools
 import logging
 import multiprocessing as mp
 import os
@@ -34,12 +39,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any
 
-from listserv.addresses import list_address, verp_sender
+from listserv.addresses import Kind, list_address, verp_sender
 
 DOMAIN = "lists.example.org"
 LIST = "bench"
@@ -339,6 +345,96 @@ def post_bytes(sender: str, subject: str, message_id: str, body_size: int = 3000
         lines += [f"In-Reply-To: <{in_reply_to}>", f"References: <{in_reply_to}>"]
     text = "\r\n".join(lines) + "\r\n\r\n" + (body or body_text(body_size)).replace("\n", "\r\n")
     return text.encode()
+
+
+# --- the delivery floor --------------------------------------------------------------------
+
+
+def floor_message(i: int, body: bytes) -> bytes:
+    """Member ``i``'s copy: its own List-Unsubscribe headers over ``body``."""
+    mac = hmac.new(b"bench-secret", member_email(i).encode(), hashlib.sha256).hexdigest()[:24]
+    personal = (f"List-Unsubscribe: <https://{DOMAIN}/lists/{LIST}/unsubscribe/{mac}>,\r\n"
+                f" <mailto:{list_address(LIST, DOMAIN, Kind.LEAVE)}>\r\n"
+                "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n").encode()
+    return personal + body
+
+
+def floor_body(size: int) -> bytes:
+    """Headers and body such that ``floor_message`` is ``size`` bytes long."""
+    head = (f"From: Member <{member_email(1)}>\r\nTo: {POST_ADDRESS}\r\n"
+            "Subject: [bench] What we learnt moving training to the cloud\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n").encode()
+    fill = size - len(floor_message(1, head)) - 2
+    line = b"x" * 74 + b"\r\n"
+    text = (line * (max(fill, 0) // len(line) + 1))[:max(fill, 0)]
+    return head + text + b"\r\n"
+
+
+@dataclass(frozen=True)
+class FloorCopies:
+    """The delivery floor's ``count`` copies (numbered from 1), each about ``size`` bytes.
+
+    ``per_post`` 0 (fanout.py: one post): copy i goes to member i and has no Message-ID, as
+    fanout's floor always sent. ``per_post`` M (ingest.py: posts x M members): copies come in
+    posts of M, copy i to member (i-1) % M + 1 with its post's Message-ID, so a distinct sink
+    counts each (Message-ID, recipient) once and does the work it does for Commonroom's copies."""
+
+    count: int
+    size: int
+    per_post: int = 0
+    run_id: str = "floor"
+
+    def member(self, i: int) -> int:
+        return (i - 1) % self.per_post + 1 if self.per_post else i
+
+    def _message_id(self, i: int) -> bytes:
+        if not self.per_post:
+            return b""
+        post = (i - 1) // self.per_post + 1
+        return f"Message-ID: <floor-{self.run_id}-{post:07d}@council.example>\r\n".encode()
+
+    @cached_property
+    def _body(self) -> bytes:  # the shared part, so each copy is about ``size`` bytes
+        return floor_body(self.size - len(self._message_id(1)))
+
+    def envelope(self, i: int) -> tuple[str, str]:
+        """(MAIL FROM, RCPT TO) of copy i: the member's VERP return path and address."""
+        return verp(self.member(i)), member_email(self.member(i))
+
+    def message(self, i: int) -> bytes:
+        return floor_message(self.member(i), self._message_id(i) + self._body)
+
+
+async def run_floor(sink: CountingSink, copies: FloorCopies, connections: int,
+                    timeout: float) -> tuple[float, float, float]:
+    """Send ``copies`` straight to ``sink`` with aiosmtplib over ``connections`` connections
+    (each reused; MAIL, RCPT, DATA per copy, as Commonroom's transport does). Seconds until the
+    sink has them all, and CPU seconds of this process and of the sink meanwhile."""
+    import aiosmtplib
+
+    numbers = itertools.count(1)
+    copies.message(1)  # the shared body is built before the clock starts
+
+    async def sender() -> None:
+        smtp = aiosmtplib.SMTP(hostname=sink.host, port=sink.port, timeout=30,
+                               local_hostname="localhost", start_tls=False)
+        await smtp.connect()
+        await smtp.ehlo()
+        while (i := next(numbers)) <= copies.count:
+            sender_address, recipient = copies.envelope(i)
+            await smtp.mail(sender_address)
+            await smtp.rcpt(recipient)
+            await smtp.data(copies.message(i))
+        await smtp.quit()
+
+    sink.expect(copies.count)
+    cpu0, sink_cpu0 = cpu_seconds(), sink.cpu_seconds()
+    started = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(connections)))
+    if not await asyncio.to_thread(sink.wait, timeout):
+        raise SystemExit(f"floor timed out: the sink got {sink.count.value} of {copies.count}")
+    return (time.perf_counter() - started, cpu_seconds() - cpu0,
+            sink.cpu_seconds() - sink_cpu0)
 
 
 # --- the App in a background thread --------------------------------------------------------

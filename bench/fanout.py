@@ -25,9 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
-import itertools
 import re
 import subprocess
 import sys
@@ -36,14 +33,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiosmtplib
-
 from bench.common import (
-    DOMAIN,
-    LIST,
-    POST_ADDRESS,
     AppRunner,
     CountingSink,
+    FloorCopies,
     cpu_seconds,
     current_rss_mb,
     fresh_database,
@@ -53,12 +46,11 @@ from bench.common import (
     populate,
     post_bytes,
     quiet_logging,
+    run_floor,
     send_post,
-    verp,
     wait_or_progress,
     write_config,
 )
-from listserv.addresses import Kind, list_address
 
 SWEEP = (1_000, 10_000, 100_000)
 
@@ -109,52 +101,6 @@ def run_commonroom(url: str, members: int, connections: int, sink: CountingSink,
         runner.stop()
 
 
-def floor_message(i: int, body: bytes) -> bytes:
-    mac = hmac.new(b"bench-secret", member_email(i).encode(), hashlib.sha256).hexdigest()[:24]
-    personal = (f"List-Unsubscribe: <https://{DOMAIN}/lists/{LIST}/unsubscribe/{mac}>,\r\n"
-                f" <mailto:{list_address(LIST, DOMAIN, Kind.LEAVE)}>\r\n"
-                "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n").encode()
-    return personal + body
-
-
-def floor_body(size: int) -> bytes:
-    """Headers and body such that ``floor_message`` is ``size`` bytes long."""
-    head = (f"From: Member <{member_email(1)}>\r\nTo: {POST_ADDRESS}\r\n"
-            "Subject: [bench] What we learnt moving training to the cloud\r\n"
-            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n").encode()
-    fill = size - len(floor_message(1, head)) - 2
-    line = b"x" * 74 + b"\r\n"
-    text = (line * (max(fill, 0) // len(line) + 1))[:max(fill, 0)]
-    return head + text + b"\r\n"
-
-
-async def run_floor(host: str, port: int, members: int, connections: int, size: int,
-                    sink: CountingSink, timeout: float) -> tuple[float, float, float]:
-    """Seconds, and CPU seconds of this process and of the sink, for the floor."""
-    body = floor_body(size)
-    numbers = itertools.count(1)
-
-    async def sender() -> None:
-        smtp = aiosmtplib.SMTP(hostname=host, port=port, timeout=30,
-                               local_hostname="localhost", start_tls=False)
-        await smtp.connect()
-        await smtp.ehlo()
-        while (i := next(numbers)) <= members:
-            await smtp.mail(verp(i))
-            await smtp.rcpt(member_email(i))
-            await smtp.data(floor_message(i, body))
-        await smtp.quit()
-
-    sink.expect(members)
-    cpu0, sink_cpu0 = cpu_seconds(), sink.cpu_seconds()
-    started = time.perf_counter()
-    await asyncio.gather(*(sender() for _ in range(connections)))
-    if not await asyncio.to_thread(sink.wait, timeout):
-        raise SystemExit(f"floor timed out: the sink got {sink.count.value} of {members}")
-    return (time.perf_counter() - started, cpu_seconds() - cpu0,
-            sink.cpu_seconds() - sink_cpu0)
-
-
 def dkim_key(folder: Path, algorithm: str) -> dict[str, str]:
     """A fresh key in ``folder``; the [delivery] keys that sign with it."""
     from listserv.dkim import Algorithm, generate
@@ -195,7 +141,7 @@ def one_run(members: int, connections: int, db: str, floor: bool, dkim: str | No
         floor_seconds = float("nan")
         if floor:
             floor_seconds, cpu, sink_cpu = asyncio.run(run_floor(
-                sink.host, sink.port, members, connections, run.message_bytes, sink, timeout))
+                sink, FloorCopies(members, run.message_bytes), connections, timeout))
             print(f"  floor: {members:,} messages of {run.message_bytes:,} bytes straight "
                   f"with aiosmtplib in {floor_seconds:.2f} s ({members / floor_seconds:,.0f} "
                   f"msg/s); CPU: sender {cpu:.1f} s, sink {sink_cpu:.1f} s")
