@@ -163,6 +163,8 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=5000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--smtp-process", action="store_true",
+                        help="[server] smtp_process = true: SMTP in a child process of the App's")
     parser.add_argument("--db", default="sqlite",
                         help="'sqlite' (a temp file) or a postgresql:// URL of a server on "
                              "which a throw-away database is created")
@@ -176,8 +178,9 @@ def main() -> None:
         with fresh_database(args.db) as url, tempfile.TemporaryDirectory() as folder:
             populate(url, MEMBERS)
             make_moderator(url)
-            runner = AppRunner(write_config(Path(folder), url, sink.port, args.connections),
-                               url).start()
+            config = write_config(Path(folder), url, sink.port, args.connections,
+                                  smtp_process=args.smtp_process)
+            runner = AppRunner(config, url).start()
             try:
                 result = run(runner, args)
                 # A 250 means queued: wait until the pipeline has handled the whole flood.

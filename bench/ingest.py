@@ -6,8 +6,11 @@ A fresh SQLite store (or a throw-away database on the PostgreSQL server given by
 10-member list, the counting sink as smarthost, ``App`` in this process. ``--clients`` threads
 each open one smtplib connection and reuse it, sending ~3 KB posts (a third of them replies, so
 threading has work to do) until ``--posts`` have been answered 250. The first figure is the time
-until every post is accepted (each 250 means stored, threaded and fanned out, committed); the
-second is the time until every delivery (posts x members) has reached the sink. A client waits up
+until every post is accepted (each 250 means committed to the inbound queue; the pipeline
+handles it after, ``listserv/inbound_queue.py``); the second is the time until every delivery
+(posts x members) has reached the sink, which needs every post handled. ``--smtp-process``
+sets ``[server] smtp_process = true``: the SMTP door in a child process of the App's
+(``listserv/door.py``). A client waits up
 to 10 minutes for a reply (RFC 5321's DATA timeout), so a post answered late shows in the
 latencies' max instead of failing the run.
 
@@ -316,6 +319,9 @@ def main() -> None:
                              "App (the old way), not in a process of their own")
     parser.add_argument("--no-floor", action="store_true",
                         help="skip the accept and delivery floors")
+    parser.add_argument("--smtp-process", action="store_true",
+                        help="[server] smtp_process = true: the App accepts SMTP in a child "
+                             "process of its own (listserv/door.py)")
     args = parser.parse_args()
     if args.processes and args.db == "sqlite":
         parser.error("--processes needs PostgreSQL (--db postgresql://...): a SQLite store is "
@@ -464,7 +470,8 @@ def run_once(args: argparse.Namespace, synchronous: str, label: str,
             settings = ({"policy_scope": "everyone", "public_sources": PUBLIC_SOURCES}
                         if args.policy else {})
             populate(url, MEMBERS, **settings)
-            config = write_config(Path(folder), url, sink.port, args.connections)
+            config = write_config(Path(folder), url, sink.port, args.connections,
+                                  smtp_process=args.smtp_process)
             with apps(config, url, synchronous, processes) as (ports, app_cpu):
                 plan = ClientPlan(args.posts, args.clients, str(time.time_ns()), args.policy,
                                   tuple(ports))

@@ -13,7 +13,8 @@ Invariants:
 - If the group's commit itself fails, every unit of the group is run again alone, each in its
   own transaction, so one bad message cannot make the others fail.
 - Units are taken first in, first out (urgent ones first: a member's post is not queued behind
-  a flood of held posts) and a group's futures resolve in that order. With one writer thread
+  a flood of held posts, unless the oldest other unit has waited ``MAX_NORMAL_WAIT``) and a
+  group's futures resolve in that order. With one writer thread
   (SQLite) they are also written in that order.
 - Background units (the inbound pipeline's: ``listserv.inbound_queue``) come last: a group
   takes ``background_share`` of them after its other units, or up to ``max_background`` when
@@ -48,6 +49,7 @@ MAX_WAIT = 0.0  # seconds to linger for more units; 0: take only what queued mea
 BACKGROUND_SHARE = 1  # background units in a group that has others
 MAX_BACKGROUND = 8  # background units in a group of their own, when arrivals are quiet
 QUIET = 0.05  # seconds without arrivals after which background units fill a group
+MAX_NORMAL_WAIT = 0.5  # seconds a normal unit waits behind urgent ones at most
 
 
 @dataclass
@@ -58,6 +60,7 @@ class _Unit(Generic[T]):
     value: Any = None
     error: BaseException | None = None
     hooks: list[Callable[[], None]] = field(default_factory=list)
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 class GroupCommitter:
@@ -181,7 +184,11 @@ class GroupCommitter:
                 self._ready.wait_for(
                     lambda: len(self._urgent) + len(self._normal) >= self.max_group,
                     timeout=self.max_wait)
-            source = self._urgent or self._normal
+            # Urgent first, but a normal unit that has waited too long goes next: a steady
+            # stream of urgent work must not hold the rest back without end.
+            overdue = bool(self._normal) and (
+                time.monotonic() - self._normal[0].queued_at > MAX_NORMAL_WAIT)
+            source = self._normal if overdue else (self._urgent or self._normal)
             self._writing += 1
             group = [source.popleft() for _ in range(min(len(source), self.max_group))]
             quiet = not group and time.monotonic() - self._last_arrival > QUIET

@@ -425,3 +425,16 @@ def test_background_units_take_one_place_in_a_busy_group_and_fill_a_quiet_one(
     # Arrivals first with one background unit; the other two once arrivals are quiet.
     assert ran == ["n0", "n1", "b0", "b1", "b2"]
     assert writer.groups - before == 2 + 1, "the gate's, n0 n1 b0, then b1 b2"
+
+
+def test_a_unit_that_waited_too_long_goes_before_later_urgent_ones(
+        writer: GroupCommitter, monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[str] = []
+    gate = Gate(writer)
+    old = writer.submit(lambda _s: ran.append("normal"))
+    monkeypatch.setattr(time, "monotonic", lambda real=time.monotonic: real() + 10)
+    fresh = [writer.submit(lambda _s, n=n: ran.append(f"u{n}"), urgent=True) for n in range(2)]
+    gate.open()
+    for f in [old, *fresh]:
+        f.result(10)
+    assert ran == ["normal", "u0", "u1"], "it had waited longer than MAX_NORMAL_WAIT"
