@@ -11,6 +11,10 @@ Invariants:
   ``RETRY_UNKNOWN`` seconds, not for the rest of its fan-out.
 - Preparing reads the store in a read-only session: on SQLite it never takes the write lock,
   so it cannot stall the SMTP door (or wait for it) while a post is being accepted.
+- A post is prepared once however many sender threads miss the cache together: the others
+  wait for that preparation (and try themselves if it failed).
+- ``cached`` renders a copy only from the cache (``None`` on a miss), never touching the store:
+  cheap enough for the event loop, so the worker hops to a thread only on a miss.
 """
 
 from __future__ import annotations
@@ -47,28 +51,57 @@ class PostRenderer:
         # message pk -> (prepared, info, monotonic time it stops being good or None)
         self._cache: OrderedDict[int, tuple[PreparedPost, ListInfo, float | None]] = OrderedDict()
         self._lock = threading.Lock()
+        self._preparing: dict[int, threading.Event] = {}  # message pk -> set once prepared
 
     def __call__(self, message_pk: int, recipient: str) -> bytes:
         prepared, info = self.prepared(message_pk)
+        return self._copy(prepared, info, recipient)
+
+    def cached(self, message_pk: int, recipient: str) -> bytes | None:
+        """That member's copy if the post is prepared and still good, else None: no store
+        read, no DNS, one HMAC and a join (the worker calls it on the event loop)."""
+        with self._lock:
+            hit = self._fresh(message_pk)
+        return None if hit is None else self._copy(hit[0], hit[1], recipient)
+
+    def _copy(self, prepared: PreparedPost, info: ListInfo, recipient: str) -> bytes:
         url = links.unsubscribe_url(info.web_base_url, self.secret, info.name, recipient)
 
         def token_for(purpose: str) -> str:
             return links.unsubscribe_token(self.secret, info.name, recipient, purpose)
         return prepared.for_recipient(url, info.address(Kind.LEAVE), token_for)
 
+    def _fresh(self, message_pk: int) -> tuple[PreparedPost, ListInfo] | None:
+        """The cached post, if still good (call with the lock held)."""
+        hit = self._cache.get(message_pk)
+        if hit is None or (hit[2] is not None and hit[2] <= time.monotonic()):
+            return None
+        self._cache.move_to_end(message_pk)
+        return hit[0], hit[1]
+
     def prepared(self, message_pk: int) -> tuple[PreparedPost, ListInfo]:
-        with self._lock:
-            hit = self._cache.get(message_pk)
-            if hit is not None and (hit[2] is None or hit[2] > time.monotonic()):
-                self._cache.move_to_end(message_pk)
-                return hit[0], hit[1]
-        prepared, info, known = self._prepare(message_pk)
-        with self._lock:
-            self._cache[message_pk] = (prepared, info,
-                                       None if known else time.monotonic() + RETRY_UNKNOWN)
-            while len(self._cache) > CACHE_POSTS:
-                self._cache.popitem(last=False)
-        return prepared, info
+        while True:
+            with self._lock:
+                hit = self._fresh(message_pk)
+                if hit is not None:
+                    return hit
+                busy = self._preparing.get(message_pk)
+                if busy is None:
+                    busy = self._preparing[message_pk] = threading.Event()
+                    break
+            busy.wait()  # another thread prepares it; then look again (it may have failed)
+        try:
+            prepared, info, known = self._prepare(message_pk)
+            with self._lock:
+                self._cache[message_pk] = (prepared, info,
+                                           None if known else time.monotonic() + RETRY_UNKNOWN)
+                while len(self._cache) > CACHE_POSTS:
+                    self._cache.popitem(last=False)
+            return prepared, info
+        finally:
+            with self._lock:
+                del self._preparing[message_pk]
+            busy.set()
 
     def _policy(self, message_pk: int, stored: str, author: str) -> Policy:
         """The post's DMARC policy; an "unknown" one is looked up again and kept if found."""
