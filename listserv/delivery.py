@@ -9,8 +9,12 @@ Invariants:
   recorded as "unknown" (DNS failed on arrival) is looked up again here and, once known,
   stored on the post; a post still unknown is sent unmunged and prepared again after
   ``RETRY_UNKNOWN`` seconds, not for the rest of its fan-out.
-- Preparing reads the store in a read-only session: on SQLite it never takes the write lock,
-  so it cannot stall the SMTP door (or wait for it) while a post is being accepted.
+- Preparing reads the store in one read-only statement: on SQLite it never takes the write
+  lock, so it cannot stall the SMTP door (or wait for it) while a post is being accepted.
+- A post is prepared once however many sender threads miss the cache together: the others
+  wait for that preparation (and try themselves if it failed).
+- ``cached`` renders a copy only from the cache (``None`` on a miss), never touching the store:
+  cheap enough for the event loop, so the worker hops to a thread only on a miss.
 """
 
 from __future__ import annotations
@@ -19,19 +23,19 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import update
-from sqlmodel import col, select
+from sqlalchemy import Select, Table, and_, bindparam, exists, select, update
+from sqlmodel import SQLModel, col
 
-from listserv import links
+from listserv import authors, links
 from listserv.addresses import Kind
-from listserv.authors import author_of
 from listserv.config import Config
 from listserv.decorate import ListInfo, PreparedPost, prepare
 from listserv.dmarc import Policy, needs_munging
-from listserv.lists import list_info
-from listserv.models import Event, MailingList, Message
-from listserv.store import Store
+from listserv.lists import info_of
+from listserv.models import Address, Event, MailingList, Message, Person, Subscription
+from listserv.store import READ_ONLY, Store
 
 CACHE_POSTS = 64
 RETRY_UNKNOWN = 60.0  # seconds a post prepared without a known DMARC policy stays cached
@@ -44,31 +48,62 @@ class PostRenderer:
         self.cfg = cfg
         self.secret = store.secret()
         self.dmarc = dmarc  # a blocking domain -> Policy, for posts stored as "unknown"
+        # Reads that never take SQLite's write lock (as Store.read_session).
+        self._reader = store.engine.execution_options(**{READ_ONLY: True})
         # message pk -> (prepared, info, monotonic time it stops being good or None)
         self._cache: OrderedDict[int, tuple[PreparedPost, ListInfo, float | None]] = OrderedDict()
         self._lock = threading.Lock()
+        self._preparing: dict[int, threading.Event] = {}  # message pk -> set once prepared
 
     def __call__(self, message_pk: int, recipient: str) -> bytes:
         prepared, info = self.prepared(message_pk)
+        return self._copy(prepared, info, recipient)
+
+    def cached(self, message_pk: int, recipient: str) -> bytes | None:
+        """That member's copy if the post is prepared and still good, else None: no store
+        read, no DNS, one HMAC and a join (the worker calls it on the event loop)."""
+        with self._lock:
+            hit = self._fresh(message_pk)
+        return None if hit is None else self._copy(hit[0], hit[1], recipient)
+
+    def _copy(self, prepared: PreparedPost, info: ListInfo, recipient: str) -> bytes:
         url = links.unsubscribe_url(info.web_base_url, self.secret, info.name, recipient)
 
         def token_for(purpose: str) -> str:
             return links.unsubscribe_token(self.secret, info.name, recipient, purpose)
         return prepared.for_recipient(url, info.address(Kind.LEAVE), token_for)
 
+    def _fresh(self, message_pk: int) -> tuple[PreparedPost, ListInfo] | None:
+        """The cached post, if still good (call with the lock held)."""
+        hit = self._cache.get(message_pk)
+        if hit is None or (hit[2] is not None and hit[2] <= time.monotonic()):
+            return None
+        self._cache.move_to_end(message_pk)
+        return hit[0], hit[1]
+
     def prepared(self, message_pk: int) -> tuple[PreparedPost, ListInfo]:
-        with self._lock:
-            hit = self._cache.get(message_pk)
-            if hit is not None and (hit[2] is None or hit[2] > time.monotonic()):
-                self._cache.move_to_end(message_pk)
-                return hit[0], hit[1]
-        prepared, info, known = self._prepare(message_pk)
-        with self._lock:
-            self._cache[message_pk] = (prepared, info,
-                                       None if known else time.monotonic() + RETRY_UNKNOWN)
-            while len(self._cache) > CACHE_POSTS:
-                self._cache.popitem(last=False)
-        return prepared, info
+        while True:
+            with self._lock:
+                hit = self._fresh(message_pk)
+                if hit is not None:
+                    return hit
+                busy = self._preparing.get(message_pk)
+                if busy is None:
+                    busy = self._preparing[message_pk] = threading.Event()
+                    break
+            busy.wait()  # another thread prepares it; then look again (it may have failed)
+        try:
+            prepared, info, known = self._prepare(message_pk)
+            with self._lock:
+                self._cache[message_pk] = (prepared, info,
+                                           None if known else time.monotonic() + RETRY_UNKNOWN)
+                while len(self._cache) > CACHE_POSTS:
+                    self._cache.popitem(last=False)
+            return prepared, info
+        finally:
+            with self._lock:
+                del self._preparing[message_pk]
+            busy.set()
 
     def _policy(self, message_pk: int, stored: str, author: str) -> Policy:
         """The post's DMARC policy; an "unknown" one is looked up again and kept if found."""
@@ -84,21 +119,46 @@ class PostRenderer:
         return policy
 
     def _prepare(self, message_pk: int) -> tuple[PreparedPost, ListInfo, bool]:
-        with self.store.read_session() as s:
-            msg = s.get(Message, message_pk)
-            if msg is None or msg.list_id is None:
-                raise LookupError(f"message {message_pk} is not a stored post")
-            ml = s.get(MailingList, msg.list_id)
-            assert ml is not None
-            author = author_of(s, msg)
-            stored, raw, sender = msg.dmarc_policy, msg.raw, msg.from_address
-            # Only a post the list wrote itself (an event's announcement) is personalised.
-            personal = s.exec(select(Event.id).where(Event.message_pk == message_pk)).first()
-            mitigation = ml.dmarc_mitigation
-            info = list_info(ml, self.cfg)
+        with self._reader.connect() as conn:
+            row = conn.execute(_POST, {"pk": message_pk}).first()
+        if row is None:
+            raise LookupError(f"message {message_pk} is not a stored post")
+        person = None if row.kind is None else (row.display_name, row.organisation, row.kind)
+        author = authors.author(row.from_address, row.envelope_from, row.from_name, person,
+                                bool(row.official))
+        info = info_of(row.name, row.description, row.subject_prefix, self.cfg)
         # Outside the read: a lookup may wait for DNS, and keeping the post needs a write.
-        policy = self._policy(message_pk, stored, sender)
-        munge = needs_munging(policy, mitigation)
-        return (prepare(raw, info, author, munge_from=munge, personalise=personal is not None),
+        policy = self._policy(message_pk, row.dmarc_policy, row.from_address)
+        munge = needs_munging(policy, row.dmarc_mitigation)
+        # Only a post the list wrote itself (an event's announcement) is personalised.
+        return (prepare(row.raw, info, author, munge_from=munge, personalise=bool(row.personal)),
                 info,
                 policy is not Policy.UNKNOWN)
+
+
+def _post_statement() -> Select[Any]:
+    """Everything preparing a post reads, in one statement (the ORM's five reads cost more
+    Python than the preparation itself): the post, its list, its sender's person and
+    subscription (``authors.author_of``'s reads), and whether an event announces it."""
+    msg, ml = table(Message), table(MailingList)
+    addr, person, sub, event = table(Address), table(Person), table(Subscription), table(Event)
+    # author_of looks no one up for a post without a From address.
+    sender = and_(addr.c.email == msg.c.from_address, msg.c.from_address != "")
+    return (select(msg.c.raw, msg.c.from_address, msg.c.from_name, msg.c.envelope_from,
+                   msg.c.dmarc_policy, ml.c.name, ml.c.description, ml.c.subject_prefix,
+                   ml.c.dmarc_mitigation, person.c.display_name, person.c.organisation,
+                   person.c.kind, sub.c.official,
+                   exists().where(event.c.message_pk == msg.c.id).label("personal"))
+            .select_from(msg.join(ml, ml.c.id == msg.c.list_id)
+                         .outerjoin(addr, sender)
+                         .outerjoin(person, person.c.id == addr.c.person_id)
+                         .outerjoin(sub, and_(sub.c.address_id == addr.c.id,
+                                              sub.c.list_id == msg.c.list_id)))
+            .where(msg.c.id == bindparam("pk")))
+
+
+def table(model: type[SQLModel]) -> Table:
+    return model.__table__  # type: ignore[attr-defined, no-any-return]
+
+
+_POST = _post_statement()

@@ -51,8 +51,13 @@ def all_names(session: Session) -> list[str]:
 
 
 def list_info(ml: MailingList, cfg: Config) -> ListInfo:
-    return ListInfo(name=ml.name, domain=cfg.server.domain, description=ml.description,
-                    web_base_url=cfg.server.web_base_url, subject_prefix=ml.subject_prefix)
+    return info_of(ml.name, ml.description, ml.subject_prefix, cfg)
+
+
+def info_of(name: str, description: str, subject_prefix: str, cfg: Config) -> ListInfo:
+    """``list_info`` from the list's columns (delivery reads them without the ORM)."""
+    return ListInfo(name=name, domain=cfg.server.domain, description=description,
+                    web_base_url=cfg.server.web_base_url, subject_prefix=subject_prefix)
 
 
 # Settings a list owner may change with `commonroom lists set`: what each is, and its values

@@ -37,8 +37,12 @@ Invariants:
   at once, so a restart burns no retries of rows that are waiting.
 - Notices (``priority`` 0) are claimed before fan-out copies (1), whatever their due times.
 - Rendering runs in a worker thread too: a cache miss reads the store and prepares the post.
+  Only what costs next to nothing stays on the loop (``_ready``): a notice's payload, or a
+  copy of a post the renderer has cached (``CachedRender.cached``: one HMAC and a join), and
+  neither when signing is on; the thread hop cost more than such a copy.
 - Every copy (post, digest, notice) passes ``_finished`` on its way to the transport, where it
-  is DKIM-signed when a signer is given: nothing leaves unsigned once signing is configured.
+  is DKIM-signed when a signer is given: nothing leaves unsigned once signing is configured
+  (``_ready`` gives way to ``_finished`` whenever there is a signer).
 - Sent rows are deleted ``keep_sent`` after they were sent (checked every ``prune_interval``).
 - ``counts`` tallies this worker's written outcomes (sent, retried, bounced, failed) since it
   started, after each commit: /metrics reads them, since sent rows are pruned from the store.
@@ -55,7 +59,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import Table, bindparam, exists, func, insert, or_, select, update
 from sqlmodel import Session
@@ -110,6 +114,15 @@ def enqueue_notice(session: Session, *, list_id: int | None, recipient: str, sen
                  priority=priority.value)
     session.add(row)
     return row
+
+
+@runtime_checkable
+class CachedRender(Protocol):
+    """A post renderer that can answer from its cache alone (``delivery.PostRenderer``)."""
+
+    def cached(self, message_pk: int, recipient: str) -> bytes | None:
+        """The copy if the post is prepared, else None; never reads the store."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +188,8 @@ class OutboxWorker:
         self.store = store
         self.transport_factory = transport_factory
         self.render = render
+        # A cached post's copies are rendered on the loop (see _ready).
+        self._cached = render.cached if isinstance(render, CachedRender) else None
         self.render_digest = render_digest  # (digest copy id, recipient) -> that member's copy
         self.sign = sign  # finished bytes -> the same with a DKIM-Signature (listserv/dkim.py)
         self.on_undelivered = on_undelivered  # (bounces, now), after their write-back commits
@@ -341,9 +356,8 @@ class OutboxWorker:
         try:
             # In a thread: a renderer's cache miss reads the store and prepares the post, and
             # signing is a private-key operation; neither may stall the SMTP door on this loop.
-            if row.payload is not None and self.sign is None:
-                data: bytes | None = row.payload
-            else:
+            data = self._ready(row)
+            if data is None:
                 data = await asyncio.to_thread(self._finished, row)
             if data is None:
                 return SendResult(Outcome.RETRY, 0, "outbox row has no payload, message or digest to send")
@@ -355,6 +369,17 @@ class OutboxWorker:
         except Exception as e:  # transports return outcomes; an exception here is a bug
             log.exception("transport raised", extra=_extra(row))
             return SendResult(Outcome.RETRY, 0, f"transport error: {e!r}")
+
+    def _ready(self, row: Claimed) -> bytes | None:
+        """The bytes to send when they cost next to nothing (fit for the event loop), else
+        None: then ``_finished`` makes them in a thread. Never when signing is on."""
+        if self.sign is not None:
+            return None
+        if row.payload is not None:
+            return row.payload
+        if row.message_pk is not None and self._cached is not None:
+            return self._cached(row.message_pk, row.recipient)
+        return None
 
     def _finished(self, row: Claimed) -> bytes | None:
         """The bytes handed to the transport: the only place every outgoing copy passes."""

@@ -477,3 +477,72 @@ async def test_rendering_runs_off_the_event_loop(store: Store, sink: SmtpSink) -
         tick.cancel()
     assert len(sink.messages) == 2
     assert max(gaps) < 0.3, f"the loop stalled for {max(gaps):.2f} s"
+
+
+class CountingRenderer:
+    """A renderer with a cache, as ``delivery.PostRenderer``: ``cached`` answers without the
+    store once the post is prepared."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.loop_thread = threading.get_ident()
+        self.prepared = False
+        self.calls: list[str] = []  # "call" (in a thread) or "cached-hit" (on the loop)
+
+    def __call__(self, pk: int, rcpt: str) -> bytes:
+        import threading
+
+        assert threading.get_ident() != self.loop_thread
+        self.calls.append("call")
+        self.prepared = True
+        return self.copy(rcpt)
+
+    def cached(self, pk: int, rcpt: str) -> bytes | None:
+        import threading
+
+        assert threading.get_ident() == self.loop_thread
+        if not self.prepared:
+            return None
+        self.calls.append("cached-hit")
+        return self.copy(rcpt)
+
+    @staticmethod
+    def copy(rcpt: str) -> bytes:
+        return b"Subject: post\r\n\r\nfor " + rcpt.encode() + b"\r\n"
+
+
+def add_post_rows(store: Store, n: int) -> None:
+    with store.session() as s:
+        ml = MailingList(name="dev")
+        s.add(ml)
+        s.flush()
+        msg = Message(list_id=ml.id, message_id="<p1@example.org>", raw=b"Subject: post\r\n\r\n")
+        s.add(msg)
+        s.flush()
+        for i in range(n):
+            s.add(Outbox(list_id=ml.id, message_pk=msg.id, recipient=f"p{i}@example.org",
+                         sender=SENDER))
+
+
+async def test_a_prepared_posts_copies_are_rendered_on_the_loop(store: Store,
+                                                                sink: SmtpSink) -> None:
+    """Once the post is cached a copy is one HMAC and a join: no thread hop per copy."""
+    add_post_rows(store, 20)
+    renderer = CountingRenderer()
+    w = OutboxWorker(store, lambda: SmtpTransport(sink.host, sink.port, timeout=5), renderer,
+                     connections=1, poll_interval=0.05)
+    await run(w)
+    assert renderer.calls == ["call"] + ["cached-hit"] * 19
+    assert sorted(m.data for m in sink.messages) == sorted(
+        CountingRenderer.copy(f"p{i}@example.org") for i in range(20))
+
+
+async def test_signed_copies_are_never_rendered_on_the_loop(store: Store, sink: SmtpSink) -> None:
+    add_post_rows(store, 5)
+    renderer = CountingRenderer()
+    w = OutboxWorker(store, lambda: SmtpTransport(sink.host, sink.port, timeout=5), renderer,
+                     connections=1, poll_interval=0.05, sign=lambda data: b"X-Signed: 1\r\n" + data)
+    await run(w)
+    assert renderer.calls == ["call"] * 5
+    assert all(m.data.startswith(b"X-Signed: 1\r\n") for m in sink.messages)
