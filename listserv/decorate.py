@@ -142,9 +142,11 @@ def _add_footer(msg: Message, footer: str) -> Message:
             return msg
     footer_part = MIMEText(footer, "plain", "utf-8" if not footer.isascii() else "us-ascii")
     footer_part["Content-Disposition"] = "inline"
-    if ctype == "multipart/mixed":
+    if ctype == "multipart/mixed" and msg.is_multipart():
         msg.attach(footer_part)
         return msg
+    # A multipart/mixed whose parts could not be parsed (no boundary, or none found) is
+    # wrapped like anything else, its body kept as it came.
     # Anything else (alternative, related, signed, html-only, attachments) is wrapped, so the
     # original part stays byte-for-byte intact (a signed part still verifies).
     outer = MIMEMultipart("mixed")

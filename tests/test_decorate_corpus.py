@@ -26,3 +26,18 @@ def test_every_fedora_post_can_be_prepared_for_delivery(corpus: Path) -> None:
             body = original.get_payload(decode=True)
             assert isinstance(body, bytes) and body.strip() in out.replace(b"\r\n", b"\n"), post.message_id
     assert wrapped_8bit >= 6  # the posts that crashed delivery before
+
+
+def test_a_multipart_mixed_without_parts_is_wrapped_not_refused() -> None:
+    """Three corpus messages say multipart/mixed but give no boundary: decorating one raised,
+    so the post was retried at every delivery attempt and never sent."""
+    raw = (b"From: Ann <ann@example.org>\r\nTo: demo@lists.example.org\r\nSubject: Odd\r\n"
+           b"Message-ID: <odd@example.org>\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed\r\n\r\nJust some text, no parts at all.\r\n")
+    info = ListInfo("demo", "lists.example.org", "Demo", "https://lists.example.org")
+    out = prepare(raw, info, Author("ann@example.org", "Ann"), munge_from=False).body
+    msg = email.message_from_bytes(out, policy=email.policy.default)
+    assert msg.is_multipart() and "<demo.lists.example.org>" in msg["List-Id"]
+    first, footer = msg.get_payload()  # type: ignore[misc]
+    assert b"Just some text, no parts at all." in first.as_bytes()
+    assert "demo@lists.example.org" in footer.get_content()

@@ -145,4 +145,5 @@ def test_corpus_copies_are_the_same_bytes_as_before(store: Store, corpus: Path,
         vendors += b"vendor)" in missed
         name = "tools" if i % 3 == 2 else "demo"
         swapped += links.unsubscribe_token(renderer.secret, name, second, "delivery").encode() in hit
-    assert failing < 5 and vendors > 20 and swapped >= 25  # of 45: a marker in an encoded body stays as it is
+    # swapped: of 45, as a marker in an encoded body stays as it is
+    assert failing == 0 and vendors > 20 and swapped >= 25
