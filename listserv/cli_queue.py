@@ -89,9 +89,25 @@ def _list_shunted(obj: Ctx, list_name: str | None) -> None:
 
 @queue_group.command("retry")
 @click.argument("message_id", metavar="ID", type=int)
+@click.option("--inbound", is_flag=True,
+              help="ID is an accepted message waiting in the inbound queue "
+                   "('queue list --inbound'): try it again from its first attempt.")
 @pass_ctx
-def queue_retry(obj: Ctx, message_id: int) -> None:
-    """Handle shunted message ID again ('commonroom queue list --shunted' shows the ids)."""
+def queue_retry(obj: Ctx, message_id: int, inbound: bool) -> None:
+    """Handle shunted message ID again ('commonroom queue list --shunted' shows the ids).
+
+    With --inbound: give a queued message that failed five times its attempts back; a running
+    'commonroom serve' takes it at its next sweep (seconds), or the next start.
+    """
+    if inbound:
+        with obj.session() as (_store, s):
+            found = inbound_queue.retry(s, message_id)
+        if not found:
+            raise click.ClickException(
+                f"there is no queued message number {message_id}; "
+                "'commonroom queue list --inbound' shows them")
+        click.echo(f"queued message {message_id} will be tried again at the server's next sweep")
+        return
     with obj.open_store() as store:
         result = shunt.retry(store, obj.cfg, message_id, actor="cli")
     if not result.ok:

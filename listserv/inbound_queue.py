@@ -91,6 +91,13 @@ def record_failure(session: Session, row_id: int, error: str) -> None:
         attempts=INBOUND.c.attempts + 1, last_error=error[:1000]))
 
 
+def retry(session: Session, row_id: int) -> bool:
+    """Give a queued row its attempts back (a person fixed the cause); False if there is none."""
+    done = session.execute(update(INBOUND).where(INBOUND.c.id == row_id).values(
+        attempts=0, last_error=""))
+    return bool(done.rowcount)  # type: ignore[attr-defined]
+
+
 def waiting(session: Session, limit: int = 1000) -> list[tuple[int, bool]]:
     """Rows still to try, urgent first then oldest: (id, urgent)."""
     rows = session.execute(select(INBOUND.c.id, INBOUND.c.urgent)

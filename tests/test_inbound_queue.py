@@ -143,3 +143,19 @@ def test_queue_list_inbound_shows_what_waits(cfg: Config, store: Store, tmp_path
     [line] = listed.output.splitlines()
     assert line.split("\t")[:5] == [str(row_id), MEMBERS[0], "demo:post", "1",
                                     "RuntimeError: broken"]
+
+
+def test_queue_retry_inbound_gives_a_stuck_row_its_attempts_back(
+        cfg: Config, store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "commonroom.toml"
+    with store.session() as s:
+        row_id = queue(s, cfg, "Stuck")
+        for _ in range(inbound_queue.MAX_ATTEMPTS):
+            inbound_queue.record_failure(s, row_id, "RuntimeError: was broken")
+    missing = cli(path, "queue", "retry", "--inbound", str(row_id + 1))
+    assert missing.exit_code == 1 and "no queued message" in missing.output
+    done = cli(path, "queue", "retry", "--inbound", str(row_id))
+    assert done.exit_code == 0 and "tried again" in done.output, done.output
+    with running(cfg, store) as server:  # the cause is fixed: the post goes out
+        server.settle()
+    assert counts(store)[:2] == (0, 1)
