@@ -17,8 +17,9 @@ Invariants:
   group's futures resolve in that order. With one writer thread
   (SQLite) they are also written in that order.
 - Background units (the inbound pipeline's: ``listserv.inbound_queue``) come last: a group
-  takes ``background_share`` of them after its other units, or up to ``max_background`` when
-  nothing else has arrived for ``QUIET`` seconds. Arrivals so never wait behind more than a
+  takes ``background_share`` of them after its other units (none after urgent ones, until the
+  oldest has waited ``MAX_NORMAL_WAIT``), or up to ``max_background`` when nothing else has
+  arrived for ``QUIET`` seconds. Arrivals so never wait behind more than a
   share of background work, and background work is never stopped by a burst of arrivals.
 - Work registered with ``store.after_commit`` during a unit (wake-ups, logs) runs only after the
   commit that holds the unit, and not at all for a unit rolled back.
@@ -191,9 +192,15 @@ class GroupCommitter:
             source = self._normal if overdue else (self._urgent or self._normal)
             self._writing += 1
             group = [source.popleft() for _ in range(min(len(source), self.max_group))]
-            quiet = not group and time.monotonic() - self._last_arrival > QUIET
-            room = min(self.max_group - len(group),
-                       self.max_background if quiet else self.background_share)
+            now = time.monotonic()
+            quiet = not group and now - self._last_arrival > QUIET
+            # An urgent group (a member's post, a person's request) stays short: background
+            # work joins it only once the oldest has waited MAX_NORMAL_WAIT.
+            held_back = source is self._urgent and bool(group) and not (
+                self._background and now - self._background[0].queued_at > MAX_NORMAL_WAIT)
+            room = 0 if held_back else min(
+                self.max_group - len(group),
+                self.max_background if quiet else self.background_share)
             group += [self._background.popleft()
                       for _ in range(min(len(self._background), room))]
             return group

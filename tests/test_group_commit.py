@@ -438,3 +438,25 @@ def test_a_unit_that_waited_too_long_goes_before_later_urgent_ones(
     for f in [old, *fresh]:
         f.result(10)
     assert ran == ["normal", "u0", "u1"], "it had waited longer than MAX_NORMAL_WAIT"
+
+
+def test_an_urgent_group_takes_background_work_only_once_it_has_waited(
+        writer: GroupCommitter, monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[str] = []
+    gate = Gate(writer)
+    fresh = writer.submit(lambda _s: ran.append("b0"), background=True)
+    urgent = writer.submit(lambda _s: ran.append("u0"), urgent=True)
+    before = writer.groups
+    gate.open()
+    for f in (fresh, urgent):
+        f.result(10)
+    assert ran == ["u0", "b0"] and writer.groups - before == 3, "the gate, u0 alone, b0"
+    gate = Gate(writer)
+    old = writer.submit(lambda _s: ran.append("b1"), background=True)
+    later = writer.submit(lambda _s: ran.append("u1"), urgent=True)
+    monkeypatch.setattr(time, "monotonic", lambda real=time.monotonic: real() + 10)
+    before = writer.groups
+    gate.open()
+    for f in (old, later):
+        f.result(10)
+    assert ran[2:] == ["u1", "b1"] and writer.groups - before == 2, "the gate, u1 with b1"
