@@ -87,7 +87,6 @@ class GroupCommitter:
         self._background: deque[_Unit[Any]] = deque()
         self._last_arrival = float("-inf")  # monotonic time of the last non-background unit
         self._stopping = False
-        self._writing = 0  # groups being written now
         self._threads: list[threading.Thread] = []
         self.groups = 0  # transactions committed (for benches and tests)
         self.units = 0
@@ -141,15 +140,6 @@ class GroupCommitter:
         with self._ready:
             return len(self._urgent) + len(self._normal)
 
-    def background_pending(self) -> int:
-        with self._ready:
-            return len(self._background)
-
-    def busy(self) -> bool:
-        """Whether work submitted now would wait: every writer is writing, or units queue."""
-        with self._ready:
-            return bool(self._urgent or self._normal) or self._writing >= self.writers
-
     async def run(self, work: Callable[[Session], T], *, urgent: bool = False,
                   own_savepoints: bool = False) -> T:
         return await asyncio.wrap_future(self.submit(work, urgent=urgent,
@@ -170,9 +160,6 @@ class GroupCommitter:
                 for unit in group:
                     if not unit.future.done():
                         unit.future.set_exception(RuntimeError("the group committer failed"))
-            finally:
-                with self._ready:
-                    self._writing -= 1
 
     def _next_group(self) -> list[_Unit[Any]] | None:
         """The next group, urgent units first (each queue first in, first out); None to stop."""
@@ -190,7 +177,6 @@ class GroupCommitter:
             overdue = bool(self._normal) and (
                 time.monotonic() - self._normal[0].queued_at > MAX_NORMAL_WAIT)
             source = self._normal if overdue else (self._urgent or self._normal)
-            self._writing += 1
             group = [source.popleft() for _ in range(min(len(source), self.max_group))]
             now = time.monotonic()
             quiet = not group and now - self._last_arrival > QUIET

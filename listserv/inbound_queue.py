@@ -176,10 +176,6 @@ class Pipeline:
             self._prepared[row_id] = prepared
         self._push(row_id, urgent)
 
-    def backlog(self) -> int:
-        """Rows this process knows are waiting or being handled."""
-        return len(self._known)
-
     async def settle(self, timeout: float = 30.0) -> None:
         """Wait until the queue holds nothing this process could take (tests, benches); rows
         it was not told about yet (from an SMTP process, another process) are swept in."""
