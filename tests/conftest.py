@@ -4,11 +4,13 @@ and the smarthost double."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.db_pool import MigratedPool, migrated_sqlite_file
 from tests.harness import write_config
 from tests.smtpsink import SmtpSink
 
@@ -81,17 +83,47 @@ def pg_template() -> Iterator[str]:
         drop()  # type: ignore[operator]
 
 
+@pytest.fixture(scope="session")
+def pg_pool(pg_template: str) -> Iterator[MigratedPool]:
+    """This worker's migrated PostgreSQL databases, emptied and reused from test to test."""
+    pool = MigratedPool(PG_URL, pg_template, _pg_database)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that tests' stores are copied from (a copy takes a millisecond,
+    the migrations ~0.1 s)."""
+    return migrated_sqlite_file(tmp_path_factory.mktemp("template") / "migrated.db")
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """A fresh database URL per test (SQLite file, or a new PostgreSQL database): empty, or
-    already migrated when the test also asks for ``store`` (whose upgrade is then a no-op)."""
+    """A fresh database URL per test (SQLite file, or a PostgreSQL database): empty, or
+    already migrated when the test also asks for ``store`` (whose upgrade is then a no-op).
+    Migrated ones are copies of a template (SQLite) or emptied databases of this worker's pool
+    (PostgreSQL), which hold nothing a test wrote before and have the template's schema."""
+    migrated = "store" in request.fixturenames
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'commonroom.db'}"
+        path = tmp_path / "commonroom.db"
+        if migrated:
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
         return
     if not PG_URL:
         pytest.skip("PostgreSQL tests need COMMONROOM_TEST_PG_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
-    template = request.getfixturevalue("pg_template") if "store" in request.fixturenames else ""
-    url, drop = _pg_database(PG_URL, template)
+    if migrated:
+        pool: MigratedPool = request.getfixturevalue("pg_pool")
+        url = pool.take()
+        try:
+            yield url
+        finally:
+            pool.give_back(url)
+        return
+    url, drop = _pg_database(PG_URL)
     try:
         yield url
     finally:
