@@ -11,7 +11,8 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from sqlmodel import col, select
 
@@ -31,6 +32,9 @@ class Delivery:
     destinations: Sequence[Destination]
     raw: bytes
     dmarc_policy: str = ""
+    # When the door took it (its 250 follows): the message's ``received_at``, even if the
+    # pipeline handles it later (a rate limit, a competition's closing time count from here).
+    received_at: datetime = field(default_factory=utcnow)
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ def prepare(cfg: Config, d: Delivery) -> Prepared:
     parsed = parse(d.raw, domain=cfg.server.domain)
     raw = set_message_id(d.raw, parsed.message_id) if parsed.message_id_generated else d.raw
     if not parsed.get_all("Date"):  # RFC 5322 requires one: the time we received it, as an MTA
-        received = utcnow().replace(microsecond=0)
+        received = d.received_at.replace(microsecond=0)
         raw = add_date(raw, received)
         parsed = replace(parsed, date=received)
     return Prepared(d, raw, parsed)

@@ -51,7 +51,7 @@ def _store_admin(session: Session, ml: MailingList, d: Delivery, parsed: ParsedM
                         envelope_from=d.envelope_from, envelope_to=f"{ml.name} (admin)",
                         from_address=parsed.from_address or "", from_name=parsed.from_name,
                         subject=parsed.subject, date=parsed.date, size=parsed.size,
-                        status=MessageStatus.ADMIN.value, reason=reason, raw=raw))
+                        received_at=d.received_at, status=MessageStatus.ADMIN.value, reason=reason, raw=raw))
 
 
 def _handle_one(session: Session, cfg: Config, d: Delivery, dest: Destination, raw: bytes,
@@ -63,7 +63,7 @@ def _handle_one(session: Session, cfg: Config, d: Delivery, dest: Destination, r
     automatic = posting.automatic_mail(parsed, d.envelope_from)
     if dest.kind is Kind.POST:
         posting.post(session, cfg, ml, raw, parsed, envelope_from=d.envelope_from,
-                     dmarc_policy=d.dmarc_policy)
+                     dmarc_policy=d.dmarc_policy, received_at=d.received_at)
         return
     if dest.kind is Kind.BOUNCES:
         extra = dest.extra or ""
@@ -132,7 +132,7 @@ def store_one(session: Session, cfg: Config, p: Prepared) -> bool:
                                 envelope_to=shunt.envelope_to(d.destinations),
                                 from_address=parsed.from_address or "",
                                 subject=parsed.subject, size=parsed.size,
-                                status=MessageStatus.SHUNTED.value,
+                                received_at=d.received_at, status=MessageStatus.SHUNTED.value,
                                 reason=error[:1000], raw=raw))
             audit.record(session, list_id=None, actor="server", action="shunted",
                          target=parsed.message_id, detail=error[:500])

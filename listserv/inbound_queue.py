@@ -41,7 +41,7 @@ from listserv.accept import Delivery, Prepared
 from listserv.config import Config
 from listserv.group_commit import GroupCommitter
 from listserv.message import parse
-from listserv.models import InboundMessage, utcnow
+from listserv.models import InboundMessage
 from listserv.store import Store
 
 log = logging.getLogger("commonroom.inbound_queue")
@@ -59,7 +59,7 @@ def enqueue(session: Session, p: Prepared, urgent: bool) -> int:
     """Keep an accepted message for the pipeline; its row id."""
     d = p.delivery
     return int(session.execute(insert(INBOUND).values(
-        received_at=utcnow(), envelope_from=d.envelope_from,
+        received_at=d.received_at, envelope_from=d.envelope_from,
         destinations=shunt.envelope_to(d.destinations), dmarc_policy=d.dmarc_policy,
         urgent=urgent, attempts=0, last_error="", raw=p.raw).returning(INBOUND.c.id)).scalar_one())
 
@@ -69,7 +69,8 @@ def handle(session: Session, cfg: Config, row_id: int, known: Prepared | None = 
     when the row is gone or another process holds it; else ``store_one``'s answer. ``known``:
     the message as the SMTP door prepared it, to save reading and parsing it again."""
     cols = (INBOUND.c.id,) if known is not None else (
-        INBOUND.c.envelope_from, INBOUND.c.destinations, INBOUND.c.dmarc_policy, INBOUND.c.raw)
+        INBOUND.c.envelope_from, INBOUND.c.destinations, INBOUND.c.dmarc_policy, INBOUND.c.raw,
+        INBOUND.c.received_at)
     row = session.execute(select(*cols).where(INBOUND.c.id == row_id)
                           .with_for_update(skip_locked=True)).first()
     if row is None:
@@ -77,7 +78,7 @@ def handle(session: Session, cfg: Config, row_id: int, known: Prepared | None = 
     if known is None:
         d = Delivery(envelope_from=row.envelope_from,
                      destinations=tuple(shunt.destinations(row.destinations)), raw=row.raw,
-                     dmarc_policy=row.dmarc_policy)
+                     dmarc_policy=row.dmarc_policy, received_at=row.received_at)
         known = Prepared(d, row.raw, parse(row.raw, domain=cfg.server.domain))
     from listserv.inbound import store_one  # the whole pipeline: not in the SMTP process
 

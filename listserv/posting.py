@@ -105,9 +105,11 @@ def facts_for(session: Session, cfg: Config, ml: MailingList, parsed: ParsedMess
 
 
 def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: ParsedMessage,
-         *, envelope_from: str, dmarc_policy: str = "", from_discord: bool = False) -> PostResult:
+         *, envelope_from: str, dmarc_policy: str = "", from_discord: bool = False,
+         received_at: datetime | None = None) -> PostResult:
     """Judge and store one post. ``from_discord``: written in a bridged Discord thread (the bot
-    built ``raw``), so if accepted it is not relayed back there."""
+    built ``raw``), so if accepted it is not relayed back there. ``received_at``: when the SMTP
+    door accepted it (default: now)."""
     assert ml.id is not None
     sender = subscriptions.canonical(parsed.from_address or "") or \
         subscriptions.canonical(envelope_from) or ""
@@ -122,7 +124,7 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
     if verdict is not None:
         facts = replace(facts, policy_hold=verdict.hold_reason)
     decision = decide(facts)
-    received_at, accepted_at = utcnow(), None
+    received_at, accepted_at = received_at or utcnow(), None
     placement = None
     if decision.action is Action.ACCEPT:
         # Placed in its thread before its row is written, so the row is inserted once with

@@ -87,7 +87,8 @@ def retry(store: Store, cfg: Config, message_pk: int, *, actor: str) -> RetryRes
                                           "'commonroom queue list --shunted' shows them")
             dests = destinations(row.envelope_to)
             d = Delivery(envelope_from=row.envelope_from, destinations=dests,
-                         raw=row.raw, dmarc_policy=row.dmarc_policy)
+                         raw=row.raw, dmarc_policy=row.dmarc_policy,
+                         received_at=row.received_at)
             inbound.handle(s, cfg, d, row.raw, parse(row.raw, domain=cfg.server.domain))
             s.delete(row)
             audit.record(s, list_id=None, actor=actor, action="shunt-retried",

@@ -4,6 +4,7 @@ pipeline handles it afterwards, exactly once, even across restarts and several p
 from __future__ import annotations
 
 import smtplib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,28 @@ def test_messages_left_by_a_stopped_process_are_handled_at_the_next_start(
         subjects = s.exec(select(Message.subject).order_by(Message.id)).all()  # type: ignore[arg-type]
     assert subjects == ["Left 0", "Left 1", "Left 2"], ids
     wait_until(lambda: len(sink.messages) == 3 * len(MEMBERS), what="the copies")
+
+
+def test_a_post_handled_later_keeps_the_time_of_its_250(cfg: Config, store: Store) -> None:
+    """``received_at`` is when the door accepted the message, not when the pipeline got to it:
+    the participation policy's counts and a competition's closing time go by it."""
+    accepted_at = datetime(2026, 12, 6, 9, 0, 0, 123456, tzinfo=UTC)
+    d = accept.Delivery(envelope_from=MEMBERS[0], destinations=(Destination("demo", Kind.POST),),
+                        raw=mail(MEMBERS[0], POST, "Queued at nine"), received_at=accepted_at)
+    admin = accept.Delivery(envelope_from=MEMBERS[1],
+                            destinations=(Destination("demo", Kind.LEAVE),),
+                            raw=mail(MEMBERS[1], f"demo-leave@{DOMAIN}", "leave"),
+                            received_at=accepted_at)
+    with store.session() as s:  # accepted (250 sent) by a process that then died
+        for delivery in (d, admin):
+            inbound_queue.enqueue(s, accept.prepare(cfg, delivery), True)
+    with running(cfg, store) as server:
+        server.settle()
+    with store.read_session() as s:
+        stored = s.exec(select(Message.subject, Message.received_at)  # type: ignore[call-overload]
+                        .order_by(Message.id)).all()
+    assert [tuple(r) for r in stored] == [("Queued at nine", accepted_at),
+                                          ("leave", accepted_at)]
 
 
 def test_a_row_that_keeps_failing_waits_for_a_person_after_max_attempts(
