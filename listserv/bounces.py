@@ -218,6 +218,17 @@ def disable(session: Session, cfg: Config, ml: MailingList, sub: Subscription, e
           f"Mail from {list_info(ml, cfg).post_address} to {email} has been bouncing\n"
           f"(bounce score {sub.bounce_score:g}), so the list has stopped sending it to you.\n"
           "You are still a member.\n\n" + _how_to_enable(session, cfg, ml, email))
+    if ml.bounce_notify_owner_on_disable:  # Mailman's setting and default
+        _tell_owners(session, cfg, ml, f"{ml.name}: delivery to {email} disabled (bounces)",
+                     f"Mail to {email} has been bouncing (bounce score "
+                     f"{sub.bounce_score:g}; last: {why}),\nso the list has stopped sending "
+                     "it to them. They are still a member and have been told\nhow to get "
+                     f"the list's mail again. After {ml.bounce_you_are_disabled_warnings} "
+                     f"reminders, {ml.bounce_you_are_disabled_warnings_interval} days apart,\n"
+                     "the address is unsubscribed.\n\n"
+                     f"To re-enable it yourself:  commonroom members enable {ml.name} {email}\n"
+                     f"To stop these notices:     commonroom lists set {ml.name} "
+                     "bounce_notify_owner_on_disable off\n")
 
 
 def enable(session: Session, ml: MailingList, email: str, *, actor: str,

@@ -97,6 +97,8 @@ SETTINGS: dict[str, tuple[str, tuple[str, ...] | str | None]] = {
                                          "unsubscribed", "int"),
     "bounce_you_are_disabled_warnings_interval": ("days between those reminders", "int"),
     "bounce_probe": ("at the threshold, send a probe first; only its bounce disables", "bool"),
+    "bounce_notify_owner_on_disable": ("tell the moderators when bounces disable a member's "
+                                       "delivery", "bool"),
 }
 BOOLEANS = {"on": True, "true": True, "yes": True, "1": True,
             "off": False, "false": False, "no": False, "0": False}

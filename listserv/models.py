@@ -101,6 +101,7 @@ class MailingList(SQLModel, table=True):
     bounce_you_are_disabled_warnings: int = 3
     bounce_you_are_disabled_warnings_interval: int = 7
     bounce_probe: bool = False
+    bounce_notify_owner_on_disable: bool = True
     created_at: datetime = Field(default_factory=utcnow)
 
 

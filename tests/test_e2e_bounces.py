@@ -125,6 +125,11 @@ def test_threshold_disables_then_reminders_then_removal(server: Running, store: 
     assert notice["Subject"] == "pub: your delivery is disabled (bounces)"
     text = notice.get_payload(decode=True).decode()
     assert f"pub-request@{DOMAIN}" in text and "enable" in text
+    [told] = [parse(m.data) for m in sink.messages if m.rcpt_tos == (MOD,)]
+    assert told["Subject"] == "pub: delivery to alice@example.org disabled (bounces)"
+    told_text = told.get_payload(decode=True).decode()
+    assert "bounce score 2" in told_text and "5.1.1" in told_text
+    assert "commonroom members enable pub alice@example.org" in told_text
 
     # A post goes to everyone but the disabled member.
     before = len(sink.messages)
@@ -256,6 +261,7 @@ def test_a_copy_the_smarthost_refuses_counts_and_shows_in_bounces(
     ("bounce_you_are_disabled_warnings", "0", 0),  # none: unsubscribed after one interval
     ("bounce_you_are_disabled_warnings_interval", "3", 3),
     ("bounce_probe", "on", True),
+    ("bounce_notify_owner_on_disable", "off", False),
 ])
 def test_lists_set_takes_every_bounce_setting(store: Store, config: Path, key: str, value: str,
                                               stored: object) -> None:
@@ -276,3 +282,14 @@ def test_lists_set_refuses_a_bounce_setting_that_cannot_work(store: Store, confi
     make_list(store, "pub")
     result = cli(config, "lists", "set", "pub", key, value)
     assert result.exit_code != 0 and key in result.output
+
+
+def test_moderators_not_told_of_a_disable_when_the_list_says_so(
+        server: Running, store: Store, sink: SmtpSink, config: Path) -> None:
+    for key, value in (("bounce_score_threshold", "1"), ("bounce_notify_owner_on_disable", "no")):
+        assert cli(config, "lists", "set", "pub", key, value).exit_code == 0
+    bounce(server, "postfix_5.1.1.eml", ALICE)
+    assert sub(store, ALICE).delivery_disabled_at is not None  # type: ignore[union-attr]
+    server.drain()
+    assert mail_to(sink, ALICE) == ["pub: your delivery is disabled (bounces)"]
+    assert mail_to(sink, MOD) == []
