@@ -1,5 +1,5 @@
-"""``commonroom competitions``: start a prize draw, see its entrants, draw it (early), check
-it, and draw a reserve (``listserv.competitions``); this module parses options and prints."""
+"""``commonroom competitions``: start a prize draw, see its entrants, draw it (early) or call it
+off, check it, and draw a reserve (``listserv.competitions``); this module parses options and prints."""
 
 from __future__ import annotations
 
@@ -85,6 +85,21 @@ def competitions_draw(obj: Ctx, competition_id: int, early: bool) -> None:
     click.echo(f"drew competition {competition_id} among {drawn.entrants} entrants: "
                f"winner {drawn.winner or 'none'}"
                + (f"; reserves {', '.join(drawn.reserves)}" if drawn.reserves else ""))
+
+
+@competitions_group.command("cancel")
+@click.argument("competition_id", metavar="ID", type=int)
+@pass_ctx
+def competitions_cancel(obj: Ctx, competition_id: int) -> None:
+    """Call off an open competition: no draw; the list is told in its thread (and Discord's
+    card is closed)."""
+    with obj.session() as (_store, s):
+        comp = _competition(s, competition_id)
+        state = comp.state
+        if not competitions.cancel(s, obj.cfg, competition_id, actor="cli"):
+            raise click.ClickException(f"competition {competition_id} is {state}: only an open "
+                                       "competition can be called off")
+    click.echo(f"cancelled competition {competition_id}; the list is told")
 
 
 @competitions_group.command("verify")

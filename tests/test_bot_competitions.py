@@ -176,7 +176,7 @@ def test_draw_verify_reserve_entrants_and_the_winners_dm(tmp_path: Path, db_url:
         card = bot.card(_comp_card(bot.double, cid))
         for user in (LINKED, OTHER_USER):
             bot.press(f"cr:comp:enter:{cid}", user, card)
-        for sub in ("entrants", "draw", "reserve"):
+        for sub in ("entrants", "draw", "cancel", "reserve"):
             assert "for moderators" in bot.ask("competition", LINKED, {"id": cid}, sub=sub)
         listed = bot.ask("competition", MOD_USER, {"id": cid}, sub="entrants", roles=MOD)
         assert listed.splitlines()[0] == f"Competition {cid} (a mug): open, 2 entrants"
@@ -232,3 +232,17 @@ def test_draw_verify_reserve_entrants_and_the_winners_dm(tmp_path: Path, db_url:
         assert "You won a mug" in dms[0]
         assert "no reserve left" in bot.ask("competition", MOD_USER, {"id": cid}, sub="reserve",
                                             roles=MOD)
+        assert bot.ask("competition", MOD_USER, {"id": cid}, sub="cancel", roles=MOD) == (
+            f"Competition {cid} is drawn: only an open competition can be called off.")
+
+        # Another one, called off before its draw: the list is told, the card closed.
+        bot.ask("competition", MOD_USER, {"prize": "a pen", "closes": "next Friday 12:00"},
+                sub="start", roles=MOD)
+        with store.session() as s:
+            other = max(c.id for c in s.exec(select(Competition)).all() if c.id is not None)
+        assert bot.ask("competition", MOD_USER, {"id": other}, sub="cancel", roles=MOD) == (
+            f"Cancelled competition {other}: there will be no draw; the list is told.")
+        with store.session() as s:
+            assert s.get(Competition, other).state == "cancelled"  # type: ignore[union-attr]
+        wait_until(lambda: [m for m in sink.messages if b"a pen is cancelled" in m.data],
+                   what="the list told of the call-off")

@@ -97,3 +97,31 @@ def test_start_refuses_a_bad_closing_time(store: Store, config_path: Path) -> No
     past = cli(config_path, "competitions", "start", "demo", "--prize", "p", "--closes",
                "2020-01-01T12:00")
     assert past.exit_code == 1 and "has passed" in past.output
+
+
+def test_cancel_calls_off_an_open_competition_once(store: Store, config_path: Path,
+                                                   sink: SmtpSink) -> None:
+    make_list(store, "demo", moderators=(MOD,), members=MEMBERS)
+    started = cli(config_path, "competitions", "start", "demo", "--prize", "a mug",
+                  "--closes", "next Friday 12:00")
+    cid = int(started.output.strip())
+    cfg = config_mod.load(config_path, env={})
+    with running(cfg, store) as server:
+        server.drain()
+        sink.messages.clear()
+        cancelled = cli(config_path, "competitions", "cancel", str(cid))
+        assert cancelled.exit_code == 0 and f"cancelled competition {cid}" in cancelled.output
+        assert server.app.worker is not None
+        server.app.worker.wake()
+        got = wait_until(lambda: [m for m in sink.messages if b"is cancelled" in m.data],
+                         what="the list told")
+        assert sorted(r for m in got for r in m.rcpt_tos) == sorted((MOD, *MEMBERS))
+        again = cli(config_path, "competitions", "cancel", str(cid))
+        assert again.exit_code == 1 and "is cancelled: only an open" in again.output
+        drawn = cli(config_path, "competitions", "draw", str(cid), "--now")
+        assert drawn.exit_code == 1 and "cannot be drawn again" in drawn.output
+    with store.session() as s:
+        comp = s.get(Competition, cid)
+        assert comp is not None and comp.state == "cancelled" and not comp.picks
+    missing = cli(config_path, "competitions", "cancel", "999")
+    assert missing.exit_code == 1 and "no competition 999" in missing.output

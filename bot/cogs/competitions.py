@@ -1,4 +1,4 @@
-"""``/competition start|entrants|draw|reserve`` (moderators), ``/competition verify``
+"""``/competition start|entrants|draw|cancel|reserve`` (moderators), ``/competition verify``
 (anyone); the card's Enter button is ``bot/competition_card.py``.
 
 A thin door over ``listserv.competitions``, the service ``commonroom competitions`` calls, with
@@ -109,6 +109,28 @@ class Competitions(commands.Cog):
         return (f"Drew competition {competition_id} among {drawn.entrants} entrants: "
                 f"winner {drawn.winner or 'none'}"
                 + (f"; reserves {', '.join(drawn.reserves)}" if drawn.reserves else "") + ".")
+
+    @competition.command(name="cancel", description="Call off an open competition: no draw "
+                         "(moderators)")
+    @app_commands.describe(id="The competition's number")
+    async def cancel(self, interaction: discord.Interaction, id: int) -> None:
+        if await refused(self.ctx, interaction):
+            return
+        text = await asyncio.to_thread(self._cancel, id, actor_for(interaction.user))
+        await interaction.response.send_message(text, ephemeral=True)
+        self.ctx.mail_queued()
+        wake_relay(interaction.client)  # the card's closing
+
+    def _cancel(self, competition_id: int, actor: str) -> str:
+        with self.ctx.store.session() as s:
+            comp = s.get(Competition, competition_id)
+            if comp is None:
+                return f"There is no competition {competition_id}."
+            state = comp.state
+            if not competitions.cancel(s, self.ctx.cfg, competition_id, actor=actor):
+                return (f"Competition {competition_id} is {state}: only an open competition "
+                        "can be called off.")
+        return f"Cancelled competition {competition_id}: there will be no draw; the list is told."
 
     @competition.command(name="verify", description="Check a competition's draw (anyone)")
     @app_commands.describe(id="The competition's number")
