@@ -114,19 +114,22 @@ def schedule_cancel(obj: Ctx, scheduled_id: int) -> None:
 @click.option("--at", "at_text", default=None, metavar="TIME", help=AT_HELP)
 @click.option("--every", default=None, metavar="RULE",
               help=EVERY_HELP + " An empty RULE makes it a one-off post.")
+@click.option("--from", "from_address", default=None, metavar="EMAIL",
+              help="A new sender: a member of the list.")
 @click.option("--subject", default=None, help="A new subject.")
 @click.option("--body-file", default=None, metavar="FILE", help="A new body.")
 @pass_ctx
 def schedule_change(obj: Ctx, scheduled_id: int, at_text: str | None, every: str | None,
-                    subject: str | None, body_file: str | None) -> None:
-    """Change a scheduled post's time, recurrence, subject or body."""
+                    from_address: str | None, subject: str | None,
+                    body_file: str | None) -> None:
+    """Change a scheduled post's time, recurrence, sender, subject or body."""
     body = _body(body_file) if body_file else None
     with obj.session() as (_store, s):
         row, ml = _active(s, scheduled_id)
         at = _time(at_text, ml.timezone) if at_text else None
         try:
             scheduled_posts.change(s, ml, row, now=utcnow(), at=at, every=every,
-                                   subject=subject, body=body)
+                                   subject=subject, body=body, from_address=from_address)
         except ValueError as e:
             raise click.ClickException(str(e)) from None
         click.echo(_line(row, ml))

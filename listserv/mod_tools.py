@@ -50,9 +50,9 @@ FIELDS: dict[Tool, tuple[str, ...]] = {
     Tool.COMPETITION: ("prize", "how", "closes", "reserves", "exclude_org"),
     Tool.SCHEDULE: ("at", "every", "from", "subject", "body"),
 }
-# What a change may name (a scheduled post keeps its sender; a competition is not changed).
+# What a change may name (a competition is not changed).
 CHANGE_FIELDS: dict[Tool, tuple[str, ...]] = {
-    Tool.EVENT: FIELDS[Tool.EVENT], Tool.SCHEDULE: ("at", "every", "subject", "body")}
+    Tool.EVENT: FIELDS[Tool.EVENT], Tool.SCHEDULE: FIELDS[Tool.SCHEDULE]}
 # The free text of each tool: in a mailed request, the body after the "Key: value" lines.
 TEXT_FIELD = {Tool.EVENT: "description", Tool.COMPETITION: "how", Tool.SCHEDULE: "body"}
 MAX_RESERVES = 20  # as ``commonroom competitions start --reserves``
@@ -294,7 +294,7 @@ def change(session: Session, cfg: Config, ml: MailingList, item: Changeable,
                        if what else f"event {item.id} ({item.title}) was already so", item.id)
     scheduled_posts.change(session, ml, item, now=now, at=datetime.fromisoformat(values["at"]),
                            every=values["every"], subject=values["subject"],
-                           body=values["body"] + "\n", actor=actor)
+                           body=values["body"] + "\n", from_address=values["from"], actor=actor)
     return Created(True, f"scheduled post {item.id} ({item.subject}) will go to {ml.name} at "
                          f"{local_text(item.next_at, ml.timezone)}", item.id)
 

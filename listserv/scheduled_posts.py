@@ -116,8 +116,18 @@ def cancel(session: Session, scheduled_id: int, *, actor: str = "") -> Scheduled
 
 def change(session: Session, ml: MailingList, row: ScheduledPost, *, now: datetime,
            at: datetime | None = None, every: str | None = None, subject: str | None = None,
-           body: str | None = None, actor: str = "") -> ScheduledPost:
-    """Change an active scheduled post; a new ``at`` or ``every`` recomputes its next time."""
+           body: str | None = None, from_address: str | None = None,
+           actor: str = "") -> ScheduledPost:
+    """Change an active scheduled post; a new ``at`` or ``every`` recomputes its next time.
+    Raises ``ValueError`` for a new sender who is not a member (checked first: nothing is
+    changed then), ``WhenProblem`` for a time that has passed."""
+    if from_address is not None:
+        address = subscriptions.canonical(from_address)
+        if address is None:
+            raise ValueError(f"'{from_address}' is not an email address")
+        if (problem := sender_problem(session, ml, address)) is not None:
+            raise ValueError(problem)
+        row.from_address = address
     if subject is not None:
         row.subject = subject
     if body is not None:
@@ -134,7 +144,8 @@ def change(session: Session, ml: MailingList, row: ScheduledPost, *, now: dateti
         row.next_at = first
     session.add(row)
     audit.record(session, list_id=row.list_id, actor=actor or "cli", action="post-rescheduled",
-                 target=str(row.id), detail=f"{row.next_at.isoformat()} {row.rule}".strip())
+                 target=str(row.id),
+                 detail=f"{row.from_address} {row.next_at.isoformat()} {row.rule}".strip())
     return row
 
 

@@ -275,12 +275,13 @@ def test_schedule_change_and_cancel_and_competition_cancel_by_mail(server: Runni
     post_id = made_by_mail(server, sink, "schedule add",
                            "At: 2030-12-09T09:00\nSubject: Guest post\n\nHello all.\n")
     ask(server, MOD, f"schedule change {post_id}",
-        "At: 2030-12-10T10:00\nSubject: A guest post\n\nHello everyone.\n")
+        f"At: 2030-12-10T10:00\nFrom: {ANN}\nSubject: A guest post\n\nHello everyone.\n")
     confirm_last(server, sink)
     with server.store.session() as s:
         row = s.get(ScheduledPost, post_id)
         assert row is not None and (row.subject, row.body) == ("A guest post",
                                                                "Hello everyone.\n")
+        assert row.from_address == ANN
         assert row.next_at.isoformat() == "2030-12-10T10:00:00+00:00"  # GMT in December
         assert row.state == "active"
     ask(server, MOD, f"schedule cancel {post_id}", "")

@@ -148,6 +148,13 @@ def test_cli_add_list_change_cancel(store: Store, config_path: Path, tmp_path: P
     assert changed.exit_code == 0 and "Wed 2030-07-03 09:00 BST" in changed.output
     once = cli(config_path, "schedule", "change", sid, "--every", "", "--at", "2030-07-04 10:00")
     assert once.exit_code == 0 and "\tonce\t" in once.output
+    sender = cli(config_path, "schedule", "change", sid, "--from", MEMBERS[1].upper())
+    assert sender.exit_code == 0 and MEMBERS[1] in sender.output, sender.output
+    stranger = cli(config_path, "schedule", "change", sid, "--from", "x@y.example",
+                   "--subject", "not this")
+    assert stranger.exit_code == 1 and "members add" in stranger.output
+    listed = cli(config_path, "schedule", "list", "demo").output
+    assert MEMBERS[1] in listed and GUEST not in listed and "not this" not in listed
     assert cli(config_path, "schedule", "cancel", sid).exit_code == 0
     assert "no scheduled posts on demo" in cli(config_path, "schedule", "list", "demo").output
     again = cli(config_path, "schedule", "cancel", sid)

@@ -239,6 +239,7 @@ def test_change_a_scheduled_post(site: Site, store: Store, members: None) -> Non
     assert form, page
     assert 'value="2030-12-09T09:00"' in form.group(0)  # the current values, local
     assert 'value="every Monday at 09:00"' in form.group(0) and ">Hello.</textarea>" in form.group(0)
+    assert f'value="{ANN}"' in form.group(0)  # its sender, which may be changed too
     path = f"/moderate/lists/demo/schedule/{row.id}/change"
     new = {"at": "2030-12-10T10:00", "every": "", "subject": "A guest post",
            "body": "Hello everyone."}
@@ -249,6 +250,10 @@ def test_change_a_scheduled_post(site: Site, store: Store, members: None) -> Non
     assert f'id="post-{row.id}-subject-error"' in bad.text
     assert 'value="someday"' in bad.text and "Hello everyone.</textarea>" in bad.text
     assert rows(store, ScheduledPost)[0].subject == "Guest post"  # nothing changed
+    stranger = post(site, store, path, {**new, "from": "eve@elsewhere.example"})
+    assert stranger.status_code == 400 and f'id="post-{row.id}-from-error"' in stranger.text
+    assert "not a member of demo" in stranger.text
+    assert rows(store, ScheduledPost)[0].from_address == ANN
     # Without this session's token, or as another list's moderator: nothing is done.
     assert site.post(path, headers=as_(store, MOD), data={"csrf": "x", **new}).status_code == 403
     other = token_of(site.get("/moderate/lists/other/", headers=as_(store, OTHER_MOD)))
@@ -264,6 +269,8 @@ def test_change_a_scheduled_post(site: Site, store: Store, members: None) -> Non
     assert row.from_address == ANN and row.created_by == f"web:{MOD}"
     shown = site.get(done.headers["location"], headers=as_(store, MOD))
     assert f"Scheduled post {row.id} is changed" in shown.text
+    assert post(site, store, path, {**new, "from": BEN}).status_code == 303
+    assert rows(store, ScheduledPost)[0].from_address == BEN
     assert post(site, store, f"/moderate/lists/demo/schedule/{row.id}/cancel", {}
                 ).status_code == 303
     assert post(site, store, path, new).status_code == 404  # cancelled: nothing to change
