@@ -59,8 +59,17 @@ def intents() -> discord.Intents:
     return wanted
 
 
+# discord.py fires READY once no GUILD_CREATE has come for this long (its default is 2 s, made
+# for bots in many guilds). Commonroom serves one guild, whose GUILD_CREATE follows READY at
+# once; ``start`` still waits (up to GUILD_WAIT) for that guild if it is late, and guilds that
+# come later are handled by discord.py as they arrive.
+GUILD_READY_TIMEOUT = 0.3
+GUILD_WAIT = 10.0
+
+
 class CommonroomBot(commands.Bot):
-    def __init__(self, ctx: BotContext, *, guild_ready_timeout: float = 2.0) -> None:
+    def __init__(self, ctx: BotContext, *,
+                 guild_ready_timeout: float = GUILD_READY_TIMEOUT) -> None:
         super().__init__(command_prefix=commands.when_mentioned, help_command=None,
                          intents=intents(), allowed_mentions=discord.AllowedMentions.none(),
                          guild_ready_timeout=guild_ready_timeout)
@@ -120,7 +129,8 @@ def _granted(guild: discord.Guild) -> dict[str, set[str]]:
 
 
 async def start(ctx: BotContext, *, ready_timeout: float = 60.0,
-                guild_ready_timeout: float = 2.0) -> CommonroomBot:
+                guild_ready_timeout: float = GUILD_READY_TIMEOUT,
+                guild_wait: float = GUILD_WAIT) -> CommonroomBot:
     cfg = ctx.cfg
     names = await asyncio.to_thread(_list_names, ctx)
     problems = config_problems(cfg, names)
@@ -130,7 +140,7 @@ async def start(ctx: BotContext, *, ready_timeout: float = 60.0,
     bot = CommonroomBot(ctx, guild_ready_timeout=guild_ready_timeout)
     try:
         await _connect(bot, ready_timeout)
-        guild = bot.get_guild(bot.guild_ref.id)
+        guild = await _our_guild(bot, guild_wait)
         problems = guild_problems(cfg, guild is not None,
                                   _channel_kinds(guild) if guild is not None else {})
         if guild is not None and not problems:
@@ -175,6 +185,19 @@ async def _connect(bot: CommonroomBot, ready_timeout: float) -> None:
         raise BotStartupError(f"the Discord gateway failed: {error}")
     raise BotStartupError(f"the Discord gateway did not get ready within {ready_timeout:g}s "
                           "(check [discord] gateway_url and the network)")
+
+
+async def _our_guild(bot: CommonroomBot, wait: float) -> discord.Guild | None:
+    """The configured guild, once Discord has sent it (GUILD_CREATE); None if READY did not list
+    it (the bot is not in it). A guild READY listed is unavailable until its GUILD_CREATE: wait
+    up to ``wait`` seconds for that, then let the start-up checks say what is missing."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    guild = bot.get_guild(bot.guild_ref.id)
+    while guild is not None and guild.unavailable and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+        guild = bot.get_guild(bot.guild_ref.id)
+    return guild
 
 
 def _list_names(ctx: BotContext) -> list[str]:

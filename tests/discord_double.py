@@ -201,6 +201,7 @@ class DiscordDouble(_RelayRoutes):
     dm_channels: dict[str, str] = field(default_factory=dict)  # inbound (H2): DM channel -> user
     forums: tuple[str, ...] = ()  # relay (H1): names of channels that are forum channels
     bot_permissions: str = ADMIN  # the bot's own role's permissions (a test may take some away)
+    guild_create_delay: float = 0.0  # seconds between READY and GUILD_CREATE (a slow Discord)
 
     def __post_init__(self) -> None:
         self.bot_id = self.app_id  # as for bots made in the developer portal
@@ -452,6 +453,8 @@ class DiscordDouble(_RelayRoutes):
                         {"id": self.guild_id, "unavailable": True}],
                     "application": {"id": self.app_id, "flags": 0}, "private_channels": [],
                     "relationships": [], "shard": [0, 1]})
+                if self.guild_create_delay:
+                    await asyncio.sleep(self.guild_create_delay)
                 await self.dispatch("GUILD_CREATE", self._guild())
             elif op == 6:
                 self.resumed += 1

@@ -107,6 +107,26 @@ async def test_a_bot_not_in_the_guild_stops_with_the_key_named(store: Store) -> 
         await double.stop()
 
 
+async def test_a_guild_that_comes_after_ready_is_waited_for(store: Store) -> None:
+    """READY fires after a short silence (one guild to wait for); the configured guild, listed
+    in READY but sent later, is still waited for rather than reported missing."""
+    double = await DiscordDouble(guild_create_delay=0.5).start()
+    try:
+        make_list(store)
+        bot = await client.start(BotContext(discord_cfg(Config(), double), store),
+                                 ready_timeout=10, guild_ready_timeout=0.05)
+        try:
+            guild = bot.get_guild(int(double.guild_id))
+            assert guild is not None and not guild.unavailable
+        finally:
+            await bot.stop()
+        with pytest.raises(BotStartupError, match=r"\[discord.bridges\] demo: channel"):
+            await client.start(BotContext(discord_cfg(Config(), double), store),
+                               ready_timeout=10, guild_ready_timeout=0.05, guild_wait=0.1)
+    finally:
+        await double.stop()
+
+
 async def test_a_missing_bridge_channel_stops_with_the_key_named(store: Store) -> None:
     double = await DiscordDouble().start()
     try:
