@@ -237,12 +237,15 @@ def test_snippets_keep_the_accents_and_mark_the_folded_match(store: Store,
 
 def test_upgrade_to_0018_folds_posts_already_indexed(db_url: str) -> None:
     """Posts indexed before 0018 are found by folded words after it (PostgreSQL recomputes
-    the column), and the migration goes down again."""
+    the column), and the migration goes down again. (The posts are written at the head and
+    the store taken down to 0017, whose index does not fold: today's models cannot write at
+    0017, since later migrations add columns to the tables posting writes.)"""
     store = Store(db_url)
     try:
-        store.upgrade("0017")
+        store.upgrade()
         make_list(store, "demo", members=("jose@example.org",))
         pk = _post(store, "jose@example.org", "Social media café", "Notes from Zürich.\n").message_pk
+        _downgrade_to(store, "0017")
         store.upgrade()
         assert _pks(_find(store, "zurich cafe", "demo")) == [pk]
         _downgrade_to(store, "0017")
