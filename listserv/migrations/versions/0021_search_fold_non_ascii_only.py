@@ -8,8 +8,8 @@ most of a post's handling on PostgreSQL (issue 12). Every letter in FROM is outs
 ``translate`` leaves ASCII text as it is: the column now skips it when ``octet_length`` equals
 ``char_length`` (UTF-8: no multi-byte character). Same tsvector for every text.
 
-Revision ID: 0020
-Revises: 0019
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-06
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ from types import ModuleType
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0020'
-down_revision = '0019'
+revision = '0021'
+down_revision = '0020'
 branch_labels = None
 depends_on = None
 
