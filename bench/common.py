@@ -1,10 +1,12 @@
 """Shared pieces of the benchmarks: a counting SMTP sink, a store with members, the App.
 
-- ``CountingSink`` is an aiosmtpd server in its own *process* (so its CPU does not compete for
+- ``CountingSink`` is an SMTP server in its own *process* (so its CPU does not compete for
   this process's GIL, and its memory is not in this process's peak RSS). It stores nothing: it
   counts accepted messages and their bytes, and sets an event when a target count is reached.
   The same sink serves the floor and Commonroom. With ``distinct=True`` it counts each
-  (Message-ID, recipient) once and counts repeats apart, as duplicates.
+  (Message-ID, recipient) once and counts repeats apart, as duplicates. ``kind``: "lean" (the
+  default, ``bench/leansink.py``, ~0.1 ms of CPU a copy) or "aiosmtpd" (as before, ~0.6 ms a
+  copy, to reproduce earlier figures); the benches take ``--sink``.
 - ``populate`` builds the store in a child process (so set-up memory is not counted either): the
   schema through Alembic, one list, and N members bulk-inserted with SQLAlchemy core
   ``insert()`` executemany in chunks (not ``add_member`` in a loop, which would take minutes).
@@ -18,6 +20,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import ctypes
 import hashlib
@@ -104,13 +107,27 @@ def verp(i: int) -> str:
 # --- the counting sink ---------------------------------------------------------------------
 
 
+SINKS = ("lean", "aiosmtpd")
+
+
+def add_sink_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sink", choices=SINKS, default=SINKS[0],
+                        help="the smarthost double: 'lean' (bench/leansink.py, an asyncio "
+                             "Protocol, little CPU) or 'aiosmtpd' (the one earlier figures "
+                             "were measured with)")
+
+
 class CountingSink:
-    """An aiosmtpd sink in a child process that only counts (messages and bytes).
+    """An SMTP sink in a child process that only counts (messages and bytes).
 
     ``distinct``: ``count`` is of distinct (Message-ID, recipient) pairs, and a pair seen again
-    in the same run adds to ``duplicates`` instead (a copy sent twice)."""
+    in the same run adds to ``duplicates`` instead (a copy sent twice). ``kind``: which server
+    (``SINKS``); both count the same."""
 
-    def __init__(self, *, distinct: bool = False) -> None:
+    def __init__(self, *, distinct: bool = False, kind: str = "lean") -> None:
+        if kind not in SINKS:
+            raise ValueError(f"unknown sink {kind!r}: one of {', '.join(SINKS)}")
+        self.kind = kind
         self.count = _CTX.RawValue(ctypes.c_longlong, 0)
         self.nbytes = _CTX.RawValue(ctypes.c_longlong, 0)
         self.target = _CTX.RawValue(ctypes.c_longlong, 0)
@@ -121,7 +138,7 @@ class CountingSink:
         counters = _Counters(self.count, self.nbytes, self.target, self.duplicates, self.run,
                              distinct)
         self._proc = _CTX.Process(target=_sink_main, name="counting-sink", daemon=True,
-                                  args=(child, counters, self.done))
+                                  args=(child, counters, self.done, kind))
         self._proc.start()
         if not parent.poll(30):
             raise RuntimeError("the counting sink did not start")
@@ -171,9 +188,9 @@ class _CountingHandler:
         self.seen: set[tuple[bytes, str]] = set()
         self.run = 0
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+    def count(self, rcpt_tos: list[str], content: bytes) -> None:
+        """One message accepted for ``rcpt_tos``."""
         c = self.c
-        content = envelope.original_content or b""
         if c.distinct:
             if self.run != c.run.value:
                 self.seen.clear()
@@ -181,7 +198,7 @@ class _CountingHandler:
             head = content[:content.find(b"\r\n\r\n")]
             found = _MESSAGE_ID.search(head)
             msgid = found.group(1) if found else content  # no Message-ID: the bytes themselves
-            for rcpt in envelope.rcpt_tos:
+            for rcpt in rcpt_tos:
                 key = (msgid, rcpt.lower())
                 if key in self.seen:
                     c.duplicates.value += 1
@@ -193,21 +210,36 @@ class _CountingHandler:
         c.nbytes.value += len(content)
         if c.count.value >= c.target.value > 0:
             self.done.set()
-        return "250 2.0.0 OK"
 
 
-def _sink_main(conn: Connection, counters: _Counters, done: MpEvent) -> None:
-    quiet_logging()
+async def serve_sink(kind: str, count: Callable[[list[str], bytes], None]) -> asyncio.Server:
+    """A sink of ``kind`` on a free loopback port calling ``count(rcpt_tos, content)`` for each
+    message (content as aiosmtpd's ``envelope.original_content``)."""
+    loop = asyncio.get_running_loop()
+    if kind == "lean":
+        from bench.leansink import serve
+
+        return await serve(count, hostname="sink.example", ident="bench-sink")
     from aiosmtpd.smtp import SMTP
 
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            count(envelope.rcpt_tos, envelope.original_content or b"")
+            return "250 2.0.0 OK"
+
+    handler = Handler()
+    return await loop.create_server(
+        lambda: SMTP(handler, hostname="sink.example", ident="bench-sink",
+                     enable_SMTPUTF8=True),
+        host="127.0.0.1", port=0)
+
+
+def _sink_main(conn: Connection, counters: _Counters, done: MpEvent, kind: str) -> None:
+    quiet_logging()
     handler = _CountingHandler(counters, done)
 
     async def serve() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: SMTP(handler, hostname="sink.example", ident="bench-sink",
-                         enable_SMTPUTF8=True),
-            host="127.0.0.1", port=0)
+        server = await serve_sink(kind, handler.count)
         conn.send(server.sockets[0].getsockname()[1])
         await asyncio.Event().wait()  # until terminated
 

@@ -37,6 +37,7 @@ from bench.common import (
     AppRunner,
     CountingSink,
     FloorCopies,
+    add_sink_option,
     cpu_seconds,
     current_rss_mb,
     fresh_database,
@@ -119,11 +120,12 @@ def report_run(label: str, members: int, run: CommonroomRun) -> None:
     print(f"  CPU during the fan-out: App process {run.app_cpu:.1f} s, sink {run.sink_cpu:.1f} s")
 
 
-def one_run(members: int, connections: int, db: str, floor: bool, dkim: str | None) -> None:
+def one_run(members: int, connections: int, db: str, floor: bool, dkim: str | None,
+            sink_kind: str = "lean") -> None:
     print(f"fan-out of one post to {members:,} members, {connections} connections, "
-          f"db={'sqlite' if db == 'sqlite' else 'postgresql'}; {machine()}")
+          f"db={'sqlite' if db == 'sqlite' else 'postgresql'}; sink {sink_kind}; {machine()}")
     timeout = max(120.0, members / 100)
-    sink = CountingSink()
+    sink = CountingSink(kind=sink_kind)
     unsigned: CommonroomRun | None = None
     try:
         with fresh_database(db) as url, tempfile.TemporaryDirectory() as folder:
@@ -163,14 +165,14 @@ LINE = re.compile(r"^fanout members=(\d+) seconds=(\S+) floor_seconds=(\S+) rati
                   r"peak_rss_mb=(\S+)$", re.MULTILINE)
 
 
-def memory_sweep(connections: int, db: str) -> None:
+def memory_sweep(connections: int, db: str, sink: str = "lean") -> None:
     print(f"memory sweep: one post to {', '.join(f'{n:,}' for n in SWEEP)} members, each in a "
           f"fresh process; {machine()}")
     peaks: list[str] = []
     for n in SWEEP:
         proc = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "--members", str(n),
-             "--connections", str(connections), "--db", db],
+             "--connections", str(connections), "--db", db, "--sink", sink],
             capture_output=True, text=True, check=False)
         match = LINE.search(proc.stdout)
         if proc.returncode != 0 or match is None:
@@ -197,12 +199,13 @@ def main() -> None:
     parser.add_argument("--memory-sweep", action="store_true",
                         help=f"run {', '.join(map(str, SWEEP))} members, each in a fresh "
                              "process, and print the peak RSS of each")
+    add_sink_option(parser)
     args = parser.parse_args()
     quiet_logging()
     if args.memory_sweep:
-        memory_sweep(args.connections, args.db)
+        memory_sweep(args.connections, args.db, args.sink)
     else:
-        one_run(args.members, args.connections, args.db, not args.no_floor, args.dkim)
+        one_run(args.members, args.connections, args.db, not args.no_floor, args.dkim, args.sink)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,12 @@
     cd /work/main && PYTHONPATH=. .venv/bin/python bench/flood.py --posts 5000
 
 A fresh SQLite store (or a throw-away database on the PostgreSQL server given by ``--db``) with a
-10-member list (member 1 is its moderator), ``App`` in this process, and a sink (aiosmtpd, its own
-process) that counts and notes when mail for two watched addresses arrives. While ``--clients``
-threads send ``--posts`` ~3 KB posts from non-members (500 different senders, each post held for
-moderation: a notice to the moderator, and to the sender once), one member posts every second on
-a new connection, and two seconds in one address sends a subscribe request to ``bench-join``.
+10-member list (member 1 is its moderator), ``App`` in this process, and a sink (``--sink``: the
+lean one or aiosmtpd; its own process) that counts and notes when mail for two watched
+addresses arrives. While ``--clients`` threads send ``--posts`` ~3 KB posts from non-members
+(500 different senders, each post held for moderation: a notice to the moderator, and to the
+sender once), one member posts every second on a new connection, and two seconds in one
+address sends a subscribe request to ``bench-join``.
 
 - member p50/p99 ms: from connecting to the 250 of each member post;
 - member delivery p99 ms: from sending a member post until its copy reached a watched member;
@@ -41,6 +42,7 @@ from bench.common import (
     POST_ADDRESS,
     AppRunner,
     Tickets,
+    add_sink_option,
     fresh_database,
     machine,
     member_email,
@@ -48,6 +50,7 @@ from bench.common import (
     populate,
     post_bytes,
     quiet_logging,
+    serve_sink,
     write_config,
 )
 from listserv.addresses import Kind, list_address
@@ -62,16 +65,17 @@ _CTX = mp.get_context("spawn")
 
 class WatchingSink:
     """A counting sink in a child process that also notes (wall clock) when mail arrives for
-    the watcher (every arrival, in order) and for the joiner (the first)."""
+    the watcher (every arrival, in order) and for the joiner (the first). ``kind``: as
+    ``CountingSink``'s (bench/common.py ``SINKS``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str = "lean") -> None:
         self.count = _CTX.RawValue(ctypes.c_longlong, 0)
         self.watched = _CTX.RawArray(ctypes.c_double, MAX_MEMBER_POSTS)
         self.watched_n = _CTX.RawValue(ctypes.c_longlong, 0)
         self.joined_at = _CTX.RawValue(ctypes.c_double, 0.0)
         parent, child = _CTX.Pipe()
         self._proc = _CTX.Process(target=_sink_main, name="flood-sink", daemon=True, args=(
-            child, self.count, self.watched, self.watched_n, self.joined_at))
+            child, self.count, self.watched, self.watched_n, self.joined_at, kind))
         self._proc.start()
         if not parent.poll(30):
             raise RuntimeError("the sink did not start")
@@ -83,26 +87,22 @@ class WatchingSink:
         self._proc.join(10)
 
 
-def _sink_main(conn: Connection, count: Any, watched: Any, watched_n: Any, joined_at: Any) -> None:
+def _sink_main(conn: Connection, count: Any, watched: Any, watched_n: Any, joined_at: Any,
+               kind: str) -> None:
     quiet_logging()
-    from aiosmtpd.smtp import SMTP
 
-    class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            count.value += 1
-            now = time.time()
-            for rcpt in envelope.rcpt_tos:
-                if rcpt == WATCHER and watched_n.value < MAX_MEMBER_POSTS:
-                    watched[watched_n.value] = now
-                    watched_n.value += 1
-                elif rcpt == JOINER and not joined_at.value:
-                    joined_at.value = now
-            return "250 2.0.0 OK"
+    def arrived(rcpt_tos: list[str], content: bytes) -> None:
+        count.value += 1
+        now = time.time()
+        for rcpt in rcpt_tos:
+            if rcpt == WATCHER and watched_n.value < MAX_MEMBER_POSTS:
+                watched[watched_n.value] = now
+                watched_n.value += 1
+            elif rcpt == JOINER and not joined_at.value:
+                joined_at.value = now
 
     async def serve() -> None:
-        server = await asyncio.get_running_loop().create_server(
-            lambda: SMTP(Handler(), hostname="sink.example", enable_SMTPUTF8=True),
-            host="127.0.0.1", port=0)
+        server = await serve_sink(kind, arrived)
         conn.send(server.sockets[0].getsockname()[1])
         await asyncio.Event().wait()
 
@@ -168,12 +168,13 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite",
                         help="'sqlite' (a temp file) or a postgresql:// URL of a server on "
                              "which a throw-away database is created")
+    add_sink_option(parser)
     args = parser.parse_args()
     quiet_logging()
     print(f"flood: {args.posts:,} non-member posts from {args.clients} clients, one member "
           f"post a second, one subscribe request; "
-          f"db={'sqlite' if args.db == 'sqlite' else 'postgresql'}; {machine()}")
-    sink = WatchingSink()
+          f"db={'sqlite' if args.db == 'sqlite' else 'postgresql'}; sink {args.sink}; {machine()}")
+    sink = WatchingSink(args.sink)
     try:
         with fresh_database(args.db) as url, tempfile.TemporaryDirectory() as folder:
             populate(url, MEMBERS)

@@ -84,6 +84,7 @@ from bench.common import (
     CountingSink,
     FloorCopies,
     Tickets,
+    add_sink_option,
     body_text,
     cpu_seconds,
     fresh_database,
@@ -322,6 +323,7 @@ def main() -> None:
     parser.add_argument("--smtp-process", action="store_true",
                         help="[server] smtp_process = true: the App accepts SMTP in a child "
                              "process of its own (listserv/door.py)")
+    add_sink_option(parser)
     args = parser.parse_args()
     if args.processes and args.db == "sqlite":
         parser.error("--processes needs PostgreSQL (--db postgresql://...): a SQLite store is "
@@ -334,6 +336,7 @@ def main() -> None:
     where = "this process" if args.clients_in_process else "a process of their own"
     print(f"ingest: {args.posts:,} posts from {args.clients} concurrent smtplib clients ({where}) "
           f"to a {MEMBERS}-member list{under}; db={'sqlite' if args.db == 'sqlite' else 'postgresql'}; "
+          f"sink {args.sink}; "
           f"{machine()}; load average {os.getloadavg()[0]:.1f}")
     results: list[Result] = []
     for n in args.processes or [None]:
@@ -376,7 +379,8 @@ def measure_floors(args: argparse.Namespace, first: Result) -> Floors:
           f"server {server_cpu:.2f} s ({sent.cpu / args.posts * 1000:.2f} + "
           f"{server_cpu / args.posts * 1000:.2f} ms a post)")
     copies = args.posts * MEMBERS
-    seconds, sender_cpu, sink_cpu = delivery_floor(copies, first.copy_bytes, first.connections)
+    seconds, sender_cpu, sink_cpu = delivery_floor(copies, first.copy_bytes, first.connections,
+                                                    args.sink)
     print(f"  delivery floor: {copies:,} copies of {first.copy_bytes:,} bytes straight with "
           f"aiosmtplib over {first.connections} connections to the counting sink: "
           f"{copies / seconds:,.0f} copies/s = {copies / seconds / MEMBERS:,.0f} posts/s "
@@ -389,7 +393,7 @@ def accept_floor(args: argparse.Namespace) -> tuple[Sent, float]:
     """The same clients (in the same kind of process) and the same posts against an aiosmtpd
     server that only counts and answers 250 at once: what the 250s cost without Commonroom.
     Returns what the clients saw and the server's CPU seconds."""
-    server = CountingSink()
+    server = CountingSink(kind="aiosmtpd")  # Commonroom's SMTP door is aiosmtpd too
     try:
         plan = ClientPlan(args.posts, args.clients, f"floor{time.time_ns()}", args.policy,
                           (server.port,))
@@ -405,11 +409,12 @@ def accept_floor(args: argparse.Namespace) -> tuple[Sent, float]:
         server.stop()
 
 
-def delivery_floor(copies: int, size: int, connections: int) -> tuple[float, float, float]:
+def delivery_floor(copies: int, size: int, connections: int,
+                   kind: str = "lean") -> tuple[float, float, float]:
     """``copies`` copies of ``size`` bytes, ten to a post with its Message-ID, sent straight
     to a fresh counting sink of the same kind (distinct): fanout.py's floor. Seconds, and CPU
     seconds of the sender (this process) and of the sink."""
-    sink = CountingSink(distinct=True)
+    sink = CountingSink(distinct=True, kind=kind)
     try:
         plan = FloorCopies(copies, size, per_post=MEMBERS, run_id=str(time.time_ns()))
         return asyncio.run(run_floor(sink, plan, connections, max(300.0, copies / 50)))
@@ -464,7 +469,7 @@ def run_once(args: argparse.Namespace, synchronous: str, label: str,
              processes: int | None) -> Result:
     deliveries = args.posts * MEMBERS
     timeout = max(300.0, deliveries / 50)
-    sink = CountingSink(distinct=True)
+    sink = CountingSink(distinct=True, kind=args.sink)
     try:
         with fresh_database(args.db) as url, tempfile.TemporaryDirectory() as folder:
             settings = ({"policy_scope": "everyone", "public_sources": PUBLIC_SOURCES}

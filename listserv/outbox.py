@@ -39,7 +39,8 @@ Invariants:
 - Rendering runs in a worker thread too: a cache miss reads the store and prepares the post.
   Only what costs next to nothing stays on the loop (``_ready``): a notice's payload, or a
   copy of a post the renderer has cached (``CachedRender.cached``: one HMAC and a join), and
-  neither when signing is on; the thread hop cost more than such a copy.
+  neither when signing is on; the thread hop cost more than such a copy. Senders that miss
+  the same post at once make one hop: the others wait for it, then take the copy cached.
 - Every copy (post, digest, notice) passes ``_finished`` on its way to the transport, where it
   is DKIM-signed when a signer is given: nothing leaves unsigned once signing is configured
   (``_ready`` gives way to ``_finished`` whenever there is a signer).
@@ -213,6 +214,7 @@ class OutboxWorker:
         self._released: list[int] = []
         self._writing = False  # outcomes taken from _done are being written or handed over
         self._in_flight: dict[int, Claimed] = {}
+        self._rendering: dict[int, asyncio.Future[None]] = {}  # post pk -> its miss's thread
         self._wake = asyncio.Event()
         self._need_more = asyncio.Event()
         self._flush_now = asyncio.Event()
@@ -354,11 +356,7 @@ class OutboxWorker:
 
     async def _deliver(self, transport: Transport, row: Claimed) -> SendResult:
         try:
-            # In a thread: a renderer's cache miss reads the store and prepares the post, and
-            # signing is a private-key operation; neither may stall the SMTP door on this loop.
-            data = self._ready(row)
-            if data is None:
-                data = await asyncio.to_thread(self._finished, row)
+            data = await self._render(row)
             if data is None:
                 return SendResult(Outcome.RETRY, 0, "outbox row has no payload, message or digest to send")
         except Exception as e:  # a bug in rendering: retrying lets a fixed deploy send it
@@ -369,6 +367,29 @@ class OutboxWorker:
         except Exception as e:  # transports return outcomes; an exception here is a bug
             log.exception("transport raised", extra=_extra(row))
             return SendResult(Outcome.RETRY, 0, f"transport error: {e!r}")
+
+    async def _render(self, row: Claimed) -> bytes | None:
+        """The bytes to send: on the loop when they cost next to nothing, else in a thread (a
+        renderer's cache miss reads the store and prepares the post, and signing is a
+        private-key operation; neither may stall the SMTP door on this loop). Senders that
+        miss the same post together wait for the first one's thread, then take the cache."""
+        data = self._ready(row)
+        if data is not None:
+            return data
+        pk = row.message_pk
+        if pk is None or row.payload is not None or self._cached is None or self.sign is not None:
+            return await asyncio.to_thread(self._finished, row)
+        busy = self._rendering.get(pk)
+        if busy is not None:
+            await asyncio.wait((busy,))  # not ``await busy``: our cancellation is not its
+            data = self._ready(row)
+            return data if data is not None else await asyncio.to_thread(self._finished, row)
+        busy = self._rendering[pk] = asyncio.get_running_loop().create_future()
+        try:
+            return await asyncio.to_thread(self._finished, row)
+        finally:
+            del self._rendering[pk]
+            busy.set_result(None)
 
     def _ready(self, row: Claimed) -> bytes | None:
         """The bytes to send when they cost next to nothing (fit for the event loop), else

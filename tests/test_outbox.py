@@ -546,3 +546,27 @@ async def test_signed_copies_are_never_rendered_on_the_loop(store: Store, sink: 
     await run(w)
     assert renderer.calls == ["call"] * 5
     assert all(m.data.startswith(b"X-Signed: 1\r\n") for m in sink.messages)
+
+
+class SlowRenderer(CountingRenderer):
+    """A cache miss takes a while, so every sender misses the post together."""
+
+    def __call__(self, pk: int, rcpt: str) -> bytes:
+        import time
+
+        time.sleep(0.1)
+        return super().__call__(pk, rcpt)
+
+
+async def test_senders_missing_the_same_post_hop_to_a_thread_once(store: Store,
+                                                                 sink: SmtpSink) -> None:
+    """With 4 connections the first 4 copies of a post all missed the cache: 4 thread hops
+    (each a few dozen µs of the loop's CPU) where one preparation serves them all."""
+    add_post_rows(store, 20)
+    renderer = SlowRenderer()
+    w = OutboxWorker(store, lambda: SmtpTransport(sink.host, sink.port, timeout=5), renderer,
+                     connections=4, poll_interval=0.05)
+    await run(w)
+    assert renderer.calls == ["call"] + ["cached-hit"] * 19
+    assert sorted(m.data for m in sink.messages) == sorted(
+        CountingRenderer.copy(f"p{i}@example.org") for i in range(20))
