@@ -126,8 +126,9 @@ class App:
                                                           self.cfg))
         await self.worker.start()
         # One writer on PostgreSQL too: four gave the same ingest rate and a slower member post
-        # under a flood (bench/README.md).
-        self.committer = GroupCommitter(self.store)
+        # under a flood (bench/README.md). On PostgreSQL an urgent writer beside it takes
+        # members' posts and requests, so they do not wait for the group being written.
+        self.committer = GroupCommitter(self.store, urgent_writer=self.store.is_postgres)
         self.committer.start()
         self.pipeline = Pipeline(self.store, self.cfg, self.committer, self.worker.wake)
         await self.pipeline.start()
