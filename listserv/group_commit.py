@@ -268,6 +268,14 @@ class GroupCommitter:
             self.units += units
 
 
+def for_store(store: Store) -> GroupCommitter:
+    """The committer ``serve`` and its SMTP process use: one writer on both stores (four on
+    PostgreSQL gave the same ingest rate and a slower member post under a flood, bench/README),
+    and on PostgreSQL an urgent writer beside it, so members' posts and requests do not wait for
+    the group being written."""
+    return GroupCommitter(store, urgent_writer=store.is_postgres)
+
+
 def _run_unit(session: Session, unit: _Unit[Any]) -> None:
     """Run one unit in its own savepoint of the group's transaction; keep what it raised."""
     try:

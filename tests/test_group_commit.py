@@ -23,7 +23,7 @@ from sqlmodel import Session
 from listserv import accept, audit, inbound, inbound_queue, posting
 from listserv import config as config_mod
 from listserv.addresses import Destination, Kind
-from listserv.group_commit import QUIET, GroupCommitter
+from listserv.group_commit import QUIET, GroupCommitter, for_store
 from listserv.models import AuditEntry, InboundMessage, Message, MessageStatus
 from listserv.store import Store, after_commit
 from tests.harness import DOMAIN, Running, mail, make_list, running, wait_until, write_config
@@ -505,5 +505,7 @@ def test_an_urgent_writer_writes_urgent_units_while_the_writer_is_busy(store: St
     assert c._threads == []
 
 
-def test_serve_gives_an_urgent_writer_to_postgresql_only(server: Running, store: Store) -> None:
+def test_serve_and_its_smtp_process_give_an_urgent_writer_to_postgresql_only(
+        server: Running, store: Store) -> None:
     assert committer(server).urgent_writer is store.is_postgres
+    assert for_store(store).urgent_writer is store.is_postgres  # listserv/door.py's
