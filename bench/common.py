@@ -522,6 +522,7 @@ async def start_app(config_path: Path, url: str,
                     synchronous: str = "FULL") -> tuple[Any, Any, asyncio.BaseTransport]:
     """App (started, on free loopback ports), its Store, and the DNS double it asks."""
     from listserv.config import load, with_overrides
+    from listserv.heap import freeze_startup_heap
     from listserv.serve import App
     from listserv.store import Store
     from tests.dnsdouble import DnsDouble
@@ -535,6 +536,7 @@ async def start_app(config_path: Path, url: str,
     store = Store(url, synchronous=synchronous)
     app = App(cfg, store, smtp_port=0, web_port=0)
     await app.start()
+    freeze_startup_heap()  # as serve does once started (listserv/heap.py)
     return app, store, dns
 
 

@@ -59,14 +59,14 @@ def child_main(spec: DoorSpec, conn: Connection, stop: Connection) -> None:
 async def _serve(spec: DoorSpec, conn: Connection, stop_conn: Connection) -> None:
     from listserv.accept import Prepared
     from listserv.dmarc import resolver_for
-    from listserv.group_commit import GroupCommitter
+    from listserv.group_commit import for_store
     from listserv.smtp import ListHandler, smtp_factory
     from listserv.store import Store
 
     cfg = spec.cfg
     store = Store(cfg.database_url)
     store.share_write_lock()  # with the parent's writers, first come first served
-    committer = GroupCommitter(store)
+    committer = for_store(store)  # on PostgreSQL with an urgent writer, as in the parent
     committer.start()
     loop = asyncio.get_running_loop()
     lost = [False]
@@ -88,6 +88,9 @@ async def _serve(spec: DoorSpec, conn: Connection, stop_conn: Connection) -> Non
         raise RuntimeError(
             f"cannot listen on {cfg.server.smtp_host}:{spec.port} ({e.strerror}); is another "
             "commonroom running? Change [server] smtp_port or stop the other process") from None
+    from listserv.heap import freeze_startup_heap
+
+    freeze_startup_heap()  # as serve's process does: full collections skip the start-up heap
     conn.send(("port", server.sockets[0].getsockname()[1]))
     stop = asyncio.Event()
     loop.add_reader(stop_conn.fileno(), stop.set)  # nothing is written there: EOF means stop

@@ -23,7 +23,7 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-from listserv import schema_version, smtp_bounces
+from listserv import group_commit, heap, schema_version, smtp_bounces
 from listserv.config import Config, ConfigError
 from listserv.delivery import PostRenderer
 from listserv.dkim import load_signer
@@ -125,9 +125,7 @@ class App:
                                    on_undelivered=partial(smtp_bounces.score, self.store,
                                                           self.cfg))
         await self.worker.start()
-        # One writer on PostgreSQL too: four gave the same ingest rate and a slower member post
-        # under a flood (bench/README.md).
-        self.committer = GroupCommitter(self.store)
+        self.committer = group_commit.for_store(self.store)
         self.committer.start()
         self.pipeline = Pipeline(self.store, self.cfg, self.committer, self.worker.wake)
         await self.pipeline.start()
@@ -264,6 +262,7 @@ class App:
 
     async def run_forever(self) -> None:
         await self.start()
+        heap.freeze_startup_heap()  # full collections no longer walk the start-up heap
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

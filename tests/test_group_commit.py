@@ -11,6 +11,7 @@ import smtplib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,7 +23,7 @@ from sqlmodel import Session
 from listserv import accept, audit, inbound, inbound_queue, posting
 from listserv import config as config_mod
 from listserv.addresses import Destination, Kind
-from listserv.group_commit import QUIET, GroupCommitter
+from listserv.group_commit import QUIET, GroupCommitter, for_store
 from listserv.models import AuditEntry, InboundMessage, Message, MessageStatus
 from listserv.store import Store, after_commit
 from tests.harness import DOMAIN, Running, mail, make_list, running, wait_until, write_config
@@ -46,22 +47,27 @@ def committer(server: Running) -> GroupCommitter:
 
 
 class Gate:
-    """A unit that holds the writer until ``open``; what queues meanwhile is one group."""
+    """Units that hold the writers (the urgent writer too, where there is one) until
+    ``open``; what queues meanwhile is one group."""
 
     def __init__(self, c: GroupCommitter) -> None:
-        self.held = threading.Event()
         self.release = threading.Event()
+        self.done: list[Future[None]] = []
+        # The first is taken by the writer; with it held, the urgent one by the urgent writer.
+        for urgent in (False, True) if c.urgent_writer else (False,):
+            held = threading.Event()
 
-        def hold(_: Session) -> None:
-            self.held.set()
-            assert self.release.wait(30)
+            def hold(_: Session, held: threading.Event = held) -> None:
+                held.set()
+                assert self.release.wait(30)
 
-        self.done = c.submit(hold)
-        assert self.held.wait(10)
+            self.done.append(c.submit(hold, urgent=urgent))
+            assert held.wait(10)
 
     def open(self) -> None:
         self.release.set()
-        self.done.result(30)
+        for done in self.done:
+            done.result(30)
 
 
 def send_all(port: int, subjects: list[str], sender: str = MEMBER,
@@ -462,3 +468,46 @@ def test_an_urgent_group_takes_background_work_only_once_it_has_waited(
     for f in (old, later):
         f.result(10)
     assert ran[2:] == ["u1", "b1"] and writer.groups - before == 2, "the gate, u1 with b1"
+
+
+def test_an_urgent_writer_writes_urgent_units_while_the_writer_is_busy(store: Store) -> None:
+    """PostgreSQL has no database-wide write lock: a member's post need not wait for the group
+    being written (a held post or a few) when an urgent writer takes urgent units alone."""
+    c = GroupCommitter(store, urgent_writer=True)
+    c.start()
+    try:
+        held, release = threading.Event(), threading.Event()
+
+        def busy(session: Session) -> None:
+            if store.is_postgres:  # a transaction that has written (one writer at a time on SQLite)
+                audit.record(session, list_id=None, actor="test", action="busy")
+            held.set()
+            assert release.wait(30)
+
+        ran: list[str] = []
+        gate = c.submit(busy, own_savepoints=True)
+        assert held.wait(10)
+        others = [c.submit(lambda _s: ran.append("normal")),
+                  c.submit(lambda _s: ran.append("background"), background=True)]
+        urgent = c.submit(lambda s: audit.record(s, list_id=None, actor="test", action="urgent"),
+                          urgent=True)
+        urgent.result(10)  # committed while the writer is still busy
+        with store.read_session() as s:
+            assert s.execute(select(AuditEntry.action).where(
+                AuditEntry.actor == "test")).scalars().all() == ["urgent"]
+        assert ran == [] and not any(f.done() for f in others), "the rest waits for the writer"
+        release.set()
+        gate.result(10)
+        for f in others:
+            f.result(10)
+        assert ran == ["normal", "background"]
+    finally:
+        release.set()
+        c.stop()
+    assert c._threads == []
+
+
+def test_serve_and_its_smtp_process_give_an_urgent_writer_to_postgresql_only(
+        server: Running, store: Store) -> None:
+    assert committer(server).urgent_writer is store.is_postgres
+    assert for_store(store).urgent_writer is store.is_postgres  # listserv/door.py's
