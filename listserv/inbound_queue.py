@@ -17,7 +17,8 @@ Invariants:
 - During a burst (arrivals closer than ``BURST_GAP`` apart) posts are held back from the
   committer, so accepting has the CPU and the write lock to itself, until arrivals pause for
   ``BURST_GAP`` or the oldest held post has waited ``MAX_HOLD``: then the pipeline hands
-  rows over as before (``hold_until``). A request is never held.
+  rows over as before (``hold_until``). A request is never held, and a member's post only
+  during a burst of members' posts (not in a flood of posts from non-members).
 - On PostgreSQL several processes share the table: the handling transaction locks its row
   (``FOR UPDATE SKIP LOCKED``) and a row that is gone or taken is skipped.
 - A handling that raises (only when even shunting failed: ``store_one`` shunts a bug) leaves the
@@ -166,13 +167,14 @@ class Pipeline:
         self.burst_gap, self.max_hold = burst_gap, max_hold
         self._heap: list[tuple[int, int]] = []  # (rank, id): PROMPT, URGENT, NORMAL; oldest
         self._known: set[int] = set()  # in the heap or in flight
-        # Rows in the heap that may be held (posts this process was told about): when each
-        # was accepted, in arrival order; ``_held_at`` says which are still in the heap.
-        self._held_order: deque[int] = deque()
+        # Rows in the heap that may be held (posts this process was told about), by rank, in
+        # arrival order; ``_held_at`` says when each was accepted, while it is in the heap.
+        self._held_order: dict[int, deque[int]] = {URGENT: deque(), NORMAL: deque()}
         self._held_at: dict[int, float] = {}
         self._unheld: set[int] = set()  # in the heap, never held (swept): while any, none is
-        self._last_arrival = float("-inf")
-        self._burst = False
+        # The arrivals a rank's burst is made of: members' posts for URGENT, any for NORMAL.
+        self._last_arrival = {URGENT: float("-inf"), NORMAL: float("-inf")}
+        self._burst = {URGENT: False, NORMAL: False}
         self._prepared: dict[int, Prepared] = {}
         self._failed_at: dict[int, float] = {}  # rows whose handling raised here: when
         self._flying = 0
@@ -204,18 +206,20 @@ class Pipeline:
         request, ``accept.prompt``), so it is never held; found from ``prepared`` if None."""
         self.committer.note_arrival()  # arrivals flow: keep the pipeline's groups short
         now = time.monotonic()
-        self._burst = now - self._last_arrival < self.burst_gap
-        self._last_arrival = now
-        if row_id in self._known:
-            return
         if prompt is None:
             prompt = prepared is not None and accept.prompt(prepared)
+        rank = PROMPT if prompt else URGENT if urgent else NORMAL
+        for counted in (URGENT, NORMAL) if rank == URGENT else (NORMAL,):
+            self._burst[counted] = now - self._last_arrival[counted] < self.burst_gap
+            self._last_arrival[counted] = now
+        if row_id in self._known:
+            return
         if prepared is not None and len(self._prepared) < KEEP_PARSED:
             self._prepared[row_id] = prepared
-        if not prompt:
-            self._held_order.append(row_id)
+        if rank != PROMPT:
+            self._held_order[rank].append(row_id)
             self._held_at[row_id] = now
-        self._push(row_id, PROMPT if prompt else URGENT if urgent else NORMAL)
+        self._push(row_id, rank)
 
     async def settle(self, timeout: float = 30.0) -> None:
         """Wait until the queue holds nothing this process could take (tests, benches); rows
@@ -259,21 +263,25 @@ class Pipeline:
         if not self._known and self._idle is not None:
             self._idle.set()
 
-    def _hold_until(self, now: float) -> float | None:
-        while self._held_order and self._held_order[0] not in self._held_at:
-            self._held_order.popleft()  # handed over already
-        oldest = None if self._unheld or not self._held_order else (
-            self._held_at[self._held_order[0]])
-        return hold_until(now, self._last_arrival, self._burst, oldest, gap=self.burst_gap,
-                          max_hold=self.max_hold)
+    def _hold_until(self, rank: int, now: float) -> float | None:
+        """Until when rows of ``rank`` are held (``hold_until``), or None."""
+        if rank == PROMPT or self._unheld:
+            return None
+        order = self._held_order[rank]
+        while order and order[0] not in self._held_at:
+            order.popleft()  # handed over already
+        oldest = self._held_at[order[0]] if order else None
+        return hold_until(now, self._last_arrival[rank], self._burst[rank], oldest,
+                          gap=self.burst_gap, max_hold=self.max_hold)
 
     async def _run(self) -> None:
         assert self._wake is not None
         while True:
-            hold = self._hold_until(time.monotonic())
+            hold = None
             while self._heap and self._flying < self.in_flight_limit:
-                if hold is not None and self._heap[0][0] != PROMPT:
-                    break  # a burst: posts wait (a request would have come first)
+                # The best row left waits if its rank is held (those after it rank lower).
+                if (hold := self._hold_until(self._heap[0][0], time.monotonic())) is not None:
+                    break
                 _, row_id = heapq.heappop(self._heap)
                 self._hand_over(row_id)
             self._check_idle()

@@ -269,3 +269,36 @@ async def test_a_held_post_waits_at_most_max_hold_while_arrivals_go_on(
     finally:
         await pipeline.stop()
         committer.stop()
+
+
+async def test_in_a_flood_of_non_members_posts_a_members_post_is_not_held(
+        cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    handed: list[int] = []
+    real = inbound_queue.handle
+
+    def record(session: Session, cfg: Config, row_id: int,
+               known: accept.Prepared | None = None) -> bool | None:
+        handed.append(row_id)
+        return real(session, cfg, row_id, known)
+
+    monkeypatch.setattr(inbound_queue, "handle", record)
+    committer = GroupCommitter(store)
+    committer.start()
+    pipeline = inbound_queue.Pipeline(store, cfg, committer, lambda: None, burst_gap=0.3,
+                                      max_hold=30.0, sweep_every=3600)
+    try:
+        await pipeline.start()
+        with store.session() as s:
+            flood = [queue(s, cfg, f"Flood {n}", sender="stranger@example.net")
+                     for n in range(4)]
+            member = queue(s, cfg, "From a member")
+        for row_id in flood:
+            pipeline.accepted(row_id, False, prompt=False)
+        pipeline.accepted(member, True, prompt=False)
+        await asyncio.sleep(0.15)  # the flood goes on (within the gap)
+        assert handed == [member], "the member's post is no burst of members' posts"
+        await pipeline.settle()
+        assert set(handed) == {*flood, member}
+    finally:
+        await pipeline.stop()
+        committer.stop()
