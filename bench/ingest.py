@@ -445,13 +445,16 @@ def print_scaling(results: list[Result]) -> None:
 
 @contextmanager
 def apps(config: Path, url: str, synchronous: str, processes: int | None
-         ) -> Iterator[tuple[list[int], Callable[[], float]]]:
-    """The App in this process (``processes`` None) or in N child processes: their SMTP ports
-    and a function giving their CPU seconds so far."""
+         ) -> Iterator[tuple[list[int], Callable[[], float], Callable[[], float]]]:
+    """The App in this process (``processes`` None) or in N child processes: their SMTP ports,
+    a function giving their CPU seconds so far, and one giving the CPU seconds of the App's
+    SMTP process (``--smtp-process``; 0 without one)."""
     if processes is None:
         runner = AppRunner(config, url, synchronous=synchronous).start()
+        door = runner.app.door
+        pid = door._process.pid if door is not None else None
         try:
-            yield [runner.port], cpu_seconds
+            yield [runner.port], cpu_seconds, lambda: cpu_seconds(pid) if pid else 0.0
         finally:
             runner.stop()
         return
@@ -459,7 +462,8 @@ def apps(config: Path, url: str, synchronous: str, processes: int | None
     try:
         for n in range(processes):
             children.append(AppProcess(config, url, name=f"app-{n}"))
-        yield [c.port for c in children], lambda: sum(c.cpu_seconds() for c in children)
+        yield ([c.port for c in children], lambda: sum(c.cpu_seconds() for c in children),
+               lambda: 0.0)
     finally:
         for child in children:
             child.stop()
@@ -477,14 +481,15 @@ def run_once(args: argparse.Namespace, synchronous: str, label: str,
             populate(url, MEMBERS, **settings)
             config = write_config(Path(folder), url, sink.port, args.connections,
                                   smtp_process=args.smtp_process)
-            with apps(config, url, synchronous, processes) as (ports, app_cpu):
+            with apps(config, url, synchronous, processes) as (ports, app_cpu, door_cpu):
                 plan = ClientPlan(args.posts, args.clients, str(time.time_ns()), args.policy,
                                   tuple(ports))
                 send = ready_clients(plan, args.clients_in_process)
                 sink.expect(deliveries)
-                app_cpu0, sink_cpu0 = app_cpu(), sink.cpu_seconds()
+                app_cpu0, sink_cpu0, door_cpu0 = app_cpu(), sink.cpu_seconds(), door_cpu()
                 sent = send(max(600.0, args.posts / 2))  # at least 2 posts/s
                 cpu_accept = app_cpu() - app_cpu0
+                door_accept = door_cpu() - door_cpu0
                 at_accept = int(sink.count.value)  # copies delivered while posts still came
                 if sent.errors:
                     print(f"  {len(sent.errors)} posts refused, e.g. {sent.errors[0]}")
@@ -520,6 +525,9 @@ def run_once(args: argparse.Namespace, synchronous: str, label: str,
         print(f"  CPU: clients (own process) {sent.cpu:.1f} s; App (this process) "
               f"{cpu_accept:.1f} s until accepted, {cpu_all:.1f} s in all; sink {sink_cpu:.1f} s;"
               f" peak RSS {peak_rss_mb():.0f} MB")
+    if args.smtp_process and not processes:
+        print(f"  CPU: SMTP process {door_accept:.2f} s until accepted "
+              f"({door_accept / args.posts * 1000:.2f} ms a post)")
     return result
 
 

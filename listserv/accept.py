@@ -104,6 +104,12 @@ class MemberHint:
         return member
 
 
+def prompt(p: Prepared) -> bool:
+    """Whether a person waits on this delivery (a request, a confirmation, mail to the
+    owners): the pipeline never holds it back during a burst. Pure."""
+    return any(d.kind in URGENT_KINDS for d in p.delivery.destinations)
+
+
 def urgent(p: Prepared, is_member: Callable[[str, tuple[str, ...]], bool]) -> bool:
     """``is_urgent`` for a prepared delivery (``is_member``: a ``MemberHint``)."""
     kinds = [d.kind for d in p.delivery.destinations]

@@ -8,7 +8,7 @@ inbound queue, group-committed) uses a core of its own, and the parent's pipelin
 Invariants:
 - The child does only what the in-process door does (``smtp.ListHandler``, its own
   ``GroupCommitter``): a 250 still means the row is committed.
-- After each commit the child tells the parent the row (id, urgent) over a pipe; if a word is
+- After each commit the child tells the parent the row (id, urgent, prompt) over a pipe; if a word is
   lost (the parent busy restarting, the pipe broken), the parent's sweep finds the row.
 - The parent starts the child, learns its port (``smtp_port = 0`` asks for a free one), and
   starts it again if it dies; stopping closes the pipe and the child finishes what it accepted.
@@ -57,7 +57,7 @@ def child_main(spec: DoorSpec, conn: Connection, stop: Connection) -> None:
 
 
 async def _serve(spec: DoorSpec, conn: Connection, stop_conn: Connection) -> None:
-    from listserv.accept import Prepared
+    from listserv.accept import Prepared, prompt
     from listserv.dmarc import resolver_for
     from listserv.group_commit import for_store
     from listserv.smtp import ListHandler, smtp_factory
@@ -71,11 +71,11 @@ async def _serve(spec: DoorSpec, conn: Connection, stop_conn: Connection) -> Non
     loop = asyncio.get_running_loop()
     lost = [False]
 
-    def tell(row_id: int, urgent: bool, _prepared: Prepared) -> None:
+    def tell(row_id: int, urgent: bool, prepared: Prepared) -> None:
         if lost[0]:
             return
         try:
-            conn.send((row_id, urgent))
+            conn.send((row_id, urgent, prompt(prepared)))
         except OSError:  # the parent is gone or restarting: its sweep finds the row
             lost[0] = True
 
@@ -106,7 +106,10 @@ async def _serve(spec: DoorSpec, conn: Connection, stop_conn: Connection) -> Non
 class DoorProcess:
     """The parent's handle on the child: start, watch, restart, stop."""
 
-    def __init__(self, cfg: Config, port: int, on_accepted: Callable[[int, bool], None]) -> None:
+    def __init__(self, cfg: Config, port: int,
+                 on_accepted: Callable[[int, bool, bool], None]) -> None:
+        """``on_accepted(row_id, urgent, prompt)``: a row the child committed (``prompt``:
+        a person waits on it, ``accept.prompt``)."""
         self.cfg = cfg
         self.port = port
         self.on_accepted = on_accepted
@@ -150,8 +153,8 @@ class DoorProcess:
         assert conn is not None
         try:
             while conn.poll():
-                row_id, urgent = conn.recv()
-                self.on_accepted(int(row_id), bool(urgent))
+                row_id, urgent, prompt = conn.recv()
+                self.on_accepted(int(row_id), bool(urgent), bool(prompt))
         except (EOFError, OSError):
             self._gone()
 

@@ -11,9 +11,14 @@ Invariants:
 - Accepted means durable: the row is committed before the 250, and deleted only by the
   transaction that handled (or shunted) the message, so a crash at any moment loses nothing
   and handles nothing twice. Rows left by a stopped process are taken at the next start.
-- Urgent rows (a person's request or reply, a member's post) are handled first; the rest in
-  arrival order. The committer gives background work a place in every group, so a burst of
-  arrivals delays the pipeline but never stops it.
+- A person's request or reply first, then members' posts, then the rest in arrival order. The
+  committer gives background work a place in every group, so a burst of arrivals delays the
+  pipeline but never stops it.
+- During a burst (arrivals closer than ``BURST_GAP`` apart) posts are held back from the
+  committer, so accepting has the CPU and the write lock to itself, until arrivals pause for
+  ``BURST_GAP`` or the oldest held post has waited ``MAX_HOLD``: then the pipeline hands
+  rows over as before (``hold_until``). A request is never held, and a member's post only
+  during a burst of members' posts (not in a flood of posts from non-members).
 - On PostgreSQL several processes share the table: the handling transaction locks its row
   (``FOR UPDATE SKIP LOCKED``) and a row that is gone or taken is skipped.
 - A handling that raises (only when even shunting failed: ``store_one`` shunts a bug) leaves the
@@ -28,6 +33,7 @@ import contextlib
 import heapq
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +42,7 @@ from functools import partial
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlmodel import Session
 
-from listserv import shunt
+from listserv import accept, shunt
 from listserv.accept import Delivery, Prepared
 from listserv.config import Config
 from listserv.group_commit import GroupCommitter
@@ -50,6 +56,8 @@ INBOUND: Table = InboundMessage.__table__  # type: ignore[attr-defined]
 MAX_ATTEMPTS = 5
 IN_FLIGHT = 8  # rows handed to the committer at once: enough to fill a group, few to reorder
 SWEEP_EVERY = 10.0  # seconds between looks for rows this process was not told about
+BURST_GAP = 0.05  # seconds: arrivals closer than this are a burst, during which posts wait
+MAX_HOLD = 2.0  # seconds a post accepted during a burst waits for the pipeline at most
 KEEP_PARSED = 2_000  # accepted messages whose parse is kept in memory for the pipeline
 
 
@@ -136,6 +144,21 @@ def listing(session: Session) -> list[Waiting]:
 
 # --- the pipeline's feeder, on the event loop ------------------------------------------------
 
+def hold_until(now: float, last_arrival: float, burst: bool, oldest: float | None, *,
+               gap: float = BURST_GAP, max_hold: float = MAX_HOLD) -> float | None:
+    """Until when (monotonic seconds) held posts wait for the pipeline, or None: hand them
+    over now. They wait while a ``burst`` goes on (the last arrival came less than ``gap`` after
+    the one before, and less than ``gap`` ago), never longer than ``max_hold`` after the oldest
+    (``oldest``: when it was accepted; None when nothing is held). Pure."""
+    if oldest is None or not burst:
+        return None
+    until = min(last_arrival + gap, oldest + max_hold)
+    return until if now < until else None
+
+
+PROMPT, URGENT, NORMAL = 0, 1, 2  # a row's rank in the pipeline's heap: lowest first
+
+
 class Pipeline:
     """Feeds queued rows to the group committer, urgent first, ``in_flight`` at a time.
 
@@ -144,13 +167,23 @@ class Pipeline:
 
     def __init__(self, store: Store, cfg: Config, committer: GroupCommitter,
                  on_handled: Callable[[], None], *, in_flight: int = IN_FLIGHT,
-                 sweep_every: float = SWEEP_EVERY) -> None:
+                 sweep_every: float = SWEEP_EVERY, burst_gap: float = BURST_GAP,
+                 max_hold: float = MAX_HOLD) -> None:
         self.store, self.cfg, self.committer = store, cfg, committer
         self.on_handled = on_handled
         self.in_flight_limit = in_flight
         self.sweep_every = sweep_every
-        self._heap: list[tuple[bool, int]] = []  # (not urgent, id): urgent first, then oldest
+        self.burst_gap, self.max_hold = burst_gap, max_hold
+        self._heap: list[tuple[int, int]] = []  # (rank, id): PROMPT, URGENT, NORMAL; oldest
         self._known: set[int] = set()  # in the heap or in flight
+        # Rows in the heap that may be held (posts this process was told about), by rank, in
+        # arrival order; ``_held_at`` says when each was accepted, while it is in the heap.
+        self._held_order: dict[int, deque[int]] = {URGENT: deque(), NORMAL: deque()}
+        self._held_at: dict[int, float] = {}
+        self._unheld: set[int] = set()  # in the heap, never held (swept): while any, none is
+        # The arrivals a rank's burst is made of: members' posts for URGENT, any for NORMAL.
+        self._last_arrival = {URGENT: float("-inf"), NORMAL: float("-inf")}
+        self._burst = {URGENT: False, NORMAL: False}
         self._prepared: dict[int, Prepared] = {}
         self._failed_at: dict[int, float] = {}  # rows whose handling raised here: when
         self._flying = 0
@@ -176,14 +209,26 @@ class Pipeline:
         while self._flying and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
 
-    def accepted(self, row_id: int, urgent: bool, prepared: Prepared | None = None) -> None:
-        """A new row is committed (on the event loop)."""
+    def accepted(self, row_id: int, urgent: bool, prepared: Prepared | None = None, *,
+                 prompt: bool | None = None) -> None:
+        """A new row is committed (on the event loop). ``prompt``: a person waits on it (a
+        request, ``accept.prompt``), so it is never held; found from ``prepared`` if None."""
         self.committer.note_arrival()  # arrivals flow: keep the pipeline's groups short
+        now = time.monotonic()
+        if prompt is None:
+            prompt = prepared is not None and accept.prompt(prepared)
+        rank = PROMPT if prompt else URGENT if urgent else NORMAL
+        for counted in (URGENT, NORMAL) if rank == URGENT else (NORMAL,):
+            self._burst[counted] = now - self._last_arrival[counted] < self.burst_gap
+            self._last_arrival[counted] = now
         if row_id in self._known:
             return
         if prepared is not None and len(self._prepared) < KEEP_PARSED:
             self._prepared[row_id] = prepared
-        self._push(row_id, urgent)
+        if rank != PROMPT:
+            self._held_order[rank].append(row_id)
+            self._held_at[row_id] = now
+        self._push(row_id, rank)
 
     async def settle(self, timeout: float = 30.0) -> None:
         """Wait until the queue holds nothing this process could take (tests, benches); rows
@@ -196,9 +241,9 @@ class Pipeline:
                 if self._idle.is_set():
                     return
 
-    def _push(self, row_id: int, urgent: bool) -> None:
+    def _push(self, row_id: int, rank: int) -> None:
         self._known.add(row_id)
-        heapq.heappush(self._heap, (not urgent, row_id))
+        heapq.heappush(self._heap, (rank, row_id))
         assert self._wake is not None and self._idle is not None
         self._idle.clear()
         self._wake.set()
@@ -219,17 +264,33 @@ class Pipeline:
             # A row that failed here is tried again a sweep later, not at once.
             if row_id not in self._known and now - self._failed_at.get(
                     row_id, float("-inf")) >= self.sweep_every:
-                self._push(row_id, urgent)
+                self._unheld.add(row_id)  # found late already: never held
+                self._push(row_id, URGENT if urgent else NORMAL)
         self._check_idle()
 
     def _check_idle(self) -> None:
         if not self._known and self._idle is not None:
             self._idle.set()
 
+    def _hold_until(self, rank: int, now: float) -> float | None:
+        """Until when rows of ``rank`` are held (``hold_until``), or None."""
+        if rank == PROMPT or self._unheld:
+            return None
+        order = self._held_order[rank]
+        while order and order[0] not in self._held_at:
+            order.popleft()  # handed over already
+        oldest = self._held_at[order[0]] if order else None
+        return hold_until(now, self._last_arrival[rank], self._burst[rank], oldest,
+                          gap=self.burst_gap, max_hold=self.max_hold)
+
     async def _run(self) -> None:
         assert self._wake is not None
         while True:
+            hold = None
             while self._heap and self._flying < self.in_flight_limit:
+                # The best row left waits if its rank is held (those after it rank lower).
+                if (hold := self._hold_until(self._heap[0][0], time.monotonic())) is not None:
+                    break
                 _, row_id = heapq.heappop(self._heap)
                 self._hand_over(row_id)
             self._check_idle()
@@ -241,10 +302,15 @@ class Pipeline:
                     continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), due)
+            elif hold is not None and self._flying < self.in_flight_limit:
+                with contextlib.suppress(TimeoutError):  # until the burst pauses, or woken
+                    await asyncio.wait_for(self._wake.wait(), max(hold - time.monotonic(), 0))
             else:
                 await self._wake.wait()
 
     def _hand_over(self, row_id: int) -> None:
+        self._held_at.pop(row_id, None)
+        self._unheld.discard(row_id)
         work = partial(handle, cfg=self.cfg, row_id=row_id,
                        known=self._prepared.pop(row_id, None))
         future = asyncio.wrap_future(self.committer.submit(work, background=True,

@@ -167,7 +167,8 @@ class App:
         self.store.share_write_lock()  # SQLite: queue with the SMTP process's writers
         pipeline = self.pipeline
         self.door = DoorProcess(self.cfg, self.port,
-                                lambda row_id, urgent: pipeline.accepted(row_id, urgent))
+                                lambda row_id, urgent, prompt: pipeline.accepted(
+                                    row_id, urgent, prompt=prompt))
         try:
             self.port = await self.door.start()
         except RuntimeError as e:

@@ -3,8 +3,11 @@ pipeline handles it afterwards, exactly once, even across restarts and several p
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
+import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from listserv import accept, inbound_queue, posting
 from listserv import config as config_mod
 from listserv.addresses import Destination, Kind
 from listserv.config import Config
+from listserv.group_commit import GroupCommitter
 from listserv.models import InboundMessage, Message, MessageStatus, Outbox
 from listserv.store import Store
 from tests.harness import DOMAIN, cli, mail, make_list, running, wait_until, write_config
@@ -182,3 +186,142 @@ def test_queue_retry_inbound_gives_a_stuck_row_its_attempts_back(
     with running(cfg, store) as server:  # the cause is fixed: the post goes out
         server.settle()
     assert counts(store)[:2] == (0, 1)
+
+
+# --- a burst: posts wait for the pipeline, a request does not (issue 12) ---------------------
+
+def test_hold_until_holds_posts_while_a_burst_goes_on_at_most_max_hold() -> None:
+    hold = partial(inbound_queue.hold_until, gap=0.05, max_hold=2.0)
+    assert hold(10.0, 9.99, burst=False, oldest=9.99) is None, "a lone arrival goes at once"
+    assert hold(10.0, 9.99, burst=True, oldest=None) is None, "nothing held"
+    assert hold(10.0, 9.99, burst=True, oldest=9.5) == pytest.approx(10.04), "until a pause"
+    assert hold(10.05, 9.99, burst=True, oldest=9.5) is None, "the burst paused"
+    assert hold(10.0, 9.99, burst=True, oldest=8.0) is None, "the oldest waited 2 s"
+
+
+def test_only_a_request_is_prompt(cfg: Config) -> None:
+    def prepared(kind: Kind) -> accept.Prepared:
+        d = accept.Delivery(envelope_from=MEMBERS[0], destinations=(Destination("demo", kind),),
+                            raw=mail(MEMBERS[0], POST, "Hi"))
+        return accept.prepare(cfg, d)
+    assert not accept.prompt(prepared(Kind.POST))
+    assert all(accept.prompt(prepared(k)) for k in (Kind.JOIN, Kind.LEAVE, Kind.CONFIRM,
+                                                    Kind.REQUEST, Kind.OWNER))
+
+
+async def test_during_a_burst_posts_wait_for_a_pause_and_a_request_does_not(
+        cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Posts accepted closer together than the burst gap are handed to the writer once arrivals
+    pause; a request accepted meanwhile is handled at once."""
+    handed: list[tuple[int, float]] = []
+
+    real = inbound_queue.handle
+
+    def record(session: Session, cfg: Config, row_id: int,
+               known: accept.Prepared | None = None) -> bool | None:
+        handed.append((row_id, time.monotonic()))
+        return real(session, cfg, row_id, known)
+
+    monkeypatch.setattr(inbound_queue, "handle", record)
+    with store.session() as s:
+        ids = [queue(s, cfg, f"Burst {n}") for n in range(6)]
+    committer = GroupCommitter(store)
+    committer.start()
+    pipeline = inbound_queue.Pipeline(store, cfg, committer, lambda: None, burst_gap=0.3,
+                                      max_hold=30.0, sweep_every=3600)
+    try:
+        await pipeline.start()  # the sweep finds the rows: they were never held
+        await pipeline.settle()
+        handed.clear()
+        with store.session() as s:
+            posts = [queue(s, cfg, f"Post {n}") for n in range(5)]
+            request = queue(s, cfg, "help")
+        for row_id in posts[:3]:  # a burst: each within the gap of the one before
+            pipeline.accepted(row_id, True, prompt=False)
+        pipeline.accepted(request, False, prompt=True)
+        await asyncio.sleep(0.1)
+        assert [r for r, _ in handed] == [posts[0], request] or [
+            r for r, _ in handed] == [request], handed
+        for row_id in posts[3:]:
+            pipeline.accepted(row_id, True, prompt=False)
+        burst_end = time.monotonic()
+        await pipeline.settle()
+        got = dict(handed)
+        assert set(got) >= set(posts) | {request}
+        late = [got[r] - burst_end for r in posts[1:]]
+        assert min(late) >= 0.25, f"posts went before the burst paused: {late}"
+    finally:
+        await pipeline.stop()
+        committer.stop()
+    assert ids
+
+
+async def test_a_held_post_waits_at_most_max_hold_while_arrivals_go_on(
+        cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    handed: list[tuple[int, float]] = []
+
+    real = inbound_queue.handle
+
+    def record(session: Session, cfg: Config, row_id: int,
+               known: accept.Prepared | None = None) -> bool | None:
+        handed.append((row_id, time.monotonic()))
+        return real(session, cfg, row_id, known)
+
+    monkeypatch.setattr(inbound_queue, "handle", record)
+    committer = GroupCommitter(store)
+    committer.start()
+    pipeline = inbound_queue.Pipeline(store, cfg, committer, lambda: None, burst_gap=0.2,
+                                      max_hold=0.5, sweep_every=3600)
+    try:
+        await pipeline.start()
+        with store.session() as s:
+            rows = [queue(s, cfg, f"Post {n}") for n in range(20)]
+        accepted_at: dict[int, float] = {}
+        for row_id in rows:  # arrivals never pause for 1.9 s
+            accepted_at[row_id] = time.monotonic()
+            pipeline.accepted(row_id, True, prompt=False)
+            await asyncio.sleep(0.1)
+        assert handed[0][0] == rows[0], "the first arrival is no burst yet: it goes at once"
+        assert handed[0][1] - accepted_at[rows[0]] < 0.1
+        assert len(handed) > 2, "nothing more handled while arrivals went on"
+        second_id, second_at = handed[1]
+        assert second_id == rows[1]
+        assert second_at - accepted_at[rows[1]] == pytest.approx(0.5, abs=0.2)
+        await pipeline.settle()
+        assert {r for r, _ in handed} == set(rows)
+    finally:
+        await pipeline.stop()
+        committer.stop()
+
+
+async def test_in_a_flood_of_non_members_posts_a_members_post_is_not_held(
+        cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    handed: list[int] = []
+    real = inbound_queue.handle
+
+    def record(session: Session, cfg: Config, row_id: int,
+               known: accept.Prepared | None = None) -> bool | None:
+        handed.append(row_id)
+        return real(session, cfg, row_id, known)
+
+    monkeypatch.setattr(inbound_queue, "handle", record)
+    committer = GroupCommitter(store)
+    committer.start()
+    pipeline = inbound_queue.Pipeline(store, cfg, committer, lambda: None, burst_gap=0.3,
+                                      max_hold=30.0, sweep_every=3600)
+    try:
+        await pipeline.start()
+        with store.session() as s:
+            flood = [queue(s, cfg, f"Flood {n}", sender="stranger@example.net")
+                     for n in range(4)]
+            member = queue(s, cfg, "From a member")
+        for row_id in flood:
+            pipeline.accepted(row_id, False, prompt=False)
+        pipeline.accepted(member, True, prompt=False)
+        await asyncio.sleep(0.15)  # the flood goes on (within the gap)
+        assert handed == [member], "the member's post is no burst of members' posts"
+        await pipeline.settle()
+        assert set(handed) == {*flood, member}
+    finally:
+        await pipeline.stop()
+        committer.stop()
