@@ -33,7 +33,6 @@ import contextlib
 import heapq
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -176,9 +175,8 @@ class Pipeline:
         self.burst_gap, self.max_hold = burst_gap, max_hold
         self._heap: list[tuple[int, int]] = []  # (rank, id): PROMPT, URGENT, NORMAL; oldest
         self._known: set[int] = set()  # in the heap or in flight
-        # Rows in the heap that may be held (posts this process was told about), by rank, in
-        # arrival order; ``_held_at`` says when each was accepted, while it is in the heap.
-        self._held_order: dict[int, deque[int]] = {URGENT: deque(), NORMAL: deque()}
+        # When each row in the heap that may be held (a post this process was told about) was
+        # accepted. The heap's first row of a rank is its oldest (ids follow commit order).
         self._held_at: dict[int, float] = {}
         self._unheld: set[int] = set()  # in the heap, never held (swept): while any, none is
         # The arrivals a rank's burst is made of: members' posts for URGENT, any for NORMAL.
@@ -226,7 +224,6 @@ class Pipeline:
         if prepared is not None and len(self._prepared) < KEEP_PARSED:
             self._prepared[row_id] = prepared
         if rank != PROMPT:
-            self._held_order[rank].append(row_id)
             self._held_at[row_id] = now
         self._push(row_id, rank)
 
@@ -272,16 +269,14 @@ class Pipeline:
         if not self._known and self._idle is not None:
             self._idle.set()
 
-    def _hold_until(self, rank: int, now: float) -> float | None:
-        """Until when rows of ``rank`` are held (``hold_until``), or None."""
+    def _hold_until(self, now: float) -> float | None:
+        """Until when the heap's first row (the oldest of the best rank) and so every row
+        after it is held (``hold_until``), or None."""
+        rank, row_id = self._heap[0]
         if rank == PROMPT or self._unheld:
             return None
-        order = self._held_order[rank]
-        while order and order[0] not in self._held_at:
-            order.popleft()  # handed over already
-        oldest = self._held_at[order[0]] if order else None
-        return hold_until(now, self._last_arrival[rank], self._burst[rank], oldest,
-                          gap=self.burst_gap, max_hold=self.max_hold)
+        return hold_until(now, self._last_arrival[rank], self._burst[rank],
+                          self._held_at.get(row_id), gap=self.burst_gap, max_hold=self.max_hold)
 
     async def _run(self) -> None:
         assert self._wake is not None
@@ -289,7 +284,7 @@ class Pipeline:
             hold = None
             while self._heap and self._flying < self.in_flight_limit:
                 # The best row left waits if its rank is held (those after it rank lower).
-                if (hold := self._hold_until(self._heap[0][0], time.monotonic())) is not None:
+                if (hold := self._hold_until(time.monotonic())) is not None:
                     break
                 _, row_id = heapq.heappop(self._heap)
                 self._hand_over(row_id)

@@ -4,8 +4,10 @@ pipeline handles it afterwards, exactly once, even across restarts and several p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import smtplib
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -209,28 +211,45 @@ def test_only_a_request_is_prompt(cfg: Config) -> None:
                                                     Kind.REQUEST, Kind.OWNER))
 
 
-async def test_during_a_burst_posts_wait_for_a_pause_and_a_request_does_not(
-        cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Posts accepted closer together than the burst gap are handed to the writer once arrivals
-    pause; a request accepted meanwhile is handled at once."""
-    handed: list[tuple[int, float]] = []
-
+@pytest.fixture
+def handed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, float]]:
+    """Each row the pipeline hands to the writer, with when: (row id, monotonic time)."""
+    seen: list[tuple[int, float]] = []
     real = inbound_queue.handle
 
     def record(session: Session, cfg: Config, row_id: int,
                known: accept.Prepared | None = None) -> bool | None:
-        handed.append((row_id, time.monotonic()))
+        seen.append((row_id, time.monotonic()))
         return real(session, cfg, row_id, known)
 
     monkeypatch.setattr(inbound_queue, "handle", record)
-    with store.session() as s:
-        ids = [queue(s, cfg, f"Burst {n}") for n in range(6)]
+    return seen
+
+
+@contextlib.asynccontextmanager
+async def pipeline_on(store: Store, cfg: Config, *, burst_gap: float,
+                      max_hold: float) -> AsyncIterator[inbound_queue.Pipeline]:
+    """A started pipeline (and its committer) with these hold settings; no sweeps."""
     committer = GroupCommitter(store)
     committer.start()
-    pipeline = inbound_queue.Pipeline(store, cfg, committer, lambda: None, burst_gap=0.3,
-                                      max_hold=30.0, sweep_every=3600)
+    pipeline = inbound_queue.Pipeline(store, cfg, committer, lambda: None, burst_gap=burst_gap,
+                                      max_hold=max_hold, sweep_every=3600)
     try:
-        await pipeline.start()  # the sweep finds the rows: they were never held
+        await pipeline.start()
+        yield pipeline
+    finally:
+        await pipeline.stop()
+        committer.stop()
+
+
+async def test_during_a_burst_posts_wait_for_a_pause_and_a_request_does_not(
+        cfg: Config, store: Store, handed: list[tuple[int, float]]) -> None:
+    """Posts accepted closer together than the burst gap are handed to the writer once arrivals
+    pause; a request accepted meanwhile is handled at once."""
+    with store.session() as s:
+        ids = [queue(s, cfg, f"Burst {n}") for n in range(6)]
+    # The start's sweep finds the rows: they were never held.
+    async with pipeline_on(store, cfg, burst_gap=0.3, max_hold=30.0) as pipeline:
         await pipeline.settle()
         handed.clear()
         with store.session() as s:
@@ -250,30 +269,12 @@ async def test_during_a_burst_posts_wait_for_a_pause_and_a_request_does_not(
         assert set(got) >= set(posts) | {request}
         late = [got[r] - burst_end for r in posts[1:]]
         assert min(late) >= 0.25, f"posts went before the burst paused: {late}"
-    finally:
-        await pipeline.stop()
-        committer.stop()
     assert ids
 
 
 async def test_a_held_post_waits_at_most_max_hold_while_arrivals_go_on(
-        cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    handed: list[tuple[int, float]] = []
-
-    real = inbound_queue.handle
-
-    def record(session: Session, cfg: Config, row_id: int,
-               known: accept.Prepared | None = None) -> bool | None:
-        handed.append((row_id, time.monotonic()))
-        return real(session, cfg, row_id, known)
-
-    monkeypatch.setattr(inbound_queue, "handle", record)
-    committer = GroupCommitter(store)
-    committer.start()
-    pipeline = inbound_queue.Pipeline(store, cfg, committer, lambda: None, burst_gap=0.2,
-                                      max_hold=0.5, sweep_every=3600)
-    try:
-        await pipeline.start()
+        cfg: Config, store: Store, handed: list[tuple[int, float]]) -> None:
+    async with pipeline_on(store, cfg, burst_gap=0.2, max_hold=0.5) as pipeline:
         with store.session() as s:
             rows = [queue(s, cfg, f"Post {n}") for n in range(20)]
         accepted_at: dict[int, float] = {}
@@ -289,28 +290,11 @@ async def test_a_held_post_waits_at_most_max_hold_while_arrivals_go_on(
         assert second_at - accepted_at[rows[1]] == pytest.approx(0.5, abs=0.2)
         await pipeline.settle()
         assert {r for r, _ in handed} == set(rows)
-    finally:
-        await pipeline.stop()
-        committer.stop()
 
 
 async def test_in_a_flood_of_non_members_posts_a_members_post_is_not_held(
-        cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    handed: list[int] = []
-    real = inbound_queue.handle
-
-    def record(session: Session, cfg: Config, row_id: int,
-               known: accept.Prepared | None = None) -> bool | None:
-        handed.append(row_id)
-        return real(session, cfg, row_id, known)
-
-    monkeypatch.setattr(inbound_queue, "handle", record)
-    committer = GroupCommitter(store)
-    committer.start()
-    pipeline = inbound_queue.Pipeline(store, cfg, committer, lambda: None, burst_gap=0.3,
-                                      max_hold=30.0, sweep_every=3600)
-    try:
-        await pipeline.start()
+        cfg: Config, store: Store, handed: list[tuple[int, float]]) -> None:
+    async with pipeline_on(store, cfg, burst_gap=0.3, max_hold=30.0) as pipeline:
         with store.session() as s:
             flood = [queue(s, cfg, f"Flood {n}", sender="stranger@example.net")
                      for n in range(4)]
@@ -319,9 +303,6 @@ async def test_in_a_flood_of_non_members_posts_a_members_post_is_not_held(
             pipeline.accepted(row_id, False, prompt=False)
         pipeline.accepted(member, True, prompt=False)
         await asyncio.sleep(0.15)  # the flood goes on (within the gap)
-        assert handed == [member], "the member's post is no burst of members' posts"
+        assert [r for r, _ in handed] == [member], "the member's post is no burst of members' posts"
         await pipeline.settle()
-        assert set(handed) == {*flood, member}
-    finally:
-        await pipeline.stop()
-        committer.stop()
+        assert {r for r, _ in handed} == {*flood, member}
