@@ -44,11 +44,13 @@ def outbox(store: Store) -> dict[str, Outbox]:
         return {r.recipient: r for r in s.scalars(select(Outbox))}
 
 
-def worker(store: Store, sink: SmtpSink, **kw: Any) -> OutboxWorker:
+def worker(store: Store, sink: SmtpSink, render: Any = None, **kw: Any) -> OutboxWorker:
+    """A worker sending to ``sink``; ``render`` (default: "for RCPT" copies) makes the copies."""
     defaults: dict[str, Any] = {"connections": 2, "poll_interval": 0.05,
                                 "backoff": lambda attempts: 0.0}
     return OutboxWorker(store, lambda: SmtpTransport(sink.host, sink.port, timeout=5),
-                        lambda pk, rcpt: b"Subject: post\r\n\r\nfor " + rcpt.encode() + b"\r\n",
+                        render or (lambda pk, rcpt: b"Subject: post\r\n\r\nfor "
+                                   + rcpt.encode() + b"\r\n"),
                         **(defaults | kw))
 
 
@@ -512,6 +514,11 @@ class CountingRenderer:
         return b"Subject: post\r\n\r\nfor " + rcpt.encode() + b"\r\n"
 
 
+def all_copies_sent(sink: SmtpSink, n: int) -> bool:
+    return sorted(m.data for m in sink.messages) == sorted(
+        CountingRenderer.copy(f"p{i}@example.org") for i in range(n))
+
+
 def add_post_rows(store: Store, n: int) -> None:
     with store.session() as s:
         ml = MailingList(name="dev")
@@ -530,20 +537,16 @@ async def test_a_prepared_posts_copies_are_rendered_on_the_loop(store: Store,
     """Once the post is cached a copy is one HMAC and a join: no thread hop per copy."""
     add_post_rows(store, 20)
     renderer = CountingRenderer()
-    w = OutboxWorker(store, lambda: SmtpTransport(sink.host, sink.port, timeout=5), renderer,
-                     connections=1, poll_interval=0.05)
-    await run(w)
+    await run(worker(store, sink, renderer, connections=1))
     assert renderer.calls == ["call"] + ["cached-hit"] * 19
-    assert sorted(m.data for m in sink.messages) == sorted(
-        CountingRenderer.copy(f"p{i}@example.org") for i in range(20))
+    assert all_copies_sent(sink, 20)
 
 
 async def test_signed_copies_are_never_rendered_on_the_loop(store: Store, sink: SmtpSink) -> None:
     add_post_rows(store, 5)
     renderer = CountingRenderer()
-    w = OutboxWorker(store, lambda: SmtpTransport(sink.host, sink.port, timeout=5), renderer,
-                     connections=1, poll_interval=0.05, sign=lambda data: b"X-Signed: 1\r\n" + data)
-    await run(w)
+    await run(worker(store, sink, renderer, connections=1,
+                     sign=lambda data: b"X-Signed: 1\r\n" + data))
     assert renderer.calls == ["call"] * 5
     assert all(m.data.startswith(b"X-Signed: 1\r\n") for m in sink.messages)
 
@@ -564,9 +567,6 @@ async def test_senders_missing_the_same_post_hop_to_a_thread_once(store: Store,
     (each a few dozen µs of the loop's CPU) where one preparation serves them all."""
     add_post_rows(store, 20)
     renderer = SlowRenderer()
-    w = OutboxWorker(store, lambda: SmtpTransport(sink.host, sink.port, timeout=5), renderer,
-                     connections=4, poll_interval=0.05)
-    await run(w)
+    await run(worker(store, sink, renderer, connections=4))
     assert renderer.calls == ["call"] + ["cached-hit"] * 19
-    assert sorted(m.data for m in sink.messages) == sorted(
-        CountingRenderer.copy(f"p{i}@example.org") for i in range(20))
+    assert all_copies_sent(sink, 20)
