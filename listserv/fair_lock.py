@@ -29,8 +29,10 @@ class FairLock:
         self._mutex = threading.Lock()
         self._held = False
         self._waiters: deque[threading.Lock] = deque()
-        self._fd: int | None = None
-        self._waiting_fd: int | None = None
+        # (lock file, waiting file), set once and in one assignment: a writer on another thread
+        # may be acquiring while ``share_with_processes`` runs.
+        self._files: tuple[int, int] | None = None
+        self._file_held = False  # whether the holder took the file lock (set by the holder only)
 
     def share_with_processes(self, path: str) -> None:
         """From now on the holder also takes an exclusive ``flock`` on ``path``, as do the other
@@ -43,57 +45,68 @@ class FairLock:
         one that finds somebody waiting there waits its turn after them instead of taking the
         file the moment it is free, so a process writing back to back (the pipeline) cannot
         keep the other (the SMTP process) out."""
-        if self._fd is None:
-            self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            self._waiting_fd = os.open(path + "-waiting", os.O_RDWR | os.O_CREAT, 0o600)
+        with self._mutex:
+            if self._files is None:
+                self._files = (os.open(path, os.O_RDWR | os.O_CREAT, 0o600),
+                               os.open(path + "-waiting", os.O_RDWR | os.O_CREAT, 0o600))
 
     def acquire(self, timeout: float) -> bool:
         """True once this caller holds the lock; False if ``timeout`` seconds passed first."""
         deadline = time.monotonic() + timeout
         if not self._acquire_turn(timeout):
             return False
-        if self._fd is None or self._lock_file(deadline):
+        files = self._files
+        if files is None:
             return True
-        self._pass_turn()
-        return False
+        try:
+            self._file_held = self._lock_file(files, deadline)
+        except BaseException:
+            self._pass_turn()  # never keep the turn on an error: the others would wait for good
+            raise
+        if not self._file_held:
+            self._pass_turn()
+        return self._file_held
 
     def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        if self._file_held:
+            self._file_held = False
+            assert self._files is not None
+            fcntl.flock(self._files[0], fcntl.LOCK_UN)
         self._pass_turn()
 
-    def _lock_file(self, deadline: float) -> bool:
-        assert self._fd is not None and self._waiting_fd is not None
-        pause = self.POLL
+    @staticmethod
+    def _lock_file(files: tuple[int, int], deadline: float) -> bool:
+        fd, waiting_fd = files
+        pause = FairLock.POLL
         # Others waiting: they go first. Our first try comes after their next poll.
-        announced = self._others_waiting()
+        announced = FairLock._others_waiting(waiting_fd)
         if announced:
-            fcntl.flock(self._waiting_fd, fcntl.LOCK_SH)
-            time.sleep(self.MAX_POLL * 1.5)
+            fcntl.flock(waiting_fd, fcntl.LOCK_SH)
+            time.sleep(FairLock.MAX_POLL * 1.5)
         try:
             while True:
                 try:
-                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     return True
                 except BlockingIOError:
                     if not announced:
-                        fcntl.flock(self._waiting_fd, fcntl.LOCK_SH)
+                        fcntl.flock(waiting_fd, fcntl.LOCK_SH)
                         announced = True
                     if time.monotonic() > deadline:
                         return False
                     time.sleep(pause)  # a commit lasts milliseconds: poll, never block long
-                    pause = min(pause * 2, self.MAX_POLL)
+                    pause = min(pause * 2, FairLock.MAX_POLL)
         finally:
             if announced:
-                fcntl.flock(self._waiting_fd, fcntl.LOCK_UN)
+                fcntl.flock(waiting_fd, fcntl.LOCK_UN)
 
-    def _others_waiting(self) -> bool:
-        assert self._waiting_fd is not None
+    @staticmethod
+    def _others_waiting(waiting_fd: int) -> bool:
         try:
-            fcntl.flock(self._waiting_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(waiting_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return True
-        fcntl.flock(self._waiting_fd, fcntl.LOCK_UN)
+        fcntl.flock(waiting_fd, fcntl.LOCK_UN)
         return False
 
     def _acquire_turn(self, timeout: float) -> bool:

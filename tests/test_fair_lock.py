@@ -7,6 +7,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from listserv import audit
 from listserv.fair_lock import FairLock
 from listserv.store import Store
@@ -134,3 +136,57 @@ def test_a_process_waiting_for_the_file_goes_before_one_that_just_let_it_go(
         waiter.join(5)
         wins += order[0] == "door"
     assert wins >= 8, f"the waiting process went first {wins} times of 10"
+
+
+def test_sharing_while_writers_take_turns_loses_no_turn(tmp_path: Path) -> None:
+    """CI once saw ``share_with_processes`` half done (the lock file open, the waiting file
+    not yet) by a writer on another thread: that writer failed while holding the turn, and
+    every later writer of the process waited for good. Sharing is now one assignment, and a
+    writer that fails after taking the turn passes it on."""
+    for round_ in range(20):
+        lock = FairLock()
+        errors: list[BaseException] = []
+        stop = threading.Event()
+
+        def write(lock: FairLock = lock, errors: list[BaseException] = errors,
+                  stop: threading.Event = stop) -> None:
+            while not stop.is_set():
+                try:
+                    assert lock.acquire(timeout=2), "a turn was lost"
+                    lock.release()
+                except BaseException as exc:  # reported below
+                    errors.append(exc)
+                    return
+
+        writers = [threading.Thread(target=write) for _ in range(3)]
+        for t in writers:
+            t.start()
+        time.sleep(0.005)
+        lock.share_with_processes(str(tmp_path / f"db-writelock-{round_}"))
+        time.sleep(0.01)
+        stop.set()
+        for t in writers:
+            t.join(10)
+        assert not errors, errors
+        assert lock.acquire(timeout=1)
+        lock.release()
+
+
+def test_a_writer_that_fails_on_the_file_passes_its_turn_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lock = FairLock()
+    lock.share_with_processes(str(tmp_path / "db-writelock"))
+
+    def broken(*_args: object) -> bool:
+        raise OSError("flock failed")
+
+    monkeypatch.setattr(FairLock, "_lock_file", staticmethod(broken))
+    try:
+        lock.acquire(timeout=1)
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the error should reach the writer")
+    monkeypatch.undo()
+    assert lock.acquire(timeout=1), "the failed writer kept the turn"
+    lock.release()
