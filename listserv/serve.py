@@ -109,6 +109,10 @@ class App:
         except ConfigError as e:
             raise StartupError(str(e)) from None
 
+        if self.cfg.server.smtp_process:
+            # SQLite: queue with the SMTP process's writers. Before any writer thread starts,
+            # so every transaction of this process takes the file lock.
+            self.store.share_write_lock()
         resolver = resolver_for(self.cfg)
         # Posts whose DMARC lookup failed on arrival are looked up again at delivery, by the
         # renderer (in a worker thread) through the same resolver and cache.
@@ -164,7 +168,6 @@ class App:
 
     async def _start_door(self) -> None:
         assert self.pipeline is not None
-        self.store.share_write_lock()  # SQLite: queue with the SMTP process's writers
         pipeline = self.pipeline
         self.door = DoorProcess(self.cfg, self.port,
                                 lambda row_id, urgent, prompt: pipeline.accepted(
