@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from listserv.addresses import verp_sender
 from listserv.config import Config
 from listserv.lists import find
 from listserv.models import AuditEntry, Bounce, Message, Outbox, Subscription
-from listserv.outbox import OutboxWorker, enqueue_notice
+from listserv.outbox import OutboxWorker, Undelivered, enqueue_notice
 from listserv.store import Store
 from listserv.subscriptions import find_subscription
 from listserv.transports import SmtpTransport
@@ -296,3 +297,53 @@ async def test_a_refused_probe_disables(store: Store, cfg: Config, sink: SmtpSin
     alice = member(store, ALICE)
     assert alice.delivery_disabled_at == T0 and alice.probe_token == ""
     assert [b.source for b in bounces(store)][:2] == ["smtp", "probe"]
+
+
+def test_processes_scoring_policy_refusals_at_once_tell_the_owners_once(
+        store: Store, cfg: Config, lst: None) -> None:
+    """Two processes (here two threads with their own transactions) score a 5.7.1 refusal for
+    the same list at the same time: the owners get one notice. Looking for an earlier 5.7 bounce
+    could not see the other's uncommitted one, so both used to tell them (PostgreSQL)."""
+    with store.session() as s:
+        ml = find(s, "pub")
+        assert ml is not None and ml.id is not None
+        list_id = ml.id
+    a_scored, b_started = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def refused(who: str, before: threading.Event | None, after: threading.Event,
+                hold: float) -> None:
+        try:
+            if before is not None:
+                assert before.wait(10)
+            with store.session() as s:
+                if before is not None:
+                    after.set()  # B: now scoring while A has not committed
+                row = Bounce(list_id=list_id, address=who, at=T0, status="5.7.1",
+                             diagnostic="554 5.7.1 Rejected", source="smtp")
+                s.add(row)
+                s.flush()
+                assert row.id is not None
+                smtp_bounces.score(cfg, s, [Undelivered(
+                    row.id, list_id, who, verp_sender("pub", DOMAIN, who), True, "5.7.1",
+                    "554 5.7.1 Rejected")], T0)
+                if before is None:
+                    after.set()  # A: scored, and holds its transaction open a while
+                    b_started.wait(10)
+                    time.sleep(hold)
+        except BaseException as e:  # reported by the assert below
+            errors.append(e)
+            a_scored.set()
+            b_started.set()
+
+    threads = [threading.Thread(target=refused, args=(CAROL, None, a_scored, 0.5)),
+               threading.Thread(target=refused, args=(DAVE, a_scored, b_started, 0.0))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    with store.session() as s:
+        notices = [o for o in s.exec(select(Outbox).where(Outbox.recipient == MOD))
+                   if b"mail refused by policy" in (o.payload or b"")]
+    assert len(notices) == 1
