@@ -10,6 +10,10 @@ Invariants:
   guild; without it, or when Discord refuses it (403), the card alone announces the event.
 - A change or cancellation edits what the announcement wrote: edits are safe to repeat, and a
   scheduled event or card deleted in Discord meanwhile is passed over.
+- A change asks Discord only for what it allows (``scheduled_changes``): a scheduled event that
+  has started (active) keeps its start time, which Discord refuses to move, and gets the rest;
+  one that has ended or was cancelled is left alone. Cancelling a started event ends it (Discord
+  allows active -> completed only).
 - An event or competition gone from the store, or cancelled (drawn) before it was announced,
   writes nothing.
 """
@@ -19,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 
@@ -43,6 +47,22 @@ def may_schedule(perms: discord.Permissions, starts_at: datetime, now: datetime)
     down)."""
     allowed = perms.administrator or perms.manage_events or perms.create_events
     return allowed and starts_at > now
+
+
+def scheduled_changes(status: discord.EventStatus, plan: EventPlan,
+                      discord_start: datetime) -> dict[str, Any] | None:
+    """The fields of a change Discord accepts for a scheduled event in ``status`` that starts at
+    ``discord_start``; None when it accepts none (it has ended or was cancelled)."""
+    if status not in (discord.EventStatus.scheduled, discord.EventStatus.active):
+        return None
+    fields: dict[str, Any] = {
+        "name": plan.title[:100], "location": (plan.location or "see the announcement")[:100],
+        "description": f"Event {plan.event_id}: {plan.description}"[:1000]}
+    if status is discord.EventStatus.scheduled:
+        fields |= {"start_time": plan.starts_at, "end_time": plan.ends_at}
+    elif plan.ends_at > discord_start:  # started: the start stays, an end must come after it
+        fields["end_time"] = plan.ends_at
+    return fields
 
 
 async def write(worker: RelayWorker, job: RelayJob) -> None:
@@ -147,14 +167,13 @@ async def _follow(worker: RelayWorker, job: RelayJob, plan: EventPlan) -> None:
         try:
             scheduled = await worker._timed(guild.fetch_scheduled_event(int(plan.discord_event_id)))
             if not plan.cancelled:
-                await worker._timed(scheduled.edit(
-                    name=plan.title[:100], start_time=plan.starts_at, end_time=plan.ends_at,
-                    location=(plan.location or "see the announcement")[:100],
-                    description=f"Event {plan.event_id}: {plan.description}"[:1000],
-                    reason=f"commonroom event {plan.event_id} changed"))
+                await _change_scheduled(worker, job, plan, scheduled)
             elif scheduled.status is discord.EventStatus.scheduled:
                 await worker._timed(scheduled.cancel(
                     reason=f"commonroom event {plan.event_id} cancelled"))
+            elif scheduled.status is discord.EventStatus.active:  # it cannot be cancelled now
+                await worker._timed(scheduled.end(
+                    reason=f"commonroom event {plan.event_id} cancelled while under way"))
         except discord.NotFound:
             log.warning("the scheduled event of event %s is gone from Discord", plan.event_id,
                         extra={"event": plan.event_id, "relay": job.id})
@@ -167,3 +186,19 @@ async def _follow(worker: RelayWorker, job: RelayJob, plan: EventPlan) -> None:
         except discord.NotFound:
             log.warning("the card of event %s is gone from Discord", plan.event_id,
                         extra={"event": plan.event_id, "relay": job.id})
+
+
+async def _change_scheduled(worker: RelayWorker, job: RelayJob, plan: EventPlan,
+                            scheduled: discord.ScheduledEvent) -> None:
+    extra = {"event": plan.event_id, "relay": job.id}
+    fields = scheduled_changes(scheduled.status, plan, scheduled.start_time)
+    if fields is None:
+        log.warning("the scheduled event of event %s is %s in Discord: left as it is",
+                    plan.event_id, scheduled.status.name, extra=extra)
+        return
+    if "start_time" not in fields and plan.starts_at != scheduled.start_time:
+        log.warning("the scheduled event of event %s has started in Discord, which keeps its "
+                    "start time (%s); the rest is changed", plan.event_id,
+                    scheduled.start_time.isoformat(), extra=extra)
+    await worker._timed(scheduled.edit(**fields,
+                                       reason=f"commonroom event {plan.event_id} changed"))

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from listserv import audit, bounce_score, links, notices, outbox, subscriptions
+from listserv import audit, bounce_score, leases, links, notices, outbox, subscriptions
 from listserv.addresses import PROBE_PREFIX, Kind, probe_sender
 from listserv.bounce_parse import Failure, Report, ReportKind, parse_report
 from listserv.config import Config
@@ -34,6 +34,7 @@ from listserv.store import site_secret
 
 log = logging.getLogger("commonroom.bounces")
 ACTOR = "bounces"
+POLICY_NOTICE_EVERY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def count(session: Session, cfg: Config, ml: MailingList, row: Bounce, now: date
         session.add(sub)
     log.info("bounce %s", scored.reason, extra={"list": ml.name, "member": who,
                                                  "status": row.status})
-    if scored.tell_owners and not _policy_told_today(session, ml, row, now):
+    if scored.tell_owners and _claim_policy_notice(session, ml, now):
         _tell_owners(session, cfg, ml, f"{ml.name}: mail refused by policy ({row.status})",
                      f"A copy of the list's mail to {who} was refused by the receiving side:\n\n"
                      f"    {row.diagnostic or row.status}\n\n"
@@ -196,14 +197,14 @@ def probe_failed(session: Session, cfg: Config, ml: MailingList, sub: Subscripti
     return f"probe to {row.address} bounced ({row.status}): delivery disabled"
 
 
-def _policy_told_today(session: Session, ml: MailingList, row: Bounce, now: datetime) -> bool:
-    """Owners hear about policy refusals once a day per list, not once per copy. "Earlier"
-    is by id: a batch of refusals the outbox recorded together shares one time."""
-    session.flush()  # ``row`` gets its id
-    earlier = session.exec(select(Bounce.id).where(
-        Bounce.list_id == ml.id, col(Bounce.status).like("5.7.%"), col(Bounce.id) < row.id,
-        col(Bounce.at) > now - timedelta(days=1), col(Bounce.at) <= now)).first()
-    return earlier is not None
+def _claim_policy_notice(session: Session, ml: MailingList, now: datetime) -> bool:
+    """Whether this policy refusal is the one that tells the owners: they hear once a day per
+    list, not once per copy. The day is a one-day lease on the list's notice (``leases.take``,
+    a unique row taken by one conditional write), so processes scoring at once on PostgreSQL
+    cannot both take it; the refusals of one batch share one session, and the first takes it.
+    (Looking for an earlier 5.7 bounce could not see another process's uncommitted one.)"""
+    return leases.take(session, f"policy-notice:{ml.id}", leases.holder_id(),
+                       POLICY_NOTICE_EVERY, now)
 
 
 def disable(session: Session, cfg: Config, ml: MailingList, sub: Subscription, email: str,

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from listserv import events
+from listserv import discord_events, events
 from listserv.cli_common import Ctx, list_or_fail, pass_ctx
 from listserv.event_mail import when_text
 from listserv.models import Event, utcnow
@@ -169,6 +169,9 @@ def events_change(obj: Ctx, event_id: int, title: str | None, start: str | None,
         problem = events.draft_problem(draft, now)
         if problem:
             raise click.ClickException(problem)
+        old_start = event.starts_at
         what = events.change(s, obj.cfg, event, draft, actor="cli", now=now)
         click.echo(f"event {event_id}: changed {', '.join(what)}" if what
                    else f"event {event_id}: nothing to change")
+        if discord_events.start_kept(event.discord_event_id, old_start, event.starts_at, now):
+            click.echo(f"event {event_id}: {discord_events.START_KEPT}")

@@ -77,6 +77,20 @@ def queue_event(session: Session, cfg: Config, ml: MailingList, event: Event, ki
     return True
 
 
+# Discord refuses to move the start of a scheduled event that has started; the relay then
+# changes the rest (bot/relay_events.py), and the door that moved the start says so.
+START_KEPT = ("its Discord scheduled event has already started, so Discord keeps the old start "
+              "time (the card and the mail give the new one)")
+
+
+def start_kept(discord_event_id: str, old_start: datetime, new_start: datetime,
+               now: datetime) -> bool:
+    """Whether moving an event's start from ``old_start`` to ``new_start`` will not reach its
+    Discord scheduled event: there is one, and it has started (Discord starts an external
+    event at its start time)."""
+    return bool(discord_event_id) and new_start != old_start and old_start <= now
+
+
 def announcement(session: Session, event_id: int) -> DiscordRelay | None:
     return session.exec(select(DiscordRelay).where(
         DiscordRelay.event_id == event_id, DiscordRelay.kind == ANNOUNCE)

@@ -25,7 +25,15 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from listserv import competitions, events, recurrence, scheduled_posts, subscriptions, when
+from listserv import (
+    competitions,
+    discord_events,
+    events,
+    recurrence,
+    scheduled_posts,
+    subscriptions,
+    when,
+)
 from listserv.config import Config
 from listserv.models import (
     Competition,
@@ -288,9 +296,12 @@ def change(session: Session, cfg: Config, ml: MailingList, item: Changeable,
     """Make ``item`` what ``values`` (as ``check_change`` left them) say; those coming to a
     changed event are told by ``events.change``."""
     if isinstance(item, Event):
+        old_start = item.starts_at
         what = events.change(session, cfg, item, event_draft(values), actor=actor, now=now)
         named = ", ".join(FORM_NAMES.get(f, f) for f in what)
+        kept = discord_events.start_kept(item.discord_event_id, old_start, item.starts_at, now)
         return Created(True, f"event {item.id} ({item.title}) is changed: {named}"
+                       + (f"; {discord_events.START_KEPT}" if kept else "")
                        if what else f"event {item.id} ({item.title}) was already so", item.id)
     scheduled_posts.change(session, ml, item, now=now, at=datetime.fromisoformat(values["at"]),
                            every=values["every"], subject=values["subject"],

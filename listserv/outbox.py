@@ -30,9 +30,11 @@ Invariants:
   ``give_up_after`` (from ``created_at``, or ``requeued_at`` after 'outbox retry'), a 4xx makes
   it ``failed``. A 5xx makes the row ``bounced``. Both record a ``Bounce`` (its RFC 3463
   status and the smarthost's reply) in the transaction that writes the outcome.
-- Those bounces are then handed to ``on_undelivered`` (``smtp_bounces.score``, which scores
-  members' copies as a DSN would be), once per write-back and after its commit: the fan-out's
-  hot path never waits for scoring, and a crash between the two loses a count, never a copy.
+- Those bounces are scored by ``on_undelivered`` (``smtp_bounces.score``, as a DSN would be)
+  in the same transaction, once per write-back and only when it has any: a crash loses the
+  outcome and its count together (the copy is then sent again, refused again and counted
+  once), never the count alone. Scoring runs in a SAVEPOINT: if it fails, it is logged and
+  rolled back alone, and the outcomes are still written (retrying would send nothing new).
 - Restarts keep back-offs: only rows that were ``sending`` when their worker died are made due
   at once, so a restart burns no retries of rows that are waiting.
 - Notices (``priority`` 0) are claimed before fan-out copies (1), whatever their due times.
@@ -62,7 +64,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import Table, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, exists, func, insert, or_, select, update
 from sqlmodel import Session
 
 from listserv.bounce_parse import reply_status
@@ -180,7 +182,7 @@ class OutboxWorker:
                  lease_interval: float = 5.0, prune_interval: float = 3600.0,
                  render_digest: Callable[[int, str], bytes] | None = None,
                  sign: Callable[[bytes], bytes] | None = None,
-                 on_undelivered: Callable[[Sequence[Undelivered], datetime], object]
+                 on_undelivered: Callable[[Session, Sequence[Undelivered], datetime], object]
                  | None = None) -> None:
         if connections < 1 or batch < 1:
             raise ValueError("connections and batch must be at least 1")
@@ -193,7 +195,7 @@ class OutboxWorker:
         self._cached = render.cached if isinstance(render, CachedRender) else None
         self.render_digest = render_digest  # (digest copy id, recipient) -> that member's copy
         self.sign = sign  # finished bytes -> the same with a DKIM-Signature (listserv/dkim.py)
-        self.on_undelivered = on_undelivered  # (bounces, now), after their write-back commits
+        self.on_undelivered = on_undelivered  # (session, bounces, now), in their write-back
         self.connections = connections
         self.give_up_after = give_up_after
         self.keep_sent = keep_sent
@@ -434,22 +436,10 @@ class OutboxWorker:
                     await asyncio.sleep(self.poll_interval)
                     continue
                 if undelivered:
-                    await self._hand_over(undelivered)
+                    self._wake.set()  # scoring may have queued notices (disabled, owners told)
                 self._writing = False
             if self._closing_writer and not self._done and not self._released:
                 return
-
-    async def _hand_over(self, undelivered: list[Undelivered]) -> None:
-        """Give the committed bounces to ``on_undelivered``; its failure is logged, not retried
-        (the outcomes are written: retrying the write-back would send nothing new)."""
-        if self.on_undelivered is None:
-            return
-        try:
-            await asyncio.to_thread(self.on_undelivered, undelivered, self.clock())
-        except Exception:
-            log.exception("scoring %d undelivered rows failed", len(undelivered),
-                          extra={"worker": self.worker_id})
-        self._wake.set()  # it may have queued notices (delivery disabled, owners told)
 
     async def _recover_loop(self) -> None:
         while True:
@@ -581,12 +571,30 @@ class OutboxWorker:
                 conn.execute(update(OUTBOX)
                              .where(OUTBOX.c.id.in_(chunk), mine, OUTBOX.c.state == SENDING)
                              .values(state=PENDING, claimed_by=None))
+            undelivered = [Undelivered(i, d.list_id, d.recipient, d.sender, d.copy,
+                                       reply_status(d.result.code, d.result.detail),
+                                       d.result.status[:500])
+                           for i, d in zip(ids, lost, strict=True)]
+            if undelivered:
+                self._score(conn, undelivered, now)
         failed = sum(1 for r in retries if r["b_state"] == FAILED)
         self.counts.update({"sent": len(sent), "bounced": len(bounces),
                             "retried": len(retries) - failed, "failed": failed})
-        return [Undelivered(i, d.list_id, d.recipient, d.sender, d.copy,
-                            reply_status(d.result.code, d.result.detail), d.result.status[:500])
-                for i, d in zip(ids, lost, strict=True)]
+        return undelivered
+
+    def _score(self, conn: Connection, undelivered: list[Undelivered], now: datetime) -> None:
+        """``on_undelivered`` in the write-back's transaction, in a SAVEPOINT of it."""
+        if self.on_undelivered is None:
+            return
+        with Session(bind=conn, join_transaction_mode="create_savepoint",
+                     expire_on_commit=False) as session:
+            try:
+                self.on_undelivered(session, undelivered, now)
+                session.commit()  # releases the savepoint; the write-back commits it all
+            except Exception:
+                session.rollback()
+                log.exception("scoring %d undelivered rows failed", len(undelivered),
+                              extra={"worker": self.worker_id})
 
     def _recover_at_start(self) -> int:
         """Make rows that were in flight when their worker died due now; return how many.

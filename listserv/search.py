@@ -7,9 +7,11 @@ The index over those rows is the backend's own (migration 0010):
 - SQLite: an FTS5 table with ``search_text`` as its external content, kept current by triggers;
   ranked by ``bm25``, excerpts by ``snippet``.
 - PostgreSQL: a generated ``tsvector`` column with a GIN index; ``websearch_to_tsquery``,
-  ranked by ``ts_rank_cd``, and ``ts_headline`` only for the rows of the page asked for. The
-  column indexes accent-folded text (``accents``, migration 0018) and the query is folded the
-  same way, so both backends find "café" for "cafe" and the other way round.
+  ranked by ``ts_rank_cd``, and ``ts_headline`` only for the rows of the page asked for.
+Both index accent-folded text (``accents``: PostgreSQL's column folds it all, migrations 0018
+and 0022; SQLite's tokenizer folds the diacritics and its triggers the other letters, 0022) and
+the query is folded the same way, so both backends find "café" for "cafe", "Tromsø" for
+"Tromso", "straße" for "strasse" and the other way round.
 
 Invariants:
 - Only accepted posts are found, and only on the lists the caller names (the caller decides
@@ -143,11 +145,13 @@ def search(session: Session, typed: str, list_ids: Sequence[int], *, page: int =
     params = {"ids": list(list_ids), "n": per_page + 1, "skip": (page - 1) * per_page}
     pg = session.get_bind().dialect.name == "postgresql"
     if pg:
-        # The index holds folded text (migration 0018), so the query is folded the same way.
+        # The index holds folded text (migrations 0018, 0022): the query is folded the same way.
         stmt, params["q"] = _PG_SEARCH, accents.fold(search_query.websearch(query))
         params["fold_from"], params["fold_to"] = accents.FROM, accents.TO
-    else:  # FTS5's tokenizer folds accents on both sides itself
-        stmt, params["q"] = _SQLITE_SEARCH, search_query.fts5(query)
+    else:
+        # FTS5's tokenizer folds diacritics on both sides; the triggers fold the letters that
+        # do not decompose into the index (0022), so the query folds them too.
+        stmt, params["q"] = _SQLITE_SEARCH, accents.fold(search_query.fts5(query))
     rows = session.execute(stmt, params).all()
 
     def snippet(r: Row[Any]) -> str:
@@ -185,11 +189,13 @@ LIMIT :n OFFSET :skip""").bindparams(bindparam("ids", expanding=True))
 # The page's rows are chosen first; ts_headline, the costly part, runs only for them, over the
 # same folded text the index holds (``accents``), so folded query words are marked.
 _PG_DELIMITER = " … "
+_PG_HEADLINE_TEXT = accents.sql_replace(
+    "translate(CASE WHEN r.body <> '' THEN r.body ELSE r.subject END, :fold_from, :fold_to)",
+    accents.MULTI)
 _PG_SEARCH = text(f"""
 SELECT r.id, r.list_id, r.thread_id, r.subject, r.from_name, r.from_address, r.date, r.body,
        ts_headline('{PG_CONFIG}',
-                   translate(CASE WHEN r.body <> '' THEN r.body ELSE r.subject END,
-                             :fold_from, :fold_to), r.q,
+                   {_PG_HEADLINE_TEXT}, r.q,
                    'StartSel={_START}, StopSel={_STOP}, MaxWords=35, MinWords=12, '
                    'MaxFragments=2, FragmentDelimiter="{_PG_DELIMITER}"') AS snippet
 FROM (

@@ -126,8 +126,7 @@ class App:
                                    give_up_after=self.cfg.give_up_after,
                                    keep_sent=timedelta(days=self.cfg.delivery.keep_sent_days),
                                    render_digest=digest_renderer, sign=signer,
-                                   on_undelivered=partial(smtp_bounces.score, self.store,
-                                                          self.cfg))
+                                   on_undelivered=partial(smtp_bounces.score, self.cfg))
         await self.worker.start()
         self.committer = group_commit.for_store(self.store)
         self.committer.start()

@@ -2,7 +2,8 @@
 
 A 5xx to RCPT or DATA, or a 4xx that was retried until ``give_up_after``, is the same news a
 delivery status notification brings later; the outbox records each as a ``Bounce`` (source
-"smtp") when it writes the outcome, and hands the batch here after that commit.
+"smtp") when it writes the outcome, and hands the batch here in that same transaction (so a
+crash loses the outcome and its count together, never the count alone).
 
 Invariants:
 - Only a member's copy of a post or digest counts, and only against the member of that list
@@ -11,7 +12,7 @@ Invariants:
 - A refused probe (its envelope sender carries the member's probe token) disables delivery,
   as a DSN of it would.
 - Scoring and acting are ``bounces.count`` and ``bounces.probe_failed``, with the same rules
-  (``bounce_score``) as mail to the bounce address; one transaction per batch.
+  (``bounce_score``) as mail to the bounce address; nothing here commits.
 """
 
 from __future__ import annotations
@@ -27,20 +28,14 @@ from listserv.addresses import PROBE_PREFIX, Kind, parse_recipient
 from listserv.config import Config
 from listserv.models import Address, Bounce, MailingList
 from listserv.outbox import Undelivered
-from listserv.store import Store
 
 log = logging.getLogger("commonroom.bounces")
 
 
-def score(store: Store, cfg: Config, undelivered: Sequence[Undelivered], now: datetime) -> int:
-    """Score a write-back's undelivered rows in one transaction; how many were scored.
-    The ``OutboxWorker.on_undelivered`` hook."""
-    with store.session() as session:
-        return score_in(session, cfg, undelivered, now)
-
-
-def score_in(session: Session, cfg: Config, undelivered: Sequence[Undelivered],
-             now: datetime) -> int:
+def score(cfg: Config, session: Session, undelivered: Sequence[Undelivered],
+          now: datetime) -> int:
+    """Score a write-back's undelivered rows in ``session`` (the write-back's transaction);
+    how many were scored. The ``OutboxWorker.on_undelivered`` hook, with ``cfg`` bound."""
     wanted = [u for u in undelivered if u.list_id is not None]
     if not wanted:
         return 0

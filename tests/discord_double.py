@@ -19,6 +19,7 @@ import itertools
 import json
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -39,6 +40,40 @@ class Recorded:
     path: str  # without the /api/v10 prefix
     query: dict[str, str]
     body: Any  # parsed JSON, or None
+
+
+# Guild scheduled event statuses, and the changes of status Discord allows.
+SCHEDULED, SCHEDULED_ACTIVE, SCHEDULED_COMPLETED, SCHEDULED_CANCELED = 1, 2, 3, 4
+_STATUS_CHANGES = {(SCHEDULED, SCHEDULED_ACTIVE), (SCHEDULED, SCHEDULED_CANCELED),
+                   (SCHEDULED_ACTIVE, SCHEDULED_COMPLETED)}
+
+
+def _form_error(field: str, code: str, message: str) -> dict[str, Any]:
+    """Discord's answer to a request body it refuses (50035), naming the field."""
+    return {"message": "Invalid Form Body", "code": 50035,
+            "errors": {field: {"_errors": [{"code": code, "message": message}]}}}
+
+
+def _scheduled_edit_refused(event: dict[str, Any], body: dict[str, Any]
+                            ) -> dict[str, Any] | None:
+    """Discord's rules for editing a scheduled event (Modify Guild Scheduled Event): an event
+    that ended or was cancelled takes no edit (180000); its status moves only scheduled ->
+    active | canceled and active -> completed; an active event's start cannot be moved. The
+    error codes are Discord's; the inner code and message of the form errors are the double's
+    wording (Discord does not document them)."""
+    status = event.get("status", SCHEDULED)
+    if status in (SCHEDULED_COMPLETED, SCHEDULED_CANCELED):
+        return {"message": "Cannot update a finished event", "code": 180000}
+    if "status" in body and body["status"] != status \
+            and (status, body["status"]) not in _STATUS_CHANGES:
+        return _form_error("status", "GUILD_SCHEDULED_EVENT_INVALID_STATUS_TRANSITION",
+                           "Invalid status transition.")
+    start = body.get("scheduled_start_time")
+    if status == SCHEDULED_ACTIVE and start is not None and \
+            datetime.fromisoformat(start) != datetime.fromisoformat(event["scheduled_start_time"]):
+        return _form_error("scheduled_start_time", "GUILD_SCHEDULED_EVENT_ACTIVE_START_TIME",
+                           "Cannot change the start time of an active event.")
+    return None
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -573,12 +608,19 @@ class DiscordDouble(_RelayRoutes):
                 if event_id not in self.scheduled_events:
                     return _json({"message": "Unknown Guild Scheduled Event", "code": 10070}, 404)
                 if method == "PATCH":
+                    refused = _scheduled_edit_refused(self.scheduled_events[event_id], body)
+                    if refused is not None:
+                        return _json(refused, 400)
                     self.scheduled_events[event_id] |= body
                 return _json(self.scheduled_events[event_id])
             case ("PATCH", ["channels", channel_id, "messages", message_id]):
                 return _json(self._message(channel_id, body) | {"id": message_id})
         return None
     # --- end i10-discord ---
+
+    def start_scheduled_event(self, event_id: str) -> None:
+        """Discord starting a scheduled event at its start time (status ACTIVE)."""
+        self.scheduled_events[event_id]["status"] = SCHEDULED_ACTIVE
 
     # commands (H3) ----------------------------------------------------------------------
     # Subcommands of a group (``sub``), user options (``UserOption``: type 6 with the user in

@@ -151,3 +151,67 @@ def test_a_restart_after_the_card_makes_only_the_scheduled_event(
             wait_until(lambda: _event(store).discord_event_id, what="the scheduled event")
         assert _cards(threaded, channel) == []
         assert len(double.scheduled_made()) == 1
+
+
+def _rows(store: Store, kind: str) -> list[DiscordRelay]:
+    with store.session() as s:
+        rows = list(s.exec(select(DiscordRelay).where(DiscordRelay.kind == kind)))
+        for row in rows:
+            s.expunge(row)
+        return rows
+
+
+def test_a_started_scheduled_event_keeps_its_start_and_takes_the_rest(
+        tmp_path: Path, db_url: str, sink: SmtpSink, store: Store) -> None:
+    """Discord refuses to move the start of a scheduled event that has started (ACTIVE), and
+    any edit of one that has ended: a change then leaves the start alone and sends the rest,
+    the card says the new time, and the row is done, not failed; cancelling it ends it."""
+    make_list(store, "demo", members=MEMBERS)
+    with ThreadedDouble() as threaded:
+        double = threaded.double
+        channel = double.channels["demo-list"]
+        path = _config(tmp_path, db_url, sink, double.guild_id, channel)
+        cfg = discord_cfg(load(path, env={}), double)
+        event_id = _add(path)
+        with _bot(threaded, cfg, store, 1):
+            discord_id = wait_until(lambda: _event(store).discord_event_id,
+                                    what="the scheduled event")
+            double.start_scheduled_event(discord_id)  # Discord started it at its start time
+            scheduled = double.scheduled_events[discord_id]
+            out = cli(path, "events", "change", str(event_id), "--title", "Breakfast, later",
+                      "--start", "2030-09-03T10:00", "--end", "2030-09-03T13:00",
+                      "--where", "Ripley Town Hall")
+            assert out.exit_code == 0, out.output
+            wait_until(lambda: scheduled["name"] == "Breakfast, later",
+                       what="the started scheduled event changed")
+            assert scheduled["scheduled_start_time"] == "2030-09-03T08:30:00+00:00"
+            assert scheduled["scheduled_end_time"] == "2030-09-03T12:00:00+00:00"
+            assert scheduled["entity_metadata"] == {"location": "Ripley Town Hall"}
+            [edited] = threaded.call(double.wait_for("PATCH", f"/channels/{channel}/messages/"))
+            assert edited.body["content"].startswith(f"**Event {event_id}: Breakfast, later**")
+            wait_until(lambda: all(r.state == "sent" for r in _rows(store, "event-change")),
+                       what="the change written")
+
+            out = cli(path, "events", "cancel", str(event_id))
+            assert out.exit_code == 0, out.output
+            wait_until(lambda: scheduled["status"] == 3, what="the started event ended")
+            wait_until(lambda: all(r.state == "sent" for r in _rows(store, "event-cancel")),
+                       what="the cancellation written")
+        refused = [r for r in double.requests if r.method == "PATCH"
+                   and r.path.endswith(f"/scheduled-events/{discord_id}")
+                   and "scheduled_start_time" in r.body]
+        assert refused == []  # the start was never asked to move
+
+
+def test_the_double_refuses_what_discord_refuses() -> None:
+    from tests.discord_double import _scheduled_edit_refused
+
+    active = {"status": 2, "scheduled_start_time": "2030-09-03T08:30:00+00:00"}
+    moved = _scheduled_edit_refused(active, {"scheduled_start_time": "2030-09-03T09:00:00Z"})
+    assert moved is not None and moved["code"] == 50035
+    assert "scheduled_start_time" in moved["errors"]
+    assert _scheduled_edit_refused(active, {"scheduled_start_time": "2030-09-03T08:30:00Z",
+                                            "name": "x"}) is None
+    assert _scheduled_edit_refused(active, {"status": 4})["code"] == 50035  # type: ignore[index]
+    assert _scheduled_edit_refused({"status": 3}, {"name": "x"}) == {
+        "message": "Cannot update a finished event", "code": 180000}

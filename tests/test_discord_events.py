@@ -12,7 +12,7 @@ import discord
 import pytest
 from sqlmodel import col, select
 
-from bot.relay_events import may_schedule
+from bot.relay_events import may_schedule, scheduled_changes
 from listserv import competitions, discord_events, events
 from listserv.config import Config
 from listserv.lists import find
@@ -132,3 +132,33 @@ def test_card_text() -> None:
 ])
 def test_may_schedule(perms: discord.Permissions, starts_in: int, may: bool) -> None:
     assert may_schedule(perms, NOW + timedelta(minutes=starts_in), NOW) is may
+
+
+@pytest.mark.parametrize("discord_id,old_in,new_in,kept", [
+    ("42", -10, 30, True),  # started (Discord started it): its start stays
+    ("42", 0, 30, True),
+    ("42", 10, 30, False),  # not started: Discord moves it
+    ("42", -10, -10, False),  # the start is not being moved
+    ("", -10, 30, False),  # no scheduled event in Discord
+])
+def test_start_kept(discord_id: str, old_in: int, new_in: int, kept: bool) -> None:
+    assert discord_events.start_kept(discord_id, NOW + timedelta(minutes=old_in),
+                                     NOW + timedelta(minutes=new_in), NOW) is kept
+
+
+def test_scheduled_changes_ask_discord_only_for_what_it_allows() -> None:
+    plan = discord_events.EventPlan(
+        7, "Cafe", NOW + timedelta(hours=1), NOW + timedelta(hours=3), "", "Bring cake", False,
+        "card", "42", "43")
+    started = NOW - timedelta(hours=1)
+    assert scheduled_changes(discord.EventStatus.scheduled, plan, started) == {
+        "name": "Cafe", "location": "see the announcement", "description": "Event 7: Bring cake",
+        "start_time": plan.starts_at, "end_time": plan.ends_at}
+    active = scheduled_changes(discord.EventStatus.active, plan, started)
+    assert active is not None and "start_time" not in active
+    assert active["end_time"] == plan.ends_at and active["name"] == "Cafe"
+    # an end before the start Discord keeps cannot be sent either
+    early = replace(plan, ends_at=started - timedelta(minutes=1))
+    assert "end_time" not in (scheduled_changes(discord.EventStatus.active, early, started) or {})
+    assert scheduled_changes(discord.EventStatus.completed, plan, started) is None
+    assert scheduled_changes(discord.EventStatus.cancelled, plan, started) is None

@@ -4,11 +4,12 @@ on a fixed clock, on SQLite and PostgreSQL (a scheduled post's sender must be a 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from listserv import mod_tools
+from listserv.config import Config
 from listserv.lists import find
 from listserv.mod_tools import Tool
 from listserv.models import Event
@@ -89,3 +90,25 @@ def test_check_change_puts_the_typed_fields_over_the_events_own(
         checked = mod_tools.check_change(s, ml, event, typed, moderator=MOD, now=NOW)
     assert set(checked.errors) == errors, checked.errors
     assert {k: checked.values[k] for k in expect} == expect
+
+
+@pytest.mark.parametrize("discord_id,started,note", [
+    ("4242", True, True), ("4242", False, False), ("", True, False)])
+def test_moving_a_started_discord_event_says_discord_keeps_its_start(
+        store: Store, discord_id: str, started: bool, note: bool) -> None:
+    make_list(store, "demo", moderators=(MOD,), members=(ANN,))
+    with store.session() as s:
+        ml = find(s, "demo")
+        assert ml is not None
+        start = NOW - timedelta(minutes=30) if started else NOW + timedelta(days=2)
+        event = Event(list_id=ml.id or 0, uid="u@x", title="Cafe", starts_at=start,
+                      ends_at=start + timedelta(hours=3), timezone="Europe/London",
+                      discord_event_id=discord_id, created_at=NOW)
+        s.add(event)
+        s.flush()
+        typed = {"start": (start + timedelta(hours=1)).isoformat(),
+                 "end": (start + timedelta(hours=4)).isoformat()}
+        checked = mod_tools.check_change(s, ml, event, typed, moderator=MOD, now=NOW)
+        assert checked.ok, checked.errors
+        done = mod_tools.change(s, Config(), ml, event, checked.values, actor=MOD, now=NOW)
+    assert ("Discord keeps the old start time" in done.message) is note, done.message

@@ -4,14 +4,19 @@ answers 550/554/450 for chosen recipients, the outbox worker on a fixed clock, e
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from listserv import config as config_mod
 from listserv import smtp_bounces
@@ -19,7 +24,7 @@ from listserv.addresses import verp_sender
 from listserv.config import Config
 from listserv.lists import find
 from listserv.models import AuditEntry, Bounce, Message, Outbox, Subscription
-from listserv.outbox import OutboxWorker, enqueue_notice
+from listserv.outbox import OutboxWorker, Undelivered, enqueue_notice
 from listserv.store import Store
 from listserv.subscriptions import find_subscription
 from listserv.transports import SmtpTransport
@@ -67,12 +72,19 @@ def post(store: Store, *recipients: str, at: datetime = T0, number: int = 1) -> 
                          next_attempt_at=at))
 
 
-async def deliver(store: Store, cfg: Config, sink: SmtpSink, clock: Clock) -> None:
-    w = OutboxWorker(store, lambda: SmtpTransport(sink.host, sink.port, timeout=5),
-                     lambda pk, rcpt: b"Subject: news\r\nTo: " + rcpt.encode() + b"\r\n\r\nhi\r\n",
-                     connections=2, poll_interval=0.05, backoff=lambda attempts: 0.0,
-                     clock=clock, give_up_after=timedelta(days=5),
-                     on_undelivered=partial(smtp_bounces.score, store, cfg))
+def worker(store: Store, cfg: Config, sink: SmtpSink, clock: Clock,
+           hook: Callable[[Session, Any, datetime], object] | None = None) -> OutboxWorker:
+    return OutboxWorker(store, lambda: SmtpTransport(sink.host, sink.port, timeout=5),
+                        lambda pk, rcpt: b"Subject: news\r\nTo: " + rcpt.encode()
+                        + b"\r\n\r\nhi\r\n",
+                        connections=2, poll_interval=0.05, backoff=lambda attempts: 0.0,
+                        clock=clock, give_up_after=timedelta(days=5),
+                        on_undelivered=hook or partial(smtp_bounces.score, cfg))
+
+
+async def deliver(store: Store, cfg: Config, sink: SmtpSink, clock: Clock,
+                  hook: Callable[[Session, Any, datetime], object] | None = None) -> None:
+    w = worker(store, cfg, sink, clock, hook)
     await w.start()
     try:
         await w.drain(10)
@@ -123,6 +135,66 @@ async def test_a_5xx_counts_like_a_dsn_and_a_policy_refusal_tells_the_owners(
     assert rows[ALICE].diagnostic == "550 5.1.1 No such user"
     assert (rows[CAROL].status, rows[CAROL].counted) == ("5.7.1", 0.0)
     assert subjects_to(sink, MOD) == ["pub: mail refused by policy (5.7.1)"]
+
+
+class Crash(BaseException):
+    """The process dying: nothing after it runs (not an Exception, which the worker catches)."""
+
+
+async def test_a_crash_right_after_the_write_back_loses_no_count(
+        store: Store, cfg: Config, sink: SmtpSink, lst: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker dies as soon as the write-back that records a refused copy has committed:
+    the member's count is in that commit (it used to come after, and was lost)."""
+    sink.rcpt_replies[ALICE] = 550
+    post(store, ALICE, DAVE)
+    written = threading.Event()
+    write = OutboxWorker._write
+
+    def write_then_die(self: OutboxWorker, done: Any, released: Any) -> Any:
+        out = write(self, done, released)
+        if out:
+            written.set()
+            raise Crash
+        return out
+
+    monkeypatch.setattr(OutboxWorker, "_write", write_then_die)
+    w = worker(store, cfg, sink, Clock())
+    await w.start()
+    try:
+        for _ in range(200):
+            if written.is_set():
+                break
+            await asyncio.sleep(0.05)
+        assert written.is_set()
+    finally:
+        with contextlib.suppress(Crash):
+            await w.stop()
+    [row] = bounces(store)
+    assert (row.address, row.counted) == (ALICE, 1.0)
+    assert member(store, ALICE).bounce_score == 1.0
+
+
+async def test_a_scoring_failure_keeps_the_outcomes_and_nothing_of_the_scoring(
+        store: Store, cfg: Config, sink: SmtpSink, lst: None) -> None:
+    """Scoring runs in a savepoint of the write-back: when it raises, what it wrote is rolled
+    back, the outcomes are written once all the same, and nothing is sent again."""
+    sink.rcpt_replies[ALICE] = 550
+    post(store, ALICE, DAVE)
+
+    def score_then_fail(session: Session, undelivered: Any, now: datetime) -> None:
+        smtp_bounces.score(cfg, session, undelivered, now)
+        session.flush()
+        raise RuntimeError("scoring broke")
+
+    await deliver(store, cfg, sink, Clock(), hook=score_then_fail)
+    [row] = bounces(store)
+    assert (row.address, row.counted) == (ALICE, 0.0)  # recorded, its count rolled back
+    assert member(store, ALICE).bounce_score == 0.0
+    with store.session() as s:
+        states = sorted(o.state for o in s.exec(select(Outbox)))
+    assert states == ["bounced", "sent"]
+    assert [m.rcpt_tos for m in sink.messages] == [(DAVE,)]
 
 
 async def test_policy_refusals_in_one_batch_tell_the_owners_once(
@@ -190,7 +262,7 @@ async def deliver_once(store: Store, cfg: Config, sink: SmtpSink, clock: Clock) 
                      lambda pk, rcpt: b"Subject: news\r\n\r\nhi\r\n",
                      connections=2, poll_interval=0.05, backoff=lambda attempts: 3600.0,
                      clock=clock, give_up_after=timedelta(days=5),
-                     on_undelivered=partial(smtp_bounces.score, store, cfg))
+                     on_undelivered=partial(smtp_bounces.score, cfg))
     await w.start()
     try:
         await w.drain(10)
@@ -225,3 +297,53 @@ async def test_a_refused_probe_disables(store: Store, cfg: Config, sink: SmtpSin
     alice = member(store, ALICE)
     assert alice.delivery_disabled_at == T0 and alice.probe_token == ""
     assert [b.source for b in bounces(store)][:2] == ["smtp", "probe"]
+
+
+def test_processes_scoring_policy_refusals_at_once_tell_the_owners_once(
+        store: Store, cfg: Config, lst: None) -> None:
+    """Two processes (here two threads with their own transactions) score a 5.7.1 refusal for
+    the same list at the same time: the owners get one notice. Looking for an earlier 5.7 bounce
+    could not see the other's uncommitted one, so both used to tell them (PostgreSQL)."""
+    with store.session() as s:
+        ml = find(s, "pub")
+        assert ml is not None and ml.id is not None
+        list_id = ml.id
+    a_scored, b_started = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def refused(who: str, before: threading.Event | None, after: threading.Event,
+                hold: float) -> None:
+        try:
+            if before is not None:
+                assert before.wait(10)
+            with store.session() as s:
+                if before is not None:
+                    after.set()  # B: now scoring while A has not committed
+                row = Bounce(list_id=list_id, address=who, at=T0, status="5.7.1",
+                             diagnostic="554 5.7.1 Rejected", source="smtp")
+                s.add(row)
+                s.flush()
+                assert row.id is not None
+                smtp_bounces.score(cfg, s, [Undelivered(
+                    row.id, list_id, who, verp_sender("pub", DOMAIN, who), True, "5.7.1",
+                    "554 5.7.1 Rejected")], T0)
+                if before is None:
+                    after.set()  # A: scored, and holds its transaction open a while
+                    b_started.wait(10)
+                    time.sleep(hold)
+        except BaseException as e:  # reported by the assert below
+            errors.append(e)
+            a_scored.set()
+            b_started.set()
+
+    threads = [threading.Thread(target=refused, args=(CAROL, None, a_scored, 0.5)),
+               threading.Thread(target=refused, args=(DAVE, a_scored, b_started, 0.0))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    with store.session() as s:
+        notices = [o for o in s.exec(select(Outbox).where(Outbox.recipient == MOD))
+                   if b"mail refused by policy" in (o.payload or b"")]
+    assert len(notices) == 1

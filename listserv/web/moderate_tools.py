@@ -28,6 +28,7 @@ from sqlmodel import Session
 
 from listserv import (
     competitions,
+    discord_events,
     events,
     held_view,
     lists,
@@ -54,6 +55,8 @@ router = APIRouter()
 
 DONE = {"event-added": "Event {id} is announced to the list.",
         "event-changed": "Event {id} is changed; those coming are told.",
+        "event-changed-start-kept": "Event {id} is changed; those coming are told. Note: "
+                                    f"{discord_events.START_KEPT}.",
         "event-cancelled": "Event {id} is cancelled; those coming or waiting are told.",
         "competition-started": "Competition {id} is announced to the list.",
         "competition-cancelled": "Competition {id} is cancelled.",
@@ -224,10 +227,12 @@ def change_event(request: Request, list_name: str, event_id: int, context: Ctx,
         if not checked.ok:
             return _event_page(request, s, who, event_id, status_code=400, values=form,
                                errors=checked.errors)
+        old_start = event.starts_at
         events.change(s, context.cfg, event, mod_tools.event_draft(checked.values),
                       actor=f"web:{who.email}", now=now)
+        kept = discord_events.start_kept(event.discord_event_id, old_start, event.starts_at, now)
     context.wake_outbox()
-    return _done(who, "event-changed", event_id)
+    return _done(who, "event-changed-start-kept" if kept else "event-changed", event_id)
 
 
 @router.post("/moderate/lists/{list_name}/schedule/{post_id}/change",
