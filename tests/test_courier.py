@@ -1,0 +1,109 @@
+"""Delivery in its own process (``[server] delivery_process = true``): posts reach the
+smarthost from the child, a dead child is started again and sends what the dead one held, the
+health page says when it is down, and stopping ``serve`` stops it with nothing left claimed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+
+from listserv import config as config_mod
+from listserv import courier as courier_mod
+from listserv.courier import CourierProcess
+from listserv.models import Outbox, OutboxState
+from listserv.store import Store
+from tests.harness import DOMAIN, Running, mail, make_list, running, wait_until, write_config
+from tests.smtpsink import SmtpSink
+
+POST = f"demo@{DOMAIN}"
+MEMBERS = ("ann@example.org", "bob@example.org", "cy@example.org")
+OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def server(store: Store, tmp_path: Path, db_url: str, sink: SmtpSink) -> Iterator[Running]:
+    make_list(store, "demo", members=MEMBERS, max_posts_per_hour=0)
+    path = write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}")
+    path.write_text(path.read_text().replace("[server]\n", "[server]\ndelivery_process = true\n"))
+    cfg = config_mod.load(path, env={})
+    assert cfg.server.delivery_process
+    with running(cfg, store) as srv:
+        yield srv
+
+
+def courier_of(server: Running) -> CourierProcess:
+    courier = server.app.courier
+    assert courier is not None
+    return courier
+
+
+def in_state(store: Store, state: OutboxState) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(OUTBOX)
+                                .where(OUTBOX.c.state == state.value)).scalar_one())
+
+
+def test_posts_are_sent_by_the_delivery_process(server: Running, sink: SmtpSink) -> None:
+    courier = courier_of(server)
+    assert courier.alive and server.app.worker is None, "no outbox worker in the parent"
+    with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as client:
+        for n in range(5):
+            client.sendmail(MEMBERS[0], [POST], mail(MEMBERS[0], POST, f"Post {n}"))
+    server.settle()
+    wait_until(lambda: len(sink.messages) == 5 * len(MEMBERS), what="every copy")
+    assert sorted(r for m in sink.messages for r in m.rcpt_tos) == sorted(MEMBERS * 5)
+    # The child reports what it wrote back, for /metrics.
+    wait_until(lambda: courier.counts.get("sent") == 5 * len(MEMBERS), what="the counts")
+    assert server.app._delivery_counts()["sent"] == 5 * len(MEMBERS)
+
+
+def test_a_killed_delivery_process_is_started_again_and_sends_what_it_held(
+        server: Running, store: Store, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    courier = courier_of(server)
+    monkeypatch.setattr(courier_mod, "RESTART_DELAY", 3.0)  # time to post while it is down
+    dead_id = courier.worker_id
+    os.kill(courier.pid or 0, signal.SIGKILL)
+    wait_until(lambda: not courier.alive, what="the process gone")
+    with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as client:
+        client.sendmail(MEMBERS[1], [POST], mail(MEMBERS[1], POST, "While it was down"))
+    server.settle()
+    # As if the dead child had claimed one copy and died before sending it.
+    with store.engine.begin() as conn:
+        held = conn.execute(update(OUTBOX).where(OUTBOX.c.recipient == MEMBERS[2])
+                            .values(state=OutboxState.SENDING.value, claimed_by=dead_id))
+        assert held.rowcount == 1
+    wait_until(lambda: courier.restarts == 1 and courier.alive, timeout=60,
+               what="a new delivery process")
+    assert courier.worker_id != dead_id
+    wait_until(lambda: len(sink.messages) == len(MEMBERS), timeout=30, what="every copy")
+    assert sorted(r for m in sink.messages for r in m.rcpt_tos) == sorted(MEMBERS)
+    wait_until(lambda: in_state(store, OutboxState.SENT) == len(MEMBERS), what="written back")
+
+
+def test_the_health_page_says_when_the_delivery_process_is_down(server: Running) -> None:
+    assert server.app._delivery_problem() is None
+    courier = courier_of(server)
+    courier._stopping = True  # no restart: see the problem reported
+    os.kill(courier.pid or 0, signal.SIGKILL)
+    wait_until(lambda: not courier.alive, what="the process gone")
+    assert server.app._delivery_problem() == "the delivery process is not running"
+
+
+def test_stopping_serve_stops_the_delivery_process_with_nothing_claimed(
+        store: Store, tmp_path: Path, db_url: str, sink: SmtpSink) -> None:
+    make_list(store, "demo", members=MEMBERS, max_posts_per_hour=0)
+    path = write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}")
+    path.write_text(path.read_text().replace("[server]\n", "[server]\ndelivery_process = true\n"))
+    with running(config_mod.load(path, env={}), store) as server:
+        courier = courier_of(server)
+        process = courier._process
+        server.send(MEMBERS[0], POST, mail(MEMBERS[0], POST, "Before the stop"))
+    assert not process.is_alive() and process.exitcode == 0
+    assert in_state(store, OutboxState.SENDING) == 0
+    assert in_state(store, OutboxState.SENT) + in_state(store, OutboxState.PENDING) == len(MEMBERS)
