@@ -77,7 +77,7 @@ class ServerConfig:
     # core while this one handles it. ~80 MB more memory; for busy sites.
     smtp_process: bool = False
     # Deliver (the outbox worker) in a process of its own (listserv/courier.py): copies are
-    # sent on their own core while this one accepts and handles. ~90 MB more; for busy sites.
+    # sent on their own core while this one accepts and handles. ~80 MB more; for busy sites.
     delivery_process: bool = False
 
 
@@ -359,7 +359,7 @@ max_message_bytes = 10485760
 # while the server handles it (about 80 MB more memory). For busy sites with 2+ cores.
 smtp_process = false
 # true: deliver outgoing mail from a process of its own, so sending copies to the smarthost
-# uses its own CPU core while the server accepts and handles mail (about 90 MB more memory).
+# uses its own CPU core while the server accepts and handles mail (about 80 MB more memory).
 delivery_process = false
 
 [database]
