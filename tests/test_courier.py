@@ -107,3 +107,19 @@ def test_stopping_serve_stops_the_delivery_process_with_nothing_claimed(
     assert not process.is_alive() and process.exitcode == 0
     assert in_state(store, OutboxState.SENDING) == 0
     assert in_state(store, OutboxState.SENT) + in_state(store, OutboxState.PENDING) == len(MEMBERS)
+
+
+def test_with_the_smtp_process_too_serve_is_three_processes(
+        store: Store, tmp_path: Path, db_url: str, sink: SmtpSink) -> None:
+    make_list(store, "demo", members=MEMBERS, max_posts_per_hour=0)
+    path = write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}")
+    path.write_text(path.read_text().replace(
+        "[server]\n", "[server]\nsmtp_process = true\ndelivery_process = true\n"))
+    with running(config_mod.load(path, env={}), store) as server:
+        assert server.app.door is not None and server.app.door.alive
+        assert courier_of(server).alive and server.app.worker is None
+        with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as client:
+            for n in range(3):
+                client.sendmail(MEMBERS[0], [POST], mail(MEMBERS[0], POST, f"Post {n}"))
+        server.settle()
+        wait_until(lambda: len(sink.messages) == 3 * len(MEMBERS), what="every copy")
