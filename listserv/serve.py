@@ -181,10 +181,10 @@ class App:
         from listserv.web.context import WebContext
         from listserv.web.server import WebServer
 
-        context = WebContext(self.cfg, self.store,
-                             probes={"smtp": self._smtp_problem,
-                                     "scheduler": self._scheduler_problem,
-                                     "delivery": self._delivery_problem},
+        probes = {"smtp": self._smtp_problem, "scheduler": self._scheduler_problem}
+        if self.courier is not None:  # a part of its own only when it is a process
+            probes["delivery"] = self._delivery_problem
+        context = WebContext(self.cfg, self.store, probes=probes,
                              wake_outbox=self.wake_outbox, delivery_counts=self._delivery_counts)
         host = self.cfg.server.web_host
         web = WebServer(create_app(context), host, self.web_port)

@@ -10,6 +10,7 @@ import smtplib
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, select, update
 
@@ -87,12 +88,15 @@ def test_a_killed_delivery_process_is_started_again_and_sends_what_it_held(
 
 
 def test_the_health_page_says_when_the_delivery_process_is_down(server: Running) -> None:
-    assert server.app._delivery_problem() is None
+    health = httpx.get(server.web_url + "/healthz")
+    assert health.status_code == 200 and "delivery: ok" in health.text.splitlines()
     courier = courier_of(server)
     courier._stopping = True  # no restart: see the problem reported
     os.kill(courier.pid or 0, signal.SIGKILL)
     wait_until(lambda: not courier.alive, what="the process gone")
-    assert server.app._delivery_problem() == "the delivery process is not running"
+    health = httpx.get(server.web_url + "/healthz")
+    assert health.status_code == 503
+    assert "delivery: the delivery process is not running" in health.text.splitlines()
 
 
 def test_stopping_serve_stops_the_delivery_process_with_nothing_claimed(
