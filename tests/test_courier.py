@@ -13,12 +13,15 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, select, update
+from sqlmodel import select as orm_select
 
 from listserv import config as config_mod
 from listserv import courier as courier_mod
 from listserv.courier import CourierProcess
-from listserv.models import Outbox, OutboxState
+from listserv.lists import find
+from listserv.models import Bounce, Outbox, OutboxState
 from listserv.store import Store
+from listserv.subscriptions import find_subscription
 from tests.harness import DOMAIN, Running, mail, make_list, running, wait_until, write_config
 from tests.smtpsink import SmtpSink
 
@@ -127,3 +130,18 @@ def test_with_the_smtp_process_too_serve_is_three_processes(
                 client.sendmail(MEMBERS[0], [POST], mail(MEMBERS[0], POST, f"Post {n}"))
         server.settle()
         wait_until(lambda: len(sink.messages) == 3 * len(MEMBERS), what="every copy")
+
+
+def test_a_refused_copy_is_recorded_and_scored_by_the_delivery_process(
+        server: Running, store: Store, sink: SmtpSink) -> None:
+    sink.rcpt_replies[MEMBERS[1]] = 550  # 5.1.1 No such user
+    server.send(MEMBERS[0], POST, mail(MEMBERS[0], POST, "One refused"))
+    wait_until(lambda: in_state(store, OutboxState.BOUNCED) == 1, timeout=30,
+               what="the refused copy written back")
+    with store.session() as s:
+        ml = find(s, "demo")
+        assert ml is not None and ml.id is not None
+        sub = find_subscription(s, ml.id, MEMBERS[1])
+        assert sub is not None and sub.bounce_score == 1.0  # scored as a DSN would be
+        assert [b.address for b in s.exec(orm_select(Bounce))] == [MEMBERS[1]]
+    wait_until(lambda: courier_of(server).counts.get("bounced") == 1, what="the counts")
