@@ -339,14 +339,18 @@ def _populate_main(url: str, members: int, list_settings: dict[str, Any]) -> Non
 
 
 def write_config(folder: Path, url: str, sink_port: int, connections: int,
-                 *, smtp_process: bool = False, **delivery: str) -> Path:
+                 *, smtp_process: bool = False, delivery_process: bool = False,
+                 **delivery: str) -> Path:
     """``delivery``: more [delivery] keys (string values), e.g. dkim_selector;
-    ``smtp_process``: [server] smtp_process (SMTP in a child process, listserv/door.py)."""
+    ``smtp_process``: [server] smtp_process (SMTP in a child process, listserv/door.py);
+    ``delivery_process``: [server] delivery_process (the outbox worker in a child process,
+    listserv/courier.py)."""
     path = folder / "commonroom.toml"
     path.write_text("\n".join([
         "[server]", f'domain = "{DOMAIN}"', "smtp_port = 8025",
         'web_base_url = "https://lists.example.org"',
         f"smtp_process = {'true' if smtp_process else 'false'}",
+        f"delivery_process = {'true' if delivery_process else 'false'}",
         "[database]", f'url = "{url}"',
         "[delivery]", f'smarthost = "127.0.0.1:{sink_port}"', f"connections = {connections}",
         'maildir = "var/outbox"', "dmarc_timeout = 1.0",

@@ -165,6 +165,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--smtp-process", action="store_true",
                         help="[server] smtp_process = true: SMTP in a child process of the App's")
+    parser.add_argument("--delivery-process", action="store_true",
+                        help="[server] delivery_process = true: delivery in a child process of "
+                             "the App's")
     parser.add_argument("--db", default="sqlite",
                         help="'sqlite' (a temp file) or a postgresql:// URL of a server on "
                              "which a throw-away database is created")
@@ -180,7 +183,8 @@ def main() -> None:
             populate(url, MEMBERS)
             make_moderator(url)
             config = write_config(Path(folder), url, sink.port, args.connections,
-                                  smtp_process=args.smtp_process)
+                                  smtp_process=args.smtp_process,
+                                  delivery_process=args.delivery_process)
             runner = AppRunner(config, url).start()
             try:
                 result = run(runner, args)

@@ -10,7 +10,8 @@ until every post is accepted (each 250 means committed to the inbound queue; the
 handles it after, ``listserv/inbound_queue.py``); the second is the time until every delivery
 (posts x members) has reached the sink, which needs every post handled. ``--smtp-process``
 sets ``[server] smtp_process = true``: the SMTP door in a child process of the App's
-(``listserv/door.py``). A client waits up
+(``listserv/door.py``); ``--delivery-process`` sets ``[server] delivery_process = true``: the
+outbox worker in a child process of the App's (``listserv/courier.py``). A client waits up
 to 10 minutes for a reply (RFC 5321's DATA timeout), so a post answered late shows in the
 latencies' max instead of failing the run.
 
@@ -323,6 +324,9 @@ def main() -> None:
     parser.add_argument("--smtp-process", action="store_true",
                         help="[server] smtp_process = true: the App accepts SMTP in a child "
                              "process of its own (listserv/door.py)")
+    parser.add_argument("--delivery-process", action="store_true",
+                        help="[server] delivery_process = true: the App delivers from a child "
+                             "process of its own (listserv/courier.py)")
     add_sink_option(parser)
     args = parser.parse_args()
     if args.processes and args.db == "sqlite":
@@ -445,16 +449,20 @@ def print_scaling(results: list[Result]) -> None:
 
 @contextmanager
 def apps(config: Path, url: str, synchronous: str, processes: int | None
-         ) -> Iterator[tuple[list[int], Callable[[], float], Callable[[], float]]]:
+         ) -> Iterator[tuple[list[int], Callable[[], float], Callable[[], float],
+                             Callable[[], float]]]:
     """The App in this process (``processes`` None) or in N child processes: their SMTP ports,
-    a function giving their CPU seconds so far, and one giving the CPU seconds of the App's
-    SMTP process (``--smtp-process``; 0 without one)."""
+    a function giving their CPU seconds so far, one giving the CPU seconds of the App's SMTP
+    process (``--smtp-process``; 0 without one), and one giving those of its delivery process
+    (``--delivery-process``; 0 without one)."""
     if processes is None:
         runner = AppRunner(config, url, synchronous=synchronous).start()
-        door = runner.app.door
+        door, courier = runner.app.door, runner.app.courier
         pid = door._process.pid if door is not None else None
+        courier_pid = courier.pid if courier is not None else None
         try:
-            yield [runner.port], cpu_seconds, lambda: cpu_seconds(pid) if pid else 0.0
+            yield ([runner.port], cpu_seconds, lambda: cpu_seconds(pid) if pid else 0.0,
+                   lambda: cpu_seconds(courier_pid) if courier_pid else 0.0)
         finally:
             runner.stop()
         return
@@ -463,7 +471,7 @@ def apps(config: Path, url: str, synchronous: str, processes: int | None
         for n in range(processes):
             children.append(AppProcess(config, url, name=f"app-{n}"))
         yield ([c.port for c in children], lambda: sum(c.cpu_seconds() for c in children),
-               lambda: 0.0)
+               lambda: 0.0, lambda: 0.0)
     finally:
         for child in children:
             child.stop()
@@ -480,13 +488,16 @@ def run_once(args: argparse.Namespace, synchronous: str, label: str,
                         if args.policy else {})
             populate(url, MEMBERS, **settings)
             config = write_config(Path(folder), url, sink.port, args.connections,
-                                  smtp_process=args.smtp_process)
-            with apps(config, url, synchronous, processes) as (ports, app_cpu, door_cpu):
+                                  smtp_process=args.smtp_process,
+                                  delivery_process=args.delivery_process)
+            with apps(config, url, synchronous, processes) as (ports, app_cpu, door_cpu,
+                                                               courier_cpu):
                 plan = ClientPlan(args.posts, args.clients, str(time.time_ns()), args.policy,
                                   tuple(ports))
                 send = ready_clients(plan, args.clients_in_process)
                 sink.expect(deliveries)
                 app_cpu0, sink_cpu0, door_cpu0 = app_cpu(), sink.cpu_seconds(), door_cpu()
+                courier_cpu0 = courier_cpu()
                 sent = send(max(600.0, args.posts / 2))  # at least 2 posts/s
                 cpu_accept = app_cpu() - app_cpu0
                 door_accept = door_cpu() - door_cpu0
@@ -500,6 +511,7 @@ def run_once(args: argparse.Namespace, synchronous: str, label: str,
                 delivered = time.perf_counter() - sent.started
                 time.sleep(1.0 if processes else 0.0)  # a copy sent twice would come now
                 cpu_all, sink_cpu = app_cpu() - app_cpu0, sink.cpu_seconds() - sink_cpu0
+                courier_all = courier_cpu() - courier_cpu0
                 duplicates = int(sink.duplicates.value)
                 copy_bytes = round(sink.nbytes.value / max(sink.count.value + duplicates, 1))
     finally:
@@ -528,6 +540,9 @@ def run_once(args: argparse.Namespace, synchronous: str, label: str,
     if args.smtp_process and not processes:
         print(f"  CPU: SMTP process {door_accept:.2f} s until accepted "
               f"({door_accept / args.posts * 1000:.2f} ms a post)")
+    if args.delivery_process and not processes:
+        print(f"  CPU: delivery process {courier_all:.1f} s in all "
+              f"({courier_all / deliveries * 1000:.2f} ms a copy)")
     return result
 
 

@@ -76,6 +76,9 @@ class ServerConfig:
     # Accept SMTP in a process of its own (listserv/door.py): a burst is accepted on its own
     # core while this one handles it. ~80 MB more memory; for busy sites.
     smtp_process: bool = False
+    # Deliver (the outbox worker) in a process of its own (listserv/courier.py): copies are
+    # sent on their own core while this one accepts and handles. ~80 MB more; for busy sites.
+    delivery_process: bool = False
 
 
 @dataclass(frozen=True)
@@ -355,6 +358,9 @@ max_message_bytes = 10485760
 # true: accept SMTP in a process of its own, so a burst of mail is accepted on its own CPU core
 # while the server handles it (about 80 MB more memory). For busy sites with 2+ cores.
 smtp_process = false
+# true: deliver outgoing mail from a process of its own, so sending copies to the smarthost
+# uses its own CPU core while the server accepts and handles mail (about 80 MB more memory).
+delivery_process = false
 
 [database]
 # SQLite by default; for several processes use PostgreSQL: postgresql://user@host/dbname

@@ -28,7 +28,25 @@ from email.mime.text import MIMEText
 from listserv import links, names
 from listserv.addresses import Kind, list_address
 
-WIRE = email.policy.compat32.clone(linesep="\r\n", max_line_length=78)
+# A header value compat32 writes as it is (no folding, no encoded words): printable ASCII and
+# tabs on a line that fits (tests/test_decorate_fold.py compares every such value).
+_PLAIN_HEADER = re.compile(r"[\t\x20-\x7e]*")
+
+
+class _Wire(type(email.policy.compat32)):  # type: ignore[misc]
+    """compat32 with CRLF line ends and 78 columns, whose ``fold_binary`` writes a header
+    that needs no folding as ``name: value``: the bytes compat32 gives it, without the
+    ``email.header.Header`` it builds for every header (half of ``prepare``'s time)."""
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        limit = self.max_line_length
+        if (isinstance(value, str) and limit and len(name) + 2 + len(value) <= limit
+                and name.isascii() and _PLAIN_HEADER.fullmatch(value)):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)  # type: ignore[no-any-return]
+
+
+WIRE = _Wire(linesep="\r\n", max_line_length=78)
 
 # Headers a list replaces or must not pass on (Mailman's cook-headers does the same).
 STRIPPED = ("list-id", "list-post", "list-help", "list-subscribe", "list-unsubscribe",

@@ -15,6 +15,8 @@ Invariants:
   wait for that preparation (and try themselves if it failed).
 - ``cached`` renders a copy only from the cache (``None`` on a miss), never touching the store:
   cheap enough for the event loop, so the worker hops to a thread only on a miss.
+- ``warm`` prepares posts ahead (the worker calls it in the thread that claimed their rows),
+  but never one whose policy would need a DNS lookup: that one is left to its first copy.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Select, Table, and_, bindparam, exists, select, update
@@ -81,6 +83,23 @@ class PostRenderer:
         self._cache.move_to_end(message_pk)
         return hit[0], hit[1]
 
+    def warm(self, message_pks: Sequence[int]) -> None:
+        """Prepare these posts into the cache, skipping those cached or being prepared and
+        those whose DMARC policy would have to be looked up (DNS may take seconds: the
+        caller claims rows for the senders). A post that fails is left to its first copy,
+        whose render fails and says why."""
+        for pk in message_pks:
+            with self._lock:
+                if self._fresh(pk) is not None or pk in self._preparing:
+                    continue
+                busy = self._preparing[pk] = threading.Event()
+            try:
+                self._keep(pk, self._prepare(pk, lookup=False))
+            except Exception:
+                pass  # the copy's own render prepares it again, and reports what failed
+            finally:
+                self._done_preparing(pk, busy)
+
     def prepared(self, message_pk: int) -> tuple[PreparedPost, ListInfo]:
         while True:
             with self._lock:
@@ -93,23 +112,37 @@ class PostRenderer:
                     break
             busy.wait()  # another thread prepares it; then look again (it may have failed)
         try:
-            prepared, info, known = self._prepare(message_pk)
-            with self._lock:
-                self._cache[message_pk] = (prepared, info,
-                                           None if known else time.monotonic() + RETRY_UNKNOWN)
-                while len(self._cache) > CACHE_POSTS:
-                    self._cache.popitem(last=False)
-            return prepared, info
+            done = self._prepare(message_pk)
+            assert done is not None  # it may look the policy up
+            self._keep(message_pk, done)
+            return done[0], done[1]
         finally:
-            with self._lock:
-                del self._preparing[message_pk]
-            busy.set()
+            self._done_preparing(message_pk, busy)
+
+    def _keep(self, message_pk: int, done: tuple[PreparedPost, ListInfo, bool] | None) -> None:
+        if done is None:
+            return
+        prepared, info, known = done
+        with self._lock:
+            self._cache[message_pk] = (prepared, info,
+                                       None if known else time.monotonic() + RETRY_UNKNOWN)
+            while len(self._cache) > CACHE_POSTS:
+                self._cache.popitem(last=False)
+
+    def _done_preparing(self, message_pk: int, busy: threading.Event) -> None:
+        with self._lock:
+            del self._preparing[message_pk]
+        busy.set()
+
+    def _needs_lookup(self, stored: str, author: str) -> bool:
+        return stored == Policy.UNKNOWN.value and self.dmarc is not None and "@" in author
 
     def _policy(self, message_pk: int, stored: str, author: str) -> Policy:
         """The post's DMARC policy; an "unknown" one is looked up again and kept if found."""
         policy = Policy(stored) if stored else Policy.NONE
-        if policy is not Policy.UNKNOWN or self.dmarc is None or "@" not in author:
+        if not self._needs_lookup(stored, author):
             return policy
+        assert self.dmarc is not None
         policy = self.dmarc(author.rsplit("@", 1)[1])
         if policy is not Policy.UNKNOWN:
             with self.store.session() as s:
@@ -118,11 +151,16 @@ class PostRenderer:
                           .values(dmarc_policy=policy.value))
         return policy
 
-    def _prepare(self, message_pk: int) -> tuple[PreparedPost, ListInfo, bool]:
+    def _prepare(self, message_pk: int, *, lookup: bool = True
+                 ) -> tuple[PreparedPost, ListInfo, bool] | None:
+        """The post prepared, its list, and whether its DMARC policy is known; None when
+        ``lookup`` is False and the policy would have to be looked up."""
         with self._reader.connect() as conn:
             row = conn.execute(_POST, {"pk": message_pk}).first()
         if row is None:
             raise LookupError(f"message {message_pk} is not a stored post")
+        if not lookup and self._needs_lookup(row.dmarc_policy, row.from_address):
+            return None
         person = None if row.kind is None else (row.display_name, row.organisation, row.kind)
         author = authors.author(row.from_address, row.envelope_from, row.from_name, person,
                                 bool(row.official))

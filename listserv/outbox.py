@@ -42,7 +42,9 @@ Invariants:
   Only what costs next to nothing stays on the loop (``_ready``): a notice's payload, or a
   copy of a post the renderer has cached (``CachedRender.cached``: one HMAC and a join), and
   neither when signing is on; the thread hop cost more than such a copy. Senders that miss
-  the same post at once make one hop: the others wait for it, then take the copy cached.
+  the same post at once make one hop: the others wait for it, then take the copy cached. A
+  renderer that can (``WarmRender``) prepares the posts of claimed rows in the claim's
+  thread, after its commit, so their copies need no hop at all.
 - Every copy (post, digest, notice) passes ``_finished`` on its way to the transport, where it
   is DKIM-signed when a signer is given: nothing leaves unsigned once signing is configured
   (``_ready`` gives way to ``_finished`` whenever there is a signer).
@@ -128,6 +130,20 @@ class CachedRender(Protocol):
         ...
 
 
+@runtime_checkable
+class WarmRender(Protocol):
+    """A post renderer that can prepare posts ahead of their copies (``delivery.PostRenderer``)."""
+
+    def warm(self, message_pks: Sequence[int]) -> None:
+        """Prepare those posts it can without waiting on the network; never raises for one."""
+        ...
+
+
+# Posts prepared ahead per claim: well inside the renderer's cache (delivery.CACHE_POSTS, 64),
+# so none is evicted before its copies go.
+WARM_POSTS = 32
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
     id: int
@@ -193,6 +209,7 @@ class OutboxWorker:
         self.render = render
         # A cached post's copies are rendered on the loop (see _ready).
         self._cached = render.cached if isinstance(render, CachedRender) else None
+        self._warm = render.warm if isinstance(render, WarmRender) else None
         self.render_digest = render_digest  # (digest copy id, recipient) -> that member's copy
         self.sign = sign  # finished bytes -> the same with a DKIM-Signature (listserv/dkim.py)
         self.on_undelivered = on_undelivered  # (session, bounces, now), in their write-back
@@ -519,7 +536,23 @@ class OutboxWorker:
         with self.store.engine.begin() as conn:
             rows = [Claimed(*r) for r in conn.execute(stmt)]
         rows.sort(key=lambda r: (r.priority, r.id))  # RETURNING promises no order
+        self._warm_posts(rows)
         return rows
+
+    def _warm_posts(self, rows: Sequence[Claimed]) -> None:
+        """Prepare the claimed rows' posts in this thread: one hop fewer per post. The rows
+        are committed as claimed: nothing here may lose them."""
+        if self._warm is None:
+            return
+        posts = list(dict.fromkeys(r.message_pk for r in rows
+                                   if r.message_pk is not None and r.payload is None))
+        if not posts:
+            return
+        try:
+            self._warm(posts[:WARM_POSTS])
+        except Exception:
+            log.exception("preparing claimed posts failed; their copies prepare them",
+                          extra={"worker": self.worker_id})
 
     def _write(self, done: Sequence[Done], released: Sequence[int]) -> list[Undelivered]:
         """Write the outcomes in one transaction; return the rows that will never be

@@ -1,6 +1,7 @@
 """The process entry point: start the doors the configuration asks for, in one event loop.
 
-Now: the SMTP server, the outbox worker (delivery), the scheduler (digests/schedule.py:
+Now: the SMTP server, the outbox worker (delivery; in a child process with ``[server]
+delivery_process``, listserv/courier.py), the scheduler (digests/schedule.py:
 digests and held-post reminders, run by one process), the web pages (listserv/web/, uvicorn
 in this loop), and the Discord bot (bot/) when ``[discord] token`` is set, in the one process
 of those sharing the store that holds its lease (bot/leased.py). ``App`` is also what the
@@ -18,23 +19,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
-from datetime import timedelta
-from functools import partial
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from listserv import group_commit, heap, schema_version, smtp_bounces
+from listserv import group_commit, heap, schema_version
 from listserv.config import Config, ConfigError
-from listserv.delivery import PostRenderer
+from listserv.courier import CourierProcess, make_worker
 from listserv.dkim import load_signer
-from listserv.dmarc import DmarcResolver, lookup_from_thread, resolver_for
+from listserv.dmarc import DmarcResolver, resolver_for
 from listserv.door import DoorProcess
 from listserv.group_commit import GroupCommitter
 from listserv.inbound_queue import Pipeline
 from listserv.outbox import OutboxWorker
 from listserv.smtp import ListHandler, smtp_factory
 from listserv.store import MIGRATIONS, Store
-from listserv.transports import MaildirTransport, SmtpTransport, Transport
 
 if TYPE_CHECKING:
     from bot.client import CommonroomBot
@@ -58,15 +56,6 @@ def schema_problem(store: Store) -> str | None:
     return None
 
 
-def transport_factory(cfg: Config) -> Callable[[], Transport]:
-    smarthost = cfg.smarthost
-    if smarthost is None:
-        path = cfg.maildir_path
-        return lambda: MaildirTransport(path)
-    host, port = smarthost
-    return lambda: SmtpTransport(host, port)
-
-
 class App:
     def __init__(self, cfg: Config, store: Store | None = None, *,
                  smtp_port: int | None = None, web_port: int | None = None,
@@ -75,7 +64,8 @@ class App:
         ``web_url`` tell which."""
         self.cfg = cfg
         self.store = store or Store(cfg.database_url)
-        self.worker: OutboxWorker | None = None
+        self.worker: OutboxWorker | None = None  # None when it runs in ``courier``
+        self.courier: CourierProcess | None = None
         self.committer: GroupCommitter | None = None
         self.pipeline: Pipeline | None = None
         self.door: DoorProcess | None = None
@@ -102,35 +92,23 @@ class App:
         problem = await asyncio.to_thread(schema_problem, self.store)
         if problem:
             raise StartupError(problem)
-        from digests.send import DigestRenderer  # the entry point may use every package
-
-        try:
-            signer = load_signer(self.cfg)
-        except ConfigError as e:
-            raise StartupError(str(e)) from None
-
-        if self.cfg.server.smtp_process:
-            # SQLite: queue with the SMTP process's writers. Before any writer thread starts,
-            # so every transaction of this process takes the file lock.
+        if self.cfg.server.smtp_process or self.cfg.server.delivery_process:
+            # SQLite: queue with the SMTP process's and the delivery process's writers. Before
+            # any writer thread starts, so every transaction of this process takes the file lock.
             self.store.share_write_lock()
         resolver = resolver_for(self.cfg)
-        # Posts whose DMARC lookup failed on arrival are looked up again at delivery, by the
-        # renderer (in a worker thread) through the same resolver and cache.
-        lookup = lookup_from_thread(resolver, asyncio.get_running_loop(),
-                                    self.cfg.delivery.dmarc_timeout * 3)
-        renderer = await asyncio.to_thread(partial(PostRenderer, dmarc=lookup), self.store,
-                                           self.cfg)
-        digest_renderer = await asyncio.to_thread(DigestRenderer, self.store, self.cfg)
-        self.worker = OutboxWorker(self.store, transport_factory(self.cfg), renderer,
-                                   connections=self.cfg.delivery.connections,
-                                   give_up_after=self.cfg.give_up_after,
-                                   keep_sent=timedelta(days=self.cfg.delivery.keep_sent_days),
-                                   render_digest=digest_renderer, sign=signer,
-                                   on_undelivered=partial(smtp_bounces.score, self.cfg))
-        await self.worker.start()
+        try:
+            if self.cfg.server.delivery_process:
+                load_signer(self.cfg)  # a DKIM key that cannot be read stops start-up here
+                await self._start_courier()
+            else:
+                self.worker = await make_worker(self.cfg, self.store, resolver)
+                await self.worker.start()
+        except ConfigError as e:
+            raise StartupError(str(e)) from None
         self.committer = group_commit.for_store(self.store)
         self.committer.start()
-        self.pipeline = Pipeline(self.store, self.cfg, self.committer, self.worker.wake)
+        self.pipeline = Pipeline(self.store, self.cfg, self.committer, self.wake_outbox)
         await self.pipeline.start()
         if self.cfg.server.smtp_process:
             await self._start_door()
@@ -139,7 +117,7 @@ class App:
         if self.with_scheduler:
             from digests.schedule import Scheduler
 
-            self.scheduler = Scheduler(self.store, self.cfg, wake_outbox=self.worker.wake)
+            self.scheduler = Scheduler(self.store, self.cfg, wake_outbox=self.wake_outbox)
             await self.scheduler.start()
         await self._start_web()
         if self.cfg.discord.token:
@@ -148,6 +126,26 @@ class App:
                  else f"Maildir {self.cfg.maildir_path}")
         log.info("SMTP on %s:%s for %s; delivering to %s", self.cfg.server.smtp_host, self.port,
                  self.cfg.server.domain, where)
+
+    async def _start_courier(self) -> None:
+        self.courier = CourierProcess(self.cfg)
+        try:
+            await self.courier.start()
+        except RuntimeError as e:
+            self.courier = None
+            raise StartupError(f"the delivery process cannot start: {e}") from None
+
+    def wake_outbox(self) -> None:
+        """New outbox rows are committed: deliver them now. Thread-safe."""
+        if self.courier is not None:
+            self.courier.wake()
+        elif self.worker is not None:
+            self.worker.wake()
+
+    def _delivery_counts(self) -> Mapping[str, int]:
+        if self.courier is not None:
+            return self.courier.counts
+        return self.worker.counts if self.worker is not None else {}
 
     async def _start_smtp(self, resolver: DmarcResolver) -> None:
         assert self.pipeline is not None and self.committer is not None
@@ -183,12 +181,11 @@ class App:
         from listserv.web.context import WebContext
         from listserv.web.server import WebServer
 
-        worker = self.worker
-        assert worker is not None
-        context = WebContext(self.cfg, self.store,
-                             probes={"smtp": self._smtp_problem,
-                                     "scheduler": self._scheduler_problem},
-                             wake_outbox=worker.wake, delivery_counts=lambda: worker.counts)
+        probes = {"smtp": self._smtp_problem, "scheduler": self._scheduler_problem}
+        if self.courier is not None:  # a part of its own only when it is a process
+            probes["delivery"] = self._delivery_problem
+        context = WebContext(self.cfg, self.store, probes=probes,
+                             wake_outbox=self.wake_outbox, delivery_counts=self._delivery_counts)
         host = self.cfg.server.web_host
         web = WebServer(create_app(context), host, self.web_port)
         try:
@@ -210,6 +207,11 @@ class App:
             return "the SMTP server is not listening"
         return None
 
+    def _delivery_problem(self) -> str | None:
+        if self.courier is not None and not self.courier.alive:
+            return "the delivery process is not running"
+        return None
+
     def _scheduler_problem(self) -> str | None:
         if not self.with_scheduler:
             return None  # not run by this process (tests, or a web-only process)
@@ -222,8 +224,7 @@ class App:
         from bot.leased import LeasedBot
         from bot.startup import BotStartupError
 
-        assert self.worker is not None
-        self.leased_bot = LeasedBot(BotContext(self.cfg, self.store, self.worker.wake))
+        self.leased_bot = LeasedBot(BotContext(self.cfg, self.store, self.wake_outbox))
         try:
             await self.leased_bot.start()
         except BotStartupError as e:
@@ -239,8 +240,7 @@ class App:
         """The scheduler's held-post sweep, run now (tests; the scheduler runs it every minute)."""
         from digests.jobs import sweep
 
-        assert self.worker is not None
-        return sweep(self.store, self.cfg, self.worker.wake)
+        return sweep(self.store, self.cfg, self.wake_outbox)
 
     async def stop(self) -> None:
         if self.leased_bot is not None:
@@ -262,6 +262,8 @@ class App:
             await asyncio.to_thread(self.committer.stop)
         if self.worker is not None:
             await self.worker.stop()
+        if self.courier is not None:  # last, as the worker: what was handled is delivered
+            await self.courier.stop()
 
     async def run_forever(self) -> None:
         await self.start()

@@ -172,3 +172,25 @@ def test_a_post_whose_policy_is_unknown_is_not_cached_past_its_retry(store: Stor
     assert renderer.cached(pk, "cy@example.org") is not None
     renderer._cache[pk] = (*renderer._cache[pk][:2], 0.0)  # its retry window is over
     assert renderer.cached(pk, "cy@example.org") is None
+
+
+def test_warming_prepares_a_known_post_and_leaves_an_unknown_one_to_its_copy(
+        store: Store) -> None:
+    pk = add_post(store, "none")
+    asked: list[str] = []
+
+    def lookup(domain: str) -> Policy:
+        asked.append(domain)
+        return Policy.REJECT
+
+    renderer = PostRenderer(store, config_mod.load(None, env={}), dmarc=lookup)
+    renderer.warm([pk, pk + 1000])  # a post that is not there is skipped, not raised
+    assert renderer.cached(pk, "bob@example.org") == renderer(pk, "bob@example.org")
+    assert renderer._preparing == {}
+    with store.session() as s:  # the same post, its policy unknown now
+        s.exec(select(Message)).one().dmarc_policy = "unknown"
+    fresh = PostRenderer(store, config_mod.load(None, env={}), dmarc=lookup)
+    fresh.warm([pk])
+    assert asked == [] and fresh.cached(pk, "bob@example.org") is None  # no DNS while claiming
+    assert from_of(fresh(pk, "bob@example.org")).startswith("Ann via demo")
+    assert asked == ["strict.example"]

@@ -561,6 +561,43 @@ class SlowRenderer(CountingRenderer):
         return super().__call__(pk, rcpt)
 
 
+class WarmingRenderer(CountingRenderer):
+    """A renderer that prepares posts ahead when the worker claims their rows."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+        self.warmed: list[list[int]] = []
+
+    def warm(self, message_pks: list[int]) -> None:
+        import threading
+
+        assert threading.get_ident() != self.loop_thread
+        self.warmed.append(list(message_pks))
+        if self.fail:
+            raise RuntimeError("the store is gone")
+        self.prepared = True
+
+
+async def test_claimed_posts_are_prepared_in_the_claim_s_thread(store: Store,
+                                                                sink: SmtpSink) -> None:
+    """The claim's thread prepares the post, once: every copy is a cache hit, no hop."""
+    add_post_rows(store, 20)
+    renderer = WarmingRenderer()
+    await run(worker(store, sink, renderer, connections=4))
+    assert renderer.warmed[0] == [1] and all(w == [1] for w in renderer.warmed)
+    assert renderer.calls == ["cached-hit"] * 20
+    assert all_copies_sent(sink, 20)
+
+
+async def test_a_failed_warming_loses_no_claimed_row(store: Store, sink: SmtpSink) -> None:
+    add_post_rows(store, 5)
+    renderer = WarmingRenderer(fail=True)
+    await run(worker(store, sink, renderer, connections=1))
+    assert renderer.warmed and renderer.calls == ["call"] + ["cached-hit"] * 4
+    assert all_copies_sent(sink, 5)
+
+
 async def test_senders_missing_the_same_post_hop_to_a_thread_once(store: Store,
                                                                  sink: SmtpSink) -> None:
     """With 4 connections the first 4 copies of a post all missed the cache: 4 thread hops

@@ -1,0 +1,92 @@
+"""The SMTP transport's DATA puts the bytes aiosmtplib would put on the wire, skipping its two
+regex passes for a message that is already wire-ready (CRLF lines, nothing to dot-stuff)."""
+
+from __future__ import annotations
+
+import itertools
+
+import aiosmtplib
+import aiosmtplib.protocol
+import pytest
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+
+from listserv.transports import Outcome, SmtpTransport, wire_ready
+from tests.smtpsink import SmtpSink
+
+SENDER = "demo-bounces@lists.example.org"
+
+
+def aiosmtplib_wire(data: bytes) -> bytes:
+    """What aiosmtplib's execute_data_command writes after DATA."""
+    return PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data)) + b".\r\n"
+
+
+def test_a_wire_ready_message_is_what_aiosmtplib_would_send() -> None:
+    # Every string of up to 7 of these bytes: line ends of every kind, dots, text.
+    for n in range(8):
+        for letters in itertools.product((b"a", b"\r", b"\n", b"."), repeat=n):
+            data = b"".join(letters)
+            if wire_ready(data):
+                assert aiosmtplib_wire(data) == data + b".\r\n", data
+
+
+@pytest.mark.parametrize("data", [b"a\r\nb\r\n", b"Subject: x\r\n\r\nhi\r\n", b"\r\n"])
+def test_crlf_messages_without_leading_dots_are_ready(data: bytes) -> None:
+    assert wire_ready(data)
+
+
+@pytest.mark.parametrize("data", [b"a\nb\r\n", b"a\rb\r\n", b"a\r\r\n", b"a\r\nb", b"",
+                                  b".a\r\n", b"a\r\n.b\r\n", b"a\r\n.\r\n", b"a\n\r\n"])
+def test_anything_aiosmtplib_would_change_is_not(data: bytes) -> None:
+    assert not wire_ready(data)
+
+
+MESSAGES = [
+    b"Subject: ready\r\n\r\nhello\r\nworld\r\n",
+    b"Subject: lone LF\n\nhello\nworld\n",
+    b"Subject: dots\r\n\r\n.leading dot\r\n..two\r\n.\r\nend\r\n",
+    b"Subject: no end\r\n\r\nno final line end",
+    b"Subject: mixed\r\n\r\na\rb\r\r\nc\n",
+]
+
+
+async def test_the_sink_gets_what_smtp_data_gives_it(sink: SmtpSink,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    normalized: list[bytes] = []
+
+    def counting(message: bytes) -> bytes:
+        normalized.append(message)
+        return normalize_message_line_endings(message)
+
+    # aiosmtplib's own DATA, for the reference copies.
+    reference = aiosmtplib.SMTP(hostname=sink.host, port=sink.port, timeout=5)
+    await reference.connect()
+    try:
+        for data in MESSAGES:
+            await reference.sendmail(SENDER, ["ref@example.org"], data)
+    finally:
+        await reference.quit()
+    monkeypatch.setattr(aiosmtplib.protocol, "normalize_message_line_endings", counting)
+    transport = SmtpTransport(sink.host, sink.port, timeout=5)
+    try:
+        results = [await transport.send(SENDER, "m1@example.org", data) for data in MESSAGES]
+    finally:
+        await transport.close()
+    assert [r.outcome for r in results] == [Outcome.SENT] * len(MESSAGES)
+    got = [m.data for m in sink.messages]
+    assert got[len(MESSAGES):] == got[:len(MESSAGES)]
+    # Only the messages that needed aiosmtplib's regexes went through them.
+    assert normalized == [d for d in MESSAGES if not wire_ready(d)] and len(normalized) == 4
+
+
+async def test_a_refused_data_is_a_bounce_and_the_connection_is_reused(sink: SmtpSink) -> None:
+    sink.script_data(554, 451, 250)
+    transport = SmtpTransport(sink.host, sink.port, timeout=5)
+    try:
+        results = [await transport.send(SENDER, f"m{n}@example.org", MESSAGES[0])
+                   for n in range(3)]
+    finally:
+        await transport.close()
+    assert [(r.outcome, r.code) for r in results] == [
+        (Outcome.BOUNCE, 554), (Outcome.RETRY, 451), (Outcome.SENT, 250)]
+    assert len(sink.sessions) == 1
