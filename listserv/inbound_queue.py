@@ -41,7 +41,7 @@ from functools import partial
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlmodel import Session
 
-from listserv import accept, shunt
+from listserv import accept, shunt, write_behind
 from listserv.accept import Delivery, Prepared
 from listserv.config import Config
 from listserv.group_commit import GroupCommitter
@@ -86,9 +86,10 @@ def handle(session: Session, cfg: Config, row_id: int, known: Prepared | None = 
         known = Prepared(d, row.raw, parse(row.raw, domain=cfg.server.domain))
     from listserv.inbound import store_one  # the whole pipeline: not in the SMTP process
 
-    handled = store_one(session, cfg, known)
-    session.execute(_DELETE, {"row_id": row_id})
-    return handled
+    # The row's delete goes with the message's own writes, in one round trip on PostgreSQL.
+    return store_one(session, cfg, known,
+                     finish=partial(write_behind.defer, statement=_DELETE,
+                                    params={"row_id": row_id}))
 
 
 # Built once (as lists.find's): building them for each message cost more Python than the

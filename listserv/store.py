@@ -31,6 +31,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import NullPool, Pool
 from sqlmodel import Session
 
+from listserv import write_behind
 from listserv.fair_lock import FairLock
 from listserv.models import SiteSetting
 
@@ -157,7 +158,9 @@ class Store:
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
             return engine
-        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        write_behind.install(engine)
+        return engine
 
     @contextmanager
     def session(self) -> Iterator[Session]:

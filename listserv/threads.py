@@ -45,6 +45,7 @@ from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col
 from sqlmodel.sql.sqltypes import UTCDateTime
 
+from listserv import write_behind
 from listserv.models import Competition, CompetitionState, Message, Thread, ThreadRef
 
 # Posts sharing only a subject belong together when they are this close in time; further apart,
@@ -281,8 +282,8 @@ def write_thread(session: Session, thread_id: int, values: Mapping[str, Any]) ->
     (even after a savepoint's rollback) and never flushes stale ones."""
     if not values:
         return
-    with session.no_autoflush:
-        session.execute(_UPDATE_THREAD, {"thread_key": thread_id, **values})
+    with session.no_autoflush:  # deferred in a write-behind scope: nothing reads its result
+        write_behind.defer(session, _UPDATE_THREAD, {"thread_key": thread_id, **values})
     held = session.identity_map.get(identity_key(Thread, thread_id))
     if held is not None:
         session.expire(held, list(values))

@@ -1,0 +1,108 @@
+"""Write-behind: on PostgreSQL, writes whose results nobody reads go to the server together.
+
+Handling a post ends with writes that return nothing the code reads (the thread's new counts,
+the search text, the members' copies, the audit row, the inbound row's delete). Sent one by
+one, each costs a round trip, and the writer thread that handles posts is bound by its round
+trips (bench/README.md, "Round trips of the handling writer"). Inside a ``scope``, ``defer``
+queues such a statement; the queue goes out in one round trip (psycopg's pipeline mode) before
+any other statement runs on the connection, and at the end of the scope.
+
+Invariants:
+- Statements run in the order they were deferred, and before any later statement on the same
+  connection (a read, an ORM flush, a SAVEPOINT, a RELEASE, the COMMIT): nothing reads around a
+  deferred write.
+- A queue never crosses a savepoint: it is sent before each SAVEPOINT, so a ROLLBACK TO
+  SAVEPOINT (which only ever concerns what came after the innermost open savepoint) drops
+  whatever is queued, as the server would have undone it; a top-level ROLLBACK drops it too.
+- A deferred statement that fails raises at the end of the scope (or at the next statement), as
+  the driver's error (not SQLAlchemy's), inside the scope: the caller's savepoint around the
+  scope rolls it back. So defer only statements whose failure is a bug, never one the caller
+  would catch and recover from.
+- Outside a scope, and on SQLite (no round trips to save), ``defer`` runs the statement at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import RollbackToSavepointClause
+from sqlmodel import Session
+
+_QUEUE = "commonroom_write_behind"  # Connection.info: the deferred (statement, parameters)
+
+Deferred = list[tuple[Executable, Mapping[str, Any]]]
+
+
+def install(engine: Engine) -> None:
+    """Send or drop a connection's queue at the points the invariants name (PostgreSQL's
+    engine; ``Store`` calls this)."""
+    event.listen(engine, "before_execute", _before_execute)
+    event.listen(engine, "commit", _before_commit)
+    event.listen(engine, "rollback", _drop)
+
+
+@contextmanager
+def scope(session: Session) -> Iterator[None]:
+    """Within the block, ``defer``red statements wait to go out together. Use it inside a
+    savepoint or transaction that is rolled back when the block raises: what is still queued
+    then is dropped. A scope inside another is part of it."""
+    conn = session.connection()
+    if conn.dialect.name != "postgresql" or conn.info.get(_QUEUE) is not None:
+        yield
+        return
+    conn.info[_QUEUE] = []
+    try:
+        yield
+        _send(conn)  # here, so an error raises inside the caller's savepoint
+    finally:
+        conn.info.pop(_QUEUE, None)
+
+
+def defer(session: Session, statement: Executable, params: Mapping[str, Any]) -> None:
+    """Run ``statement`` (a write whose result is not read) now, or, inside a ``scope``, with
+    the next round trip. Pending ORM changes are flushed first, as ``session.execute`` would."""
+    conn = session.connection()
+    queue: Deferred | None = conn.info.get(_QUEUE)
+    if queue is None:
+        session.execute(statement, params)
+        return
+    if session.autoflush:
+        session.flush()
+    queue.append((statement, params))
+
+
+def _send(conn: Connection) -> None:
+    queue: Deferred | None = conn.info.get(_QUEUE)
+    if not queue:
+        return
+    items = list(queue)
+    queue.clear()  # before executing: the statements below pass through _before_execute
+    if len(items) == 1:
+        conn.execute(*items[0])
+        return
+    with conn.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
+        for statement, params in items:
+            conn.execute(statement, params)
+
+
+def _before_execute(conn: Connection, clauseelement: Any, *_args: Any) -> None:
+    if not conn.info.get(_QUEUE):
+        return
+    if isinstance(clauseelement, RollbackToSavepointClause):
+        conn.info[_QUEUE].clear()
+    else:
+        _send(conn)
+
+
+def _before_commit(conn: Connection) -> None:
+    _send(conn)
+
+
+def _drop(conn: Connection) -> None:
+    queue: Deferred | None = conn.info.get(_QUEUE)
+    if queue:
+        queue.clear()
