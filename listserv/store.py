@@ -76,6 +76,19 @@ def savepoint(session: Session) -> Iterator[None]:
         after_commit(session, hook)
 
 
+def per_transaction(session: Session, key: str) -> dict[Any, Any]:
+    """A cache in ``session.info`` under ``key`` that lasts as long as the session's current
+    transaction: another session's change is seen from the next one."""
+    transaction = session.get_transaction()
+    if transaction is None:  # none begun yet (or just ended): nothing to keep it with
+        return {}
+    cached = session.info.get(key)
+    if cached is None or cached[0] is not transaction:
+        cached = session.info[key] = (transaction, {})
+    values: dict[Any, Any] = cached[1]
+    return values
+
+
 def run_hooks(hooks: list[Callable[[], None]]) -> None:
     """Post-commit work must not undo a commit nor stop the next hook: log what fails."""
     for hook in hooks:
