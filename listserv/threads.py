@@ -222,7 +222,9 @@ def place(session: Session, list_id: int, message_id: str, references: Sequence[
 def _place(session: Session, list_id: int, message_id: str, references: Sequence[str],
            subject: str, date: datetime, list_name: str | None, *, write: bool) -> Placement:
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(_LOCK, {"c": _PG_LOCK_CLASS, "l": list_id})
+        # Deferred: in a write-behind scope it goes in the same round trip as the read below,
+        # which the server runs (with a fresh snapshot) only once the lock is granted.
+        write_behind.defer(session, _LOCK, {"c": _PG_LOCK_CLASS, "l": list_id})
 
     ids = _clean_ids(message_id, references)
     known: dict[str, int] = {}
@@ -267,8 +269,8 @@ def _place(session: Session, list_id: int, message_id: str, references: Sequence
 
     new_refs = [{"list_id": list_id, "ref": ref, "thread_id": thread.id}
                 for ref in ids if ref not in known]
-    if new_refs:
-        session.execute(_INSERT_REF, new_refs)
+    if new_refs:  # nothing reads them back before the post's row is written: deferred
+        write_behind.defer(session, _INSERT_REF, new_refs)
     if write and changes:
         write_thread(session, thread.id, changes)
         changes = {}

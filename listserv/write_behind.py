@@ -4,8 +4,8 @@ Handling a post ends with writes that return nothing the code reads (the thread'
 the search text, the members' copies, the audit row, the inbound row's delete). Sent one by
 one, each costs a round trip, and the writer thread that handles posts is bound by its round
 trips (bench/README.md, "Round trips of the handling writer"). Inside a ``scope``, ``defer``
-queues such a statement; the queue goes out in one round trip (psycopg's pipeline mode) before
-any other statement runs on the connection, and at the end of the scope.
+queues such a statement; the queue goes out (psycopg's pipeline mode) in the same round trip as
+the next statement that runs on the connection, or on its own at the end of the scope.
 
 Invariants:
 - Statements run in the order they were deferred, and before any later statement on the same
@@ -23,24 +23,29 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.sql.base import Executable
-from sqlalchemy.sql.elements import RollbackToSavepointClause
+from sqlalchemy.sql.elements import ReleaseSavepointClause, RollbackToSavepointClause
 from sqlmodel import Session
 
 _QUEUE = "commonroom_write_behind"  # Connection.info: the deferred (statement, parameters)
 
-Deferred = list[tuple[Executable, Mapping[str, Any]]]
+Deferred = list[tuple[Executable, Any]]  # parameters: a mapping, or a list (executemany)
+
+
+_PIPELINE = "commonroom_pipeline"  # Connection.info: the pipeline the next statement closes
 
 
 def install(engine: Engine) -> None:
     """Send or drop a connection's queue at the points the invariants name (PostgreSQL's
     engine; ``Store`` calls this)."""
     event.listen(engine, "before_execute", _before_execute)
+    event.listen(engine, "after_cursor_execute", _after_cursor_execute)
+    event.listen(engine, "handle_error", _on_error)
     event.listen(engine, "commit", _before_commit)
     event.listen(engine, "rollback", _drop)
 
@@ -62,7 +67,8 @@ def scope(session: Session) -> Iterator[None]:
         conn.info.pop(_QUEUE, None)
 
 
-def defer(session: Session, statement: Executable, params: Mapping[str, Any]) -> None:
+def defer(session: Session, statement: Executable,
+          params: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> None:
     """Run ``statement`` (a write whose result is not read) now, or, inside a ``scope``, with
     the next round trip. Pending ORM changes are flushed first, as ``session.execute`` would."""
     conn = session.connection()
@@ -90,15 +96,53 @@ def _send(conn: Connection) -> None:
 
 
 def _before_execute(conn: Connection, clauseelement: Any, *_args: Any) -> None:
-    if not conn.info.get(_QUEUE):
+    _close_pipeline(conn)  # one left open by a statement that never reached the driver
+    queue: Deferred | None = conn.info.get(_QUEUE)
+    if not queue:
         return
     if isinstance(clauseelement, RollbackToSavepointClause):
-        conn.info[_QUEUE].clear()
-    else:
+        queue.clear()
+        return
+    if isinstance(clauseelement, ReleaseSavepointClause):
+        # A RELEASE that fails is not followed by a ROLLBACK TO (SQLAlchemy): what it would
+        # carry goes on its own, so a failure raises while the savepoint can still be undone.
         _send(conn)
+        return
+    # The queue, then this statement, in one round trip: the pipeline is opened here and
+    # closed (results read) once the driver has this statement (_after_cursor_execute).
+    items = list(queue)
+    queue.clear()
+    pipeline = conn.connection.dbapi_connection.pipeline()  # type: ignore[union-attr]
+    pipeline.__enter__()
+    try:
+        for statement, params in items:
+            conn.execute(statement, params)
+    except BaseException as exc:
+        pipeline.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    conn.info[_PIPELINE] = pipeline
+
+
+def _after_cursor_execute(conn: Connection, *_args: Any) -> None:
+    _close_pipeline(conn)  # a deferred statement's error raises here, as this statement's
+
+
+def _on_error(context: Any) -> None:
+    if context.connection is not None:
+        pipeline = context.connection.info.pop(_PIPELINE, None)
+        if pipeline is not None:
+            with suppress(Exception):  # the statement's own error is the one to raise
+                pipeline.__exit__(None, None, None)
+
+
+def _close_pipeline(conn: Connection) -> None:
+    pipeline = conn.info.pop(_PIPELINE, None)
+    if pipeline is not None:
+        pipeline.__exit__(None, None, None)
 
 
 def _before_commit(conn: Connection) -> None:
+    _close_pipeline(conn)
     _send(conn)
 
 
@@ -106,3 +150,5 @@ def _drop(conn: Connection) -> None:
     queue: Deferred | None = conn.info.get(_QUEUE)
     if queue:
         queue.clear()
+    with suppress(Exception):
+        _close_pipeline(conn)

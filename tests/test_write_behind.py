@@ -82,6 +82,16 @@ def test_a_failing_member_of_a_batch_rolls_back_with_its_savepoint(store: Store)
         assert sorted(actions(s)) == ["kept", "later"]
 
 
+def test_a_failing_deferred_write_raises_as_the_statement_it_went_with(store: Store) -> None:
+    with store.session() as s:
+        write_behind.defer(s, INSERT, row("kept", id=10**6))
+    with store.session() as s:
+        with pytest.raises(IntegrityError), s.begin_nested(), write_behind.scope(s):
+            write_behind.defer(s, INSERT, row("duplicate", id=10**6))
+            actions(s)  # the read carries the queue (on PostgreSQL), and raises its error
+        assert sorted(actions(s)) == ["kept"], "the session goes on"
+
+
 def test_a_rolled_back_savepoint_drops_what_it_queued(store: Store) -> None:
     with store.session() as s:
         write_behind.defer(s, INSERT, row("kept", id=10**6))
