@@ -75,6 +75,12 @@ def handle(session: Session, cfg: Config, row_id: int, known: Prepared | None = 
     """Handle queued message ``row_id`` and delete its row, in the caller's transaction. None
     when the row is gone or another process holds it; else ``store_one``'s answer. ``known``:
     the message as the SMTP door prepared it, to save reading and parsing it again."""
+    # In a write-behind scope (PostgreSQL), store_one's SAVEPOINT rides with its first read.
+    with write_behind.scope(session):
+        return _handle(session, cfg, row_id, known)
+
+
+def _handle(session: Session, cfg: Config, row_id: int, known: Prepared | None) -> bool | None:
     row = session.execute(_TAKE_ID if known is not None else _TAKE_ROW,
                           {"row_id": row_id}).first()
     if row is None:

@@ -29,7 +29,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.sql.base import Executable
-from sqlalchemy.sql.elements import ReleaseSavepointClause, RollbackToSavepointClause
+from sqlalchemy.sql.elements import (
+    ReleaseSavepointClause,
+    RollbackToSavepointClause,
+    SavepointClause,
+)
 from sqlmodel import Session
 
 _QUEUE = "commonroom_write_behind"  # Connection.info: the deferred (statement, parameters)
@@ -38,6 +42,8 @@ Deferred = list[tuple[Executable, Any]]  # parameters: a mapping, or a list (exe
 
 
 _PIPELINE = "commonroom_pipeline"  # Connection.info: the pipeline the next statement closes
+_KEEP_OPEN = "commonroom_keep_open"  # Connection.info: the statement just sent leaves it open
+_FILLING = "commonroom_filling"  # Connection.info: the queue is going into the pipeline
 
 
 def install(engine: Engine) -> None:
@@ -52,19 +58,24 @@ def install(engine: Engine) -> None:
 
 @contextmanager
 def scope(session: Session) -> Iterator[None]:
-    """Within the block, ``defer``red statements wait to go out together. Use it inside a
-    savepoint or transaction that is rolled back when the block raises: what is still queued
-    then is dropped. A scope inside another is part of it."""
+    """Within the block, ``defer``red statements wait to go out together, and a SAVEPOINT rides
+    with the statement after it. Use it inside a savepoint or transaction that is rolled back
+    when the block raises: what is still queued then is dropped. What a scope queued is sent
+    at its end, also when it is inside another one (so before the RELEASE of a savepoint
+    around it)."""
     conn = session.connection()
-    if conn.dialect.name != "postgresql" or conn.info.get(_QUEUE) is not None:
+    if conn.dialect.name != "postgresql":
         yield
         return
-    conn.info[_QUEUE] = []
+    outer = conn.info.get(_QUEUE) is not None
+    if not outer:
+        conn.info[_QUEUE] = []
     try:
         yield
         _send(conn)  # here, so an error raises inside the caller's savepoint
     finally:
-        conn.info.pop(_QUEUE, None)
+        if not outer:
+            conn.info.pop(_QUEUE, None)
 
 
 def defer(session: Session, statement: Executable,
@@ -82,6 +93,7 @@ def defer(session: Session, statement: Executable,
 
 
 def _send(conn: Connection) -> None:
+    _close_pipeline(conn)
     queue: Deferred | None = conn.info.get(_QUEUE)
     if not queue:
         return
@@ -96,46 +108,66 @@ def _send(conn: Connection) -> None:
 
 
 def _before_execute(conn: Connection, clauseelement: Any, *_args: Any) -> None:
-    _close_pipeline(conn)  # one left open by a statement that never reached the driver
     queue: Deferred | None = conn.info.get(_QUEUE)
-    if not queue:
-        return
     if isinstance(clauseelement, RollbackToSavepointClause):
-        queue.clear()
-        return
+        if queue:
+            queue.clear()
+        return  # an open pipeline (a SAVEPOINT riding along) closes with this statement
     if isinstance(clauseelement, ReleaseSavepointClause):
         # A RELEASE that fails is not followed by a ROLLBACK TO (SQLAlchemy): what it would
         # carry goes on its own, so a failure raises while the savepoint can still be undone.
+        _close_pipeline(conn)
         _send(conn)
         return
-    # The queue, then this statement, in one round trip: the pipeline is opened here and
-    # closed (results read) once the driver has this statement (_after_cursor_execute).
-    items = list(queue)
-    queue.clear()
-    pipeline = conn.connection.dbapi_connection.pipeline()  # type: ignore[union-attr]
-    pipeline.__enter__()
-    try:
-        for statement, params in items:
-            conn.execute(statement, params)
-    except BaseException as exc:
-        pipeline.__exit__(type(exc), exc, exc.__traceback__)
-        raise
-    conn.info[_PIPELINE] = pipeline
+    if queue:
+        # The queue, then this statement, in one round trip: the pipeline opened here is
+        # closed (results read) once the driver has this statement (_after_cursor_execute).
+        items = list(queue)
+        queue.clear()
+        pipeline = _open_pipeline(conn)
+        conn.info[_FILLING] = True  # their own after_cursor_execute leaves the pipeline open
+        try:
+            for statement, params in items:
+                conn.execute(statement, params)
+        except BaseException as exc:
+            conn.info.pop(_PIPELINE, None)
+            pipeline.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        finally:
+            conn.info.pop(_FILLING, None)
+    if isinstance(clauseelement, SavepointClause) and conn.info.get(_QUEUE) is not None:
+        # Nothing reads a SAVEPOINT's result: in a scope it rides with the next statement.
+        _open_pipeline(conn)
+        conn.info[_KEEP_OPEN] = True
 
 
 def _after_cursor_execute(conn: Connection, *_args: Any) -> None:
-    _close_pipeline(conn)  # a deferred statement's error raises here, as this statement's
+    if conn.info.get(_FILLING):
+        return
+    if not conn.info.pop(_KEEP_OPEN, False):
+        _close_pipeline(conn)  # a deferred statement's error raises here, as this statement's
 
 
 def _on_error(context: Any) -> None:
     if context.connection is not None:
+        context.connection.info.pop(_KEEP_OPEN, None)
         pipeline = context.connection.info.pop(_PIPELINE, None)
         if pipeline is not None:
             with suppress(Exception):  # the statement's own error is the one to raise
                 pipeline.__exit__(None, None, None)
 
 
+def _open_pipeline(conn: Connection) -> Any:
+    pipeline = conn.info.get(_PIPELINE)
+    if pipeline is None:  # else one is open: this joins it
+        pipeline = conn.connection.dbapi_connection.pipeline()  # type: ignore[union-attr]
+        pipeline.__enter__()
+        conn.info[_PIPELINE] = pipeline
+    return pipeline
+
+
 def _close_pipeline(conn: Connection) -> None:
+    conn.info.pop(_KEEP_OPEN, None)
     pipeline = conn.info.pop(_PIPELINE, None)
     if pipeline is not None:
         pipeline.__exit__(None, None, None)
