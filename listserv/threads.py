@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, text, update
+from sqlalchemy import bindparam, cast, delete, insert, null, text, union_all, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col
@@ -229,19 +229,22 @@ def _place(session: Session, list_id: int, message_id: str, references: Sequence
     ids = _clean_ids(message_id, references)
     known: dict[str, int] = {}
     loaded: dict[int, ThreadRow] = {}
-    if ids:
-        # The threads come with their refs: one round trip, and no second one to fetch the row.
-        for ref, *columns in session.execute(_KNOWN, {"list_id": list_id, "ids": ids}):
-            thread_row = ThreadRow(*columns)
-            known[ref], loaded[thread_row.id] = thread_row.id, thread_row
-
     key = subject_key(subject, list_name)
-    candidates: list[tuple[int, datetime, datetime]] = []
-    if not known and key:
-        rows3 = session.execute(_SAME_SUBJECT, {
-            "list_id": list_id, "key": key, "latest_first": date + SUBJECT_WINDOW,
-            "earliest_last": date - SUBJECT_WINDOW}).all()
-        candidates = [(tid, first, last) for tid, first, last in rows3 if tid is not None]
+    same_subject: list[ThreadRow] = []
+    # The threads of the post's ids, with their refs, and those of its subject (asked for at
+    # the same time, though used only when no id is known): one round trip, and no second
+    # one to fetch the thread chosen.
+    for ref, *columns in session.execute(_KNOWN_OR_SAME_SUBJECT, {
+            "list_id": list_id, "ids": ids, "key": key,
+            "latest_first": date + SUBJECT_WINDOW, "earliest_last": date - SUBJECT_WINDOW}):
+        thread_row = ThreadRow(*columns)
+        loaded[thread_row.id] = thread_row
+        if ref is None:
+            same_subject.append(thread_row)
+        else:
+            known[ref] = thread_row.id
+    candidates = [] if known else [
+        (t.id, t.first_post_at, t.last_post_at) for t in same_subject]
 
     decision = decide(known, candidates, date)
     previous_last: datetime | None = None
@@ -305,11 +308,13 @@ _KNOWN = (core_select(THREAD_REF.c.ref, *_COLUMNS, _OPEN_COMPETITION)
           .join_from(THREAD_REF, THREAD, THREAD.c.id == THREAD_REF.c.thread_id)
           .where(THREAD_REF.c.list_id == bindparam("list_id"),
                  THREAD_REF.c.ref.in_(bindparam("ids", expanding=True))))
-_SAME_SUBJECT = (core_select(THREAD.c.id, THREAD.c.first_post_at, THREAD.c.last_post_at)
+_SAME_SUBJECT = (core_select(cast(null(), THREAD_REF.c.ref.type), *_COLUMNS, _OPEN_COMPETITION)
                  .where(THREAD.c.list_id == bindparam("list_id"),
+                        bindparam("key") != "",
                         THREAD.c.subject_key == bindparam("key"),
                         THREAD.c.first_post_at <= bindparam("latest_first", type_=UTCDateTime()),
                         THREAD.c.last_post_at >= bindparam("earliest_last", type_=UTCDateTime())))
+_KNOWN_OR_SAME_SUBJECT = union_all(_KNOWN, _SAME_SUBJECT)  # a ref of None: by subject
 _LOCK = text("SELECT pg_advisory_xact_lock(:c, :l)")
 _BY_ID = core_select(*_COLUMNS, _OPEN_COMPETITION).where(THREAD.c.id.in_(bindparam("ids", expanding=True)))
 _INSERT_THREAD = insert(THREAD).returning(THREAD.c.id)
