@@ -2,8 +2,9 @@
 
 Handling a post ends with writes that return nothing the code reads (the thread's new counts,
 the search text, the members' copies, the audit row, the inbound row's delete). Sent one by
-one, each costs a round trip, and the writer thread that handles posts is bound by its round
-trips (bench/README.md, "Round trips of the handling writer"). Inside a ``scope``, ``defer``
+one, each costs a round trip, and the one writer thread that handles posts spends most of its
+time waiting on the server (bench/README.md, "Round trips of the handling writer on
+PostgreSQL"). Inside a ``scope``, ``defer``
 queues such a statement; the queue goes out (psycopg's pipeline mode) in the same round trip as
 the next statement that runs on the connection, or on its own at the end of the scope.
 
