@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Executable, Integer, String, bindparam, func, insert, literal, select
 from sqlmodel import Session
 
+from listserv import write_behind
 from listserv.addresses import verp_affixes
 from listserv.models import (
     Action,
@@ -34,17 +35,29 @@ def fan_out(session: Session, ml: MailingList, message_pk: int, domain: str) -> 
     return queue_for_members(session, ml, domain, DeliveryMode.EACH, message_pk=message_pk)
 
 
+def fan_out_uncounted(session: Session, ml: MailingList, message_pk: int, domain: str) -> None:
+    """``fan_out`` for a caller that does not need the count: in a write-behind scope the
+    INSERT … SELECT goes with the post's other writes, in one round trip."""
+    assert ml.id is not None
+    write_behind.defer(session, _QUEUE, _params(ml, domain, DeliveryMode.EACH, message_pk, None))
+
+
 def queue_for_members(session: Session, ml: MailingList, domain: str, mode: DeliveryMode, *,
                       message_pk: int | None = None, digest_id: int | None = None) -> int:
     """One outbox row per member of ``ml`` whose delivery mode is ``mode``, for a post or a
     digest copy, made by one INSERT … SELECT; returns how many."""
     assert ml.id is not None and (message_pk is None) != (digest_id is None)
+    result = cast(CursorResult[Any], session.execute(
+        _QUEUE, _params(ml, domain, mode, message_pk, digest_id)))
+    return int(result.rowcount or 0)
+
+
+def _params(ml: MailingList, domain: str, mode: DeliveryMode, message_pk: int | None,
+            digest_id: int | None) -> dict[str, Any]:
     # VERP: LIST-bounces+user=host@DOMAIN, built by the database from each member's address.
     prefix, suffix = verp_affixes(ml.name, domain)
-    result = cast(CursorResult[Any], session.execute(_QUEUE, {
-        "list_id": ml.id, "message_pk": message_pk, "digest_id": digest_id, "prefix": prefix,
-        "suffix": suffix, "now": utcnow(), "mode": mode.value}))
-    return int(result.rowcount or 0)
+    return {"list_id": ml.id, "message_pk": message_pk, "digest_id": digest_id,
+            "prefix": prefix, "suffix": suffix, "now": utcnow(), "mode": mode.value}
 
 
 def _queue_statement() -> Executable:

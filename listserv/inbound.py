@@ -14,6 +14,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from sqlmodel import Session
 
@@ -27,6 +28,7 @@ from listserv import (
     requests,
     shunt,
     subscriptions,
+    write_behind,
 )
 from listserv.accept import Delivery, Prepared
 from listserv.addresses import PROBE_PREFIX, Destination, Kind
@@ -116,18 +118,25 @@ def handle(session: Session, cfg: Config, d: Delivery, raw: bytes,
         _handle_one(session, cfg, d, dest, raw, parsed)
 
 
-def store_one(session: Session, cfg: Config, p: Prepared) -> bool:
+def store_one(session: Session, cfg: Config, p: Prepared,
+              finish: Callable[[Session], None] | None = None) -> bool:
     """Handle one prepared message in the caller's transaction, in a savepoint of its own; if
     handling raises, roll back just that and store the message as shunted. True if handled.
-    If shunting raises too, nothing of the message is left in the transaction."""
+    If shunting raises too, nothing of the message is left in the transaction. ``finish``: a
+    write that goes with the message whichever way it went (the inbound queue's delete), in
+    the same savepoint and write-behind scope as the rest (one round trip, on PostgreSQL)."""
     d, raw, parsed = p.delivery, p.raw, p.parsed
     try:
-        with savepoint(session):
+        # The post's last writes (thread, search text, copies, audit) read nothing back: on
+        # PostgreSQL they go to the server together at the end (listserv/write_behind.py).
+        with savepoint(session), write_behind.scope(session):
             handle(session, cfg, d, raw, parsed)
+            if finish is not None:
+                finish(session)
         return True
     except Exception as exc:  # a bug must not lose an accepted message: shunt it
         error = f"{type(exc).__name__}: {exc}"
-        with session.begin_nested():
+        with session.begin_nested(), write_behind.scope(session):
             session.add(Message(message_id=parsed.message_id, envelope_from=d.envelope_from,
                                 envelope_to=shunt.envelope_to(d.destinations),
                                 from_address=parsed.from_address or "",
@@ -136,6 +145,8 @@ def store_one(session: Session, cfg: Config, p: Prepared) -> bool:
                                 reason=error[:1000], raw=raw))
             audit.record(session, list_id=None, actor="server", action="shunted",
                          target=parsed.message_id, detail=error[:500])
+            if finish is not None:
+                finish(session)
         saved = exc  # the name "exc" is cleared when the except block ends
         after_commit(session, lambda: log.error(
             "handling %s failed; shunted", parsed.message_id, exc_info=saved,

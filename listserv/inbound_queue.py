@@ -41,7 +41,7 @@ from functools import partial
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlmodel import Session
 
-from listserv import accept, shunt
+from listserv import accept, shunt, write_behind
 from listserv.accept import Delivery, Prepared
 from listserv.config import Config
 from listserv.group_commit import GroupCommitter
@@ -75,6 +75,12 @@ def handle(session: Session, cfg: Config, row_id: int, known: Prepared | None = 
     """Handle queued message ``row_id`` and delete its row, in the caller's transaction. None
     when the row is gone or another process holds it; else ``store_one``'s answer. ``known``:
     the message as the SMTP door prepared it, to save reading and parsing it again."""
+    # In a write-behind scope (PostgreSQL), store_one's SAVEPOINT rides with its first read.
+    with write_behind.scope(session):
+        return _handle(session, cfg, row_id, known)
+
+
+def _handle(session: Session, cfg: Config, row_id: int, known: Prepared | None) -> bool | None:
     row = session.execute(_TAKE_ID if known is not None else _TAKE_ROW,
                           {"row_id": row_id}).first()
     if row is None:
@@ -86,9 +92,10 @@ def handle(session: Session, cfg: Config, row_id: int, known: Prepared | None = 
         known = Prepared(d, row.raw, parse(row.raw, domain=cfg.server.domain))
     from listserv.inbound import store_one  # the whole pipeline: not in the SMTP process
 
-    handled = store_one(session, cfg, known)
-    session.execute(_DELETE, {"row_id": row_id})
-    return handled
+    # The row's delete goes with the message's own writes, in one round trip on PostgreSQL.
+    return store_one(session, cfg, known,
+                     finish=partial(write_behind.defer, statement=_DELETE,
+                                    params={"row_id": row_id}))
 
 
 # Built once (as lists.find's): building them for each message cost more Python than the

@@ -10,13 +10,14 @@ import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, event, inspect
 from sqlmodel import Session, col, select
 
 from listserv import addresses, names
 from listserv.config import Config
 from listserv.decorate import ListInfo
 from listserv.models import Action, MailingList
+from listserv.store import per_transaction
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 SUFFIXES = addresses.SUFFIXES  # kept for callers; the scheme lives in addresses.py
@@ -33,7 +34,29 @@ def name_problem(name: str) -> str | None:
 
 
 def find(session: Session, name: str) -> MailingList | None:
-    return session.exec(_BY_NAME, params={"name": name.lower()}).first()
+    """The list called ``name``. Read once per transaction (the group committer handles many
+    posts to a list in one; a round trip each on PostgreSQL): the row the session already
+    holds is what the ORM would return anyway, so the cache changes nothing but the SELECT.
+    One renamed or deleted in this session is looked up again, and every one after a rollback
+    (of a savepoint too: ``_forget``)."""
+    name = name.lower()
+    known: dict[str, MailingList] = per_transaction(session, _LISTS)
+    ml = known.get(name)
+    if ml is not None and ml.name == name and inspect(ml).persistent:
+        return ml
+    ml = session.exec(_BY_NAME, params={"name": name}).first()
+    if ml is not None:
+        known[name] = ml
+    return ml
+
+
+_LISTS = "commonroom_lists"  # session.info: (transaction, {name: its MailingList})
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, _previous: object) -> None:
+    """A rolled-back savepoint may have made or changed a list ``find`` keeps: forget them."""
+    session.info.pop(_LISTS, None)
 
 
 # Built once: every message asks, and building the statement cost more than running it.

@@ -35,7 +35,7 @@ from listserv import (
 )
 from listserv.addresses import Kind, list_address
 from listserv.config import Config
-from listserv.fanout import STATUS_FOR, fan_out
+from listserv.fanout import STATUS_FOR, fan_out, fan_out_uncounted
 from listserv.lists import list_info
 from listserv.message import ParsedMessage, parse
 from listserv.models import (
@@ -64,7 +64,9 @@ class PostResult:
     message_pk: int
     decision: Decision
     held_id: int | None = None
-    recipients: int = 0
+    # Copies queued; None for a post accepted on arrival, whose fan-out is not counted (it goes
+    # to the server with the post's other writes, listserv/write_behind.py).
+    recipients: int | None = 0
 
 
 def posts_since(session: Session, list_id: int, sender: str, since: datetime) -> int:
@@ -157,8 +159,8 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
     if placement is not None:
         archive_post(session, row, placement, body=verdict.body if verdict else None,
                      person=(standing.person_name,))
-        count = _go_out(session, cfg, ml, row, placement, from_discord=from_discord)
-        result = PostResult(pk, decision, recipients=count)
+        _go_out(session, cfg, ml, row, placement, from_discord=from_discord, count=False)
+        result = PostResult(pk, decision, recipients=None)
     elif decision.action is Action.HOLD:
         result = PostResult(pk, decision,
                             held_id=moderation.hold(session, cfg, ml, info, row, decision))
@@ -189,13 +191,16 @@ def release(session: Session, cfg: Config, ml: MailingList, msg: Message,
     refs = (parsed or parse(msg.raw, domain=cfg.server.domain)).references \
         if msg.thread_id is None else ()
     placement = join_archive(session, ml, msg, refs)
-    return _go_out(session, cfg, ml, msg, placement, from_discord=from_discord)
+    count = _go_out(session, cfg, ml, msg, placement, from_discord=from_discord, count=True)
+    assert count is not None
+    return count
 
 
 def _go_out(session: Session, cfg: Config, ml: MailingList, msg: AnyPost,
-            placement: Placement | None, *, from_discord: bool) -> int:
+            placement: Placement | None, *, from_discord: bool, count: bool) -> int | None:
     """What follows a post's joining the archive when it goes out: the bridge, a competition,
-    the members' copies (how many)."""
+    the members' copies (how many, if ``count``: else the fan-out may wait for the post's
+    other writes, listserv/write_behind.py)."""
     assert msg.id is not None
     discord_bridge.queue_post(session, cfg, ml, msg, from_discord=from_discord)
     # A reply in a competition's thread enters it (the competition read with the thread).
@@ -203,6 +208,9 @@ def _go_out(session: Session, cfg: Config, ml: MailingList, msg: AnyPost,
         competition_entries.enter_open(session, ml, msg, placement.thread.open_competition)
     else:
         competition_entries.enter(session, ml, msg)
+    if not count:
+        fan_out_uncounted(session, ml, msg.id, cfg.server.domain)
+        return None
     return fan_out(session, ml, msg.id, cfg.server.domain)
 
 

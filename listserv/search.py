@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, insert, text
 from sqlmodel import Session, col, select
 
-from listserv import accents, quotes, search_query
+from listserv import accents, quotes, search_query, write_behind
 from listserv.bodytext import first_text
 from listserv.models import MailingList, SearchText
 from listserv.post_row import AnyPost
@@ -79,7 +79,7 @@ def index_post(session: Session, msg: AnyPost, *, new: bool = False,
     assert msg.id is not None and msg.list_id is not None
     doc = document(msg.subject, msg.from_name, msg.from_address, msg.raw, body)
     if new:
-        session.execute(_INSERT_TEXT, {"message_pk": msg.id, "list_id": msg.list_id,
+        write_behind.defer(session, _INSERT_TEXT, {"message_pk": msg.id, "list_id": msg.list_id,
                                        "subject": doc.subject, "body": doc.body,
                                        "author": doc.author})
         return
@@ -91,7 +91,7 @@ def index_post(session: Session, msg: AnyPost, *, new: bool = False,
     session.flush()
 
 
-_INSERT_TEXT = insert(SearchText.__table__)  # type: ignore[attr-defined]
+_INSERT_TEXT = insert(SearchText.__table__).inline()  # type: ignore[attr-defined]  # no RETURNING
 
 
 def searchable_lists(session: Session, names: Sequence[str] = (),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import secrets
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -28,9 +29,11 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.pool import NullPool, Pool
 from sqlmodel import Session
 
+from listserv import write_behind
 from listserv.fair_lock import FairLock
 from listserv.models import SiteSetting
 
@@ -71,6 +74,19 @@ def savepoint(session: Session) -> Iterator[None]:
         yield
     for hook in hooks:
         after_commit(session, hook)
+
+
+def per_transaction(session: Session, key: str) -> dict[Any, Any]:
+    """A cache in ``session.info`` under ``key`` that lasts as long as the session's current
+    transaction: another session's change is seen from the next one."""
+    transaction = session.get_transaction()
+    if transaction is None:  # none begun yet (or just ended): nothing to keep it with
+        return {}
+    cached = session.info.get(key)
+    if cached is None or cached[0] is not transaction:
+        cached = session.info[key] = (transaction, {})
+    values: dict[Any, Any] = cached[1]
+    return values
 
 
 def run_hooks(hooks: list[Callable[[], None]]) -> None:
@@ -157,7 +173,10 @@ class Store:
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
             return engine
-        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        engine = create_engine(url, pool_size=10, max_overflow=20)
+        _ping_when_idle(engine)
+        write_behind.install(engine)
+        return engine
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -200,6 +219,33 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+PING_AFTER = 1.0  # seconds a pooled PostgreSQL connection may idle before it is pinged
+_LAST_USED = "commonroom_last_used"  # ConnectionRecord.info: monotonic time of its last check-in
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, but only for a connection idle more than ``PING_AFTER``.
+    The pre-ping was one round trip in every transaction (2-3 a handled post across the
+    writer, the urgent writer and delivery: bench/README.md), while what it guards against
+    (a server restarted, a connection dropped while idle) hardly happens to a connection used a
+    moment ago; if it does, the statement fails as any disconnect does, the pool is
+    invalidated, and the group committer retries the group's units on new connections."""
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        last = record.info.get(_LAST_USED)  # None: connected just now, as pre-ping skips
+        if last is None or time.monotonic() - last <= PING_AFTER:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # as pre-ping: a dead one means the others may be too
+            raise InvalidatePoolError() from exc
 
 
 def _fair_connection(lock: FairLock) -> type[sqlite3.Connection]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import and_, bindparam, func, or_
 from sqlalchemy import select as core_select
@@ -39,6 +38,7 @@ from listserv.models import (
     utcnow,
 )
 from listserv.rules import Ban as BanRule
+from listserv.store import per_transaction
 
 CONFIRM_TTL = timedelta(hours=72)
 MAX_PENDING_PER_DAY = 3
@@ -60,22 +60,11 @@ _BANS = "commonroom_bans"  # session.info: (transaction, {list id: its bans and 
 _MODERATORS = "commonroom_moderators"  # session.info: (transaction, {list id: its moderators})
 
 
-def _per_transaction(session: Session, key: str) -> dict[Any, Any]:
-    """A cache in ``session.info`` under ``key`` that lasts as long as the session's current
-    transaction: another session's change is seen from the next one."""
-    transaction = session.get_transaction()
-    cached = session.info.get(key)
-    if cached is None or cached[0] is not transaction:
-        cached = session.info[key] = (transaction, {})
-    by_list: dict[Any, Any] = cached[1]
-    return by_list
-
-
 def active_bans(session: Session, list_id: int | None, now: datetime) -> list[BanRule]:
     """The bans in force for ``list_id``. Read once per transaction and list (a post asks
     twice, and the group committer runs many posts in one transaction); ``bans.add`` and
     ``bans.remove`` forget what was read (``forget_bans``)."""
-    by_list: dict[int | None, list[BanRule]] = _per_transaction(session, _BANS)
+    by_list: dict[int | None, list[BanRule]] = per_transaction(session, _BANS)
     rules = by_list.get(list_id)
     if rules is None:
         rows = session.execute(_BANS_OF, {"list_id": list_id}).all()
@@ -401,7 +390,7 @@ def moderators(session: Session, list_id: int) -> list[str]:
     """Addresses of the list's moderators and owners, for notices. Read once per transaction
     and list (every held post asks); a change of role or membership here forgets what was read
     (``forget_moderators``), like the bans."""
-    by_list: dict[int, list[str]] = _per_transaction(session, _MODERATORS)
+    by_list: dict[int, list[str]] = per_transaction(session, _MODERATORS)
     known = by_list.get(list_id)
     if known is None:
         known = by_list[list_id] = sorted(session.exec(select(Address.email).join(

@@ -39,12 +39,13 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, text, update
+from sqlalchemy import bindparam, cast, delete, insert, null, text, union_all, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col
 from sqlmodel.sql.sqltypes import UTCDateTime
 
+from listserv import write_behind
 from listserv.models import Competition, CompetitionState, Message, Thread, ThreadRef
 
 # Posts sharing only a subject belong together when they are this close in time; further apart,
@@ -221,24 +222,29 @@ def place(session: Session, list_id: int, message_id: str, references: Sequence[
 def _place(session: Session, list_id: int, message_id: str, references: Sequence[str],
            subject: str, date: datetime, list_name: str | None, *, write: bool) -> Placement:
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(_LOCK, {"c": _PG_LOCK_CLASS, "l": list_id})
+        # Deferred: in a write-behind scope it goes in the same round trip as the read below,
+        # which the server runs (with a fresh snapshot) only once the lock is granted.
+        write_behind.defer(session, _LOCK, {"c": _PG_LOCK_CLASS, "l": list_id})
 
     ids = _clean_ids(message_id, references)
     known: dict[str, int] = {}
     loaded: dict[int, ThreadRow] = {}
-    if ids:
-        # The threads come with their refs: one round trip, and no second one to fetch the row.
-        for ref, *columns in session.execute(_KNOWN, {"list_id": list_id, "ids": ids}):
-            thread_row = ThreadRow(*columns)
-            known[ref], loaded[thread_row.id] = thread_row.id, thread_row
-
     key = subject_key(subject, list_name)
-    candidates: list[tuple[int, datetime, datetime]] = []
-    if not known and key:
-        rows3 = session.execute(_SAME_SUBJECT, {
-            "list_id": list_id, "key": key, "latest_first": date + SUBJECT_WINDOW,
-            "earliest_last": date - SUBJECT_WINDOW}).all()
-        candidates = [(tid, first, last) for tid, first, last in rows3 if tid is not None]
+    same_subject: list[ThreadRow] = []
+    # The threads of the post's ids, with their refs, and those of its subject (asked for at
+    # the same time, though used only when no id is known): one round trip, and no second
+    # one to fetch the thread chosen.
+    for ref, *columns in session.execute(_KNOWN_OR_SAME_SUBJECT, {
+            "list_id": list_id, "ids": ids, "key": key,
+            "latest_first": date + SUBJECT_WINDOW, "earliest_last": date - SUBJECT_WINDOW}):
+        thread_row = ThreadRow(*columns)
+        loaded[thread_row.id] = thread_row
+        if ref is None:
+            same_subject.append(thread_row)
+        else:
+            known[ref] = thread_row.id
+    candidates = [] if known else [
+        (t.id, t.first_post_at, t.last_post_at) for t in same_subject]
 
     decision = decide(known, candidates, date)
     previous_last: datetime | None = None
@@ -266,8 +272,8 @@ def _place(session: Session, list_id: int, message_id: str, references: Sequence
 
     new_refs = [{"list_id": list_id, "ref": ref, "thread_id": thread.id}
                 for ref in ids if ref not in known]
-    if new_refs:
-        session.execute(_INSERT_REF, new_refs)
+    if new_refs:  # nothing reads them back before the post's row is written: deferred
+        write_behind.defer(session, _INSERT_REF, new_refs)
     if write and changes:
         write_thread(session, thread.id, changes)
         changes = {}
@@ -281,8 +287,8 @@ def write_thread(session: Session, thread_id: int, values: Mapping[str, Any]) ->
     (even after a savepoint's rollback) and never flushes stale ones."""
     if not values:
         return
-    with session.no_autoflush:
-        session.execute(_UPDATE_THREAD, {"thread_key": thread_id, **values})
+    with session.no_autoflush:  # deferred in a write-behind scope: nothing reads its result
+        write_behind.defer(session, _UPDATE_THREAD, {"thread_key": thread_id, **values})
     held = session.identity_map.get(identity_key(Thread, thread_id))
     if held is not None:
         session.expire(held, list(values))
@@ -302,11 +308,13 @@ _KNOWN = (core_select(THREAD_REF.c.ref, *_COLUMNS, _OPEN_COMPETITION)
           .join_from(THREAD_REF, THREAD, THREAD.c.id == THREAD_REF.c.thread_id)
           .where(THREAD_REF.c.list_id == bindparam("list_id"),
                  THREAD_REF.c.ref.in_(bindparam("ids", expanding=True))))
-_SAME_SUBJECT = (core_select(THREAD.c.id, THREAD.c.first_post_at, THREAD.c.last_post_at)
+_SAME_SUBJECT = (core_select(cast(null(), THREAD_REF.c.ref.type), *_COLUMNS, _OPEN_COMPETITION)
                  .where(THREAD.c.list_id == bindparam("list_id"),
+                        bindparam("key") != "",
                         THREAD.c.subject_key == bindparam("key"),
                         THREAD.c.first_post_at <= bindparam("latest_first", type_=UTCDateTime()),
                         THREAD.c.last_post_at >= bindparam("earliest_last", type_=UTCDateTime())))
+_KNOWN_OR_SAME_SUBJECT = union_all(_KNOWN, _SAME_SUBJECT)  # a ref of None: by subject
 _LOCK = text("SELECT pg_advisory_xact_lock(:c, :l)")
 _BY_ID = core_select(*_COLUMNS, _OPEN_COMPETITION).where(THREAD.c.id.in_(bindparam("ids", expanding=True)))
 _INSERT_THREAD = insert(THREAD).returning(THREAD.c.id)

@@ -157,3 +157,38 @@ def test_a_session_after_a_failed_commit_starts_clean(
             other.execute("COMMIT")
         finally:
             other.close()
+
+
+def test_a_connection_used_a_moment_ago_is_not_pinged_an_idle_one_is(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12: PostgreSQL's pool pings a connection only after it idled ``PING_AFTER``
+    (the pre-ping was a round trip in every transaction); a dead idle one is replaced."""
+    if not store.is_postgres:
+        pytest.skip("SQLite has no connections to lose")
+    import time
+
+    from listserv import store as store_mod
+
+    dialect = store.engine.dialect
+    pings: list[object] = []
+    real = dialect.do_ping
+
+    def counting(dbapi_conn: object) -> bool:
+        pings.append(dbapi_conn)
+        return real(dbapi_conn)
+
+    monkeypatch.setattr(dialect, "do_ping", counting)
+    monkeypatch.setattr(store_mod, "PING_AFTER", 0.2)
+    for _ in range(3):
+        with store.session() as s:
+            pid = s.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    assert pings == [], "used moments ago: no ping"
+    other = store.new_engine()  # the pooled connection dies while it idles
+    with other.connect() as admin:
+        admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        admin.commit()
+    other.dispose()
+    time.sleep(0.3)
+    with store.session() as s:
+        assert s.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+    assert pings, "idle longer than PING_AFTER: pinged, and replaced"

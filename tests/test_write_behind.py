@@ -1,0 +1,185 @@
+"""Write-behind (listserv/write_behind.py): deferred writes go out together on PostgreSQL, in
+order, before anything reads, and a failing one is rolled back with its savepoint."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import event, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from listserv import accept, audit, inbound_queue, write_behind
+from listserv import config as config_mod
+from listserv.addresses import Destination, Kind
+from listserv.config import Config
+from listserv.models import AuditEntry, InboundMessage, Message, MessageStatus, Outbox, utcnow
+from listserv.store import Store
+from tests.harness import DOMAIN, mail, make_list, write_config
+from tests.smtpsink import SmtpSink
+
+AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
+INSERT = insert(AUDIT).inline()
+
+
+def row(action: str, **extra: Any) -> dict[str, Any]:
+    return {"at": utcnow(), "list_id": None, "actor": "test", "action": action, "target": "",
+            "detail": "", **extra}
+
+
+def actions(session: Session) -> list[str]:
+    return list(session.execute(select(AUDIT.c.action).order_by(AUDIT.c.id)).scalars())
+
+
+@contextmanager
+def sent(store: Store) -> Iterator[list[str]]:
+    """The statements that reach the driver (pipelined ones too), in order."""
+    seen: list[str] = []
+
+    def grab(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement.split()[0].upper())
+    event.listen(store.engine, "before_cursor_execute", grab)
+    try:
+        yield seen
+    finally:
+        event.remove(store.engine, "before_cursor_execute", grab)
+
+
+def test_deferred_writes_wait_and_go_in_order_before_a_read(store: Store) -> None:
+    with store.session() as s, write_behind.scope(s), sent(store) as seen:
+        write_behind.defer(s, INSERT, row("first"))
+        write_behind.defer(s, INSERT, row("second"))
+        if store.is_postgres:
+            assert seen == [], "nothing sent yet"
+        assert actions(s) == ["first", "second"], "the read sees them, in order"
+        assert [x for x in seen if x != "BEGIN"][:2] == ["INSERT", "INSERT"]
+
+
+def test_outside_a_scope_defer_runs_at_once(store: Store) -> None:
+    with store.session() as s, sent(store) as seen:
+        write_behind.defer(s, INSERT, row("now"))
+        assert seen[-1:] == ["INSERT"]
+
+
+def test_a_failing_member_of_a_batch_rolls_back_with_its_savepoint(store: Store) -> None:
+    with store.session() as s:
+        write_behind.defer(s, INSERT, row("kept", id=10**6))
+    with store.session() as s:
+        # The driver's error on PostgreSQL (sent at the scope's end), SQLAlchemy's on SQLite.
+        with pytest.raises((IntegrityError, psycopg.errors.IntegrityError)), \
+                s.begin_nested(), write_behind.scope(s):
+            write_behind.defer(s, INSERT, row("before"))
+            write_behind.defer(s, INSERT, row("duplicate", id=10**6))  # the primary key is taken
+            write_behind.defer(s, INSERT, row("after"))
+        # The transaction goes on after the savepoint's rollback, and nothing is left queued.
+        write_behind.defer(s, INSERT, row("later"))
+    with store.session() as s:
+        assert sorted(actions(s)) == ["kept", "later"]
+
+
+def test_a_failing_deferred_write_raises_as_the_statement_it_went_with(store: Store) -> None:
+    with store.session() as s:
+        write_behind.defer(s, INSERT, row("kept", id=10**6))
+    with store.session() as s:
+        with pytest.raises(IntegrityError), s.begin_nested(), write_behind.scope(s):
+            write_behind.defer(s, INSERT, row("duplicate", id=10**6))
+            actions(s)  # the read carries the queue (on PostgreSQL), and raises its error
+        assert sorted(actions(s)) == ["kept"], "the session goes on"
+
+
+def test_a_rolled_back_savepoint_drops_what_it_queued(store: Store) -> None:
+    with store.session() as s:
+        write_behind.defer(s, INSERT, row("kept", id=10**6))
+    # Queued (on PostgreSQL) and bound to fail: the rollback drops it rather than send it.
+    inner = row("inner", id=10**6) if store.is_postgres else row("inner")
+    with store.session() as s, write_behind.scope(s):
+        write_behind.defer(s, INSERT, row("outer"))
+        with pytest.raises(RuntimeError), s.begin_nested():  # sends "outer" first
+            write_behind.defer(s, INSERT, inner)
+            raise RuntimeError("undo")
+        write_behind.defer(s, INSERT, row("end"))
+    with store.session() as s:
+        assert [a for a in actions(s) if a != "kept"] == ["outer", "end"]
+
+
+@pytest.fixture
+def cfg(store: Store, tmp_path: Path, db_url: str, sink: SmtpSink) -> Config:
+    make_list(store, "demo", members=("ann@example.org", "bob@example.org"),
+              max_posts_per_hour=0)
+    return config_mod.load(write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}"), env={})
+
+
+def test_a_post_whose_deferred_write_fails_is_shunted_whole(
+        cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The post's writes that went before (its row, thread, copies) are rolled back with the
+    failing one; the message is kept as shunted and its queue row deleted once."""
+    sender = "ann@example.org"
+    with store.session() as s:
+        write_behind.defer(s, INSERT, row("taken", id=10**6))
+        d = accept.Delivery(envelope_from=sender,
+                            destinations=(Destination("demo", Kind.POST),),
+                            raw=mail(sender, f"demo@{DOMAIN}", "Doomed"))
+        row_id = inbound_queue.enqueue(s, accept.prepare(cfg, d), True)
+    real = audit.record
+
+    def clash(session: Session, **kwargs: Any) -> None:
+        if kwargs["action"].startswith("post-"):  # the post's audit row: a taken id
+            write_behind.defer(session, INSERT, row("clash", id=10**6))
+        else:
+            real(session, **kwargs)
+
+    monkeypatch.setattr(audit, "record", clash)
+    with store.session() as s:
+        assert inbound_queue.handle(s, cfg, row_id) is False
+    with store.session() as s:
+        statuses = s.execute(select(Message.status)).scalars().all()
+        assert statuses == [MessageStatus.SHUNTED.value]
+        assert s.execute(select(func.count()).select_from(Outbox)).scalar_one() == 0
+        assert s.execute(select(func.count()).select_from(InboundMessage)).scalar_one() == 0
+
+
+def test_a_handled_post_costs_few_round_trips(cfg: Config, store: Store,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12: on PostgreSQL the handling writer is bound by its round trips. A reply (the
+    commonest post) took 16 when each statement was one; pipelines now carry the writes that
+    read nothing back, the threading lock and the SAVEPOINT."""
+    if not store.is_postgres:
+        pytest.skip("round trips are PostgreSQL's")
+    sender = "ann@example.org"
+    ids = []
+    with store.session() as s:
+        for n, subject in enumerate(("Opening", "Re: Opening")):
+            headers = {"In-Reply-To": "<p0@example.org>"} if n else {}
+            d = accept.Delivery(envelope_from=sender,
+                                destinations=(Destination("demo", Kind.POST),),
+                                raw=mail(sender, f"demo@{DOMAIN}", subject, headers=headers,
+                                         message_id=f"p{n}@example.org"))
+            ids.append(inbound_queue.enqueue(s, accept.prepare(cfg, d), True))
+    with store.session() as s:  # the first post: the list, bans and so on read once
+        assert inbound_queue.handle(s, cfg, ids[0]) is True
+    trips: list[str] = []
+    real_exit = psycopg.Pipeline.__exit__
+
+    def synced(self: psycopg.Pipeline, *args: Any) -> None:
+        trips.append("pipeline")
+        real_exit(self, *args)
+
+    def sent_alone(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if not cursor.connection.pgconn.pipeline_status:
+            trips.append(" ".join(statement.split()[:3]))
+
+    monkeypatch.setattr(psycopg.Pipeline, "__exit__", synced)
+    event.listen(store.engine, "before_cursor_execute", sent_alone)
+    try:
+        with store.session() as s:
+            s.connection()
+            trips.clear()  # from the first statement of the handling on
+            assert inbound_queue.handle(s, cfg, ids[1]) is True
+    finally:
+        event.remove(store.engine, "before_cursor_execute", sent_alone)
+    assert len(trips) <= 9, trips
