@@ -39,6 +39,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from listserv.config import Config
+from listserv.door import first_word
 from listserv.outbox import OutboxWorker
 from listserv.store import Store
 from listserv.transports import MaildirTransport, SmtpTransport, Transport
@@ -215,7 +216,8 @@ class CourierProcess:
         process.start()
         wake_read.close()
         status_write.close()
-        first = await asyncio.to_thread(_first_word, status_read, process)
+        first = await asyncio.to_thread(first_word, status_read, process,
+                                         "the delivery process", START_TIMEOUT)
         if first[0] != "ready":
             process.join(5)
             status_read.close()
@@ -311,18 +313,3 @@ class CourierProcess:
             self._status = None
         self._process = None
 
-
-def _first_word(conn: Connection, process: Any) -> tuple[str, Any]:
-    """The child's first word: ("ready", worker id) or ("error", why)."""
-    waited = 0.0
-    while waited < START_TIMEOUT:
-        if conn.poll(0.2):
-            try:
-                word = conn.recv()
-            except EOFError:
-                break
-            return (str(word[0]), word[1])
-        waited += 0.2
-        if not process.is_alive():
-            break
-    return ("error", f"the delivery process did not start (exit code {process.exitcode})")

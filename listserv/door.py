@@ -137,7 +137,7 @@ class DoorProcess:
         process.start()
         writer.close()
         stop_read.close()
-        first = await asyncio.to_thread(_first_word, reader, process)
+        first = await asyncio.to_thread(first_word, reader, process, "the SMTP process")
         if first[0] != "port":
             process.join(5)
             reader.close()
@@ -210,10 +210,13 @@ class DoorProcess:
         self._process = None
 
 
-def _first_word(conn: Connection, process: Any) -> tuple[str, Any]:
-    """The child's first word: ("port", N) or ("error", why)."""
+def first_word(conn: Connection, process: Any, what: str,
+               timeout: float = START_TIMEOUT) -> tuple[str, Any]:
+    """A child process's first word on ``conn`` (("port", N), ("ready", id)…), or ("error",
+    why) if it exits or stays silent for ``timeout`` seconds. ``what`` names it in the error.
+    Shared with ``courier``."""
     waited = 0.0
-    while waited < START_TIMEOUT:
+    while waited < timeout:
         if conn.poll(0.2):
             try:
                 word = conn.recv()
@@ -223,4 +226,4 @@ def _first_word(conn: Connection, process: Any) -> tuple[str, Any]:
         waited += 0.2
         if not process.is_alive():
             break
-    return ("error", f"the SMTP process did not start (exit code {process.exitcode})")
+    return ("error", f"{what} did not start (exit code {process.exitcode})")
