@@ -192,3 +192,42 @@ def test_a_connection_used_a_moment_ago_is_not_pinged_an_idle_one_is(
     with store.session() as s:
         assert s.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
     assert pings, "idle longer than PING_AFTER: pinged, and replaced"
+
+
+def _indexes(store: Store, table: str) -> dict[str, str]:
+    """Index name -> its definition as the store keeps it (predicate included)."""
+    with store.engine.connect() as conn:
+        if store.is_postgres:
+            rows = conn.execute(text("SELECT indexname, indexdef FROM pg_indexes "
+                                     "WHERE tablename = :t"), {"t": table})
+        else:
+            rows = conn.execute(text("SELECT name, coalesce(sql, '') FROM sqlite_master "
+                                     "WHERE type = 'index' AND tbl_name = :t"), {"t": table})
+        return {name: sql for name, sql in rows}
+
+
+def test_0023_leaves_post_copies_out_of_the_digest_index_and_back(db_url: str) -> None:
+    """Migration 0023 (fewer index entries a post): no ix_message_list_id, and
+    ix_outbox_digest_id only over digest copies; its downgrade puts both back as they were."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    from listserv.store import MIGRATIONS
+
+    store = Store(db_url)
+    try:
+        store.upgrade()
+        assert "ix_message_list_id" not in _indexes(store, "message")
+        assert "digest_id IS NOT NULL" in _indexes(store, "outbox")["ix_outbox_digest_id"]
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with store.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0022")
+        assert "ix_message_list_id" in _indexes(store, "message")
+        assert "NOT NULL" not in _indexes(store, "outbox")["ix_outbox_digest_id"]
+        store.upgrade()
+        assert schema_problem(store) is None
+        assert "digest_id IS NOT NULL" in _indexes(store, "outbox")["ix_outbox_digest_id"]
+    finally:
+        store.dispose()
