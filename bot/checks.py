@@ -1,7 +1,8 @@
 """What every moderator command and button does first: check the caller's moderator role
 (``refused``), choose the list (``list_or_ask``; ``moderator_list``: both, for commands about a
 list; ``moderator_lists``: both, for commands about one list or all the bridged ones), and
-name the caller for the audit log (``actor_for``).
+name the caller for the audit log (``actor_for``); ``moderator_action`` is all of a command
+that acts on one numbered item.
 
 Invariant: the role is checked on every call, button press and modal submit; Discord's
 ``default_member_permissions`` only decides who sees a command.
@@ -9,7 +10,8 @@ Invariant: the role is checked on every call, button press and modal submit; Dis
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 
 import discord
 
@@ -27,6 +29,21 @@ def context_of(interaction: discord.Interaction) -> BotContext:
     if not isinstance(ctx, BotContext):
         raise RuntimeError("the client has no BotContext (not a CommonroomBot)")
     return ctx
+
+
+async def moderator_action(ctx: BotContext, interaction: discord.Interaction,
+                           work: Callable[[int, str], str], item_id: int) -> None:
+    """A moderator's command on one numbered item (draw, cancel, a reserve…): the role check,
+    ``work(item_id, actor)`` in a thread (its answer goes to the moderator alone), then the
+    outbox and the relay woken for the mail and cards it queued."""
+    from bot.relay import wake_relay  # here: the relay's cards import this module
+
+    if await refused(ctx, interaction):
+        return
+    text = await asyncio.to_thread(work, item_id, actor_for(interaction.user))
+    await interaction.response.send_message(text, ephemeral=True)
+    ctx.mail_queued()
+    wake_relay(interaction.client)
 
 
 async def refused(ctx: BotContext, interaction: discord.Interaction) -> bool:

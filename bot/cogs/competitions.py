@@ -17,7 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.checks import actor_for, moderator_list, refused
+from bot.checks import actor_for, moderator_action, moderator_list, refused
 from bot.context import BotContext
 from bot.relay import wake_relay
 from listserv import competitions, lists, when
@@ -90,12 +90,7 @@ class Competitions(commands.Cog):
                          "(moderators)")
     @app_commands.describe(id="The competition's number")
     async def draw(self, interaction: discord.Interaction, id: int) -> None:
-        if await refused(self.ctx, interaction):
-            return
-        text = await asyncio.to_thread(self._draw, id, actor_for(interaction.user))
-        await interaction.response.send_message(text, ephemeral=True)
-        self.ctx.mail_queued()
-        wake_relay(interaction.client)
+        await moderator_action(self.ctx, interaction, self._draw, id)
 
     def _draw(self, competition_id: int, actor: str) -> str:
         with self.ctx.store.session() as s:
@@ -114,12 +109,7 @@ class Competitions(commands.Cog):
                          "(moderators)")
     @app_commands.describe(id="The competition's number")
     async def cancel(self, interaction: discord.Interaction, id: int) -> None:
-        if await refused(self.ctx, interaction):
-            return
-        text = await asyncio.to_thread(self._cancel, id, actor_for(interaction.user))
-        await interaction.response.send_message(text, ephemeral=True)
-        self.ctx.mail_queued()
-        wake_relay(interaction.client)  # the card's closing
+        await moderator_action(self.ctx, interaction, self._cancel, id)  # the card's closing
 
     def _cancel(self, competition_id: int, actor: str) -> str:
         with self.ctx.store.session() as s:
@@ -158,12 +148,7 @@ class Competitions(commands.Cog):
                          "reserve wins (moderators)")
     @app_commands.describe(id="The competition's number")
     async def reserve(self, interaction: discord.Interaction, id: int) -> None:
-        if await refused(self.ctx, interaction):
-            return
-        text = await asyncio.to_thread(self._reserve, id, actor_for(interaction.user))
-        await interaction.response.send_message(text, ephemeral=True)
-        self.ctx.mail_queued()
-        wake_relay(interaction.client)
+        await moderator_action(self.ctx, interaction, self._reserve, id)
 
     def _reserve(self, competition_id: int, actor: str) -> str:
         with self.ctx.store.session() as s:

@@ -21,7 +21,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.checks import actor_for, moderator_list, refused
+from bot.checks import actor_for, moderator_action, moderator_list, refused
 from bot.context import BotContext
 from bot.relay import wake_relay
 from listserv import events, lists, mod_tools
@@ -159,12 +159,7 @@ class Events(commands.Cog):
                    "(moderators)")
     @app_commands.describe(id="The event's number (/event list)")
     async def cancel(self, interaction: discord.Interaction, id: int) -> None:
-        if await refused(self.ctx, interaction):
-            return
-        text = await asyncio.to_thread(self._cancel, id, actor_for(interaction.user))
-        await interaction.response.send_message(text, ephemeral=True)
-        self.ctx.mail_queued()
-        wake_relay(interaction.client)
+        await moderator_action(self.ctx, interaction, self._cancel, id)
 
     def _cancel(self, event_id: int, actor: str) -> str:
         with self.ctx.store.session() as s:
