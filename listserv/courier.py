@@ -39,7 +39,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from listserv.config import Config
-from listserv.door import first_word
+from listserv.door import first_word, run_child
 from listserv.outbox import OutboxWorker
 from listserv.store import Store
 from listserv.transports import MaildirTransport, SmtpTransport, Transport
@@ -100,16 +100,7 @@ def child_main(spec: CourierSpec, wake: Connection, status: Connection) -> None:
     """The child process: run the outbox worker, woken by each byte read from ``wake``, until
     ``wake`` reads EOF (the parent closed it, or died) or SIGTERM. ``status`` carries
     ("ready", worker id), ("counts", {...}) and ("error", why) to the parent."""
-    from listserv import logsetup
-
-    logsetup.configure(level=spec.log_level)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
-    try:
-        asyncio.run(_run(spec, wake, status))
-    except Exception as e:  # start-up problems go to the parent, which says them
-        with contextlib.suppress(OSError):
-            status.send(("error", str(e)))
-        raise SystemExit(1) from None
+    run_child(_run(spec, wake, status), status, spec.log_level)
 
 
 async def _run(spec: CourierSpec, wake: Connection, status: Connection) -> None:

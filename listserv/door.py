@@ -21,7 +21,7 @@ import contextlib
 import logging
 import multiprocessing
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -44,15 +44,22 @@ class DoorSpec:
 def child_main(spec: DoorSpec, conn: Connection, stop: Connection) -> None:
     """The child process: serve SMTP, telling the parent each accepted row over ``conn``, until
     ``stop`` reads EOF (the parent closed it, or died) or SIGTERM."""
+    run_child(_serve(spec, conn, stop), conn, spec.log_level)
+
+
+def run_child(main: Coroutine[Any, Any, None], report: Connection, log_level: int) -> None:
+    """The body of a child process of ``serve`` (this one, ``courier``'s): logging as the
+    parent's, Ctrl-C left to the parent (which stops the child), ``main`` run, and a start-up
+    problem sent as ("error", why) on ``report`` for the parent to say."""
     from listserv import logsetup
 
-    logsetup.configure(level=spec.log_level)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    logsetup.configure(level=log_level)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        asyncio.run(_serve(spec, conn, stop))
-    except Exception as e:  # start-up problems go to the parent, which says them
+        asyncio.run(main)
+    except Exception as e:
         with contextlib.suppress(OSError):
-            conn.send(("error", str(e)))
+            report.send(("error", str(e)))
         raise SystemExit(1) from None
 
 
