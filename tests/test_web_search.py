@@ -15,7 +15,7 @@ from listserv.lists import find
 from listserv.models import Action, Held
 from listserv.subscriptions import add_member
 from tests.harness import mail
-from tests.web_harness import Site
+from tests.web_harness import Site, wait_for_text
 
 DEMO = "demo@lists.example.org"
 
@@ -125,6 +125,7 @@ def test_a_browser_searches_from_the_header(site: Site, browser: Any) -> None:
     box = browser.find_element(By.ID, "site-q")
     box.send_keys('"breakfast meeting"')
     box.submit()
+    wait_for_text(browser, "h1", "Search")  # submit() does not wait for the results page
     marks = [m.text for m in browser.find_elements(By.CSS_SELECTOR, "ol.results mark")]
     assert marks in (["breakfast", "meeting"], ["breakfast meeting"]), browser.page_source
     link = browser.find_element(By.CSS_SELECTOR, "ol.results h2 a")
