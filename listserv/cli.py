@@ -135,6 +135,23 @@ def db_upgrade(obj: Ctx) -> None:
     click.echo("the database schema is up to date")
 
 
+@db.command("reindex-search")
+@pass_ctx
+def db_reindex_search(obj: Ctx) -> None:
+    """Rebuild the archive's search index from the posts' text (folded as new posts are:
+    on SQLite not FTS5's own 'rebuild', which would not fold ø ł ß …)."""
+    from listserv import search_index
+
+    store = obj.store()
+    try:
+        count = search_index.rebuild(store)
+    except Exception as e:
+        raise click.ClickException(f"could not rebuild the search index: {e}") from None
+    finally:
+        store.dispose()
+    click.echo(f"the search index is rebuilt: {count} posts")
+
+
 main.add_command(cli_lists.lists_group)
 main.add_command(cli_members.members_group)
 main.add_command(bounces_command)

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from listserv.config import Config
 from listserv.door import first_word, run_child
 from listserv.outbox import OutboxWorker
-from listserv.store import Store
+from listserv.store import Store, StoreSettings
 from listserv.transports import MaildirTransport, SmtpTransport, Transport
 
 if TYPE_CHECKING:
@@ -93,6 +93,7 @@ async def make_worker(cfg: Config, store: Store,
 @dataclass(frozen=True)
 class CourierSpec:
     cfg: Config
+    store: StoreSettings  # the parent's store's, not defaults from ``cfg``
     log_level: int
 
 
@@ -106,7 +107,7 @@ def child_main(spec: CourierSpec, wake: Connection, status: Connection) -> None:
 async def _run(spec: CourierSpec, wake: Connection, status: Connection) -> None:
     from listserv.heap import freeze_startup_heap
 
-    store = Store(spec.cfg.database_url)
+    store = spec.store.open()
     store.share_write_lock()  # SQLite: take turns with the App's writers (and its SMTP door's)
     worker = await make_worker(spec.cfg, store)
     await worker.start()
@@ -160,8 +161,10 @@ async def _report_counts(worker: OutboxWorker, status: Connection) -> None:
 class CourierProcess:
     """The parent's handle on the child: start, wake, watch, restart, stop."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, store: StoreSettings) -> None:
+        """``store``: the App's store's settings; the child opens its store with them."""
         self.cfg = cfg
+        self.store = store
         self._ctx = multiprocessing.get_context("spawn")  # no threads or loops copied by fork
         self._process: Any = None
         self._status: Connection | None = None
@@ -196,12 +199,16 @@ class CourierProcess:
         with contextlib.suppress(OSError):  # full (a wake is pending anyway), or child gone
             os.write(fd, b"w")
 
+    def spec(self) -> CourierSpec:
+        """What the child is started with."""
+        return CourierSpec(self.cfg, self.store, logging.getLogger().getEffectiveLevel())
+
     async def start(self) -> None:
         """Start the child and wait until its worker runs. RuntimeError with its reason."""
         self._stopping = False
         wake_read, wake_write = self._ctx.Pipe(duplex=False)
         status_read, status_write = self._ctx.Pipe(duplex=False)
-        spec = CourierSpec(self.cfg, logging.getLogger().getEffectiveLevel())
+        spec = self.spec()
         process = self._ctx.Process(target=child_main, args=(spec, wake_read, status_write),
                                     name="commonroom-delivery", daemon=True)
         process.start()

@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from listserv.config import Config
+from listserv.store import StoreSettings
 
 log = logging.getLogger("commonroom.door")
 
@@ -37,6 +38,7 @@ RESTART_DELAY = 1.0
 @dataclass(frozen=True)
 class DoorSpec:
     cfg: Config
+    store: StoreSettings  # the parent's store's, not defaults from ``cfg``
     port: int
     log_level: int
 
@@ -68,10 +70,9 @@ async def _serve(spec: DoorSpec, conn: Connection, stop_conn: Connection) -> Non
     from listserv.dmarc import resolver_for
     from listserv.group_commit import for_store
     from listserv.smtp import ListHandler, smtp_factory
-    from listserv.store import Store
 
     cfg = spec.cfg
-    store = Store(cfg.database_url)
+    store = spec.store.open()
     store.share_write_lock()  # with the parent's writers, first come first served
     committer = for_store(store)  # on PostgreSQL with an urgent writer, as in the parent
     committer.start()
@@ -113,11 +114,13 @@ async def _serve(spec: DoorSpec, conn: Connection, stop_conn: Connection) -> Non
 class DoorProcess:
     """The parent's handle on the child: start, watch, restart, stop."""
 
-    def __init__(self, cfg: Config, port: int,
+    def __init__(self, cfg: Config, store: StoreSettings, port: int,
                  on_accepted: Callable[[int, bool, bool], None]) -> None:
-        """``on_accepted(row_id, urgent, prompt)``: a row the child committed (``prompt``:
-        a person waits on it, ``accept.prompt``)."""
+        """``store``: the App's store's settings, which the child opens its store with;
+        ``on_accepted(row_id, urgent, prompt)``: a row the child committed (``prompt``: a
+        person waits on it, ``accept.prompt``)."""
         self.cfg = cfg
+        self.store = store
         self.port = port
         self.on_accepted = on_accepted
         self._ctx = multiprocessing.get_context("spawn")  # no threads or loops copied by fork
@@ -132,13 +135,17 @@ class DoorProcess:
     def alive(self) -> bool:
         return self._process is not None and self._process.is_alive()
 
+    def spec(self) -> DoorSpec:
+        """What the child is started with."""
+        return DoorSpec(self.cfg, self.store, self.port, logging.getLogger().getEffectiveLevel())
+
     async def start(self) -> int:
         """Start the child; its port once it listens. RuntimeError with the child's reason."""
         self._stopping = False
         reader, writer = self._ctx.Pipe(duplex=False)  # the child's words to us
         # The child sees us stop (or die) as EOF on a second pipe, which we never write.
         stop_read, stop_write = self._ctx.Pipe(duplex=False)
-        spec = DoorSpec(self.cfg, self.port, logging.getLogger().getEffectiveLevel())
+        spec = self.spec()
         process = self._ctx.Process(target=child_main, args=(spec, writer, stop_read),
                                     name="commonroom-smtp", daemon=True)
         process.start()

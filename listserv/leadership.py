@@ -3,11 +3,16 @@
 
 Invariants:
 - ``begin`` runs only while this process holds the lease, ``end`` runs as soon as it may not
-  (a renewal failed, or did not finish within ``renew_every``), and before a graceful stop
-  releases it. The holder renews every ``renew_every`` seconds for ``ttl`` seconds, so it has
-  ``ttl - 2 * renew_every`` seconds to stop after noticing before anyone else may begin.
+  (a renewal failed, or had not finished when less than ``renew_every`` was left of the lease
+  the last one gave), and before a graceful stop releases it. The holder renews every
+  ``renew_every`` seconds for ``ttl`` seconds, so it has at least ``renew_every`` seconds to
+  stop after noticing before anyone else may begin. A take or renewal may take up to about
+  ``ttl - 2 * renew_every`` seconds (a slow store, a loaded machine) and still count
+  (``wait_limit``): it is waited for, not abandoned, since its thread would go on and take or
+  renew the lease anyway, and the job would end and begin again for nothing.
 - A job that ends by itself (``alive`` says no: the bot's gateway gave up) is ended and the
-  lease released, so another process may run it.
+  lease released, and this process does not try again for ``ttl`` seconds, so the waiting
+  processes, trying every ``retry_every`` seconds plus their own store time, take it first.
 - A waiting process tries every ``retry_every`` seconds: it takes over within that of a
   graceful stop, and within ``ttl + retry_every`` of the holder's death.
 - The first try is made in ``start``: when it wins, ``begin`` runs there and its error reaches
@@ -23,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -45,6 +51,18 @@ TIMING = LeaseTiming()  # what processes run with (the tests set shorter ones)
 Step = Callable[[], Awaitable[None]]
 
 
+def wait_limit(timing: LeaseTiming, good_until: float | None, now: float) -> float:
+    """Seconds to wait for a take or renewal started at ``now`` (monotonic). A holder's lease is
+    good until ``good_until``: its renewal is waited for while at least ``renew_every`` of it
+    is left (time to end the job). A take by a process that holds nothing is waited for while
+    the lease it would give has ``2 * renew_every`` left (time to renew it before it runs out).
+    Either way a store that is slow but answers within ``ttl - 2 * renew_every`` or so is not
+    a lost lease: the thread of an abandoned take goes on and may take or renew it anyway."""
+    if good_until is None:
+        return timing.ttl - 2 * timing.renew_every
+    return max(good_until - timing.renew_every - now, 0.0)
+
+
 class Leadership:
     def __init__(self, store: Store, name: str, what: str, *, begin: Step, end: Step,
                  alive: Callable[[], bool] = lambda: True,
@@ -60,6 +78,7 @@ class Leadership:
         self.holding = False
         self._begun = False  # begin returned and end has not been called
         self._seen: str | None = None  # the other holder last logged
+        self._good_until = 0.0  # monotonic: the lease is ours at least until then
         self._beginning: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -111,7 +130,7 @@ class Leadership:
                     await self._end()
                     await asyncio.to_thread(self._release)
                     with contextlib.suppress(TimeoutError):  # the others' turn first
-                        await asyncio.wait_for(self._stopping.wait(), self.timing.retry_every)
+                        await asyncio.wait_for(self._stopping.wait(), self.timing.ttl)
                     continue
                 got = await self._try()
                 if self.holding and not got:
@@ -127,14 +146,19 @@ class Leadership:
                 log.exception("%s: lease upkeep failed; trying again", self.what)
 
     async def _try(self) -> bool:
-        """Take or renew; False also when the store fails or is slower than ``renew_every``."""
+        """Take or renew; False also when the store fails, or is slower than ``wait_limit``
+        allows."""
+        started = time.monotonic()
         try:
-            return await asyncio.wait_for(asyncio.to_thread(self._take),
-                                          self.timing.renew_every)
+            got = await asyncio.wait_for(asyncio.to_thread(self._take), wait_limit(
+                self.timing, self._good_until if self.holding else None, started))
         except Exception as e:
             log.warning("%s: lease %s not taken or renewed: %s", self.what, self.name,
                         type(e).__name__ if isinstance(e, TimeoutError) else e)
             return False
+        if got:  # the store's clock read the time after ``started``: ours until then at least
+            self._good_until = started + self.timing.ttl
+        return got
 
     def _gained(self) -> None:
         self.holding = True

@@ -128,7 +128,7 @@ class App:
                  self.cfg.server.domain, where)
 
     async def _start_courier(self) -> None:
-        self.courier = CourierProcess(self.cfg)
+        self.courier = CourierProcess(self.cfg, self.store.settings)
         try:
             await self.courier.start()
         except RuntimeError as e:
@@ -166,7 +166,7 @@ class App:
     async def _start_door(self) -> None:
         assert self.pipeline is not None
         pipeline = self.pipeline
-        self.door = DoorProcess(self.cfg, self.port,
+        self.door = DoorProcess(self.cfg, self.store.settings, self.port,
                                 lambda row_id, urgent, prompt: pipeline.accepted(
                                     row_id, urgent, prompt=prompt))
         try:

@@ -14,6 +14,9 @@ Invariants:
   connection), so no session is handed a pooled connection still inside an old transaction.
 - Work registered with ``after_commit`` runs only once the session's transaction has committed
   (``Store.session``, or the group committer for a unit), never for one rolled back.
+- ``serve``'s child processes (SMTP, delivery) open their stores from the parent's
+  ``Store.settings``, so a store setting the App was started with (the URL it was given,
+  ``synchronous``) holds in every process, not only in the parent.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -107,6 +111,17 @@ def engine_url(url: str) -> str:
 SYNCHRONOUS = ("FULL", "NORMAL")  # NORMAL only for measuring what durability costs (bench/)
 
 
+@dataclass(frozen=True)
+class StoreSettings:
+    """What a ``Store`` is opened with; picklable, for a child process to open the same."""
+
+    url: str
+    synchronous: str = "FULL"
+
+    def open(self) -> Store:
+        return Store(self.url, synchronous=self.synchronous)
+
+
 class Store:
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
         if synchronous not in SYNCHRONOUS:
@@ -115,6 +130,10 @@ class Store:
         self.synchronous = synchronous
         self._write_lock = FairLock()  # shared by this store's engines (SQLite)
         self.engine: Engine = self._create_engine(self.url, synchronous, self._write_lock)
+
+    @property
+    def settings(self) -> StoreSettings:
+        return StoreSettings(self.url, self.synchronous)
 
     def new_engine(self) -> Engine:
         """A separate engine on the same database, for a component that disposes its own

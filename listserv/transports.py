@@ -19,6 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
+import importlib
+import inspect
+import logging
 import mailbox
 import re
 from dataclasses import dataclass
@@ -26,6 +30,8 @@ from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
+
+log = logging.getLogger("commonroom.transports")
 
 
 class Outcome(enum.StrEnum):
@@ -197,12 +203,36 @@ def wire_ready(data: bytes) -> bool:
             and not data.startswith(b".") and b"\n." not in data)
 
 
+@functools.cache
+def data_shortcut() -> bool:
+    """Whether this aiosmtplib has the internals ``_data``'s shortcut writes through (not its
+    public API): ``SMTP().protocol``, and ``SMTPProtocol.write(bytes)`` and
+    ``read_response(timeout=)``. Checked once, said once; without them every copy takes
+    ``smtp.data``, the same bytes at some CPU (pyproject.toml bounds the versions tested)."""
+    try:
+        protocol_class = importlib.import_module("aiosmtplib.protocol").SMTPProtocol
+        write = protocol_class.write
+        read_response = protocol_class.read_response
+        usable = (hasattr(aiosmtplib.SMTP(), "protocol") and callable(write)
+                  and inspect.iscoroutinefunction(read_response)
+                  and "timeout" in inspect.signature(read_response).parameters)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        usable = False
+    if not usable:
+        log.warning("aiosmtplib %s lacks the internals of the DATA shortcut: every copy goes "
+                    "through aiosmtplib's own DATA (same bytes, more CPU)",
+                    getattr(aiosmtplib, "__version__", "?"))
+    return usable
+
+
 async def _data(smtp: aiosmtplib.SMTP, data: bytes) -> aiosmtplib.SMTPResponse:
     """DATA as ``smtp.data`` sends it, the same bytes on the wire; a wire-ready message skips
     its regexes. The transport is used by one task at a time and writes nothing else between
     the message and its reply, as ``execute_data_command`` does under its lock."""
+    if not data_shortcut() or not wire_ready(data):
+        return await smtp.data(data)
     protocol = smtp.protocol
-    if protocol is None or not wire_ready(data):
+    if protocol is None:  # not connected: smtp.data raises as it should
         return await smtp.data(data)
     reply = await smtp.execute_command(b"DATA")
     if reply.code != aiosmtplib.SMTPStatus.start_input:

@@ -31,6 +31,7 @@ from bench.common import (
     serve_sink,
     verp,
 )
+from bench.fanout import LINE as FANOUT_LINE
 from bench.ingest import ClientPlan, ClientProcess, send_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,6 +125,24 @@ def test_ingest_prints_both_floors_before_its_last_line(db: str) -> None:
     assert lines[-3].startswith("  delivery floor: 200 copies"), lines[-3]
     assert lines[-2].startswith("  against the floors: accepted "), lines[-2]
     assert any(line.startswith("  CPU: clients (own process)") for line in lines), lines
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_fanout_with_the_delivery_process_prints_its_cpu_and_the_same_last_line(db: str) -> None:
+    if db == "postgres" and not PG_URL:
+        pytest.skip("PostgreSQL tests need COMMONROOM_TEST_PG_URL")
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "fanout.py"), "--members", "30",
+                           "--no-floor", "--delivery-process",
+                           "--db", PG_URL if db == "postgres" else "sqlite"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT, check=False,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert FANOUT_LINE.match(lines[-1]), lines[-1]
+    assert "delivery process" in lines[0], lines[0]
+    assert any(re.search(r"30 rows sent", line) for line in lines), lines
+    assert any(re.match(r"  CPU during the fan-out: App process \S+ s, delivery process "
+                        r"\S+ s, sink", line) for line in lines), lines
 
 
 def test_ingest_with_clients_in_process_and_no_floor() -> None:

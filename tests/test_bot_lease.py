@@ -22,7 +22,11 @@ from tests.smtpsink import SmtpSink
 from tests.test_bot_links import discord_cfg
 from tests.test_bot_relay import FAST, JANE, POST, _members
 
-LEASE = LeaseTiming(ttl=2.0, renew_every=0.3, retry_every=0.3)
+# Fast renewals and tries (a takeover after a stop or a release takes retry_every), and a
+# long lease: nothing here waits for one to run out, and a store slowed by a loaded machine
+# (SQLite takes of over a second were seen with the suite beside other benches) may take up
+# to ttl - 2 * renew_every to renew it without ending the bot (leadership.wait_limit).
+LEASE = LeaseTiming(ttl=10.0, renew_every=0.3, retry_every=0.3)
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ from listserv import courier as courier_mod
 from listserv.courier import CourierProcess
 from listserv.lists import find
 from listserv.models import Bounce, Outbox, OutboxState
-from listserv.store import Store
+from listserv.store import Store, StoreSettings
 from listserv.subscriptions import find_subscription
 from tests.harness import DOMAIN, Running, mail, make_list, running, wait_until, write_config
 from tests.smtpsink import SmtpSink
@@ -145,3 +145,21 @@ def test_a_refused_copy_is_recorded_and_scored_by_the_delivery_process(
         assert sub is not None and sub.bounce_score == 1.0  # scored as a DSN would be
         assert [b.address for b in s.exec(orm_select(Bounce))] == [MEMBERS[1]]
     wait_until(lambda: courier_of(server).counts.get("bounced") == 1, what="the counts")
+
+
+def test_the_delivery_process_opens_the_store_the_app_was_given(
+        store: Store, tmp_path: Path, db_url: str, sink: SmtpSink) -> None:
+    """Not a store from the config's defaults: the App's URL (here not the config's, which
+    names an empty file) and its settings (``synchronous``, as bench/ingest.py sets it)."""
+    make_list(store, "demo", members=MEMBERS, max_posts_per_hour=0)
+    path = write_config(tmp_path, f"sqlite:///{tmp_path / 'not-this.db'}",
+                        f"127.0.0.1:{sink.port}")
+    path.write_text(path.read_text().replace("[server]\n", "[server]\ndelivery_process = true\n"))
+    given = Store(db_url, synchronous="NORMAL")
+    try:
+        with running(config_mod.load(path, env={}), given) as server:
+            assert courier_of(server).spec().store == StoreSettings(given.url, "NORMAL")
+            server.send(MEMBERS[0], POST, mail(MEMBERS[0], POST, "Hello"))
+            wait_until(lambda: len(sink.messages) == len(MEMBERS), what="every copy")
+    finally:
+        given.dispose()

@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from listserv import config as config_mod
 from listserv.models import Message, MessageStatus
-from listserv.store import Store
+from listserv.store import Store, StoreSettings
 from tests.harness import DOMAIN, Running, mail, make_list, running, wait_until, write_config
 from tests.smtpsink import SmtpSink
 
@@ -78,3 +78,23 @@ def test_the_health_page_says_when_the_smtp_process_is_down(server: Running) -> 
     os.kill(door._process.pid, signal.SIGKILL)
     wait_until(lambda: not door.alive, what="the process gone")
     assert server.app._smtp_problem() == "the SMTP process is not running"
+
+
+def test_the_smtp_process_opens_the_store_the_app_was_given(
+        store: Store, tmp_path: Path, db_url: str, sink: SmtpSink) -> None:
+    """Not a store from the config's defaults: the App's URL (here not the config's, which
+    names an empty file) and its settings (``synchronous``, as bench/ingest.py sets it)."""
+    make_list(store, "demo", members=MEMBERS, max_posts_per_hour=0)
+    path = write_config(tmp_path, f"sqlite:///{tmp_path / 'not-this.db'}",
+                        f"127.0.0.1:{sink.port}")
+    path.write_text(path.read_text().replace("[server]\n", "[server]\nsmtp_process = true\n"))
+    given = Store(db_url, synchronous="NORMAL")
+    try:
+        with running(config_mod.load(path, env={}), given) as server:
+            assert server.app.door is not None
+            assert server.app.door.spec().store == StoreSettings(given.url, "NORMAL")
+            server.send(MEMBERS[0], POST, mail(MEMBERS[0], POST, "Hello"))
+            assert accepted(store) == 1
+            wait_until(lambda: len(sink.messages) == len(MEMBERS), what="the copies")
+    finally:
+        given.dispose()

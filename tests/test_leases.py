@@ -5,13 +5,15 @@ process takes over when the holder stops or dies."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import threading
+import time
+from datetime import datetime, timedelta
 
 import pytest
 
 from listserv import leadership, leases
-from listserv.leadership import Leadership, LeaseTiming
-from listserv.models import utcnow
+from listserv.leadership import Leadership, LeaseTiming, wait_limit
+from listserv.models import Lease, utcnow
 from listserv.store import Store
 
 TTL = timedelta(seconds=30)
@@ -55,16 +57,18 @@ class Job:
 
     def __init__(self, name: str, log: list[str]) -> None:
         self.name, self.log = name, log
+        self.began_at: datetime | None = None
 
     async def begin(self) -> None:
         self.log.append(f"{self.name} begins")
+        self.began_at = utcnow()
 
     async def end(self) -> None:
         self.log.append(f"{self.name} ends")
 
 
-def _leader(db_url: str, name: str, log: list[str]) -> Leadership:
-    job = Job(name, log)
+def _leader(db_url: str, name: str, log: list[str], job: Job | None = None) -> Leadership:
+    job = job or Job(name, log)
     return Leadership(Store(db_url), "job", name, begin=job.begin, end=job.end, timing=FAST)
 
 
@@ -98,16 +102,30 @@ def test_one_runs_and_the_other_takes_over_on_a_stop(store: Store, db_url: str) 
 def test_the_other_takes_over_when_the_holder_dies(store: Store, db_url: str) -> None:
     log: list[str] = []
 
+    def row() -> tuple[str, datetime] | None:
+        with store.read_session() as s:
+            lease = s.get(Lease, "job")
+            return (lease.holder, lease.expires_at) if lease is not None else None
+
     async def scenario() -> None:
-        a, b = _leader(db_url, "a", log), _leader(db_url, "b", log)
+        b_job = Job("b", log)
+        a, b = _leader(db_url, "a", log), _leader(db_url, "b", log, b_job)
         await a.start()
         await b.start()
         assert a._task is not None
         a._task.cancel()  # a's process is gone: no renewal, no release
-        started = asyncio.get_running_loop().time()
-        await _until(lambda: "b begins" in log, FAST.ttl + FAST.retry_every * 3)
-        waited = asyncio.get_running_loop().time() - started
-        assert waited >= FAST.ttl - FAST.renew_every  # not before a's lease ran out
+        # Until b takes it, a's row says until when a's lease ran (a renewal in flight at the
+        # cancel still lands); b must begin after that, however loaded the machine is.
+        deadline = asyncio.get_running_loop().time() + FAST.ttl * 10
+        a_until = None
+        while "b begins" not in log:
+            assert asyncio.get_running_loop().time() < deadline, "timed out"
+            lease = await asyncio.to_thread(row)
+            if lease is not None and lease[0] == a.holder:
+                a_until = lease[1]
+            await asyncio.sleep(0.05)
+        assert a_until is not None and b_job.began_at is not None
+        assert b_job.began_at >= a_until  # not before a's lease ran out
         await b.stop()
         a.store.dispose()
         b.store.dispose()
@@ -125,7 +143,9 @@ def test_a_holder_that_cannot_renew_stops_the_job(store: Store, db_url: str) -> 
         with store.session() as s:  # someone else has it now (a's clock was wrong, say)
             leases.release(s, "job", a.holder)
             leases.take(s, "job", "intruder", TTL)
-        await _until(lambda: "a ends" in log, FAST.renew_every * 5)
+        # The renewal that finds the intruder returns False (a slow one at the latest when
+        # renew_every is left of a's own lease: wait_limit).
+        await _until(lambda: "a ends" in log, FAST.ttl * 2)
         assert not a.holding
         await a.stop()
         a.store.dispose()
@@ -174,7 +194,121 @@ def test_a_job_that_stops_by_itself_frees_the_lease_for_another(
         await asyncio.sleep(FAST.renew_every * 3)
         assert log == ["a begins"]
         gone["a"] = True  # a's gateway connection gave up
-        await _until(lambda: "b begins" in log, FAST.retry_every * 6)
+        await _until(lambda: "b begins" in log, FAST.ttl * 2)  # a waits ttl: b first
+        await b.stop()
+        await a.stop()
+        a.store.dispose()
+        b.store.dispose()
+
+    asyncio.run(scenario())
+    assert log[:3] == ["a begins", "a ends", "b begins"]
+
+
+@pytest.mark.parametrize(("good_until", "now", "limit"), [
+    (None, 5.0, 1.1),  # holding nothing: while the lease it gives would have 2 renewals left
+    (11.5, 10.2, 1.1),  # renewing: until renew_every is left of the lease
+    (11.5, 11.4, 0.0),  # too late to wait at all: lost
+])
+def test_wait_limit(good_until: float | None, now: float, limit: float) -> None:
+    assert wait_limit(FAST, good_until, now) == pytest.approx(limit)
+
+
+def _slow_take(leader: Leadership, monkeypatch: pytest.MonkeyPatch, call: int,
+               seconds: float) -> None:
+    """The ``call``-th take or renewal of ``leader`` takes ``seconds`` longer (a busy store)."""
+    take, calls = leader._take, [0]
+
+    def slow() -> bool:
+        calls[0] += 1
+        if calls[0] == call:
+            time.sleep(seconds)
+        return take()
+
+    monkeypatch.setattr(leader, "_take", slow)
+
+
+def test_a_renewal_slower_than_renew_every_but_within_the_lease_keeps_the_job(
+        store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under load a renewal may take longer than renew_every; abandoning it ended the job
+    while its thread renewed the lease anyway, and the next try began the job again."""
+    log: list[str] = []
+
+    async def scenario() -> None:
+        a = _leader(db_url, "a", log)
+        await a.start()
+        _slow_take(a, monkeypatch, call=2, seconds=FAST.renew_every * 2)
+        await asyncio.sleep(FAST.ttl * 2)
+        assert a.holding
+        await a.stop()
+        a.store.dispose()
+
+    asyncio.run(scenario())
+    assert log == ["a begins", "a ends"]
+
+
+def test_a_slow_first_take_still_begins_the_job_at_start(
+        store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[str] = []
+
+    async def scenario() -> None:
+        a = _leader(db_url, "a", log)
+        _slow_take(a, monkeypatch, call=1, seconds=FAST.renew_every * 2)
+        await a.start()
+        assert a.holding and log == ["a begins"]
+        await a.stop()
+        a.store.dispose()
+
+    asyncio.run(scenario())
+    assert log == ["a begins", "a ends"]
+
+
+def test_a_renewal_that_does_not_come_back_ends_the_job_before_it_does(
+        store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[str] = []
+    hang = FAST.ttl * 3
+
+    a = _leader(db_url, "a", log)
+
+    async def scenario() -> None:
+        await a.start()
+        _slow_take(a, monkeypatch, call=2, seconds=hang)
+        await _until(lambda: "a ends" in log, hang - FAST.ttl)
+        await a.stop()
+
+    asyncio.run(scenario())  # which waits for the hung renewal's thread
+    a.store.dispose()
+    assert log[:2] == ["a begins", "a ends"]
+
+
+def test_a_job_that_stops_by_itself_waits_for_a_slow_waiting_process(
+        store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The waiting process tries every retry_every plus its own store time; the one whose job
+    stopped by itself does not take the lease back before it had its turn."""
+    log: list[str] = []
+    gone = {"a": False}
+    slow_once, entered = threading.Event(), threading.Event()
+
+    async def scenario() -> None:
+        job = Job("a", log)
+        a = Leadership(Store(db_url), "job", "a", begin=job.begin, end=job.end,
+                       alive=lambda: not gone["a"], timing=FAST)
+        b = _leader(db_url, "b", log)
+        holder = b._holder
+
+        def slow_holder() -> leases.Holding | None:  # b's loop is slow once (a loaded machine)
+            if slow_once.is_set():
+                slow_once.clear()
+                entered.set()
+                time.sleep(FAST.retry_every * 4)
+            return holder()
+
+        monkeypatch.setattr(b, "_holder", slow_holder)
+        await a.start()
+        await b.start()
+        slow_once.set()
+        assert await asyncio.to_thread(entered.wait, 10)
+        gone["a"] = True  # a's gateway connection gave up while b's loop is busy
+        await _until(lambda: "b begins" in log, FAST.ttl * 2)
         await b.stop()
         await a.stop()
         a.store.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import sqlite3
 from collections.abc import Callable
 
@@ -66,6 +67,19 @@ def test_upgrade_keeps_existing_rows(db_url: str) -> None:
             "old", "vendors", False, 7)
     finally:
         store.dispose()
+
+
+def test_a_store_opened_from_another_stores_settings_has_them(tmp_path: object) -> None:
+    """serve's child processes open their stores this way, across a pickle (spawn)."""
+    first = Store(f"sqlite:///{tmp_path}/x.db", synchronous="NORMAL")
+    second = pickle.loads(pickle.dumps(first.settings)).open()
+    try:
+        assert second.url == first.url and second.settings == first.settings
+        with second.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1
+    finally:
+        first.dispose()
+        second.dispose()
 
 
 def test_sqlite_commits_are_durable_against_power_loss(tmp_path: object) -> None:

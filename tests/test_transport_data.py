@@ -4,12 +4,15 @@ regex passes for a message that is already wire-ready (CRLF lines, nothing to do
 from __future__ import annotations
 
 import itertools
+import logging
+from collections.abc import Iterator
 
 import aiosmtplib
 import aiosmtplib.protocol
 import pytest
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
+from listserv import transports
 from listserv.transports import Outcome, SmtpTransport, wire_ready
 from tests.smtpsink import SmtpSink
 
@@ -90,3 +93,57 @@ async def test_a_refused_data_is_a_bounce_and_the_connection_is_reused(sink: Smt
     assert [(r.outcome, r.code) for r in results] == [
         (Outcome.BOUNCE, 554), (Outcome.RETRY, 451), (Outcome.SENT, 250)]
     assert len(sink.sessions) == 1
+
+
+@pytest.fixture
+def fresh_check() -> Iterator[None]:
+    """``data_shortcut`` checks again in the test, and again after it."""
+    transports.data_shortcut.cache_clear()
+    yield
+    transports.data_shortcut.cache_clear()
+
+
+async def _through_transport(sink: SmtpSink, copies: int = 1) -> list[bytes]:
+    transport = SmtpTransport(sink.host, sink.port, timeout=5)
+    try:
+        results = [await transport.send(SENDER, "m1@example.org", data)
+                   for _ in range(copies) for data in MESSAGES]
+    finally:
+        await transport.close()
+    assert [r.outcome for r in results] == [Outcome.SENT] * len(MESSAGES) * copies
+    return [m.data for m in sink.messages[-len(MESSAGES) * copies:]]
+
+
+async def test_without_the_internals_every_copy_takes_aiosmtplib_data_the_same_bytes(
+        sink: SmtpSink, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        fresh_check: None) -> None:
+    assert transports.data_shortcut()
+    shortcut = await _through_transport(sink)
+    transports.data_shortcut.cache_clear()
+    normalized: list[bytes] = []
+
+    def counting(message: bytes) -> bytes:
+        normalized.append(message)
+        return normalize_message_line_endings(message)
+
+    monkeypatch.setattr(aiosmtplib.protocol, "normalize_message_line_endings", counting)
+    # A later aiosmtplib without SMTPProtocol where the shortcut looks for it (aiosmtplib's
+    # own modules hold their reference and keep working).
+    monkeypatch.delattr(aiosmtplib.protocol, "SMTPProtocol")
+    with caplog.at_level(logging.WARNING, logger="commonroom.transports"):
+        fallback = await _through_transport(sink, copies=3)
+    assert fallback == shortcut * 3
+    assert normalized == MESSAGES * 3, "every copy through aiosmtplib's own DATA"
+    said = [r.getMessage() for r in caplog.records if r.name == "commonroom.transports"]
+    assert len(said) == 1 and "DATA shortcut" in said[0], said
+
+
+def test_the_check_fails_on_a_protocol_without_the_internals(
+        monkeypatch: pytest.MonkeyPatch, fresh_check: None) -> None:
+    class Renamed:  # a later aiosmtplib that renamed read_response and lost its timeout
+        def write(self, data: bytes) -> None: ...
+
+        async def read_reply(self) -> None: ...
+
+    monkeypatch.setattr(aiosmtplib.protocol, "SMTPProtocol", Renamed)
+    assert not transports.data_shortcut()
