@@ -29,6 +29,9 @@ Invariants:
   share of background work, and background work is never stopped by a burst of arrivals.
 - Work registered with ``store.after_commit`` during a unit (wake-ups, logs) runs only after the
   commit that holds the unit, and not at all for a unit rolled back.
+- A group made only of units submitted with ``durable=False`` (the inbound pipeline's: nobody is
+  answered on their commit) commits without waiting for the WAL flush on PostgreSQL
+  (``listserv.async_commit``, which says why that is safe); any other group waits for it.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlmodel import Session
 
+from listserv import async_commit
 from listserv.store import Store, run_hooks, unit_hooks
 
 log = logging.getLogger("commonroom.group_commit")
@@ -63,6 +67,7 @@ MAX_NORMAL_WAIT = 0.5  # seconds a normal unit waits behind urgent ones at most
 class _Unit(Generic[T]):
     work: Callable[[Session], T]
     own_savepoints: bool = False
+    durable: bool = True
     future: Future[T] = field(default_factory=Future)
     value: Any = None
     error: BaseException | None = None
@@ -126,16 +131,19 @@ class GroupCommitter:
             self._threads = []
 
     def submit(self, work: Callable[[Session], T], *, urgent: bool = False,
-               own_savepoints: bool = False, background: bool = False) -> Future[T]:
+               own_savepoints: bool = False, background: bool = False,
+               durable: bool = True) -> Future[T]:
         """Queue ``work``; ``urgent`` work (a member's post, a person's request) goes in a
         group of its own ahead of the rest, so a flood of held posts does not delay it.
         ``own_savepoints``: the work rolls back what it wrote whenever it raises, so it needs no
         savepoint of the committer's (``inbound.store_one``: two statements fewer a message,
         round trips on PostgreSQL). ``background`` work waits behind everything else, see the
-        module's invariants."""
+        module's invariants. ``durable=False``: nobody is told anything on the strength of this
+        unit's commit (``listserv.async_commit`` lists what may act on its rows, and how), so a
+        group of such units need not wait for the WAL flush."""
         if not self._threads:
             raise RuntimeError("the group committer is not started")
-        unit: _Unit[T] = _Unit(work, own_savepoints)
+        unit: _Unit[T] = _Unit(work, own_savepoints, durable)
         with self._ready:
             queue = self._background if background else (
                 self._urgent if urgent else self._normal)
@@ -221,7 +229,8 @@ class GroupCommitter:
 
     def _run_group(self, group: list[_Unit[Any]]) -> None:
         try:
-            with self._transaction() as session:
+            lazily = async_commit.lazy(u.durable for u in group)
+            with self._transaction() as session, async_commit.transaction(session, lazily):
                 for unit in group:
                     _run_unit(session, unit)
         except Exception:
@@ -255,7 +264,8 @@ class GroupCommitter:
     def _run_alone(self, unit: _Unit[Any]) -> None:
         unit.value, unit.error, unit.hooks = None, None, []
         try:
-            with self._transaction() as session:
+            with self._transaction() as session, \
+                    async_commit.transaction(session, not unit.durable):
                 _run_unit(session, unit)
         except Exception as exc:
             unit.value, unit.error, unit.hooks = None, exc, []

@@ -315,8 +315,9 @@ class Pipeline:
         self._unheld.discard(row_id)
         work = partial(handle, cfg=self.cfg, row_id=row_id,
                        known=self._prepared.pop(row_id, None))
+        # Not durable: nobody is answered on a handling's commit (listserv.async_commit).
         future = asyncio.wrap_future(self.committer.submit(work, background=True,
-                                                           own_savepoints=True))
+                                                           own_savepoints=True, durable=False))
         self._flying += 1
         future.add_done_callback(partial(self._done, row_id))
 
@@ -332,7 +333,7 @@ class Pipeline:
             with contextlib.suppress(RuntimeError):
                 self.committer.submit(partial(record_failure, row_id=row_id,
                                               error=f"{type(error).__name__}: {error}"),
-                                      background=True, own_savepoints=True)
+                                      background=True, own_savepoints=True, durable=False)
         elif future.result() is not None:
             self._failed_at.pop(row_id, None)
             self.handled += 1

@@ -19,6 +19,11 @@ Invariants:
   the driver's error (not SQLAlchemy's), inside the scope: the caller's savepoint around the
   scope rolls it back. So defer only statements whose failure is a bug, never one the caller
   would catch and recover from.
+- A RELEASE in a scope rides with the next statement on the connection (the next message's
+  first read, or the COMMIT's sync), whether or not that is in a scope: nothing reads its
+  result. Should it fail (the connection lost: a RELEASE after statements that succeeded has
+  nothing else to fail on), that next statement fails, the transaction with it, and the group
+  committer runs the group's units again one by one.
 - Outside a scope, and on SQLite (no round trips to save), ``defer`` runs the statement at once.
 """
 
@@ -45,6 +50,7 @@ Deferred = list[tuple[Executable, Any]]  # parameters: a mapping, or a list (exe
 _PIPELINE = "commonroom_pipeline"  # Connection.info: the pipeline the next statement closes
 _KEEP_OPEN = "commonroom_keep_open"  # Connection.info: the statement just sent leaves it open
 _FILLING = "commonroom_filling"  # Connection.info: the queue is going into the pipeline
+_RIDING = "commonroom_riding"  # Connection.info: the open pipeline holds a RELEASE, unread
 
 
 def install(engine: Engine) -> None:
@@ -94,8 +100,10 @@ def defer(session: Session, statement: Executable,
 
 
 def _send(conn: Connection) -> None:
-    _close_pipeline(conn)
     queue: Deferred | None = conn.info.get(_QUEUE)
+    if not queue and conn.info.get(_RIDING):
+        return  # a RELEASE waits for the next statement, also past the scope's end
+    _close_pipeline(conn)
     if not queue:
         return
     items = list(queue)
@@ -119,7 +127,11 @@ def _before_execute(conn: Connection, clauseelement: Any, *_args: Any) -> None:
         # carry goes on its own, so a failure raises while the savepoint can still be undone.
         _close_pipeline(conn)
         _send(conn)
+        if queue is not None:  # in a scope: the RELEASE itself rides with the next statement
+            _open_pipeline(conn)
+            conn.info[_KEEP_OPEN] = conn.info[_RIDING] = True
         return
+    conn.info.pop(_RIDING, None)  # the pipeline (if open) now holds a statement to read
     if queue:
         # The queue, then this statement, in one round trip: the pipeline opened here is
         # closed (results read) once the driver has this statement (_after_cursor_execute).
@@ -169,6 +181,7 @@ def _open_pipeline(conn: Connection) -> Any:
 
 def _close_pipeline(conn: Connection) -> None:
     conn.info.pop(_KEEP_OPEN, None)
+    conn.info.pop(_RIDING, None)
     pipeline = conn.info.pop(_PIPELINE, None)
     if pipeline is not None:
         pipeline.__exit__(None, None, None)

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import event, func, select, text
 from sqlmodel import Session
 
-from listserv import accept, audit, inbound, inbound_queue, posting
+from listserv import accept, async_commit, audit, inbound, inbound_queue, posting
 from listserv import config as config_mod
 from listserv.addresses import Destination, Kind
 from listserv.group_commit import QUIET, GroupCommitter, for_store
@@ -511,3 +511,59 @@ def test_serve_and_its_smtp_process_give_an_urgent_writer_to_postgresql_only(
         server: Running, store: Store) -> None:
     assert committer(server).urgent_writer is store.is_postgres
     assert for_store(store).urgent_writer is store.is_postgres  # listserv/door.py's
+
+
+def commit_setting(session: Session) -> str | None:
+    """The transaction's ``synchronous_commit`` on PostgreSQL; None on SQLite."""
+    if session.connection().dialect.name != "postgresql":
+        return None
+    return str(session.execute(text("SELECT current_setting('synchronous_commit')")).scalar())
+
+
+@pytest.mark.parametrize(("durable", "lazy"), [([], False), ([False], True),
+                                               ([False, False], True), ([False, True], False),
+                                               ([True], False)])
+def test_only_a_group_of_units_nobody_waits_on_commits_lazily(durable: list[bool],
+                                                              lazy: bool) -> None:
+    assert async_commit.lazy(durable) is lazy
+
+
+def test_a_group_of_pipeline_units_commits_without_waiting_for_the_wal_flush(
+        writer: GroupCommitter, store: Store) -> None:
+    off, on = ("off", "on") if store.is_postgres else (None, None)
+    gate = Gate(writer)
+    lazy = [writer.submit(commit_setting, background=True, durable=False) for _ in range(2)]
+    gate.open()
+    assert [f.result(10) for f in lazy] == [off, off]
+    # A durable unit (the SMTP door's) in the group: the whole group waits for the flush.
+    gate = Gate(writer)
+    mixed = [writer.submit(commit_setting, durable=False), writer.submit(commit_setting)]
+    gate.open()
+    assert [f.result(10) for f in mixed] == [on, on]
+    # The setting was the transaction's own: the next group is back to the server's default.
+    assert writer.submit(commit_setting).result(10) == on
+
+
+def test_the_pipeline_handles_a_post_lazily_and_the_door_stores_it_durably(
+        server: Running, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, str | None] = {}
+    real_enqueue, real_handle = inbound_queue.enqueue, inbound_queue.handle
+
+    def enqueue(session: Session, *args: Any, **kwargs: Any) -> Any:
+        seen["door"] = commit_setting(session)
+        return real_enqueue(session, *args, **kwargs)
+
+    def handle(session: Session, *args: Any, **kwargs: Any) -> Any:
+        seen["pipeline"] = commit_setting(session)
+        return real_handle(session, *args, **kwargs)
+
+    monkeypatch.setattr(inbound_queue, "enqueue", enqueue)
+    monkeypatch.setattr(inbound_queue, "handle", handle)
+    threads, answers = send_all(server.port, ["Lazy"])
+    for t in threads:
+        t.join(30)
+    assert answers["Lazy"][0] == 250
+    server.settle()
+    assert stored(store, MessageStatus.ACCEPTED) == ["Lazy"]
+    off, on = ("off", "on") if store.is_postgres else (None, None)
+    assert seen == {"door": on, "pipeline": off}
