@@ -47,10 +47,15 @@ def allow_stepping_aside(session: Session) -> None:
     session.info[_ALLOWED] = True
 
 
+def may_step_aside(session: Session) -> bool:
+    """Whether this session's units may raise ``Contended``."""
+    return bool(session.info.get(_ALLOWED))
+
+
 def must_try(session: Session) -> bool:
     """Whether a unit should only try its locks: it may step aside, and the transaction holds
     locks of an earlier unit already (waiting then could close a cycle)."""
-    return bool(session.info.get(_ALLOWED)) and bool(per_transaction(session, _HELD))
+    return may_step_aside(session) and bool(per_transaction(session, _HELD))
 
 
 def note_locks(session: Session) -> None:

@@ -41,7 +41,7 @@ from functools import partial
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlmodel import Session
 
-from listserv import accept, shunt, write_behind
+from listserv import accept, contention, shunt, write_behind
 from listserv.accept import Delivery, Prepared
 from listserv.config import Config
 from listserv.group_commit import GroupCommitter
@@ -75,6 +75,8 @@ def handle(session: Session, cfg: Config, row_id: int, known: Prepared | None = 
     """Handle queued message ``row_id`` and delete its row, in the caller's transaction. None
     when the row is gone or another process holds it; else ``store_one``'s answer. ``known``:
     the message as the SMTP door prepared it, to save reading and parsing it again."""
+    # Run by the group committer, which runs a unit that steps aside again (contention.py).
+    contention.allow_stepping_aside(session)
     # In a write-behind scope (PostgreSQL), store_one's SAVEPOINT rides with its first read.
     with write_behind.scope(session):
         return _handle(session, cfg, row_id, known)
