@@ -110,6 +110,7 @@ class GroupCommitter:
         self._threads: list[threading.Thread] = []
         self.groups = 0  # transactions committed (for benches and tests)
         self.units = 0
+        self.stepped_aside = 0  # units run again for Contended
 
     def start(self) -> None:
         if not self._threads:
@@ -245,6 +246,7 @@ class GroupCommitter:
                 for n, unit in enumerate(group):
                     _run_unit(session, unit)
                     if _steps_aside(unit):
+                        self._count(0, 0, aside=1)
                         rest = group[n:]
                         break
                     done.append(unit)
@@ -287,11 +289,13 @@ class GroupCommitter:
                 self._count(1, 0)
             if not _steps_aside(unit):
                 return
+            self._count(0, 0, aside=1)
 
-    def _count(self, groups: int, units: int) -> None:
+    def _count(self, groups: int, units: int, *, aside: int = 0) -> None:
         with self._ready:
             self.groups += groups
             self.units += units
+            self.stepped_aside += aside
 
 
 def for_store(store: Store, *, writers: int = 1) -> GroupCommitter:

@@ -53,7 +53,7 @@ log = logging.getLogger("commonroom.inbound_queue")
 
 INBOUND: Table = InboundMessage.__table__  # type: ignore[attr-defined]
 MAX_ATTEMPTS = 5
-IN_FLIGHT = 8  # rows handed to the committer at once: enough to fill a group, few to reorder
+IN_FLIGHT = 8  # rows handed to each writer at once: enough to fill a group, few to reorder
 SWEEP_EVERY = 10.0  # seconds between looks for rows this process was not told about
 BURST_GAP = 0.05  # seconds: arrivals closer than this are a burst, during which posts wait
 MAX_HOLD = 2.0  # seconds a post accepted during a burst waits for the pipeline at most
@@ -174,12 +174,13 @@ class Pipeline:
     ``on_handled`` (the outbox worker's wake) after each commit that handled one."""
 
     def __init__(self, store: Store, cfg: Config, committer: GroupCommitter,
-                 on_handled: Callable[[], None], *, in_flight: int = IN_FLIGHT,
+                 on_handled: Callable[[], None], *, in_flight: int | None = None,
                  sweep_every: float = SWEEP_EVERY, burst_gap: float = BURST_GAP,
                  max_hold: float = MAX_HOLD) -> None:
         self.store, self.cfg, self.committer = store, cfg, committer
         self.on_handled = on_handled
-        self.in_flight_limit = in_flight
+        # A group's worth per writer: with fewer, one writer takes them all and the other idles.
+        self.in_flight_limit = in_flight or IN_FLIGHT * committer.writers
         self.sweep_every = sweep_every
         self.burst_gap, self.max_hold = burst_gap, max_hold
         self._heap: list[tuple[int, int]] = []  # (rank, id): PROMPT, URGENT, NORMAL; oldest
