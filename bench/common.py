@@ -340,17 +340,18 @@ def _populate_main(url: str, members: int, list_settings: dict[str, Any]) -> Non
 
 def write_config(folder: Path, url: str, sink_port: int, connections: int,
                  *, smtp_process: bool = False, delivery_process: bool = False,
-                 **delivery: str) -> Path:
+                 handling_writers: int | None = None, **delivery: str) -> Path:
     """``delivery``: more [delivery] keys (string values), e.g. dkim_selector;
     ``smtp_process``: [server] smtp_process (SMTP in a child process, listserv/door.py);
     ``delivery_process``: [server] delivery_process (the outbox worker in a child process,
-    listserv/courier.py)."""
+    listserv/courier.py); ``handling_writers``: [server] handling_writers (None: the default)."""
     path = folder / "commonroom.toml"
     path.write_text("\n".join([
         "[server]", f'domain = "{DOMAIN}"', "smtp_port = 8025",
         'web_base_url = "https://lists.example.org"',
         f"smtp_process = {'true' if smtp_process else 'false'}",
         f"delivery_process = {'true' if delivery_process else 'false'}",
+        *([f"handling_writers = {handling_writers}"] if handling_writers else []),
         "[database]", f'url = "{url}"',
         "[delivery]", f'smarthost = "127.0.0.1:{sink_port}"', f"connections = {connections}",
         'maildir = "var/outbox"', "dmarc_timeout = 1.0",

@@ -327,6 +327,8 @@ def main() -> None:
     parser.add_argument("--delivery-process", action="store_true",
                         help="[server] delivery_process = true: the App delivers from a child "
                              "process of its own (listserv/courier.py)")
+    parser.add_argument("--handling-writers", type=int, default=None,
+                        help="[server] handling_writers (PostgreSQL; default: the server's)")
     add_sink_option(parser)
     args = parser.parse_args()
     if args.processes and args.db == "sqlite":
@@ -489,7 +491,8 @@ def run_once(args: argparse.Namespace, synchronous: str, label: str,
             populate(url, MEMBERS, **settings)
             config = write_config(Path(folder), url, sink.port, args.connections,
                                   smtp_process=args.smtp_process,
-                                  delivery_process=args.delivery_process)
+                                  delivery_process=args.delivery_process,
+                                  handling_writers=args.handling_writers)
             with apps(config, url, synchronous, processes) as (ports, app_cpu, door_cpu,
                                                                courier_cpu):
                 plan = ClientPlan(args.posts, args.clients, str(time.time_ns()), args.policy,

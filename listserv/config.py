@@ -79,6 +79,10 @@ class ServerConfig:
     # Deliver (the outbox worker) in a process of its own (listserv/courier.py): copies are
     # sent on their own core while this one accepts and handles. ~80 MB more; for busy sites.
     delivery_process: bool = False
+    # Threads that handle queued mail at once, on PostgreSQL (SQLite's write lock allows one):
+    # each waits on the server most of its time, so a second one overlaps those waits; but on
+    # 2 cores it takes CPU from accepting with no gain in delivery (bench/README), hence 1.
+    handling_writers: int = number(1, 1, 8)
 
 
 @dataclass(frozen=True)
@@ -361,6 +365,9 @@ smtp_process = false
 # true: deliver outgoing mail from a process of its own, so sending copies to the smarthost
 # uses its own CPU core while the server accepts and handles mail (about 80 MB more memory).
 delivery_process = false
+# On PostgreSQL: threads handling queued mail at once (SQLite always uses one). More than 1
+# only on a machine with cores to spare: on 2 cores a second one slows accepting.
+handling_writers = 1
 
 [database]
 # SQLite by default; for several processes use PostgreSQL: postgresql://user@host/dbname

@@ -27,6 +27,11 @@ Invariants:
   oldest has waited ``MAX_NORMAL_WAIT``), or up to ``max_background`` when nothing else has
   arrived for ``QUIET`` seconds. Arrivals so never wait behind more than a
   share of background work, and background work is never stopped by a burst of arrivals.
+- A unit that raises ``contention.Contended`` (it needs a lock another writer holds, while
+  this transaction holds locks of earlier units: waiting could deadlock) is rolled back to its
+  savepoint and steps aside: the units before it commit, and it runs first in the writer's
+  next transaction, with the units after it (their order kept), where it may wait. A unit
+  that steps aside ``MAX_STEP_ASIDE`` times keeps the error.
 - Work registered with ``store.after_commit`` during a unit (wake-ups, logs) runs only after the
   commit that holds the unit, and not at all for a unit rolled back.
 - A group made only of units submitted with ``durable=False`` (the inbound pipeline's: nobody is
@@ -50,6 +55,7 @@ from typing import Any, Generic, TypeVar
 from sqlmodel import Session
 
 from listserv import async_commit
+from listserv.contention import Contended
 from listserv.store import Store, run_hooks, unit_hooks
 
 log = logging.getLogger("commonroom.group_commit")
@@ -61,6 +67,7 @@ BACKGROUND_SHARE = 1  # background units in a group that has others
 MAX_BACKGROUND = 8  # background units in a group of their own, when arrivals are quiet
 QUIET = 0.05  # seconds without arrivals after which background units fill a group
 MAX_NORMAL_WAIT = 0.5  # seconds a normal unit waits behind urgent ones at most
+MAX_STEP_ASIDE = 3  # times a unit is run again for Contended (first in a transaction, it waits)
 
 
 @dataclass
@@ -73,6 +80,7 @@ class _Unit(Generic[T]):
     error: BaseException | None = None
     hooks: list[Callable[[], None]] = field(default_factory=list)
     queued_at: float = field(default_factory=time.monotonic)
+    stepped_aside: int = 0
 
 
 class GroupCommitter:
@@ -107,6 +115,7 @@ class GroupCommitter:
         self._threads: list[threading.Thread] = []
         self.groups = 0  # transactions committed (for benches and tests)
         self.units = 0
+        self.stepped_aside = 0  # units run again for Contended
 
     def start(self) -> None:
         if not self._threads:
@@ -228,22 +237,38 @@ class GroupCommitter:
             return [self._urgent.popleft() for _ in range(min(len(self._urgent), self.max_group))]
 
     def _run_group(self, group: list[_Unit[Any]]) -> None:
+        rest = group
+        while rest:  # more than once only when a unit steps aside
+            done, rest = self._run_transaction(rest)
+            for unit in done:
+                _resolve(unit)
+
+    def _run_transaction(self, group: list[_Unit[Any]]) -> tuple[list[_Unit[Any]],
+                                                                 list[_Unit[Any]]]:
+        """Run ``group``'s units in one transaction, up to one that steps aside; commit. The
+        units done (to resolve) and the rest, the one that stepped aside first."""
+        done: list[_Unit[Any]] = []
+        rest: list[_Unit[Any]] = []
         try:
             lazily = async_commit.lazy(u.durable for u in group)
             with self._transaction() as session, async_commit.transaction(session, lazily):
-                for unit in group:
+                for n, unit in enumerate(group):
                     _run_unit(session, unit)
+                    if _steps_aside(unit):
+                        self._count(0, 0, aside=1)
+                        rest = group[n:]
+                        break
+                    done.append(unit)
         except Exception:
             # The commit (or the transaction around the units) failed: nothing of the group is
             # stored. Each unit again on its own, so only a unit that fails alone fails.
-            log.exception("a group of %d failed to commit; retrying one by one", len(group))
-            for unit in group:
+            log.exception("a group of %d failed to commit; retrying one by one", len(done))
+            for unit in done:
                 self._run_alone(unit)
         else:
             self._count(1, 0)
-        self._count(0, len(group))
-        for unit in group:
-            _resolve(unit)
+        self._count(0, len(done))
+        return done, rest
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
@@ -262,28 +287,34 @@ class GroupCommitter:
                 raise
 
     def _run_alone(self, unit: _Unit[Any]) -> None:
-        unit.value, unit.error, unit.hooks = None, None, []
-        try:
-            with self._transaction() as session, \
-                    async_commit.transaction(session, not unit.durable):
-                _run_unit(session, unit)
-        except Exception as exc:
-            unit.value, unit.error, unit.hooks = None, exc, []
-        else:
-            self._count(1, 0)
+        while True:
+            unit.value, unit.error, unit.hooks = None, None, []
+            try:
+                with self._transaction() as session, \
+                        async_commit.transaction(session, not unit.durable):
+                    _run_unit(session, unit)
+            except Exception as exc:
+                unit.value, unit.error, unit.hooks = None, exc, []
+            else:
+                self._count(1, 0)
+            if not _steps_aside(unit):
+                return
+            self._count(0, 0, aside=1)
 
-    def _count(self, groups: int, units: int) -> None:
+    def _count(self, groups: int, units: int, *, aside: int = 0) -> None:
         with self._ready:
             self.groups += groups
             self.units += units
+            self.stepped_aside += aside
 
 
-def for_store(store: Store) -> GroupCommitter:
-    """The committer ``serve`` and its SMTP process use: one writer on both stores (four on
-    PostgreSQL gave the same ingest rate and a slower member post under a flood, bench/README),
-    and on PostgreSQL an urgent writer beside it, so members' posts and requests do not wait for
-    the group being written."""
-    return GroupCommitter(store, urgent_writer=store.is_postgres)
+def for_store(store: Store, *, writers: int = 1) -> GroupCommitter:
+    """The committer ``serve`` and its SMTP process use: on PostgreSQL ``writers`` threads
+    (``[server] handling_writers``: threading locks per thread key, so two posts of one list
+    are handled at once, bench/README) and an urgent writer beside them, so members' posts and
+    requests do not wait for the groups being written; on SQLite one writer."""
+    return GroupCommitter(store, writers=writers if store.is_postgres else 1,
+                          urgent_writer=store.is_postgres)
 
 
 def _run_unit(session: Session, unit: _Unit[Any]) -> None:
@@ -298,6 +329,15 @@ def _run_unit(session: Session, unit: _Unit[Any]) -> None:
         unit.hooks = hooks
     except Exception as exc:
         unit.error = exc
+
+
+def _steps_aside(unit: _Unit[Any]) -> bool:
+    """Whether ``unit`` (just run) is to run again in a new transaction; if so it is reset."""
+    if not isinstance(unit.error, Contended) or unit.stepped_aside >= MAX_STEP_ASIDE:
+        return False
+    unit.stepped_aside += 1
+    unit.value, unit.error, unit.hooks = None, None, []
+    return True
 
 
 def _resolve(unit: _Unit[Any]) -> None:

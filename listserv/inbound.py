@@ -21,6 +21,7 @@ from sqlmodel import Session
 from listserv import (
     audit,
     bounces,
+    contention,
     moderation,
     notices,
     outbox,
@@ -134,7 +135,11 @@ def store_one(session: Session, cfg: Config, p: Prepared,
             if finish is not None:
                 finish(session)
         return True
+    except contention.Contended:
+        raise  # its runner runs it again, first in a new transaction
     except Exception as exc:  # a bug must not lose an accepted message: shunt it
+        if contention.may_step_aside(session) and contention.is_race(exc):
+            raise contention.Contended(f"{type(exc).__name__}: {exc}") from exc
         error = f"{type(exc).__name__}: {exc}"
         with session.begin_nested(), write_behind.scope(session):
             session.add(Message(message_id=parsed.message_id, envelope_from=d.envelope_from,

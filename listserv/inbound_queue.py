@@ -41,7 +41,7 @@ from functools import partial
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlmodel import Session
 
-from listserv import accept, shunt, write_behind
+from listserv import accept, contention, shunt, write_behind
 from listserv.accept import Delivery, Prepared
 from listserv.config import Config
 from listserv.group_commit import GroupCommitter
@@ -53,7 +53,7 @@ log = logging.getLogger("commonroom.inbound_queue")
 
 INBOUND: Table = InboundMessage.__table__  # type: ignore[attr-defined]
 MAX_ATTEMPTS = 5
-IN_FLIGHT = 8  # rows handed to the committer at once: enough to fill a group, few to reorder
+IN_FLIGHT = 8  # rows handed to each writer at once: enough to fill a group, few to reorder
 SWEEP_EVERY = 10.0  # seconds between looks for rows this process was not told about
 BURST_GAP = 0.05  # seconds: arrivals closer than this are a burst, during which posts wait
 MAX_HOLD = 2.0  # seconds a post accepted during a burst waits for the pipeline at most
@@ -75,6 +75,8 @@ def handle(session: Session, cfg: Config, row_id: int, known: Prepared | None = 
     """Handle queued message ``row_id`` and delete its row, in the caller's transaction. None
     when the row is gone or another process holds it; else ``store_one``'s answer. ``known``:
     the message as the SMTP door prepared it, to save reading and parsing it again."""
+    # Run by the group committer, which runs a unit that steps aside again (contention.py).
+    contention.allow_stepping_aside(session)
     # In a write-behind scope (PostgreSQL), store_one's SAVEPOINT rides with its first read.
     with write_behind.scope(session):
         return _handle(session, cfg, row_id, known)
@@ -172,12 +174,13 @@ class Pipeline:
     ``on_handled`` (the outbox worker's wake) after each commit that handled one."""
 
     def __init__(self, store: Store, cfg: Config, committer: GroupCommitter,
-                 on_handled: Callable[[], None], *, in_flight: int = IN_FLIGHT,
+                 on_handled: Callable[[], None], *, in_flight: int | None = None,
                  sweep_every: float = SWEEP_EVERY, burst_gap: float = BURST_GAP,
                  max_hold: float = MAX_HOLD) -> None:
         self.store, self.cfg, self.committer = store, cfg, committer
         self.on_handled = on_handled
-        self.in_flight_limit = in_flight
+        # A group's worth per writer: with fewer, one writer takes them all and the other idles.
+        self.in_flight_limit = in_flight or IN_FLIGHT * committer.writers
         self.sweep_every = sweep_every
         self.burst_gap, self.max_hold = burst_gap, max_hold
         self._heap: list[tuple[int, int]] = []  # (rank, id): PROMPT, URGENT, NORMAL; oldest

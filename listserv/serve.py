@@ -106,7 +106,8 @@ class App:
                 await self.worker.start()
         except ConfigError as e:
             raise StartupError(str(e)) from None
-        self.committer = group_commit.for_store(self.store)
+        self.committer = group_commit.for_store(self.store,
+                                                writers=self.cfg.server.handling_writers)
         self.committer.start()
         self.pipeline = Pipeline(self.store, self.cfg, self.committer, self.wake_outbox)
         await self.pipeline.start()

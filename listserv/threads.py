@@ -24,14 +24,21 @@ Invariants kept by ``assign_thread``:
 - ``post_count``, ``first_post_at`` and ``last_post_at`` cover every post assigned; ``subject``
   and ``subject_key`` are those of the earliest post, so the subject fallback matches a
   thread's opening subject, not a renamed branch of it.
-- Threading on one list is serialised (SQLite's write lock; an advisory lock on PostgreSQL), so
-  two concurrent posts never both create a thread for the same phantom id.
+- Concurrent posts are placed as if one after the other. SQLite's write lock serialises them;
+  on PostgreSQL a post takes an advisory lock per *thread key* it names (each of its ids, its
+  non-empty subject key: ``lock_keys``), so two posts naming one id, or one subject, never both
+  create its thread; then it locks the rows of the threads it joins or merges (``FOR UPDATE``),
+  reading them afresh, so no count is lost. A thread that is gone once locked (merged away
+  meanwhile), or that no longer fits the subject, makes it read the index again. A post that
+  must not wait (``contention.must_try``: its transaction holds an earlier post's locks) only
+  tries them and raises ``contention.Contended`` when one is busy.
 
 Deduplicating posts and supplying a Message-ID when the sender gave none are the caller's job.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,13 +46,13 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, cast, delete, insert, null, text, union_all, update
+from sqlalchemy import bindparam, cast, delete, insert, literal, null, text, union_all, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from listserv import write_behind
+from listserv import contention, write_behind
 from listserv.models import Competition, CompetitionState, Message, Thread, ThreadRef
 
 # Posts sharing only a subject belong together when they are this close in time; further apart,
@@ -65,8 +72,9 @@ MAX_REFERENCES = 100
 REPLY_MARKERS = ("re", "aw", "fwd", "fw", "sv", "antw", "réf", "ref", "tr", "wg", "vs", "odp",
                  "ynt", "rif", "r", "res", "enc", "回复", "回覆", "答复", "转发", "轉寄")
 
-# PostgreSQL advisory lock class for "threading on list N" (the second key is the list id).
-_PG_LOCK_CLASS = 0x7468  # "th"
+# Times a post reads the index again because what it read changed before it locked it (a
+# merge, a subject renamed); each retry follows another transaction's commit, so a few do.
+MAX_REREADS = 20
 
 # RFC 5256 2.1 "base subject", widened to the markers above: a marker may carry a count or any
 # bracketed blob before its colon ("Re[2]:", "Re [foo]:"); "Réf." keeps its dot.
@@ -149,6 +157,16 @@ def _clean_ids(message_id: str, references: Iterable[str]) -> list[str]:
     return list(dict.fromkeys([own, *refs] if own else refs))
 
 
+def lock_keys(list_id: int, ids: Iterable[str], key: str) -> list[int]:
+    """The advisory lock keys of a post's thread keys on PostgreSQL, sorted (so two posts take
+    shared ones in the same order): one per id it names, one for a non-empty subject key.
+    Stable 64-bit hashes (Python's ``hash`` is salted per process)."""
+    named = [("id", ref) for ref in ids] + ([("subject", key)] if key else [])
+    return sorted({int.from_bytes(hashlib.blake2b(f"{list_id}\0{kind}\0{value}".encode(),
+                                                  digest_size=8).digest(), "big", signed=True)
+                   for kind, value in named})
+
+
 THREAD = Thread.__table__  # type: ignore[attr-defined]
 THREAD_REF = ThreadRef.__table__  # type: ignore[attr-defined]
 
@@ -221,22 +239,45 @@ def place(session: Session, list_id: int, message_id: str, references: Sequence[
 
 def _place(session: Session, list_id: int, message_id: str, references: Sequence[str],
            subject: str, date: datetime, list_name: str | None, *, write: bool) -> Placement:
-    if session.get_bind().dialect.name == "postgresql":
-        # Deferred: in a write-behind scope it goes in the same round trip as the read below,
-        # which the server runs (with a fresh snapshot) only once the lock is granted.
-        write_behind.defer(session, _LOCK, {"c": _PG_LOCK_CLASS, "l": list_id})
-
     ids = _clean_ids(message_id, references)
+    key = subject_key(subject, list_name)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    only_try = postgres and contention.must_try(session)
+    if postgres and (keys := lock_keys(list_id, ids, key)):
+        # Deferred: in a write-behind scope it goes in the same round trip as the read below,
+        # which the server runs (with a fresh snapshot) only once the locks are granted.
+        write_behind.defer(session, _TRY_LOCKS if only_try else _LOCKS, {"keys": keys})
+        contention.note_locks(session)
+    for _ in range(MAX_REREADS):
+        placed = _place_once(session, list_id, ids, key, subject, date, postgres=postgres,
+                             only_try=only_try, write=write)
+        if placed is not None:
+            return placed
+    raise contention.Contended(f"the threads of {message_id!r} kept changing")
+
+
+def _place_once(session: Session, list_id: int, ids: list[str], key: str, subject: str,
+                date: datetime, *, postgres: bool, only_try: bool,
+                write: bool) -> Placement | None:
+    """One read of the index and what follows from it; None: what it read changed before it
+    was locked (PostgreSQL), read again."""
     known: dict[str, int] = {}
     loaded: dict[int, ThreadRow] = {}
-    key = subject_key(subject, list_name)
     same_subject: list[ThreadRow] = []
     # The threads of the post's ids, with their refs, and those of its subject (asked for at
     # the same time, though used only when no id is known): one round trip, and no second
-    # one to fetch the thread chosen.
-    for ref, *columns in session.execute(_KNOWN_OR_SAME_SUBJECT, {
+    # one to fetch the thread chosen. On PostgreSQL the threads of its ids (all of which it
+    # will update: it joins the oldest, merges the others) are locked by the same read.
+    read = (_READ_TRY if only_try else _READ_LOCKED) if postgres else _KNOWN_OR_SAME_SUBJECT
+    for ref, *columns in session.execute(read, {
             "list_id": list_id, "ids": ids, "key": key,
             "latest_first": date + SUBJECT_WINDOW, "earliest_last": date - SUBJECT_WINDOW}):
+        if ref == _BUSY:
+            raise contention.Contended("a thread key is locked by another transaction")
+        if columns[0] is None:  # its thread, read in the snapshot, is gone (or, trying, busy)
+            if only_try:  # the next transaction, waiting, tells which
+                raise contention.Contended("a thread is locked by another transaction")
+            return None  # merged away since the read began
         thread_row = ThreadRow(*columns)
         loaded[thread_row.id] = thread_row
         if ref is None:
@@ -257,12 +298,21 @@ def _place(session: Session, list_id: int, message_id: str, references: Sequence
         new_id = session.execute(_INSERT_THREAD, values).scalar_one()  # for the refs below
         thread = ThreadRow(id=new_id, **values)
     else:
+        if postgres and not known:  # chosen by subject: lock it, reading it afresh
+            fresh = _lock_threads(session, [decision.thread_id], skip_locked=only_try)
+            if not fresh and only_try:  # busy, or gone: the next transaction tells which
+                raise contention.Contended("a thread is locked by another transaction")
+            if not fresh or not _still_near(fresh[0], key, date):
+                return None  # merged or renamed since the read: choose again
+            loaded[decision.thread_id] = fresh[0]
         found = loaded.get(decision.thread_id) or _thread(session, decision.thread_id)
         if found is None:  # a thread_ref pointing nowhere: the foreign key forbids it
             raise LookupError(f"thread {decision.thread_id} is in thread_ref but not in thread")
         previous_last = found.last_post_at
         if decision.merge:
-            changes.update(_merge(session, list_id, found, decision.merge))
+            merged = [loaded[i] for i in decision.merge] if postgres else _threads(
+                session, decision.merge)
+            changes.update(_merge(session, list_id, found, merged))
             found = replace(found, **changes)
         changes["post_count"] = found.post_count + 1
         if changes["post_count"] == 1 or date < found.first_post_at:
@@ -281,6 +331,20 @@ def _place(session: Session, list_id: int, message_id: str, references: Sequence
                      merged=bool(decision.merge), previous_last=previous_last, changes=changes)
 
 
+def _still_near(thread: ThreadRow, key: str, date: datetime) -> bool:
+    """Whether a thread chosen by subject still is one (``decide``'s rule 3) as locked."""
+    return thread.subject_key == key and bool(
+        decide({}, [(thread.id, thread.first_post_at, thread.last_post_at)], date).thread_id)
+
+
+def _lock_threads(session: Session, ids: Sequence[int], *, skip_locked: bool) -> list[ThreadRow]:
+    """The rows of ``ids`` that still exist, locked until the transaction ends, in id order
+    (two posts never lock two threads in opposite orders); ``skip_locked``: without waiting,
+    leaving out any another transaction holds."""
+    statement = _LOCK_SKIP if skip_locked else _LOCK_WAIT
+    return [ThreadRow(*r) for r in session.execute(statement, {"ids": sorted(ids)})]
+
+
 def write_thread(session: Session, thread_id: int, values: Mapping[str, Any]) -> None:
     """Write ``values`` to the thread's row with one core UPDATE; no flush. A ``Thread`` the
     session holds for it has those attributes expired, so it reads them again from the row
@@ -295,8 +359,12 @@ def write_thread(session: Session, thread_id: int, values: Mapping[str, Any]) ->
 
 
 def _thread(session: Session, thread_id: int) -> ThreadRow | None:
-    found = session.execute(_BY_ID, {"ids": [thread_id]}).first()
-    return ThreadRow(*found) if found is not None else None
+    found = _threads(session, [thread_id])
+    return found[0] if found else None
+
+
+def _threads(session: Session, ids: Sequence[int]) -> list[ThreadRow]:
+    return [ThreadRow(*r) for r in session.execute(_BY_ID, {"ids": list(ids)})]
 
 
 # Built once: constructing a statement costs more Python time than running it.
@@ -315,18 +383,50 @@ _SAME_SUBJECT = (core_select(cast(null(), THREAD_REF.c.ref.type), *_COLUMNS, _OP
                         THREAD.c.first_post_at <= bindparam("latest_first", type_=UTCDateTime()),
                         THREAD.c.last_post_at >= bindparam("earliest_last", type_=UTCDateTime())))
 _KNOWN_OR_SAME_SUBJECT = union_all(_KNOWN, _SAME_SUBJECT)  # a ref of None: by subject
-_LOCK = text("SELECT pg_advisory_xact_lock(:c, :l)")
+
+
+def _known_locked(skip_locked: bool) -> Any:
+    """``_KNOWN`` for PostgreSQL: the threads locked in id order and read as locked (their
+    latest version, not the snapshot's); a ref whose thread is gone (or, ``skip_locked``,
+    held by another transaction) comes with NULL columns."""
+    refs = (core_select(THREAD_REF.c.ref, THREAD_REF.c.thread_id)
+            .where(THREAD_REF.c.list_id == bindparam("list_id"),
+                   THREAD_REF.c.ref.in_(bindparam("ids", expanding=True))).cte("refs"))
+    locked = (core_select(*_COLUMNS, _OPEN_COMPETITION.label("open_competition"))
+              .where(THREAD.c.id.in_(core_select(refs.c.thread_id)))
+              .order_by(THREAD.c.id)
+              .with_for_update(of=THREAD, skip_locked=skip_locked).cte("locked"))
+    return (core_select(refs.c.ref, *(locked.c[c.name] for c in _COLUMNS),
+                        locked.c.open_competition)
+            .select_from(refs.outerjoin(locked, locked.c.id == refs.c.thread_id)))
+# The advisory locks of a post's thread keys, in the order given (sorted). The trying form
+# leaves its verdict in a setting of the transaction, which the read after it reports as a
+# row whose ref is _BUSY: the verdict so rides with the read, no round trip of its own (a
+# statement of its own, though: the read's snapshot must be taken once the locks are held).
+_KEYS = "unnest(CAST(:keys AS bigint[])) AS k"
+_LOCKS = text(f"SELECT pg_advisory_xact_lock(k) FROM {_KEYS}")
+_BUSY_SETTING = "commonroom.threads_busy"
+_TRY_LOCKS = text(f"SELECT set_config('{_BUSY_SETTING}', CASE WHEN "
+                  f"coalesce(bool_and(pg_try_advisory_xact_lock(k)), true) THEN '' ELSE 'busy' "
+                  f"END, true) FROM {_KEYS}")
+_BUSY = " busy"  # refs are stripped: no ref starts with a space
+_READ_LOCKED = union_all(_known_locked(False), _SAME_SUBJECT)
+_READ_TRY = union_all(_known_locked(True), _SAME_SUBJECT, core_select(
+    cast(literal(_BUSY), THREAD_REF.c.ref.type), *(cast(null(), c.type) for c in _COLUMNS),
+    cast(null(), COMPETITION.c.id.type)).where(text(f"current_setting('{_BUSY_SETTING}', true) = 'busy'")))
 _BY_ID = core_select(*_COLUMNS, _OPEN_COMPETITION).where(THREAD.c.id.in_(bindparam("ids", expanding=True)))
+_LOCK_WAIT = _BY_ID.order_by(THREAD.c.id).with_for_update(of=THREAD)
+_LOCK_SKIP = _BY_ID.order_by(THREAD.c.id).with_for_update(of=THREAD, skip_locked=True)
 _INSERT_THREAD = insert(THREAD).returning(THREAD.c.id)
 _UPDATE_THREAD = update(THREAD).where(THREAD.c.id == bindparam("thread_key"))
 _INSERT_REF = insert(THREAD_REF)
 
 
 def _merge(session: Session, list_id: int, into: ThreadRow,
-           merge: tuple[int, ...]) -> dict[str, Any]:
-    """Fold ``merge`` threads into ``into``: its new totals, span and earliest subject (returned,
-    for the caller to write); the others' refs and posts moved, their rows deleted."""
-    merged = [ThreadRow(*r) for r in session.execute(_BY_ID, {"ids": list(merge)})]
+           merged: Sequence[ThreadRow]) -> dict[str, Any]:
+    """Fold the ``merged`` threads into ``into``: its new totals, span and earliest subject
+    (returned, for the caller to write); the others' refs and posts moved, their rows deleted."""
+    merge = [t.id for t in merged]
     total, first, last = into.post_count, into.first_post_at, into.last_post_at
     subject, key = into.subject, into.subject_key
     for other in sorted(merged, key=lambda t: (t.first_post_at, t.id)):

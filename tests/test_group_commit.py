@@ -53,8 +53,8 @@ class Gate:
     def __init__(self, c: GroupCommitter) -> None:
         self.release = threading.Event()
         self.done: list[Future[None]] = []
-        # The first is taken by the writer; with it held, the urgent one by the urgent writer.
-        for urgent in (False, True) if c.urgent_writer else (False,):
+        # One taken by each writer in turn; with them held, the urgent one by the urgent writer.
+        for urgent in [False] * c.writers + ([True] if c.urgent_writer else []):
             held = threading.Event()
 
             def hold(_: Session, held: threading.Event = held) -> None:
