@@ -15,19 +15,17 @@ import asyncio
 import os
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import text
 
-from bench.common import LIST, member_email, populate, quiet_logging, write_config
+from bench.common import LIST, fresh_database, member_email, populate, quiet_logging, write_config
 from bench.pg_server_cpu import post
 from listserv import accept, inbound_queue
 from listserv.addresses import Destination, Kind
 from listserv.config import load
 from listserv.group_commit import GroupCommitter
-from listserv.store import Store, engine_url
+from listserv.store import Store
 
 
 def measure(url: str, posts: int, writers: int) -> str:
@@ -77,16 +75,8 @@ def main() -> None:
     parser.add_argument("--db", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
     quiet_logging()
-    name = f"commonroom_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(engine_url(args.db), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        figures = measure(args.db.rsplit("/", 1)[0] + "/" + name, args.posts, args.writers)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(args.db) as url:
+        figures = measure(url, args.posts, args.writers)
     print(f"handling writers={args.writers} posts={args.posts} {figures} "
           f"load={os.getloadavg()[0]:.2f}")
 

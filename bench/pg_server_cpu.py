@@ -20,17 +20,15 @@ import argparse
 import os
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import text
 
-from bench.common import LIST, member_email, populate, post_bytes, quiet_logging, write_config
+from bench.common import LIST, fresh_database, member_email, populate, post_bytes, quiet_logging, write_config
 from listserv import accept, inbound_queue
 from listserv.addresses import Destination, Kind
 from listserv.config import load
-from listserv.store import Store, engine_url
+from listserv.store import Store
 
 TICK = os.sysconf("SC_CLK_TCK")
 CLAIM = text("UPDATE outbox SET state = 'sending', claimed_by = 1 WHERE id IN (SELECT id "
@@ -97,16 +95,8 @@ def main() -> None:
     parser.add_argument("--db", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
     quiet_logging()
-    name = f"commonroom_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(engine_url(args.db), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        cpu = measure(args.db.rsplit("/", 1)[0] + "/" + name, args.posts, args.variant)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(args.db) as url:
+        cpu = measure(url, args.posts, args.variant)
     per_post = " ".join(f"{k}_ms={v / args.posts * 1000:.3f}" for k, v in cpu.items())
     print(f"pg_server_cpu label={args.label or args.variant[:40] or 'as-migrated'} "
           f"posts={args.posts} {per_post} load={os.getloadavg()[0]:.2f}")

@@ -110,6 +110,16 @@ def cli(config_path: Path, *args: str) -> Any:
     return result
 
 
+def bare_list(store: Store, name: str = "localgov") -> int:
+    """A list with nothing in it (threading's tests): its id."""
+    with store.session() as s:
+        ml = MailingList(name=name)
+        s.add(ml)
+        s.flush()
+        assert ml.id is not None
+        return ml.id
+
+
 def make_list(store: Store, name: str = "demo", *, moderators: tuple[str, ...] = (),
               members: tuple[str, ...] = (), description: str = "Demo list",
               **settings: Any) -> None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session, col, select
 
-from listserv.models import MailingList, Message, Thread, ThreadRef
+from listserv.models import Message, Thread, ThreadRef
 from listserv.store import Store
 from listserv.threads import (
     MAX_REFERENCES,
@@ -21,6 +21,7 @@ from listserv.threads import (
     decide,
     subject_key,
 )
+from tests.harness import bare_list
 
 T0 = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -106,15 +107,6 @@ def test_window_is_thirty_days() -> None:
 
 # --- assign_thread ---------------------------------------------------------------------------
 
-def _list(store: Store, name: str = "localgov") -> int:
-    with store.session() as s:
-        ml = MailingList(name=name)
-        s.add(ml)
-        s.flush()
-        assert ml.id is not None
-        return ml.id
-
-
 def _post(store: Store, list_id: int, message_id: str, references: Sequence[str] = (),
           subject: str = "Breakfast", date: datetime = T0) -> int:
     """Thread a post and store it, as the posting pipeline does: one transaction."""
@@ -130,7 +122,7 @@ def _threads(s: Session, list_id: int) -> list[Thread]:
 
 
 def test_reply_joins_parent(store: Store) -> None:
-    lid = _list(store)
+    lid = bare_list(store)
     root = _post(store, lid, "a@x", subject="Breakfast in Ripley")
     assert _post(store, lid, "b@x", ["a@x"], "Re: Breakfast in Ripley", T0 + DAY) == root
     assert _post(store, lid, "c@x", ["a@x", "b@x"], "Re: Booking", T0 + 2 * DAY) == root
@@ -142,7 +134,7 @@ def test_reply_joins_parent(store: Store) -> None:
 
 
 def test_child_before_parent_joins_and_parent_gives_the_subject(store: Store) -> None:
-    lid = _list(store)
+    lid = bare_list(store)
     child = _post(store, lid, "b@x", ["a@x"], "Re: Breakfast", T0 + DAY)
     assert _post(store, lid, "a@x", [], "Breakfast", T0) == child
     with store.session() as s:
@@ -152,7 +144,7 @@ def test_child_before_parent_joins_and_parent_gives_the_subject(store: Store) ->
 
 
 def test_two_phantoms_merged_by_a_later_message(store: Store) -> None:
-    lid = _list(store)
+    lid = bare_list(store)
     # Two replies to parents the list never saw, under different subjects: two threads...
     first = _post(store, lid, "b@x", ["p1@x"], "Re: Competition", T0 + DAY)
     second = _post(store, lid, "c@x", ["p2@x"], "Re: Guest posts", T0)
@@ -170,7 +162,7 @@ def test_two_phantoms_merged_by_a_later_message(store: Store) -> None:
 
 
 def test_subject_fallback_when_no_reference_is_known(store: Store) -> None:
-    lid = _list(store)
+    lid = bare_list(store)
     root = _post(store, lid, "a@x", subject="Social media cafe")
     # A client that drops References, and a reply to a post from before the archive began.
     assert _post(store, lid, "b@x", [], "RE: Social media cafe", T0 + 3 * DAY) == root
@@ -181,7 +173,7 @@ def test_subject_fallback_when_no_reference_is_known(store: Store) -> None:
 
 
 def test_same_subject_forty_days_apart_stays_apart(store: Store) -> None:
-    lid = _list(store)
+    lid = bare_list(store)
     march = _post(store, lid, "a@x", subject="Guest post Friday")
     april = _post(store, lid, "b@x", subject="Re: Guest post Friday", date=T0 + 40 * DAY)
     assert march != april
@@ -190,7 +182,7 @@ def test_same_subject_forty_days_apart_stays_apart(store: Store) -> None:
 
 
 def test_references_beat_the_subject(store: Store) -> None:
-    lid = _list(store)
+    lid = bare_list(store)
     other = _post(store, lid, "a@x", subject="Help")
     mine = _post(store, lid, "b@x", ["elsewhere@x"], "Help", T0 + 30 * DAY + DAY)
     assert mine != other
@@ -198,36 +190,36 @@ def test_references_beat_the_subject(store: Store) -> None:
 
 
 def test_empty_subjects_are_no_evidence(store: Store) -> None:
-    lid = _list(store)
+    lid = bare_list(store)
     assert _post(store, lid, "a@x", subject="") != _post(store, lid, "b@x", subject="Re:")
 
 
 def test_duplicate_message_id_joins_the_original(store: Store) -> None:
-    lid = _list(store)
+    lid = bare_list(store)
     assert _post(store, lid, "a@x", subject="x") == _post(store, lid, "a@x", subject="y")
 
 
 def test_cycle_and_self_reference_terminate(store: Store) -> None:
-    lid = _list(store)
+    lid = bare_list(store)
     a = _post(store, lid, "a@x", ["b@x", "a@x"], "one")
     assert _post(store, lid, "b@x", ["a@x", "b@x"], "two") == a
 
 
 def test_lists_are_threaded_apart(store: Store) -> None:
-    one, two = _list(store, "one"), _list(store, "two")
+    one, two = bare_list(store, "one"), bare_list(store, "two")
     assert _post(store, one, "a@x") != _post(store, two, "b@x", ["a@x"])
 
 
 def test_empty_message_id_is_not_indexed(store: Store) -> None:
     # Giving a post a Message-ID is the caller's job; an empty one must not glue posts together.
-    lid = _list(store)
+    lid = bare_list(store)
     assert _post(store, lid, "", subject="one") != _post(store, lid, "", subject="two")
     with store.session() as s:
         assert s.exec(select(ThreadRef).where(ThreadRef.ref == "")).first() is None
 
 
 def test_many_references_are_trimmed(store: Store) -> None:
-    lid = _list(store)
+    lid = bare_list(store)
     refs = [f"r{i}@x" for i in range(5000)]
     tid = _post(store, lid, "a@x", refs)
     with store.session() as s:
@@ -237,7 +229,7 @@ def test_many_references_are_trimmed(store: Store) -> None:
 
 
 def test_naive_date_is_a_bug(store: Store) -> None:
-    lid = _list(store)
+    lid = bare_list(store)
     with store.session() as s, pytest.raises(ValueError, match="aware"):
         assign_thread(s, lid, "a@x", [], "x", datetime(2024, 1, 1))
 
@@ -246,7 +238,7 @@ def test_concurrent_posts_naming_one_phantom_share_a_thread(store: Store) -> Non
     # Two SMTP sessions deliver replies to the same unseen parent at once. Without threading
     # being serialised per list, both would create a thread and the second would then fail
     # on thread_ref's primary key.
-    lid = _list(store)
+    lid = bare_list(store)
     inside, release = threading.Event(), threading.Event()
     results: dict[str, int | BaseException] = {}
 
@@ -278,7 +270,7 @@ def test_a_thread_the_session_holds_stays_equal_to_its_row(store: Store) -> None
     # place writes threads with core statements (issue 12); an ORM Thread loaded earlier in the
     # same transaction (the Discord door reads one before posting) must neither read stale
     # counts nor flush them back over the row, nor keep a rolled-back savepoint's.
-    lid = _list(store)
+    lid = bare_list(store)
     tid = _post(store, lid, "a@x", subject="Breakfast", date=T0)
     with store.session() as s:
         held = s.get(Thread, tid)

@@ -24,7 +24,7 @@ from listserv import contention
 from listserv.models import InboundMessage, MailingList, Message, MessageStatus, Outbox, Thread, ThreadRef
 from listserv.store import Store
 from listserv.threads import assign_thread
-from tests.harness import DOMAIN, mail, make_list, running, write_config
+from tests.harness import DOMAIN, bare_list, mail, make_list, running, write_config
 from tests.smtpsink import SmtpSink
 
 T0 = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
@@ -39,13 +39,6 @@ def pg(store: Store) -> Store:
     return store
 
 
-def _list(store: Store, name: str = "localgov") -> int:
-    with store.session() as s:
-        ml = MailingList(name=name)
-        s.add(ml)
-        s.flush()
-        assert ml.id is not None
-        return ml.id
 
 
 class Open:
@@ -110,7 +103,7 @@ def _counts_match_posts(threads: list[Thread], posts: dict[str, int]) -> None:
 def test_posts_of_other_conversations_are_placed_at_once(pg: Store, pool: ThreadPoolExecutor) -> None:
     # The per-list lock placed them one after the other: the second waited for the first's
     # commit (the group's, under the group committer).
-    lid = _list(pg)
+    lid = bare_list(pg)
     first = Open(pool, pg, lid, "a@x", subject="One")
     try:
         assert first.placed.wait(WAIT)
@@ -122,7 +115,7 @@ def test_posts_of_other_conversations_are_placed_at_once(pg: Store, pool: Thread
 
 
 def test_two_replies_to_one_phantom_share_a_thread(pg: Store, pool: ThreadPoolExecutor) -> None:
-    lid = _list(pg)
+    lid = bare_list(pg)
     first = Open(pool, pg, lid, "a@x", ["p@x"], date=T0 + HOUR)
     assert first.placed.wait(WAIT)
     second = Open(pool, pg, lid, "b@x", ["p@x"], date=T0)
@@ -139,7 +132,7 @@ def test_replies_through_two_refs_of_one_thread_lose_no_count(
         pg: Store, pool: ThreadPoolExecutor) -> None:
     # No thread key in common: only the thread's row lock keeps the second from writing
     # post_count + 1 over the first's.
-    lid = _list(pg)
+    lid = bare_list(pg)
     tid = _post(pg, lid, "x@x")
     assert _post(pg, lid, "y@x", ["x@x"], date=T0 + HOUR) == tid
     first = Open(pool, pg, lid, "a@x", ["x@x"], "Re: one", T0 + 2 * HOUR)
@@ -156,7 +149,7 @@ def test_replies_through_two_refs_of_one_thread_lose_no_count(
 
 def test_a_subject_match_waits_for_a_reply_joining_the_same_thread(
         pg: Store, pool: ThreadPoolExecutor) -> None:
-    lid = _list(pg)
+    lid = bare_list(pg)
     tid = _post(pg, lid, "p@x", subject="Plans")
     # A reply renamed: its subject key is not the thread's, so no thread key in common.
     first = Open(pool, pg, lid, "a@x", ["p@x"], subject="Other matter", date=T0 + HOUR)
@@ -172,7 +165,7 @@ def test_a_subject_match_waits_for_a_reply_joining_the_same_thread(
 
 
 def test_two_new_posts_of_one_subject_start_one_thread(pg: Store, pool: ThreadPoolExecutor) -> None:
-    lid = _list(pg)
+    lid = bare_list(pg)
     first = Open(pool, pg, lid, "a@x", subject="Plans")
     assert first.placed.wait(WAIT)
     second = Open(pool, pg, lid, "b@x", subject="Re: Plans", date=T0 + HOUR)
@@ -185,7 +178,7 @@ def test_two_new_posts_of_one_subject_start_one_thread(pg: Store, pool: ThreadPo
 
 def test_a_post_joining_a_thread_being_merged_away_follows_it(
         pg: Store, pool: ThreadPoolExecutor) -> None:
-    lid = _list(pg)
+    lid = bare_list(pg)
     one = _post(pg, lid, "a@x", subject="One")
     two = _post(pg, lid, "b@x", subject="Two", date=T0 + HOUR)
     assert _post(pg, lid, "b2@x", ["b@x"], subject="Two", date=T0 + 2 * HOUR) == two
@@ -206,7 +199,7 @@ def test_a_post_joining_a_thread_being_merged_away_follows_it(
 def test_a_later_post_of_a_transaction_steps_aside_instead_of_waiting(
         pg: Store, pool: ThreadPoolExecutor) -> None:
     # Waiting while holding an earlier post's locks could close a cycle with another writer.
-    lid = _list(pg)
+    lid = bare_list(pg)
     tid = _post(pg, lid, "x@x")
     assert _post(pg, lid, "y@x", ["x@x"], date=T0 + HOUR) == tid
     other = Open(pool, pg, lid, "a@x", ["p@x"], "Phantom", T0 + HOUR)  # holds p@x's key
