@@ -11,7 +11,7 @@ import asyncio
 import smtplib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from email import message_from_bytes
 from email.message import Message
@@ -30,13 +30,23 @@ from listserv.subscriptions import add_member
 DOMAIN = "lists.example.org"
 
 
-def write_config(tmp_path: Path, db_url: str, smarthost: str, **delivery: Any) -> Path:
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value).replace("'", '"')
+
+
+def write_config(tmp_path: Path, db_url: str, smarthost: str, *,
+                 server: Mapping[str, Any] | None = None, **delivery: Any) -> Path:
+    """A config for tests: ``server`` keys go in [server] (``delivery_process=True``), the
+    keyword arguments in [delivery]."""
     lines = ["[server]", f'domain = "{DOMAIN}"', "smtp_port = 8025",
              'web_base_url = "https://lists.example.org"', "max_message_bytes = 200000",
+             *(f"{k} = {_toml(v)}" for k, v in (server or {}).items()),
              "[database]", f'url = "{db_url}"',
              "[delivery]", f'smarthost = "{smarthost}"', "connections = 2",
              'maildir = "var/outbox"', "dmarc_timeout = 0.2"]
-    lines += [f"{k} = {v!r}".replace("'", '"') for k, v in delivery.items()]
+    lines += [f"{k} = {_toml(v)}" for k, v in delivery.items()]
     path = tmp_path / "commonroom.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

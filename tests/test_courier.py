@@ -33,8 +33,8 @@ OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
 @pytest.fixture
 def server(store: Store, tmp_path: Path, db_url: str, sink: SmtpSink) -> Iterator[Running]:
     make_list(store, "demo", members=MEMBERS, max_posts_per_hour=0)
-    path = write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}")
-    path.write_text(path.read_text().replace("[server]\n", "[server]\ndelivery_process = true\n"))
+    path = write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}",
+                        server={"delivery_process": True})
     cfg = config_mod.load(path, env={})
     assert cfg.server.delivery_process
     with running(cfg, store) as srv:
@@ -105,8 +105,8 @@ def test_the_health_page_says_when_the_delivery_process_is_down(server: Running)
 def test_stopping_serve_stops_the_delivery_process_with_nothing_claimed(
         store: Store, tmp_path: Path, db_url: str, sink: SmtpSink) -> None:
     make_list(store, "demo", members=MEMBERS, max_posts_per_hour=0)
-    path = write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}")
-    path.write_text(path.read_text().replace("[server]\n", "[server]\ndelivery_process = true\n"))
+    path = write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}",
+                        server={"delivery_process": True})
     with running(config_mod.load(path, env={}), store) as server:
         courier = courier_of(server)
         process = courier._process
@@ -153,8 +153,8 @@ def test_the_delivery_process_opens_the_store_the_app_was_given(
     names an empty file) and its settings (``synchronous``, as bench/ingest.py sets it)."""
     make_list(store, "demo", members=MEMBERS, max_posts_per_hour=0)
     path = write_config(tmp_path, f"sqlite:///{tmp_path / 'not-this.db'}",
-                        f"127.0.0.1:{sink.port}")
-    path.write_text(path.read_text().replace("[server]\n", "[server]\ndelivery_process = true\n"))
+                        f"127.0.0.1:{sink.port}",
+                        server={"delivery_process": True})
     given = Store(db_url, synchronous="NORMAL")
     try:
         with running(config_mod.load(path, env={}), given) as server:

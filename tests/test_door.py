@@ -26,8 +26,8 @@ MEMBERS = ("ann@example.org", "bob@example.org")
 @pytest.fixture
 def server(store: Store, tmp_path: Path, db_url: str, sink: SmtpSink) -> Iterator[Running]:
     make_list(store, "demo", members=MEMBERS, max_posts_per_hour=0)
-    path = write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}")
-    path.write_text(path.read_text().replace("[server]\n", "[server]\nsmtp_process = true\n"))
+    path = write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}",
+                        server={"smtp_process": True})
     cfg = config_mod.load(path, env={})
     assert cfg.server.smtp_process
     with running(cfg, store) as srv:
@@ -86,8 +86,8 @@ def test_the_smtp_process_opens_the_store_the_app_was_given(
     names an empty file) and its settings (``synchronous``, as bench/ingest.py sets it)."""
     make_list(store, "demo", members=MEMBERS, max_posts_per_hour=0)
     path = write_config(tmp_path, f"sqlite:///{tmp_path / 'not-this.db'}",
-                        f"127.0.0.1:{sink.port}")
-    path.write_text(path.read_text().replace("[server]\n", "[server]\nsmtp_process = true\n"))
+                        f"127.0.0.1:{sink.port}",
+                        server={"smtp_process": True})
     given = Store(db_url, synchronous="NORMAL")
     try:
         with running(config_mod.load(path, env={}), given) as server:

@@ -237,8 +237,8 @@ def test_two_handling_writers_handle_a_burst_once_each(
     # one list at once, every post handled once, threaded right, and each copy sent once.
     members = ("ann@example.org", "bob@example.org", "cy@example.org")
     make_list(pg, "demo", members=members, max_posts_per_hour=0)
-    cfg = config_mod.load(write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}"),
-                          env={"COMMONROOM_SERVER_HANDLING_WRITERS": "2"})
+    cfg = config_mod.load(write_config(tmp_path, db_url, f"127.0.0.1:{sink.port}",
+                                       server={"handling_writers": 2}), env={})
     assert cfg.server.handling_writers == 2
     ids = [make_msgid(domain="x").strip("<>") for _ in range(60)]
 
