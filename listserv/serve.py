@@ -70,6 +70,7 @@ class App:
         self.pipeline: Pipeline | None = None
         self.door: DoorProcess | None = None
         self.server: asyncio.Server | None = None
+        self.handler: ListHandler | None = None  # the in-process SMTP door's (tests)
         self.port = cfg.server.smtp_port if smtp_port is None else smtp_port
         self.with_scheduler = with_scheduler
         self.scheduler: Scheduler | None = None
@@ -150,8 +151,8 @@ class App:
 
     async def _start_smtp(self, resolver: DmarcResolver) -> None:
         assert self.pipeline is not None and self.committer is not None
-        handler = ListHandler(self.store, self.cfg, resolver, self.pipeline.accepted,
-                              self.committer)
+        handler = self.handler = ListHandler(self.store, self.cfg, resolver,
+                                             self.pipeline.accepted, self.committer)
         try:
             self.server = await asyncio.get_running_loop().create_server(
                 smtp_factory(handler, self.cfg), host=self.cfg.server.smtp_host,

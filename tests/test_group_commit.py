@@ -89,8 +89,12 @@ def send_all(port: int, subjects: list[str], sender: str = MEMBER,
     return threads, answers
 
 
-def queued(c: GroupCommitter, n: int) -> None:
-    wait_until(lambda: c.pending() >= n, what=f"{n} messages queued for the writer")
+def queued(server: Running, n: int) -> None:
+    """Wait until ``n`` messages wait at the door for the writer (those that finish DATA while
+    the writer is busy go to it together, as one unit: smtp.Enqueuer)."""
+    handler = server.app.handler
+    assert handler is not None
+    wait_until(lambda: handler.enqueuer.waiting >= n, what=f"{n} messages queued for the writer")
 
 
 def stored(store: Store, status: MessageStatus) -> list[str]:
@@ -112,41 +116,53 @@ def commits_of(store: Store) -> list[float]:
     return times
 
 
-def inserts_per_commit(store: Store) -> list[int]:
-    """For each commit of the group committer from now on, how many messages it queued."""
+def inserts_per_commit(store: Store, monkeypatch: pytest.MonkeyPatch) -> tuple[list[int],
+                                                                              list[int]]:
+    """For each commit of the group committer from now on, how many messages it queued, and
+    in how many INSERT statements."""
     counts: list[int] = []
-    current = [0]
+    statements: list[int] = []
+    current = [0, 0]
+    real = inbound_queue.enqueue_many
+
+    def enqueue_many(session: Session, messages: Any) -> list[int]:
+        current[0] += len(messages)
+        return real(session, messages)
 
     def statement(_conn: Any, _cursor: Any, sql: str, *_a: Any) -> None:
         if threading.current_thread().name.startswith("group-commit") and \
                 sql.lstrip().upper().startswith("INSERT INTO INBOUND"):
-            current[0] += 1
+            current[1] += 1
 
     def commit(_conn: Any) -> None:
         if threading.current_thread().name.startswith("group-commit"):
             counts.append(current[0])
-            current[0] = 0
+            statements.append(current[1])
+            current[:] = [0, 0]
 
+    monkeypatch.setattr(inbound_queue, "enqueue_many", enqueue_many)
     event.listen(store.engine, "before_cursor_execute", statement)
     event.listen(store.engine, "commit", commit)
-    return counts
+    return counts, statements
 
 
-def test_sessions_finishing_together_share_one_commit(server: Running, store: Store) -> None:
+def test_sessions_finishing_together_share_one_commit(server: Running, store: Store,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     c = committer(server)
     subjects = [f"Post {n}" for n in range(6)]
     gate = Gate(c)
     threads, answers = send_all(server.port, subjects)
-    queued(c, len(subjects))
+    queued(server, len(subjects))
     assert answers == {}, "no 250 before the commit that holds the message"
     commits = commits_of(store)
-    per_commit = inserts_per_commit(store)
+    per_commit, statements = inserts_per_commit(store, monkeypatch)
     gate.open()
     for t in threads:
         t.join(30)
     assert {s: a[0] for s, a in answers.items()} == {s: 250 for s in subjects}
-    # The six were queued in one transaction, and each 250 came after its commit.
+    # The six were queued in one transaction, by one INSERT, and each 250 came after its commit.
     assert per_commit[0] == 6, per_commit
+    assert statements[0] == 1, statements
     assert all(a[1] > commits[0] for a in answers.values())
     server.settle()
     assert stored(store, MessageStatus.ACCEPTED) == subjects
@@ -167,7 +183,7 @@ def test_a_message_whose_handling_raises_is_shunted_alone(
     subjects = ["Before", "Boom", "After"]
     gate = Gate(c)
     threads, answers = send_all(server.port, subjects)
-    queued(c, 3)
+    queued(server, 3)
     gate.open()
     for t in threads:
         t.join(30)
@@ -201,7 +217,7 @@ def test_a_message_that_cannot_even_be_shunted_stays_queued_and_the_others_go_on
     c = committer(server)
     gate = Gate(c)
     threads, answers = send_all(server.port, ["Fine 1", "Doomed", "Fine 2"])
-    queued(c, 3)
+    queued(server, 3)
     gate.open()
     for t in threads:
         t.join(30)
@@ -229,7 +245,7 @@ def test_a_group_whose_commit_fails_is_retried_one_by_one(server: Running,
     gate = Gate(c)
     subjects = ["Good 1", "Poison", "Good 2", "Good 3"]
     threads, answers = send_all(server.port, subjects)
-    queued(c, len(subjects))
+    queued(server, len(subjects))
     event.listen(store.engine, "commit", refuse_poison)
     try:
         gate.open()
@@ -245,6 +261,72 @@ def test_a_group_whose_commit_fails_is_retried_one_by_one(server: Running,
     assert stored(store, MessageStatus.ACCEPTED) == ["Good 1", "Good 2", "Good 3"]
     [(attempts, error)] = waiting_rows(store)
     assert attempts == 1 and "the commit failed" in error
+
+
+def test_a_message_the_store_refuses_fails_alone_and_the_others_of_its_insert_are_kept(
+        server: Running, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Messages that finish DATA together share one INSERT (smtp.Enqueuer); when the store
+    refuses it for one of them, each is tried alone: only that one is answered 451."""
+    real = inbound_queue.enqueue_many
+    sizes: list[int] = []
+
+    def refuse_poison(session: Session, messages: Any) -> list[int]:
+        sizes.append(len(messages))
+        if any(p.parsed.subject == "Poison" for p, _ in messages):
+            raise RuntimeError("the database refused the row")
+        return real(session, messages)
+
+    monkeypatch.setattr(inbound_queue, "enqueue_many", refuse_poison)
+    gate = Gate(committer(server))
+    subjects = ["Good 1", "Poison", "Good 2"]
+    threads, answers = send_all(server.port, subjects)
+    queued(server, 3)
+    gate.open()
+    for t in threads:
+        t.join(30)
+    assert {s: a[0] for s, a in answers.items()} == {"Good 1": 250, "Poison": 451, "Good 2": 250}
+    assert sizes[0] == 3 and sorted(sizes[1:]) == [1, 1, 1], sizes
+    server.settle()
+    assert stored(store, MessageStatus.ACCEPTED) == ["Good 1", "Good 2"]
+    assert waiting_rows(store) == []
+
+
+def test_a_session_gone_before_the_writer_takes_its_message_leaves_it_unwritten(
+        server: Running, store: Store) -> None:
+    gate = Gate(committer(server))
+    client = smtplib.SMTP("127.0.0.1", server.port, timeout=30)
+    client.ehlo()
+    client.mail(MEMBER)
+    client.rcpt(POST)
+    assert client.docmd("DATA")[0] == 354
+    client.send(mail(MEMBER, POST, "Gone") + b"\r\n.\r\n")
+    threads, answers = send_all(server.port, ["Kept"])
+    queued(server, 2)
+    client.close()  # no answer read: the sender still has the message
+    wait_until(lambda: server.app.handler is not None and server.app.handler.enqueuer.waiting == 1,
+               what="the gone session's message taken out")
+    gate.open()
+    for t in threads:
+        t.join(30)
+    assert answers["Kept"][0] == 250
+    server.settle()
+    assert stored(store, MessageStatus.ACCEPTED) == ["Kept"]
+
+
+def test_one_insert_gives_each_message_its_own_row_id(store: Store) -> None:
+    cfg = config_mod.Config()
+    prepared = [accept.prepare(cfg, accept.Delivery(
+        envelope_from=f"n{n}@example.org", destinations=(Destination("demo", Kind.POST),),
+        raw=mail(f"n{n}@example.org", POST, f"Post {n}"))) for n in range(5)]
+    with store.session() as s:
+        first = inbound_queue.enqueue(s, prepared[0], False)
+        ids = inbound_queue.enqueue_many(s, [(p, n % 2 == 0) for n, p in enumerate(prepared)])
+        s.commit()
+    assert len(set(ids)) == 5 and first not in ids
+    with store.session() as s:
+        rows = {r.id: (r.envelope_from, r.urgent) for r in s.exec(select(InboundMessage)).scalars()}
+    assert [rows[i] for i in ids] == [(f"n{n}@example.org", n % 2 == 0) for n in range(5)]
+    assert inbound_queue.enqueue_many(s, []) == []
 
 
 def test_a_members_post_goes_ahead_of_queued_posts_from_non_members(
@@ -279,7 +361,7 @@ def test_the_door_marks_members_posts_and_requests_urgent(server: Running, store
     gate = Gate(c)  # hold the writer: the rows are read before the pipeline takes them
     threads, _ = send_all(server.port, ["Member's"])
     t2, _ = send_all(server.port, ["Stranger's"], sender="who@elsewhere.example")
-    queued(c, 2)
+    queued(server, 2)
     gate.open()
     for t in threads + t2:
         t.join(30)
@@ -547,7 +629,7 @@ def test_a_group_of_pipeline_units_commits_without_waiting_for_the_wal_flush(
 def test_the_pipeline_handles_a_post_lazily_and_the_door_stores_it_durably(
         server: Running, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, str | None] = {}
-    real_enqueue, real_handle = inbound_queue.enqueue, inbound_queue.handle
+    real_enqueue, real_handle = inbound_queue.enqueue_many, inbound_queue.handle
 
     def enqueue(session: Session, *args: Any, **kwargs: Any) -> Any:
         seen["door"] = commit_setting(session)
@@ -557,7 +639,7 @@ def test_the_pipeline_handles_a_post_lazily_and_the_door_stores_it_durably(
         seen["pipeline"] = commit_setting(session)
         return real_handle(session, *args, **kwargs)
 
-    monkeypatch.setattr(inbound_queue, "enqueue", enqueue)
+    monkeypatch.setattr(inbound_queue, "enqueue_many", enqueue)
     monkeypatch.setattr(inbound_queue, "handle", handle)
     threads, answers = send_all(server.port, ["Lazy"])
     for t in threads:

@@ -13,8 +13,12 @@ from pathlib import Path
 import pytest
 
 from listserv.message import (
+    _WELL_FORMED,
     MAX_ID_LENGTH,
     ParsedMessage,
+    _header_block,
+    _parsed_headers,
+    _raw_headers,
     add_date,
     first_text,
     html_to_text,
@@ -623,3 +627,33 @@ def test_html_to_text_when_head_is_never_closed() -> None:
     assert html_to_text("<html><head>\n<meta charset=utf-8><p>Room booked.") == "Room booked."
     assert html_to_text("<head><style>p {}</style></head><p>Room booked.</p>") == "Room booked."
     assert html_to_text("<html><head>Room booked.") == "Room booked."
+
+
+# --- the header block's shortcut ---------------------------------------------------------------
+
+def odd_blocks(n: int) -> list[bytes]:
+    """``n`` header blocks of well-formed fields with, now and then, a line that is not one
+    (no colon, an indented first line, a lone CR, a space in a name, 8-bit bytes, an mbox line)."""
+    rnd = random.Random(7)
+    fields = [b"From: Ann <ann@example.org>", b"Subject: =?utf-8?q?caf=C3=A9?=", b"X-Empty:",
+              b"References: <a@x>\r\n <b@x>", b"To: a@x,\n\tb@x", b"Message-ID:  <m@x> ",
+              "Subject: caf\u00e9".encode(), b"Date: Wed, 25 Nov 2026 10:00:00 +0000"]
+    odd = [b"no colon here", b" indented", b"Bad\rLine: x", b"X Bad: 1", b"From nobody 2001",
+           b"\xe9t\xe9: 1", b":empty name", b"Tab\t: x", b"X-Trailing: x\r"]
+    blocks = []
+    for _ in range(n):
+        eol = rnd.choice([b"\n", b"\r\n"])
+        lines = [rnd.choice(odd if rnd.random() < 0.1 else fields) for _ in range(rnd.randint(0, 6))]
+        blocks.append(eol.join(lines) + rnd.choice([eol + eol + b"body", eol, b""]))
+    return blocks
+
+
+def test_the_header_shortcut_reads_what_the_email_parser_reads(corpus: Path) -> None:
+    found = [raw for folder, (singles, mboxes, _) in CORPUS.items()
+             for _, raw in messages(corpus / folder, singles, mboxes)]
+    shortcut = 0
+    for raw in found + odd_blocks(500):
+        block = _header_block(raw)
+        assert _raw_headers(raw) == _parsed_headers(block), raw[:300]
+        shortcut += bool(_WELL_FORMED.fullmatch(block))
+    assert shortcut > len(found) // 2, "most real mail takes the shortcut"

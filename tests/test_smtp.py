@@ -1,21 +1,27 @@
 """The SMTP door's hooks: RCPT only reads (issue 7.17); a DMARC lookup that fails on arrival is
-stored as "unknown", not "none" (issue 7.18)."""
+stored as "unknown", not "none" (issue 7.18); MAIL and RCPT arguments are read as aiosmtpd reads
+them."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import random
 import smtplib
 import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from aiosmtpd.smtp import SMTP
 from sqlmodel import select
 
 from listserv import config as config_mod
 from listserv.models import Message
 from listserv.serve import App
+from listserv.smtp import ListSMTP, plain_path
 from listserv.store import Store
 from tests.dnsdouble import dns_double
 from tests.harness import DOMAIN, Running, mail, make_list, running, write_config
@@ -82,3 +88,44 @@ def test_a_failed_dmarc_lookup_is_stored_as_unknown(store: Store, tmp_path: Path
         assert s.exec(select(Message.dmarc_policy)).one() == "unknown"
     # Still delivered (unmunged while DNS stays down; the renderer asks again after a minute).
     assert {m.rcpt_tos[0] for m in sink.messages} == {"ann@strict.example", "bob@example.org"}
+
+
+PATHS = ["<ann@example.org>", "<ann@example.org> SIZE=1200 BODY=8BITMIME", "<a@b>\tSMTPUTF8",
+         "<A.B+tag=x@Sub-1.Example.ORG>", "<o'brien!#$%&*/?^_`{|}~-@x.y>", "<a@b>x",
+         "<a@b>  SIZE=1", "<a@b> (comment) SIZE=1", "<a@b>(c)", "<a..b@c>", "<.a@c>",
+         "<a@b..c>", "<a@b.>", "<>", "<\"a b\"@c>", "<@route:a@b>", "a@b", "<a@[127.0.0.1]>",
+         "<anne@exämple.org>", "<a@b", "<a b@c>", "<a@b> ", "<a@b>\r"]
+
+
+def near_paths(n: int) -> list[str]:
+    """``n`` arguments shaped like "<local@domain>tail", each part drawn from characters that
+    make and break the plain form."""
+    rnd = random.Random(12)
+
+    def part(plain: str, odd: str) -> str:  # mostly plain characters, some odd ones
+        return "".join(rnd.choice(odd if rnd.random() < 0.08 else plain)
+                       for _ in range(rnd.randint(0, 6)))
+    return ["".join([part(" ", "<") if rnd.random() < 0.1 else "", "<", part("ab.-+~", '="( '),
+                     "@", part("xy.-1", "[]@ "), ">", part(" XS=", "(\t\r\x0b\u2003")])
+            for _ in range(n)]
+
+
+@pytest.mark.parametrize("arg", PATHS + near_paths(400) + [
+    f"<{a}@{b}>{c}" for a, b, c in itertools.product(
+        ["a", "a.b", "a.", "-", "~"], ["b", "b.c", "b-.c"], ["", " X", "  X=1 Y", " (", "\t"])])
+def test_a_plain_path_is_read_as_aiosmtpd_reads_it(arg: str) -> None:
+    """The door's shortcut for MAIL/RCPT arguments gives what aiosmtpd's parser gives."""
+    plain = plain_path(arg)
+    if plain is not None:
+        assert plain == SMTP._getaddr(SimpleNamespace(local_part_limit=0), arg)  # type: ignore[arg-type]
+
+
+def test_the_common_paths_take_the_shortcut() -> None:
+    assert plain_path("<ann@example.org>") == ("ann@example.org", "")
+    assert plain_path("<a@b> SIZE=1") == ("a@b", "SIZE=1")
+    assert plain_path("<a@b> \r SIZE=1 ") == ("a@b", "SIZE=1 ")
+    assert plain_path("<>") is None and plain_path('<"a b"@c>') is None
+    limited = ListSMTP.__new__(ListSMTP)
+    limited.local_part_limit = 3
+    assert limited._getaddr("<abcd@x>") == (None, None)
+    assert limited._getaddr("<abc@x> SIZE=1") == ("abc@x", "SIZE=1")
