@@ -203,12 +203,22 @@ async def _rcpt(smtp: aiosmtplib.SMTP, recipient: str, encoding: str) -> None:
         raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient)
 
 
+class WireReady(bytes):
+    """Bytes their maker found ``wire_ready`` more cheaply than by scanning them all (a
+    rendered copy: a post checked once, then each copy's personal lines)."""
+
+    __slots__ = ()
+
+
 def wire_ready(data: bytes) -> bool:
     """Whether aiosmtplib's DATA would send ``data`` as it is, then ".\r\n": every line ends
     in CRLF (no lone CR or LF, and a CRLF at the end) and no line starts with a dot (nothing to
     stuff). Pure; a few scans in C, where aiosmtplib runs two regex substitutions over every
     line of every copy (7-15 % of a delivery process's CPU). Rendered copies are always ready:
-    the generator writes CRLF (``decorate.WIRE``) and dot-stuffing is rare."""
+    the generator writes CRLF (``decorate.WIRE``) and dot-stuffing is rare. A ``WireReady``
+    is taken at its word (the scans cost ~15 us for 4 KB)."""
+    if type(data) is WireReady:
+        return True
     crlf = data.count(b"\r\n")
     return (data.endswith(b"\r\n") and data.count(b"\n") == crlf and data.count(b"\r") == crlf
             and not data.startswith(b".") and b"\n." not in data)

@@ -3,6 +3,7 @@ without the store's write lock (issue 7.17)."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from email import message_from_bytes
@@ -12,10 +13,11 @@ from sqlmodel import select
 
 from listserv import config as config_mod
 from listserv import delivery
-from listserv.delivery import PostRenderer
+from listserv.delivery import PostRenderer, ready_before
 from listserv.dmarc import Policy
 from listserv.models import MailingList, Message
 from listserv.store import Store
+from listserv.transports import WireReady, wire_ready
 
 RAW = (b"From: Ann <ann@strict.example>\r\nTo: demo@lists.example.org\r\nSubject: hi\r\n"
        b"Message-ID: <p1@strict.example>\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\n\r\nhello\r\n")
@@ -66,7 +68,7 @@ def test_a_policy_still_unknown_is_sent_unmunged_and_asked_again_later(
     assert from_of(renderer(pk, "bob@example.org")) == "Ann <ann@strict.example>"
     assert stored_policy(store) == "unknown"
     monkeypatch.setattr(delivery, "RETRY_UNKNOWN", 0.0)  # the retry window is over
-    renderer._cache[pk] = (*renderer._cache[pk][:2], 0.0)
+    renderer._cache[pk] = renderer._cache[pk]._replace(until=0.0)
     assert from_of(renderer(pk, "cy@example.org")).startswith("Ann via demo")
     assert stored_policy(store) == "quarantine" and answers == []
 
@@ -170,7 +172,7 @@ def test_a_post_whose_policy_is_unknown_is_not_cached_past_its_retry(store: Stor
     renderer = PostRenderer(store, config_mod.load(None, env={}), dmarc=lambda d: Policy.UNKNOWN)
     renderer(pk, "bob@example.org")
     assert renderer.cached(pk, "cy@example.org") is not None
-    renderer._cache[pk] = (*renderer._cache[pk][:2], 0.0)  # its retry window is over
+    renderer._cache[pk] = renderer._cache[pk]._replace(until=0.0)  # its retry window is over
     assert renderer.cached(pk, "cy@example.org") is None
 
 
@@ -194,3 +196,35 @@ def test_warming_prepares_a_known_post_and_leaves_an_unknown_one_to_its_copy(
     assert asked == [] and fresh.cached(pk, "bob@example.org") is None  # no DNS while claiming
     assert from_of(fresh(pk, "bob@example.org")).startswith("Ann via demo")
     assert asked == ["strict.example"]
+
+
+def test_copies_of_a_wire_ready_post_say_so_and_only_then(store: Store) -> None:
+    """A copy is handed over as ``WireReady`` (the transport then skips its scans) exactly
+    when scanning all of it would have said it is ready."""
+    pk = add_post(store, "none")
+    renderer = PostRenderer(store, config_mod.load(None, env={}))
+    copy = renderer(pk, "bob@example.org")
+    assert type(copy) is WireReady and wire_ready(bytes(copy))
+    assert renderer.cached(pk, "bob@example.org") == copy
+    with store.session() as s:  # a line of the body starts with a dot: aiosmtplib stuffs it
+        s.get_one(Message, pk).raw = RAW + b".dot\r\n"
+    renderer = PostRenderer(store, config_mod.load(None, env={}))
+    copy = renderer(pk, "bob@example.org")
+    assert type(copy) is bytes and not wire_ready(copy)
+
+
+def test_personal_lines_before_a_ready_body_make_a_ready_copy_exactly_when_scanned_so() -> None:
+    # Every head of up to 5 of these bytes before every ready body of up to 4 (and a copy
+    # that does not end with the body): the cheap answer never says ready when the full
+    # scan would not, and says it whenever the head itself is ready.
+    pieces = (b"a", b"\r", b"\n", b".", b"\r\n")
+    bodies = [b"".join(p) for n in range(5) for p in itertools.product(pieces, repeat=n)]
+    bodies = [b for b in bodies if wire_ready(b)]
+    heads = [b"".join(p) for n in range(6) for p in itertools.product(pieces[:4], repeat=n)]
+    for body in bodies:
+        for head in heads:
+            copy = head + body
+            assert ready_before(copy, body) == (bool(head) and wire_ready(head)), (head, body)
+            if ready_before(copy, body):
+                assert wire_ready(copy), (head, body)
+        assert not ready_before(b"X-Other: 1\r\n" + body + b"x\r\n", body + b"y\r\n")
