@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, Table, and_, bindparam, exists, select, update
+from sqlalchemy import ColumnElement, Row, Select, Table, and_, bindparam, exists, select, update
 from sqlmodel import SQLModel, col
 
 from listserv import authors, links
@@ -98,19 +98,29 @@ class PostRenderer:
         """Prepare these posts into the cache, skipping those cached or being prepared and
         those whose DMARC policy would have to be looked up (DNS may take seconds: the
         caller claims rows for the senders). A post that fails is left to its first copy,
-        whose render fails and says why."""
-        for pk in message_pks:
-            with self._lock:
-                if self._fresh(pk) is not None or pk in self._preparing:
-                    continue
-                busy = self._preparing[pk] = threading.Event()
-            try:
-                done = self._prepare(pk, lookup=False)
-                if done is not None:
-                    self._keep(pk, done)
-            except Exception:
-                pass  # the copy's own render prepares it again, and reports what failed
-            finally:
+        whose render fails and says why. The posts are read in one statement (a read each
+        cost as much as preparing the post)."""
+        mine: dict[int, threading.Event] = {}
+        with self._lock:
+            for pk in message_pks:
+                if self._fresh(pk) is None and pk not in self._preparing and pk not in mine:
+                    mine[pk] = self._preparing[pk] = threading.Event()
+        try:
+            if not mine:
+                return
+            with self._reader.connect() as conn:
+                rows = conn.execute(_POSTS, {"pks": list(mine)}).all()
+            for row in rows:
+                try:
+                    done = self._finish(row.pk, row, lookup=False)
+                    if done is not None:
+                        self._keep(row.pk, done)
+                except Exception:
+                    pass  # the copy's own render prepares it again, and reports what failed
+                finally:
+                    self._done_preparing(row.pk, mine.pop(row.pk))
+        finally:
+            for pk, busy in mine.items():  # not read, or the read failed
                 self._done_preparing(pk, busy)
 
     def prepared(self, message_pk: int) -> tuple[PreparedPost, ListInfo]:
@@ -175,6 +185,11 @@ class PostRenderer:
             row = conn.execute(_POST, {"pk": message_pk}).first()
         if row is None:
             raise LookupError(f"message {message_pk} is not a stored post")
+        return self._finish(message_pk, row, lookup)
+
+    def _finish(self, message_pk: int, row: Row[Any], lookup: bool
+                ) -> tuple[PreparedPost, ListInfo, bool] | None:
+        """``_prepare`` from the post's row (``_post_statement``'s)."""
         if not lookup and self._needs_lookup(row.dmarc_policy, row.from_address):
             return None
         person = None if row.kind is None else (row.display_name, row.organisation, row.kind)
@@ -198,7 +213,7 @@ def ready_before(copy: bytes, body: bytes) -> bool:
     return head > 0 and copy.endswith(body) and wire_ready(copy[:head])
 
 
-def _post_statement() -> Select[Any]:
+def _post_statement(where: ColumnElement[bool]) -> Select[Any]:
     """Everything preparing a post reads, in one statement (the ORM's five reads cost more
     Python than the preparation itself): the post, its list, its sender's person and
     subscription (``authors.author_of``'s reads), and whether an event announces it."""
@@ -206,7 +221,7 @@ def _post_statement() -> Select[Any]:
     addr, person, sub, event = table(Address), table(Person), table(Subscription), table(Event)
     # author_of looks no one up for a post without a From address.
     sender = and_(addr.c.email == msg.c.from_address, msg.c.from_address != "")
-    return (select(msg.c.raw, msg.c.from_address, msg.c.from_name, msg.c.envelope_from,
+    return (select(msg.c.id.label("pk"), msg.c.raw, msg.c.from_address, msg.c.from_name, msg.c.envelope_from,
                    msg.c.dmarc_policy, ml.c.name, ml.c.description, ml.c.subject_prefix,
                    ml.c.dmarc_mitigation, person.c.display_name, person.c.organisation,
                    person.c.kind, sub.c.official,
@@ -216,11 +231,12 @@ def _post_statement() -> Select[Any]:
                          .outerjoin(person, person.c.id == addr.c.person_id)
                          .outerjoin(sub, and_(sub.c.address_id == addr.c.id,
                                               sub.c.list_id == msg.c.list_id)))
-            .where(msg.c.id == bindparam("pk")))
+            .where(where))
 
 
 def table(model: type[SQLModel]) -> Table:
     return model.__table__  # type: ignore[attr-defined, no-any-return]
 
 
-_POST = _post_statement()
+_POST = _post_statement(table(Message).c.id == bindparam("pk"))
+_POSTS = _post_statement(table(Message).c.id.in_(bindparam("pks", expanding=True)))

@@ -9,6 +9,7 @@ import threading
 from email import message_from_bytes
 
 import pytest
+import sqlalchemy.event
 from sqlmodel import select
 
 from listserv import config as config_mod
@@ -228,3 +229,44 @@ def test_personal_lines_before_a_ready_body_make_a_ready_copy_exactly_when_scann
             if ready_before(copy, body):
                 assert wire_ready(copy), (head, body)
         assert not ready_before(b"X-Other: 1\r\n" + body + b"x\r\n", body + b"y\r\n")
+
+
+def test_warming_reads_its_posts_in_one_statement_and_a_bad_one_spoils_none(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = add_post(store, "none")
+    with store.session() as s:
+        list_id = s.get_one(Message, first).list_id
+        for n in range(2, 5):
+            s.add(Message(list_id=list_id, message_id=f"<p{n}@strict.example>",
+                          raw=RAW.replace(b"<p1@", f"<p{n}@".encode()),
+                          from_address="ann@strict.example", from_name="Ann",
+                          dmarc_policy="none"))
+    pks = list(range(first, first + 4))
+    renderer = PostRenderer(store, config_mod.load(None, env={}))
+    real = delivery.prepare
+    prepared: list[bytes] = []
+
+    def failing_second(raw: bytes, *args: object, **kw: bool) -> delivery.PreparedPost:
+        prepared.append(raw)
+        if b"<p2@" in raw:
+            raise RuntimeError("this one fails")
+        return real(raw, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(delivery, "prepare", failing_second)
+    statements: list[str] = []
+
+    def seen(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    sqlalchemy.event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        renderer.warm([*pks, first + 1000])
+    finally:
+        sqlalchemy.event.remove(store.engine, "before_cursor_execute", seen)
+    reads = [s for s in statements if "FROM message" in s]
+    assert len(reads) == 1 and len(prepared) == 4
+    assert renderer._preparing == {}
+    assert [renderer.cached(pk, "bob@example.org") is not None for pk in pks] == [
+        True, False, True, True]
+    monkeypatch.setattr(delivery, "prepare", real)
+    assert b"Message-ID: <p2@" in renderer(first + 1, "bob@example.org")  # its copy prepares it
