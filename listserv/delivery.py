@@ -3,7 +3,10 @@
 Invariants:
 - ``PostRenderer`` is the ``render(message_pk, recipient)`` callback of the outbox worker: a cache
   miss reads the post once from the store and prepares it; every further member of the same
-  post costs one HMAC and one bytes concatenation.
+  post costs one HMAC and one bytes concatenation. A copy made of a wire-ready post (CRLF
+  lines, no leading dot: ``transports.wire_ready``, checked once per post) and personal lines
+  that are wire-ready too is handed over as ``transports.WireReady``, so the transport does not
+  scan all of it again.
 - The From rewrite for DMARC is decided here from the policy recorded when the post arrived
   and the list's setting, so a held post approved days later is sent the same way. A policy
   recorded as "unknown" (DNS failed on arrival) is looked up again here and, once known,
@@ -25,9 +28,9 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, Table, and_, bindparam, exists, select, update
+from sqlalchemy import ColumnElement, Row, Select, Table, and_, bindparam, exists, select, update
 from sqlmodel import SQLModel, col
 
 from listserv import authors, links
@@ -38,9 +41,17 @@ from listserv.dmarc import Policy, needs_munging
 from listserv.lists import info_of
 from listserv.models import Address, Event, MailingList, Message, Person, Subscription
 from listserv.store import READ_ONLY, Store
+from listserv.transports import WireReady, wire_ready
 
 CACHE_POSTS = 64
 RETRY_UNKNOWN = 60.0  # seconds a post prepared without a known DMARC policy stays cached
+
+
+class _Cached(NamedTuple):
+    prepared: PreparedPost
+    info: ListInfo
+    until: float | None  # the monotonic time it stops being good; None: never
+    ready: bool  # ``prepared.body`` is wire-ready (``transports.wire_ready``)
 
 
 class PostRenderer:
@@ -52,55 +63,71 @@ class PostRenderer:
         self.dmarc = dmarc  # a blocking domain -> Policy, for posts stored as "unknown"
         # Reads that never take SQLite's write lock (as Store.read_session).
         self._reader = store.engine.execution_options(**{READ_ONLY: True})
-        # message pk -> (prepared, info, monotonic time it stops being good or None)
-        self._cache: OrderedDict[int, tuple[PreparedPost, ListInfo, float | None]] = OrderedDict()
+        self._cache: OrderedDict[int, _Cached] = OrderedDict()  # by message pk
         self._lock = threading.Lock()
         self._preparing: dict[int, threading.Event] = {}  # message pk -> set once prepared
 
     def __call__(self, message_pk: int, recipient: str) -> bytes:
-        prepared, info = self.prepared(message_pk)
-        return self._copy(prepared, info, recipient)
+        return self._copy(self._prepared(message_pk), recipient)
 
     def cached(self, message_pk: int, recipient: str) -> bytes | None:
         """That member's copy if the post is prepared and still good, else None: no store
         read, no DNS, one HMAC and a join (the worker calls it on the event loop)."""
         with self._lock:
             hit = self._fresh(message_pk)
-        return None if hit is None else self._copy(hit[0], hit[1], recipient)
+        return None if hit is None else self._copy(hit, recipient)
 
-    def _copy(self, prepared: PreparedPost, info: ListInfo, recipient: str) -> bytes:
+    def _copy(self, post: _Cached, recipient: str) -> bytes:
+        prepared, info = post.prepared, post.info
         url = links.unsubscribe_url(info.web_base_url, self.secret, info.name, recipient)
 
         def token_for(purpose: str) -> str:
             return links.unsubscribe_token(self.secret, info.name, recipient, purpose)
-        return prepared.for_recipient(url, info.address(Kind.LEAVE), token_for)
+        copy = prepared.for_recipient(url, info.address(Kind.LEAVE), token_for)
+        return WireReady(copy) if post.ready and ready_before(copy, prepared.body) else copy
 
-    def _fresh(self, message_pk: int) -> tuple[PreparedPost, ListInfo] | None:
+    def _fresh(self, message_pk: int) -> _Cached | None:
         """The cached post, if still good (call with the lock held)."""
         hit = self._cache.get(message_pk)
-        if hit is None or (hit[2] is not None and hit[2] <= time.monotonic()):
+        if hit is None or (hit.until is not None and hit.until <= time.monotonic()):
             return None
         self._cache.move_to_end(message_pk)
-        return hit[0], hit[1]
+        return hit
 
     def warm(self, message_pks: Sequence[int]) -> None:
         """Prepare these posts into the cache, skipping those cached or being prepared and
         those whose DMARC policy would have to be looked up (DNS may take seconds: the
         caller claims rows for the senders). A post that fails is left to its first copy,
-        whose render fails and says why."""
-        for pk in message_pks:
-            with self._lock:
-                if self._fresh(pk) is not None or pk in self._preparing:
-                    continue
-                busy = self._preparing[pk] = threading.Event()
-            try:
-                self._keep(pk, self._prepare(pk, lookup=False))
-            except Exception:
-                pass  # the copy's own render prepares it again, and reports what failed
-            finally:
+        whose render fails and says why. The posts are read in one statement (a read each
+        cost as much as preparing the post)."""
+        mine: dict[int, threading.Event] = {}
+        with self._lock:
+            for pk in message_pks:
+                if self._fresh(pk) is None and pk not in self._preparing and pk not in mine:
+                    mine[pk] = self._preparing[pk] = threading.Event()
+        try:
+            if not mine:
+                return
+            with self._reader.connect() as conn:
+                rows = conn.execute(_POSTS, {"pks": list(mine)}).all()
+            for row in rows:
+                try:
+                    done = self._finish(row.pk, row, lookup=False)
+                    if done is not None:
+                        self._keep(row.pk, done)
+                except Exception:
+                    pass  # the copy's own render prepares it again, and reports what failed
+                finally:
+                    self._done_preparing(row.pk, mine.pop(row.pk))
+        finally:
+            for pk, busy in mine.items():  # not read, or the read failed
                 self._done_preparing(pk, busy)
 
     def prepared(self, message_pk: int) -> tuple[PreparedPost, ListInfo]:
+        post = self._prepared(message_pk)
+        return post.prepared, post.info
+
+    def _prepared(self, message_pk: int) -> _Cached:
         while True:
             with self._lock:
                 hit = self._fresh(message_pk)
@@ -114,20 +141,19 @@ class PostRenderer:
         try:
             done = self._prepare(message_pk)
             assert done is not None  # it may look the policy up
-            self._keep(message_pk, done)
-            return done[0], done[1]
+            return self._keep(message_pk, done)
         finally:
             self._done_preparing(message_pk, busy)
 
-    def _keep(self, message_pk: int, done: tuple[PreparedPost, ListInfo, bool] | None) -> None:
-        if done is None:
-            return
+    def _keep(self, message_pk: int, done: tuple[PreparedPost, ListInfo, bool]) -> _Cached:
         prepared, info, known = done
+        post = _Cached(prepared, info, None if known else time.monotonic() + RETRY_UNKNOWN,
+                       wire_ready(prepared.body))
         with self._lock:
-            self._cache[message_pk] = (prepared, info,
-                                       None if known else time.monotonic() + RETRY_UNKNOWN)
+            self._cache[message_pk] = post
             while len(self._cache) > CACHE_POSTS:
                 self._cache.popitem(last=False)
+        return post
 
     def _done_preparing(self, message_pk: int, busy: threading.Event) -> None:
         with self._lock:
@@ -159,6 +185,11 @@ class PostRenderer:
             row = conn.execute(_POST, {"pk": message_pk}).first()
         if row is None:
             raise LookupError(f"message {message_pk} is not a stored post")
+        return self._finish(message_pk, row, lookup)
+
+    def _finish(self, message_pk: int, row: Row[Any], lookup: bool
+                ) -> tuple[PreparedPost, ListInfo, bool] | None:
+        """``_prepare`` from the post's row (``_post_statement``'s)."""
         if not lookup and self._needs_lookup(row.dmarc_policy, row.from_address):
             return None
         person = None if row.kind is None else (row.display_name, row.organisation, row.kind)
@@ -174,7 +205,15 @@ class PostRenderer:
                 policy is not Policy.UNKNOWN)
 
 
-def _post_statement() -> Select[Any]:
+def ready_before(copy: bytes, body: bytes) -> bool:
+    """Whether ``copy`` is personal lines that are ``wire_ready`` before ``body``, so it is
+    wire-ready when ``body`` is (complete CRLF lines, the first not a dot, then ``body``'s).
+    Pure; scans the personal lines alone (and compares ``body``)."""
+    head = len(copy) - len(body)
+    return head > 0 and copy.endswith(body) and wire_ready(copy[:head])
+
+
+def _post_statement(where: ColumnElement[bool]) -> Select[Any]:
     """Everything preparing a post reads, in one statement (the ORM's five reads cost more
     Python than the preparation itself): the post, its list, its sender's person and
     subscription (``authors.author_of``'s reads), and whether an event announces it."""
@@ -182,7 +221,7 @@ def _post_statement() -> Select[Any]:
     addr, person, sub, event = table(Address), table(Person), table(Subscription), table(Event)
     # author_of looks no one up for a post without a From address.
     sender = and_(addr.c.email == msg.c.from_address, msg.c.from_address != "")
-    return (select(msg.c.raw, msg.c.from_address, msg.c.from_name, msg.c.envelope_from,
+    return (select(msg.c.id.label("pk"), msg.c.raw, msg.c.from_address, msg.c.from_name, msg.c.envelope_from,
                    msg.c.dmarc_policy, ml.c.name, ml.c.description, ml.c.subject_prefix,
                    ml.c.dmarc_mitigation, person.c.display_name, person.c.organisation,
                    person.c.kind, sub.c.official,
@@ -192,11 +231,12 @@ def _post_statement() -> Select[Any]:
                          .outerjoin(person, person.c.id == addr.c.person_id)
                          .outerjoin(sub, and_(sub.c.address_id == addr.c.id,
                                               sub.c.list_id == msg.c.list_id)))
-            .where(msg.c.id == bindparam("pk")))
+            .where(where))
 
 
 def table(model: type[SQLModel]) -> Table:
     return model.__table__  # type: ignore[attr-defined, no-any-return]
 
 
-_POST = _post_statement()
+_POST = _post_statement(table(Message).c.id == bindparam("pk"))
+_POSTS = _post_statement(table(Message).c.id.in_(bindparam("pks", expanding=True)))

@@ -7,6 +7,7 @@ through real sockets instead of mocks.
     with SmtpSink() as sink:                      # sink.host, sink.port
         sink.script_data(451, 250)                # 1st DATA -> 451, 2nd -> 250, then 250s
         sink.rcpt_replies["gone@example.org"] = 550
+        sink.mail_replies["odd@example.org"] = 553   # MAIL FROM that sender
         sink.script_data(DROP)                    # next DATA: close the connection, no reply
         ...
         await sink.wait_for(3)                    # from async tests (polls, never blocks)
@@ -22,6 +23,10 @@ Invariants:
   case-insensitively) and is used for every RCPT to that address until removed.
 - A reply may be an int (a default text is added), a full ``"451 4.3.0 text"`` string, or
   ``DROP``, which closes the connection instead of answering.
+- ``mail_replies`` is the same for MAIL, by sender address.
+- ``SmtpSink(pipelining=True)`` advertises PIPELINING (RFC 2920; aiosmtpd reads one command
+  line at a time from a buffered stream, so a pipelined group is answered in order), and
+  ``wire[n]`` keeps every chunk connection n's client sent, as it was read.
 - All attributes may be changed from the test's thread while the sink runs; the sink's own
   loop runs in a separate thread, so the test's event loop is never blocked by it.
 """
@@ -87,6 +92,11 @@ class _SinkSMTP(SMTP):
         self.sink._closed(self)
         super().connection_lost(error)
 
+    def data_received(self, data: bytes) -> None:
+        if self.number:
+            self.sink.wire.setdefault(self.number, []).append(data)
+        super().data_received(data)
+
 
 class _Controller(Controller):
     def __init__(self, sink: SmtpSink) -> None:
@@ -112,8 +122,13 @@ class SmtpSink:
 
     def __init__(self, *, host: str = "127.0.0.1", delay: float = 0.0,
                  data_replies: Iterable[Reply] = (),
-                 rcpt_replies: dict[str, Reply] | None = None) -> None:
+                 rcpt_replies: dict[str, Reply] | None = None,
+                 mail_replies: dict[str, Reply] | None = None,
+                 pipelining: bool = False) -> None:
         self.host = host
+        self.pipelining = pipelining
+        self.mail_replies: dict[str, Reply] = dict(mail_replies or {})
+        self.wire: dict[int, list[bytes]] = {}  # connection number -> chunks the client sent
         self.port = 0
         self.delay = delay  # seconds to wait before answering each DATA
         self.rcpt_replies: dict[str, Reply] = dict(rcpt_replies or {})
@@ -178,6 +193,23 @@ class SmtpSink:
         return list(self.messages)
 
     # --- aiosmtpd hooks (run in the sink's thread) ----------------------------------------
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname  # defining this hook turns off the default
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, mail_options: list[str]) -> str | None:
+        wanted = address.lower()
+        reply = next((r for a, r in list(self.mail_replies.items()) if a.lower() == wanted), None)
+        if reply is None:
+            envelope.mail_from = address  # defining this hook turns off the default
+            envelope.mail_options.extend(mail_options)
+            return "250 OK"
+        return _answer(server, reply)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str | None:

@@ -3,19 +3,22 @@ without the store's write lock (issue 7.17)."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from email import message_from_bytes
 
 import pytest
+import sqlalchemy.event
 from sqlmodel import select
 
 from listserv import config as config_mod
 from listserv import delivery
-from listserv.delivery import PostRenderer
+from listserv.delivery import PostRenderer, ready_before
 from listserv.dmarc import Policy
 from listserv.models import MailingList, Message
 from listserv.store import Store
+from listserv.transports import WireReady, wire_ready
 
 RAW = (b"From: Ann <ann@strict.example>\r\nTo: demo@lists.example.org\r\nSubject: hi\r\n"
        b"Message-ID: <p1@strict.example>\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\n\r\nhello\r\n")
@@ -66,7 +69,7 @@ def test_a_policy_still_unknown_is_sent_unmunged_and_asked_again_later(
     assert from_of(renderer(pk, "bob@example.org")) == "Ann <ann@strict.example>"
     assert stored_policy(store) == "unknown"
     monkeypatch.setattr(delivery, "RETRY_UNKNOWN", 0.0)  # the retry window is over
-    renderer._cache[pk] = (*renderer._cache[pk][:2], 0.0)
+    renderer._cache[pk] = renderer._cache[pk]._replace(until=0.0)
     assert from_of(renderer(pk, "cy@example.org")).startswith("Ann via demo")
     assert stored_policy(store) == "quarantine" and answers == []
 
@@ -170,7 +173,7 @@ def test_a_post_whose_policy_is_unknown_is_not_cached_past_its_retry(store: Stor
     renderer = PostRenderer(store, config_mod.load(None, env={}), dmarc=lambda d: Policy.UNKNOWN)
     renderer(pk, "bob@example.org")
     assert renderer.cached(pk, "cy@example.org") is not None
-    renderer._cache[pk] = (*renderer._cache[pk][:2], 0.0)  # its retry window is over
+    renderer._cache[pk] = renderer._cache[pk]._replace(until=0.0)  # its retry window is over
     assert renderer.cached(pk, "cy@example.org") is None
 
 
@@ -194,3 +197,76 @@ def test_warming_prepares_a_known_post_and_leaves_an_unknown_one_to_its_copy(
     assert asked == [] and fresh.cached(pk, "bob@example.org") is None  # no DNS while claiming
     assert from_of(fresh(pk, "bob@example.org")).startswith("Ann via demo")
     assert asked == ["strict.example"]
+
+
+def test_copies_of_a_wire_ready_post_say_so_and_only_then(store: Store) -> None:
+    """A copy is handed over as ``WireReady`` (the transport then skips its scans) exactly
+    when scanning all of it would have said it is ready."""
+    pk = add_post(store, "none")
+    renderer = PostRenderer(store, config_mod.load(None, env={}))
+    copy = renderer(pk, "bob@example.org")
+    assert type(copy) is WireReady and wire_ready(bytes(copy))
+    assert renderer.cached(pk, "bob@example.org") == copy
+    with store.session() as s:  # a line of the body starts with a dot: aiosmtplib stuffs it
+        s.get_one(Message, pk).raw = RAW + b".dot\r\n"
+    renderer = PostRenderer(store, config_mod.load(None, env={}))
+    copy = renderer(pk, "bob@example.org")
+    assert type(copy) is bytes and not wire_ready(copy)
+
+
+def test_personal_lines_before_a_ready_body_make_a_ready_copy_exactly_when_scanned_so() -> None:
+    # Every head of up to 5 of these bytes before every ready body of up to 4 (and a copy
+    # that does not end with the body): the cheap answer never says ready when the full
+    # scan would not, and says it whenever the head itself is ready.
+    pieces = (b"a", b"\r", b"\n", b".", b"\r\n")
+    bodies = [b"".join(p) for n in range(5) for p in itertools.product(pieces, repeat=n)]
+    bodies = [b for b in bodies if wire_ready(b)]
+    heads = [b"".join(p) for n in range(6) for p in itertools.product(pieces[:4], repeat=n)]
+    for body in bodies:
+        for head in heads:
+            copy = head + body
+            assert ready_before(copy, body) == (bool(head) and wire_ready(head)), (head, body)
+            if ready_before(copy, body):
+                assert wire_ready(copy), (head, body)
+        assert not ready_before(b"X-Other: 1\r\n" + body + b"x\r\n", body + b"y\r\n")
+
+
+def test_warming_reads_its_posts_in_one_statement_and_a_bad_one_spoils_none(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = add_post(store, "none")
+    with store.session() as s:
+        list_id = s.get_one(Message, first).list_id
+        for n in range(2, 5):
+            s.add(Message(list_id=list_id, message_id=f"<p{n}@strict.example>",
+                          raw=RAW.replace(b"<p1@", f"<p{n}@".encode()),
+                          from_address="ann@strict.example", from_name="Ann",
+                          dmarc_policy="none"))
+    pks = list(range(first, first + 4))
+    renderer = PostRenderer(store, config_mod.load(None, env={}))
+    real = delivery.prepare
+    prepared: list[bytes] = []
+
+    def failing_second(raw: bytes, *args: object, **kw: bool) -> delivery.PreparedPost:
+        prepared.append(raw)
+        if b"<p2@" in raw:
+            raise RuntimeError("this one fails")
+        return real(raw, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(delivery, "prepare", failing_second)
+    statements: list[str] = []
+
+    def seen(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    sqlalchemy.event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        renderer.warm([*pks, first + 1000])
+    finally:
+        sqlalchemy.event.remove(store.engine, "before_cursor_execute", seen)
+    reads = [s for s in statements if "FROM message" in s]
+    assert len(reads) == 1 and len(prepared) == 4
+    assert renderer._preparing == {}
+    assert [renderer.cached(pk, "bob@example.org") is not None for pk in pks] == [
+        True, False, True, True]
+    monkeypatch.setattr(delivery, "prepare", real)
+    assert b"Message-ID: <p2@" in renderer(first + 1, "bob@example.org")  # its copy prepares it
