@@ -27,6 +27,7 @@ Invariants:
 - ``SmtpSink(pipelining=True)`` advertises PIPELINING (RFC 2920; aiosmtpd reads one command
   line at a time from a buffered stream, so a pipelined group is answered in order), and
   ``wire[n]`` keeps every chunk connection n's client sent, as it was read.
+- ``SmtpSink(tls_context=ctx)`` offers STARTTLS with that server context.
 - All attributes may be changed from the test's thread while the sink runs; the sink's own
   loop runs in a separate thread, so the test's event loop is never blocked by it.
 """
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ssl
 import threading
 import time
 from collections.abc import Iterable
@@ -100,7 +102,7 @@ class _SinkSMTP(SMTP):
 
 class _Controller(Controller):
     def __init__(self, sink: SmtpSink) -> None:
-        super().__init__(sink, hostname=sink.host, port=sink.port)
+        super().__init__(sink, hostname=sink.host, port=sink.port, tls_context=sink.tls_context)
         self.sink = sink
         self._probed = False
 
@@ -124,9 +126,10 @@ class SmtpSink:
                  data_replies: Iterable[Reply] = (),
                  rcpt_replies: dict[str, Reply] | None = None,
                  mail_replies: dict[str, Reply] | None = None,
-                 pipelining: bool = False) -> None:
+                 pipelining: bool = False, tls_context: ssl.SSLContext | None = None) -> None:
         self.host = host
         self.pipelining = pipelining
+        self.tls_context = tls_context  # offers STARTTLS with it
         self.mail_replies: dict[str, Reply] = dict(mail_replies or {})
         self.wire: dict[int, list[bytes]] = {}  # connection number -> chunks the client sent
         self.port = 0

@@ -3,9 +3,7 @@ an HTTPS double as the smarthost and the web pages."""
 
 from __future__ import annotations
 
-import datetime
 import http.server
-import ipaddress
 import socket
 import ssl
 import threading
@@ -15,10 +13,6 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from listserv import config as config_mod
 from listserv import doctor
@@ -29,31 +23,13 @@ from listserv.store import Store
 from tests.dnsdouble import dns_double
 from tests.harness import DOMAIN, cli, make_list, write_config
 from tests.smtpsink import SmtpSink
+from tests.tlscert import trusted_server_context
 
 
 @pytest.fixture
 def tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
     """A certificate for 127.0.0.1 that this test's clients trust (SSL_CERT_FILE)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert_file, key_file)
-    return ctx
+    return trusted_server_context(tmp_path, monkeypatch)
 
 
 class _Health(http.server.BaseHTTPRequestHandler):

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import aiosmtplib
 import pytest
@@ -17,6 +18,7 @@ from aiosmtplib.protocol import SMTPProtocol
 from listserv import transports
 from listserv.transports import Outcome, SendResult, SmtpTransport, parse_replies
 from tests.smtpsink import DROP, SmtpSink
+from tests.tlscert import trusted_server_context
 
 SENDER = "demo-bounces@lists.example.org"
 READY = b"Subject: ready\r\n\r\nhello\r\n"
@@ -103,6 +105,27 @@ async def test_every_outcome_and_every_message_are_those_without_pipelining() ->
         mail + b"RCPT TO:<gone@example.org>\r\nRSET\r\n",
         mail + b"RCPT TO:<busy@example.org>\r\nRSET\r\n",
         b"MAIL FROM:<later@lists.example.org>\r\n"]
+
+
+async def test_pipelining_over_starttls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over STARTTLS (the TLS transport stands between aiosmtplib and the socket) the group
+    still goes in one write and the outcomes are those of the script's first copies."""
+    tls = trusted_server_context(tmp_path, monkeypatch)
+    with SmtpSink(pipelining=True, tls_context=tls, rcpt_replies={"gone@example.org": 550}) as sink:
+        transport = SmtpTransport(sink.host, sink.port, timeout=5, start_tls=True)
+        try:
+            results = [await transport.send(SENDER, r, READY)
+                       for r in ("m1@example.org", "gone@example.org", "m2@example.org")]
+        finally:
+            await transport.close()
+        assert [(r.outcome, r.code) for r in results] == [
+            (Outcome.SENT, 250), (Outcome.BOUNCE, 550), (Outcome.SENT, 250)]
+        assert [m.rcpt_tos for m in sink.messages] == [("m1@example.org",), ("m2@example.org",)]
+        assert set(sink.sessions) == {1}  # one connection (STARTTLS makes it again, for aiosmtpd)
+        chunks = sink.wire[1]
+        assert any(c.startswith(b"STARTTLS") for c in chunks), chunks
+        # After the handshake aiosmtpd reads the decrypted bytes: one chunk per group.
+        assert len(_group(chunks)) == 3, chunks
 
 
 @pytest.mark.parametrize("where", ["mail", "rcpt", "data"])
