@@ -295,7 +295,7 @@ def _place_once(session: Session, list_id: int, ids: list[str], key: str, subjec
             "list_id": list_id, "subject": subject, "subject_key": key, "first_post_at": date,
             "last_post_at": date, "post_count": 1, "opening_pk": None, "participants": "[]",
             "participant_count": 0}
-        new_id = session.execute(_INSERT_THREAD, values).scalar_one()  # for the refs below
+        new_id = write_behind.returning(session, _INSERT_THREAD, values)  # for the refs below
         thread = ThreadRow(id=new_id, **values)
     else:
         if postgres and not known:  # chosen by subject: lock it, reading it afresh
