@@ -25,10 +25,11 @@ Invariants:
   nothing else to fail on), that next statement fails, the transaction with it, and the group
   committer runs the group's units again one by one.
 - Outside a scope, and on SQLite (no round trips to save), ``defer`` runs the statement at once.
-- On PostgreSQL the post's writes (deferred, or run at once by ``returning``) that are plain
-  INSERT/UPDATE/DELETE statements are compiled once and run on the driver's cursor, not through
-  SQLAlchemy's execution (~90 µs of Python a statement, issue 12); the same SQL, parameters
-  and bind conversions, and the invariants above hold for them as for the others.
+- On PostgreSQL the post's statements that go through here (deferred, or run at once by
+  ``returning`` and ``rows``) are compiled once and run on the driver's cursor, not through
+  SQLAlchemy's execution (~90 µs of Python a statement, issue 12), unless they need what only
+  that gives (an expanding IN, a Python-side default, a converted result column); the same
+  SQL, parameters and bind conversions, and the invariants above hold for them as for others.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ from sqlalchemy.sql.elements import (
     ReleaseSavepointClause,
     RollbackToSavepointClause,
     SavepointClause,
+    TextClause,
 )
+from sqlalchemy.sql.selectable import Select
 from sqlmodel import Session
 
 _QUEUE = "commonroom_write_behind"  # Connection.info: the deferred (statement, parameters)
@@ -113,17 +116,37 @@ def returning(session: Session, statement: Executable, params: Mapping[str, Any]
     raw = _raw(conn, statement, params)
     if raw is None:
         return session.execute(statement, params).scalar_one()
-    _before_execute(conn, statement)  # the queue goes first, in one pipeline with this
+    found = _now(conn, raw, statement, params).fetchall()
+    if len(found) != 1:
+        raise LookupError(f"{statement} returned {len(found)} rows, not one")
+    return found[0][0]
+
+
+def rows(session: Session, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
+    """``session.execute(statement, params).all()``, on the driver's cursor on PostgreSQL when
+    its columns need no conversion: for a read each post makes. Pending ORM changes are
+    flushed first (as the ORM would for a statement on its entities)."""
+    if session.autoflush:
+        session.flush()
+    conn = session.connection()
+    raw = _raw(conn, statement, params)
+    if raw is None:
+        return session.execute(statement, params).all()
+    result: Sequence[Any] = _now(conn, raw, statement, params).fetchall()
+    return result
+
+
+def _now(conn: Connection, raw: _Raw, statement: Executable, params: Mapping[str, Any]) -> Any:
+    """Run ``raw`` now, as the listeners would see ``statement`` run: what is queued goes
+    first, in one pipeline with it, and a deferred statement's error raises here."""
+    _before_execute(conn, statement)
     try:
         cursor = raw.run(conn, params)
-        _after_cursor_execute(conn)  # the pipeline's results read: a deferred error raises here
+        _after_cursor_execute(conn)  # the pipeline's results read
     except BaseException:
         _abandon_pipeline(conn)
         raise
-    row = cursor.fetchone()
-    if row is None or cursor.fetchone() is not None:
-        raise LookupError(f"{statement} returned not exactly one row")
-    return row[0]
+    return cursor
 
 
 class _Raw:
@@ -193,12 +216,14 @@ def _raw(conn: Connection, statement: Executable,
 
 
 def _compile(dialect: Dialect, statement: Executable, keys: Mapping[str, Any]) -> _Raw | None:
-    if not isinstance(statement, UpdateBase):
+    if not isinstance(statement, (UpdateBase, Select, TextClause)):
         return None
     compiled = statement.compile(dialect=dialect, column_keys=sorted(keys))
     assert isinstance(compiled, SQLCompiler)
     if (compiled.positional or compiled.escaped_bind_names or compiled.update_prefetch
-            or any(b.expanding for b in compiled.binds.values())):
+            or any(b.expanding for b in compiled.binds.values())
+            or any(c[3]._cached_result_processor(dialect, None) is not None
+                   for c in compiled._result_columns)):  # a column SQLAlchemy converts
         return None
     defaults: dict[str, Any] = {}
     for column in compiled.insert_prefetch:
