@@ -220,3 +220,43 @@ def test_a_release_rides_with_the_next_messages_first_read(cfg: Config, store: S
         assert s.execute(select(func.count()).select_from(InboundMessage)).scalar_one() == 0
         assert s.execute(select(func.count()).select_from(Message)).scalar_one() == 4
         assert s.execute(select(func.count()).select_from(Outbox)).scalar_one() > 0
+
+
+def test_writes_on_the_drivers_cursor_convert_and_default_as_sqlalchemy_would(
+        store: Store) -> None:
+    """PostgreSQL's deferred writes skip SQLAlchemy's execution (issue 12): an aware time in
+    another zone is stored as its instant, a naive one is refused, and a column default
+    SQLAlchemy fills in (outbox.priority) is filled in."""
+    from datetime import timedelta, timezone
+
+    from sqlalchemy.exc import StatementError
+
+    from listserv.models import OutboxState
+    elsewhere = utcnow().astimezone(timezone(timedelta(hours=-7)))
+    with store.session() as s, write_behind.scope(s):
+        write_behind.defer(s, INSERT, row("zoned", at=elsewhere))
+        outbox_t = Outbox.__table__  # type: ignore[attr-defined]
+        write_behind.defer(s, insert(outbox_t), {
+            "recipient": "a@example.org", "sender": "b@example.org",
+            "state": OutboxState.PENDING.value, "attempts": 0, "next_attempt_at": elsewhere,
+            "created_at": elsewhere, "last_error": ""})
+    with store.session() as s:
+        at = s.execute(select(AUDIT.c.at).where(AUDIT.c.action == "zoned")).scalar_one()
+        assert at == elsewhere and at.utcoffset() == timedelta(0)
+        assert s.execute(select(Outbox.priority)).scalar_one() == 1
+    naive = row("naive", at=utcnow().replace(tzinfo=None))
+    with store.session() as s, pytest.raises((ValueError, StatementError)), \
+            write_behind.scope(s):
+        write_behind.defer(s, INSERT, naive)
+
+
+def test_rows_and_returning_go_after_what_was_deferred(store: Store) -> None:
+    with store.session() as s, write_behind.scope(s), sent(store) as seen:
+        write_behind.defer(s, INSERT, row("first"))
+        count = select(func.count()).select_from(AUDIT).where(AUDIT.c.action == "first")
+        assert [tuple(r) for r in write_behind.rows(s, count, {})] == [(1,)]
+        new_id = write_behind.returning(s, insert(AUDIT).returning(AUDIT.c.id), row("second"))
+        assert actions(s) == ["first", "second"]
+        assert s.execute(select(AUDIT.c.action).where(AUDIT.c.id == new_id)).scalar_one() \
+            == "second"
+        assert [x for x in seen if x != "BEGIN"][:3] == ["INSERT", "SELECT", "INSERT"]
