@@ -71,6 +71,39 @@ def install(engine: Engine) -> None:
     event.listen(engine, "handle_error", _on_error)
     event.listen(engine, "commit", _before_commit)
     event.listen(engine, "rollback", _drop)
+    # SAVEPOINT and RELEASE (two a post) on the driver's cursor too; ROLLBACK TO (rare) not.
+    dialect: Any = engine.dialect
+    dialect.do_savepoint = _savepoint
+    dialect.do_release_savepoint = _release
+
+
+def _savepoint(conn: Connection, name: str) -> None:
+    clause = SavepointClause(name)  # type: ignore[no-untyped-call]
+    _plain(conn, clause, f"SAVEPOINT {_savepoint_name(conn, clause)}")
+
+
+def _release(conn: Connection, name: str) -> None:
+    clause = ReleaseSavepointClause(name)  # type: ignore[no-untyped-call]
+    _plain(conn, clause, f"RELEASE SAVEPOINT {_savepoint_name(conn, clause)}")
+
+
+def _savepoint_name(conn: Connection, clause: Any) -> str:
+    preparer: Any = conn.dialect.identifier_preparer
+    return str(preparer.format_savepoint(clause))
+
+
+def _plain(conn: Connection, clause: Any, sql: str) -> None:
+    """Run a statement without parameters on the driver's cursor as SQLAlchemy would run
+    ``clause``, with this module's handling of it (``_before_execute``)."""
+    _before_execute(conn, clause)
+    try:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        conn.dispatch.before_cursor_execute(conn, cursor, sql, {}, None, False)
+        execute(cursor, sql, None, False)
+        _after_cursor_execute(conn)
+    except BaseException:
+        _abandon_pipeline(conn)
+        raise
 
 
 @contextmanager
