@@ -269,7 +269,7 @@ def _place_once(session: Session, list_id: int, ids: list[str], key: str, subjec
     # one to fetch the thread chosen. On PostgreSQL the threads of its ids (all of which it
     # will update: it joins the oldest, merges the others) are locked by the same read.
     read = (_READ_TRY if only_try else _READ_LOCKED) if postgres else _KNOWN_OR_SAME_SUBJECT
-    for ref, *columns in session.execute(read, {
+    for ref, *columns in write_behind.rows(session, read, {
             "list_id": list_id, "ids": ids, "key": key,
             "latest_first": date + SUBJECT_WINDOW, "earliest_last": date - SUBJECT_WINDOW}):
         if ref == _BUSY:
@@ -342,7 +342,7 @@ def _lock_threads(session: Session, ids: Sequence[int], *, skip_locked: bool) ->
     (two posts never lock two threads in opposite orders); ``skip_locked``: without waiting,
     leaving out any another transaction holds."""
     statement = _LOCK_SKIP if skip_locked else _LOCK_WAIT
-    return [ThreadRow(*r) for r in session.execute(statement, {"ids": sorted(ids)})]
+    return [ThreadRow(*r) for r in write_behind.rows(session, statement, {"ids": sorted(ids)})]
 
 
 def write_thread(session: Session, thread_id: int, values: Mapping[str, Any]) -> None:

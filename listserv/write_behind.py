@@ -28,8 +28,8 @@ Invariants:
 - On PostgreSQL the post's statements that go through here (deferred, or run at once by
   ``returning`` and ``rows``) are compiled once and run on the driver's cursor, not through
   SQLAlchemy's execution (~90 µs of Python a statement, issue 12), unless they need what only
-  that gives (an expanding IN, a Python-side default, a converted result column); the same
-  SQL, parameters and bind conversions, and the invariants above hold for them as for others.
+  that gives (a Python-side default, escaped names); the same SQL (expanded INs included),
+  parameters, bind and result conversions, and the invariants above hold for them too.
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def returning(session: Session, statement: Executable, params: Mapping[str, Any]
     raw = _raw(conn, statement, params)
     if raw is None:
         return session.execute(statement, params).scalar_one()
-    found = _now(conn, raw, statement, params).fetchall()
+    found = raw.fetch(_now(conn, raw, statement, params))
     if len(found) != 1:
         raise LookupError(f"{statement} returned {len(found)} rows, not one")
     return found[0][0]
@@ -165,8 +165,7 @@ def rows(session: Session, statement: Executable, params: Mapping[str, Any]) -> 
     raw = _raw(conn, statement, params)
     if raw is None:
         return session.execute(statement, params).all()
-    result: Sequence[Any] = _now(conn, raw, statement, params).fetchall()
-    return result
+    return raw.fetch(_now(conn, raw, statement, params))
 
 
 def _now(conn: Connection, raw: _Raw, statement: Executable, params: Mapping[str, Any]) -> Any:
@@ -183,39 +182,61 @@ def _now(conn: Connection, raw: _Raw, statement: Executable, params: Mapping[str
 
 
 class _Raw:
-    """A plain write compiled once for the connection's dialect (for one set of parameter
+    """A statement compiled once for the connection's dialect (for one set of parameter
     names), run on the driver's cursor: what SQLAlchemy's execution would send, without its
     per-statement context, events and result objects."""
 
-    __slots__ = ("compiled", "defaults", "processors", "statement")
+    __slots__ = ("compiled", "defaults", "expanding", "processors", "results", "statement")
 
     def __init__(self, statement: Executable, compiled: SQLCompiler, defaults: dict[str, Any],
-                 processors: dict[str, Callable[[Any], Any]]) -> None:
+                 processors: dict[str, Callable[[Any], Any]],
+                 results: tuple[Callable[[Any], Any] | None, ...] | None) -> None:
         self.statement = statement  # kept alive: the cache is keyed by its id
         self.compiled = compiled
         self.defaults = defaults  # scalar column defaults SQLAlchemy would fill in
         self.processors = processors  # the bind conversions SQLAlchemy would apply
+        self.results = results  # the result columns' conversions (None: none has one)
+        self.expanding = any(b.expanding for b in compiled.binds.values())  # an IN (list)
 
-    def parameters(self, values: Mapping[str, Any]) -> MutableMapping[str, Any]:
-        params = self.compiled.construct_params(values)
+    def statement_for(self, values: Mapping[str, Any]) -> tuple[str, MutableMapping[str, Any]]:
+        """The SQL and the driver's parameters for ``values``."""
+        processors: Mapping[str, Any] = self.processors
+        params: MutableMapping[str, Any]
+        if self.expanding:  # one placeholder per element, as SQLAlchemy renders it
+            state = self.compiled.construct_expanded_state(values)
+            sql, params = state.statement, dict(state.parameters)
+            processors = {**self.processors, **state.processors}  # the latter: the elements'
+        else:
+            sql, params = self.compiled.string, self.compiled.construct_params(values)
         for name, value in self.defaults.items():
             if name not in values:  # construct_params gave it None
                 params[name] = value
-        for name, process in self.processors.items():
+        for name, process in processors.items():
             if name in params:
                 params[name] = process(params[name])
-        return params
+        return sql, params
 
     def run(self, conn: Connection, values: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Any:
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        many = not isinstance(values, Mapping)
-        params: Any = (self.parameters(values) if isinstance(values, Mapping)
-                       else [self.parameters(v) for v in values])
+        params: Any
+        if isinstance(values, Mapping):
+            many, (sql, params) = False, self.statement_for(values)
+        else:  # executemany: one statement (no expanding IN in a write)
+            many, sql = True, self.compiled.string
+            params = [self.statement_for(v)[1] for v in values]
         # Its listeners see it as any statement (tests and benches count statements so).
-        conn.dispatch.before_cursor_execute(conn, cursor, self.compiled.string, params, None,
-                                            many)
-        execute(cursor, self.compiled.string, params, many)
+        conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
+        execute(cursor, sql, params, many)
         return cursor
+
+    def fetch(self, cursor: Any) -> list[Any]:
+        """The cursor's rows, with the conversions SQLAlchemy would apply."""
+        found: list[Any] = cursor.fetchall()
+        if self.results is None:
+            return found
+        conversions = self.results
+        return [tuple(v if p is None else p(v) for p, v in zip(conversions, r, strict=True))
+                for r in found]
 
 
 def execute(cursor: Any, sql: str, params: Any, many: bool) -> None:
@@ -231,8 +252,8 @@ _RAWS: dict[tuple[int, frozenset[str]], _Raw | None] = {}
 
 def _raw(conn: Connection, statement: Executable,
          params: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> _Raw | None:
-    """``statement`` compiled for the driver's cursor, or None: not on PostgreSQL, or not a
-    plain write (an expanding IN, a default computed in Python, escaped names)."""
+    """``statement`` compiled for the driver's cursor, or None: not on PostgreSQL, or needing
+    what only SQLAlchemy's execution does (a default computed in Python, escaped names)."""
     if conn.dialect.name != "postgresql":
         return None
     first = params if isinstance(params, Mapping) else (params[0] if params else None)
@@ -253,11 +274,12 @@ def _compile(dialect: Dialect, statement: Executable, keys: Mapping[str, Any]) -
         return None
     compiled = statement.compile(dialect=dialect, column_keys=sorted(keys))
     assert isinstance(compiled, SQLCompiler)
+    expanding = any(b.expanding for b in compiled.binds.values())
     if (compiled.positional or compiled.escaped_bind_names or compiled.update_prefetch
-            or any(b.expanding for b in compiled.binds.values())
-            or any(c[3]._cached_result_processor(dialect, None) is not None
-                   for c in compiled._result_columns)):  # a column SQLAlchemy converts
+            or (expanding and not isinstance(statement, Select))):
         return None
+    results = tuple(c[3]._cached_result_processor(dialect, None)
+                    for c in compiled._result_columns)
     defaults: dict[str, Any] = {}
     for column in compiled.insert_prefetch:
         default = column.default
@@ -267,7 +289,8 @@ def _compile(dialect: Dialect, statement: Executable, keys: Mapping[str, Any]) -
     processors = dict(compiled._bind_processors)
     if not all(callable(p) for p in processors.values()):  # a tuple's (per element)
         return None
-    return _Raw(statement, compiled, defaults, processors)  # type: ignore[arg-type]
+    return _Raw(statement, compiled, defaults, processors,  # type: ignore[arg-type]
+                results if any(results) else None)
 
 
 def _run(conn: Connection, statement: Executable, params: Any) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import event, func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import Session
 
 from listserv import accept, audit, inbound_queue, write_behind
@@ -229,8 +229,6 @@ def test_writes_on_the_drivers_cursor_convert_and_default_as_sqlalchemy_would(
     SQLAlchemy fills in (outbox.priority) is filled in."""
     from datetime import timedelta, timezone
 
-    from sqlalchemy.exc import StatementError
-
     from listserv.models import OutboxState
     elsewhere = utcnow().astimezone(timezone(timedelta(hours=-7)))
     with store.session() as s, write_behind.scope(s):
@@ -260,3 +258,24 @@ def test_rows_and_returning_go_after_what_was_deferred(store: Store) -> None:
         assert s.execute(select(AUDIT.c.action).where(AUDIT.c.id == new_id)).scalar_one() \
             == "second"
         assert [x for x in seen if x != "BEGIN"][:3] == ["INSERT", "SELECT", "INSERT"]
+
+
+def test_rows_expand_an_in_and_convert_columns_as_sqlalchemy_would(store: Store) -> None:
+    """A read with an expanding IN and a converted (UTCDateTime) column gives what
+    ``session.execute`` gives, on the driver's cursor on PostgreSQL."""
+    from sqlalchemy import bindparam
+
+    with store.session() as s:
+        for name in ("a", "b", "c"):
+            write_behind.defer(s, INSERT, row(name))
+    read = select(AUDIT.c.action, AUDIT.c.at).where(
+        AUDIT.c.action.in_(bindparam("names", expanding=True)),
+        AUDIT.c.at <= bindparam("until", type_=AUDIT.c.at.type)).order_by(AUDIT.c.id)
+    params = {"names": ["a", "c"], "until": utcnow()}
+    with store.session() as s:
+        got = [tuple(r) for r in write_behind.rows(s, read, params)]
+        assert got == [tuple(r) for r in s.execute(read, params)]
+        assert [name for name, _ in got] == ["a", "c"]
+        assert all(at.utcoffset() is not None and at.tzinfo is not None for _, at in got)
+        with pytest.raises((ValueError, StatementError)):
+            write_behind.rows(s, read, {**params, "until": utcnow().replace(tzinfo=None)})
