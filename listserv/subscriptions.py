@@ -67,7 +67,7 @@ def active_bans(session: Session, list_id: int | None, now: datetime) -> list[Ba
     by_list: dict[int | None, list[BanRule]] = per_transaction(session, _BANS)
     rules = by_list.get(list_id)
     if rules is None:
-        rows = session.execute(_BANS_OF, {"list_id": list_id}).all()
+        rows = write_behind.rows(session, _BANS_OF, {"list_id": list_id})
         rules = by_list[list_id] = [BanRule(pattern, expires_at) for pattern, expires_at in rows]
     return [b for b in rules if b.expires_at is None or b.expires_at > now]
 
