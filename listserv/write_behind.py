@@ -34,9 +34,11 @@ Invariants:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine.interfaces import Dialect
@@ -44,12 +46,14 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import (
+    ClauseElement,
     ReleaseSavepointClause,
     RollbackToSavepointClause,
     SavepointClause,
     TextClause,
 )
 from sqlalchemy.sql.selectable import Select
+from sqlalchemy.sql.util import find_tables
 from sqlmodel import Session
 
 _QUEUE = "commonroom_write_behind"  # Connection.info: the deferred (statement, parameters)
@@ -186,7 +190,8 @@ class _Raw:
     names), run on the driver's cursor: what SQLAlchemy's execution would send, without its
     per-statement context, events and result objects."""
 
-    __slots__ = ("compiled", "defaults", "expanding", "processors", "results", "statement")
+    __slots__ = ("compiled", "defaults", "expanding", "processors", "results", "statement",
+                 "tables", "target")
 
     def __init__(self, statement: Executable, compiled: SQLCompiler, defaults: dict[str, Any],
                  processors: dict[str, Callable[[Any], Any]],
@@ -197,6 +202,12 @@ class _Raw:
         self.processors = processors  # the bind conversions SQLAlchemy would apply
         self.results = results  # the result columns' conversions (None: none has one)
         self.expanding = any(b.expanding for b in compiled.binds.values())  # an IN (list)
+        # A write returning nothing: the table it writes (else None), and every table it
+        # names (``_batches`` sends such writes together only if none sees another's rows).
+        plain_write = isinstance(statement, UpdateBase) and not compiled.returning
+        self.target = statement.table if plain_write else None  # type: ignore[attr-defined]
+        self.tables = frozenset(find_tables(cast(ClauseElement, statement), include_crud=True)
+                                ) if plain_write else frozenset()
 
     def statement_for(self, values: Mapping[str, Any]) -> tuple[str, MutableMapping[str, Any]]:
         """The SQL and the driver's parameters for ``values``."""
@@ -302,6 +313,65 @@ def _run(conn: Connection, statement: Executable, params: Any) -> None:
         raw.run(conn, params)
 
 
+def _batches(conn: Connection, items: Deferred) -> list[Callable[[], None]]:
+    """The deferred ``items`` as the statements to send, in order: on PostgreSQL a run of
+    writes that cannot see one another's rows (no table written by one is referenced by
+    another) goes as one statement (``_combined``), one sync of the driver's instead of one
+    per write; any other item on its own."""
+    out: list[Callable[[], None]] = []
+    group: list[tuple[_Raw, Mapping[str, Any]]] = []
+    written: set[Any] = set()
+    referenced: set[Any] = set()
+
+    def close() -> None:
+        if len(group) == 1:
+            raw, values = group[0]
+            out.append(lambda: raw.run(conn, values))
+        elif group:
+            out.append(partial(_combined, conn, tuple(group)))
+        group.clear()
+        written.clear()
+        referenced.clear()
+
+    for statement, params in items:
+        if isinstance(params, Sequence) and len(params) == 1:
+            params = params[0]  # executemany of one row: one statement
+        raw = _raw(conn, statement, params)
+        if raw is None or raw.target is None or not isinstance(params, Mapping):
+            close()
+            out.append(partial(_run, conn, statement, params))
+            continue
+        if raw.target in referenced or raw.tables & written:
+            close()
+        group.append((raw, params))
+        written.add(raw.target)
+        referenced.update(raw.tables)
+    close()
+    return out
+
+
+_COMBINED: dict[tuple[int, ...], str] = {}
+_PLACEHOLDER = re.compile(r"(?<!%)%\((\w+)\)s")
+
+
+def _combined(conn: Connection, group: tuple[tuple[_Raw, Mapping[str, Any]], ...]) -> None:
+    """Writes that see none of one another's rows as one statement: all but the last in a
+    WITH (PostgreSQL runs each exactly once; foreign keys are checked at the statement's end),
+    each one's parameters prefixed with its place."""
+    key = tuple(id(raw) for raw, _ in group)
+    sql = _COMBINED.get(key)
+    if sql is None:
+        parts = [_PLACEHOLDER.sub(rf"%(w{n}_\1)s", raw.compiled.string)
+                 for n, (raw, _) in enumerate(group)]
+        sql = _COMBINED[key] = ("WITH " + ", ".join(
+            f"w{n} AS ({part})" for n, part in enumerate(parts[:-1])) + " " + parts[-1])
+    params = {f"w{n}_{name}": value for n, (raw, values) in enumerate(group)
+              for name, value in raw.statement_for(values)[1].items()}
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, False)
+    execute(cursor, sql, params, False)
+
+
 def _send(conn: Connection) -> None:
     queue: Deferred | None = conn.info.get(_QUEUE)
     if not queue and conn.info.get(_RIDING):
@@ -311,12 +381,13 @@ def _send(conn: Connection) -> None:
         return
     items = list(queue)
     queue.clear()  # before executing: the statements below pass through _before_execute
-    if len(items) == 1:
-        _run(conn, *items[0])
+    batches = _batches(conn, items)
+    if len(batches) == 1:
+        batches[0]()
         return
     with conn.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
-        for statement, params in items:
-            _run(conn, statement, params)
+        for batch in batches:
+            batch()
 
 
 def _before_execute(conn: Connection, clauseelement: Any, *_args: Any) -> None:
@@ -343,8 +414,8 @@ def _before_execute(conn: Connection, clauseelement: Any, *_args: Any) -> None:
         pipeline = _open_pipeline(conn)
         conn.info[_FILLING] = True  # their own after_cursor_execute leaves the pipeline open
         try:
-            for statement, params in items:
-                _run(conn, statement, params)
+            for batch in _batches(conn, items):
+                batch()
         except BaseException as exc:
             conn.info.pop(_PIPELINE, None)
             pipeline.__exit__(type(exc), exc, exc.__traceback__)

@@ -279,3 +279,49 @@ def test_rows_expand_an_in_and_convert_columns_as_sqlalchemy_would(store: Store)
         assert all(at.utcoffset() is not None and at.tzinfo is not None for _, at in got)
         with pytest.raises((ValueError, StatementError)):
             write_behind.rows(s, read, {**params, "until": utcnow().replace(tzinfo=None)})
+
+
+def test_writes_that_see_none_of_one_anothers_rows_go_as_one_statement(store: Store) -> None:
+    """On PostgreSQL a run of deferred writes to tables none of the others names is sent as
+    one statement (a WITH), in place; two writes to one table (the audit's order) or a write
+    reading a table another writes are not."""
+    from sqlalchemy import update
+
+    inbound_t = InboundMessage.__table__  # type: ignore[attr-defined]
+    with store.session() as s:
+        row_id = s.execute(insert(inbound_t).returning(inbound_t.c.id), {
+            "received_at": utcnow(), "envelope_from": "a@example.org", "destinations": "x",
+            "dmarc_policy": "", "urgent": False, "attempts": 0, "last_error": "",
+            "raw": b"x"}).scalar_one()
+    rename = update(AUDIT).where(AUDIT.c.action == "second").values(target="renamed")
+    with store.session() as s, sent(store) as seen, write_behind.scope(s):
+        write_behind.defer(s, INSERT, row("first"))
+        write_behind.defer(s, update(inbound_t).where(inbound_t.c.id == row_id),
+                           {"last_error": "seen"})
+        write_behind.defer(s, INSERT, row("second"))  # the audit again: a statement of its own
+        write_behind.defer(s, rename, {})  # reads the audit: on its own too
+    statements = [x for x in seen if x != "BEGIN"]
+    if store.is_postgres:
+        assert [x.split()[0] for x in statements] == ["WITH", "INSERT", "UPDATE"], statements
+    with store.session() as s:
+        assert actions(s) == ["first", "second"]
+        assert s.execute(select(AUDIT.c.target).where(AUDIT.c.action == "second")
+                         ).scalar_one() == "renamed"
+        assert s.execute(select(inbound_t.c.last_error)).scalar_one() == "seen"
+
+
+def test_a_failing_write_of_a_combined_statement_rolls_back_with_its_savepoint(
+        store: Store) -> None:
+    from sqlalchemy import update
+
+    inbound_t = InboundMessage.__table__  # type: ignore[attr-defined]
+    with store.session() as s:
+        write_behind.defer(s, INSERT, row("kept", id=10**6))
+    with store.session() as s:
+        with pytest.raises((IntegrityError, psycopg.errors.IntegrityError)), \
+                s.begin_nested(), write_behind.scope(s):
+            write_behind.defer(s, update(inbound_t), {"last_error": "gone"})
+            write_behind.defer(s, INSERT, row("duplicate", id=10**6))
+        write_behind.defer(s, INSERT, row("later"))
+    with store.session() as s:
+        assert sorted(actions(s)) == ["kept", "later"]
