@@ -259,6 +259,7 @@ def execute(cursor: Any, sql: str, params: Any, many: bool) -> None:
 
 
 _RAWS: dict[tuple[int, frozenset[str]], _Raw | None] = {}
+MAX_COMPILED = 1000
 
 
 def _raw(conn: Connection, statement: Executable,
@@ -274,6 +275,9 @@ def _raw(conn: Connection, statement: Executable,
     try:
         raw = _RAWS[key]
     except KeyError:
+        if len(_RAWS) >= MAX_COMPILED:  # meant for statements built once: never grows unbounded
+            _RAWS.clear()
+            _COMBINED.clear()
         raw = _RAWS[key] = _compile(conn.dialect, statement, first)
     if raw is not None and raw.statement is not statement:  # an id reused: compile again
         raw = _RAWS[key] = _compile(conn.dialect, statement, first)
@@ -350,7 +354,7 @@ def _batches(conn: Connection, items: Deferred) -> list[Callable[[], None]]:
     return out
 
 
-_COMBINED: dict[tuple[int, ...], str] = {}
+_COMBINED: dict[tuple[_Raw, ...], str] = {}
 _PLACEHOLDER = re.compile(r"(?<!%)%\((\w+)\)s")
 
 
@@ -358,7 +362,7 @@ def _combined(conn: Connection, group: tuple[tuple[_Raw, Mapping[str, Any]], ...
     """Writes that see none of one another's rows as one statement: all but the last in a
     WITH (PostgreSQL runs each exactly once; foreign keys are checked at the statement's end),
     each one's parameters prefixed with its place."""
-    key = tuple(id(raw) for raw, _ in group)
+    key = tuple(raw for raw, _ in group)  # by identity
     sql = _COMBINED.get(key)
     if sql is None:
         parts = [_PLACEHOLDER.sub(rf"%(w{n}_\1)s", raw.compiled.string)
