@@ -163,12 +163,12 @@ def rows(session: Session, statement: Executable, params: Mapping[str, Any]) -> 
     """``session.execute(statement, params).all()``, on the driver's cursor on PostgreSQL when
     its columns need no conversion: for a read each post makes. Pending ORM changes are
     flushed first (as the ORM would for a statement on its entities)."""
-    if session.autoflush:
-        session.flush()
     conn = session.connection()
     raw = _raw(conn, statement, params)
-    if raw is None:
+    if raw is None:  # SQLite's way: as it was
         return session.execute(statement, params).all()
+    if session.autoflush:
+        session.flush()
     return raw.fetch(_now(conn, raw, statement, params))
 
 
