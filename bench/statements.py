@@ -27,6 +27,7 @@ import psycopg
 from sqlalchemy import Engine, event
 
 import listserv.store as store_mod
+from listserv import write_behind
 
 _stats: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
 _lock = threading.Lock()
@@ -69,6 +70,17 @@ def _count(engine: Engine) -> None:
         text = re.sub(r"sa_savepoint_\d+", "sp", text)[:90]
         text += (" [many]" if executemany else "") + (" [pipelined]" if _local.pipelined else "")
         _add(text, time.perf_counter() - _local.started)
+
+    real_execute = getattr(write_behind.execute, "counted", write_behind.execute)
+
+    def raw(cursor: Any, statement: str, params: Any, many: bool) -> None:
+        try:  # write_behind's own writes skip after_cursor_execute: counted here
+            real_execute(cursor, statement, params, many)
+        finally:
+            _after(None, cursor, statement, params, None, many)
+
+    raw.counted = real_execute  # type: ignore[attr-defined]  # one count, however many engines
+    write_behind.execute = raw  # type: ignore[assignment]
 
     dialect: Any = engine.dialect
     for name in ("do_commit", "do_rollback", "do_ping"):

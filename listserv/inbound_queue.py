@@ -105,15 +105,17 @@ def handle(session: Session, cfg: Config, row_id: int, known: Prepared | None = 
 
 
 def _handle(session: Session, cfg: Config, row_id: int, known: Prepared | None) -> bool | None:
-    row = session.execute(_TAKE_ID if known is not None else _TAKE_ROW,
-                          {"row_id": row_id}).first()
-    if row is None:
+    # On the driver's cursor on PostgreSQL (write_behind.rows): a statement each message.
+    found = write_behind.rows(session, _TAKE_ID if known is not None else _TAKE_ROW,
+                              {"row_id": row_id})
+    if not found:
         return None
     if known is None:
-        d = Delivery(envelope_from=row.envelope_from,
-                     destinations=tuple(shunt.destinations(row.destinations)), raw=row.raw,
-                     dmarc_policy=row.dmarc_policy, received_at=row.received_at)
-        known = Prepared(d, row.raw, parse(row.raw, domain=cfg.server.domain))
+        envelope_from, destinations, dmarc_policy, raw, received_at = found[0]
+        d = Delivery(envelope_from=envelope_from,
+                     destinations=tuple(shunt.destinations(destinations)), raw=raw,
+                     dmarc_policy=dmarc_policy, received_at=received_at)
+        known = Prepared(d, raw, parse(raw, domain=cfg.server.domain))
     from listserv.inbound import store_one  # the whole pipeline: not in the SMTP process
 
     # The row's delete goes with the message's own writes, in one round trip on PostgreSQL.

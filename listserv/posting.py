@@ -32,6 +32,7 @@ from listserv import (
     sender_notices,
     subscriptions,
     thread_summary,
+    write_behind,
 )
 from listserv.addresses import Kind, list_address
 from listserv.config import Config
@@ -136,7 +137,7 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
                           parsed.date or received_at, ml.name, write=False)
     thread_id = placement.thread_id if placement is not None else None
     policy = participation.evidence_json(verdict.decision) if verdict else ""
-    pk: int = session.execute(_INSERT_MESSAGE, {
+    pk: int = write_behind.returning(session, _INSERT_MESSAGE, {
         "list_id": ml.id, "thread_id": thread_id, "message_id": parsed.message_id,
         "envelope_from": envelope_from, "envelope_to": list_address(ml.name, cfg.server.domain),
         "from_address": sender, "from_name": parsed.from_name, "subject": parsed.subject,
@@ -144,7 +145,7 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
         "size": parsed.size, "dmarc_policy": dmarc_policy, "policy": policy,
         "public_texts": verdict.public_texts if verdict else None,
         "status": STATUS_FOR[decision.action].value, "reason": decision.reason, "raw": raw,
-    }).scalar_one()
+    })
     row = PostRow(pk, ml.id, thread_id, parsed.message_id, envelope_from, sender,
                   parsed.from_name, parsed.subject, parsed.date, received_at, policy, raw)
     info = list_info(ml, cfg)

@@ -21,7 +21,7 @@ from sqlalchemy import and_, bindparam, func, or_
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
-from listserv import audit, links, names, notices, outbox
+from listserv import audit, links, names, notices, outbox, write_behind
 from listserv.addresses import Kind, list_address, normalise_address
 from listserv.config import Config
 from listserv.lists import list_info
@@ -67,7 +67,7 @@ def active_bans(session: Session, list_id: int | None, now: datetime) -> list[Ba
     by_list: dict[int | None, list[BanRule]] = per_transaction(session, _BANS)
     rules = by_list.get(list_id)
     if rules is None:
-        rows = session.execute(_BANS_OF, {"list_id": list_id}).all()
+        rows = write_behind.rows(session, _BANS_OF, {"list_id": list_id})
         rules = by_list[list_id] = [BanRule(pattern, expires_at) for pattern, expires_at in rows]
     return [b for b in rules if b.expires_at is None or b.expires_at > now]
 
@@ -125,10 +125,10 @@ _STANDING = core_select(SUBSCRIPTION.c.id, SUBSCRIPTION.c.role, SUBSCRIPTION.c.m
 
 def standing(session: Session, list_id: int, email: str) -> Standing:
     """``email``'s standing on the list, in one query (a post asks it of every sender)."""
-    row = session.execute(_STANDING, {"list_id": list_id, "email": email}).first()
-    if row is None:
+    found = write_behind.rows(session, _STANDING, {"list_id": list_id, "email": email})
+    if not found:
         return Standing()
-    sub_id, role, moderation, official, kind, name = row
+    sub_id, role, moderation, official, kind, name = found[0]
     if sub_id is None:
         return Standing(kind=kind, person_name=name)
     return Standing(True, role, moderation, bool(official), kind, name)

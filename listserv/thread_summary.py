@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, bindparam, exists, func, or_
 from sqlmodel import Session, col, select
 
-from listserv import names
+from listserv import names, write_behind
 from listserv.models import Address, Message, Person, Thread
 from listserv.post_row import AnyPost
 from listserv.threads import Placement, ThreadRow, write_thread
@@ -88,9 +88,9 @@ def after_join(session: Session, msg: AnyPost, placement: Placement, *,
         last_id, seen, name = None, False, person[0]
     else:
         with session.no_autoflush:  # what is pending (a released post) does not change it
-            last_id, seen, name = session.execute(_AUTHOR_SEEN, {
+            (last_id, seen, name), = write_behind.rows(session, _AUTHOR_SEEN, {
                 "thread_id": placement.thread_id, "id": msg.id, "key": key,
-                "address": address}).one()
+                "address": address})
     # On equal dates posts sort by id: a released held post may be older than later replies.
     if not placement.created and date == placement.previous_last and (last_id or 0) > msg.id:
         refresh(session, placement.thread_id)

@@ -269,7 +269,7 @@ def _place_once(session: Session, list_id: int, ids: list[str], key: str, subjec
     # one to fetch the thread chosen. On PostgreSQL the threads of its ids (all of which it
     # will update: it joins the oldest, merges the others) are locked by the same read.
     read = (_READ_TRY if only_try else _READ_LOCKED) if postgres else _KNOWN_OR_SAME_SUBJECT
-    for ref, *columns in session.execute(read, {
+    for ref, *columns in write_behind.rows(session, read, {
             "list_id": list_id, "ids": ids, "key": key,
             "latest_first": date + SUBJECT_WINDOW, "earliest_last": date - SUBJECT_WINDOW}):
         if ref == _BUSY:
@@ -295,7 +295,7 @@ def _place_once(session: Session, list_id: int, ids: list[str], key: str, subjec
             "list_id": list_id, "subject": subject, "subject_key": key, "first_post_at": date,
             "last_post_at": date, "post_count": 1, "opening_pk": None, "participants": "[]",
             "participant_count": 0}
-        new_id = session.execute(_INSERT_THREAD, values).scalar_one()  # for the refs below
+        new_id = write_behind.returning(session, _INSERT_THREAD, values)  # for the refs below
         thread = ThreadRow(id=new_id, **values)
     else:
         if postgres and not known:  # chosen by subject: lock it, reading it afresh
@@ -342,7 +342,7 @@ def _lock_threads(session: Session, ids: Sequence[int], *, skip_locked: bool) ->
     (two posts never lock two threads in opposite orders); ``skip_locked``: without waiting,
     leaving out any another transaction holds."""
     statement = _LOCK_SKIP if skip_locked else _LOCK_WAIT
-    return [ThreadRow(*r) for r in session.execute(statement, {"ids": sorted(ids)})]
+    return [ThreadRow(*r) for r in write_behind.rows(session, statement, {"ids": sorted(ids)})]
 
 
 def write_thread(session: Session, thread_id: int, values: Mapping[str, Any]) -> None:

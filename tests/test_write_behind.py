@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import event, func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import Session
 
 from listserv import accept, audit, inbound_queue, write_behind
@@ -220,3 +220,108 @@ def test_a_release_rides_with_the_next_messages_first_read(cfg: Config, store: S
         assert s.execute(select(func.count()).select_from(InboundMessage)).scalar_one() == 0
         assert s.execute(select(func.count()).select_from(Message)).scalar_one() == 4
         assert s.execute(select(func.count()).select_from(Outbox)).scalar_one() > 0
+
+
+def test_writes_on_the_drivers_cursor_convert_and_default_as_sqlalchemy_would(
+        store: Store) -> None:
+    """PostgreSQL's deferred writes skip SQLAlchemy's execution (issue 12): an aware time in
+    another zone is stored as its instant, a naive one is refused, and a column default
+    SQLAlchemy fills in (outbox.priority) is filled in."""
+    from datetime import timedelta, timezone
+
+    from listserv.models import OutboxState
+    elsewhere = utcnow().astimezone(timezone(timedelta(hours=-7)))
+    with store.session() as s, write_behind.scope(s):
+        write_behind.defer(s, INSERT, row("zoned", at=elsewhere))
+        outbox_t = Outbox.__table__  # type: ignore[attr-defined]
+        write_behind.defer(s, insert(outbox_t), {
+            "recipient": "a@example.org", "sender": "b@example.org",
+            "state": OutboxState.PENDING.value, "attempts": 0, "next_attempt_at": elsewhere,
+            "created_at": elsewhere, "last_error": ""})
+    with store.session() as s:
+        at = s.execute(select(AUDIT.c.at).where(AUDIT.c.action == "zoned")).scalar_one()
+        assert at == elsewhere and at.utcoffset() == timedelta(0)
+        assert s.execute(select(Outbox.priority)).scalar_one() == 1
+    naive = row("naive", at=utcnow().replace(tzinfo=None))
+    with store.session() as s, pytest.raises((ValueError, StatementError)), \
+            write_behind.scope(s):
+        write_behind.defer(s, INSERT, naive)
+
+
+def test_rows_and_returning_go_after_what_was_deferred(store: Store) -> None:
+    with store.session() as s, write_behind.scope(s), sent(store) as seen:
+        write_behind.defer(s, INSERT, row("first"))
+        count = select(func.count()).select_from(AUDIT).where(AUDIT.c.action == "first")
+        assert [tuple(r) for r in write_behind.rows(s, count, {})] == [(1,)]
+        new_id = write_behind.returning(s, insert(AUDIT).returning(AUDIT.c.id), row("second"))
+        assert actions(s) == ["first", "second"]
+        assert s.execute(select(AUDIT.c.action).where(AUDIT.c.id == new_id)).scalar_one() \
+            == "second"
+        assert [x for x in seen if x != "BEGIN"][:3] == ["INSERT", "SELECT", "INSERT"]
+
+
+def test_rows_expand_an_in_and_convert_columns_as_sqlalchemy_would(store: Store) -> None:
+    """A read with an expanding IN and a converted (UTCDateTime) column gives what
+    ``session.execute`` gives, on the driver's cursor on PostgreSQL."""
+    from sqlalchemy import bindparam
+
+    with store.session() as s:
+        for name in ("a", "b", "c"):
+            write_behind.defer(s, INSERT, row(name))
+    read = select(AUDIT.c.action, AUDIT.c.at).where(
+        AUDIT.c.action.in_(bindparam("names", expanding=True)),
+        AUDIT.c.at <= bindparam("until", type_=AUDIT.c.at.type)).order_by(AUDIT.c.id)
+    params = {"names": ["a", "c"], "until": utcnow()}
+    with store.session() as s:
+        got = [tuple(r) for r in write_behind.rows(s, read, params)]
+        assert got == [tuple(r) for r in s.execute(read, params)]
+        assert [name for name, _ in got] == ["a", "c"]
+        assert all(at.utcoffset() is not None and at.tzinfo is not None for _, at in got)
+        with pytest.raises((ValueError, StatementError)):
+            write_behind.rows(s, read, {**params, "until": utcnow().replace(tzinfo=None)})
+
+
+def test_writes_that_see_none_of_one_anothers_rows_go_as_one_statement(store: Store) -> None:
+    """On PostgreSQL a run of deferred writes to tables none of the others names is sent as
+    one statement (a WITH), in place; two writes to one table (the audit's order) or a write
+    reading a table another writes are not."""
+    from sqlalchemy import update
+
+    inbound_t = InboundMessage.__table__  # type: ignore[attr-defined]
+    with store.session() as s:
+        row_id = s.execute(insert(inbound_t).returning(inbound_t.c.id), {
+            "received_at": utcnow(), "envelope_from": "a@example.org", "destinations": "x",
+            "dmarc_policy": "", "urgent": False, "attempts": 0, "last_error": "",
+            "raw": b"x"}).scalar_one()
+    rename = update(AUDIT).where(AUDIT.c.action == "second").values(target="renamed")
+    with store.session() as s, sent(store) as seen, write_behind.scope(s):
+        write_behind.defer(s, INSERT, row("first"))
+        write_behind.defer(s, update(inbound_t).where(inbound_t.c.id == row_id),
+                           {"last_error": "seen"})
+        write_behind.defer(s, INSERT, row("second"))  # the audit again: a statement of its own
+        write_behind.defer(s, rename, {})  # reads the audit: on its own too
+    statements = [x for x in seen if x != "BEGIN"]
+    if store.is_postgres:
+        assert [x.split()[0] for x in statements] == ["WITH", "INSERT", "UPDATE"], statements
+    with store.session() as s:
+        assert actions(s) == ["first", "second"]
+        assert s.execute(select(AUDIT.c.target).where(AUDIT.c.action == "second")
+                         ).scalar_one() == "renamed"
+        assert s.execute(select(inbound_t.c.last_error)).scalar_one() == "seen"
+
+
+def test_a_failing_write_of_a_combined_statement_rolls_back_with_its_savepoint(
+        store: Store) -> None:
+    from sqlalchemy import update
+
+    inbound_t = InboundMessage.__table__  # type: ignore[attr-defined]
+    with store.session() as s:
+        write_behind.defer(s, INSERT, row("kept", id=10**6))
+    with store.session() as s:
+        with pytest.raises((IntegrityError, psycopg.errors.IntegrityError)), \
+                s.begin_nested(), write_behind.scope(s):
+            write_behind.defer(s, update(inbound_t), {"last_error": "gone"})
+            write_behind.defer(s, INSERT, row("duplicate", id=10**6))
+        write_behind.defer(s, INSERT, row("later"))
+    with store.session() as s:
+        assert sorted(actions(s)) == ["kept", "later"]
