@@ -224,26 +224,35 @@ def wire_ready(data: bytes) -> bool:
             and not data.startswith(b".") and b"\n." not in data)
 
 
+def _has_internals(check: Callable[[], bool], lacking: str) -> bool:
+    """Whether ``check`` finds the aiosmtplib internals a shortcut borrows (not its public
+    API); when not (or when looking raises), says once what every copy does instead."""
+    try:
+        usable = check()
+    except (ImportError, AttributeError, TypeError, ValueError):
+        usable = False
+    if not usable:
+        log.warning("aiosmtplib %s lacks the internals %s (same bytes, more CPU)",
+                    getattr(aiosmtplib, "__version__", "?"), lacking)
+    return usable
+
+
 @functools.cache
 def data_shortcut() -> bool:
     """Whether this aiosmtplib has the internals ``_data``'s shortcut writes through (not its
     public API): ``SMTP().protocol``, and ``SMTPProtocol.write(bytes)`` and
     ``read_response(timeout=)``. Checked once, said once; without them every copy takes
     ``smtp.data``, the same bytes at some CPU (pyproject.toml bounds the versions tested)."""
-    try:
+
+    def check() -> bool:
         protocol_class = importlib.import_module("aiosmtplib.protocol").SMTPProtocol
-        write = protocol_class.write
         read_response = protocol_class.read_response
-        usable = (hasattr(aiosmtplib.SMTP(), "protocol") and callable(write)
-                  and inspect.iscoroutinefunction(read_response)
-                  and "timeout" in inspect.signature(read_response).parameters)
-    except (ImportError, AttributeError, TypeError, ValueError):
-        usable = False
-    if not usable:
-        log.warning("aiosmtplib %s lacks the internals of the DATA shortcut: every copy goes "
-                    "through aiosmtplib's own DATA (same bytes, more CPU)",
-                    getattr(aiosmtplib, "__version__", "?"))
-    return usable
+        return (hasattr(aiosmtplib.SMTP(), "protocol") and callable(protocol_class.write)
+                and inspect.iscoroutinefunction(read_response)
+                and "timeout" in inspect.signature(read_response).parameters)
+
+    return _has_internals(check, "of the DATA shortcut: every copy goes through aiosmtplib's "
+                                 "own DATA")
 
 
 async def _data(smtp: aiosmtplib.SMTP, data: bytes) -> aiosmtplib.SMTPResponse:
@@ -290,16 +299,13 @@ def pipelining() -> bool:
     connection's asyncio transport as ``SMTP().transport`` beside its ``protocol``; each
     transaction checks that the one is the other's (``get_protocol``). Checked once, said
     once; without them every copy waits for each reply in turn (same bytes, more CPU)."""
-    try:
+
+    def check() -> bool:
         smtp = aiosmtplib.SMTP()
-        usable = hasattr(smtp, "transport") and hasattr(smtp, "protocol")
-    except (AttributeError, TypeError, ValueError):
-        usable = False
-    if not usable:
-        log.warning("aiosmtplib %s lacks the internals PIPELINING takes: every copy waits for "
-                    "the replies to MAIL, RCPT and DATA in turn (same bytes, more CPU)",
-                    getattr(aiosmtplib, "__version__", "?"))
-    return usable
+        return hasattr(smtp, "transport") and hasattr(smtp, "protocol")
+
+    return _has_internals(check, "PIPELINING takes: every copy waits for the replies to MAIL, "
+                                 "RCPT and DATA in turn")
 
 
 MAX_REPLY = 32_768  # bytes of one reply, as aiosmtplib's MAX_RESPONSE_LENGTH
