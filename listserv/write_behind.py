@@ -25,11 +25,16 @@ Invariants:
   nothing else to fail on), that next statement fails, the transaction with it, and the group
   committer runs the group's units again one by one.
 - Outside a scope, and on SQLite (no round trips to save), ``defer`` runs the statement at once.
-- On PostgreSQL the post's statements that go through here (deferred, or run at once by
+- The post's statements that go through here (deferred in a scope, or run at once by
   ``returning`` and ``rows``) are compiled once and run on the driver's cursor, not through
   SQLAlchemy's execution (~90 µs of Python a statement, issue 12), unless they need what only
   that gives (a Python-side default, escaped names); the same SQL (expanded INs included),
-  parameters, bind and result conversions, and the invariants above hold for them too.
+  parameters, bind and result conversions, and the invariants above hold for them too. So do
+  SAVEPOINT and RELEASE (the dialect's ``do_savepoint``/``do_release_savepoint``).
+- On SQLite there is no queue: in a scope ``defer`` runs its statement on the cursor at once,
+  so its error raises at the ``defer``, inside the caller's savepoint. The driver's errors on
+  SQLite are wrapped as SQLAlchemy's execution would wrap them (``IntegrityError`` and so on),
+  so a caller sees what it saw before.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ from sqlalchemy.sql.elements import (
     SavepointClause,
     TextClause,
 )
-from sqlalchemy.sql.selectable import Select
+from sqlalchemy.sql.selectable import CompoundSelect, Select
 from sqlalchemy.sql.util import find_tables
 from sqlmodel import Session
 
@@ -65,6 +70,7 @@ _PIPELINE = "commonroom_pipeline"  # Connection.info: the pipeline the next stat
 _KEEP_OPEN = "commonroom_keep_open"  # Connection.info: the statement just sent leaves it open
 _FILLING = "commonroom_filling"  # Connection.info: the queue is going into the pipeline
 _RIDING = "commonroom_riding"  # Connection.info: the open pipeline holds a RELEASE, unread
+_AT_ONCE = "commonroom_at_once"  # Connection.info: in a scope on SQLite (defer on the cursor)
 
 
 def install(engine: Engine) -> None:
@@ -79,6 +85,37 @@ def install(engine: Engine) -> None:
     dialect: Any = engine.dialect
     dialect.do_savepoint = _savepoint
     dialect.do_release_savepoint = _release
+
+
+def install_sqlite(engine: Engine) -> None:
+    """SAVEPOINT and RELEASE (two a handled message) on the driver's cursor on SQLite too:
+    SQLAlchemy's way builds, caches and compiles a clause each time. ROLLBACK TO (rare) not.
+    The connection's ``savepoint``/``release_savepoint`` events still fire (SQLAlchemy's
+    ``Connection`` dispatches them before calling these)."""
+    dialect: Any = engine.dialect
+    dialect.do_savepoint = _sqlite_savepoint
+    dialect.do_release_savepoint = _sqlite_release
+
+
+def _sqlite_savepoint(conn: Connection, name: str) -> None:
+    clause = SavepointClause(name)  # type: ignore[no-untyped-call]
+    _plain_sqlite(conn, f"SAVEPOINT {_savepoint_name(conn, clause)}")
+
+
+def _sqlite_release(conn: Connection, name: str) -> None:
+    clause = ReleaseSavepointClause(name)  # type: ignore[no-untyped-call]
+    _plain_sqlite(conn, f"RELEASE SAVEPOINT {_savepoint_name(conn, clause)}")
+
+
+def _plain_sqlite(conn: Connection, sql: str) -> None:
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        conn.dispatch.before_cursor_execute(conn, cursor, sql, (), None, False)
+        execute(cursor, sql, (), False)
+    except Exception as exc:
+        conn._handle_dbapi_exception(exc, sql, (), cursor, None)  # as SQLAlchemy's own
+    finally:
+        cursor.close()
 
 
 def _savepoint(conn: Connection, name: str) -> None:
@@ -119,7 +156,14 @@ def scope(session: Session) -> Iterator[None]:
     around it)."""
     conn = session.connection()
     if conn.dialect.name != "postgresql":
-        yield
+        # Nothing to send together (no round trips); ``defer`` runs on the cursor at once.
+        outer = bool(conn.info.get(_AT_ONCE))
+        conn.info[_AT_ONCE] = True
+        try:
+            yield
+        finally:
+            if not outer:
+                conn.info.pop(_AT_ONCE, None)
         return
     outer = conn.info.get(_QUEUE) is not None
     if not outer:
@@ -138,12 +182,18 @@ def defer(session: Session, statement: Executable,
     the next round trip. Pending ORM changes are flushed first, as ``session.execute`` would."""
     conn = session.connection()
     queue: Deferred | None = conn.info.get(_QUEUE)
-    if queue is None:
+    if queue is not None:
+        if session.autoflush:
+            session.flush()
+        queue.append((statement, params))
+        return
+    raw = _raw(conn, statement, params) if conn.info.get(_AT_ONCE) else None
+    if raw is None:
         session.execute(statement, params)
         return
-    if session.autoflush:
+    if session.autoflush:  # as in a scope on PostgreSQL
         session.flush()
-    queue.append((statement, params))
+    raw.run(conn, params)
 
 
 def returning(session: Session, statement: Executable, params: Mapping[str, Any]) -> Any:
@@ -165,7 +215,7 @@ def rows(session: Session, statement: Executable, params: Mapping[str, Any]) -> 
     flushed first (as the ORM would for a statement on its entities)."""
     conn = session.connection()
     raw = _raw(conn, statement, params)
-    if raw is None:  # SQLite's way: as it was
+    if raw is None:
         return session.execute(statement, params).all()
     if session.autoflush:
         session.flush()
@@ -175,6 +225,8 @@ def rows(session: Session, statement: Executable, params: Mapping[str, Any]) -> 
 def _now(conn: Connection, raw: _Raw, statement: Executable, params: Mapping[str, Any]) -> Any:
     """Run ``raw`` now, as the listeners would see ``statement`` run: what is queued goes
     first, in one pipeline with it, and a deferred statement's error raises here."""
+    if raw.wrap_errors:  # SQLite: nothing queued, no pipeline
+        return raw.run(conn, params)
     _before_execute(conn, statement)
     try:
         cursor = raw.run(conn, params)
@@ -191,7 +243,7 @@ class _Raw:
     per-statement context, events and result objects."""
 
     __slots__ = ("compiled", "defaults", "expanding", "processors", "results", "statement",
-                 "tables", "target")
+                 "tables", "target", "wrap_errors")
 
     def __init__(self, statement: Executable, compiled: SQLCompiler, defaults: dict[str, Any],
                  processors: dict[str, Callable[[Any], Any]],
@@ -201,7 +253,10 @@ class _Raw:
         self.defaults = defaults  # scalar column defaults SQLAlchemy would fill in
         self.processors = processors  # the bind conversions SQLAlchemy would apply
         self.results = results  # the result columns' conversions (None: none has one)
-        self.expanding = any(b.expanding for b in compiled.binds.values())  # an IN (list)
+        self.expanding = _post_compiled(compiled)  # an IN (list), rendered per call
+        # SQLite's (qmark) statements take their parameters by position, and their errors are
+        # wrapped as SQLAlchemy's execution wraps them; PostgreSQL's raise as the driver's.
+        self.wrap_errors = compiled.positional
         # A write returning nothing: the table it writes (else None), and every table it
         # names (``_batches`` sends such writes together only if none sees another's rows).
         plain_write = isinstance(statement, UpdateBase) and not compiled.returning
@@ -210,35 +265,58 @@ class _Raw:
                                 ) if plain_write else frozenset()
 
     def statement_for(self, values: Mapping[str, Any]) -> tuple[str, MutableMapping[str, Any]]:
-        """The SQL and the driver's parameters for ``values``."""
+        """The SQL and the parameters (by name, converted) for ``values``."""
+        sql, params, _order = self._statement_for(values)
+        return sql, params
+
+    def _statement_for(self, values: Mapping[str, Any]
+                       ) -> tuple[str, MutableMapping[str, Any], Sequence[str] | None]:
+        """``statement_for``, and the order of the names for a positional driver (else None)."""
         processors: Mapping[str, Any] = self.processors
         params: MutableMapping[str, Any]
         if self.expanding:  # one placeholder per element, as SQLAlchemy renders it
             state = self.compiled.construct_expanded_state(values)
-            sql, params = state.statement, dict(state.parameters)
+            sql, params, order = state.statement, dict(state.parameters), state.positiontup
             processors = {**self.processors, **state.processors}  # the latter: the elements'
         else:
             sql, params = self.compiled.string, self.compiled.construct_params(values)
+            order = self.compiled.positiontup
         for name, value in self.defaults.items():
             if name not in values:  # construct_params gave it None
                 params[name] = value
         for name, process in processors.items():
             if name in params:
                 params[name] = process(params[name])
-        return sql, params
+        return sql, params, order
+
+    def driver_statement(self, values: Mapping[str, Any]) -> tuple[str, Any]:
+        """The SQL and the parameters as the driver takes them (by position on SQLite)."""
+        sql, params, order = self._statement_for(values)
+        return sql, (params if order is None else tuple([params[name] for name in order]))
 
     def run(self, conn: Connection, values: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Any:
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        if not self.wrap_errors:
+            self._run(conn, cursor, values)
+            return cursor
+        try:
+            self._run(conn, cursor, values)
+        except Exception as exc:  # a conversion's error too, as SQLAlchemy's StatementError
+            sql = self.compiled.string
+            conn._handle_dbapi_exception(exc, sql, values, cursor, None)
+        return cursor
+
+    def _run(self, conn: Connection, cursor: Any,
+             values: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> None:
         params: Any
         if isinstance(values, Mapping):
-            many, (sql, params) = False, self.statement_for(values)
+            many, (sql, params) = False, self.driver_statement(values)
         else:  # executemany: one statement (no expanding IN in a write)
             many, sql = True, self.compiled.string
-            params = [self.statement_for(v)[1] for v in values]
+            params = [self.driver_statement(v)[1] for v in values]
         # Its listeners see it as any statement (tests and benches count statements so).
         conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
         execute(cursor, sql, params, many)
-        return cursor
 
     def fetch(self, cursor: Any) -> list[Any]:
         """The cursor's rows, with the conversions SQLAlchemy would apply."""
@@ -258,20 +336,22 @@ def execute(cursor: Any, sql: str, params: Any, many: bool) -> None:
         cursor.execute(sql, params)
 
 
-_RAWS: dict[tuple[int, frozenset[str]], _Raw | None] = {}
+_RAWS: dict[tuple[int, str, frozenset[str]], _Raw | None] = {}
+_RAW_DIALECTS = ("postgresql", "sqlite")
 MAX_COMPILED = 1000
 
 
 def _raw(conn: Connection, statement: Executable,
          params: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> _Raw | None:
-    """``statement`` compiled for the driver's cursor, or None: not on PostgreSQL, or needing
-    what only SQLAlchemy's execution does (a default computed in Python, escaped names)."""
-    if conn.dialect.name != "postgresql":
+    """``statement`` compiled for the driver's cursor, or None: not on PostgreSQL or SQLite, or
+    needing what only SQLAlchemy's execution does (a default computed in Python, escaped
+    names)."""
+    if conn.dialect.name not in _RAW_DIALECTS:
         return None
     first = params if isinstance(params, Mapping) else (params[0] if params else None)
     if first is None:
         return None
-    key = (id(statement), frozenset(first))
+    key = (id(statement), conn.dialect.name, frozenset(first))
     try:
         raw = _RAWS[key]
     except KeyError:
@@ -285,13 +365,17 @@ def _raw(conn: Connection, statement: Executable,
 
 
 def _compile(dialect: Dialect, statement: Executable, keys: Mapping[str, Any]) -> _Raw | None:
-    if not isinstance(statement, (UpdateBase, Select, TextClause)):
+    if not isinstance(statement, (UpdateBase, Select, CompoundSelect, TextClause)):
         return None
     compiled = statement.compile(dialect=dialect, column_keys=sorted(keys))
     assert isinstance(compiled, SQLCompiler)
-    expanding = any(b.expanding for b in compiled.binds.values())
-    if (compiled.positional or compiled.escaped_bind_names or compiled.update_prefetch
-            or (expanding and not isinstance(statement, Select))):
+    expanding = _post_compiled(compiled)
+    reads = isinstance(statement, (Select, CompoundSelect))
+    # Positional parameters only as SQLite's driver takes them (qmark), with their order.
+    positional_ok = dialect.name == "sqlite" and dialect.paramstyle == "qmark" \
+        and compiled.positiontup is not None
+    if ((compiled.positional and not positional_ok) or compiled.escaped_bind_names
+            or compiled.update_prefetch or (expanding and not reads)):
         return None
     results = tuple(c[3]._cached_result_processor(dialect, None)
                     for c in compiled._result_columns)
@@ -306,6 +390,11 @@ def _compile(dialect: Dialect, statement: Executable, keys: Mapping[str, Any]) -
         return None
     return _Raw(statement, compiled, defaults, processors,  # type: ignore[arg-type]
                 results if any(results) else None)
+
+
+def _post_compiled(compiled: SQLCompiler) -> bool:
+    """Whether the SQL is completed per call (an expanding IN, a literal-rendered value)."""
+    return bool(compiled.post_compile_params or compiled.literal_execute_params)
 
 
 def _run(conn: Connection, statement: Executable, params: Any) -> None:
