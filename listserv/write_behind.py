@@ -43,7 +43,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager, suppress
 from functools import partial
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine.interfaces import Dialect
@@ -242,14 +242,26 @@ class _Raw:
     names), run on the driver's cursor: what SQLAlchemy's execution would send, without its
     per-statement context, events and result objects."""
 
-    __slots__ = ("compiled", "defaults", "expanding", "processors", "results", "statement",
-                 "tables", "target", "wrap_errors")
+    __slots__ = ("compiled", "defaults", "expanding", "expanding_names", "expansions", "keys", "plan",
+                 "processors", "results", "statement", "tables", "target", "wrap_errors")
 
-    def __init__(self, statement: Executable, compiled: SQLCompiler, defaults: dict[str, Any],
-                 processors: dict[str, Callable[[Any], Any]],
+    def __init__(self, statement: Executable, compiled: SQLCompiler, keys: frozenset[str],
+                 defaults: dict[str, Any], processors: dict[str, Callable[[Any], Any]],
                  results: tuple[Callable[[Any], Any] | None, ...] | None) -> None:
         self.statement = statement  # kept alive: the cache is keyed by its id
         self.compiled = compiled
+        self.keys = keys  # the parameter names it was compiled for
+        # construct_params for ``keys``, worked out once (``_plan``); None: not yet, False: no.
+        self.plan: tuple[tuple[str, str | None, Any], ...] | bool | None = None
+        # The expanded SQL (and its order and processors) by the lengths of the expanding
+        # lists (``_expansion``); None: SQLAlchemy expands each time (a value rendered in the
+        # SQL, a tuple IN).
+        self.expanding_names = tuple(sorted(
+            compiled.bind_names[b] for b in compiled.post_compile_params))
+        reusable = not compiled.literal_execute_params and all(
+            b.expanding and not b.literal_execute and not b.type._is_tuple_type
+            for b in compiled.post_compile_params)
+        self.expansions: dict[tuple[int, ...], _Expansion] | None = {} if reusable else None
         self.defaults = defaults  # scalar column defaults SQLAlchemy would fill in
         self.processors = processors  # the bind conversions SQLAlchemy would apply
         self.results = results  # the result columns' conversions (None: none has one)
@@ -274,13 +286,19 @@ class _Raw:
         """``statement_for``, and the order of the names for a positional driver (else None)."""
         processors: Mapping[str, Any] = self.processors
         params: MutableMapping[str, Any]
+        planned = self._params(values)
         if self.expanding:  # one placeholder per element, as SQLAlchemy renders it
-            state = self.compiled.construct_expanded_state(values)
-            sql, params, order = state.statement, dict(state.parameters), state.positiontup
-            processors = {**self.processors, **state.processors}  # the latter: the elements'
+            expansion = self._expansion(values, planned) if planned is not None else None
+            if expansion is not None:
+                sql, order, processors = expansion.sql, expansion.order, expansion.processors
+                params = _expand(planned, expansion.names)  # type: ignore[arg-type]
+            else:
+                state = self.compiled.construct_expanded_state(values)
+                sql, params, order = state.statement, dict(state.parameters), state.positiontup
+                processors = {**self.processors, **state.processors}  # the elements' too
         else:
-            sql, params = self.compiled.string, self.compiled.construct_params(values)
-            order = self.compiled.positiontup
+            sql, order = self.compiled.string, self.compiled.positiontup
+            params = planned if planned is not None else self.compiled.construct_params(values)
         for name, value in self.defaults.items():
             if name not in values:  # construct_params gave it None
                 params[name] = value
@@ -288,6 +306,43 @@ class _Raw:
             if name in params:
                 params[name] = process(params[name])
         return sql, params, order
+
+    def _params(self, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        """``compiled.construct_params(values)`` by the plan worked out for ``keys`` (the bind
+        names each takes its value from, or the constant it has), or None: no plan for these
+        values (other names, a bind SQLAlchemy computes per call), construct_params' way."""
+        if self.plan is False or values.keys() != self.keys:
+            return None
+        if self.plan is None:
+            self.plan = _plan(self.compiled, self.keys, values)
+        if isinstance(self.plan, bool):
+            return None
+        return {name: constant if key is None else values[key]
+                for name, key, constant in self.plan}
+
+    def _expansion(self, values: Mapping[str, Any], planned: dict[str, Any]
+                   ) -> _Expansion | None:
+        """The expanded SQL for these lists' lengths: SQLAlchemy's own expansion the first
+        time, kept if its parameters are what ``_expand`` makes of them (plain elements,
+        nothing rendered from a value)."""
+        expansions = self.expansions
+        if expansions is None:
+            return None
+        lists = [planned.get(name) for name in self.expanding_names]
+        if not all(isinstance(v, (list, tuple)) for v in lists):
+            return None  # SQLAlchemy's way for this call
+        lengths = tuple(len(v) for v in lists)  # type: ignore[arg-type]
+        found = expansions.get(lengths)
+        if found is not None:
+            return found
+        state = self.compiled.construct_expanded_state(values)
+        if _expand(planned, self.expanding_names) != dict(state.parameters):
+            self.expansions = None  # named otherwise than ``_expand`` names them: not reused
+            return None
+        found = expansions[lengths] = _Expansion(
+            state.statement, state.positiontup, {**self.processors, **state.processors},
+            self.expanding_names)
+        return found
 
     def driver_statement(self, values: Mapping[str, Any]) -> tuple[str, Any]:
         """The SQL and the parameters as the driver takes them (by position on SQLite)."""
@@ -326,6 +381,47 @@ class _Raw:
         conversions = self.results
         return [tuple(v if p is None else p(v) for p, v in zip(conversions, r, strict=True))
                 for r in found]
+
+
+class _Expansion(NamedTuple):
+    """A statement with its expanding INs rendered for lists of given lengths."""
+
+    sql: str
+    order: Sequence[str] | None  # the parameters' order (a positional driver's), else None
+    processors: Mapping[str, Callable[[Any], Any]]  # the elements' conversions too
+    names: tuple[str, ...]  # the expanding parameters
+
+
+def _expand(params: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """``params`` with each list of ``names`` put as one parameter an element, named as
+    SQLAlchemy names them (``ids_1``, ``ids_2``, ...)."""
+    out = dict(params)
+    for name in names:
+        for n, element in enumerate(out.pop(name), 1):
+            out[f"{name}_{n}"] = element
+    return out
+
+
+def _plan(compiled: SQLCompiler, keys: frozenset[str], values: Mapping[str, Any]
+          ) -> tuple[tuple[str, str | None, Any], ...] | bool:
+    """Where ``construct_params`` takes each bind's value from, for parameters named ``keys``:
+    (bind name, key in the parameters, None) or (bind name, None, its constant value); False
+    if a bind is computed per call or required and missing, or if the plan does not give what
+    construct_params gives for ``values``."""
+    plan: list[tuple[str, str | None, Any]] = []
+    for bind, name in compiled.bind_names.items():
+        if bind.key in keys:
+            plan.append((name, bind.key, None))
+        elif name in keys:
+            plan.append((name, name, None))
+        elif bind.callable is not None or bind.required:
+            return False
+        else:
+            plan.append((name, None, bind.value))
+    built = {name: constant if key is None else values[key] for name, key, constant in plan}
+    if built != compiled.construct_params(values):
+        return False
+    return tuple(plan)
 
 
 def execute(cursor: Any, sql: str, params: Any, many: bool) -> None:
@@ -388,7 +484,8 @@ def _compile(dialect: Dialect, statement: Executable, keys: Mapping[str, Any]) -
     processors = dict(compiled._bind_processors)
     if not all(callable(p) for p in processors.values()):  # a tuple's (per element)
         return None
-    return _Raw(statement, compiled, defaults, processors,  # type: ignore[arg-type]
+    return _Raw(statement, compiled, frozenset(keys), defaults,
+                processors,  # type: ignore[arg-type]
                 results if any(results) else None)
 
 

@@ -439,3 +439,41 @@ def test_sqlite_savepoints_on_the_cursor_roll_back_and_fire_their_events(
     assert fired == ["savepoint", "savepoint", "rollback_savepoint", "release_savepoint"]
     with store.session() as s:
         assert actions(s) == ["outer", "after"]
+
+
+def test_reads_reuse_their_expansion_and_parameters_only_as_sqlalchemy_would_build_them(
+        store: Store) -> None:
+    """The expanded SQL is kept by the lists' lengths and the parameters built by a plan made
+    once (issue 12): two INs in one read, lists of the same length with other values, a bind
+    whose value is computed per call (no plan: SQLAlchemy's construct_params each time), and
+    a tuple IN (SQLAlchemy's expansion each time) all read what ``session.execute`` reads."""
+    from sqlalchemy import bindparam, tuple_
+
+    with store.session() as s:
+        for name in ("a", "b", "c", "d"):
+            write_behind.defer(s, INSERT, row(name, target=name.upper()))
+    two = select(AUDIT.c.action).where(
+        AUDIT.c.action.in_(bindparam("names", expanding=True)),
+        AUDIT.c.target.in_(bindparam("targets", expanding=True))).order_by(AUDIT.c.id)
+    ticks = iter(range(100))
+    computed = select(AUDIT.c.action).where(
+        AUDIT.c.action.in_(bindparam("names", expanding=True)),
+        AUDIT.c.id > bindparam("floor", callable_=lambda: next(ticks) - 1000)
+    ).order_by(AUDIT.c.id)
+    pairs = select(AUDIT.c.action).where(tuple_(AUDIT.c.action, AUDIT.c.target).in_(
+        bindparam("pairs", expanding=True))).order_by(AUDIT.c.id)
+    cases: list[tuple[Any, dict[str, Any]]] = [
+        (two, {"names": ["a", "b"], "targets": ["B"]}),
+        (two, {"names": ["c", "d"], "targets": ["D"]}),
+        (two, {"names": ["a", "b", "c"], "targets": ["A", "C"]}),
+        (two, {"names": ["d"], "targets": ["A", "D"]}),
+        (computed, {"names": ["a", "d"]}),
+        (computed, {"names": ["b", "c"]}),
+        (pairs, {"pairs": [("a", "A"), ("b", "X")]}),
+        (pairs, {"pairs": [("c", "C"), ("d", "D")]}),
+    ]
+    with store.session() as s:
+        for statement, params in cases:
+            got = [tuple(r) for r in write_behind.rows(s, statement, params)]
+            assert got == [tuple(r) for r in s.execute(statement, params)], params
+            assert got, params
