@@ -210,7 +210,10 @@ def _plain_text(raw: bytes) -> str | None:
         return None
     ctype = cte = None
     for m in message._FIELD.finditer(block):
-        name, value = message._field(m.group(0))
+        field = m.group(0)
+        if field[:8].lower() != b"content-":  # only these three matter here
+            continue
+        name, value = message._field(field)
         lower = name.lower()
         if lower == "content-disposition":
             return None

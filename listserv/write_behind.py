@@ -260,8 +260,8 @@ class _Raw:
     names), run on the driver's cursor: what SQLAlchemy's execution would send, without its
     per-statement context, events and result objects."""
 
-    __slots__ = ("compiled", "defaults", "expanding", "expanding_names", "expansions", "keys", "plan",
-                 "processors", "results", "statement", "tables", "target", "wrap_errors")
+    __slots__ = ("compiled", "defaults", "expanding", "expanding_names", "expansions", "keys",
+                 "plan", "processors", "results", "statement", "tables", "target", "wrap_errors")
 
     def __init__(self, statement: Executable, compiled: SQLCompiler, keys: frozenset[str],
                  defaults: dict[str, Any], processors: dict[str, Callable[[Any], Any]],
@@ -423,23 +423,23 @@ def _expand(params: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
 def _plan(compiled: SQLCompiler, keys: frozenset[str], values: Mapping[str, Any]
           ) -> tuple[tuple[str, str | None, Any], ...] | bool:
     """Where ``construct_params`` takes each bind's value from, for parameters named ``keys``:
-    (bind name, key in the parameters, None) or (bind name, None, its constant value); False
-    if a bind is computed per call or required and missing, or if the plan does not give what
+    (bind name, key in the parameters, None) or (bind name, None, the constant it gave for
+    ``values``: the bind's own value, or one the compiler collected); False if a bind is
+    computed per call or required and missing, or if the plan does not give what
     construct_params gives for ``values``."""
+    expected = compiled.construct_params(values)
     plan: list[tuple[str, str | None, Any]] = []
     for bind, name in compiled.bind_names.items():
         if bind.key in keys:
             plan.append((name, bind.key, None))
         elif name in keys:
             plan.append((name, name, None))
-        elif bind.callable is not None or bind.required:
+        elif bind.callable is not None or bind.required or name not in expected:
             return False
         else:
-            plan.append((name, None, bind.value))
+            plan.append((name, None, expected[name]))
     built = {name: constant if key is None else values[key] for name, key, constant in plan}
-    if built != compiled.construct_params(values):
-        return False
-    return tuple(plan)
+    return tuple(plan) if built == expected else False
 
 
 def execute(cursor: Any, sql: str, params: Any, many: bool) -> None:
