@@ -159,6 +159,15 @@ def first_text(source: bytes | Message) -> str:
 
     '' when the message has neither. Attachments are not the body, so they are skipped.
     """
+    if isinstance(source, bytes):
+        plain = _plain_text(source)
+        if plain is not None:
+            return plain
+    return _parsed_first_text(source)
+
+
+def _parsed_first_text(source: bytes | Message) -> str:
+    """``first_text`` by the email package's parser, for any message."""
     try:
         msg = source if isinstance(source, Message) else message_from_bytes(source, policy=compat32)
         html: Message | None = None
@@ -175,3 +184,55 @@ def first_text(source: bytes | Message) -> str:
         return html_to_text(_part_text(html)) if html is not None else ""
     except Exception:  # hostile MIME has broken the stdlib walker before; no text beats a crash
         return ""
+
+
+# A Content-Type the fast path below takes: text/plain with simple parameters (no RFC 2231
+# names, no quoted specials), whose charset it reads as the email package's get_param does.
+_PLAIN_TYPE = re.compile(
+    r'(?i)\s*text/plain\s*((?:;\s*[a-z][a-z0-9-]*\s*=\s*(?:[a-z0-9_.:+/-]+|"[a-z0-9_.:+/ -]*")\s*)*);?\s*')
+_PARAM = re.compile(r'(?i);\s*([a-z][a-z0-9-]*)\s*=\s*(?:"([^"]*)"|([^";\s]+))')
+_AS_IS = ("7bit", "8bit", "binary")  # transfer encodings get_payload(decode=True) leaves alone
+
+
+def _plain_text(raw: bytes) -> str | None:
+    """``first_text`` of a message that is one text/plain part, without the email parser (it
+    costs every accepted post a full parse when search indexes it, issue 12), or None for any
+    other message: the header block well formed as ``message._raw_headers``' fast path takes
+    it and ended by a blank line, at most one Content-Type (text/plain, simple parameters) and
+    Content-Transfer-Encoding (7bit, 8bit, binary, or none), no Content-Disposition. The body
+    is then the bytes after the blank line, decoded by the charset as the parser's way does
+    (tests/test_message.py compares the two on the shared corpus)."""
+    from listserv import message  # message imports this module
+
+    block = message._header_block(raw)
+    if not block.endswith((b"\n\n", b"\n\r\n")) or b"\r" in block.replace(b"\r\n", b"") \
+            or not message._WELL_FORMED.fullmatch(block):
+        return None
+    ctype = cte = None
+    for m in message._FIELD.finditer(block):
+        field = m.group(0)
+        if field[:8].lower() != b"content-":  # only these three matter here
+            continue
+        name, value = message._field(field)
+        lower = name.lower()
+        if lower == "content-disposition":
+            return None
+        if lower == "content-type":
+            if ctype is not None:
+                return None
+            ctype = value
+        elif lower == "content-transfer-encoding":
+            if cte is not None or value.lower() not in _AS_IS:
+                return None
+            cte = value
+    charset = None
+    if ctype is not None:
+        found = _PLAIN_TYPE.fullmatch(ctype)
+        if found is None:
+            return None
+        for param in _PARAM.finditer(found.group(1)):
+            if param.group(1).lower() == "charset":  # get_param's first, unquoted, lower-cased
+                quoted, bare = param.group(2, 3)
+                charset = (bare if quoted is None else quoted).lower()
+                break
+    return decode_bytes(raw[len(block):], charset)

@@ -191,6 +191,7 @@ class Store:
                     conn.connection.dbapi_connection.take_write_turn()
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+            write_behind.install_sqlite(engine)
             return engine
         engine = create_engine(url, pool_size=10, max_overflow=20)
         _ping_when_idle(engine)

@@ -25,11 +25,16 @@ Invariants:
   nothing else to fail on), that next statement fails, the transaction with it, and the group
   committer runs the group's units again one by one.
 - Outside a scope, and on SQLite (no round trips to save), ``defer`` runs the statement at once.
-- On PostgreSQL the post's statements that go through here (deferred, or run at once by
+- The post's statements that go through here (deferred in a scope, or run at once by
   ``returning`` and ``rows``) are compiled once and run on the driver's cursor, not through
   SQLAlchemy's execution (~90 µs of Python a statement, issue 12), unless they need what only
   that gives (a Python-side default, escaped names); the same SQL (expanded INs included),
-  parameters, bind and result conversions, and the invariants above hold for them too.
+  parameters, bind and result conversions, and the invariants above hold for them too. So do
+  SAVEPOINT and RELEASE (the dialect's ``do_savepoint``/``do_release_savepoint``).
+- On SQLite there is no queue: in a scope ``defer`` runs its statement on the cursor at once,
+  so its error raises at the ``defer``, inside the caller's savepoint. The driver's errors on
+  SQLite are wrapped as SQLAlchemy's execution would wrap them (``IntegrityError`` and so on),
+  so a caller sees what it saw before.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager, suppress
 from functools import partial
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine.interfaces import Dialect
@@ -52,7 +57,7 @@ from sqlalchemy.sql.elements import (
     SavepointClause,
     TextClause,
 )
-from sqlalchemy.sql.selectable import Select
+from sqlalchemy.sql.selectable import CompoundSelect, Select
 from sqlalchemy.sql.util import find_tables
 from sqlmodel import Session
 
@@ -65,6 +70,7 @@ _PIPELINE = "commonroom_pipeline"  # Connection.info: the pipeline the next stat
 _KEEP_OPEN = "commonroom_keep_open"  # Connection.info: the statement just sent leaves it open
 _FILLING = "commonroom_filling"  # Connection.info: the queue is going into the pipeline
 _RIDING = "commonroom_riding"  # Connection.info: the open pipeline holds a RELEASE, unread
+_AT_ONCE = "commonroom_at_once"  # Connection.info: in a scope on SQLite (defer on the cursor)
 
 
 def install(engine: Engine) -> None:
@@ -79,6 +85,37 @@ def install(engine: Engine) -> None:
     dialect: Any = engine.dialect
     dialect.do_savepoint = _savepoint
     dialect.do_release_savepoint = _release
+
+
+def install_sqlite(engine: Engine) -> None:
+    """SAVEPOINT and RELEASE (two a handled message) on the driver's cursor on SQLite too:
+    SQLAlchemy's way builds, caches and compiles a clause each time. ROLLBACK TO (rare) not.
+    The connection's ``savepoint``/``release_savepoint`` events still fire (SQLAlchemy's
+    ``Connection`` dispatches them before calling these)."""
+    dialect: Any = engine.dialect
+    dialect.do_savepoint = _sqlite_savepoint
+    dialect.do_release_savepoint = _sqlite_release
+
+
+def _sqlite_savepoint(conn: Connection, name: str) -> None:
+    clause = SavepointClause(name)  # type: ignore[no-untyped-call]
+    _plain_sqlite(conn, f"SAVEPOINT {_savepoint_name(conn, clause)}")
+
+
+def _sqlite_release(conn: Connection, name: str) -> None:
+    clause = ReleaseSavepointClause(name)  # type: ignore[no-untyped-call]
+    _plain_sqlite(conn, f"RELEASE SAVEPOINT {_savepoint_name(conn, clause)}")
+
+
+def _plain_sqlite(conn: Connection, sql: str) -> None:
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        conn.dispatch.before_cursor_execute(conn, cursor, sql, (), None, False)
+        execute(cursor, sql, (), False)
+    except Exception as exc:
+        conn._handle_dbapi_exception(exc, sql, (), cursor, None)  # as SQLAlchemy's own
+    finally:
+        cursor.close()
 
 
 def _savepoint(conn: Connection, name: str) -> None:
@@ -110,6 +147,24 @@ def _plain(conn: Connection, clause: Any, sql: str) -> None:
         raise
 
 
+_CONNECTION = "commonroom_connection"  # Session.info: (its current transaction, connection)
+
+
+def _connection(session: Session) -> Connection:
+    """``session.connection()``, kept for the session's current (innermost) transaction while
+    that one is current and active: its connection cannot change meanwhile, and the ORM's
+    bookkeeping to find it again cost ~15 µs a statement (issue 12). A savepoint begun since is
+    a new transaction: ``session.connection()`` then emits its SAVEPOINT as before."""
+    current = session._transaction
+    kept = session.info.get(_CONNECTION)
+    if kept is not None and kept[0] is current and current is not None and current.is_active:
+        connection: Connection = kept[1]
+        return connection
+    connection = session.connection()
+    session.info[_CONNECTION] = (session._transaction, connection)
+    return connection
+
+
 @contextmanager
 def scope(session: Session) -> Iterator[None]:
     """Within the block, ``defer``red statements wait to go out together, and a SAVEPOINT rides
@@ -117,9 +172,16 @@ def scope(session: Session) -> Iterator[None]:
     when the block raises: what is still queued then is dropped. What a scope queued is sent
     at its end, also when it is inside another one (so before the RELEASE of a savepoint
     around it)."""
-    conn = session.connection()
+    conn = _connection(session)
     if conn.dialect.name != "postgresql":
-        yield
+        # Nothing to send together (no round trips); ``defer`` runs on the cursor at once.
+        outer = bool(conn.info.get(_AT_ONCE))
+        conn.info[_AT_ONCE] = True
+        try:
+            yield
+        finally:
+            if not outer:
+                conn.info.pop(_AT_ONCE, None)
         return
     outer = conn.info.get(_QUEUE) is not None
     if not outer:
@@ -136,20 +198,26 @@ def defer(session: Session, statement: Executable,
           params: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> None:
     """Run ``statement`` (a write whose result is not read) now, or, inside a ``scope``, with
     the next round trip. Pending ORM changes are flushed first, as ``session.execute`` would."""
-    conn = session.connection()
+    conn = _connection(session)
     queue: Deferred | None = conn.info.get(_QUEUE)
-    if queue is None:
+    if queue is not None:
+        if session.autoflush:
+            session.flush()
+        queue.append((statement, params))
+        return
+    raw = _raw(conn, statement, params) if conn.info.get(_AT_ONCE) else None
+    if raw is None:
         session.execute(statement, params)
         return
-    if session.autoflush:
+    if session.autoflush:  # as in a scope on PostgreSQL
         session.flush()
-    queue.append((statement, params))
+    raw.run(conn, params)
 
 
 def returning(session: Session, statement: Executable, params: Mapping[str, Any]) -> Any:
     """Run ``statement`` (a write with RETURNING of one column, one row) now and return that
     value, after what is deferred (in the same round trip, on PostgreSQL)."""
-    conn = session.connection()
+    conn = _connection(session)
     raw = _raw(conn, statement, params)
     if raw is None:
         return session.execute(statement, params).scalar_one()
@@ -163,9 +231,9 @@ def rows(session: Session, statement: Executable, params: Mapping[str, Any]) -> 
     """``session.execute(statement, params).all()``, on the driver's cursor on PostgreSQL when
     its columns need no conversion: for a read each post makes. Pending ORM changes are
     flushed first (as the ORM would for a statement on its entities)."""
-    conn = session.connection()
+    conn = _connection(session)
     raw = _raw(conn, statement, params)
-    if raw is None:  # SQLite's way: as it was
+    if raw is None:
         return session.execute(statement, params).all()
     if session.autoflush:
         session.flush()
@@ -175,6 +243,8 @@ def rows(session: Session, statement: Executable, params: Mapping[str, Any]) -> 
 def _now(conn: Connection, raw: _Raw, statement: Executable, params: Mapping[str, Any]) -> Any:
     """Run ``raw`` now, as the listeners would see ``statement`` run: what is queued goes
     first, in one pipeline with it, and a deferred statement's error raises here."""
+    if raw.wrap_errors:  # SQLite: nothing queued, no pipeline
+        return raw.run(conn, params)
     _before_execute(conn, statement)
     try:
         cursor = raw.run(conn, params)
@@ -190,18 +260,33 @@ class _Raw:
     names), run on the driver's cursor: what SQLAlchemy's execution would send, without its
     per-statement context, events and result objects."""
 
-    __slots__ = ("compiled", "defaults", "expanding", "processors", "results", "statement",
-                 "tables", "target")
+    __slots__ = ("compiled", "defaults", "expanding", "expanding_names", "expansions", "keys",
+                 "plan", "processors", "results", "statement", "tables", "target", "wrap_errors")
 
-    def __init__(self, statement: Executable, compiled: SQLCompiler, defaults: dict[str, Any],
-                 processors: dict[str, Callable[[Any], Any]],
+    def __init__(self, statement: Executable, compiled: SQLCompiler, keys: frozenset[str],
+                 defaults: dict[str, Any], processors: dict[str, Callable[[Any], Any]],
                  results: tuple[Callable[[Any], Any] | None, ...] | None) -> None:
         self.statement = statement  # kept alive: the cache is keyed by its id
         self.compiled = compiled
+        self.keys = keys  # the parameter names it was compiled for
+        # construct_params for ``keys``, worked out once (``_plan``); None: not yet, False: no.
+        self.plan: tuple[tuple[str, str | None, Any], ...] | bool | None = None
+        # The expanded SQL (and its order and processors) by the lengths of the expanding
+        # lists (``_expansion``); None: SQLAlchemy expands each time (a value rendered in the
+        # SQL, a tuple IN).
+        self.expanding_names = tuple(sorted(
+            compiled.bind_names[b] for b in compiled.post_compile_params))
+        reusable = not compiled.literal_execute_params and all(
+            b.expanding and not b.literal_execute and not b.type._is_tuple_type
+            for b in compiled.post_compile_params)
+        self.expansions: dict[tuple[int, ...], _Expansion] | None = {} if reusable else None
         self.defaults = defaults  # scalar column defaults SQLAlchemy would fill in
         self.processors = processors  # the bind conversions SQLAlchemy would apply
         self.results = results  # the result columns' conversions (None: none has one)
-        self.expanding = any(b.expanding for b in compiled.binds.values())  # an IN (list)
+        self.expanding = _post_compiled(compiled)  # an IN (list), rendered per call
+        # SQLite's (qmark) statements take their parameters by position, and their errors are
+        # wrapped as SQLAlchemy's execution wraps them; PostgreSQL's raise as the driver's.
+        self.wrap_errors = compiled.positional
         # A write returning nothing: the table it writes (else None), and every table it
         # names (``_batches`` sends such writes together only if none sees another's rows).
         plain_write = isinstance(statement, UpdateBase) and not compiled.returning
@@ -210,35 +295,101 @@ class _Raw:
                                 ) if plain_write else frozenset()
 
     def statement_for(self, values: Mapping[str, Any]) -> tuple[str, MutableMapping[str, Any]]:
-        """The SQL and the driver's parameters for ``values``."""
+        """The SQL and the parameters (by name, converted) for ``values``."""
+        sql, params, _order = self._statement_for(values)
+        return sql, params
+
+    def _statement_for(self, values: Mapping[str, Any]
+                       ) -> tuple[str, MutableMapping[str, Any], Sequence[str] | None]:
+        """``statement_for``, and the order of the names for a positional driver (else None)."""
         processors: Mapping[str, Any] = self.processors
         params: MutableMapping[str, Any]
+        planned = self._params(values)
         if self.expanding:  # one placeholder per element, as SQLAlchemy renders it
-            state = self.compiled.construct_expanded_state(values)
-            sql, params = state.statement, dict(state.parameters)
-            processors = {**self.processors, **state.processors}  # the latter: the elements'
+            expansion = self._expansion(values, planned) if planned is not None else None
+            if expansion is not None:
+                sql, order, processors = expansion.sql, expansion.order, expansion.processors
+                params = _expand(planned, expansion.names)  # type: ignore[arg-type]
+            else:
+                state = self.compiled.construct_expanded_state(values)
+                sql, params, order = state.statement, dict(state.parameters), state.positiontup
+                processors = {**self.processors, **state.processors}  # the elements' too
         else:
-            sql, params = self.compiled.string, self.compiled.construct_params(values)
+            sql, order = self.compiled.string, self.compiled.positiontup
+            params = planned if planned is not None else self.compiled.construct_params(values)
         for name, value in self.defaults.items():
             if name not in values:  # construct_params gave it None
                 params[name] = value
         for name, process in processors.items():
             if name in params:
                 params[name] = process(params[name])
-        return sql, params
+        return sql, params, order
+
+    def _params(self, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        """``compiled.construct_params(values)`` by the plan worked out for ``keys`` (the bind
+        names each takes its value from, or the constant it has), or None: no plan for these
+        values (other names, a bind SQLAlchemy computes per call), construct_params' way."""
+        if self.plan is False or values.keys() != self.keys:
+            return None
+        if self.plan is None:
+            self.plan = _plan(self.compiled, self.keys, values)
+        if isinstance(self.plan, bool):
+            return None
+        return {name: constant if key is None else values[key]
+                for name, key, constant in self.plan}
+
+    def _expansion(self, values: Mapping[str, Any], planned: dict[str, Any]
+                   ) -> _Expansion | None:
+        """The expanded SQL for these lists' lengths: SQLAlchemy's own expansion the first
+        time, kept if its parameters are what ``_expand`` makes of them (plain elements,
+        nothing rendered from a value)."""
+        expansions = self.expansions
+        if expansions is None:
+            return None
+        lists = [planned.get(name) for name in self.expanding_names]
+        if not all(isinstance(v, (list, tuple)) for v in lists):
+            return None  # SQLAlchemy's way for this call
+        lengths = tuple(len(v) for v in lists)  # type: ignore[arg-type]
+        found = expansions.get(lengths)
+        if found is not None:
+            return found
+        state = self.compiled.construct_expanded_state(values)
+        if _expand(planned, self.expanding_names) != dict(state.parameters):
+            self.expansions = None  # named otherwise than ``_expand`` names them: not reused
+            return None
+        found = expansions[lengths] = _Expansion(
+            state.statement, state.positiontup, {**self.processors, **state.processors},
+            self.expanding_names)
+        return found
+
+    def driver_statement(self, values: Mapping[str, Any]) -> tuple[str, Any]:
+        """The SQL and the parameters as the driver takes them (by position on SQLite)."""
+        sql, params, order = self._statement_for(values)
+        return sql, (params if order is None else tuple([params[name] for name in order]))
 
     def run(self, conn: Connection, values: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Any:
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        if not self.wrap_errors:
+            self._run(conn, cursor, values)
+            return cursor
+        try:
+            self._run(conn, cursor, values)
+        except Exception as exc:  # a conversion's error too, as SQLAlchemy's StatementError
+            sql = self.compiled.string
+            conn._handle_dbapi_exception(exc, sql, values, cursor, None)
+        return cursor
+
+    def _run(self, conn: Connection, cursor: Any,
+             values: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> None:
         params: Any
         if isinstance(values, Mapping):
-            many, (sql, params) = False, self.statement_for(values)
+            many, (sql, params) = False, self.driver_statement(values)
         else:  # executemany: one statement (no expanding IN in a write)
             many, sql = True, self.compiled.string
-            params = [self.statement_for(v)[1] for v in values]
+            params = [self.driver_statement(v)[1] for v in values]
         # Its listeners see it as any statement (tests and benches count statements so).
         conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
         execute(cursor, sql, params, many)
-        return cursor
 
     def fetch(self, cursor: Any) -> list[Any]:
         """The cursor's rows, with the conversions SQLAlchemy would apply."""
@@ -250,6 +401,47 @@ class _Raw:
                 for r in found]
 
 
+class _Expansion(NamedTuple):
+    """A statement with its expanding INs rendered for lists of given lengths."""
+
+    sql: str
+    order: Sequence[str] | None  # the parameters' order (a positional driver's), else None
+    processors: Mapping[str, Callable[[Any], Any]]  # the elements' conversions too
+    names: tuple[str, ...]  # the expanding parameters
+
+
+def _expand(params: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """``params`` with each list of ``names`` put as one parameter an element, named as
+    SQLAlchemy names them (``ids_1``, ``ids_2``, ...)."""
+    out = dict(params)
+    for name in names:
+        for n, element in enumerate(out.pop(name), 1):
+            out[f"{name}_{n}"] = element
+    return out
+
+
+def _plan(compiled: SQLCompiler, keys: frozenset[str], values: Mapping[str, Any]
+          ) -> tuple[tuple[str, str | None, Any], ...] | bool:
+    """Where ``construct_params`` takes each bind's value from, for parameters named ``keys``:
+    (bind name, key in the parameters, None) or (bind name, None, the constant it gave for
+    ``values``: the bind's own value, or one the compiler collected); False if a bind is
+    computed per call or required and missing, or if the plan does not give what
+    construct_params gives for ``values``."""
+    expected = compiled.construct_params(values)
+    plan: list[tuple[str, str | None, Any]] = []
+    for bind, name in compiled.bind_names.items():
+        if bind.key in keys:
+            plan.append((name, bind.key, None))
+        elif name in keys:
+            plan.append((name, name, None))
+        elif bind.callable is not None or bind.required or name not in expected:
+            return False
+        else:
+            plan.append((name, None, expected[name]))
+    built = {name: constant if key is None else values[key] for name, key, constant in plan}
+    return tuple(plan) if built == expected else False
+
+
 def execute(cursor: Any, sql: str, params: Any, many: bool) -> None:
     """The driver call of a ``_Raw`` statement (one place: bench/statements.py counts them)."""
     if many:
@@ -258,20 +450,22 @@ def execute(cursor: Any, sql: str, params: Any, many: bool) -> None:
         cursor.execute(sql, params)
 
 
-_RAWS: dict[tuple[int, frozenset[str]], _Raw | None] = {}
+_RAWS: dict[tuple[int, str, frozenset[str]], _Raw | None] = {}
+_RAW_DIALECTS = ("postgresql", "sqlite")
 MAX_COMPILED = 1000
 
 
 def _raw(conn: Connection, statement: Executable,
          params: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> _Raw | None:
-    """``statement`` compiled for the driver's cursor, or None: not on PostgreSQL, or needing
-    what only SQLAlchemy's execution does (a default computed in Python, escaped names)."""
-    if conn.dialect.name != "postgresql":
+    """``statement`` compiled for the driver's cursor, or None: not on PostgreSQL or SQLite, or
+    needing what only SQLAlchemy's execution does (a default computed in Python, escaped
+    names)."""
+    if conn.dialect.name not in _RAW_DIALECTS:
         return None
     first = params if isinstance(params, Mapping) else (params[0] if params else None)
     if first is None:
         return None
-    key = (id(statement), frozenset(first))
+    key = (id(statement), conn.dialect.name, frozenset(first))
     try:
         raw = _RAWS[key]
     except KeyError:
@@ -285,13 +479,17 @@ def _raw(conn: Connection, statement: Executable,
 
 
 def _compile(dialect: Dialect, statement: Executable, keys: Mapping[str, Any]) -> _Raw | None:
-    if not isinstance(statement, (UpdateBase, Select, TextClause)):
+    if not isinstance(statement, (UpdateBase, Select, CompoundSelect, TextClause)):
         return None
     compiled = statement.compile(dialect=dialect, column_keys=sorted(keys))
     assert isinstance(compiled, SQLCompiler)
-    expanding = any(b.expanding for b in compiled.binds.values())
-    if (compiled.positional or compiled.escaped_bind_names or compiled.update_prefetch
-            or (expanding and not isinstance(statement, Select))):
+    expanding = _post_compiled(compiled)
+    reads = isinstance(statement, (Select, CompoundSelect))
+    # Positional parameters only as SQLite's driver takes them (qmark), with their order.
+    positional_ok = dialect.name == "sqlite" and dialect.paramstyle == "qmark" \
+        and compiled.positiontup is not None
+    if ((compiled.positional and not positional_ok) or compiled.escaped_bind_names
+            or compiled.update_prefetch or (expanding and not reads)):
         return None
     results = tuple(c[3]._cached_result_processor(dialect, None)
                     for c in compiled._result_columns)
@@ -304,8 +502,14 @@ def _compile(dialect: Dialect, statement: Executable, keys: Mapping[str, Any]) -
     processors = dict(compiled._bind_processors)
     if not all(callable(p) for p in processors.values()):  # a tuple's (per element)
         return None
-    return _Raw(statement, compiled, defaults, processors,  # type: ignore[arg-type]
+    return _Raw(statement, compiled, frozenset(keys), defaults,
+                processors,  # type: ignore[arg-type]
                 results if any(results) else None)
+
+
+def _post_compiled(compiled: SQLCompiler) -> bool:
+    """Whether the SQL is completed per call (an expanding IN, a literal-rendered value)."""
+    return bool(compiled.post_compile_params or compiled.literal_execute_params)
 
 
 def _run(conn: Connection, statement: Executable, params: Any) -> None:
