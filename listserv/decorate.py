@@ -204,14 +204,22 @@ class PreparedPost:
 
     def for_recipient(self, unsubscribe_url: str, leave_address: str,
                       token_for: Callable[[str], str] | None = None) -> bytes:
-        personal = (f"List-Unsubscribe: <{unsubscribe_url}>,\r\n <mailto:{leave_address}>\r\n"
-                    "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n").encode()
+        before, after = personal_lines(unsubscribe_url, leave_address)
+        personal = before + after
         body = self.body
         if token_for is not None:
             for purpose in self.purposes:
                 body = body.replace(member_token_marker(purpose).encode(),
                                     token_for(purpose).encode())
         return personal + body
+
+
+def personal_lines(unsubscribe_url: str, leave_address: str) -> tuple[bytes, bytes]:
+    """A copy's personal header lines (``for_recipient``'s), cut at the end of the unsubscribe
+    URL: a renderer that puts the member's token there makes them once per post. Pure."""
+    return (f"List-Unsubscribe: <{unsubscribe_url}".encode(),
+            f">,\r\n <mailto:{leave_address}>\r\n"
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n".encode())
 
 
 def prepare(raw: bytes, info: ListInfo, author: Author, *, munge_from: bool,
