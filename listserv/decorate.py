@@ -222,12 +222,21 @@ def personal_lines(unsubscribe_url: str, leave_address: str) -> tuple[bytes, byt
             "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n".encode())
 
 
+def strip(msg: Message, names: tuple[str, ...]) -> None:
+    """``del msg[name]`` for each of ``names`` (lower case) that ``msg`` has: the same
+    headers left, in the same order, without a pass over all of them for each name (a
+    fifth of ``prepare``'s time when most are absent, as they usually are)."""
+    present = {key.lower() for key in msg}  # its header names
+    for name in names:
+        if name in present:
+            del msg[name]
+
+
 def prepare(raw: bytes, info: ListInfo, author: Author, *, munge_from: bool,
             personalise: bool = False) -> PreparedPost:
     """``personalise``: the list itself wrote ``raw``; its member-token markers are swapped."""
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-    for name in STRIPPED:
-        del msg[name]
+    strip(msg, STRIPPED)
     subject = _decoded(msg.get("Subject"))
     del msg["Subject"]
     msg["Subject"] = _header(tagged_subject(" ".join(subject.split()), info.tag))  # type: ignore[assignment]

@@ -7,7 +7,7 @@ import email
 import email.policy
 from pathlib import Path
 
-from listserv.decorate import Author, ListInfo, prepare
+from listserv.decorate import STRIPPED, Author, ListInfo, prepare, strip
 from tests.test_threads_corpus import FEDORA, read_mbox
 
 INFO = ListInfo("demo", "lists.example.org", "Demo list", "https://lists.example.org")
@@ -41,3 +41,23 @@ def test_a_multipart_mixed_without_parts_is_wrapped_not_refused() -> None:
     first, footer = msg.get_payload()  # type: ignore[misc]
     assert b"Just some text, no parts at all." in first.as_bytes()
     assert "demo@lists.example.org" in footer.get_content()
+
+
+def test_stripping_leaves_the_headers_deleting_each_name_left(corpus: Path) -> None:
+    """``strip`` deletes only the names a post has: the headers left, and their order, are
+    those of ``del msg[name]`` for every name (what ``prepare`` did before)."""
+    posts = [p.raw for p in read_mbox(corpus / FEDORA / "2010-January.txt.gz")]
+    posts += [p.read_bytes() for p in sorted((corpus / "cpython-test_email").glob("msg_*.txt"))]
+    posts.append(b"List-Id: a\r\nlist-ID: b\r\nSubject: x\r\nPRECEDENCE: bulk\r\nX-A: 1\r\n"
+                 b"Sender: s\r\nsender: t\r\nX-B: 2\r\n\r\nbody\r\n")
+    stripped_some = 0
+    for raw in posts:
+        fast = email.message_from_bytes(raw, policy=email.policy.compat32)
+        slow = email.message_from_bytes(raw, policy=email.policy.compat32)
+        strip(fast, STRIPPED)
+        for name in STRIPPED:
+            del slow[name]
+        assert fast.items() == slow.items()
+        original = email.message_from_bytes(raw, policy=email.policy.compat32)
+        stripped_some += len(fast.items()) < len(original.items())
+    assert stripped_some > 100
