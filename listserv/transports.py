@@ -421,15 +421,29 @@ def parse_replies(buf: bytes | bytearray) -> tuple[list[aiosmtplib.SMTPResponse]
     lines: list[bytes] = []
     while (end := buf.find(b"\n", offset)) >= 0:
         line = bytes(buf[offset:end + 1])
+        offset = end + 1
+        if not lines and (known := _ONE_LINE.get(line)) is not None:
+            replies.append(known)  # a server's replies repeat (250 OK, 354 ...): no parse
+            used = offset
+            continue
         code = int(line[:3])
         lines.append(line[4:].strip(b" \t\r\n"))
-        offset = end + 1
         if line[3:4] != b"-":
-            replies.append(aiosmtplib.SMTPResponse(
-                code, b"\n".join(lines).decode("utf-8", "surrogateescape")))
+            reply = aiosmtplib.SMTPResponse(
+                code, b"\n".join(lines).decode("utf-8", "surrogateescape"))
+            if len(lines) == 1 and len(_ONE_LINE) < ONE_LINE_CACHE:
+                _ONE_LINE[line] = reply
+            replies.append(reply)
             lines = []
             used = offset
     return replies, used
+
+
+# One-line replies already parsed, by their bytes (SMTPResponse is an immutable tuple): a
+# chained copy reads four, and they are nearly always the same four. Bounded: replies that
+# differ every time (a queue id in the 250) stop being added once it is full.
+ONE_LINE_CACHE = 256
+_ONE_LINE: dict[bytes, aiosmtplib.SMTPResponse] = {}
 
 
 class _Replies(asyncio.Protocol):

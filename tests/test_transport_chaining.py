@@ -8,7 +8,10 @@ from __future__ import annotations
 import asyncio
 import re
 
-from listserv.transports import Copy, Outcome, SendResult, SmtpTransport
+from aiosmtplib import SMTPResponse
+
+from listserv import transports
+from listserv.transports import Copy, Outcome, SendResult, SmtpTransport, parse_replies
 from tests.smtpsink import DROP, SmtpSink
 from tests.test_transport_pipelining import (
     READY,
@@ -175,3 +178,17 @@ async def test_closing_with_a_copy_announced_sends_no_quit_and_delivers_nothing_
             await asyncio.sleep(0.01)
         assert [m.rcpt_tos for m in sink.messages] == [("m1@example.org",)]
         assert b"QUIT" not in b"".join(sink.wire[1])
+
+
+def test_replies_seen_before_are_parsed_the_same_and_the_cache_stays_bounded() -> None:
+    group = b"250 2.0.0 OK\r\n250 OK\r\n250-two\r\n250 lines\r\n354 End data\r\n"
+    first = parse_replies(group)
+    assert parse_replies(group) == first == parse_replies(bytearray(group))
+    assert [r.message for r in first[0]] == ["2.0.0 OK", "OK", "two\nlines", "End data"]
+    queued = [b"250 2.0.0 Ok: queued as %d\r\n" % n for n in range(2 * transports.ONE_LINE_CACHE)]
+    for line in queued:  # a queue id in each: every one new
+        assert parse_replies(line + b"354 go\r\n") == (
+            [SMTPResponse(250, f"2.0.0 Ok: queued as {line.split()[-1].decode()}"),
+             SMTPResponse(354, "go")], len(line) + 8)
+    assert len(transports._ONE_LINE) <= transports.ONE_LINE_CACHE
+    assert parse_replies(group) == first
