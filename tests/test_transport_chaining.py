@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 
+import pytest
 from aiosmtplib import SMTPResponse
 
 from listserv import transports
@@ -23,12 +25,13 @@ from tests.test_transport_pipelining import (
     scripted_sink,
     transactions,
 )
+from tests.tlscert import trusted_server_context
 
 CHAINED = re.compile(rb"\r\n\.\r\nMAIL FROM:")  # a message's end, then the next group
 
 
 def chained_writes(sink: SmtpSink) -> int:
-    return sum(len(CHAINED.findall(chunk)) for n in sink.sessions for chunk in sink.wire[n])
+    return sum(len(CHAINED.findall(chunk)) for n in set(sink.sessions) for chunk in sink.wire[n])
 
 
 async def send_all(transport: SmtpTransport, copies: list[Copy]) -> list[SendResult]:
@@ -192,3 +195,21 @@ def test_replies_seen_before_are_parsed_the_same_and_the_cache_stays_bounded() -
              SMTPResponse(354, "go")], len(line) + 8)
     assert len(transports._ONE_LINE) <= transports.ONE_LINE_CACHE
     assert parse_replies(group) == first
+
+
+async def test_chaining_over_starttls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over STARTTLS the replies' reader stays on the TLS transport between copies."""
+    tls = trusted_server_context(tmp_path, monkeypatch)
+    copies = [Copy(SENDER, f"m{i}@example.org", READY) for i in range(4)]
+    with SmtpSink(pipelining=True, tls_context=tls, rcpt_replies={"m2@example.org": 550}) as sink:
+        transport = SmtpTransport(sink.host, sink.port, timeout=5, start_tls=True)
+        try:
+            results = await send_all(transport, copies)
+        finally:
+            await transport.close()
+        assert [(r.outcome, r.code) for r in results] == [
+            (Outcome.SENT, 250), (Outcome.SENT, 250), (Outcome.BOUNCE, 550), (Outcome.SENT, 250)]
+        assert [m.rcpt_tos for m in sink.messages] == [
+            ("m0@example.org",), ("m1@example.org",), ("m3@example.org",)]
+        # One connection (STARTTLS makes it again, for aiosmtpd); m0 -> m1, m1 -> m2 chained.
+        assert set(sink.sessions) == {1} and chained_writes(sink) == 2
