@@ -15,6 +15,7 @@ from __future__ import annotations
 import email
 import email.charset
 import email.policy
+import functools
 import io
 import re
 from collections.abc import Callable
@@ -140,6 +141,49 @@ def _header(text: str) -> str | Header:
     return text if text.isascii() else Header(text, "utf-8")
 
 
+def set_ascii_text(msg: Message, text: str) -> None:
+    """``msg.set_payload(text, "us-ascii")`` for ASCII ``text``, on a message without a
+    Content-Transfer-Encoding (``_add_footer`` deleted it): the same payload and headers, in
+    the same order, but the charset parameter is written once per distinct Content-Type
+    (``set_param`` parses the header twice and rebuilds it: half of ``set_payload``)."""
+    msg.set_payload(text)
+    msg._charset = email.charset.Charset("us-ascii")  # type: ignore[attr-defined]
+    if "MIME-Version" not in msg:
+        msg.add_header("MIME-Version", "1.0")
+    ctype = msg.get("Content-Type")
+    if ctype is None:
+        msg.add_header("Content-Type", "text/plain", charset="us-ascii")
+    elif not isinstance(ctype, str):  # a Header object: as set_payload does it
+        msg.set_param("charset", "us-ascii")
+    elif (charset_set := _with_ascii_charset(ctype)) != ctype:
+        del msg["Content-Type"]
+        msg["Content-Type"] = charset_set
+    msg["Content-Transfer-Encoding"] = "7bit"  # encode_7or8bit's answer for ASCII text
+
+
+@functools.lru_cache(maxsize=512)
+def _with_ascii_charset(ctype: str) -> str:
+    """The Content-Type ``set_param("charset", "us-ascii")`` makes of ``ctype`` (it reads
+    the first Content-Type alone)."""
+    scratch = Message()
+    scratch["Content-Type"] = ctype
+    scratch.set_param("charset", "us-ascii")
+    return str(scratch["Content-Type"])
+
+
+_NLCRE = re.compile(r"\r\n|\r|\n")  # email.generator's NLCRE
+
+
+class _Generator(BytesGenerator):
+    """``BytesGenerator`` writing a text's lines in one write instead of two per line: the
+    same bytes (joining with the line end what it writes line, line end, line, ...; the
+    split's last item is empty exactly when the text ended in a line end)."""
+
+    def _write_lines(self, lines: str) -> None:
+        if lines:
+            self.write(self._NL.join(_NLCRE.split(lines)))  # type: ignore[attr-defined]
+
+
 def _add_footer(msg: Message, footer: str) -> Message:
     """Append the footer where clients will show it; returns the (possibly new) top message."""
     ctype = msg.get_content_type()
@@ -154,7 +198,7 @@ def _add_footer(msg: Message, footer: str) -> Message:
             text = text.rstrip("\n") + "\n" + footer
             del msg["Content-Transfer-Encoding"]
             if text.isascii():
-                msg.set_payload(text, "us-ascii")
+                set_ascii_text(msg, text)
             else:
                 msg.set_payload(text, _QP_UTF8)
             return msg
@@ -257,7 +301,7 @@ def prepare(raw: bytes, info: ListInfo, author: Author, *, munge_from: bool,
     if msg.get("MIME-Version") is None:
         msg["MIME-Version"] = "1.0"
     out = io.BytesIO()
-    BytesGenerator(out, mangle_from_=False, policy=WIRE).flatten(msg)
+    _Generator(out, mangle_from_=False, policy=WIRE).flatten(msg)
     body = out.getvalue()
     purposes = tuple(sorted({m.decode() for m in _MARKER.findall(body)})) if personalise else ()
     return PreparedPost(info.name, body, purposes)

@@ -4,9 +4,14 @@
 from __future__ import annotations
 
 import email
+import email.generator
 import email.policy
+import random
 from pathlib import Path
 
+import pytest
+
+from listserv import decorate
 from listserv.decorate import STRIPPED, Author, ListInfo, prepare, strip
 from tests.test_threads_corpus import FEDORA, read_mbox
 
@@ -61,3 +66,40 @@ def test_stripping_leaves_the_headers_deleting_each_name_left(corpus: Path) -> N
         original = email.message_from_bytes(raw, policy=email.policy.compat32)
         stripped_some += len(fast.items()) < len(original.items())
     assert stripped_some > 100
+
+
+def test_prepared_posts_are_the_bytes_of_the_email_package_s_own_calls(
+        corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``set_ascii_text`` and the one-write generator change no byte: every corpus post (and
+    each with its headers' case and Content-Type varied) prepared with them and with
+    ``set_payload(text, "us-ascii")`` and ``BytesGenerator`` is the same, or fails the same."""
+    rng = random.Random()
+    monkeypatch.setattr(email.generator, "random", rng)  # MIME boundaries: the same on both
+    posts = [p.raw for p in read_mbox(corpus / FEDORA / "2010-January.txt.gz")]
+    posts += [p.read_bytes() for p in sorted((corpus / "cpython-test_email").glob("msg_*.txt"))]
+    posts += [p.read_bytes() for p in sorted(corpus.rglob("*.eml"))[:150]]
+    base = b"From: a@example.org\r\nSubject: x\r\nX-A: 1\r\n"
+    for ctype in (None, b"text/plain", b"TEXT/Plain; Charset=US-ASCII", b"text/plain; format=flowed",
+                  b'text/plain; charset="utf-8"; delsp=yes', b"text/plain;charset=iso-8859-1",
+                  b"text/plain; name*=us-ascii''a%20b", b"text/plain; charset"):
+        head = base + (b"Content-Type: " + ctype + b"\r\n" if ctype else b"")
+        posts += [head + b"\r\nhello\r\n", head + b"Content-Type: text/html\r\n\r\nhi\n\rthere",
+                  head + b"MIME-Version: 1.0\r\nContent-Transfer-Encoding: 7bit\r\n\r\n"]
+    fast: list[bytes | type] = []
+    for step in ("fast", "stdlib"):
+        if step == "stdlib":
+            monkeypatch.setattr(decorate, "_Generator", email.generator.BytesGenerator)
+            monkeypatch.setattr(decorate, "set_ascii_text",
+                                lambda msg, text: msg.set_payload(text, "us-ascii"))
+        for i, raw in enumerate(posts):
+            rng.seed(i)
+            try:
+                out: bytes | type = prepare(raw, INFO, Author("a@example.org", "Ann"),
+                                            munge_from=i % 2 == 0).body
+            except Exception as e:
+                out = type(e)
+            if step == "fast":
+                fast.append(out)
+            else:
+                assert out == fast[i], i
+    assert len(posts) > 400 and sum(isinstance(out, bytes) for out in fast) > 400
