@@ -174,6 +174,22 @@ def _with_ascii_charset(ctype: str) -> str:
 _NLCRE = re.compile(r"\r\n|\r|\n")  # email.generator's NLCRE
 
 
+def content_charset(msg: Message) -> str | None:
+    """``msg.get_content_charset()``, computed once per distinct Content-Type (it parses the
+    header's parameters every time; it reads the first Content-Type alone)."""
+    ctype = msg.get("Content-Type")
+    if not isinstance(ctype, str):  # none (its answer is None), or a Header object
+        return msg.get_content_charset()
+    return _charset_of(ctype)
+
+
+@functools.lru_cache(maxsize=512)
+def _charset_of(ctype: str) -> str | None:
+    scratch = Message()
+    scratch["Content-Type"] = ctype
+    return scratch.get_content_charset()
+
+
 class _Generator(BytesGenerator):
     """``BytesGenerator`` writing a text's lines in one write instead of two per line: the
     same bytes (joining with the line end what it writes line, line end, line, ...; the
@@ -188,7 +204,7 @@ def _add_footer(msg: Message, footer: str) -> Message:
     """Append the footer where clients will show it; returns the (possibly new) top message."""
     ctype = msg.get_content_type()
     if not msg.is_multipart() and ctype == "text/plain" and not msg.get("Content-Disposition"):
-        charset = msg.get_content_charset() or "us-ascii"
+        charset = content_charset(msg) or "us-ascii"
         raw = msg.get_payload(decode=True)
         try:
             text = bytes(raw or b"").decode(charset, errors="replace")
@@ -296,7 +312,7 @@ def prepare(raw: bytes, info: ListInfo, author: Author, *, munge_from: bool,
         msg["From"] = names.mailbox(shown, author.address)
 
     msg = _add_footer(msg, footer_text(info))
-    for key, value in {**list_headers(info), "X-Commonroom-Role": role_header(author)}.items():
+    for key, value in {**_list_headers(info), "X-Commonroom-Role": role_header(author)}.items():
         msg[key] = _header(value)  # type: ignore[assignment]
     if msg.get("MIME-Version") is None:
         msg["MIME-Version"] = "1.0"
@@ -318,6 +334,12 @@ def list_headers(info: ListInfo) -> dict[str, str]:
         "List-Archive": f"<{links.archive_url(info.web_base_url, info.name)}>",
         "Precedence": "list",
     }
+
+
+@functools.lru_cache(maxsize=64)
+def _list_headers(info: ListInfo) -> dict[str, str]:
+    """``list_headers``, made once per list (``prepare`` only reads it)."""
+    return list_headers(info)
 
 
 def _header_safe(text: str) -> str:

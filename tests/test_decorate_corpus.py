@@ -70,9 +70,10 @@ def test_stripping_leaves_the_headers_deleting_each_name_left(corpus: Path) -> N
 
 def test_prepared_posts_are_the_bytes_of_the_email_package_s_own_calls(
         corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``set_ascii_text`` and the one-write generator change no byte: every corpus post (and
-    each with its headers' case and Content-Type varied) prepared with them and with
-    ``set_payload(text, "us-ascii")`` and ``BytesGenerator`` is the same, or fails the same."""
+    """``set_ascii_text``, ``content_charset``, the cached list headers and the one-write
+    generator change no byte: every corpus post (and made-up ones, Content-Type varied)
+    prepared with them and with the email package's ``set_payload(text, "us-ascii")``,
+    ``get_content_charset`` and ``BytesGenerator`` is the same, or fails the same."""
     rng = random.Random()
     monkeypatch.setattr(email.generator, "random", rng)  # MIME boundaries: the same on both
     posts = [p.raw for p in read_mbox(corpus / FEDORA / "2010-January.txt.gz")]
@@ -81,7 +82,8 @@ def test_prepared_posts_are_the_bytes_of_the_email_package_s_own_calls(
     base = b"From: a@example.org\r\nSubject: x\r\nX-A: 1\r\n"
     for ctype in (None, b"text/plain", b"TEXT/Plain; Charset=US-ASCII", b"text/plain; format=flowed",
                   b'text/plain; charset="utf-8"; delsp=yes', b"text/plain;charset=iso-8859-1",
-                  b"text/plain; name*=us-ascii''a%20b", b"text/plain; charset"):
+                  b"text/plain; name*=us-ascii''a%20b", b"text/plain; charset",
+                  b"text/plain; charset*=utf-8''UTF-8", b'text/plain; charset="x-unknown"'):
         head = base + (b"Content-Type: " + ctype + b"\r\n" if ctype else b"")
         posts += [head + b"\r\nhello\r\n", head + b"Content-Type: text/html\r\n\r\nhi\n\rthere",
                   head + b"MIME-Version: 1.0\r\nContent-Transfer-Encoding: 7bit\r\n\r\n"]
@@ -91,6 +93,8 @@ def test_prepared_posts_are_the_bytes_of_the_email_package_s_own_calls(
             monkeypatch.setattr(decorate, "_Generator", email.generator.BytesGenerator)
             monkeypatch.setattr(decorate, "set_ascii_text",
                                 lambda msg, text: msg.set_payload(text, "us-ascii"))
+            monkeypatch.setattr(decorate, "content_charset", lambda msg: msg.get_content_charset())
+            monkeypatch.setattr(decorate, "_list_headers", decorate.list_headers)
         for i, raw in enumerate(posts):
             rng.seed(i)
             try:
