@@ -36,7 +36,7 @@ from sqlmodel import SQLModel, col
 from listserv import authors, links
 from listserv.addresses import Kind
 from listserv.config import Config
-from listserv.decorate import ListInfo, PreparedPost, prepare
+from listserv.decorate import ListInfo, PreparedPost, personal_lines, prepare
 from listserv.dmarc import Policy, needs_munging
 from listserv.lists import info_of
 from listserv.models import Address, Event, MailingList, Message, Person, Subscription
@@ -52,6 +52,13 @@ class _Cached(NamedTuple):
     info: ListInfo
     until: float | None  # the monotonic time it stops being good; None: never
     ready: bool  # ``prepared.body`` is wire-ready (``transports.wire_ready``)
+    # The personal lines before and after the member's unsubscribe token
+    # (``decorate.personal_lines``), the same for every copy.
+    before: bytes
+    after: bytes
+    # Every copy is wire-ready: the body and those lines are (a token is base64url and a dot,
+    # mid-line: it cannot make them otherwise). Not for a post with member-token markers.
+    copies_ready: bool
 
 
 class PostRenderer:
@@ -60,6 +67,7 @@ class PostRenderer:
         self.store = store
         self.cfg = cfg
         self.secret = store.secret()
+        self._signer = links.TokenSigner(self.secret)
         self.dmarc = dmarc  # a blocking domain -> Policy, for posts stored as "unknown"
         # Reads that never take SQLite's write lock (as Store.read_session).
         self._reader = store.engine.execution_options(**{READ_ONLY: True})
@@ -79,6 +87,10 @@ class PostRenderer:
 
     def _copy(self, post: _Cached, recipient: str) -> bytes:
         prepared, info = post.prepared, post.info
+        if not prepared.purposes:  # the bytes for_recipient makes, from the per-post parts
+            copy = b"".join((post.before, self._signer.token(info.name, recipient).encode(),
+                             post.after, prepared.body))
+            return WireReady(copy) if post.copies_ready else copy
         url = links.unsubscribe_url(info.web_base_url, self.secret, info.name, recipient)
 
         def token_for(purpose: str) -> str:
@@ -147,8 +159,12 @@ class PostRenderer:
 
     def _keep(self, message_pk: int, done: tuple[PreparedPost, ListInfo, bool]) -> _Cached:
         prepared, info, known = done
+        ready = wire_ready(prepared.body)
+        before, after = personal_lines(links.unsubscribe_base(info.web_base_url, info.name),
+                                       info.address(Kind.LEAVE))
         post = _Cached(prepared, info, None if known else time.monotonic() + RETRY_UNKNOWN,
-                       wire_ready(prepared.body))
+                       ready, before, after,
+                       ready and not prepared.purposes and personal_ready(before, after))
         with self._lock:
             self._cache[message_pk] = post
             while len(self._cache) > CACHE_POSTS:
@@ -203,6 +219,13 @@ class PostRenderer:
         return (prepare(row.raw, info, author, munge_from=munge, personalise=bool(row.personal)),
                 info,
                 policy is not Policy.UNKNOWN)
+
+
+def personal_ready(before: bytes, after: bytes) -> bool:
+    """Whether ``before + token + after`` is ``wire_ready`` for every token of base64url
+    characters and dots (``links.unsubscribe_token``'s): ``before`` holds no line end, so the
+    token is mid-line and cannot start one or end one. Pure."""
+    return b"\r" not in before and b"\n" not in before and wire_ready(before + after)
 
 
 def ready_before(copy: bytes, body: bytes) -> bool:

@@ -50,6 +50,20 @@ def unsubscribe_token(secret: bytes, list_name: str, email: str, purpose: str = 
     return f"{who}.{_b64(mac)}"
 
 
+class TokenSigner:
+    """``unsubscribe_token`` for one secret, faster: the HMAC's keyed state is made once and
+    copied per token (``hmac.digest`` pads and hashes the key again on every call, about half
+    its cost). Safe to share between threads (each token works on its own copy)."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._keyed = hmac.new(secret, digestmod=hashlib.sha256)
+
+    def token(self, list_name: str, email: str, purpose: str = "unsub") -> str:
+        mac = self._keyed.copy()
+        mac.update(f"{purpose}:{list_name}:{email}".encode())
+        return f"{_b64(email.encode())}.{_b64(mac.digest()[:12])}"
+
+
 def check_unsubscribe_token(secret: bytes, list_name: str, token: str,
                             purpose: str = "unsub") -> str | None:
     """The address a genuine token was made for, or None."""
@@ -63,8 +77,12 @@ def check_unsubscribe_token(secret: bytes, list_name: str, token: str,
 
 
 def unsubscribe_url(web_base_url: str, secret: bytes, list_name: str, email: str) -> str:
-    return f"{web_base_url.rstrip('/')}/lists/{list_name}/unsubscribe/" \
-           f"{unsubscribe_token(secret, list_name, email)}"
+    return unsubscribe_base(web_base_url, list_name) + unsubscribe_token(secret, list_name, email)
+
+
+def unsubscribe_base(web_base_url: str, list_name: str) -> str:
+    """``unsubscribe_url`` up to the member's token (the same for every member)."""
+    return f"{web_base_url.rstrip('/')}/lists/{list_name}/unsubscribe/"
 
 
 def confirm_url(web_base_url: str, token: str) -> str:

@@ -13,7 +13,8 @@ Invariants:
 - Claiming is one UPDATE … RETURNING over at most ``batch`` due rows (with ``FOR UPDATE SKIP
   LOCKED`` on PostgreSQL, so workers sharing the table never claim the same row). Outcomes are
   written by one transaction per flush, not one per message.
-- Memory is bounded: at most ``batch`` claimed rows wait in the queue, plus one per sender;
+- Memory is bounded: at most ``batch`` claimed rows wait in the queue, plus two per sender
+  (one sending, and with a chaining transport the next, taken and rendered to go with it);
   write-backs keep ids and addresses, not payloads. Recipients are never loaded wholesale.
 - All database calls run in worker threads (``asyncio.to_thread``): the event loop, which
   also serves SMTP, never waits on the database.
@@ -57,11 +58,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -74,7 +76,7 @@ from listserv.models import Bounce, Outbox, OutboxPriority, OutboxState, utcnow
 from listserv.outbox_admin import in_state, prune_sent
 from listserv.outbox_lease import Lease, recover_dead
 from listserv.store import Store
-from listserv.transports import Outcome, SendResult, Transport
+from listserv.transports import Chaining, Copy, Outcome, SendResult, Transport
 
 log = logging.getLogger("commonroom.outbox")
 
@@ -232,7 +234,7 @@ class OutboxWorker:
         self._done: list[Done] = []
         self._released: list[int] = []
         self._writing = False  # outcomes taken from _done are being written or handed over
-        self._in_flight: dict[int, Claimed] = {}
+        self._in_flight: dict[int, Claimed] = {}  # by row id
         self._rendering: dict[int, asyncio.Future[None]] = {}  # post pk -> its miss's thread
         self._wake = asyncio.Event()
         self._need_more = asyncio.Event()
@@ -351,16 +353,34 @@ class OutboxWorker:
 
     async def _sender(self, index: int) -> None:
         transport = self.transport_factory()
+        # A chaining transport is given the next row with this one (see Chaining), so it is
+        # taken from the queue and rendered before this one is sent, when one is waiting.
+        chain = transport.send_then if isinstance(transport, Chaining) else None
+        ahead: tuple[Claimed, bytes | SendResult] | None = None  # taken and rendered
         try:
             while True:
-                row = await self._queue.get()
-                if row is None:
-                    return
-                if self._queue.qsize() <= self._low_water:
-                    self._need_more.set()
-                self._in_flight[index] = row
-                result = await self._deliver(transport, row)
-                del self._in_flight[index]
+                if ahead is None:
+                    row = await self._queue.get()
+                    if row is None:
+                        return
+                    self._take(row)
+                    ready = await self._prepare(row)
+                else:
+                    row, ready = ahead
+                    ahead = None
+                if isinstance(ready, SendResult):
+                    result = ready
+                elif chain is None:
+                    result = await self._deliver(transport.send, row, ready)
+                else:
+                    then: Copy | None = None
+                    if (following := self._take_waiting()) is not None:
+                        ahead = (following, await self._prepare(following))
+                        if isinstance(ahead[1], bytes):
+                            then = Copy(following.sender, following.recipient, ahead[1])
+                    result = await self._deliver(
+                        functools.partial(chain, then=then), row, ready)
+                del self._in_flight[row.id]
                 self._done.append(Done(
                     row.id, row.list_id, row.recipient, row.sender,
                     row.message_pk is not None or row.digest_id is not None, row.attempts,
@@ -373,7 +393,26 @@ class OutboxWorker:
             except Exception:
                 log.exception("closing a transport failed")
 
-    async def _deliver(self, transport: Transport, row: Claimed) -> SendResult:
+    def _take(self, row: Claimed) -> None:
+        if self._queue.qsize() <= self._low_water:
+            self._need_more.set()
+        self._in_flight[row.id] = row
+
+    def _take_waiting(self) -> Claimed | None:
+        """The next queued row if one is waiting (taken, in flight), else None; never waits.
+        A stop's None is put back for the sender's next ``get``."""
+        try:
+            row = self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+        if row is None:
+            self._queue.put_nowait(None)
+            return None
+        self._take(row)
+        return row
+
+    async def _prepare(self, row: Claimed) -> bytes | SendResult:
+        """The bytes to send, or the outcome when there are none to send."""
         try:
             data = await self._render(row)
             if data is None:
@@ -381,8 +420,12 @@ class OutboxWorker:
         except Exception as e:  # a bug in rendering: retrying lets a fixed deploy send it
             log.exception("rendering outbox row failed", extra=_extra(row))
             return SendResult(Outcome.RETRY, 0, f"render failed: {e!r}")
+        return data
+
+    async def _deliver(self, send: Callable[[str, str, bytes], Awaitable[SendResult]],
+                       row: Claimed, data: bytes) -> SendResult:
         try:
-            return await transport.send(row.sender, row.recipient, data)
+            return await send(row.sender, row.recipient, data)
         except Exception as e:  # transports return outcomes; an exception here is a bug
             log.exception("transport raised", extra=_extra(row))
             return SendResult(Outcome.RETRY, 0, f"transport error: {e!r}")

@@ -17,6 +17,15 @@ Invariants:
   DATA refused after a refused MAIL or RCPT says nothing of its own), and a DATA accepted
   anyway gets an empty message (".") before the RSET. The bytes sent are the same commands
   and message as without PIPELINING, where each command waits for its reply.
+- Chaining (RFC 2920 3.1, ``send_then``): when the caller already has the next copy, its MAIL,
+  RCPT and DATA follow this copy's message and end-of-data dot in the same write, and the
+  replies are read in order (250 for this message, then the next copy's three). A copy is
+  SENT only on its own 250 after its message, and each copy's outcome is the one it has
+  unchained; the only differences on the wire are that a refused message is not followed by
+  RSET (its transaction ended with that reply; an RSET would end the next one), and that a
+  transport closed with a copy announced closes the connection without QUIT (the server is
+  in DATA: closing aborts it, nothing is delivered). A connection found lost before any reply
+  to an announced copy is dialled again for it (its message was never written).
 - A transport is used by one task at a time (the worker gives each sender task its own).
 """
 
@@ -34,7 +43,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import aiosmtplib
 
@@ -65,6 +74,25 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """One copy to send: what ``Transport.send`` takes."""
+
+    sender: str
+    recipient: str
+    data: bytes
+
+
+@runtime_checkable
+class Chaining(Protocol):
+    """A transport that can start the next copy's transaction with this one's message
+    (``SmtpTransport``): the caller's next call must be for ``then`` (any other call, or
+    ``close``, abandons it safely, at the cost of the connection)."""
+
+    async def send_then(self, sender: str, recipient: str, data: bytes,
+                        then: Copy | None) -> SendResult: ...
+
+
 def classify(code: int, detail: str) -> SendResult:
     """The outcome an SMTP reply code means for this message."""
     if 200 <= code < 300:
@@ -89,17 +117,38 @@ class SmtpTransport:
         # delivery.
         self.start_tls = start_tls
         self._smtp: aiosmtplib.SMTP | None = None
+        self._announced: _Announced | None = None  # the next copy's group, written with a message
 
     async def send(self, sender: str, recipient: str, data: bytes) -> SendResult:
+        return await self.send_then(sender, recipient, data, None)
+
+    async def send_then(self, sender: str, recipient: str, data: bytes,
+                        then: Copy | None) -> SendResult:
+        """``send``; on a pipelining connection ``then``'s MAIL, RCPT and DATA may go in the
+        write of this copy's message, and the next call must be for ``then``."""
+        announced, self._announced = self._announced, None
+        if announced is not None and not announced.is_for(self._smtp, sender, recipient, data):
+            self._drop()  # not the copy announced: closing aborts the DATA the server is in
+            announced = None
+        result = await self._send(sender, recipient, data, then, announced)
+        if result is None:  # the connection was gone before any reply to the announced copy
+            result = await self._send(sender, recipient, data, then, None)
+        assert result is not None  # only an announced copy's transaction gives None
+        return result
+
+    async def _send(self, sender: str, recipient: str, data: bytes, then: Copy | None,
+                    announced: _Announced | None) -> SendResult | None:
+        """One copy's transaction; None when it was announced and the connection was lost
+        before any reply to it (its message was never written: dialling again is safe)."""
         smtp = self._smtp
         try:
-            if smtp is None or not smtp.is_connected:
+            if smtp is None or (announced is None and not smtp.is_connected):
                 smtp = await self._connect()
         except (aiosmtplib.SMTPException, OSError) as e:  # TimeoutError is an OSError
             self._drop()
             return SendResult(Outcome.RETRY, 0, f"cannot connect to {self.host}:{self.port}: {e}")
         try:
-            return await self._transaction(smtp, sender, recipient, data)
+            return await self._transaction(smtp, sender, recipient, data, then, announced)
         except aiosmtplib.SMTPResponseException as e:
             await self._reset(smtp)
             return classify(e.code, e.message)
@@ -108,6 +157,9 @@ class SmtpTransport:
             return SendResult(Outcome.BOUNCE, 553, f"5.1.3 unusable address: {e}")
         except (aiosmtplib.SMTPException, OSError) as e:
             self._drop()
+            if (announced is not None and announced.unanswered()
+                    and isinstance(e, aiosmtplib.SMTPServerDisconnected)):
+                return None
             return SendResult(Outcome.RETRY, 0, f"connection to {self.host}:{self.port} lost: {e}")
 
     async def _connect(self) -> aiosmtplib.SMTP:
@@ -120,7 +172,10 @@ class SmtpTransport:
         return smtp
 
     async def _transaction(self, smtp: aiosmtplib.SMTP, sender: str, recipient: str,
-                           data: bytes) -> SendResult:
+                           data: bytes, then: Copy | None,
+                           announced: _Announced | None) -> SendResult:
+        if announced is not None:  # its MAIL, RCPT and DATA went with the last message
+            return await self._pipelined(smtp, announced.pipe, data, _group_of(smtp, then))
         options: list[str] = []
         encoding = "ascii"
         if not (sender.isascii() and recipient.isascii()):
@@ -129,12 +184,13 @@ class SmtpTransport:
                                   "5.6.7 non-ASCII address and the smarthost lacks SMTPUTF8")
             options.append("SMTPUTF8")
             encoding = "utf-8"
-        if not data.isascii() and smtp.supports_extension("8bitmime"):
-            options.append("BODY=8BITMIME")
+        options += _body_option(smtp, data)
         if smtp.supports_extension("pipelining") and pipelining():
             mail_from, rcpt_to = envelope_address(sender), envelope_address(recipient)
             if mail_from is not None and rcpt_to is not None:  # else aiosmtplib parses them
-                return await _pipelined(smtp, mail_from, rcpt_to, options, data)
+                pipe = _Pipe(smtp)
+                pipe.transport.write(_group(mail_from, rcpt_to, options))
+                return await self._pipelined(smtp, pipe, data, _group_of(smtp, then))
         await _mail(smtp, sender, options, encoding)
         await _rcpt(smtp, recipient, encoding)
         reply = await _data(smtp, data)
@@ -150,14 +206,59 @@ class SmtpTransport:
         except (aiosmtplib.SMTPException, OSError):
             self._drop()
 
+    async def _pipelined(self, smtp: aiosmtplib.SMTP, pipe: _Pipe, data: bytes,
+                         then: tuple[Copy, bytes] | None) -> SendResult:
+        """The rest of a pipelined transaction whose MAIL, RCPT and DATA are written: their
+        replies, then the message, with ``then``'s group after it when given (it is then
+        announced, and the pipe stays in place for its replies). A refusal raises as
+        ``_mail``, ``_rcpt`` and ``_data`` do, with the connection back in aiosmtplib's hands
+        for the RSET, except a refused message when the next group went with it (returned:
+        no RSET); any other trouble raises with the connection closed."""
+        transport, replies = pipe.transport, pipe.replies
+        chained = False
+        try:
+            refused = await _refusal(replies, transport)
+            if refused is None:
+                message = data if wire_ready(data) else _wire(data)
+                chained = then is not None
+                transport.write(b"".join((message, b".\r\n", then[1])) if then is not None
+                                else message + b".\r\n")
+                reply = await replies.next()
+                if reply.code != aiosmtplib.SMTPStatus.completed:
+                    refused = aiosmtplib.SMTPDataError(reply.code, reply.message)
+                    if chained and reply.code == aiosmtplib.SMTPStatus.domain_unavailable:
+                        chained = False  # the server is closing: the next copy dials again
+                        transport.close()
+        except BaseException:  # out of step with the server, or cancelled: dial afresh
+            chained = False
+            smtp.close()
+            raise
+        finally:
+            if not chained:
+                pipe.give_back()  # aiosmtplib sees the connection closed, if it is
+        if chained:
+            assert then is not None
+            self._announced = _Announced(smtp, pipe, then[0], replies.taken)
+            if refused is not None:
+                # That transaction ended with this reply; an RSET would end the next one.
+                return classify(refused.code, refused.message)
+        if refused is not None:
+            raise refused
+        return SendResult(Outcome.SENT, reply.code, reply.message)
+
     def _drop(self) -> None:
+        self._announced = None
         if self._smtp is not None:
             self._smtp.close()
             self._smtp = None
 
     async def close(self) -> None:
+        announced, self._announced = self._announced, None
         smtp, self._smtp = self._smtp, None
         if smtp is None or not smtp.is_connected:
+            return
+        if announced is not None:  # the server is in DATA: no QUIT, the close aborts it
+            smtp.close()
             return
         try:
             await smtp.quit(timeout=min(self.timeout, 5.0))
@@ -320,15 +421,29 @@ def parse_replies(buf: bytes | bytearray) -> tuple[list[aiosmtplib.SMTPResponse]
     lines: list[bytes] = []
     while (end := buf.find(b"\n", offset)) >= 0:
         line = bytes(buf[offset:end + 1])
+        offset = end + 1
+        if not lines and (known := _ONE_LINE.get(line)) is not None:
+            replies.append(known)  # a server's replies repeat (250 OK, 354 ...): no parse
+            used = offset
+            continue
         code = int(line[:3])
         lines.append(line[4:].strip(b" \t\r\n"))
-        offset = end + 1
         if line[3:4] != b"-":
-            replies.append(aiosmtplib.SMTPResponse(
-                code, b"\n".join(lines).decode("utf-8", "surrogateescape")))
+            reply = aiosmtplib.SMTPResponse(
+                code, b"\n".join(lines).decode("utf-8", "surrogateescape"))
+            if len(lines) == 1 and len(_ONE_LINE) < ONE_LINE_CACHE:
+                _ONE_LINE[line] = reply
+            replies.append(reply)
             lines = []
             used = offset
     return replies, used
+
+
+# One-line replies already parsed, by their bytes (SMTPResponse is an immutable tuple): a
+# chained copy reads four, and they are nearly always the same four. Bounded: replies that
+# differ every time (a queue id in the 250) stop being added once it is full.
+ONE_LINE_CACHE = 256
+_ONE_LINE: dict[bytes, aiosmtplib.SMTPResponse] = {}
 
 
 class _Replies(asyncio.Protocol):
@@ -345,6 +460,7 @@ class _Replies(asyncio.Protocol):
         self._replies: collections.deque[aiosmtplib.SMTPResponse] = collections.deque()
         self._error: aiosmtplib.SMTPException | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self.taken = 0  # replies handed out by next
 
     def data_received(self, data: bytes) -> None:
         if self._error is not None:
@@ -394,40 +510,70 @@ class _Replies(asyncio.Protocol):
                 if timer is not None:
                     timer.cancel()
         if self._replies:
+            self.taken += 1
             return self._replies.popleft()
         assert self._error is not None
         raise self._error
 
 
-async def _pipelined(smtp: aiosmtplib.SMTP, mail_from: bytes, rcpt_to: bytes,
-                     options: list[str], data: bytes) -> SendResult:
-    """MAIL, RCPT and DATA in one write (the bytes ``_mail``, ``_rcpt`` and ``_data`` send
-    one by one), then the message. A refusal raises as theirs do, with the connection back
-    in aiosmtplib's hands for the RSET; any other trouble raises with it closed."""
-    transport, protocol = smtp.transport, smtp.protocol
-    if (not isinstance(transport, asyncio.Transport) or protocol is None
-            or transport.is_closing() or transport.get_protocol() is not protocol):
-        smtp.close()
-        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+def _group(mail_from: bytes, rcpt_to: bytes, options: list[str]) -> bytes:
+    """MAIL, RCPT and DATA as ``_mail``, ``_rcpt`` and ``_data`` would send them one by one."""
     mail = b" ".join((b"MAIL", b"FROM:" + mail_from, *(o.encode("ascii") for o in options)))
-    replies = _Replies(smtp.timeout)
-    transport.set_protocol(replies)
-    try:
-        transport.write(b"%s\r\nRCPT TO:%s\r\nDATA\r\n" % (mail, rcpt_to))
-        refused = await _refusal(replies, transport)
-        if refused is None:
-            transport.write((data if wire_ready(data) else _wire(data)) + b".\r\n")
-            reply = await replies.next()
-            if reply.code != aiosmtplib.SMTPStatus.completed:
-                refused = aiosmtplib.SMTPDataError(reply.code, reply.message)
-    except BaseException:  # out of step with the server, or cancelled: dial afresh
-        smtp.close()
-        raise
-    finally:
-        transport.set_protocol(protocol)  # it sees the connection closed, if it is
-    if refused is not None:
-        raise refused
-    return SendResult(Outcome.SENT, reply.code, reply.message)
+    return b"%s\r\nRCPT TO:%s\r\nDATA\r\n" % (mail, rcpt_to)
+
+
+def _body_option(smtp: aiosmtplib.SMTP, data: bytes) -> list[str]:
+    return ["BODY=8BITMIME"] if not data.isascii() and smtp.supports_extension("8bitmime") else []
+
+
+def _group_of(smtp: aiosmtplib.SMTP, then: Copy | None) -> tuple[Copy, bytes] | None:
+    """``then`` and the group that announces it, when it can be chained: plain (so ASCII)
+    addresses, which are all the options but the body's; else None (it goes on its own)."""
+    if then is None:
+        return None
+    mail_from, rcpt_to = envelope_address(then.sender), envelope_address(then.recipient)
+    if mail_from is None or rcpt_to is None:
+        return None
+    return then, _group(mail_from, rcpt_to, _body_option(smtp, then.data))
+
+
+class _Pipe:
+    """An aiosmtplib connection with a ``_Replies`` in place of its own protocol, from a
+    group's write until the last reply of its chain is read (``give_back``)."""
+
+    def __init__(self, smtp: aiosmtplib.SMTP) -> None:
+        transport, protocol = smtp.transport, smtp.protocol
+        if (not isinstance(transport, asyncio.Transport) or protocol is None
+                or transport.is_closing() or transport.get_protocol() is not protocol):
+            smtp.close()
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        self.transport: asyncio.Transport = transport
+        self._protocol = protocol
+        self.replies = _Replies(smtp.timeout)
+        transport.set_protocol(self.replies)
+
+    def give_back(self) -> None:
+        self.transport.set_protocol(self._protocol)
+
+
+@dataclass(frozen=True, slots=True)
+class _Announced:
+    """A copy whose MAIL, RCPT and DATA went with the last message, replies not yet read."""
+
+    smtp: aiosmtplib.SMTP
+    pipe: _Pipe
+    copy: Copy
+    taken: int  # replies taken from the pipe when it was announced
+
+    def is_for(self, smtp: aiosmtplib.SMTP | None, sender: str, recipient: str,
+               data: bytes) -> bool:
+        copy = self.copy
+        return (smtp is self.smtp and copy.sender == sender and copy.recipient == recipient
+                and copy.data == data)  # the same object in practice: no compare
+
+    def unanswered(self) -> bool:
+        """Whether no reply to it came (none was taken since)."""
+        return self.pipe.replies.taken == self.taken
 
 
 async def _refusal(replies: _Replies, transport: asyncio.Transport

@@ -4,10 +4,15 @@
 from __future__ import annotations
 
 import email
+import email.generator
 import email.policy
+import random
 from pathlib import Path
 
-from listserv.decorate import Author, ListInfo, prepare
+import pytest
+
+from listserv import decorate
+from listserv.decorate import STRIPPED, Author, ListInfo, prepare, strip
 from tests.test_threads_corpus import FEDORA, read_mbox
 
 INFO = ListInfo("demo", "lists.example.org", "Demo list", "https://lists.example.org")
@@ -41,3 +46,64 @@ def test_a_multipart_mixed_without_parts_is_wrapped_not_refused() -> None:
     first, footer = msg.get_payload()  # type: ignore[misc]
     assert b"Just some text, no parts at all." in first.as_bytes()
     assert "demo@lists.example.org" in footer.get_content()
+
+
+def test_stripping_leaves_the_headers_deleting_each_name_left(corpus: Path) -> None:
+    """``strip`` deletes only the names a post has: the headers left, and their order, are
+    those of ``del msg[name]`` for every name (what ``prepare`` did before)."""
+    posts = [p.raw for p in read_mbox(corpus / FEDORA / "2010-January.txt.gz")]
+    posts += [p.read_bytes() for p in sorted((corpus / "cpython-test_email").glob("msg_*.txt"))]
+    posts.append(b"List-Id: a\r\nlist-ID: b\r\nSubject: x\r\nPRECEDENCE: bulk\r\nX-A: 1\r\n"
+                 b"Sender: s\r\nsender: t\r\nX-B: 2\r\n\r\nbody\r\n")
+    stripped_some = 0
+    for raw in posts:
+        fast = email.message_from_bytes(raw, policy=email.policy.compat32)
+        slow = email.message_from_bytes(raw, policy=email.policy.compat32)
+        strip(fast, STRIPPED)
+        for name in STRIPPED:
+            del slow[name]
+        assert fast.items() == slow.items()
+        original = email.message_from_bytes(raw, policy=email.policy.compat32)
+        stripped_some += len(fast.items()) < len(original.items())
+    assert stripped_some > 100
+
+
+def test_prepared_posts_are_the_bytes_of_the_email_package_s_own_calls(
+        corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``set_ascii_text``, ``content_charset``, the cached list headers and the one-write
+    generator change no byte: every corpus post (and made-up ones, Content-Type varied)
+    prepared with them and with the email package's ``set_payload(text, "us-ascii")``,
+    ``get_content_charset`` and ``BytesGenerator`` is the same, or fails the same."""
+    rng = random.Random()
+    monkeypatch.setattr(email.generator, "random", rng)  # MIME boundaries: the same on both
+    posts = [p.raw for p in read_mbox(corpus / FEDORA / "2010-January.txt.gz")]
+    posts += [p.read_bytes() for p in sorted((corpus / "cpython-test_email").glob("msg_*.txt"))]
+    posts += [p.read_bytes() for p in sorted(corpus.rglob("*.eml"))[:150]]
+    base = b"From: a@example.org\r\nSubject: x\r\nX-A: 1\r\n"
+    for ctype in (None, b"text/plain", b"TEXT/Plain; Charset=US-ASCII", b"text/plain; format=flowed",
+                  b'text/plain; charset="utf-8"; delsp=yes', b"text/plain;charset=iso-8859-1",
+                  b"text/plain; name*=us-ascii''a%20b", b"text/plain; charset",
+                  b"text/plain; charset*=utf-8''UTF-8", b'text/plain; charset="x-unknown"'):
+        head = base + (b"Content-Type: " + ctype + b"\r\n" if ctype else b"")
+        posts += [head + b"\r\nhello\r\n", head + b"Content-Type: text/html\r\n\r\nhi\n\rthere",
+                  head + b"MIME-Version: 1.0\r\nContent-Transfer-Encoding: 7bit\r\n\r\n"]
+    fast: list[bytes | type] = []
+    for step in ("fast", "stdlib"):
+        if step == "stdlib":
+            monkeypatch.setattr(decorate, "_Generator", email.generator.BytesGenerator)
+            monkeypatch.setattr(decorate, "set_ascii_text",
+                                lambda msg, text: msg.set_payload(text, "us-ascii"))
+            monkeypatch.setattr(decorate, "content_charset", lambda msg: msg.get_content_charset())
+            monkeypatch.setattr(decorate, "_list_headers", decorate.list_headers)
+        for i, raw in enumerate(posts):
+            rng.seed(i)
+            try:
+                out: bytes | type = prepare(raw, INFO, Author("a@example.org", "Ann"),
+                                            munge_from=i % 2 == 0).body
+            except Exception as e:
+                out = type(e)
+            if step == "fast":
+                fast.append(out)
+            else:
+                assert out == fast[i], i
+    assert len(posts) > 400 and sum(isinstance(out, bytes) for out in fast) > 400

@@ -13,7 +13,9 @@ import sqlalchemy.event
 from sqlmodel import select
 
 from listserv import config as config_mod
-from listserv import delivery
+from listserv import delivery, links
+from listserv.addresses import Kind
+from listserv.decorate import personal_lines
 from listserv.delivery import PostRenderer, ready_before
 from listserv.dmarc import Policy
 from listserv.models import MailingList, Message
@@ -229,6 +231,34 @@ def test_personal_lines_before_a_ready_body_make_a_ready_copy_exactly_when_scann
             if ready_before(copy, body):
                 assert wire_ready(copy), (head, body)
         assert not ready_before(b"X-Other: 1\r\n" + body + b"x\r\n", body + b"y\r\n")
+
+
+def test_the_personal_lines_are_ready_for_every_token_exactly_when_checked_so() -> None:
+    # Every unsubscribe URL base and leave address of up to 4 of these pieces: the per-post
+    # answer is the full scan's for every token (an empty address's token starts with a dot).
+    pieces = (b"a", b"\r", b"\n", b".", b"\r\n")
+    parts = [b"".join(p).decode() for n in range(5) for p in itertools.product(pieces, repeat=n)]
+    tokens = [links.unsubscribe_token(b"k", "demo", email) for email in ("", "a@b.example")]
+    for url, leave in itertools.product(parts, parts):
+        before, after = personal_lines(url, leave)
+        for token in tokens:
+            full = before + token.encode() + after
+            assert full == personal_lines(url + token, leave)[0] + after
+            assert delivery.personal_ready(before, after) <= wire_ready(full), (url, leave)
+        if "\r" not in url and "\n" not in url:  # only these are ever not ready by the check
+            assert delivery.personal_ready(before, after) == all(
+                wire_ready(before + t.encode() + after) for t in tokens), (url, leave)
+
+
+def test_a_copy_is_what_for_recipient_makes(store: Store) -> None:
+    pk = add_post(store, "none")
+    cfg = config_mod.load(None, env={})
+    renderer = PostRenderer(store, cfg)
+    prepared, info = renderer.prepared(pk)
+    for recipient in ("bob@example.org", "Zo\u00eb@example.org", "x+y@host.example"):
+        url = links.unsubscribe_url(info.web_base_url, renderer.secret, info.name, recipient)
+        old = prepared.for_recipient(url, info.address(Kind.LEAVE))
+        assert renderer(pk, recipient) == renderer.cached(pk, recipient) == old
 
 
 def test_warming_reads_its_posts_in_one_statement_and_a_bad_one_spoils_none(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,14 @@ def add_notices(store: Store, n: int, *, prefix: str = "m", **columns: Any) -> l
 def outbox(store: Store) -> dict[str, Outbox]:
     with store.session() as s:
         return {r.recipient: r for r in s.scalars(select(Outbox))}
+
+
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelining"])
+def sink(request: pytest.FixtureRequest) -> Iterator[SmtpSink]:
+    """The smarthost, with and without PIPELINING: with it, the senders chain each copy's
+    transaction onto the last one's message (transports.Chaining)."""
+    with SmtpSink(pipelining=request.param) as s:
+        yield s
 
 
 def worker(store: Store, sink: SmtpSink, render: Any = None, **kw: Any) -> OutboxWorker:
@@ -82,6 +91,9 @@ async def test_every_row_is_delivered_once(store: Store, sink: SmtpSink) -> None
     assert all(r.attempts == 1 and r.sent_at is not None for r in rows.values())
     post = next(m for m in sink.messages if m.rcpt_tos == ("p3@example.org",))
     assert post.data.endswith(b"for p3@example.org\r\n") and post.mail_from == SENDER
+    # Pipelining: most copies' transactions went in the write of the copy before them.
+    chained = sum(c.count(b"\r\n.\r\nMAIL FROM:") for n in sink.sessions for c in sink.wire[n])
+    assert chained >= (25 if sink.pipelining else 0), sink.wire
 
 
 async def test_4xx_is_retried_then_delivered_once(store: Store, sink: SmtpSink,
