@@ -96,6 +96,14 @@ async def test_a_refused_data_is_a_bounce_and_the_connection_is_reused(sink: Smt
 
 
 @pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    """A smarthost without PIPELINING: these tests are about aiosmtplib's own DATA path and
+    the shortcut through it, which a pipelining connection does not take."""
+    with SmtpSink(pipelining=False) as s:
+        yield s
+
+
+@pytest.fixture
 def fresh_check() -> Iterator[None]:
     """``data_shortcut`` checks again in the test, and again after it."""
     transports.data_shortcut.cache_clear()
