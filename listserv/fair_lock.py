@@ -53,7 +53,8 @@ class FairLock:
         self._file_held = False  # whether the holder took the file lock (set by the holder only)
         # Waits for the files, oldest first, served by one waiter thread; while there are any,
         # only that thread touches the files: flock locks belong to the open file, which all
-        # threads of the process share, so a second thread's try would find them "taken".
+        # threads of the process share, so another thread's try would "take" a lock the
+        # waiter thread holds.
         self._file_mutex = threading.Lock()
         self._requests: deque[_Request] = deque()
         self._requests_ready = threading.Condition(self._file_mutex)
