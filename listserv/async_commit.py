@@ -1,4 +1,5 @@
-"""Asynchronous commit, on PostgreSQL, for transactions nobody is answered on.
+"""Asynchronous commit (PostgreSQL) and lazy commit (SQLite), for transactions nobody is
+answered on.
 
 A COMMIT waits for the server to flush its WAL to disk (fdatasync): the one writer that
 handles posts waited 1.7-3.2 ms (p50) for a synchronous COMMIT and 0.24-0.28 ms for an
@@ -29,7 +30,31 @@ in the window before it is durable; after such a crash the post comes back once 
 perhaps under another id. ``after_commit`` work of the handling (the outbox's wake-up, logs)
 may run for a transaction that is then lost; the handling's second run does it again.
 
-Only ``GroupCommitter`` sets it, for a group of units submitted with ``durable=False``.
+SQLite's twin is ``PRAGMA synchronous=NORMAL`` for the transaction (``store.LAZY_COMMIT``):
+in WAL mode its COMMIT writes the transaction's frames to the WAL but does not fdatasync it
+(each FULL commit was one fdatasync, ~2,000 in a 2,000-post ingest run, every one made while
+holding the write lock all three processes wait for). The frames are in the kernel's page
+cache at once, so a process crash loses nothing; only a power loss or an OS crash can, and it
+loses a suffix of commits, never part of one (the WAL's frame checksums are chained). The next
+FULL commit's fdatasync of the same WAL file makes every earlier frame durable, whichever
+process or connection wrote it; so does a checkpoint, which syncs the WAL before copying it
+into the database. The argument above carries over word for word: one WAL for every process,
+and each path that acts outside the store on a handling's rows first commits a write that saw
+them, FULL (the outbox claim, ``OutboxWorker._claim``; the relay's claim; a moderator's
+decision), whose fdatasync covers the handling's frames, written before it.
+
+The delivery process's write-back (``OutboxWorker._write``) commits lazily too, on SQLite.
+What it writes acts on nothing outside the store before a later FULL commit: notices that
+scoring queues leave only by a claim, which is FULL. A power loss that takes a write-back with
+it leaves that write-back's rows ``sending`` as claimed (the claim was FULL), so recovery at
+the next start sends them again: exactly what a crash between the smarthost's 250 and the
+write-back does today (delivery is at-least-once), a retry comes due at once instead of after
+its back-off, and a refusal's bounce and its score are lost together with its outcome, never
+apart (one transaction), so the copy is refused and counted again, once.
+
+Only ``GroupCommitter`` (a group of units submitted with ``durable=False``) and the write-back
+set it; a store opened ``synchronous=NORMAL`` commits NORMAL throughout anyway, and nothing
+more durable is ever made lazy by this (``store.commit_sync``).
 """
 
 from __future__ import annotations
@@ -37,10 +62,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlmodel import Session
 
 from listserv import write_behind
+from listserv.store import LAZY_COMMIT
 
 # set_config(..., true) is SET LOCAL: for this transaction only, back to the server's default
 # after it. A SELECT, so psycopg may prepare it as any other statement.
@@ -65,3 +91,11 @@ def transaction(session: Session, lazily: bool) -> Iterator[None]:
     with write_behind.scope(session):
         write_behind.defer(session, _OFF, {})
         yield
+
+
+def before_begin(conn: Connection, lazily: bool) -> None:
+    """Before ``conn``'s transaction begins: on SQLite, make its COMMIT lazy if ``lazily``
+    (the store sets ``synchronous`` as it begins: SQLite refuses to change it inside a
+    transaction). PostgreSQL's is set inside the transaction, by ``transaction``."""
+    if lazily and conn.dialect.name == "sqlite":
+        conn.execution_options(**{LAZY_COMMIT: True})

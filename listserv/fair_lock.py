@@ -10,6 +10,8 @@ Invariants:
 - ``acquire`` hands the lock over in the order the callers asked for it.
 - A caller that gives up (``timeout``) leaves the queue without blocking those behind it.
 - The lock is not bound to a thread: a transaction may end on another thread than it began.
+- Shared with other processes (``share_with_processes``), no wait polls: a process waiting
+  for the file sleeps in the kernel until it is free, and none waits past its ``timeout``.
 """
 
 from __future__ import annotations
@@ -19,20 +21,44 @@ import os
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass, field
+
+WAITING, GRANTED, ABANDONED = "waiting", "granted", "abandoned"
+
+
+@dataclass(eq=False)
+class _Request:
+    """A wait for the file, made by the thread whose turn it is and served by the waiter
+    thread (``FairLock._wait_for_files``)."""
+
+    has_gate: bool  # the asker already holds the gate (it found the file taken)
+    baton: threading.Lock = field(default_factory=threading.Lock)
+    state: str = WAITING
+    error: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        self.baton.acquire()  # released when the request is granted or fails
 
 
 class FairLock:
-    POLL = 0.0005  # seconds between tries of the file lock, doubling to MAX_POLL
-    MAX_POLL = 0.002
+    WAITER_IDLE = 10.0  # seconds the waiter thread outlives its last request
 
     def __init__(self) -> None:
         self._mutex = threading.Lock()
         self._held = False
         self._waiters: deque[threading.Lock] = deque()
-        # (lock file, waiting file), set once and in one assignment: a writer on another thread
+        # (lock file, gate file), set once and in one assignment: a writer on another thread
         # may be acquiring while ``share_with_processes`` runs.
         self._files: tuple[int, int] | None = None
         self._file_held = False  # whether the holder took the file lock (set by the holder only)
+        # Waits for the files, oldest first, served by one waiter thread; while there are any,
+        # only that thread touches the files: flock locks belong to the open file, which all
+        # threads of the process share, so another thread's try would "take" a lock the
+        # waiter thread holds.
+        self._file_mutex = threading.Lock()
+        self._requests: deque[_Request] = deque()
+        self._requests_ready = threading.Condition(self._file_mutex)
+        self._waiter: tuple[int, threading.Thread] | None = None  # (pid, thread)
 
     def share_with_processes(self, path: str) -> None:
         """From now on the holder also takes an exclusive ``flock`` on ``path``, as do the other
@@ -41,14 +67,17 @@ class FairLock:
         sleeps grow to 100 ms. One thread per process tries the file at a time (the turn in
         this process comes first).
 
-        A process that waits for the file says so with a shared ``flock`` on ``path-waiting``;
-        one that finds somebody waiting there waits its turn after them instead of taking the
-        file the moment it is free, so a process writing back to back (the pipeline) cannot
-        keep the other (the SMTP process) out."""
+        The processes pass through a turnstile, ``path-gate``: a process takes the gate, then
+        the lock file, then lets go of the gate. One that has to wait for the lock file keeps
+        the gate meanwhile, so a process that has just let the lock go (the pipeline, writing
+        back to back) finds the gate taken and queues behind it: it cannot take the lock file
+        again before the process that waited (the SMTP process). Both waits are blocking
+        ``flock`` calls, woken by the kernel the moment the other process lets go; they run in
+        a waiter thread, so the asking thread can stop waiting at its ``timeout``."""
         with self._mutex:
             if self._files is None:
                 self._files = (os.open(path, os.O_RDWR | os.O_CREAT, 0o600),
-                               os.open(path + "-waiting", os.O_RDWR | os.O_CREAT, 0o600))
+                               os.open(path + "-gate", os.O_RDWR | os.O_CREAT, 0o600))
 
     def acquire(self, timeout: float) -> bool:
         """True once this caller holds the lock; False if ``timeout`` seconds passed first."""
@@ -74,40 +103,98 @@ class FairLock:
             fcntl.flock(self._files[0], fcntl.LOCK_UN)
         self._pass_turn()
 
-    @staticmethod
-    def _lock_file(files: tuple[int, int], deadline: float) -> bool:
-        fd, waiting_fd = files
-        pause = FairLock.POLL
-        # Others waiting: they go first. Our first try comes after their next poll.
-        announced = FairLock._others_waiting(waiting_fd)
-        if announced:
-            fcntl.flock(waiting_fd, fcntl.LOCK_SH)
-            time.sleep(FairLock.MAX_POLL * 1.5)
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    return True
-                except BlockingIOError:
-                    if not announced:
-                        fcntl.flock(waiting_fd, fcntl.LOCK_SH)
-                        announced = True
-                    if time.monotonic() > deadline:
-                        return False
-                    time.sleep(pause)  # a commit lasts milliseconds: poll, never block long
-                    pause = min(pause * 2, FairLock.MAX_POLL)
-        finally:
-            if announced:
-                fcntl.flock(waiting_fd, fcntl.LOCK_UN)
+    def _lock_file(self, files: tuple[int, int], deadline: float) -> bool:
+        """Take the lock file through the gate (called by the holder of this process's turn).
+        At once if nobody is at the gate and the file is free; else the waiter thread waits
+        for them, and this thread for it, until ``deadline``."""
+        fd, gate = files
+        with self._file_mutex:
+            waiter_busy = bool(self._requests)  # still serving a wait given up on: queue after
+        has_gate = not waiter_busy and _try_flock(gate)
+        if has_gate:
+            try:
+                took = _try_flock(fd)
+            except BaseException:
+                fcntl.flock(gate, fcntl.LOCK_UN)
+                raise
+            if took:
+                fcntl.flock(gate, fcntl.LOCK_UN)
+                return True
+        return self._wait_for_files(_Request(has_gate), deadline)
 
-    @staticmethod
-    def _others_waiting(waiting_fd: int) -> bool:
+    def _wait_for_files(self, request: _Request, deadline: float) -> bool:
+        with self._file_mutex:
+            self._requests.append(request)
+            waiter = self._waiter
+            if waiter is None or waiter[0] != os.getpid() or not waiter[1].is_alive():
+                thread = threading.Thread(target=self._serve_waits, name="fair-lock-waiter",
+                                          daemon=True)
+                self._waiter = (os.getpid(), thread)
+                thread.start()
+            self._requests_ready.notify()
         try:
-            fcntl.flock(waiting_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(waiting_fd, fcntl.LOCK_UN)
-        return False
+            granted = request.baton.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        except BaseException:  # interrupted: the file must not go to a wait nobody is in
+            with self._file_mutex:
+                if request.state == WAITING:
+                    request.state = ABANDONED
+                elif request.error is None and self._files is not None:
+                    fcntl.flock(self._files[0], fcntl.LOCK_UN)
+            raise
+        with self._file_mutex:
+            if not granted and request.state == WAITING:
+                # Given up: the waiter thread lets the file go when it gets it (or hands it
+                # to the next request of this process, if one is waiting by then).
+                request.state = ABANDONED
+                return False
+        if request.error is not None:
+            raise request.error
+        return True
+
+    def _serve_waits(self) -> None:
+        """The waiter thread: for the oldest request, the gate (unless its asker holds it),
+        the lock file, then the gate let go; the file goes to the oldest request still
+        waiting, or back if every one gave up. Ends after ``WAITER_IDLE`` without requests."""
+        while True:
+            with self._file_mutex:
+                while not self._requests:
+                    if not self._requests_ready.wait(self.WAITER_IDLE) and not self._requests:
+                        self._waiter = None
+                        return
+                request = self._requests[0]
+            files = self._files
+            assert files is not None
+            fd, gate = files
+            error: BaseException | None = None
+            took = False
+            try:
+                if not request.has_gate:
+                    fcntl.flock(gate, fcntl.LOCK_EX)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    took = True
+                finally:
+                    fcntl.flock(gate, fcntl.LOCK_UN)
+            except BaseException as exc:  # handed to the asker, whose wait raises it
+                error = exc
+                if took:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            with self._file_mutex:
+                self._hand_over(error)
+
+    def _hand_over(self, error: BaseException | None) -> None:
+        """With ``_file_mutex`` held and the waits done: the lock file (or the error) to the
+        oldest request still waiting; given up ones leave the queue."""
+        assert self._files is not None
+        while self._requests:
+            request = self._requests.popleft()
+            if request.state != WAITING:
+                continue
+            request.state, request.error = GRANTED, error
+            request.baton.release()
+            return
+        if error is None:
+            fcntl.flock(self._files[0], fcntl.LOCK_UN)  # nobody wants it any more
 
     def _acquire_turn(self, timeout: float) -> bool:
         with self._mutex:
@@ -132,3 +219,12 @@ class FairLock:
                 self._waiters.popleft().release()  # straight to the next in line, still held
             else:
                 self._held = False
+
+
+def _try_flock(fd: int) -> bool:
+    """Take an exclusive ``flock`` on ``fd`` if nobody else holds it; never wait."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

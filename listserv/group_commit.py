@@ -35,8 +35,9 @@ Invariants:
 - Work registered with ``store.after_commit`` during a unit (wake-ups, logs) runs only after the
   commit that holds the unit, and not at all for a unit rolled back.
 - A group made only of units submitted with ``durable=False`` (the inbound pipeline's: nobody is
-  answered on their commit) commits without waiting for the WAL flush on PostgreSQL
-  (``listserv.async_commit``, which says why that is safe); any other group waits for it.
+  answered on their commit) commits without waiting for the WAL flush (PostgreSQL's
+  asynchronous commit, SQLite's ``synchronous=NORMAL``: ``listserv.async_commit``, which says
+  why that is safe); any other group waits for it.
 """
 
 from __future__ import annotations
@@ -251,7 +252,8 @@ class GroupCommitter:
         rest: list[_Unit[Any]] = []
         try:
             lazily = async_commit.lazy(u.durable for u in group)
-            with self._transaction() as session, async_commit.transaction(session, lazily):
+            with self._transaction(lazily) as session, \
+                    async_commit.transaction(session, lazily):
                 for n, unit in enumerate(group):
                     _run_unit(session, unit)
                     if _steps_aside(unit):
@@ -271,13 +273,14 @@ class GroupCommitter:
         return done, rest
 
     @contextmanager
-    def _transaction(self) -> Iterator[Session]:
+    def _transaction(self, lazily: bool = False) -> Iterator[Session]:
         """A session committed on exit, on a connection of its own that is thrown away if the
         commit fails. A COMMIT the database refuses is rolled back by ``Store``, but a commit
         that fails before reaching the driver (a listener, an interrupted thread) leaves the
         driver inside the transaction, holding the write turn, while SQLAlchemy counts it as
         ended; throwing the connection away ends both (tests/test_group_commit.py)."""
         with self.store.engine.connect() as conn:
+            async_commit.before_begin(conn, lazily)
             try:
                 with Session(bind=conn, expire_on_commit=False) as session:
                     yield session
@@ -290,7 +293,7 @@ class GroupCommitter:
         while True:
             unit.value, unit.error, unit.hooks = None, None, []
             try:
-                with self._transaction() as session, \
+                with self._transaction(not unit.durable) as session, \
                         async_commit.transaction(session, not unit.durable):
                     _run_unit(session, unit)
             except Exception as exc:

@@ -623,7 +623,9 @@ class OutboxWorker:
                         attempts, d.result.status, extra=_extra(d, attempts))
         for d in bounces:
             log.info("delivery bounced: %s", d.result.status, extra=_extra(d, d.attempts + 1))
-        with self.store.engine.begin() as conn:
+        # Lazy on SQLite (no fdatasync of its own): losing it to a power cut re-sends its
+        # copies, as a crash before it does; listserv/async_commit.py says why that is all.
+        with self.store.lazy_engine.begin() as conn:
             for chunk in _chunks(sent):
                 conn.execute(update(OUTBOX).where(OUTBOX.c.id.in_(chunk), mine)
                              .values(state=SENT, sent_at=now, attempts=OUTBOX.c.attempts + 1))

@@ -7,7 +7,10 @@ Invariants:
 - SQLite's writers in this process take the write lock first come, first served
   (``fair_lock``), not in the order SQLite's busy handler happens to wake them.
 - SQLite syncs the WAL on every commit (``synchronous=FULL``): the SMTP 250 follows a commit,
-  and with NORMAL a power loss right after it could still lose that message.
+  and with NORMAL a power loss right after it could still lose that message. The exception is
+  a transaction begun with the ``LAZY_COMMIT`` execution option (``async_commit`` says which,
+  and why that is safe): it commits NORMAL, and its connection is back to the store's setting
+  once it has ended; a store opened NORMAL stays NORMAL throughout.
 - ``postgresql://`` URLs are driven by psycopg 3.
 - The schema is created and upgraded only by Alembic (``upgrade``); tests use the same path.
 - A failed COMMIT ends its transaction on both backends (SQLite's is rolled back by the
@@ -44,6 +47,8 @@ from listserv.models import SiteSetting
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 READ_ONLY = "commonroom_read_only"  # execution option: a transaction that will not write
 AFTER_COMMIT = "commonroom_after_commit"  # session.info key: work waiting for the commit
+# execution option: a write transaction whose COMMIT need not sync the WAL (``async_commit``)
+LAZY_COMMIT = "commonroom_lazy_commit"
 
 
 def after_commit(session: Session, hook: Callable[[], None]) -> None:
@@ -111,6 +116,13 @@ def engine_url(url: str) -> str:
 SYNCHRONOUS = ("FULL", "NORMAL")  # NORMAL only for measuring what durability costs (bench/)
 
 
+def commit_sync(synchronous: str, lazily: bool) -> str:
+    """SQLite's ``synchronous`` for a transaction of a store opened with ``synchronous``: NORMAL
+    for a lazy one (in WAL mode its COMMIT writes the WAL but does not fdatasync it), else the
+    store's own; never more durable than the operator chose. Pure."""
+    return "NORMAL" if lazily and synchronous == "FULL" else synchronous
+
+
 @dataclass(frozen=True)
 class StoreSettings:
     """What a ``Store`` is opened with; picklable, for a child process to open the same."""
@@ -130,6 +142,8 @@ class Store:
         self.synchronous = synchronous
         self._write_lock = FairLock()  # shared by this store's engines (SQLite)
         self.engine: Engine = self._create_engine(self.url, synchronous, self._write_lock)
+        # For transactions that may commit without syncing (``LAZY_COMMIT``; SQLite only).
+        self.lazy_engine: Engine = self.engine.execution_options(**{LAZY_COMMIT: True})
 
     @property
     def settings(self) -> StoreSettings:
@@ -162,7 +176,8 @@ class Store:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30,
-                                                      "factory": _fair_connection(write_lock)},
+                                                      "factory": _fair_connection(write_lock,
+                                                                                synchronous)},
                                    poolclass=NullPool if not path else None)
 
             @event.listens_for(engine, "connect")
@@ -183,12 +198,17 @@ class Store:
                 # rather than one failing with "database is locked" on upgrade from read.
                 # Read-only sessions (``read_session``) do not take it: WAL lets them run
                 # beside a writer.
-                if conn.get_execution_options().get(READ_ONLY):
+                options = conn.get_execution_options()
+                dbapi_conn = conn.connection.dbapi_connection
+                # SQLite refuses to change ``synchronous`` inside a transaction: set it for
+                # this one now (a no-op unless it differs from the connection's current one).
+                dbapi_conn.use_sync(commit_sync(synchronous, bool(options.get(LAZY_COMMIT))))
+                if options.get(READ_ONLY):
                     conn.exec_driver_sql("BEGIN DEFERRED")
                 else:
                     # Writers of this process queue first come, first served (fair_lock.py);
                     # the lock passes on when this transaction's COMMIT or ROLLBACK is done.
-                    conn.connection.dbapi_connection.take_write_turn()
+                    dbapi_conn.take_write_turn()
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
             write_behind.install_sqlite(engine)
@@ -268,12 +288,28 @@ def _ping_when_idle(engine: Engine) -> None:
             raise InvalidatePoolError() from exc
 
 
-def _fair_connection(lock: FairLock) -> type[sqlite3.Connection]:
+def _fair_connection(lock: FairLock, synchronous: str) -> type[sqlite3.Connection]:
     """sqlite3 connections that hold ``lock`` from ``take_write_turn`` until their transaction
-    has committed or rolled back (and so released SQLite's own write lock)."""
+    has committed or rolled back (and so released SQLite's own write lock), and that are back
+    to the store's ``synchronous`` once a transaction that changed it (``use_sync``) has
+    ended, so no later user of the pooled connection inherits a lazy commit."""
 
     class FairConnection(sqlite3.Connection):
         holding = False
+        sync = synchronous  # this connection's PRAGMA synchronous (set so on connect)
+
+        def use_sync(self, level: str) -> None:
+            """Set ``synchronous`` for the next transaction; only outside one."""
+            if level != self.sync:
+                self.execute(f"PRAGMA synchronous={level}")
+                self.sync = level
+
+        def _restore_sync(self) -> None:
+            # Outside a transaction only; if one is still open (a failed rollback), the next
+            # ``use_sync`` before BEGIN sets the level that transaction needs anyway.
+            if self.sync != synchronous and not self.in_transaction:
+                with suppress(sqlite3.Error):
+                    self.use_sync(synchronous)
 
         def take_write_turn(self) -> None:
             if not self.holding:
@@ -299,12 +335,14 @@ def _fair_connection(lock: FairLock) -> type[sqlite3.Connection]:
                         super().rollback()
                 raise
             finally:
+                self._restore_sync()  # a PRAGMA, outside the transaction: microseconds
                 self._pass_turn()
 
         def rollback(self) -> None:
             try:
                 super().rollback()
             finally:
+                self._restore_sync()
                 self._pass_turn()
 
         def close(self) -> None:

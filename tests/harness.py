@@ -167,3 +167,26 @@ def mail(sender: str, to: str, subject: str, body: str = "Hello.\n", *,
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     lines += ["Content-Type: text/plain; charset=utf-8", "", body]
     return "\r\n".join(lines).replace("\n", "\r\n").replace("\r\r\n", "\r\n").encode()
+
+
+SYNC_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+
+
+@contextmanager
+def commit_syncs(store: Store) -> Iterator[list[str]]:
+    """The ``synchronous`` each COMMIT of ``store`` (SQLite) runs with, in order: what SQLite
+    syncs by (FULL: an fdatasync of the WAL; NORMAL: none in WAL mode). Read inside the
+    transaction, where SQLite refuses to change it, just before the driver's COMMIT."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def before_commit(conn: Any) -> None:
+        row = conn.connection.dbapi_connection.execute("PRAGMA synchronous").fetchone()
+        seen.append(SYNC_NAMES[row[0]])
+
+    event.listen(store.engine, "commit", before_commit)
+    try:
+        yield seen
+    finally:
+        event.remove(store.engine, "commit", before_commit)

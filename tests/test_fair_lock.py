@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from listserv import audit
+from listserv import audit, fair_lock
 from listserv.fair_lock import FairLock
 from listserv.store import Store
 
@@ -190,3 +190,44 @@ def test_a_writer_that_fails_on_the_file_passes_its_turn_on(
     monkeypatch.undo()
     assert lock.acquire(timeout=1), "the failed writer kept the turn"
     lock.release()
+
+
+def test_a_process_waiting_for_the_file_sleeps_until_it_is_free(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No polling (issue 12: the tries and sleeps of every waiting writer were ~20 % of the
+    handling writer's time): a wait of 0.3 s is a few ``flock`` calls, not one per
+    millisecond, and ends as soon as the holder lets go."""
+    holder, waiter = FairLock(), FairLock()
+    for lock in (holder, waiter):
+        lock.share_with_processes(str(tmp_path / "db-writelock"))
+    calls: list[int] = []
+    real = fair_lock.fcntl.flock
+
+    def counted(fd: int, op: int) -> None:
+        calls.append(op)
+        real(fd, op)
+
+    assert holder.acquire(timeout=1)
+    monkeypatch.setattr(fair_lock.fcntl, "flock", counted)
+    released: list[float] = []
+    threading.Timer(0.3, lambda: (released.append(time.monotonic()), holder.release())).start()
+    assert waiter.acquire(timeout=5)
+    assert released and time.monotonic() - released[0] < 0.05
+    waiter.release()
+    assert len(calls) <= 8, f"{len(calls)} flock calls for one wait"
+
+
+def test_a_wait_given_up_lets_the_file_go_once_it_comes(tmp_path: Path) -> None:
+    """The waiter thread still gets the file for a wait its asker gave up on; with nobody
+    else of the process asking by then, it lets it go at once for the other processes."""
+    path = str(tmp_path / "db-writelock")
+    one, two, three = FairLock(), FairLock(), FairLock()
+    for lock in (one, two, three):
+        lock.share_with_processes(path)
+    assert one.acquire(timeout=1)
+    assert not two.acquire(timeout=0.1)
+    one.release()
+    assert three.acquire(timeout=2), "two's waiter thread kept the file"
+    three.release()
+    assert two.acquire(timeout=2)
+    two.release()

@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import select, update
 
 from listserv.models import Bounce, MailingList, Message, Outbox, utcnow
-from listserv.outbox import OutboxWorker, backoff_seconds, enqueue_notice
+from listserv.outbox import Done, OutboxWorker, backoff_seconds, enqueue_notice
 from listserv.outbox_lease import LOCK_CLASS
 from listserv.store import Store
-from listserv.transports import MaildirTransport, Outcome, SmtpTransport
+from listserv.transports import MaildirTransport, Outcome, SendResult, SmtpTransport
+from tests.harness import commit_syncs
 from tests.smtpsink import DROP, SmtpSink
 
 SENDER = "list-bounces@lists.example.org"
@@ -358,6 +359,23 @@ def test_claimed_rows_are_marked(store: Store) -> None:
     with store.engine.begin() as conn:
         conn.execute(update(Outbox.__table__).values(state="sent"))  # type: ignore[attr-defined]
     assert w._claim(3) == []
+
+
+def test_the_claim_syncs_and_the_write_back_need_not_on_sqlite(store: Store) -> None:
+    """No copy leaves before its claim is durable; a lost write-back only sends copies again
+    (listserv/async_commit.py), so on SQLite it commits without an fdatasync."""
+    if not store.is_sqlite:
+        pytest.skip("SQLite's synchronous setting")
+    add_notices(store, 2)
+    w = OutboxWorker(store, lambda: MaildirTransport("/nonexistent"), lambda pk, r: b"",
+                     connections=1)
+    w.worker_id = 42
+    with commit_syncs(store) as syncs:
+        claimed = w._claim(2)
+        w._write([Done(c.id, c.list_id, c.recipient, c.sender, False, c.attempts, c.queued_at,
+                       SendResult(Outcome.SENT, 250, "ok")) for c in claimed], [])
+        assert syncs == ["FULL", "NORMAL"]
+        assert w._claim(2) == []  # both written back as sent
 
 
 # --- keeping the table small (issue 7.25) ----------------------------------------------------

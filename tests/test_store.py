@@ -5,15 +5,17 @@ from __future__ import annotations
 import pickle
 import sqlite3
 from collections.abc import Callable
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, insert, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from listserv.models import MailingList
+from listserv.models import AuditEntry, MailingList, utcnow
 from listserv.serve import schema_problem
-from listserv.store import Store
+from listserv.store import Store, commit_sync
+from tests.harness import commit_syncs
 
 
 def test_migrated_store_round_trips(store: Store) -> None:
@@ -245,3 +247,67 @@ def test_0023_leaves_post_copies_out_of_the_digest_index_and_back(db_url: str) -
         assert "digest_id IS NOT NULL" in _indexes(store, "outbox")["ix_outbox_digest_id"]
     finally:
         store.dispose()
+
+
+def write_audit(engine: Any, action: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(AuditEntry).values(list_id=None, actor="test", action=action,
+                                              detail="", at=utcnow()))
+
+
+def test_a_lazy_transaction_commits_without_a_sync_and_the_connection_forgets_it(
+        tmp_path: object) -> None:
+    """``async_commit``: a lazy transaction commits NORMAL (no fdatasync in WAL mode); the
+    pooled connection it ran on is FULL again for whatever comes next, write or read."""
+    store = Store(f"sqlite:///{tmp_path}/x.db")
+    store.upgrade()
+    try:
+        with commit_syncs(store) as syncs:
+            write_audit(store.lazy_engine, "lazy")
+            write_audit(store.engine, "durable")
+            write_audit(store.lazy_engine, "lazy again")
+        assert syncs == ["NORMAL", "FULL", "NORMAL"]
+        with store.engine.connect() as conn:  # the pool's one connection, back to the store's
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+        with store.session() as s:
+            assert s.scalar(select(func.count()).select_from(AuditEntry)) == 3
+    finally:
+        store.dispose()
+
+
+def test_a_lazy_transaction_that_rolls_back_leaves_its_connection_durable(
+        tmp_path: object) -> None:
+    store = Store(f"sqlite:///{tmp_path}/x.db")
+    store.upgrade()
+    try:
+        with pytest.raises(RuntimeError), store.lazy_engine.begin() as conn:
+            conn.execute(insert(AuditEntry).values(list_id=None, actor="t", action="gone",
+                                                  detail="", at=utcnow()))
+            raise RuntimeError("rolled back")
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+        with commit_syncs(store) as syncs:
+            write_audit(store.engine, "durable")
+        assert syncs == ["FULL"]
+    finally:
+        store.dispose()
+
+
+def test_a_store_the_operator_opened_normal_stays_normal(tmp_path: object) -> None:
+    store = Store(f"sqlite:///{tmp_path}/x.db", synchronous="NORMAL")
+    store.upgrade()
+    try:
+        with commit_syncs(store) as syncs:
+            write_audit(store.lazy_engine, "lazy")
+            write_audit(store.engine, "normal")
+        assert syncs == ["NORMAL", "NORMAL"]
+    finally:
+        store.dispose()
+
+
+@pytest.mark.parametrize(("synchronous", "lazily", "level"), [
+    ("FULL", False, "FULL"), ("FULL", True, "NORMAL"),
+    ("NORMAL", False, "NORMAL"), ("NORMAL", True, "NORMAL")])
+def test_a_lazy_commit_is_never_more_durable_nor_less_than_it_may(
+        synchronous: str, lazily: bool, level: str) -> None:
+    assert commit_sync(synchronous, lazily) == level
