@@ -80,8 +80,13 @@ def _header_text(value: str) -> str:
     return decode_bytes(value.encode("ascii", "surrogateescape"), None)
 
 
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
 def _unfold(value: str) -> str:
-    return re.sub(r"\r?\n(?=[ \t])", "", value).replace("\r", " ").replace("\n", " ")
+    if "\n" not in value and "\r" not in value:  # one line (nearly every field): nothing to do
+        return value
+    return _FOLD.sub("", value).replace("\r", " ").replace("\n", " ")
 
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([QqBb])\?([^?\s]*)\?=")
