@@ -229,12 +229,30 @@ def _deobfuscate(addr: str) -> str:
     return re.sub(r"^\s*(\S+)\s+at\s+(\S+)\s*$", r"\1@\2", addr)
 
 
+# The plainest From values: ASCII words, one space apart, then "<addr>"; or an addr alone,
+# bracketed or not; in an addr, dot-separated runs of letters, digits, "_", "+" and "-".
+# Nothing here is special to the address parser, so getaddresses gives the words as the name
+# and the address as written (tests/test_message.py compares the two).
+_ADDR = r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_PLAIN_FROM = re.compile(rf"(?:(?P<name>[A-Za-z0-9]+(?: [A-Za-z0-9]+)*) )?<(?P<addr>{_ADDR})>"
+                         rf"|(?P<bare>{_ADDR})")
+
+
+def _mailboxes(value: str) -> list[tuple[str, str]]:
+    """``getaddresses([value])``, without the stdlib parser's Python for the plainest values
+    (~20 us a message, on every accepted one)."""
+    plain = _PLAIN_FROM.fullmatch(value)
+    if plain is not None:
+        return [(plain["name"] or "", plain["addr"] or plain["bare"])]
+    try:
+        return getaddresses([value])
+    except Exception:  # the stdlib address parser has raised on hostile input before
+        return []
+
+
 def _parse_from(value: str) -> tuple[str | None, str]:
     """(addr-spec, display name) of the first usable mailbox in a raw From value."""
-    try:
-        pairs = getaddresses([value])
-    except Exception:  # the stdlib address parser has raised on hostile input before
-        pairs = []
+    pairs = _mailboxes(value)
     for name, addr in pairs:
         # getaddresses glues words together when there are no brackets; an address whose
         # parts are not literally in the header is one of its inventions.
