@@ -301,8 +301,11 @@ def _header_block(raw: bytes) -> bytes:
     # Only the headers matter here; cutting at the blank line skips scanning a large body.
     if raw[:1] == b"\n" or raw[:2] == b"\r\n":
         return b""
-    end = re.search(rb"\n\r?\n", raw)
+    end = _BLANK_LINE.search(raw)
     return raw if end is None else raw[: end.end()]
+
+
+_BLANK_LINE = re.compile(rb"\n\r?\n")  # compiled once: twice a post (parse, first_text)
 
 
 # A well-formed header field (a name as the stdlib parser's headerRE takes it, a colon, the
