@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import bindparam, event, inspect
 from sqlalchemy import select as core_select
-from sqlalchemy.orm import configure_mappers, make_transient_to_detached
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state
 from sqlmodel import Session, col, select
 
@@ -61,16 +61,13 @@ def _load(session: Session, name: str) -> MailingList | None:
     the ORM converts them. A session that holds any list already (it would decide what to
     refresh), or holds many objects (the check is a scan), goes through the ORM as before."""
     identities = session.identity_map
-    held = identities.keys()  # (class, primary key, token) of each object the session holds
-    if len(identities) > _SCAN_LIMIT or any(key[0] is MailingList for key in held):
+    if len(identities) > _SCAN_LIMIT or any(key[0] is MailingList for key in identities):
         return session.exec(_BY_NAME, params={"name": name}).first()
     found = write_behind.rows(session, _ROW_BY_NAME, {"name": name})
     if not found:
         return None
     # As the loader builds an object from a row: no __init__ (SQLModel's ran 25 instrumented
-    # setattrs), the column values straight into the instance's dict. Mappers first configured
-    # as the ORM's select would (a process's first ORM use may be this; ~3 µs once they are).
-    configure_mappers()
+    # setattrs), the column values straight into the instance's dict.
     ml: MailingList = _MAPPER.class_manager.new_instance()
     instance_state(ml).dict.update(zip(_COLUMNS, found[0], strict=True))
     make_transient_to_detached(ml)

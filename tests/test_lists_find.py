@@ -4,10 +4,6 @@ transaction began."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, inspect
@@ -108,28 +104,3 @@ def test_a_session_holding_a_list_reads_it_through_the_orm(store: Store) -> None
         ml = find(s, "demo")  # the ORM decides what a held object gets: not our shortcut's job
         assert ml is not None and ml.name == "demo" and other.name == "other"
         assert inspect(ml).persistent
-
-
-def test_find_as_a_process_first_use_of_the_orm(store: Store) -> None:
-    # The handling bench's writer process: its first ORM use is this find (mappers not yet
-    # configured), and the list it builds must be usable.
-    make_list(store, "demo", description="First")
-    script = (
-        "import sys\n"
-        "from sqlmodel import Session\n"
-        "from listserv.store import Store\n"
-        "from listserv.lists import find\n"
-        "store = Store(sys.argv[1])\n"
-        "with Session(store.engine) as s:\n"
-        "    ml = find(s, 'demo')\n"
-        "    assert ml is not None and ml.description == 'First', ml\n"
-        "    ml.description = 'Second'\n"
-        "    s.commit()\n"
-        "store.dispose()\n")
-    done = subprocess.run([sys.executable, "-c", script, str(store.engine.url.render_as_string(
-        hide_password=False))], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-    assert done.returncode == 0, done.stderr
-    with Session(store.engine) as s:
-        again = find(s, "demo")
-        assert again is not None and again.description == "Second"
