@@ -11,12 +11,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import bindparam, event, inspect
-from sqlalchemy import select as core_select
-from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.attributes import instance_state
 from sqlmodel import Session, col, select
 
-from listserv import addresses, names, write_behind
+from listserv import addresses, names
 from listserv.config import Config
 from listserv.decorate import ListInfo
 from listserv.models import Action, MailingList
@@ -47,35 +44,11 @@ def find(session: Session, name: str) -> MailingList | None:
     ml = known.get(name)
     if ml is not None and ml.name == name and inspect(ml).persistent:
         return ml
-    ml = _load(session, name)
+    ml = session.exec(_BY_NAME, params={"name": name}).first()
     if ml is not None:
         known[name] = ml
     return ml
 
-
-def _load(session: Session, name: str) -> MailingList | None:
-    """``session.exec(_BY_NAME).first()``: the same statement's row, read on the driver's cursor
-    and made a persistent object as the ORM's loader makes one, then ``make_transient_to_
-    detached`` and ``add`` (their documented use): the ORM's select cost ~0.5 ms once per group
-    transaction, ~4 % of the handling writer's CPU (issue 12). The columns are converted as
-    the ORM converts them. A session that holds any list already (it would decide what to
-    refresh), or holds many objects (the check is a scan), goes through the ORM as before."""
-    identities = session.identity_map
-    if len(identities) > _SCAN_LIMIT or any(key[0] is MailingList for key in identities):
-        return session.exec(_BY_NAME, params={"name": name}).first()
-    found = write_behind.rows(session, _ROW_BY_NAME, {"name": name})
-    if not found:
-        return None
-    # As the loader builds an object from a row: no __init__ (SQLModel's ran 25 instrumented
-    # setattrs), the column values straight into the instance's dict.
-    ml: MailingList = _MAPPER.class_manager.new_instance()
-    instance_state(ml).dict.update(zip(_COLUMNS, found[0], strict=True))
-    make_transient_to_detached(ml)
-    session.add(ml)
-    return ml
-
-
-_SCAN_LIMIT = 2_000  # objects in a session's identity map
 
 _LISTS = "commonroom_lists"  # session.info: (transaction, {name: its MailingList})
 
@@ -88,10 +61,6 @@ def _forget(session: Session, _previous: object) -> None:
 
 # Built once: every message asks, and building the statement cost more than running it.
 _BY_NAME = select(MailingList).where(col(MailingList.name) == bindparam("name"))
-_MAPPER = inspect(MailingList)
-_TABLE = MailingList.__table__  # type: ignore[attr-defined]
-_COLUMNS = tuple(c.key for c in _TABLE.columns)
-_ROW_BY_NAME = core_select(*_TABLE.columns).where(_TABLE.c.name == bindparam("name"))
 
 
 def every(session: Session) -> list[MailingList]:
