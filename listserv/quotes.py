@@ -216,8 +216,14 @@ class _Split:
 
 def _lines(text: str) -> list[str]:
     # No-break and zero-width spaces become plain ones (or nothing) once, here: every pattern
-    # can then use plain spaces, and the output is the better for it.
-    return text.translate(SPACES).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    # can then use plain spaces, and the output is the better for it. (``translate`` with a dict
+    # looks every character up; most texts hold none of them: a scan each is cheaper.)
+    if any(c in text for c in _SPACE_CHARS):
+        text = text.translate(SPACES)
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+_SPACE_CHARS = tuple(chr(c) for c in SPACES)
 
 
 def _forward_body(a: _Analysis, start: int) -> list[str]:

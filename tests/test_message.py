@@ -710,3 +710,36 @@ def test_the_plain_text_shortcut_reads_what_the_email_parser_reads(corpus: Path)
         assert first_text(raw) == _parsed_first_text(raw), raw[:400]
     assert shortcut > 300, shortcut
     assert _plain_text(mail("From: a@x", "Subject: s", body="Hi.\n")) == "Hi.\n"
+
+
+def _plain_from_values(seed: int, n: int) -> list[str]:
+    rnd = random.Random(seed)
+    word_chars = "abcXYZ019"
+    local_chars, label_chars = "aZ09_+-", "aZ09-"
+
+    def run(chars: str, k: int) -> str:
+        return "".join(rnd.choice(chars) for _ in range(rnd.randint(1, k)))
+
+    out = []
+    for _ in range(n):
+        name = " ".join(run(word_chars, 6) for _ in range(rnd.randint(0, 3)))
+        addr = (".".join(run(local_chars, 5) for _ in range(rnd.randint(1, 3))) + "@"
+                + ".".join(run(label_chars, 5) for _ in range(rnd.randint(1, 3))))
+        form = rnd.choice([f"{name} <{addr}>", f"<{addr}>", addr, f"{name}  <{addr}>",
+                           f"{name}<{addr}>", f'"{name}" <{addr}>', f"{addr} ({name})"])
+        out.append(form.strip())
+    # Near misses that must go to the stdlib parser.
+    out += ["Ann. Lee <a@b.c>", "Ann <a@b.c>, Bob <b@c.d>", "a @b.c", "Ann <a..b@c.d>",
+            "Ann <a@b.c> ", "Ann Lee <a@[1.2.3.4]>", "<a@b.c", "Ann <a.@b.c>", "Anné <a@b.c>"]
+    return out
+
+
+def test_plain_from_values_read_as_getaddresses_reads_them() -> None:
+    from email.utils import getaddresses
+
+    from listserv.message import _PLAIN_FROM, _mailboxes
+
+    values = _plain_from_values(12, 3000)
+    assert sum(1 for v in values if _PLAIN_FROM.fullmatch(v)) > 1000  # the shortcut is taken
+    for value in values:
+        assert _mailboxes(value) == getaddresses([value]), value

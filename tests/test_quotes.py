@@ -377,3 +377,40 @@ KEEP_PROBES: list[tuple[str, str]] = [
 def test_keep_probe(name: str, body: str) -> None:
     want = "\n".join(line for line in body.split("\n") if not line.startswith(">"))
     assert normalise(own_words(body)) == normalise(want)
+
+
+# The line predicates' shortcuts (issue 12): each must answer as the regex it stands in for.
+@pytest.mark.parametrize("text", [
+    "", "plain prose with no digit at all", "meet at 10", "mail ann@example.org", "@",
+    "٣ مارس", "३ मार्च", "café ９ heures", "naïve prose, no digit", "x" * 400 + "7",
+])
+def test_has_date_or_address_is_the_regex(text: str) -> None:
+    from listserv.quote_lines import DATE_OR_ADDRESS, has_date_or_address
+
+    assert has_date_or_address(text) is (DATE_OR_ADDRESS.search(text) is not None)
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("Sent from my [iPhone](https://apple.com)", True),
+    # "<http" appears only after the first substitution:
+    ("<[https://x.example/a>](https://y) Sent from my iPhone", True),
+    ("[Sent from my](https://x) iPhone", True),
+    ("Get Outlook for iOS<https://aka.ms/o0ukef>", True),
+    ("Sent from my desk, which is much easier than from my phone.", False),
+])
+def test_mobile_signature_with_links(line: str, expected: bool) -> None:
+    from listserv.quote_lines import is_mobile_signature
+
+    assert is_mobile_signature(line) is expected
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("From: Ann <ann@example.org>", ("from", "Ann <ann@example.org>")),
+    ("发件人：Ann", ("发件人", "Ann")),
+    ("Message du 03/03/25 10:02", ("message du", "03/03/25 10:02")),
+    ("From Ann, with thanks", None),
+])
+def test_header_field_with_and_without_a_colon(line: str, expected: tuple[str, str] | None) -> None:
+    from listserv.quote_lines import header_field
+
+    assert header_field(line) == expected
