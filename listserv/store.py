@@ -211,7 +211,7 @@ class Store:
                     dbapi_conn.take_write_turn()
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-            write_behind.install_sqlite(engine)
+            write_behind.install_savepoints(engine)
             return engine
         engine = create_engine(url, pool_size=10, max_overflow=20)
         _ping_when_idle(engine)

@@ -81,30 +81,17 @@ def install(engine: Engine) -> None:
     event.listen(engine, "handle_error", _on_error)
     event.listen(engine, "commit", _before_commit)
     event.listen(engine, "rollback", _drop)
-    # SAVEPOINT and RELEASE (two a post) on the driver's cursor too; ROLLBACK TO (rare) not.
+    install_savepoints(engine)
+
+
+def install_savepoints(engine: Engine) -> None:
+    """SAVEPOINT and RELEASE (two a handled message) on the driver's cursor (``_plain``), on
+    both stores: SQLAlchemy's way builds, caches and compiles a clause each time. ROLLBACK TO
+    (rare) not. The connection's ``savepoint``/``release_savepoint`` events still fire
+    (SQLAlchemy's ``Connection`` dispatches them before calling these)."""
     dialect: Any = engine.dialect
     dialect.do_savepoint = _savepoint
     dialect.do_release_savepoint = _release
-
-
-def install_sqlite(engine: Engine) -> None:
-    """SAVEPOINT and RELEASE (two a handled message) on the driver's cursor on SQLite too:
-    SQLAlchemy's way builds, caches and compiles a clause each time. ROLLBACK TO (rare) not.
-    The connection's ``savepoint``/``release_savepoint`` events still fire (SQLAlchemy's
-    ``Connection`` dispatches them before calling these)."""
-    dialect: Any = engine.dialect
-    dialect.do_savepoint = _sqlite_savepoint
-    dialect.do_release_savepoint = _sqlite_release
-
-
-def _sqlite_savepoint(conn: Connection, name: str) -> None:
-    clause = SavepointClause(name)  # type: ignore[no-untyped-call]
-    _plain_sqlite(conn, f"SAVEPOINT {_savepoint_name(conn, clause)}")
-
-
-def _sqlite_release(conn: Connection, name: str) -> None:
-    clause = ReleaseSavepointClause(name)  # type: ignore[no-untyped-call]
-    _plain_sqlite(conn, f"RELEASE SAVEPOINT {_savepoint_name(conn, clause)}")
 
 
 def _plain_sqlite(conn: Connection, sql: str) -> None:
@@ -136,6 +123,9 @@ def _savepoint_name(conn: Connection, clause: Any) -> str:
 def _plain(conn: Connection, clause: Any, sql: str) -> None:
     """Run a statement without parameters on the driver's cursor as SQLAlchemy would run
     ``clause``, with this module's handling of it (``_before_execute``)."""
+    if conn.dialect.name == "sqlite":  # no pipeline there
+        _plain_sqlite(conn, sql)
+        return
     _before_execute(conn, clause)
     try:
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
