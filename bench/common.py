@@ -257,7 +257,7 @@ def fresh_database(db: str) -> Iterator[str]:
         with tempfile.TemporaryDirectory(prefix="commonroom-bench-") as tmp:
             yield f"sqlite:///{Path(tmp) / 'commonroom.db'}"
         return
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import create_engine, make_url, text
     from sqlalchemy.pool import NullPool
 
     from listserv.store import engine_url
@@ -267,7 +267,9 @@ def fresh_database(db: str) -> Iterator[str]:
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield db.rsplit("/", 1)[0] + "/" + name
+        # The URL's database swapped, its query kept (``?host=/var/run/postgresql``: the
+        # server's Unix socket).
+        yield make_url(db).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
