@@ -22,6 +22,14 @@ Invariants:
   under a flood). The other writers still take urgent units first when they are free. Urgent
   units then commit beside other groups, so they need not touch what those groups write
   (the SMTP door's urgent unit is one INSERT into the inbound queue).
+- With an urgent writer the other writers leave urgent units to it, and take them only once
+  the oldest has waited ``URGENT_HELP`` (the urgent writer is behind): so during a burst of
+  members' posts the pipeline's background work is still written, beside the door's inserts,
+  instead of waiting for the burst to end (PostgreSQL's handled posts during a burst rose from
+  ~20 to ~N a second, bench/README.md). Arrivals are then quiet for those writers when no
+  *normal* unit has arrived for ``QUIET``: urgent arrivals, and those of another process
+  (``note_arrival``), do not wait behind their groups (PostgreSQL has no database-wide write
+  lock).
 - Background units (the inbound pipeline's: ``listserv.inbound_queue``) come last: a group
   takes ``background_share`` of them after its other units (none after urgent ones, until the
   oldest has waited ``MAX_NORMAL_WAIT``), or up to ``max_background`` when nothing else has
@@ -49,13 +57,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from sqlmodel import Session
 
-from listserv import async_commit
+from listserv import async_commit, write_behind
 from listserv.contention import Contended
 from listserv.store import Store, run_hooks, unit_hooks
 
@@ -68,6 +76,7 @@ BACKGROUND_SHARE = 1  # background units in a group that has others
 MAX_BACKGROUND = 8  # background units in a group of their own, when arrivals are quiet
 QUIET = 0.05  # seconds without arrivals after which background units fill a group
 MAX_NORMAL_WAIT = 0.5  # seconds a normal unit waits behind urgent ones at most
+URGENT_HELP = 0.02  # seconds an urgent unit waits for the urgent writer before others help
 MAX_STEP_ASIDE = 3  # times a unit is run again for Contended (first in a transaction, it waits)
 
 
@@ -112,6 +121,7 @@ class GroupCommitter:
         self._normal: deque[_Unit[Any]] = deque()
         self._background: deque[_Unit[Any]] = deque()
         self._last_arrival = float("-inf")  # monotonic time of the last non-background unit
+        self._last_normal = float("-inf")  # ... of the last normal unit (not urgent, not background)
         self._stopping = False
         self._threads: list[threading.Thread] = []
         self.groups = 0  # transactions committed (for benches and tests)
@@ -160,6 +170,8 @@ class GroupCommitter:
             queue.append(unit)
             if not background:
                 self._last_arrival = time.monotonic()
+                if not urgent:
+                    self._last_normal = self._last_arrival
             if urgent:
                 self._urgent_ready.notify()
             self._ready.notify()
@@ -167,7 +179,9 @@ class GroupCommitter:
 
     def note_arrival(self) -> None:
         """Arrivals handled elsewhere (an SMTP process) count as arrivals here: background
-        units then take only their share of a group, so those arrivals' writes wait less."""
+        units then take only their share of a group, so those arrivals' writes wait less for
+        the database-wide write lock (SQLite's; with an urgent writer, PostgreSQL, they do not
+        wait for this process's groups at all, and only normal units count)."""
         with self._ready:
             self._last_arrival = time.monotonic()
 
@@ -200,11 +214,12 @@ class GroupCommitter:
 
     def _next_group(self) -> list[_Unit[Any]] | None:
         """The next group, urgent units first (each queue first in, first out); None to stop."""
+        lane = self.urgent_writer  # urgent units have a writer of their own
         with self._ready:
-            while not (self._urgent or self._normal or self._background):
+            while not (self._normal or self._background or self._urgent_to_help(lane)):
                 if self._stopping:
                     return None
-                self._ready.wait()
+                self._ready.wait(self._help_in(lane))
             if self.max_wait > 0:
                 self._ready.wait_for(
                     lambda: len(self._urgent) + len(self._normal) >= self.max_group,
@@ -213,10 +228,11 @@ class GroupCommitter:
             # stream of urgent work must not hold the rest back without end.
             overdue = bool(self._normal) and (
                 time.monotonic() - self._normal[0].queued_at > MAX_NORMAL_WAIT)
-            source = self._normal if overdue else (self._urgent or self._normal)
+            urgent = self._urgent if self._urgent_to_help(lane) else None
+            source = self._normal if overdue or not urgent else urgent
             group = [source.popleft() for _ in range(min(len(source), self.max_group))]
             now = time.monotonic()
-            quiet = not group and now - self._last_arrival > QUIET
+            quiet = not group and now - (self._last_normal if lane else self._last_arrival) > QUIET
             # An urgent group (a member's post, a person's request) stays short: background
             # work joins it only once the oldest has waited MAX_NORMAL_WAIT.
             held_back = source is self._urgent and bool(group) and not (
@@ -227,6 +243,20 @@ class GroupCommitter:
             group += [self._background.popleft()
                       for _ in range(min(len(self._background), room))]
             return group
+
+    def _urgent_to_help(self, lane: bool) -> bool:
+        """Whether urgent units wait for this (not urgent-only) writer: always, unless they
+        have a writer of their own (``lane``) that has kept the oldest waiting less than
+        ``URGENT_HELP``. Called holding the lock."""
+        return bool(self._urgent) and (
+            not lane or time.monotonic() - self._urgent[0].queued_at >= URGENT_HELP)
+
+    def _help_in(self, lane: bool) -> float | None:
+        """How long a writer with nothing to take waits before looking again: until the oldest
+        urgent unit is due for help (``lane``), else until notified. Called holding the lock."""
+        if not (lane and self._urgent):
+            return None
+        return max(0.0, URGENT_HELP - (time.monotonic() - self._urgent[0].queued_at)) + 0.001
 
     def _next_urgent_group(self) -> list[_Unit[Any]] | None:
         """The urgent writer's next group: urgent units only; None to stop."""
@@ -252,7 +282,7 @@ class GroupCommitter:
         rest: list[_Unit[Any]] = []
         try:
             lazily = async_commit.lazy(u.durable for u in group)
-            with self._transaction(lazily) as session, \
+            with self._transaction(lazily, ride=True) as session, \
                     async_commit.transaction(session, lazily):
                 for n, unit in enumerate(group):
                     _run_unit(session, unit)
@@ -273,7 +303,7 @@ class GroupCommitter:
         return done, rest
 
     @contextmanager
-    def _transaction(self, lazily: bool = False) -> Iterator[Session]:
+    def _transaction(self, lazily: bool = False, ride: bool = False) -> Iterator[Session]:
         """A session committed on exit, on a connection of its own that is thrown away if the
         commit fails. A COMMIT the database refuses is rolled back by ``Store``, but a commit
         that fails before reaching the driver (a listener, an interrupted thread) leaves the
@@ -282,7 +312,10 @@ class GroupCommitter:
         with self.store.engine.connect() as conn:
             async_commit.before_begin(conn, lazily)
             try:
-                with Session(bind=conn, expire_on_commit=False) as session:
+                # A group's units' last writes ride with the next unit's first statement
+                # (write_behind.riding): a failure there fails the group, run again one by one.
+                with Session(bind=conn, expire_on_commit=False) as session, \
+                        (write_behind.riding(conn) if ride else nullcontext()):
                     yield session
                     session.commit()
             except BaseException:

@@ -24,6 +24,16 @@ Invariants:
   result. Should it fail (the connection lost: a RELEASE after statements that succeeded has
   nothing else to fail on), that next statement fails, the transaction with it, and the group
   committer runs the group's units again one by one.
+- While ``riding`` (the group committer's transactions of several units, PostgreSQL), what a
+  scope queued goes at its end into the open pipeline without waiting for it, as a RELEASE
+  does, and rides with the next statement (the next message's first read, or the COMMIT's
+  sync): one round trip fewer a handled post. Its failure then fails that statement and the
+  transaction, and the committer runs the group's units again one by one, not riding, where it
+  raises inside the scope as above (so a post whose write fails is still shunted alone).
+- Whatever rode (a scope's queue, a RELEASE) and failed, or was abandoned unread with a failing
+  statement, dooms the transaction: its COMMIT raises instead of being sent. PostgreSQL would
+  answer that COMMIT with a silent ROLLBACK, and the units after the failure, and the one
+  before it, would seem written.
 - Outside a scope, and on SQLite (no round trips to save), ``defer`` runs the statement at once.
 - The post's statements that go through here (deferred in a scope, or run at once by
   ``returning`` and ``rows``) are compiled once and run on the driver's cursor, not through
@@ -71,6 +81,9 @@ _KEEP_OPEN = "commonroom_keep_open"  # Connection.info: the statement just sent 
 _FILLING = "commonroom_filling"  # Connection.info: the queue is going into the pipeline
 _RIDING = "commonroom_riding"  # Connection.info: the open pipeline holds a RELEASE, unread
 _AT_ONCE = "commonroom_at_once"  # Connection.info: in a scope on SQLite (defer on the cursor)
+_RIDE = "commonroom_ride"  # Connection.info: a scope's queue rides with the next statement
+_UNREAD = "commonroom_unread"  # Connection.info: the open pipeline holds statements that rode
+_DOOMED = "commonroom_doomed"  # Connection.info: what rode failed: the COMMIT must not happen
 
 
 def install(engine: Engine) -> None:
@@ -178,10 +191,30 @@ def scope(session: Session) -> Iterator[None]:
         conn.info[_QUEUE] = []
     try:
         yield
-        _send(conn)  # here, so an error raises inside the caller's savepoint
+        if conn.info.get(_RIDE):
+            _ride(conn)  # an error raises with the next statement: the group runs again
+        else:
+            _send(conn)  # here, so an error raises inside the caller's savepoint
     finally:
         if not outer:
             conn.info.pop(_QUEUE, None)
+
+
+@contextmanager
+def riding(conn: Connection) -> Iterator[None]:
+    """Within the block, a scope's queue rides with the next statement instead of being sent
+    and read at the scope's end (see the invariants): for a transaction whose failure is
+    answered by running its units again one by one, not riding (the group committer's)."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    info = conn.info  # the connection may be closed by the end of the block (a commit)
+    info[_RIDE] = True
+    try:
+        yield
+    finally:
+        info.pop(_RIDE, None)
+        info.pop(_DOOMED, None)
 
 
 def defer(session: Session, statement: Executable,
@@ -588,12 +621,43 @@ def _send(conn: Connection) -> None:
             batch()
 
 
+def _ride(conn: Connection) -> None:
+    """The queue into the open pipeline (opened if need be), left open and unread: it goes
+    with the next statement on the connection."""
+    queue: Deferred | None = conn.info.get(_QUEUE)
+    if not queue:
+        return
+    items = list(queue)
+    queue.clear()
+    pipeline = _open_pipeline(conn)
+    conn.info[_FILLING] = True
+    try:
+        for batch in _batches(conn, items):
+            batch()
+    except BaseException as exc:
+        conn.info.pop(_PIPELINE, None)
+        pipeline.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    finally:
+        conn.info.pop(_FILLING, None)
+    conn.info[_RIDING] = conn.info[_UNREAD] = True
+
+
 def _before_execute(conn: Connection, clauseelement: Any, *_args: Any) -> None:
     queue: Deferred | None = conn.info.get(_QUEUE)
     if isinstance(clauseelement, RollbackToSavepointClause):
         if queue:
             queue.clear()
         return  # an open pipeline (a SAVEPOINT riding along) closes with this statement
+    if isinstance(clauseelement, ReleaseSavepointClause) and conn.info.get(_RIDE):
+        # Riding: the RELEASE joins what rides (a failure fails the group, run again).
+        _ride(conn)
+        if queue is not None:  # in a scope: it rides on with the next statement
+            _open_pipeline(conn)
+            conn.info[_KEEP_OPEN] = conn.info[_RIDING] = conn.info[_UNREAD] = True
+        else:
+            conn.info.pop(_RIDING, None)  # the pipeline (if open) closes with the RELEASE
+        return
     if isinstance(clauseelement, ReleaseSavepointClause):
         # A RELEASE that fails is not followed by a ROLLBACK TO (SQLAlchemy): what it would
         # carry goes on its own, so a failure raises while the savepoint can still be undone.
@@ -601,7 +665,7 @@ def _before_execute(conn: Connection, clauseelement: Any, *_args: Any) -> None:
         _send(conn)
         if queue is not None:  # in a scope: the RELEASE itself rides with the next statement
             _open_pipeline(conn)
-            conn.info[_KEEP_OPEN] = conn.info[_RIDING] = True
+            conn.info[_KEEP_OPEN] = conn.info[_RIDING] = conn.info[_UNREAD] = True
         return
     conn.info.pop(_RIDING, None)  # the pipeline (if open) now holds a statement to read
     if queue:
@@ -639,10 +703,14 @@ def _on_error(context: Any) -> None:
 
 
 def _abandon_pipeline(conn: Connection) -> None:
-    """After a statement's error: close the open pipeline, keeping that error."""
+    """After a statement's error: close the open pipeline, keeping that error. If statements
+    rode in it, whether they failed is not told apart from the statement's own error: the
+    transaction is doomed (the group committer runs its units again one by one)."""
     conn.info.pop(_KEEP_OPEN, None)
     pipeline = conn.info.pop(_PIPELINE, None)
     if pipeline is not None:
+        if conn.info.pop(_UNREAD, False):
+            conn.info[_DOOMED] = True
         with suppress(Exception):  # the statement's own error is the one to raise
             pipeline.__exit__(None, None, None)
 
@@ -661,17 +729,32 @@ def _close_pipeline(conn: Connection) -> None:
     conn.info.pop(_RIDING, None)
     pipeline = conn.info.pop(_PIPELINE, None)
     if pipeline is not None:
-        pipeline.__exit__(None, None, None)
+        unread = conn.info.pop(_UNREAD, False)
+        try:
+            pipeline.__exit__(None, None, None)
+        except BaseException:
+            if unread:
+                conn.info[_DOOMED] = True
+            raise
+
+
+class RodeAndFailed(RuntimeError):
+    """A statement that rode with a later one failed: the transaction is not committed."""
 
 
 def _before_commit(conn: Connection) -> None:
     _close_pipeline(conn)
     _send(conn)
+    if conn.info.pop(_DOOMED, False):
+        raise RodeAndFailed("a write sent with a later statement failed; the transaction is "
+                            "rolled back, not committed")
 
 
 def _drop(conn: Connection) -> None:
     queue: Deferred | None = conn.info.get(_QUEUE)
     if queue:
         queue.clear()
+    conn.info.pop(_DOOMED, None)
     with suppress(Exception):
         _close_pipeline(conn)
+    conn.info.pop(_DOOMED, None)

@@ -3,6 +3,9 @@ order, before anything reads, and a failing one is rolled back with its savepoin
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,7 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import delete, event, func, insert, select
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import Session
 
@@ -18,7 +21,15 @@ from listserv import accept, audit, inbound_queue, write_behind
 from listserv import config as config_mod
 from listserv.addresses import Destination, Kind
 from listserv.config import Config
-from listserv.models import AuditEntry, InboundMessage, Message, MessageStatus, Outbox, utcnow
+from listserv.models import (
+    AuditEntry,
+    InboundMessage,
+    Message,
+    MessageStatus,
+    Outbox,
+    SearchText,
+    utcnow,
+)
 from listserv.store import Store
 from tests.harness import DOMAIN, mail, make_list, write_config
 from tests.smtpsink import SmtpSink
@@ -477,3 +488,82 @@ def test_reads_reuse_their_expansion_and_parameters_only_as_sqlalchemy_would_bui
             got = [tuple(r) for r in write_behind.rows(s, statement, params)]
             assert got == [tuple(r) for r in s.execute(statement, params)], params
             assert got, params
+
+
+def test_in_a_group_a_posts_last_writes_ride_and_one_that_fails_is_shunted_alone(
+        cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The group committer's transactions ride (``write_behind.riding``): a post's last writes
+    go with the next post's first read, not in a round trip of their own. When one of them
+    fails, it fails the group; the committer runs the units again one by one, not riding, and
+    only that post is shunted."""
+    from listserv.group_commit import QUIET, GroupCommitter
+
+    if not store.is_postgres:
+        pytest.skip("round trips are PostgreSQL's")
+    ids = queue_posts(cfg, store, ["Opening", "Re: Opening", "Re: Opening", "Re: Opening"])
+    with store.session() as s:
+        assert inbound_queue.handle(s, cfg, ids[0]) is True
+    real = audit.record
+    doomed = "p2@example.org"
+
+    def clash(session: Session, **kwargs: Any) -> None:
+        real(session, **kwargs)
+        if kwargs["action"].startswith("post-") and doomed in kwargs["target"]:
+            write_behind.defer(session, INSERT, row("clash", id=10**6))  # a taken id
+
+    with store.session() as s:
+        write_behind.defer(s, INSERT, row("taken", id=10**6))
+    committer = GroupCommitter(store)
+    gate = threading.Event()
+    committer.start()
+    try:
+        with round_trips(store, monkeypatch) as trips:
+            held = committer.submit(lambda _s: gate.wait(10))  # the rest queue: one group
+            futures = [committer.submit(lambda s, i=i: inbound_queue.handle(s, cfg, i),
+                                        background=True, own_savepoints=True)
+                       for i in ids[1:]]
+            trips.clear()
+            monkeypatch.setattr(audit, "record", clash)
+            time.sleep(QUIET * 2)  # arrivals quiet: the three handlings go as one group
+            gate.set()
+            held.result(10)
+            answers = [f.result(10) for f in futures]
+    finally:
+        committer.stop()
+    assert answers == [True, False, True], "the failing post shunted, the others handled"
+    assert "failed to commit; retrying one by one" in caplog.text
+    assert "RodeAndFailed" in caplog.text, "the COMMIT refused, not answered with a ROLLBACK"
+    with store.session() as s:
+        statuses = dict(s.execute(select(Message.message_id, Message.status)).all())
+        assert statuses[doomed] == MessageStatus.SHUNTED.value, statuses
+        assert sum(v == MessageStatus.ACCEPTED.value for v in statuses.values()) == 3
+        assert s.execute(select(func.count()).select_from(InboundMessage)).scalar_one() == 0
+        assert actions(s).count("clash") == 0
+
+
+def test_riding_saves_the_round_trip_of_each_posts_last_writes(
+        cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three replies handled in one transaction: riding, the last writes of each go with the
+    next statement; not riding (a unit run alone), each post's go in a round trip of their own."""
+    if not store.is_postgres:
+        pytest.skip("round trips are PostgreSQL's")
+    counts = []
+    for ride in (False, True):
+        with store.session() as s:
+            s.execute(delete(Outbox))
+            s.execute(delete(SearchText))
+            s.execute(delete(Message))
+            s.commit()
+        ids = queue_posts(cfg, store, ["Opening", "Re: Opening", "Re: Opening", "Re: Opening"])
+        with store.session() as s:
+            assert inbound_queue.handle(s, cfg, ids[0]) is True
+        with store.session() as s, round_trips(store, monkeypatch) as trips:
+            conn = s.connection()
+            with write_behind.riding(conn) if ride else contextlib.nullcontext():
+                trips.clear()
+                for row_id in ids[1:]:
+                    assert inbound_queue.handle(s, cfg, row_id) is True
+                s.commit()
+        counts.append(len(trips))
+    assert counts[1] <= counts[0] - 3, counts
