@@ -25,8 +25,7 @@ Invariants:
 - With an urgent writer the other writers leave urgent units to it, and take them only once
   the oldest has waited ``URGENT_HELP`` (the urgent writer is behind): so during a burst of
   members' posts the pipeline's background work is still written, beside the door's inserts,
-  instead of waiting for the burst to end (PostgreSQL's handled posts during a burst rose from
-  ~20 to ~N a second, bench/README.md). Arrivals are then quiet for those writers when no
+  instead of waiting for the burst to end. Arrivals are then quiet for those writers when no
   *normal* unit has arrived for ``QUIET``: urgent arrivals, and those of another process
   (``note_arrival``), do not wait behind their groups (PostgreSQL has no database-wide write
   lock).
