@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from listserv import archive_import, audit
+from listserv import archive_import, audit, search_behind
 from listserv.cli_common import Ctx, list_or_fail, pass_ctx
 
 CHUNK = 200  # posts per transaction: progress survives an interruption, locks stay short
@@ -54,6 +54,9 @@ def archive_import_command(obj: Ctx, list_name: str, file: Path) -> None:
                              action="archive-import", target=file.name,
                              detail=f"imported {summary.imported}, duplicates "
                                     f"{summary.duplicates}, unreadable {len(summary.unreadable)}")
+            # PostgreSQL: the imported posts' tsvectors now, not one by one in every search
+            # until a serve's indexer comes by (search_behind).
+            search_behind.index_pending(store)
     except archive_import.ImportProblem as e:
         raise click.ClickException(str(e)) from None
     log.info("archive import into %s from %s: %d imported, %d duplicates, %d unreadable",

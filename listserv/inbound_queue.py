@@ -226,6 +226,7 @@ class Pipeline:
         self._last_sweep = float("-inf")
         self._wake: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
+        self.idle_since: float | None = None  # when it last became idle (monotonic); None: busy
         self._task: asyncio.Task[None] | None = None
         self.handled = 0  # rows handled by this process (benches, tests)
 
@@ -281,6 +282,7 @@ class Pipeline:
         heapq.heappush(self._heap, (rank, row_id))
         assert self._wake is not None and self._idle is not None
         self._idle.clear()
+        self.idle_since = None
         self._wake.set()
 
     async def _sweep(self) -> None:
@@ -305,6 +307,8 @@ class Pipeline:
 
     def _check_idle(self) -> None:
         if not self._known and self._idle is not None:
+            if not self._idle.is_set():
+                self.idle_since = time.monotonic()
             self._idle.set()
 
     def _hold_until(self, now: float) -> float | None:

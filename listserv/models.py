@@ -481,8 +481,9 @@ class SearchText(SQLModel, table=True):
     """The text an accepted post is found by (``listserv.search``): one row per post, written
     when it is released or imported. The index over it is each backend's own and not a model:
     on SQLite the FTS5 table ``search_fts`` (this table is its external content, triggers keep
-    it current), on PostgreSQL the generated ``tsv`` column and its GIN index (migration 0010;
-    over accent-folded text since 0018, ``listserv.accents``).
+    it current), on PostgreSQL the ``tsv`` column and its GIN index (migration 0010;
+    over accent-folded text since 0018, ``listserv.accents``; NULL until
+    ``listserv.search_behind`` fills it since 0024).
     """
 
     __tablename__ = "search_text"

@@ -6,16 +6,20 @@ address), written by ``index_post`` in the transaction that releases the post (o
 The index over those rows is the backend's own (migration 0010):
 - SQLite: an FTS5 table with ``search_text`` as its external content, kept current by triggers;
   ranked by ``bm25``, excerpts by ``snippet``.
-- PostgreSQL: a generated ``tsvector`` column with a GIN index; ``websearch_to_tsquery``,
-  ranked by ``ts_rank_cd``, and ``ts_headline`` only for the rows of the page asked for.
-Both index accent-folded text (``accents``: PostgreSQL's column folds it all, migrations 0018
-and 0022; SQLite's tokenizer folds the diacritics and its triggers the other letters, 0022) and
-the query is folded the same way, so both backends find "café" for "cafe", "Tromsø" for
-"Tromso", "straße" for "strasse" and the other way round.
+- PostgreSQL: a ``tsvector`` column with a GIN index, filled behind the posts
+  (``search_behind``; a row not yet indexed is matched through ``search_tsv``, the function that
+  fills it, migration 0024); ``websearch_to_tsquery``, ranked by ``ts_rank_cd``, and
+  ``ts_headline`` only for the rows of the page asked for.
+Both index accent-folded text (``accents``: PostgreSQL's ``search_tsv`` folds it all,
+migrations 0018, 0022 and 0024; SQLite's tokenizer folds the diacritics and its triggers the
+other letters, 0022) and the query is folded the same way, so both backends find "café" for
+"cafe", "Tromsø" for "Tromso", "straße" for "strasse" and the other way round.
 
 Invariants:
 - Only accepted posts are found, and only on the lists the caller names (the caller decides
   which archives the viewer may see).
+- A post is found from the commit that releases it, on PostgreSQL before it is indexed too,
+  with the rank and snippet it has once indexed.
 - What people type never reaches SQL as syntax (``search_query``), so no query is an error.
 - Snippets come back as (text, matched) segments, never as markup: the page escapes the text
   and marks the matched words itself.
@@ -40,7 +44,7 @@ from listserv.post_row import AnyPost
 MAX_BODY = 100_000  # characters of a post's text indexed (a tsvector holds at most 1 MB)
 PER_PAGE = 20
 MAX_PAGE = 50  # ranked results past 1,000 help nobody and cost every row before them
-PG_CONFIG = "english"  # the text search configuration; the migration's column uses the same
+PG_CONFIG = "english"  # the text search configuration; the migrations' search_tsv uses the same
 
 # Snippet markers: control characters, which ``document`` removes from indexed text, so a
 # marker in a snippet is always the index's and never the author's.
@@ -186,6 +190,9 @@ WHERE search_fts MATCH :q AND m.status = 'accepted' AND m.list_id IN :ids
 ORDER BY bm25(search_fts, 5.0, 1.0, 2.0), m.id DESC
 LIMIT :n OFFSET :skip""").bindparams(bindparam("ids", expanding=True))
 
+# A row not yet indexed (``search_behind``) is matched and ranked through the function its
+# tsv will be filled from (migration 0024): found from its post's commit, ranked the same.
+_PG_TSV = "search_tsv(st.subject, st.author, st.body)"
 # The page's rows are chosen first; ts_headline, the costly part, runs only for them, over the
 # same folded text the index holds (``accents``), so folded query words are marked.
 _PG_DELIMITER = " … "
@@ -201,10 +208,11 @@ SELECT r.id, r.list_id, r.thread_id, r.subject, r.from_name, r.from_address, r.d
 FROM (
   SELECT m.id, m.list_id, m.thread_id, m.subject, m.from_name, m.from_address, m.date,
          st.body, q.q,
-         ts_rank_cd(st.tsv, q.q) AS rank
+         ts_rank_cd(coalesce(st.tsv, {_PG_TSV}), q.q) AS rank
   FROM search_text st JOIN message m ON m.id = st.message_pk,
        websearch_to_tsquery('{PG_CONFIG}', :q) AS q(q)
-  WHERE st.tsv @@ q.q AND m.status = 'accepted' AND st.list_id IN :ids
+  WHERE (st.tsv @@ q.q OR (st.tsv IS NULL AND {_PG_TSV} @@ q.q))
+    AND m.status = 'accepted' AND st.list_id IN :ids
   ORDER BY rank DESC, m.id DESC
   LIMIT :n OFFSET :skip
 ) r

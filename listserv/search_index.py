@@ -7,8 +7,9 @@ Invariants:
   removes diacritics). FTS5's own ``'rebuild'`` would read ``search_text`` as the author wrote
   it, and "Tromso" would no longer find "Tromsø"; so the index is emptied (``'delete-all'``)
   and filled from ``search_text`` through that fold, in one transaction.
-- PostgreSQL: the ``tsv`` column is generated from the folded text on every write, so only its
-  GIN index can need rebuilding: ``REINDEX``.
+- PostgreSQL: every ``tsv`` not yet filled is filled first (``search_behind``, a committed
+  batch at a time), then the GIN index is rebuilt: ``REINDEX``. A filled ``tsv`` is always
+  ``search_tsv`` of its row's text (migration 0024's trigger empties it when the text changes).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from types import ModuleType
 
 from sqlalchemy import text
 
+from listserv import search_behind
 from listserv.store import MIGRATIONS, Store
 
 TRIGGERS = "0022_search_fold_letters.py"  # the migration whose fold the triggers use
@@ -50,6 +52,8 @@ def sqlite_fill() -> str:
 
 def rebuild(store: Store) -> int:
     """Rebuild the search index; the number of posts in it."""
+    if store.is_postgres:
+        search_behind.index_pending(store)
     with store.engine.begin() as conn:
         if store.is_sqlite:
             conn.execute(text("INSERT INTO search_fts(search_fts) VALUES ('delete-all')"))

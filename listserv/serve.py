@@ -3,15 +3,17 @@
 Now: the SMTP server, the outbox worker (delivery; in a child process with ``[server]
 delivery_process``, listserv/courier.py), the scheduler (digests/schedule.py:
 digests and held-post reminders, run by one process), the web pages (listserv/web/, uvicorn
-in this loop), and the Discord bot (bot/) when ``[discord] token`` is set, in the one process
-of those sharing the store that holds its lease (bot/leased.py). ``App`` is also what the
-tests start, on loopback.
+in this loop), the Discord bot (bot/) when ``[discord] token`` is set, in the one process
+of those sharing the store that holds its lease (bot/leased.py), and on PostgreSQL the search
+indexer (listserv/search_behind.py: new posts' tsvectors, while the pipeline is idle). ``App``
+is also what the tests start, on loopback.
 
 Invariants:
 - Start-up fails fast, with a message saying what to do, when the schema is not current, the
   DKIM key configured cannot be read, or the SMTP or web port cannot be bound.
-- Stopping stops the web pages and the scheduler, closes the SMTP server (no new messages), then
-  lets the outbox worker release what it holds, so a restart resumes deliveries at once.
+- Stopping stops the web pages, the scheduler and the search indexer, closes the SMTP server
+  (no new messages), then lets the outbox worker release what it holds, so a restart resumes
+  deliveries at once.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from listserv.door import DoorProcess
 from listserv.group_commit import GroupCommitter
 from listserv.inbound_queue import Pipeline
 from listserv.outbox import OutboxWorker
+from listserv.search_behind import Indexer
 from listserv.smtp import ListHandler, smtp_factory
 from listserv.store import MIGRATIONS, Store
 
@@ -68,6 +71,7 @@ class App:
         self.courier: CourierProcess | None = None
         self.committer: GroupCommitter | None = None
         self.pipeline: Pipeline | None = None
+        self.indexer: Indexer | None = None  # PostgreSQL's search indexer
         self.door: DoorProcess | None = None
         self.server: asyncio.Server | None = None
         self.handler: ListHandler | None = None  # the in-process SMTP door's (tests)
@@ -112,6 +116,11 @@ class App:
         self.committer.start()
         self.pipeline = Pipeline(self.store, self.cfg, self.committer, self.wake_outbox)
         await self.pipeline.start()
+        if self.store.is_postgres:
+            pipeline = self.pipeline
+            self.indexer = Indexer(self.store, lambda: pipeline.idle_since,
+                                   lambda: pipeline.handled)
+            await self.indexer.start()
         if self.cfg.server.smtp_process:
             await self._start_door()
         else:
@@ -253,6 +262,9 @@ class App:
             self.web = None
         if self.scheduler is not None:
             await self.scheduler.stop()
+        if self.indexer is not None:  # at most a batch to finish
+            await self.indexer.stop()
+            self.indexer = None
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlmodel import select
 
 from listserv import archive_import, search
@@ -51,6 +51,10 @@ def test_fedora_mbox_imports_with_the_archives_threads(config: Path, store: Stor
     first = cli(config, "archive", "import", "fedora-devel-list", str(mbox))
     assert first.exit_code == 0, first.output
     assert "imported 292, skipped 0 (already in the archive), unreadable 0" in first.output
+    if store.is_postgres:  # indexed by the command (search_behind), not left to a serve
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*), count(tsv) FROM search_text")).one() \
+                == (292, 292)
     positions = {p.message_id: p.position for p in posts}
     want = partition(answer_key(corpus / FEDORA / "2010-January_thread.html.gz"))
     assert _partition_by_message_id(store, "fedora-devel-list", positions) == want
