@@ -13,7 +13,8 @@ Invariants:
 - Several indexers (processes) share the rows: a batch locks its rows ``FOR UPDATE SKIP
   LOCKED``, so two never wait for each other nor index a row twice.
 - A burst's handling does not share the cores with indexing: an ``Indexer`` starts only after
-  the pipeline has been idle ``QUIET`` seconds and stops between batches as soon as it is not.
+  the pipeline has been idle ``QUIET`` seconds and stops between batches as soon as it is not;
+  only a pipeline busy for longer than ``SWEEP`` gets one batch each ``SWEEP`` meanwhile.
 - SQLite has nothing to index here (FTS5's triggers index in the post's transaction).
 """
 
@@ -87,7 +88,9 @@ def due(*, idle_for: float | None, handled: int, seen: int, more: bool, since_lo
     busy); ``handled``: posts it has handled, ``seen`` at the last look; ``more``: the last look
     stopped early; ``since_look``: seconds since it. Pure."""
     if idle_for is None or idle_for < quiet:
-        return False
+        # Busy: still a batch a sweep, so a pipeline never quiet for long cannot leave posts
+        # unindexed without bound (each costs every search ~1 ms until it is indexed).
+        return since_look >= sweep
     return more or handled != seen or since_look >= sweep
 
 
@@ -126,7 +129,9 @@ class Indexer:
         return not self._stopping.is_set() and idle is not None and idle >= self.quiet
 
     async def _run(self) -> None:
-        seen, more, last_look = self.handled(), False, float("-inf")
+        # Rows left from before (another process, an import) are looked for at the first quiet
+        # moment (``more``); a pipeline busy from the start waits a SWEEP for its first batch.
+        seen, more, last_look = self.handled(), True, time.monotonic()
         while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.tick)
