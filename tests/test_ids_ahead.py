@@ -50,6 +50,22 @@ def draws(store: Store) -> Iterator[list[str]]:
         event.remove(store.engine, "before_cursor_execute", grab)
 
 
+@contextmanager
+def returning(store: Store) -> Iterator[list[str]]:
+    """The tables of the INSERTs sent with RETURNING (which wait for the row's id)."""
+    seen: list[str] = []
+
+    def grab(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        words = statement.split()
+        if words[:2] == ["INSERT", "INTO"] and "RETURNING" in words:
+            seen.append(words[2])
+    event.listen(store.engine, "before_cursor_execute", grab)
+    try:
+        yield seen
+    finally:
+        event.remove(store.engine, "before_cursor_execute", grab)
+
+
 def test_ids_come_from_the_sequences_a_block_at_a_time(store: Store) -> None:
     with store.session() as s, draws(store) as seen:
         first = ids_ahead.take(s, "message")
@@ -125,9 +141,12 @@ def test_a_posts_rows_agree_on_its_ids(cfg: Config, store: Store) -> None:
     rows = [queue(cfg, store, "Opening", "p0@example.org"),
             queue(cfg, store, "Re: Opening", "p1@example.org", "p0@example.org"),
             queue(cfg, store, "Another", "p2@example.org")]
-    with store.session() as s:  # one transaction, as the group committer runs them
-        for row_id in rows:
+    with store.session() as s, returning(store) as waited:
+        for row_id in rows:  # one transaction, as the group committer runs them
             assert inbound_queue.handle(s, cfg, row_id) is True
+    # On PostgreSQL no INSERT waits for its id (on SQLite RETURNING costs no round trip).
+    assert waited == ([] if store.is_postgres else ["thread", "message", "message",
+                                                    "thread", "message"])
     with store.session() as s:
         posts = {m.message_id: m for m in s.execute(select(Message)).scalars()}
         threads = {t.id: t for t in s.execute(select(Thread)).scalars()}
