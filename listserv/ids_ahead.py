@@ -98,6 +98,7 @@ def take(session: Session, table: str) -> int | None:
 
 def draw(session: Session, wanted: dict[str, int]) -> dict[str, list[int]]:
     """``wanted[table]`` fresh ids of each table from its sequence, in one statement."""
-    found = write_behind.rows(session, _DRAW, {t: wanted.get(t, 0) for t in TABLES})
+    with session.no_autoflush:  # it reads only sequences: what is pending waits, as it would
+        found = write_behind.rows(session, _DRAW, {t: wanted.get(t, 0) for t in TABLES})
     return {t: sorted(int(r[n]) for r in found if r[n] is not None)
             for n, t in enumerate(TABLES)}
