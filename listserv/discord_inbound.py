@@ -185,7 +185,7 @@ def _tied_thread(session: Session, ml: MailingList, discord_thread_id: str) -> i
         select(Message.thread_id).join(DiscordPost, col(DiscordPost.message_pk) == col(Message.id))
         .where(DiscordPost.discord_thread_id == discord_thread_id, Message.list_id == ml.id,
                col(Message.thread_id).is_not(None), col(Message.accepted_at).is_not(None))
-        .order_by(col(Message.id))).first()
+        .order_by(col(Message.received_at), col(Message.id))).first()
 
 
 def placement(session: Session, cfg: Config, ml: MailingList, dm: DiscordMessage) -> Placement:
@@ -198,7 +198,8 @@ def placement(session: Session, cfg: Config, ml: MailingList, dm: DiscordMessage
                                       col(Message.accepted_at).is_not(None)))
     parent = session.exec(accepted.order_by(col(Message.accepted_at).desc(),
                                             col(Message.id).desc())).first()
-    root = session.exec(accepted.order_by(col(Message.id))).first()
+    # The first to arrive: ids are not in arrival order across processes (listserv/ids_ahead.py).
+    root = session.exec(accepted.order_by(col(Message.received_at), col(Message.id))).first()
     subject = names.clean(thread.subject) or new.subject
     subject = subject if _REPLY.match(subject) else f"Re: {subject}"
     if parent is None or root is None:

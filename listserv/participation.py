@@ -64,7 +64,9 @@ def public_texts(session: Session, ml: MailingList) -> list[str]:
         Message.list_id == ml.id, Message.status == MessageStatus.ACCEPTED.value,
         col(Message.accepted_at) >= since,
         col(Message.policy).contains(f'"{policy.Case.PUBLIC_DOMAIN.value}"'))
-        .order_by(col(Message.id).desc()).limit(PUBLIC_TEXT_LIMIT)).all()
+        # The latest accepted: ids are not in arrival order across processes (ids_ahead.py).
+        .order_by(col(Message.accepted_at).desc(), col(Message.id).desc())
+        .limit(PUBLIC_TEXT_LIMIT)).all()
     texts: list[str] = []
     for pk, kept in rows:
         if kept is None:  # stored before migration 0004

@@ -25,6 +25,7 @@ from listserv import (
     audit,
     competition_entries,
     discord_bridge,
+    ids_ahead,
     moderation,
     notices,
     participation,
@@ -58,6 +59,7 @@ log = logging.getLogger("commonroom.posting")
 MESSAGE = Message.__table__  # type: ignore[attr-defined]
 # Built once: constructing a statement costs more Python time than running it.
 _INSERT_MESSAGE = insert(MESSAGE).returning(MESSAGE.c.id)
+_INSERT_MESSAGE_WITH_ID = insert(MESSAGE)  # its id taken ahead (listserv/ids_ahead.py)
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
                           parsed.date or received_at, ml.name, write=False)
     thread_id = placement.thread_id if placement is not None else None
     policy = participation.evidence_json(verdict.decision) if verdict else ""
-    pk: int = write_behind.returning(session, _INSERT_MESSAGE, {
+    values = {
         "list_id": ml.id, "thread_id": thread_id, "message_id": parsed.message_id,
         "envelope_from": envelope_from, "envelope_to": list_address(ml.name, cfg.server.domain),
         "from_address": sender, "from_name": parsed.from_name, "subject": parsed.subject,
@@ -145,7 +147,14 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
         "size": parsed.size, "dmarc_policy": dmarc_policy, "policy": policy,
         "public_texts": verdict.public_texts if verdict else None,
         "status": STATUS_FOR[decision.action].value, "reason": decision.reason, "raw": raw,
-    })
+    }
+    # On PostgreSQL the id is taken ahead, so the INSERT goes with the post's other writes.
+    ahead = ids_ahead.take(session, "message")
+    if ahead is None:
+        pk: int = write_behind.returning(session, _INSERT_MESSAGE, values)
+    else:
+        pk = ahead
+        write_behind.defer(session, _INSERT_MESSAGE_WITH_ID, {"id": pk, **values})
     row = PostRow(pk, ml.id, thread_id, parsed.message_id, envelope_from, sender,
                   parsed.from_name, parsed.subject, parsed.date, received_at, policy, raw)
     info = list_info(ml, cfg)

@@ -9,7 +9,9 @@ Rules, in order:
    reply that arrived first already referred to it) or any id in References/In-Reply-To, whether
    that id was received or is only a "phantom" someone referred to.
 2. If those ids belong to several threads, the post proves they are one conversation: they are
-   merged into the oldest (lowest id) thread.
+   merged into the oldest (lowest id) thread. (Thread ids are taken ahead on PostgreSQL,
+   ``ids_ahead``: across ``serve`` processes the lowest is the oldest only up to a block;
+   any fixed choice would do, and this one is also the order threads are locked in.)
 3. Only when no id is known: the thread with the same non-empty ``subject_key`` whose posts lie
    within ``SUBJECT_WINDOW`` of this post's date (lowest id on a tie). This catches replies from
    clients that drop References, and replies to parents the list never saw.
@@ -52,7 +54,7 @@ from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from listserv import contention, write_behind
+from listserv import contention, ids_ahead, write_behind
 from listserv.models import Competition, CompetitionState, Message, Thread, ThreadRef
 
 # Posts sharing only a subject belong together when they are this close in time; further apart,
@@ -224,7 +226,9 @@ def place(session: Session, list_id: int, message_id: str, references: Sequence[
 
     ``write=False`` leaves the joined thread's new counts and span in ``Placement.changes`` for
     the caller to write with the summary's (``write_thread``: one UPDATE for all a post changes
-    in it); a new thread is inserted at once all the same, for its id, and so are the new refs.
+    in it); a new thread and the new refs are written all the same (deferred in a write-behind
+    scope: on PostgreSQL the new thread's id is taken ahead, ``ids_ahead``; on SQLite its
+    INSERT runs at once, for its id).
     Reads and writes are core statements; an ORM ``Thread`` the session holds reads its row again
     (``write_thread``).
     """
@@ -295,7 +299,12 @@ def _place_once(session: Session, list_id: int, ids: list[str], key: str, subjec
             "list_id": list_id, "subject": subject, "subject_key": key, "first_post_at": date,
             "last_post_at": date, "post_count": 1, "opening_pk": None, "participants": "[]",
             "participant_count": 0}
-        new_id = write_behind.returning(session, _INSERT_THREAD, values)  # for the refs below
+        # Its id, for the refs below: taken ahead on PostgreSQL, so the INSERT is deferred.
+        new_id = ids_ahead.take(session, "thread")
+        if new_id is None:
+            new_id = write_behind.returning(session, _INSERT_THREAD, values)
+        else:
+            write_behind.defer(session, _INSERT_THREAD_WITH_ID, {"id": new_id, **values})
         thread = ThreadRow(id=new_id, **values)
     else:
         if postgres and not known:  # chosen by subject: lock it, reading it afresh
@@ -418,6 +427,7 @@ _BY_ID = core_select(*_COLUMNS, _OPEN_COMPETITION).where(THREAD.c.id.in_(bindpar
 _LOCK_WAIT = _BY_ID.order_by(THREAD.c.id).with_for_update(of=THREAD)
 _LOCK_SKIP = _BY_ID.order_by(THREAD.c.id).with_for_update(of=THREAD, skip_locked=True)
 _INSERT_THREAD = insert(THREAD).returning(THREAD.c.id)
+_INSERT_THREAD_WITH_ID = insert(THREAD)  # its id taken ahead (listserv/ids_ahead.py)
 _UPDATE_THREAD = update(THREAD).where(THREAD.c.id == bindparam("thread_key"))
 _INSERT_REF = insert(THREAD_REF)
 

@@ -5,7 +5,7 @@ posting pipeline on both backends (linked or not, bridged or not, held, replayed
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import col, select
@@ -269,3 +269,24 @@ def test_a_vendors_new_view_is_held_by_the_participation_policy(store: Store) ->
     pointer = _submit(store, _dm("Release notes: https://acme.example/notes",
                                  message_id="900000000000000002"))
     assert pointer.result is di.Result.ACCEPTED  # a short pointer is fine
+
+
+def test_a_reply_names_as_root_the_threads_first_post_to_arrive(store: Store) -> None:
+    """Ids need not follow arrival (taken ahead by two processes: listserv/ids_ahead.py); here
+    the reply was stored first, with the lower id, but arrived after the opening post."""
+    make_list(store, members=("jane@example.com", "bob@example.com"))
+    _link(store, "jane@example.com")
+    reply = _email_post(store, "bob@example.com", "Re: Plans", "second@example.com",
+                        "<root@example.com>")
+    root = _email_post(store, "bob@example.com", "Plans", "root@example.com")
+    assert reply.message_pk < root.message_pk
+    with store.session() as s:
+        first, second = s.get(Message, root.message_pk), s.get(Message, reply.message_pk)
+        assert first is not None and second is not None and first.thread_id is not None
+        first.received_at = second.received_at - timedelta(minutes=1)
+        s.add(first)
+        s.add(DiscordThread(thread_id=first.thread_id, discord_thread_id="800000000000000001",
+                            channel_id=CHANNEL))
+    assert _submit(store, _dm("I agree")).result is di.Result.ACCEPTED
+    parsed = parse(_messages(store)[-1].raw, domain=DOMAIN)
+    assert parsed.references[0] == "root@example.com"

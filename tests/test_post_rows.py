@@ -6,7 +6,10 @@ rate limit, a competition thread, a Discord bridge) and to one that holds them, 
 groups of five savepoints in one transaction (as the group committer runs them); some held posts
 approved or rejected by a moderator, and one mbox imported into the archive. Every table's rows
 are then compared with ``tests/data/posting_rows.{sqlite,postgresql}.json``, which the code at
-main acc4241 (before the accepted post was written with fewer statements) stored.
+main acc4241 (before the accepted post was written with fewer statements) stored. The
+PostgreSQL one was written again at branch i12-pg-ids-ahead (message and thread ids taken
+ahead from their sequences in blocks, ``listserv/ids_ahead.py``): every row the same but for a
+one-to-one renumbering of those ids, checked table by table (213 posts, 102 threads).
 
 Regenerate only on purpose, from code known to be right: ``COMMONROOM_WRITE_POSTING_ROWS=1``.
 """

@@ -196,7 +196,8 @@ def test_a_handled_post_costs_few_round_trips(cfg: Config, store: Store,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 12: on PostgreSQL the handling writer is bound by its round trips. A reply (the
     commonest post) took 16 when each statement was one; pipelines now carry the writes that
-    read nothing back, the threading lock and the SAVEPOINT."""
+    read nothing back, the threading lock and the SAVEPOINT; with its id taken ahead
+    (listserv/ids_ahead.py) its row's INSERT rides with its next read: 8, not 9."""
     if not store.is_postgres:
         pytest.skip("round trips are PostgreSQL's")
     ids = queue_posts(cfg, store, ["Opening", "Re: Opening"])
@@ -206,7 +207,7 @@ def test_a_handled_post_costs_few_round_trips(cfg: Config, store: Store,
         s.connection()
         trips.clear()  # from the first statement of the handling on
         assert inbound_queue.handle(s, cfg, ids[1]) is True
-    assert len(trips) <= 9, trips
+    assert len(trips) <= 8, trips
 
 
 def test_a_release_rides_with_the_next_messages_first_read(cfg: Config, store: Store,
@@ -226,7 +227,7 @@ def test_a_release_rides_with_the_next_messages_first_read(cfg: Config, store: S
         for row_id in ids[1:]:
             assert inbound_queue.handle(s, cfg, row_id) is True
     assert not [t for t in trips if t.startswith("RELEASE")], trips
-    assert len(trips) <= 3 * 7, trips  # 7 each; the last RELEASE goes with the sync at COMMIT
+    assert len(trips) <= 3 * 6, trips  # 6 each; the last RELEASE goes with the sync at COMMIT
     with store.session() as s:
         assert s.execute(select(func.count()).select_from(InboundMessage)).scalar_one() == 0
         assert s.execute(select(func.count()).select_from(Message)).scalar_one() == 4
