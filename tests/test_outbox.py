@@ -440,6 +440,28 @@ def test_the_claim_reads_the_partial_due_index(store: Store) -> None:
     assert "ix_outbox_due" in plan, plan
 
 
+def test_the_claim_finds_its_rows_by_key_however_large_the_table(store: Store) -> None:
+    """PostgreSQL: the due ids first, then their rows by primary key. ``id IN (SELECT …)`` was
+    planned as a hash join over a scan of every row, sent ones included (kept 30 days)."""
+    if not store.is_postgres:
+        pytest.skip("SQLite's plan is test_the_claim_reads_the_partial_due_index's")
+    from sqlalchemy import text
+
+    from listserv.outbox import _claim_statement
+
+    with store.engine.begin() as c:
+        c.execute(text(
+            "INSERT INTO outbox (recipient, sender, state, attempts, next_attempt_at, created_at,"
+            " last_error, priority, sent_at) SELECT 'm' || i || '@example.org', :s, "
+            "CASE WHEN i <= 5000 THEN 'sent' ELSE 'pending' END, 1, now(), now(), '', 1, now() "
+            "FROM generate_series(1, 5100) AS i"), {"s": SENDER})
+        c.exec_driver_sql("ANALYZE outbox")
+        claim = _claim_statement(True).compile(dialect=c.dialect)
+        params = {**claim.params, "now": utcnow(), "limit": 40, "worker": 1}
+        plan = "\n".join(r[0] for r in c.exec_driver_sql("EXPLAIN " + str(claim), params))
+    assert "outbox_pkey" in plan and "Seq Scan" not in plan, plan
+
+
 async def test_a_lost_lease_connection_is_noticed_and_taken_again(store: Store,
                                                                   sink: SmtpSink) -> None:
     """Issue 7.24: the worker checks its advisory lock's connection, as the scheduler does."""
