@@ -241,8 +241,8 @@ class OutboxWorker:
         self.clock = clock
         self.backoff = backoff
         self.recover_interval = recover_interval
-        # Outcomes are written when a batch of them is ready or this many seconds passed:
-        # few transactions, and a crash re-sends at most that much.
+        # Outcomes are written when a batch of them is ready, nothing is left to send, or this
+        # many seconds passed: few transactions, and a crash re-sends at most that much.
         self.flush_interval = flush_interval
         self.worker_id = 0  # set by start(); the claimed_by of this worker's rows
         self._low_water = max(batch // 2, connections)
@@ -406,7 +406,10 @@ class OutboxWorker:
                     row.id, row.list_id, row.recipient, row.sender,
                     row.message_pk is not None or row.digest_id is not None, row.attempts,
                     row.queued_at, result))
-                if len(self._done) >= self.batch or self._queue.empty():
+                # Write back a full batch, or once nothing is left to send: not after each
+                # copy while the last few of a claim are still going (one write-back per claim
+                # rather than one per sender, when delivery waits on new posts).
+                if len(self._done) >= self.batch or (self._queue.empty() and not self._in_flight):
                     self._flush_now.set()
         finally:
             try:

@@ -97,6 +97,24 @@ async def test_every_row_is_delivered_once(store: Store, sink: SmtpSink) -> None
     assert chained >= (25 if sink.pipelining else 0), sink.wire
 
 
+async def test_a_claims_outcomes_are_written_back_together(store: Store,
+                                                          sink: SmtpSink) -> None:
+    """Once nothing is left to send, not each time a sender finds the queue empty while the
+    claim's last copies are still going (one write-back per sender, before)."""
+    add_notices(store, 12)
+    w = worker(store, sink, connections=3, flush_interval=30.0)  # no write-back by the clock
+    written: list[int] = []
+    write = w._write
+
+    def counted(done: Any, released: Any) -> Any:
+        written.append(len(done))
+        return write(done, released)
+    w._write = counted  # type: ignore[method-assign]
+    await run(w)
+    assert written == [12]
+    assert {r.state for r in outbox(store).values()} == {"sent"}
+
+
 async def test_4xx_is_retried_then_delivered_once(store: Store, sink: SmtpSink,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     (oid,) = add_notices(store, 1)
