@@ -68,14 +68,30 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import Connection, Table, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Table,
+    Update,
+    any_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
 
 from listserv.bounce_parse import reply_status
 from listserv.models import Bounce, Outbox, OutboxPriority, OutboxState, utcnow
 from listserv.outbox_admin import in_state, prune_sent
 from listserv.outbox_lease import Lease, recover_dead
-from listserv.store import Store
+from listserv.store import PLAN_EACH_TIME, Store
 from listserv.transports import Chaining, Copy, Outcome, SendResult, Transport
 
 log = logging.getLogger("commonroom.outbox")
@@ -225,8 +241,8 @@ class OutboxWorker:
         self.clock = clock
         self.backoff = backoff
         self.recover_interval = recover_interval
-        # Outcomes are written when a batch of them is ready or this many seconds passed:
-        # few transactions, and a crash re-sends at most that much.
+        # Outcomes are written when a batch of them is ready, nothing is left to send, or this
+        # many seconds passed: few transactions, and a crash re-sends at most that much.
         self.flush_interval = flush_interval
         self.worker_id = 0  # set by start(); the claimed_by of this worker's rows
         self._low_water = max(batch // 2, connections)
@@ -243,6 +259,11 @@ class OutboxWorker:
         self._closing_writer = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lease = Lease(store)
+        # Claims and most write-backs are one statement: on PostgreSQL each runs in
+        # autocommit, one round trip instead of BEGIN, the statement and COMMIT.
+        self._one = store.one_statement()
+        self._claim_stmt = _claim_statement(store.is_postgres)
+        self._sent, self._release = _sent_and_release(store.is_postgres)
         self._lease_ok = True  # False while the advisory lock's connection is lost (PostgreSQL)
         self._feeder: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -385,7 +406,10 @@ class OutboxWorker:
                     row.id, row.list_id, row.recipient, row.sender,
                     row.message_pk is not None or row.digest_id is not None, row.attempts,
                     row.queued_at, result))
-                if len(self._done) >= self.batch or self._queue.empty():
+                # Write back a full batch, or once nothing is left to send: not after each
+                # copy while the last few of a claim are still going (one write-back per claim
+                # rather than one per sender, when delivery waits on new posts).
+                if len(self._done) >= self.batch or (self._queue.empty() and not self._in_flight):
                     self._flush_now.set()
         finally:
             try:
@@ -561,23 +585,9 @@ class OutboxWorker:
         self._lease.release()
 
     def _claim(self, limit: int) -> list[Claimed]:
-        now = self.clock()
-        due = (select(OUTBOX.c.id)
-               .where(in_state(OutboxState.PENDING), OUTBOX.c.next_attempt_at <= now)
-               # Notices first, then oldest due, straight off the partial index ix_outbox_due
-               # (priority, next_attempt_at) WHERE state = 'pending': no sort of every due row
-               # per claim. Ties (a post's rows share one timestamp) come in index order.
-               .order_by(OUTBOX.c.priority, OUTBOX.c.next_attempt_at).limit(limit))
-        if self.store.is_postgres:
-            due = due.with_for_update(skip_locked=True)
-        stmt = (update(OUTBOX).where(OUTBOX.c.id.in_(due))
-                .values(state=SENDING, claimed_by=self.worker_id)
-                .returning(OUTBOX.c.id, OUTBOX.c.list_id, OUTBOX.c.message_pk, OUTBOX.c.digest_id,
-                           OUTBOX.c.payload, OUTBOX.c.recipient, OUTBOX.c.sender, OUTBOX.c.attempts,
-                           func.coalesce(OUTBOX.c.requeued_at, OUTBOX.c.created_at),
-                           OUTBOX.c.priority))
-        with self.store.engine.begin() as conn:
-            rows = [Claimed(*r) for r in conn.execute(stmt)]
+        with self._one.begin() as conn:  # one statement: on PostgreSQL, autocommit
+            rows = [Claimed(*r) for r in conn.execute(
+                self._claim_stmt, {"now": self.clock(), "limit": limit, "worker": self.worker_id})]
         rows.sort(key=lambda r: (r.priority, r.id))  # RETURNING promises no order
         self._warm_posts(rows)
         return rows
@@ -625,10 +635,14 @@ class OutboxWorker:
             log.info("delivery bounced: %s", d.result.status, extra=_extra(d, d.attempts + 1))
         # Lazy on SQLite (no fdatasync of its own): losing it to a power cut re-sends its
         # copies, as a crash before it does; listserv/async_commit.py says why that is all.
-        with self.store.lazy_engine.begin() as conn:
-            for chunk in _chunks(sent):
-                conn.execute(update(OUTBOX).where(OUTBOX.c.id.in_(chunk), mine)
-                             .values(state=SENT, sent_at=now, attempts=OUTBOX.c.attempts + 1))
+        # On PostgreSQL a write-back of one statement (sent rows alone, the common case, or
+        # released rows alone) is that statement in autocommit: still one transaction.
+        postgres = self.store.is_postgres
+        single = postgres and not (retries or bounces) and not (sent and released)
+        engine = self._one if single else self.store.lazy_engine
+        with engine.begin() as conn:
+            for chunk in _chunks(sent, postgres):
+                conn.execute(self._sent, {"ids": chunk, "worker": self.worker_id, "now": now})
             if retries:
                 conn.execute(_RETRY.where(mine), retries)
             if bounces:
@@ -645,10 +659,8 @@ class OutboxWorker:
                       "status": reply_status(d.result.code, d.result.detail),
                       "diagnostic": d.result.status[:500], "source": "smtp", "counted": 0.0}
                      for d in lost]).scalars())
-            for chunk in _chunks(released):
-                conn.execute(update(OUTBOX)
-                             .where(OUTBOX.c.id.in_(chunk), mine, OUTBOX.c.state == SENDING)
-                             .values(state=PENDING, claimed_by=None))
+            for chunk in _chunks(released, postgres):
+                conn.execute(self._release, {"ids": chunk, "worker": self.worker_id})
             undelivered = [Undelivered(i, d.list_id, d.recipient, d.sender, d.copy,
                                        reply_status(d.result.code, d.result.detail),
                                        d.result.status[:500])
@@ -700,8 +712,60 @@ _RETRY = (update(OUTBOX).where(OUTBOX.c.id == bindparam("b_id"))
                   last_error=bindparam("b_error"), claimed_by=None))
 
 
-def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
-    return [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)]
+def _chunks(ids: Sequence[int], postgres: bool) -> list[list[int]]:
+    """The ids in lists for ``_id_in``: on PostgreSQL one (an array is one parameter)."""
+    size = max(len(ids), 1) if postgres else CHUNK
+    return [list(ids[i:i + size]) for i in range(0, len(ids), size)]
+
+
+def _id_in(postgres: bool) -> ColumnElement[bool]:
+    """``outbox.id`` among the ``ids`` parameter. On PostgreSQL ``= ANY(array)``: one
+    parameter and one statement text however many ids (an expanded ``IN`` is rendered anew
+    for each call, and is a new statement to the server for every length)."""
+    if postgres:
+        return OUTBOX.c.id == any_(cast(bindparam("ids", type_=ARRAY(Integer)), ARRAY(Integer)))
+    return OUTBOX.c.id.in_(bindparam("ids", expanding=True))
+
+
+def _claim_statement(postgres: bool) -> Update:
+    """The claim (parameters ``now``, ``limit``, ``worker``), built once rather than per claim.
+    Planned each time on PostgreSQL: a plan kept from a small outbox scanned the whole table."""
+    due = (select(OUTBOX.c.id)
+           .where(in_state(OutboxState.PENDING),
+                  OUTBOX.c.next_attempt_at <= bindparam("now", type_=OUTBOX.c.next_attempt_at.type))
+           # Notices first, then oldest due, straight off the partial index ix_outbox_due
+           # (priority, next_attempt_at) WHERE state = 'pending': no sort of every due row
+           # per claim. Ties (a post's rows share one timestamp) come in index order.
+           .order_by(OUTBOX.c.priority, OUTBOX.c.next_attempt_at)
+           .limit(bindparam("limit", type_=Integer)))
+    if postgres:
+        # ANY(ARRAY(…)): the due ids are taken first and their rows found by primary key. With
+        # IN (…) the server joined them to a scan of the whole table (sent rows are kept for
+        # keep_sent): a claim's time grew with the table.
+        where = OUTBOX.c.id == any_(func.array(due.with_for_update(skip_locked=True)
+                                                .scalar_subquery()))
+    else:
+        where = OUTBOX.c.id.in_(due)
+    return (update(OUTBOX).where(where)
+            .values(state=SENDING, claimed_by=bindparam("worker", type_=Integer))
+            .returning(OUTBOX.c.id, OUTBOX.c.list_id, OUTBOX.c.message_pk, OUTBOX.c.digest_id,
+                       OUTBOX.c.payload, OUTBOX.c.recipient, OUTBOX.c.sender, OUTBOX.c.attempts,
+                       func.coalesce(OUTBOX.c.requeued_at, OUTBOX.c.created_at),
+                       OUTBOX.c.priority)
+            .execution_options(**{PLAN_EACH_TIME: True}))  # the table's size keeps changing
+
+
+def _sent_and_release(postgres: bool) -> tuple[Update, Update]:
+    """The write-back's statements for sent rows and for rows given back unsent (parameters
+    ``ids``, ``worker`` and, for sent rows, ``now``)."""
+    mine = OUTBOX.c.claimed_by == bindparam("worker")
+    sent = (update(OUTBOX).where(_id_in(postgres), mine)
+            .values(state=SENT, sent_at=bindparam("now", type_=OUTBOX.c.sent_at.type),
+                    attempts=OUTBOX.c.attempts + 1))
+    release = (update(OUTBOX).where(_id_in(postgres), mine, OUTBOX.c.state == SENDING)
+               .values(state=PENDING, claimed_by=None))
+    return (sent.execution_options(**{PLAN_EACH_TIME: True}),
+            release.execution_options(**{PLAN_EACH_TIME: True}))
 
 
 def _extra(row: Claimed | Done, attempts: int | None = None) -> dict[str, Any]:

@@ -11,7 +11,8 @@ Invariants:
   a transaction begun with the ``LAZY_COMMIT`` execution option (``async_commit`` says which,
   and why that is safe): it commits NORMAL, and its connection is back to the store's setting
   once it has ended; a store opened NORMAL stays NORMAL throughout.
-- ``postgresql://`` URLs are driven by psycopg 3.
+- ``postgresql://`` URLs are driven by psycopg 3. A statement with the ``PLAN_EACH_TIME``
+  execution option is never prepared: the server plans it each time it runs.
 - The schema is created and upgraded only by Alembic (``upgrade``); tests use the same path.
 - A failed COMMIT ends its transaction on both backends (SQLite's is rolled back by the
   connection), so no session is handed a pooled connection still inside an old transaction.
@@ -49,6 +50,9 @@ READ_ONLY = "commonroom_read_only"  # execution option: a transaction that will 
 AFTER_COMMIT = "commonroom_after_commit"  # session.info key: work waiting for the commit
 # execution option: a write transaction whose COMMIT need not sync the WAL (``async_commit``)
 LAZY_COMMIT = "commonroom_lazy_commit"
+# execution option (PostgreSQL): psycopg never prepares the statement, so the server plans it
+# for its parameters and the table as it is now (``_plan_each_time``)
+PLAN_EACH_TIME = "commonroom_plan_each_time"
 
 
 def after_commit(session: Session, hook: Callable[[], None]) -> None:
@@ -149,6 +153,16 @@ class Store:
     def settings(self) -> StoreSettings:
         return StoreSettings(self.url, self.synchronous)
 
+    def one_statement(self, *, read_only: bool = False) -> Engine:
+        """The engine for a transaction of one statement. On PostgreSQL in autocommit: the
+        statement is its own transaction, with no BEGIN and COMMIT round trips of their own
+        (one round trip instead of three). On SQLite the store's engine (``READ_ONLY`` when
+        ``read_only``), whose BEGIN takes the write lock as every writer's does. Run one
+        statement per connection taken from it: in autocommit two would be two transactions."""
+        if self.is_postgres:
+            return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        return self.engine.execution_options(**{READ_ONLY: True}) if read_only else self.engine
+
     def new_engine(self) -> Engine:
         """A separate engine on the same database, for a component that disposes its own
         (APScheduler's job store does on shutdown; it must not take the store's with it)."""
@@ -215,6 +229,7 @@ class Store:
             return engine
         engine = create_engine(url, pool_size=10, max_overflow=20)
         _ping_when_idle(engine)
+        _plan_each_time(engine)
         write_behind.install(engine)
         return engine
 
@@ -286,6 +301,21 @@ def _ping_when_idle(engine: Engine) -> None:
             engine.dialect.do_ping(dbapi_conn)
         except Exception as exc:  # as pre-ping: a dead one means the others may be too
             raise InvalidatePoolError() from exc
+
+
+def _plan_each_time(engine: Engine) -> None:
+    """Statements with the ``PLAN_EACH_TIME`` option go unprepared. psycopg prepares a
+    statement run five times on a connection, and the server may then keep one generic plan
+    for it for the connection's life: for a queue table that was small then (the outbox, at
+    start-up) that was a sequential scan, still used once the table held thousands of rows
+    (bench/README.md, i12-pg-courier)."""
+
+    @event.listens_for(engine, "do_execute")
+    def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool | None:
+        if not context.execution_options.get(PLAN_EACH_TIME):
+            return None  # the dialect's own execute
+        cursor.execute(statement, parameters, prepare=False)
+        return True
 
 
 def _fair_connection(lock: FairLock, synchronous: str) -> type[sqlite3.Connection]:

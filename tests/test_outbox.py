@@ -97,6 +97,24 @@ async def test_every_row_is_delivered_once(store: Store, sink: SmtpSink) -> None
     assert chained >= (25 if sink.pipelining else 0), sink.wire
 
 
+async def test_a_claims_outcomes_are_written_back_together(store: Store,
+                                                          sink: SmtpSink) -> None:
+    """Once nothing is left to send, not each time a sender finds the queue empty while the
+    claim's last copies are still going (one write-back per sender, before)."""
+    add_notices(store, 12)
+    w = worker(store, sink, connections=3, flush_interval=30.0)  # no write-back by the clock
+    written: list[int] = []
+    write = w._write
+
+    def counted(done: Any, released: Any) -> Any:
+        written.append(len(done))
+        return write(done, released)
+    w._write = counted  # type: ignore[method-assign]
+    await run(w)
+    assert written == [12]
+    assert {r.state for r in outbox(store).values()} == {"sent"}
+
+
 async def test_4xx_is_retried_then_delivered_once(store: Store, sink: SmtpSink,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     (oid,) = add_notices(store, 1)
@@ -438,6 +456,28 @@ def test_the_claim_reads_the_partial_due_index(store: Store) -> None:
             "EXPLAIN QUERY PLAN " + select_part,
             (utcnow().isoformat(" "), *(5, 0)[:select_part.count("?") - 1])).all())
     assert "ix_outbox_due" in plan, plan
+
+
+def test_the_claim_finds_its_rows_by_key_however_large_the_table(store: Store) -> None:
+    """PostgreSQL: the due ids first, then their rows by primary key. ``id IN (SELECT …)`` was
+    planned as a hash join over a scan of every row, sent ones included (kept 30 days)."""
+    if not store.is_postgres:
+        pytest.skip("SQLite's plan is test_the_claim_reads_the_partial_due_index's")
+    from sqlalchemy import text
+
+    from listserv.outbox import _claim_statement
+
+    with store.engine.begin() as c:
+        c.execute(text(
+            "INSERT INTO outbox (recipient, sender, state, attempts, next_attempt_at, created_at,"
+            " last_error, priority, sent_at) SELECT 'm' || i || '@example.org', :s, "
+            "CASE WHEN i <= 5000 THEN 'sent' ELSE 'pending' END, 1, now(), now(), '', 1, now() "
+            "FROM generate_series(1, 5100) AS i"), {"s": SENDER})
+        c.exec_driver_sql("ANALYZE outbox")
+        claim = _claim_statement(True).compile(dialect=c.dialect)
+        params = {**claim.params, "now": utcnow(), "limit": 40, "worker": 1}
+        plan = "\n".join(r[0] for r in c.exec_driver_sql("EXPLAIN " + str(claim), params))
+    assert "outbox_pkey" in plan and "Seq Scan" not in plan, plan
 
 
 async def test_a_lost_lease_connection_is_noticed_and_taken_again(store: Store,

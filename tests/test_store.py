@@ -311,3 +311,37 @@ def test_a_store_the_operator_opened_normal_stays_normal(tmp_path: object) -> No
 def test_a_lazy_commit_is_never_more_durable_nor_less_than_it_may(
         synchronous: str, lazily: bool, level: str) -> None:
     assert commit_sync(synchronous, lazily) == level
+
+
+def test_one_statement_is_its_own_transaction_on_postgresql_only(store: Store) -> None:
+    """PostgreSQL: autocommit, so no BEGIN and COMMIT round trips (and a second statement
+    would be a second transaction); SQLite: the store's engine, which commits on ``begin``."""
+    with store.session() as s:
+        s.add(MailingList(name="before"))
+    with store.one_statement().connect() as c:  # no commit: closing rolls back a transaction
+        c.execute(text("UPDATE mailing_list SET name = 'after'"))
+    with store.session() as s:
+        name = s.exec(select(MailingList)).one().name
+    assert name == ("after" if store.is_postgres else "before")
+    with store.one_statement(read_only=True).begin() as c:
+        assert c.execute(text("SELECT name FROM mailing_list")).scalar_one() == name
+
+
+def test_a_statement_planned_each_time_is_never_prepared(store: Store) -> None:
+    if not store.is_postgres:
+        pytest.skip("psycopg's prepared statements are PostgreSQL's")
+    from listserv.store import PLAN_EACH_TIME
+
+    def prepared_after_ten(name: str, *options: bool) -> int:
+        query = select(MailingList.id).where(getattr(MailingList, name) == "x")
+        if options:
+            query = query.execution_options(**{PLAN_EACH_TIME: True})
+        with store.engine.connect() as c:
+            for _ in range(10):  # psycopg prepares a statement on its fifth run by default
+                c.execute(query).all()
+            return int(c.execute(text("SELECT count(*) FROM pg_prepared_statements WHERE "
+                                      "statement LIKE :q"), {"q": f"%WHERE mailing_list.{name} =%"})
+                       .scalar_one())
+    # The test can fail: psycopg does prepare the same statement without the option.
+    assert prepared_after_ten("name") == 1
+    assert prepared_after_ten("description", True) == 0
