@@ -624,13 +624,20 @@ def _send(conn: Connection) -> None:
 def _ride(conn: Connection) -> None:
     """The queue into the open pipeline (opened if need be), left open and unread: it goes
     with the next statement on the connection."""
+    if _fill(conn):
+        conn.info[_RIDING] = conn.info[_UNREAD] = True
+
+
+def _fill(conn: Connection) -> bool:
+    """Send the queue (if any) into the open pipeline, opened if need be, without reading
+    it; whether there was anything."""
     queue: Deferred | None = conn.info.get(_QUEUE)
     if not queue:
-        return
+        return False
     items = list(queue)
     queue.clear()
     pipeline = _open_pipeline(conn)
-    conn.info[_FILLING] = True
+    conn.info[_FILLING] = True  # their own after_cursor_execute leaves the pipeline open
     try:
         for batch in _batches(conn, items):
             batch()
@@ -640,7 +647,7 @@ def _ride(conn: Connection) -> None:
         raise
     finally:
         conn.info.pop(_FILLING, None)
-    conn.info[_RIDING] = conn.info[_UNREAD] = True
+    return True
 
 
 def _before_execute(conn: Connection, clauseelement: Any, *_args: Any) -> None:
@@ -668,22 +675,9 @@ def _before_execute(conn: Connection, clauseelement: Any, *_args: Any) -> None:
             conn.info[_KEEP_OPEN] = conn.info[_RIDING] = conn.info[_UNREAD] = True
         return
     conn.info.pop(_RIDING, None)  # the pipeline (if open) now holds a statement to read
-    if queue:
-        # The queue, then this statement, in one round trip: the pipeline opened here is
-        # closed (results read) once the driver has this statement (_after_cursor_execute).
-        items = list(queue)
-        queue.clear()
-        pipeline = _open_pipeline(conn)
-        conn.info[_FILLING] = True  # their own after_cursor_execute leaves the pipeline open
-        try:
-            for batch in _batches(conn, items):
-                batch()
-        except BaseException as exc:
-            conn.info.pop(_PIPELINE, None)
-            pipeline.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        finally:
-            conn.info.pop(_FILLING, None)
+    # The queue, then this statement, in one round trip: the pipeline opened here is closed
+    # (results read) once the driver has this statement (_after_cursor_execute).
+    _fill(conn)
     if isinstance(clauseelement, SavepointClause) and conn.info.get(_QUEUE) is not None:
         # Nothing reads a SAVEPOINT's result: in a scope it rides with the next statement.
         _open_pipeline(conn)
