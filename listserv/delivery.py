@@ -32,19 +32,15 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
-    Integer,
     Row,
     Select,
     Table,
     and_,
-    any_,
     bindparam,
-    cast,
     exists,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import SQLModel, col
 
 from listserv import authors, links
@@ -54,7 +50,7 @@ from listserv.decorate import ListInfo, PreparedPost, personal_lines, prepare
 from listserv.dmarc import Policy, needs_munging
 from listserv.lists import info_of
 from listserv.models import Address, Event, MailingList, Message, Person, Subscription
-from listserv.store import PLAN_EACH_TIME, Store
+from listserv.store import PLAN_EACH_TIME, Store, among_ints
 from listserv.transports import WireReady, wire_ready
 
 CACHE_POSTS = 64
@@ -282,6 +278,5 @@ _POSTS = _post_statement(table(Message).c.id.in_(bindparam("pks", expanding=True
 # PostgreSQL's: one parameter and one text however many posts (an expanded IN is rendered
 # anew for each call). Planned each time: the server chose to anyway (its generic plan looked
 # dearer), and a plan kept from when the tables were small would scan them whole.
-_POSTS_ANY = _post_statement(table(Message).c.id == any_(
-    cast(bindparam("pks", type_=ARRAY(Integer)), ARRAY(Integer)))).execution_options(
-        **{PLAN_EACH_TIME: True})
+_POSTS_ANY = _post_statement(among_ints(table(Message).c.id, "pks")).execution_options(
+    **{PLAN_EACH_TIME: True})

@@ -32,7 +32,8 @@ import threading
 import weakref
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Insert, Table, text
+from sqlalchemy import insert as core_insert
 from sqlmodel import Session
 
 from listserv import write_behind
@@ -94,6 +95,26 @@ def take(session: Session, table: str) -> int | None:
             for t in TABLES:
                 # Popped from the end: the lowest first. Another writer may have drawn too.
                 ids.free[t] = sorted(ids.free[t] + drawn[t], reverse=True)
+
+
+_INSERTS: dict[str, tuple[Insert, Insert]] = {}  # built once a table: write_behind compiles once
+
+
+def insert(session: Session, table: Table, values: dict[str, Any]) -> int:
+    """Insert a row of ``table`` (one of ``TABLES``) and give its id: on PostgreSQL taken
+    ahead, the INSERT deferred (``write_behind.defer``: it goes with the post's other writes);
+    on SQLite run at once with RETURNING."""
+    statements = _INSERTS.get(table.name)
+    if statements is None:
+        statements = _INSERTS[table.name] = (core_insert(table).returning(table.c.id),
+                                             core_insert(table))
+    with_returning, with_id = statements
+    pk = take(session, table.name)
+    if pk is None:
+        found: int = write_behind.returning(session, with_returning, values)
+        return found
+    write_behind.defer(session, with_id, {"id": pk, **values})
+    return pk
 
 
 def draw(session: Session, wanted: dict[str, int]) -> dict[str, list[int]]:

@@ -76,7 +76,6 @@ from sqlalchemy import (
     Update,
     any_,
     bindparam,
-    cast,
     exists,
     func,
     insert,
@@ -84,14 +83,13 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
 
 from listserv.bounce_parse import reply_status
 from listserv.models import Bounce, Outbox, OutboxPriority, OutboxState, utcnow
 from listserv.outbox_admin import in_state, prune_sent
 from listserv.outbox_lease import Lease, recover_dead
-from listserv.store import PLAN_EACH_TIME, Store
+from listserv.store import PLAN_EACH_TIME, Store, among_ints
 from listserv.transports import Chaining, Copy, Outcome, SendResult, Transport
 
 log = logging.getLogger("commonroom.outbox")
@@ -723,7 +721,7 @@ def _id_in(postgres: bool) -> ColumnElement[bool]:
     parameter and one statement text however many ids (an expanded ``IN`` is rendered anew
     for each call, and is a new statement to the server for every length)."""
     if postgres:
-        return OUTBOX.c.id == any_(cast(bindparam("ids", type_=ARRAY(Integer)), ARRAY(Integer)))
+        return among_ints(OUTBOX.c.id, "ids")
     return OUTBOX.c.id.in_(bindparam("ids", expanding=True))
 
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from listserv import (
@@ -33,7 +33,6 @@ from listserv import (
     sender_notices,
     subscriptions,
     thread_summary,
-    write_behind,
 )
 from listserv.addresses import Kind, list_address
 from listserv.config import Config
@@ -57,9 +56,6 @@ from listserv.threads import Placement, place, write_thread
 log = logging.getLogger("commonroom.posting")
 
 MESSAGE = Message.__table__  # type: ignore[attr-defined]
-# Built once: constructing a statement costs more Python time than running it.
-_INSERT_MESSAGE = insert(MESSAGE).returning(MESSAGE.c.id)
-_INSERT_MESSAGE_WITH_ID = insert(MESSAGE)  # its id taken ahead (listserv/ids_ahead.py)
 
 
 @dataclass(frozen=True)
@@ -149,12 +145,7 @@ def post(session: Session, cfg: Config, ml: MailingList, raw: bytes, parsed: Par
         "status": STATUS_FOR[decision.action].value, "reason": decision.reason, "raw": raw,
     }
     # On PostgreSQL the id is taken ahead, so the INSERT goes with the post's other writes.
-    ahead = ids_ahead.take(session, "message")
-    if ahead is None:
-        pk: int = write_behind.returning(session, _INSERT_MESSAGE, values)
-    else:
-        pk = ahead
-        write_behind.defer(session, _INSERT_MESSAGE_WITH_ID, {"id": pk, **values})
+    pk = ids_ahead.insert(session, MESSAGE, values)
     row = PostRow(pk, ml.id, thread_id, parsed.message_id, envelope_from, sender,
                   parsed.from_name, parsed.subject, parsed.date, received_at, policy, raw)
     info = list_info(ml, cfg)

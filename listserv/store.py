@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import ColumnElement, Engine, Integer, any_, bindparam, cast, create_engine, event
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.pool import NullPool, Pool
 from sqlmodel import Session
@@ -53,6 +54,13 @@ LAZY_COMMIT = "commonroom_lazy_commit"
 # execution option (PostgreSQL): psycopg never prepares the statement, so the server plans it
 # for its parameters and the table as it is now (``_plan_each_time``)
 PLAN_EACH_TIME = "commonroom_plan_each_time"
+
+
+def among_ints(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """``column = ANY(:name)``, ``name`` a parameter holding a list of integers (PostgreSQL):
+    one parameter and one statement text however many values, where an expanded ``IN`` is
+    rendered anew, a new statement to the server, for every length."""
+    return column == any_(cast(bindparam(name, type_=ARRAY(Integer)), ARRAY(Integer)))
 
 
 def after_commit(session: Session, hook: Callable[[], None]) -> None:

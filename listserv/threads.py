@@ -300,11 +300,7 @@ def _place_once(session: Session, list_id: int, ids: list[str], key: str, subjec
             "last_post_at": date, "post_count": 1, "opening_pk": None, "participants": "[]",
             "participant_count": 0}
         # Its id, for the refs below: taken ahead on PostgreSQL, so the INSERT is deferred.
-        new_id = ids_ahead.take(session, "thread")
-        if new_id is None:
-            new_id = write_behind.returning(session, _INSERT_THREAD, values)
-        else:
-            write_behind.defer(session, _INSERT_THREAD_WITH_ID, {"id": new_id, **values})
+        new_id = ids_ahead.insert(session, THREAD, values)
         thread = ThreadRow(id=new_id, **values)
     else:
         if postgres and not known:  # chosen by subject: lock it, reading it afresh
@@ -426,8 +422,6 @@ _READ_TRY = union_all(_known_locked(True), _SAME_SUBJECT, core_select(
 _BY_ID = core_select(*_COLUMNS, _OPEN_COMPETITION).where(THREAD.c.id.in_(bindparam("ids", expanding=True)))
 _LOCK_WAIT = _BY_ID.order_by(THREAD.c.id).with_for_update(of=THREAD)
 _LOCK_SKIP = _BY_ID.order_by(THREAD.c.id).with_for_update(of=THREAD, skip_locked=True)
-_INSERT_THREAD = insert(THREAD).returning(THREAD.c.id)
-_INSERT_THREAD_WITH_ID = insert(THREAD)  # its id taken ahead (listserv/ids_ahead.py)
 _UPDATE_THREAD = update(THREAD).where(THREAD.c.id == bindparam("thread_key"))
 _INSERT_REF = insert(THREAD_REF)
 
