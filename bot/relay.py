@@ -38,6 +38,7 @@ import discord
 from bot import relay_events
 from bot.context import BotContext
 from listserv import discord_events, discord_relay
+from listserv.backoff import backoff
 from listserv.discord_relay import PostPlan, RelayJob
 from listserv.discord_render import render_post, split_message
 
@@ -248,7 +249,7 @@ class RelayWorker:
                 discord_relay.give_up(s, job.id, outcome.error)
                 log.error("Discord relay failed for good: %s", outcome.error, extra=extra)
                 return
-            delay = max(outcome.retry_after, discord_relay.backoff(
+            delay = max(outcome.retry_after, backoff(
                 job.attempts + 1, self.timing.retry_base, self.timing.retry_cap))
             discord_relay.retry_later(s, job.id, outcome.error, delay)
         log.warning("Discord relay will retry in %.1fs: %s", delay, outcome.error, extra=extra)

@@ -15,8 +15,9 @@ Invariants:
   at most the worker's poll interval: the rows are in the store.
 - The child sees the parent stop (or die) as EOF on that pipe: it stops its worker, which
   finishes the sends in flight and gives back what it claimed, then exits.
-- The parent starts the child, waits until its worker runs, and starts it again if it dies,
-  after the dead one has been reaped (SQLite: the new worker then makes the dead one's
+- The parent starts the child, waits until its worker runs, and starts it again if it dies
+  (after a wait that grows while it keeps dying young, ``backoff.next_restart``), after the
+  dead one has been reaped (SQLite: the new worker then makes the dead one's
   ``sending`` rows due at once; PostgreSQL: the dead one's lease is gone with its session).
 - The child tells the parent its worker's ``counts`` when they change (at most once a
   second), for /metrics.
@@ -30,6 +31,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ from functools import partial
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
+from listserv.backoff import RESTART, next_restart
 from listserv.config import Config
 from listserv.door import first_word, run_child
 from listserv.outbox import OutboxWorker
@@ -50,7 +53,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("commonroom.courier")
 
 START_TIMEOUT = 60.0  # seconds for the child to import, connect and start its worker
-RESTART_DELAY = 1.0
 COUNTS_INTERVAL = 1.0  # seconds between the child's reports of its counts
 STOP_TIMEOUT = 30.0  # the worker's grace for sends in flight is 10 s
 
@@ -161,6 +163,8 @@ async def _report_counts(worker: OutboxWorker, status: Connection) -> None:
 class CourierProcess:
     """The parent's handle on the child: start, wake, watch, restart, stop."""
 
+    restart_policy = RESTART
+
     def __init__(self, cfg: Config, store: StoreSettings) -> None:
         """``store``: the App's store's settings; the child opens its store with them."""
         self.cfg = cfg
@@ -176,6 +180,8 @@ class CourierProcess:
         self._past: Counter[str] = Counter()  # the children's before it
         self.worker_id = 0
         self.restarts = 0
+        self._attempt = 0  # restarts since the last child that ran the policy's stable time
+        self._started_at = 0.0  # time.monotonic() when the current child's worker ran
 
     @property
     def alive(self) -> bool:
@@ -222,6 +228,7 @@ class CourierProcess:
             wake_write.close()
             raise RuntimeError(str(first[1]))
         self.worker_id = int(first[1])
+        self._started_at = time.monotonic()
         self._counts = Counter()
         self._process, self._status = process, status_read
         self._wake_conn, self._wake_fd = wake_write, wake_write.fileno()
@@ -260,13 +267,21 @@ class CourierProcess:
         self._close_pipes()
         if self._stopping:
             return
-        code = self._process.exitcode if self._process is not None else None
-        log.error("the delivery process stopped (exit code %s); starting it again", code)
-        self._restart = asyncio.get_running_loop().create_task(self._start_again())
+        self._restart = asyncio.get_running_loop().create_task(
+            self._start_again(time.monotonic() - self._started_at))
 
-    async def _start_again(self) -> None:
+    async def _start_again(self, ran: float) -> None:
+        """After a child that ran ``ran`` seconds died: start another, after the policy's wait,
+        and again after each start that fails."""
+        process = self._process
+        if process is not None:  # it closed its pipe on its way out: its exit code, for the log
+            await asyncio.to_thread(process.join, 1.0)
+        code = process.exitcode if process is not None else None
+        self._attempt, delay = next_restart(self.restart_policy, self._attempt, ran)
+        log.error("the delivery process stopped after %.1f s (exit code %s); starting it again "
+                  "in %g s (attempt %d)", ran, code, delay, self._attempt)
         while not self._stopping:
-            await asyncio.sleep(RESTART_DELAY)
+            await asyncio.sleep(delay)  # stop() cancels it
             if self._process is not None:
                 # Reaped before its successor starts: the successor's recovery takes its rows.
                 await asyncio.to_thread(self._process.join, STOP_TIMEOUT)
@@ -278,7 +293,9 @@ class CourierProcess:
             try:
                 await self.start()
             except RuntimeError as e:
-                log.error("the delivery process cannot start again: %s", e)
+                self._attempt, delay = next_restart(self.restart_policy, self._attempt, None)
+                log.error("the delivery process cannot start again: %s; trying again in %g s "
+                          "(attempt %d)", e, delay, self._attempt)
                 continue
             self.restarts += 1
             log.warning("the delivery process is running again (restart %d)", self.restarts)

@@ -192,8 +192,3 @@ def give_up(session: Session, relay_id: int, error: str) -> None:
     session.execute(update(DiscordRelay).where(col(DiscordRelay.id) == relay_id).values(
         state=DiscordRelayState.FAILED.value, attempts=DiscordRelay.attempts + 1,
         last_error=error[:500], claimed_by=""))
-
-
-def backoff(attempts: int, base: float, cap: float) -> float:
-    """Seconds before the next try after ``attempts`` failed ones: doubling from ``base``."""
-    return float(min(cap, base * 2 ** min(max(attempts - 1, 0), 20)))

@@ -11,7 +11,8 @@ Invariants:
 - After each commit the child tells the parent the row (id, urgent, prompt) over a pipe; if a word is
   lost (the parent busy restarting, the pipe broken), the parent's sweep finds the row.
 - The parent starts the child, learns its port (``smtp_port = 0`` asks for a free one), and
-  starts it again if it dies; stopping closes the pipe and the child finishes what it accepted.
+  starts it again if it dies (after a wait that grows while it keeps dying young,
+  ``backoff.next_restart``); stopping closes the pipe and the child finishes what it accepted.
 """
 
 from __future__ import annotations
@@ -21,18 +22,19 @@ import contextlib
 import logging
 import multiprocessing
 import signal
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from listserv.backoff import RESTART, next_restart
 from listserv.config import Config
 from listserv.store import StoreSettings
 
 log = logging.getLogger("commonroom.door")
 
 START_TIMEOUT = 60.0  # seconds for the child to import, connect and listen
-RESTART_DELAY = 1.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,8 @@ async def _serve(spec: DoorSpec, conn: Connection, stop_conn: Connection) -> Non
 class DoorProcess:
     """The parent's handle on the child: start, watch, restart, stop."""
 
+    restart_policy = RESTART
+
     def __init__(self, cfg: Config, store: StoreSettings, port: int,
                  on_accepted: Callable[[int, bool, bool], None]) -> None:
         """``store``: the App's store's settings, which the child opens its store with;
@@ -130,6 +134,8 @@ class DoorProcess:
         self._restart: asyncio.Task[None] | None = None
         self._stop_write: Connection | None = None
         self.restarts = 0
+        self._attempt = 0  # restarts since the last child that ran the policy's stable time
+        self._started_at = 0.0  # time.monotonic() when the current child listened
 
     @property
     def alive(self) -> bool:
@@ -158,6 +164,7 @@ class DoorProcess:
             stop_write.close()
             raise RuntimeError(str(first[1]))
         self.port = int(first[1])
+        self._started_at = time.monotonic()
         self._process, self._conn, self._stop_write = process, reader, stop_write
         asyncio.get_running_loop().add_reader(reader.fileno(), self._readable)
         return self.port
@@ -183,19 +190,29 @@ class DoorProcess:
             self._stop_write = None
         if self._stopping:
             return
-        code = self._process.exitcode if self._process is not None else None
-        log.error("the SMTP process stopped (exit code %s); starting it again", code)
-        self._restart = loop.create_task(self._start_again())
+        self._restart = loop.create_task(
+            self._start_again(time.monotonic() - self._started_at))
 
-    async def _start_again(self) -> None:
+    async def _start_again(self, ran: float) -> None:
+        """After a child that ran ``ran`` seconds died: start another, after the policy's wait,
+        and again after each start that fails."""
+        process = self._process
+        if process is not None:  # it closed its pipe on its way out: its exit code, for the log
+            await asyncio.to_thread(process.join, 1.0)
+        code = process.exitcode if process is not None else None
+        self._attempt, delay = next_restart(self.restart_policy, self._attempt, ran)
+        log.error("the SMTP process stopped after %.1f s (exit code %s); starting it again "
+                  "in %g s (attempt %d)", ran, code, delay, self._attempt)
         while not self._stopping:
-            await asyncio.sleep(RESTART_DELAY)
+            await asyncio.sleep(delay)  # stop() cancels it
             if self._process is not None:
                 await asyncio.to_thread(self._process.join, 5)
             try:
                 await self.start()
             except RuntimeError as e:
-                log.error("the SMTP process cannot start again: %s", e)
+                self._attempt, delay = next_restart(self.restart_policy, self._attempt, None)
+                log.error("the SMTP process cannot start again: %s; trying again in %g s "
+                          "(attempt %d)", e, delay, self._attempt)
                 continue
             self.restarts += 1
             return

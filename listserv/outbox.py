@@ -85,6 +85,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Session
 
+from listserv.backoff import backoff
 from listserv.bounce_parse import reply_status
 from listserv.models import Bounce, Outbox, OutboxPriority, OutboxState, utcnow
 from listserv.outbox_admin import in_state, prune_sent
@@ -110,8 +111,7 @@ def backoff_seconds(attempts: int) -> float:
 
     The ±20 % jitter spreads out retries of a large post that all failed at the same moment.
     """
-    base = min(30.0 * 2.0 ** max(attempts - 1, 0), 3600.0)
-    return base * _jitter.uniform(0.8, 1.2)
+    return backoff(attempts, 30.0, 3600.0) * _jitter.uniform(0.8, 1.2)
 
 
 def notice_row(*, list_id: int | None, recipient: str, sender: str, payload: bytes,

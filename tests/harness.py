@@ -8,6 +8,9 @@ click's runner against the same configuration file. Nothing here is a fake of th
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import signal
 import smtplib
 import threading
 import time
@@ -18,6 +21,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from listserv.cli import main as cli_main
@@ -152,6 +156,64 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = 
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what or predicate}")
         time.sleep(0.02)
+
+
+async def until(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> None:
+    """``wait_until`` for a test on the loop it waits on."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def check_restarts_back_off(process: Any, what: str, break_it: Callable[[], None],
+                                  monkeypatch: pytest.MonkeyPatch,
+                                  caplog: pytest.LogCaptureFixture) -> None:
+    """For ``courier.CourierProcess`` and ``door.DoorProcess``, started: kill the child and
+    ``break_it`` once it is gone, so that each start after fails. The waits before them double
+    from the policy's base, the log says so, and ``stop()`` during a wait returns at once.
+    ``what``: the process's name in the log ("the SMTP process")."""
+    from listserv.backoff import RestartPolicy
+
+    caplog.set_level(logging.ERROR)
+    monkeypatch.setattr(process, "restart_policy", RestartPolicy(base=0.2, cap=10.0))
+    tries: list[tuple[float, float]] = []  # (began, ended) of each start after the first
+    start = process.start
+
+    async def timed_start() -> Any:
+        began = time.monotonic()
+        try:
+            return await start()
+        finally:
+            tries.append((began, time.monotonic()))
+
+    monkeypatch.setattr(process, "start", timed_start)
+    try:
+        os.kill(process._process.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        await until(lambda: not process.alive, "the process gone")
+        break_it()
+        await until(lambda: len(tries) == 1, "the first start again")
+        # Its failure has set the next wait (0.4 s); the one after is long, for stop() to cut.
+        process.restart_policy = RestartPolicy(base=60.0, cap=60.0)
+        await until(lambda: len(tries) == 2, "the second start again", timeout=20)
+        await asyncio.sleep(0.2)  # well into the 60 s wait
+        stopping = time.monotonic()
+        await asyncio.wait_for(process.stop(), 10.0)
+        assert time.monotonic() - stopping < 2.0, "stop() waited out the restart's wait"
+        assert tries[0][0] - killed >= 0.2
+        assert tries[1][0] - tries[0][1] >= 0.4, "the second wait is twice the first"
+        said = [r.getMessage() for r in caplog.records if r.getMessage().startswith(what)]
+        assert len(said) == 3, said
+        assert said[0].startswith(f"{what} stopped after") and "(exit code -9)" in said[0]
+        assert said[0].endswith("starting it again in 0.2 s (attempt 1)")
+        assert said[1].startswith(f"{what} cannot start again: ")
+        assert said[1].endswith("trying again in 0.4 s (attempt 2)")
+        assert said[2].endswith("trying again in 60 s (attempt 3)")
+        assert process.restarts == 0 and not process.alive
+    finally:
+        await process.stop()  # a second time does nothing; after a failure, no child left
 
 
 def parse(data: bytes) -> Message:

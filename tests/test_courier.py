@@ -16,13 +16,22 @@ from sqlalchemy import func, select, update
 from sqlmodel import select as orm_select
 
 from listserv import config as config_mod
-from listserv import courier as courier_mod
+from listserv.backoff import RestartPolicy
 from listserv.courier import CourierProcess
 from listserv.lists import find
 from listserv.models import Bounce, Outbox, OutboxState
 from listserv.store import Store, StoreSettings
 from listserv.subscriptions import find_subscription
-from tests.harness import DOMAIN, Running, mail, make_list, running, wait_until, write_config
+from tests.harness import (
+    DOMAIN,
+    Running,
+    check_restarts_back_off,
+    mail,
+    make_list,
+    running,
+    wait_until,
+    write_config,
+)
 from tests.smtpsink import SmtpSink
 
 POST = f"demo@{DOMAIN}"
@@ -70,7 +79,8 @@ def test_posts_are_sent_by_the_delivery_process(server: Running, sink: SmtpSink)
 def test_a_killed_delivery_process_is_started_again_and_sends_what_it_held(
         server: Running, store: Store, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> None:
     courier = courier_of(server)
-    monkeypatch.setattr(courier_mod, "RESTART_DELAY", 3.0)  # time to post while it is down
+    # time to post while it is down
+    monkeypatch.setattr(courier, "restart_policy", RestartPolicy(base=3.0))
     dead_id = courier.worker_id
     os.kill(courier.pid or 0, signal.SIGKILL)
     wait_until(lambda: not courier.alive, what="the process gone")
@@ -88,6 +98,22 @@ def test_a_killed_delivery_process_is_started_again_and_sends_what_it_held(
     wait_until(lambda: len(sink.messages) == len(MEMBERS), timeout=30, what="every copy")
     assert sorted(r for m in sink.messages for r in m.rcpt_tos) == sorted(MEMBERS)
     wait_until(lambda: in_state(store, OutboxState.SENT) == len(MEMBERS), what="written back")
+
+
+async def test_a_delivery_process_that_cannot_start_is_tried_ever_later_and_stop_does_not_wait(
+        store: Store, tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Its store without the schema once it died (a store restored wrong, say): each start
+    fails."""
+    path = write_config(tmp_path, db_url, "127.0.0.1:25", server={"delivery_process": True})
+    courier = CourierProcess(config_mod.load(path, env={}), store.settings)
+    await courier.start()
+
+    def no_schema() -> None:
+        courier.store = StoreSettings(f"sqlite:///{tmp_path / 'empty.db'}")
+
+    await check_restarts_back_off(courier, "the delivery process", no_schema, monkeypatch,
+                                  caplog)
 
 
 def test_the_health_page_says_when_the_delivery_process_is_down(server: Running) -> None:

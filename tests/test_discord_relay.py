@@ -125,11 +125,6 @@ def test_a_post_written_in_discord_goes_back_to_its_thread(store: Store) -> None
     assert plan is not None and plan.discord_thread_id == "950"
 
 
-def test_retry_later_sets_the_next_attempt() -> None:
-    assert [discord_relay.backoff(n, 5, 600) for n in (1, 2, 3, 4, 8, 50)] == [
-        5, 10, 20, 40, 600, 600]
-
-
 @pytest.mark.usefixtures("lists")
 def test_retry_later_counts_attempts(store: Store) -> None:
     _post(store, "A1")

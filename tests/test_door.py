@@ -1,11 +1,13 @@
 """The SMTP door in its own process (``[server] smtp_process = true``): the same answers, the
-rows reach the parent's pipeline, and a dead door is started again."""
+rows reach the parent's pipeline, and a dead door is started again, ever later while it keeps
+failing."""
 
 from __future__ import annotations
 
 import os
 import signal
 import smtplib
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +16,19 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from listserv import config as config_mod
+from listserv.door import DoorProcess
 from listserv.models import Message, MessageStatus
 from listserv.store import Store, StoreSettings
-from tests.harness import DOMAIN, Running, mail, make_list, running, wait_until, write_config
+from tests.harness import (
+    DOMAIN,
+    Running,
+    check_restarts_back_off,
+    mail,
+    make_list,
+    running,
+    wait_until,
+    write_config,
+)
 from tests.smtpsink import SmtpSink
 
 POST = f"demo@{DOMAIN}"
@@ -68,6 +80,23 @@ def test_a_killed_smtp_process_is_started_again_on_the_same_port(
     assert door.port == port
     server.send(MEMBERS[1], POST, mail(MEMBERS[1], POST, "After the restart"))
     assert accepted(store) == 1
+
+
+async def test_an_smtp_process_that_cannot_start_is_tried_ever_later_and_stop_does_not_wait(
+        store: Store, tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Its port taken once it died (by another program, say): each start fails."""
+    path = write_config(tmp_path, db_url, "127.0.0.1:25", server={"smtp_process": True})
+    door = DoorProcess(config_mod.load(path, env={}), store.settings, 0, lambda *_: None)
+    port = await door.start()
+    with socket.socket() as squatter:
+
+        def take_the_port() -> None:
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+
+        await check_restarts_back_off(door, "the SMTP process", take_the_port, monkeypatch,
+                                      caplog)
 
 
 def test_the_health_page_says_when_the_smtp_process_is_down(server: Running) -> None:
