@@ -42,6 +42,11 @@ class Contended(Exception):
     earlier units: roll the unit back and run it first in a new transaction."""
 
 
+class Gone(Exception):
+    """The queued row this unit handles was taken by another process, or is gone, as its lock
+    read (``write_behind.read_later``) said once it came back: nothing of the unit is kept."""
+
+
 def allow_stepping_aside(session: Session) -> None:
     """This session's units may raise ``Contended`` (their runner runs them again)."""
     session.info[_ALLOWED] = True

@@ -135,8 +135,8 @@ def store_one(session: Session, cfg: Config, p: Prepared,
             if finish is not None:
                 finish(session)
         return True
-    except contention.Contended:
-        raise  # its runner runs it again, first in a new transaction
+    except (contention.Contended, contention.Gone):
+        raise  # Contended: its runner runs it again, first in a new transaction
     except Exception as exc:  # a bug must not lose an accepted message: shunt it
         if contention.may_step_aside(session) and contention.is_race(exc):
             raise contention.Contended(f"{type(exc).__name__}: {exc}") from exc

@@ -105,23 +105,42 @@ def handle(session: Session, cfg: Config, row_id: int, known: Prepared | None = 
 
 
 def _handle(session: Session, cfg: Config, row_id: int, known: Prepared | None) -> bool | None:
+    if known is not None:
+        # The message is in hand: the row's lock rides with its first read (in the group
+        # committer's transactions, write_behind.read_later), and is looked at before its
+        # writes go out (``_finish``). Another process that took the row meanwhile (rare:
+        # sweeps) costs that message's work here, rolled back, not a round trip each message.
+        taken = write_behind.read_later(session, _TAKE_ID, {"row_id": row_id})
+        try:
+            return _store(session, cfg, row_id, known, taken)
+        except contention.Gone:
+            return None
     # On the driver's cursor on PostgreSQL (write_behind.rows): a statement each message.
-    found = write_behind.rows(session, _TAKE_ID if known is not None else _TAKE_ROW,
-                              {"row_id": row_id})
+    found = write_behind.rows(session, _TAKE_ROW, {"row_id": row_id})
     if not found:
         return None
-    if known is None:
-        envelope_from, destinations, dmarc_policy, raw, received_at = found[0]
-        d = Delivery(envelope_from=envelope_from,
-                     destinations=tuple(shunt.destinations(destinations)), raw=raw,
-                     dmarc_policy=dmarc_policy, received_at=received_at)
-        known = Prepared(d, raw, parse(raw, domain=cfg.server.domain))
+    envelope_from, destinations, dmarc_policy, raw, received_at = found[0]
+    d = Delivery(envelope_from=envelope_from,
+                 destinations=tuple(shunt.destinations(destinations)), raw=raw,
+                 dmarc_policy=dmarc_policy, received_at=received_at)
+    return _store(session, cfg, row_id, Prepared(d, raw, parse(raw, domain=cfg.server.domain)),
+                  None)
+
+
+def _store(session: Session, cfg: Config, row_id: int, known: Prepared,
+           taken: write_behind.Later | None) -> bool:
     from listserv.inbound import store_one  # the whole pipeline: not in the SMTP process
 
     # The row's delete goes with the message's own writes, in one round trip on PostgreSQL.
-    return store_one(session, cfg, known,
-                     finish=partial(write_behind.defer, statement=_DELETE,
-                                    params={"row_id": row_id}))
+    return store_one(session, cfg, known, finish=partial(_finish, row_id=row_id, taken=taken))
+
+
+def _finish(session: Session, *, row_id: int, taken: write_behind.Later | None) -> None:
+    """The message's last write, in its savepoint: the row's delete; ``contention.Gone`` (the
+    savepoint rolled back) if the row's lock read came back empty."""
+    if taken is not None and not taken.rows():
+        raise contention.Gone(f"inbound row {row_id} is gone or another process has it")
+    write_behind.defer(session, _DELETE, {"row_id": row_id})
 
 
 # Built once (as lists.find's): building them for each message cost more Python than the

@@ -263,6 +263,47 @@ def rows(session: Session, statement: Executable, params: Mapping[str, Any]) -> 
     return raw.fetch(_now(conn, raw, statement, params))
 
 
+class Later:
+    """A read whose rows are taken when asked for (``read_later``)."""
+
+    __slots__ = ("_cursor", "_raw", "_rows")
+
+    def __init__(self, raw: _Raw | None, cursor: Any, found: Sequence[Any] | None) -> None:
+        self._raw, self._cursor, self._rows = raw, cursor, found
+
+    def rows(self) -> Sequence[Any]:
+        """The statement's rows (read from its cursor the first time: by then the round trip
+        it rode with has usually brought them)."""
+        if self._rows is None:
+            assert self._raw is not None
+            self._rows = self._raw.fetch(self._cursor)
+            self._cursor = None
+        return self._rows
+
+
+def read_later(session: Session, statement: Executable, params: Mapping[str, Any]) -> Later:
+    """``rows``, but while ``riding`` (PostgreSQL, the group committer's transactions) the
+    statement goes into the open pipeline unread and rides with the next statement on the
+    connection: its rows are there when ``Later.rows`` asks, without a round trip of their own
+    (the inbound row's lock, riding with the message's first read). As what rides, a failure
+    of it fails that next statement and dooms the transaction. Elsewhere it runs at once."""
+    conn = _connection(session)
+    raw = _raw(conn, statement, params)
+    if raw is None or raw.wrap_errors or not conn.info.get(_RIDE):
+        return Later(None, None, rows(session, statement, params))
+    if session.autoflush:
+        session.flush()
+    _before_execute(conn, statement)  # what is queued goes first, into the pipeline
+    _open_pipeline(conn)
+    try:
+        cursor = raw.run(conn, params)
+    except BaseException:
+        _abandon_pipeline(conn)
+        raise
+    conn.info[_UNREAD] = True  # left open, unread: the next statement's sync brings it
+    return Later(raw, cursor, None)
+
+
 def _now(conn: Connection, raw: _Raw, statement: Executable, params: Mapping[str, Any]) -> Any:
     """Run ``raw`` now, as the listeners would see ``statement`` run: what is queued goes
     first, in one pipeline with it, and a deferred statement's error raises here."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import delete, event, func, insert, select
+from sqlalchemy import delete, event, func, insert, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import Session
 
@@ -179,8 +179,14 @@ def round_trips(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[
 
 def queue_posts(cfg: Config, store: Store, subjects: list[str]) -> list[int]:
     """Posts from a member queued for handling, each a reply to the one before."""
+    return [row_id for row_id, _ in queue_prepared(cfg, store, subjects)]
+
+
+def queue_prepared(cfg: Config, store: Store,
+                   subjects: list[str]) -> list[tuple[int, accept.Prepared]]:
+    """``queue_posts``, with each message as the SMTP door prepared it (``known``)."""
     sender = "ann@example.org"
-    ids = []
+    queued = []
     with store.session() as s:
         for n, subject in enumerate(subjects):
             headers = {"In-Reply-To": f"<p{n - 1}@example.org>"} if n else {}
@@ -188,8 +194,9 @@ def queue_posts(cfg: Config, store: Store, subjects: list[str]) -> list[int]:
                                 destinations=(Destination("demo", Kind.POST),),
                                 raw=mail(sender, f"demo@{DOMAIN}", subject, headers=headers,
                                          message_id=f"p{n}@example.org"))
-            ids.append(inbound_queue.enqueue(s, accept.prepare(cfg, d), True))
-    return ids
+            prepared = accept.prepare(cfg, d)
+            queued.append((inbound_queue.enqueue(s, prepared, True), prepared))
+    return queued
 
 
 def test_a_handled_post_costs_few_round_trips(cfg: Config, store: Store,
@@ -568,3 +575,67 @@ def test_riding_saves_the_round_trip_of_each_posts_last_writes(
                 s.commit()
         counts.append(len(trips))
     assert counts[1] <= counts[0] - 3, counts
+
+
+def test_riding_a_rows_lock_goes_with_the_posts_first_read(
+        cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message the SMTP door prepared (``known``): riding, the lock of its queue row rides
+    with the message's first read (``write_behind.read_later``) instead of a round trip of its
+    own, one fewer a post; the posts are handled as before."""
+    if not store.is_postgres:
+        pytest.skip("round trips are PostgreSQL's")
+    counts = []
+    for known in (False, True):
+        with store.session() as s:
+            for table in (Outbox, SearchText, Message):
+                s.execute(delete(table))
+            s.commit()
+        queued = queue_prepared(cfg, store, ["Opening", "Re: Opening", "Re: Opening",
+                                             "Re: Opening"])
+        with store.session() as s:
+            assert inbound_queue.handle(s, cfg, queued[0][0]) is True
+        with (store.session() as s, round_trips(store, monkeypatch) as trips,
+              write_behind.riding(s.connection())):
+            trips.clear()
+            for row_id, prepared in queued[1:]:
+                answer = inbound_queue.handle(s, cfg, row_id, prepared if known else None)
+                assert answer is True
+            s.commit()
+        counts.append(len(trips))
+        with store.read_session() as s:
+            assert s.execute(select(func.count()).select_from(InboundMessage)).scalar_one() == 0
+            accepted = s.execute(select(func.count()).select_from(Message).where(
+                Message.status == MessageStatus.ACCEPTED.value)).scalar_one()
+            assert accepted == 4
+    assert counts[1] <= counts[0] - 3, counts
+
+
+def test_riding_a_row_another_process_holds_is_left_to_it_and_nothing_of_it_kept(
+        cfg: Config, store: Store) -> None:
+    """The lock read that rode comes back empty (another process holds the row): the message's
+    work is rolled back (its savepoint) and ``handle`` answers None, as when the lock is read
+    at once; the others of the transaction are kept; the row is handled once it is free."""
+    if not store.is_postgres:
+        pytest.skip("another process holds rows on PostgreSQL only")
+    queued = queue_prepared(cfg, store, ["Opening", "Re: Opening", "Re: Opening"])
+    with store.session() as s:
+        assert inbound_queue.handle(s, cfg, queued[0][0]) is True
+    (held_id, held), (free_id, free) = queued[1], queued[2]
+    with store.session() as other:  # "another process": it holds the row's lock
+        other.execute(select(InboundMessage.id).where(InboundMessage.id == held_id)
+                      .with_for_update())
+        with store.session() as s:
+            s.execute(text("SET LOCAL lock_timeout = '5s'"))  # a wait fails, not hangs
+            with write_behind.riding(s.connection()):
+                assert inbound_queue.handle(s, cfg, held_id, held) is None
+                assert inbound_queue.handle(s, cfg, free_id, free) is True
+                s.commit()
+        other.rollback()
+    with store.read_session() as s:
+        ids = set(s.execute(select(Message.message_id)).scalars())
+        left = s.execute(select(InboundMessage.id)).scalars().all()
+    assert ids == {"p0@example.org", "p2@example.org"}, ids
+    assert left == [held_id]
+    with store.session() as s:
+        assert inbound_queue.handle(s, cfg, held_id, held) is True
+        s.commit()
