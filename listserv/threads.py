@@ -56,6 +56,7 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 
 from listserv import contention, ids_ahead, write_behind
 from listserv.models import Competition, CompetitionState, Message, Thread, ThreadRef
+from listserv.store import per_transaction
 
 # Posts sharing only a subject belong together when they are this close in time; further apart,
 # the same subject ("Meeting minutes", "Help") is a new conversation.
@@ -77,6 +78,7 @@ REPLY_MARKERS = ("re", "aw", "fwd", "fw", "sv", "antw", "réf", "ref", "tr", "wg
 # Times a post reads the index again because what it read changed before it locked it (a
 # merge, a subject renamed); each retry follows another transaction's commit, so a few do.
 MAX_REREADS = 20
+_PREFETCHED = "commonroom_thread_prefetch"  # per transaction: place's args -> (only_try, Later)
 
 # RFC 5256 2.1 "base subject", widened to the markers above: a marker may carry a count or any
 # bracketed blob before its colon ("Re[2]:", "Re [foo]:"); "Réf." keeps its dot.
@@ -241,30 +243,70 @@ def place(session: Session, list_id: int, message_id: str, references: Sequence[
                       list_name, write=write)
 
 
+def prefetch(session: Session, list_id: int, message_id: str, references: Sequence[str],
+             subject: str, date: datetime, list_name: str | None = None) -> None:
+    """Send the read that ``place`` with the same arguments will make (its locks, then the
+    index) now, unread, while ``write_behind.rides`` (PostgreSQL, the group committer's
+    transactions): it then rides with the post's first read (its sender's standing) instead of
+    taking a round trip of its own after it. A post that is not placed after all (held,
+    rejected) leaves it unread; its locks are kept to the transaction's end, as a placed post's
+    are. Elsewhere it does nothing."""
+    if date.utcoffset() is None or not write_behind.rides(session):
+        return
+    args = (list_id, message_id, tuple(references), subject, date.astimezone(UTC), list_name)
+    ids, key = _clean_ids(message_id, references), subject_key(subject, list_name)
+    only_try = contention.must_try(session)
+    with session.no_autoflush:
+        _lock(session, list_id, ids, key, only_try)
+        later = write_behind.read_later(session, _READ_TRY if only_try else _READ_LOCKED,
+                                        _read_params(list_id, ids, key, args[4]))
+    per_transaction(session, _PREFETCHED)[args] = (only_try, later)
+
+
 def _place(session: Session, list_id: int, message_id: str, references: Sequence[str],
            subject: str, date: datetime, list_name: str | None, *, write: bool) -> Placement:
     ids = _clean_ids(message_id, references)
     key = subject_key(subject, list_name)
     postgres = session.get_bind().dialect.name == "postgresql"
-    only_try = postgres and contention.must_try(session)
-    if postgres and (keys := lock_keys(list_id, ids, key)):
-        # Deferred: in a write-behind scope it goes in the same round trip as the read below,
-        # which the server runs (with a fresh snapshot) only once the locks are granted.
-        write_behind.defer(session, _TRY_LOCKS if only_try else _LOCKS, {"keys": keys})
-        contention.note_locks(session)
+    prefetched = per_transaction(session, _PREFETCHED).pop(
+        (list_id, message_id, tuple(references), subject, date, list_name), None) \
+        if postgres else None
+    first: Sequence[Any] | None = None
+    if prefetched is not None:  # its locks and read were sent already (``prefetch``)
+        only_try, later = prefetched
+        first = later.rows()
+    else:
+        only_try = postgres and contention.must_try(session)
+        if postgres:
+            _lock(session, list_id, ids, key, only_try)
     for _ in range(MAX_REREADS):
         placed = _place_once(session, list_id, ids, key, subject, date, postgres=postgres,
-                             only_try=only_try, write=write)
+                             only_try=only_try, write=write, read_rows=first)
         if placed is not None:
             return placed
+        first = None  # read again
     raise contention.Contended(f"the threads of {message_id!r} kept changing")
+
+
+def _lock(session: Session, list_id: int, ids: Sequence[str], key: str, only_try: bool) -> None:
+    """The advisory locks of a post's thread keys (PostgreSQL). Deferred: in a write-behind
+    scope they go in the same round trip as the read after them, which the server runs (with a
+    fresh snapshot) only once the locks are granted."""
+    if keys := lock_keys(list_id, ids, key):
+        write_behind.defer(session, _TRY_LOCKS if only_try else _LOCKS, {"keys": keys})
+        contention.note_locks(session)
+
+
+def _read_params(list_id: int, ids: Sequence[str], key: str, date: datetime) -> dict[str, Any]:
+    return {"list_id": list_id, "ids": list(ids), "key": key,
+            "latest_first": date + SUBJECT_WINDOW, "earliest_last": date - SUBJECT_WINDOW}
 
 
 def _place_once(session: Session, list_id: int, ids: list[str], key: str, subject: str,
                 date: datetime, *, postgres: bool, only_try: bool,
-                write: bool) -> Placement | None:
-    """One read of the index and what follows from it; None: what it read changed before it
-    was locked (PostgreSQL), read again."""
+                write: bool, read_rows: Sequence[Any] | None = None) -> Placement | None:
+    """One read of the index (``read_rows``: its rows, read already) and what follows from it;
+    None: what it read changed before it was locked (PostgreSQL), read again."""
     known: dict[str, int] = {}
     loaded: dict[int, ThreadRow] = {}
     same_subject: list[ThreadRow] = []
@@ -273,9 +315,9 @@ def _place_once(session: Session, list_id: int, ids: list[str], key: str, subjec
     # one to fetch the thread chosen. On PostgreSQL the threads of its ids (all of which it
     # will update: it joins the oldest, merges the others) are locked by the same read.
     read = (_READ_TRY if only_try else _READ_LOCKED) if postgres else _KNOWN_OR_SAME_SUBJECT
-    for ref, *columns in write_behind.rows(session, read, {
-            "list_id": list_id, "ids": ids, "key": key,
-            "latest_first": date + SUBJECT_WINDOW, "earliest_last": date - SUBJECT_WINDOW}):
+    if read_rows is None:
+        read_rows = write_behind.rows(session, read, _read_params(list_id, ids, key, date))
+    for ref, *columns in read_rows:
         if ref == _BUSY:
             raise contention.Contended("a thread key is locked by another transaction")
         if columns[0] is None:  # its thread, read in the snapshot, is gone (or, trying, busy)

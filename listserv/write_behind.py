@@ -281,6 +281,11 @@ class Later:
         return self._rows
 
 
+def rides(session: Session) -> bool:
+    """Whether ``session``'s statements ride (``riding``): a read sent early costs no round trip."""
+    return bool(_connection(session).info.get(_RIDE))
+
+
 def read_later(session: Session, statement: Executable, params: Mapping[str, Any]) -> Later:
     """``rows``, but while ``riding`` (PostgreSQL, the group committer's transactions) the
     statement goes into the open pipeline unread and rides with the next statement on the
