@@ -182,13 +182,14 @@ def queue_posts(cfg: Config, store: Store, subjects: list[str]) -> list[int]:
     return [row_id for row_id, _ in queue_prepared(cfg, store, subjects)]
 
 
-def queue_prepared(cfg: Config, store: Store,
-                   subjects: list[str]) -> list[tuple[int, accept.Prepared]]:
-    """``queue_posts``, with each message as the SMTP door prepared it (``known``)."""
-    sender = "ann@example.org"
+def queue_prepared(cfg: Config, store: Store, subjects: list[str],
+                   senders: dict[int, str] | None = None) -> list[tuple[int, accept.Prepared]]:
+    """``queue_posts``, with each message as the SMTP door prepared it (``known``);
+    ``senders``: another sender than ann for the posts of these indexes."""
     queued = []
     with store.session() as s:
         for n, subject in enumerate(subjects):
+            sender = (senders or {}).get(n, "ann@example.org")
             headers = {"In-Reply-To": f"<p{n - 1}@example.org>"} if n else {}
             d = accept.Delivery(envelope_from=sender,
                                 destinations=(Destination("demo", Kind.POST),),
@@ -639,3 +640,71 @@ def test_riding_a_row_another_process_holds_is_left_to_it_and_nothing_of_it_kept
     with store.session() as s:
         assert inbound_queue.handle(s, cfg, held_id, held) is True
         s.commit()
+
+
+def handle_riding(cfg: Config, store: Store, queued: list[tuple[int, accept.Prepared]],
+                  monkeypatch: pytest.MonkeyPatch) -> tuple[list[bool | None], list[str]]:
+    """The first post handled alone, the others in one riding transaction (as the group
+    committer's): their answers, and that transaction's round trips."""
+    with store.session() as s:
+        assert inbound_queue.handle(s, cfg, queued[0][0], queued[0][1]) is True
+    with (store.session() as s, round_trips(store, monkeypatch) as trips,
+          write_behind.riding(s.connection())):
+        trips.clear()
+        answers = [inbound_queue.handle(s, cfg, row_id, prepared)
+                   for row_id, prepared in queued[1:]]
+        s.commit()
+    return answers, list(trips)
+
+
+def test_riding_a_posts_thread_read_goes_with_its_senders_standing_read(
+        cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``threads.prefetch``: riding, the read that places a post in its thread is sent with its
+    sender's standing read, one round trip fewer a post; the posts are placed as before."""
+    from listserv import posting
+
+    if not store.is_postgres:
+        pytest.skip("round trips are PostgreSQL's")
+    counts = []
+    for prefetching in (False, True):
+        with store.session() as s:
+            for table in (Outbox, SearchText, Message):
+                s.execute(delete(table))
+            s.commit()
+        if not prefetching:
+            monkeypatch.setattr(posting, "prefetch", lambda *_a, **_k: None)
+        else:
+            monkeypatch.undo()
+        queued = queue_prepared(cfg, store, ["Opening", "Re: Opening", "Re: Opening",
+                                             "Re: Opening"])
+        answers, trips = handle_riding(cfg, store, queued, monkeypatch)
+        assert answers == [True, True, True]
+        counts.append(len(trips))
+        with store.read_session() as s:
+            placed = s.execute(select(Message.thread_id).where(
+                Message.status == MessageStatus.ACCEPTED.value)).scalars().all()
+        assert len(placed) == 4 and len(set(placed)) == 1, placed
+    assert counts[1] <= counts[0] - 3, counts
+
+
+def test_riding_a_held_posts_thread_read_is_left_unread_and_places_nothing(
+        cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A post that is not accepted (a stranger's, held) had its thread read sent all the same
+    (``threads.prefetch``): it is not placed, the thread is not counted, and the members' posts
+    beside it in the transaction are placed in the thread."""
+    from listserv.models import Thread
+
+    if not store.is_postgres:
+        pytest.skip("riding is PostgreSQL's")
+    queued = queue_prepared(cfg, store, ["Opening", "Re: Opening", "Re: Opening", "Re: Opening"],
+                            senders={2: "stranger@elsewhere.example"})
+    answers, _ = handle_riding(cfg, store, queued, monkeypatch)
+    assert answers == [True, True, True]
+    with store.read_session() as s:
+        statuses = dict(s.execute(select(Message.message_id, Message.status)).all())
+        thread_ids = set(s.execute(select(Message.thread_id).where(
+            Message.thread_id.is_not(None))).scalars())  # type: ignore[union-attr]
+        counts = s.execute(select(Thread.post_count)).scalars().all()
+    assert statuses["p2@example.org"] == MessageStatus.HELD.value, statuses
+    assert sum(v == MessageStatus.ACCEPTED.value for v in statuses.values()) == 3
+    assert len(thread_ids) == 1 and counts == [3], (thread_ids, counts)
