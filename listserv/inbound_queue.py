@@ -20,7 +20,10 @@ Invariants:
   rows over as before (``hold_until``). A request is never held, and a member's post only
   during a burst of members' posts (not in a flood of posts from non-members).
 - On PostgreSQL several processes share the table: the handling transaction locks its row
-  (``FOR UPDATE SKIP LOCKED``) and a row that is gone or taken is skipped.
+  (``FOR UPDATE SKIP LOCKED``) and a row that is gone or taken is skipped. In the group
+  committer's transactions that lock read rides with the message's first read and is looked at
+  before the message's writes go (``_finish``); if it came back empty, the message's savepoint
+  is rolled back (``contention.Gone``) and nothing of it is kept.
 - A handling that raises (only when even shunting failed: ``store_one`` shunts a bug) leaves the
   row with ``attempts`` + 1; later sweeps try it again, and after ``MAX_ATTEMPTS`` it waits for a
   person (``commonroom queue list --inbound``; logged each time).

@@ -34,6 +34,12 @@ Invariants:
   statement, dooms the transaction: its COMMIT raises instead of being sent. PostgreSQL would
   answer that COMMIT with a silent ROLLBACK, and the units after the failure, and the one
   before it, would seem written.
+- While riding, ``read_later`` sends a read into the open pipeline unread, as what rides: its
+  rows come back with the next statement's round trip and are taken when asked for
+  (``Later.rows``). The caller must look at them before anything that depends on them goes out
+  (the inbound row's lock: before the message's writes; a post's thread read: before it is
+  placed), and a read sent and never looked at must be harmless (its locks kept to the end of
+  the transaction).
 - Outside a scope, and on SQLite (no round trips to save), ``defer`` runs the statement at once.
 - The post's statements that go through here (deferred in a scope, or run at once by
   ``returning`` and ``rows``) are compiled once and run on the driver's cursor, not through
