@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from listserv.backoff import RESTART, next_restart
 from listserv.config import Config
-from listserv.door import first_word, run_child
+from listserv.door import await_first_word, run_child
 from listserv.outbox import OutboxWorker
 from listserv.store import Store, StoreSettings
 from listserv.transports import MaildirTransport, SmtpTransport, Transport
@@ -220,12 +220,9 @@ class CourierProcess:
         process.start()
         wake_read.close()
         status_write.close()
-        first = await asyncio.to_thread(first_word, status_read, process,
-                                         "the delivery process", START_TIMEOUT)
+        first = await await_first_word(status_read, process, "the delivery process",
+                                       START_TIMEOUT, wake_write)
         if first[0] != "ready":
-            process.join(5)
-            status_read.close()
-            wake_write.close()
             raise RuntimeError(str(first[1]))
         self.worker_id = int(first[1])
         self._started_at = time.monotonic()

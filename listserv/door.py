@@ -157,11 +157,9 @@ class DoorProcess:
         process.start()
         writer.close()
         stop_read.close()
-        first = await asyncio.to_thread(first_word, reader, process, "the SMTP process")
+        first = await await_first_word(reader, process, "the SMTP process", START_TIMEOUT,
+                                       stop_write)
         if first[0] != "port":
-            process.join(5)
-            reader.close()
-            stop_write.close()
             raise RuntimeError(str(first[1]))
         self.port = int(first[1])
         self._started_at = time.monotonic()
@@ -215,6 +213,7 @@ class DoorProcess:
                           "(attempt %d)", e, delay, self._attempt)
                 continue
             self.restarts += 1
+            log.warning("the SMTP process is running again (restart %d)", self.restarts)
             return
 
     async def stop(self) -> None:
@@ -239,6 +238,29 @@ class DoorProcess:
                 self._conn.close()
                 self._conn = None
         self._process = None
+
+
+async def await_first_word(conn: Connection, process: Any, what: str, timeout: float,
+                           *pipes: Connection) -> tuple[str, Any]:
+    """``first_word`` from a thread. If it is not ("port" or "ready"), or the wait is cancelled
+    (``stop()`` during a restart), the child is killed and reaped and ``conn`` and ``pipes``
+    closed, so no child is left running untracked. Shared with ``courier``."""
+    try:
+        first = await asyncio.to_thread(first_word, conn, process, what, timeout)
+    except BaseException:
+        _abandon(process, conn, *pipes)
+        raise
+    if first[0] not in ("port", "ready"):
+        _abandon(process, conn, *pipes)
+    return first
+
+
+def _abandon(process: Any, *pipes: Connection) -> None:
+    if process.is_alive():
+        process.kill()
+    process.join(5)
+    for pipe in pipes:
+        pipe.close()
 
 
 def first_word(conn: Connection, process: Any, what: str,

@@ -252,3 +252,29 @@ def commit_syncs(store: Store) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(store.engine, "commit", before_commit)
+
+
+async def check_stop_during_a_restart_leaves_no_child(process: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """For ``courier.CourierProcess`` and ``door.DoorProcess``, started: kill the child; once
+    the restart has spawned its successor, and before that one is ready, ``stop()``. No child
+    is left running (the successor was killed and reaped, not left untracked)."""
+    import multiprocessing
+
+    from listserv.backoff import RestartPolicy
+
+    monkeypatch.setattr(process, "restart_policy", RestartPolicy(base=0.01, cap=0.01))
+    before = {p.pid for p in multiprocessing.active_children()}
+    os.kill(process._process.pid, signal.SIGKILL)
+    await until(lambda: not process.alive, "the process gone")
+    spawned: list[Any] = []
+
+    def successors() -> list[Any]:
+        spawned[:] = [p for p in multiprocessing.active_children() if p.pid not in before]
+        return spawned
+
+    await until(lambda: bool(successors()), "the successor spawned", timeout=10)
+    assert not process.alive, "still starting: not ready yet"
+    await asyncio.wait_for(process.stop(), 10.0)
+    assert all(not p.is_alive() for p in spawned), "a child left running after stop()"
+    assert process.restarts == 0

@@ -26,6 +26,7 @@ from tests.harness import (
     DOMAIN,
     Running,
     check_restarts_back_off,
+    check_stop_during_a_restart_leaves_no_child,
     mail,
     make_list,
     running,
@@ -114,6 +115,14 @@ async def test_a_delivery_process_that_cannot_start_is_tried_ever_later_and_stop
 
     await check_restarts_back_off(courier, "the delivery process", no_schema, monkeypatch,
                                   caplog)
+
+
+async def test_stop_while_a_delivery_process_is_starting_again_leaves_no_child(
+        store: Store, tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_config(tmp_path, db_url, "127.0.0.1:25", server={"delivery_process": True})
+    courier = CourierProcess(config_mod.load(path, env={}), store.settings)
+    await courier.start()
+    await check_stop_during_a_restart_leaves_no_child(courier, monkeypatch)
 
 
 def test_the_health_page_says_when_the_delivery_process_is_down(server: Running) -> None:

@@ -23,6 +23,7 @@ from tests.harness import (
     DOMAIN,
     Running,
     check_restarts_back_off,
+    check_stop_during_a_restart_leaves_no_child,
     mail,
     make_list,
     running,
@@ -97,6 +98,14 @@ async def test_an_smtp_process_that_cannot_start_is_tried_ever_later_and_stop_do
 
         await check_restarts_back_off(door, "the SMTP process", take_the_port, monkeypatch,
                                       caplog)
+
+
+async def test_stop_while_an_smtp_process_is_starting_again_leaves_no_child(
+        store: Store, tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_config(tmp_path, db_url, "127.0.0.1:25", server={"smtp_process": True})
+    door = DoorProcess(config_mod.load(path, env={}), store.settings, 0, lambda *_: None)
+    await door.start()
+    await check_stop_during_a_restart_leaves_no_child(door, monkeypatch)
 
 
 def test_the_health_page_says_when_the_smtp_process_is_down(server: Running) -> None:
