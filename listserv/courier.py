@@ -40,9 +40,8 @@ from functools import partial
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from listserv.backoff import RESTART, next_restart
 from listserv.config import Config
-from listserv.door import await_first_word, run_child
+from listserv.door import Restarts, await_first_word, run_child
 from listserv.outbox import OutboxWorker
 from listserv.store import Store, StoreSettings
 from listserv.transports import MaildirTransport, SmtpTransport, Transport
@@ -160,10 +159,10 @@ async def _report_counts(worker: OutboxWorker, status: Connection) -> None:
             last = now
 
 
-class CourierProcess:
+class CourierProcess(Restarts):
     """The parent's handle on the child: start, wake, watch, restart, stop."""
 
-    restart_policy = RESTART
+    what = "the delivery process"
 
     def __init__(self, cfg: Config, store: StoreSettings) -> None:
         """``store``: the App's store's settings; the child opens its store with them."""
@@ -267,36 +266,15 @@ class CourierProcess:
         self._restart = asyncio.get_running_loop().create_task(
             self._start_again(time.monotonic() - self._started_at))
 
-    async def _start_again(self, ran: float) -> None:
-        """After a child that ran ``ran`` seconds died: start another, after the policy's wait,
-        and again after each start that fails."""
-        process = self._process
-        if process is not None:  # it closed its pipe on its way out: its exit code, for the log
-            await asyncio.to_thread(process.join, 1.0)
-        code = process.exitcode if process is not None else None
-        self._attempt, delay = next_restart(self.restart_policy, self._attempt, ran)
-        log.error("the delivery process stopped after %.1f s (exit code %s); starting it again "
-                  "in %g s (attempt %d)", ran, code, delay, self._attempt)
-        while not self._stopping:
-            await asyncio.sleep(delay)  # stop() cancels it
-            if self._process is not None:
-                # Reaped before its successor starts: the successor's recovery takes its rows.
-                await asyncio.to_thread(self._process.join, STOP_TIMEOUT)
-                if self._process.is_alive():
-                    self._process.kill()
-                    await asyncio.to_thread(self._process.join, 5)
-                self._past += self._counts
-                self._counts = Counter()
-            try:
-                await self.start()
-            except RuntimeError as e:
-                self._attempt, delay = next_restart(self.restart_policy, self._attempt, None)
-                log.error("the delivery process cannot start again: %s; trying again in %g s "
-                          "(attempt %d)", e, delay, self._attempt)
-                continue
-            self.restarts += 1
-            log.warning("the delivery process is running again (restart %d)", self.restarts)
-            return
+    async def _reap(self) -> None:
+        if self._process is not None:
+            # Reaped before its successor starts: the successor's recovery takes its rows.
+            await asyncio.to_thread(self._process.join, STOP_TIMEOUT)
+            if self._process.is_alive():
+                self._process.kill()
+                await asyncio.to_thread(self._process.join, 5)
+            self._past += self._counts
+            self._counts = Counter()
 
     async def stop(self) -> None:
         self._stopping = True

@@ -113,10 +113,56 @@ async def _serve(spec: DoorSpec, conn: Connection, stop_conn: Connection) -> Non
     store.dispose()
 
 
-class DoorProcess:
+class Restarts:
+    """The restarting half of a child process's handle (``DoorProcess``,
+    ``courier.CourierProcess``): once the child died, start another after the policy's wait
+    (``backoff.next_restart``: doubling while children die young or fail to start), until
+    ``stop()`` (which cancels the wait)."""
+
+    what = "the child process"  # in the log
+    restart_policy = RESTART
+    _process: Any
+    _stopping: bool
+    _attempt: int  # restarts since the last child that ran the policy's stable time
+    restarts: int
+
+    async def start(self) -> Any:
+        raise NotImplementedError
+
+    async def _reap(self) -> None:
+        """The dead child reaped before its successor starts."""
+        if self._process is not None:
+            await asyncio.to_thread(self._process.join, 5)
+
+    async def _start_again(self, ran: float) -> None:
+        """After a child that ran ``ran`` seconds died: start another, after the policy's wait,
+        and again after each start that fails."""
+        process = self._process
+        if process is not None:  # it closed its pipe on its way out: its exit code, for the log
+            await asyncio.to_thread(process.join, 1.0)
+        code = process.exitcode if process is not None else None
+        self._attempt, delay = next_restart(self.restart_policy, self._attempt, ran)
+        log.error("%s stopped after %.1f s (exit code %s); starting it again in %g s "
+                  "(attempt %d)", self.what, ran, code, delay, self._attempt)
+        while not self._stopping:
+            await asyncio.sleep(delay)  # stop() cancels it
+            await self._reap()
+            try:
+                await self.start()
+            except RuntimeError as e:
+                self._attempt, delay = next_restart(self.restart_policy, self._attempt, None)
+                log.error("%s cannot start again: %s; trying again in %g s (attempt %d)",
+                          self.what, e, delay, self._attempt)
+                continue
+            self.restarts += 1
+            log.warning("%s is running again (restart %d)", self.what, self.restarts)
+            return
+
+
+class DoorProcess(Restarts):
     """The parent's handle on the child: start, watch, restart, stop."""
 
-    restart_policy = RESTART
+    what = "the SMTP process"
 
     def __init__(self, cfg: Config, store: StoreSettings, port: int,
                  on_accepted: Callable[[int, bool, bool], None]) -> None:
@@ -190,31 +236,6 @@ class DoorProcess:
             return
         self._restart = loop.create_task(
             self._start_again(time.monotonic() - self._started_at))
-
-    async def _start_again(self, ran: float) -> None:
-        """After a child that ran ``ran`` seconds died: start another, after the policy's wait,
-        and again after each start that fails."""
-        process = self._process
-        if process is not None:  # it closed its pipe on its way out: its exit code, for the log
-            await asyncio.to_thread(process.join, 1.0)
-        code = process.exitcode if process is not None else None
-        self._attempt, delay = next_restart(self.restart_policy, self._attempt, ran)
-        log.error("the SMTP process stopped after %.1f s (exit code %s); starting it again "
-                  "in %g s (attempt %d)", ran, code, delay, self._attempt)
-        while not self._stopping:
-            await asyncio.sleep(delay)  # stop() cancels it
-            if self._process is not None:
-                await asyncio.to_thread(self._process.join, 5)
-            try:
-                await self.start()
-            except RuntimeError as e:
-                self._attempt, delay = next_restart(self.restart_policy, self._attempt, None)
-                log.error("the SMTP process cannot start again: %s; trying again in %g s "
-                          "(attempt %d)", e, delay, self._attempt)
-                continue
-            self.restarts += 1
-            log.warning("the SMTP process is running again (restart %d)", self.restarts)
-            return
 
     async def stop(self) -> None:
         self._stopping = True
