@@ -57,7 +57,7 @@ log = logging.getLogger("commonroom.inbound_queue")
 
 INBOUND: Table = InboundMessage.__table__  # type: ignore[attr-defined]
 MAX_ATTEMPTS = 5
-IN_FLIGHT = 16  # rows handed to each writer at once: enough to fill a group, few to reorder
+IN_FLIGHT = 32  # rows handed to each writer at once: enough to fill a quiet group (MAX_BACKGROUND)
 SWEEP_EVERY = 10.0  # seconds between looks for rows this process was not told about
 BURST_GAP = 0.05  # seconds: arrivals closer than this are a burst, during which posts wait
 MAX_HOLD = 2.0  # seconds a post accepted during a burst waits for the pipeline at most

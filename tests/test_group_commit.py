@@ -517,6 +517,34 @@ def test_background_units_take_one_place_in_a_busy_group_and_fill_a_quiet_one(
     assert writer.groups - before == 2 + 1, "the gate's, n0 n1 b0, then b1 b2"
 
 
+def test_a_quiet_group_of_background_units_gives_way_to_an_arrival(
+        writer: GroupCommitter) -> None:
+    """A group of background units (arrivals quiet) is cut short when other work arrives: the
+    arrival waits behind the unit being run, not the whole group; the units left run after it,
+    in their order, and every one runs once."""
+    ran: list[str] = []
+    started = threading.Event()
+
+    def slow(_s: Session, n: int) -> None:
+        ran.append(f"b{n}")
+        started.set()
+        time.sleep(0.02)
+
+    futures = [writer.submit(lambda s, n=n: slow(s, n), background=True) for n in range(12)]
+    assert started.wait(10)
+    arrived = time.monotonic()
+    normal = writer.submit(lambda _s: ran.append("n"))
+    normal.result(10)
+    waited = time.monotonic() - arrived
+    for f in futures:
+        f.result(10)
+    at = ran.index("n")
+    assert 1 <= at <= 3, ran  # behind the unit being run (and one more at most), not all 12
+    assert waited < 0.15, f"the arrival waited {waited:.3f} s: the whole group's time"
+    assert [r for r in ran if r != "n"] == [f"b{n}" for n in range(12)], ran
+    assert writer.gave_way >= 1
+
+
 def test_a_unit_that_waited_too_long_goes_before_later_urgent_ones(
         writer: GroupCommitter, monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[str] = []
