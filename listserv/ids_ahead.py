@@ -39,9 +39,9 @@ from sqlmodel import Session
 from listserv import write_behind
 
 # A block is about one group's worth of posts (the pipeline's groups hold at most
-# ``group_commit.MAX_BACKGROUND`` = 8): one statement a group in the steady state, and at most
-# 8 ids out of arrival order between ``serve`` processes, or lost when one stops.
-BLOCK = 8
+# ``group_commit.MAX_BACKGROUND`` = 32): one statement a group in the steady state, and at most
+# 32 ids out of arrival order between ``serve`` processes, or lost when one stops.
+BLOCK = 32
 
 TABLES = ("message", "thread")  # the tables whose ids are taken ahead
 
