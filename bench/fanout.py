@@ -71,7 +71,7 @@ class CommonroomRun:
     sent_rows: int
     app_cpu: float  # CPU seconds of this process (the App) from the send to the last delivery
     sink_cpu: float  # CPU seconds of the sink in the same time
-    courier_cpu: float  # CPU seconds of the delivery process in the same time (0 without one)
+    courier_cpu: float | None  # CPU seconds of the delivery process in the same time (None: none)
 
 
 def run_commonroom(url: str, members: int, connections: int, sink: CountingSink,
@@ -116,7 +116,9 @@ def run_commonroom(url: str, members: int, connections: int, sink: CountingSink,
                              message_bytes=round(sink.nbytes.value / max(sink.count.value, 1)),
                              rss_before_mb=rss_before, sent_rows=int(sent),
                              app_cpu=cpu1 - cpu0, sink_cpu=sink_cpu1 - sink_cpu0,
-                             courier_cpu=courier_cpu1 - courier_cpu0)
+                             # Printed even when 0.0 (a small fan-out can take less than a
+                             # clock tick of the child's CPU): None only without a child.
+                             courier_cpu=courier_cpu1 - courier_cpu0 if courier_pid else None)
     finally:
         runner.stop()
 
@@ -155,7 +157,7 @@ def report_run(label: str, members: int, run: CommonroomRun) -> None:
           f"the sink {run.seconds:.2f} s after the 250 ({rate:,.0f} msg/s); outbox written "
           f"back after {run.written_back_seconds:.2f} s; {run.sent_rows:,} rows sent; "
           f"{run.message_bytes:,} bytes per message")
-    courier = f", delivery process {run.courier_cpu:.1f} s" if run.courier_cpu else ""
+    courier = f", delivery process {run.courier_cpu:.1f} s" if run.courier_cpu is not None else ""
     print(f"  CPU during the fan-out: App process {run.app_cpu:.1f} s{courier}, "
           f"sink {run.sink_cpu:.1f} s")
 
