@@ -179,8 +179,6 @@ class CourierProcess(Restarts):
         self._past: Counter[str] = Counter()  # the children's before it
         self.worker_id = 0
         self.restarts = 0
-        self._attempt = 0  # restarts since the last child that ran the policy's stable time
-        self._started_at = 0.0  # time.monotonic() when the current child's worker ran
 
     @property
     def alive(self) -> bool:
@@ -263,8 +261,7 @@ class CourierProcess(Restarts):
         self._close_pipes()
         if self._stopping:
             return
-        self._restart = asyncio.get_running_loop().create_task(
-            self._start_again(time.monotonic() - self._started_at))
+        self._restart_soon()
 
     async def _reap(self) -> None:
         if self._process is not None:

@@ -123,7 +123,9 @@ class Restarts:
     restart_policy = RESTART
     _process: Any
     _stopping: bool
-    _attempt: int  # restarts since the last child that ran the policy's stable time
+    _restart: asyncio.Task[None] | None
+    _attempt = 0  # restarts since the last child that ran the policy's stable time
+    _started_at = 0.0  # time.monotonic() when the current child got ready
     restarts: int
 
     async def start(self) -> Any:
@@ -133,6 +135,11 @@ class Restarts:
         """The dead child reaped before its successor starts."""
         if self._process is not None:
             await asyncio.to_thread(self._process.join, 5)
+
+    def _restart_soon(self) -> None:
+        """The child died: start another (``_start_again``) in a task of its own."""
+        self._restart = asyncio.get_running_loop().create_task(
+            self._start_again(time.monotonic() - self._started_at))
 
     async def _start_again(self, ran: float) -> None:
         """After a child that ran ``ran`` seconds died: start another, after the policy's wait,
@@ -180,8 +187,6 @@ class DoorProcess(Restarts):
         self._restart: asyncio.Task[None] | None = None
         self._stop_write: Connection | None = None
         self.restarts = 0
-        self._attempt = 0  # restarts since the last child that ran the policy's stable time
-        self._started_at = 0.0  # time.monotonic() when the current child listened
 
     @property
     def alive(self) -> bool:
@@ -234,8 +239,7 @@ class DoorProcess(Restarts):
             self._stop_write = None
         if self._stopping:
             return
-        self._restart = loop.create_task(
-            self._start_again(time.monotonic() - self._started_at))
+        self._restart_soon()
 
     async def stop(self) -> None:
         self._stopping = True

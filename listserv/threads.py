@@ -253,14 +253,15 @@ def prefetch(session: Session, list_id: int, message_id: str, references: Sequen
     are. Elsewhere it does nothing."""
     if date.utcoffset() is None or not write_behind.rides(session):
         return
-    args = (list_id, message_id, tuple(references), subject, date.astimezone(UTC), list_name)
+    date = date.astimezone(UTC)  # as ``place`` passes it on
     ids, key = _clean_ids(message_id, references), subject_key(subject, list_name)
     only_try = contention.must_try(session)
     with session.no_autoflush:
         _lock(session, list_id, ids, key, only_try)
         later = write_behind.read_later(session, _READ_TRY if only_try else _READ_LOCKED,
-                                        _read_params(list_id, ids, key, args[4]))
-    per_transaction(session, _PREFETCHED)[args] = (only_try, later)
+                                        _read_params(list_id, ids, key, date))
+    per_transaction(session, _PREFETCHED)[
+        _prefetch_key(list_id, message_id, references, subject, date, list_name)] = (only_try, later)
 
 
 def _place(session: Session, list_id: int, message_id: str, references: Sequence[str],
@@ -269,7 +270,7 @@ def _place(session: Session, list_id: int, message_id: str, references: Sequence
     key = subject_key(subject, list_name)
     postgres = session.get_bind().dialect.name == "postgresql"
     prefetched = per_transaction(session, _PREFETCHED).pop(
-        (list_id, message_id, tuple(references), subject, date, list_name), None) \
+        _prefetch_key(list_id, message_id, references, subject, date, list_name), None) \
         if postgres else None
     first: Sequence[Any] | None = None
     if prefetched is not None:  # its locks and read were sent already (``prefetch``)
@@ -286,6 +287,12 @@ def _place(session: Session, list_id: int, message_id: str, references: Sequence
             return placed
         first = None  # read again
     raise contention.Contended(f"the threads of {message_id!r} kept changing")
+
+
+def _prefetch_key(list_id: int, message_id: str, references: Sequence[str], subject: str,
+                  date: datetime, list_name: str | None) -> tuple[Any, ...]:
+    """What ``prefetch`` keeps its read under: ``place``'s arguments (``date`` in UTC)."""
+    return (list_id, message_id, tuple(references), subject, date, list_name)
 
 
 def _lock(session: Session, list_id: int, ids: Sequence[str], key: str, only_try: bool) -> None:

@@ -182,6 +182,14 @@ def queue_posts(cfg: Config, store: Store, subjects: list[str]) -> list[int]:
     return [row_id for row_id, _ in queue_prepared(cfg, store, subjects)]
 
 
+def clear_posts(store: Store) -> None:
+    """No posts, copies or search rows (their message ids are used again)."""
+    with store.session() as s:
+        for table in (Outbox, SearchText, Message):
+            s.execute(delete(table))
+        s.commit()
+
+
 def queue_prepared(cfg: Config, store: Store, subjects: list[str],
                    senders: dict[int, str] | None = None) -> list[tuple[int, accept.Prepared]]:
     """``queue_posts``, with each message as the SMTP door prepared it (``known``);
@@ -559,11 +567,7 @@ def test_riding_saves_the_round_trip_of_each_posts_last_writes(
         pytest.skip("round trips are PostgreSQL's")
     counts = []
     for ride in (False, True):
-        with store.session() as s:
-            s.execute(delete(Outbox))
-            s.execute(delete(SearchText))
-            s.execute(delete(Message))
-            s.commit()
+        clear_posts(store)
         ids = queue_posts(cfg, store, ["Opening", "Re: Opening", "Re: Opening", "Re: Opening"])
         with store.session() as s:
             assert inbound_queue.handle(s, cfg, ids[0]) is True
@@ -587,21 +591,11 @@ def test_riding_a_rows_lock_goes_with_the_posts_first_read(
         pytest.skip("round trips are PostgreSQL's")
     counts = []
     for known in (False, True):
-        with store.session() as s:
-            for table in (Outbox, SearchText, Message):
-                s.execute(delete(table))
-            s.commit()
+        clear_posts(store)
         queued = queue_prepared(cfg, store, ["Opening", "Re: Opening", "Re: Opening",
                                              "Re: Opening"])
-        with store.session() as s:
-            assert inbound_queue.handle(s, cfg, queued[0][0]) is True
-        with (store.session() as s, round_trips(store, monkeypatch) as trips,
-              write_behind.riding(s.connection())):
-            trips.clear()
-            for row_id, prepared in queued[1:]:
-                answer = inbound_queue.handle(s, cfg, row_id, prepared if known else None)
-                assert answer is True
-            s.commit()
+        answers, trips = handle_riding(cfg, store, queued, monkeypatch, known=known)
+        assert answers == [True, True, True]
         counts.append(len(trips))
         with store.read_session() as s:
             assert s.execute(select(func.count()).select_from(InboundMessage)).scalar_one() == 0
@@ -643,15 +637,17 @@ def test_riding_a_row_another_process_holds_is_left_to_it_and_nothing_of_it_kept
 
 
 def handle_riding(cfg: Config, store: Store, queued: list[tuple[int, accept.Prepared]],
-                  monkeypatch: pytest.MonkeyPatch) -> tuple[list[bool | None], list[str]]:
+                  monkeypatch: pytest.MonkeyPatch, *,
+                  known: bool = True) -> tuple[list[bool | None], list[str]]:
     """The first post handled alone, the others in one riding transaction (as the group
-    committer's): their answers, and that transaction's round trips."""
+    committer's): their answers, and that transaction's round trips. ``known``: each message
+    as the SMTP door prepared it (else read from its row)."""
     with store.session() as s:
         assert inbound_queue.handle(s, cfg, queued[0][0], queued[0][1]) is True
     with (store.session() as s, round_trips(store, monkeypatch) as trips,
           write_behind.riding(s.connection())):
         trips.clear()
-        answers = [inbound_queue.handle(s, cfg, row_id, prepared)
+        answers = [inbound_queue.handle(s, cfg, row_id, prepared if known else None)
                    for row_id, prepared in queued[1:]]
         s.commit()
     return answers, list(trips)
@@ -667,10 +663,7 @@ def test_riding_a_posts_thread_read_goes_with_its_senders_standing_read(
         pytest.skip("round trips are PostgreSQL's")
     counts = []
     for prefetching in (False, True):
-        with store.session() as s:
-            for table in (Outbox, SearchText, Message):
-                s.execute(delete(table))
-            s.commit()
+        clear_posts(store)
         if not prefetching:
             monkeypatch.setattr(posting, "prefetch", lambda *_a, **_k: None)
         else:
